@@ -1,0 +1,202 @@
+"""The ``bayes-mixlaw`` command line: ``fit``, ``predict`` and ``demo``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Bayesian data mixing laws: fit pilot runs, predict losses with credible intervals.",
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+class UserError(Exception):
+    """Problems in the user's input: printed as one clear line, exit code 2."""
+
+
+def _run(fn):
+    """Run a command body, turning input errors into a one-line message instead of a traceback."""
+    from bayes_mixlaw.config import ConfigError
+    from bayes_mixlaw.runs import RunsTableError
+    from bayes_mixlaw.targets import TargetsError
+
+    try:
+        return fn()
+    except (RunsTableError, TargetsError, ConfigError, UserError, FileExistsError, FileNotFoundError, ValueError) as err:
+        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _setup(quiet: bool):
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    warnings.simplefilter("default")
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+    warnings.showwarning = show
+    for noisy in ("pymc", "pytensor", "nutpie", "numba"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def _check_output(path: Path, force: bool):
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; pass --force to overwrite it")
+    if not path.parent.exists():
+        raise UserError(f"folder {path.parent} does not exist")
+
+
+@app.command()
+def fit(
+    runs: Annotated[Path, typer.Argument(help="Runs table: tidy CSV/Parquet, mixinglaws .txt file or folder, RegMix folder")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Fit file to write (netCDF)")],
+    format: Annotated[str, typer.Option(help="auto, tidy, mixinglaws or regmix")] = "auto",
+    params: Annotated[Optional[int], typer.Option(help="Use the runs of this model size")] = None,
+    step: Annotated[Optional[int], typer.Option(help="Use the checkpoints at this step")] = None,
+    tokens: Annotated[Optional[float], typer.Option(help="Use the checkpoints at this many tokens")] = None,
+    valid_weights: Annotated[Optional[Path], typer.Option(help="JSON/YAML of validation-domain weights (defines 'total')")] = None,
+    groups: Annotated[Optional[Path], typer.Option(help="JSON/YAML of group -> validation domains")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="YAML/JSON config: law, likelihood, priors, sampler")] = None,
+    train_domains: Annotated[Optional[str], typer.Option(help="Comma-separated training domain names (mixinglaws format)")] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Laplace approximation at the MAP instead of NUTS")] = False,
+    renormalize: Annotated[bool, typer.Option(help="Divide mixtures that do not sum to 1 by their sum (warns)")] = False,
+    tolerance: Annotated[float, typer.Option(help="How far a mixture's sum may be from 1")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same numbers)")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output")] = False,
+):
+    """Fit the Bayesian data mixing law to pilot runs at one scale."""
+    _setup(quiet)
+
+    def body():
+        from bayes_mixlaw.config import MixingLawConfig
+        from bayes_mixlaw.mixing import MixingLaw
+        from bayes_mixlaw.runs import load_runs
+        from bayes_mixlaw.targets import Targets
+
+        _check_output(output, force)
+        table = load_runs(
+            runs, format, train_domains=train_domains.split(",") if train_domains else None, tolerance=tolerance, renormalize=renormalize
+        )
+        table = table.select(params=params, step=step, tokens=tokens).single_scale()
+        cfg = MixingLawConfig.from_file(config) if config else MixingLawConfig()
+        law = MixingLaw(cfg, Targets.from_files(valid_weights, groups))
+        if not quiet:
+            console.print(f"fitting {len(table.runs)} runs x {len(table.valid_domains)} validation domains from {table.source} ...")
+        law.fit(table, seed=seed, method="laplace" if fast else None, progress=not quiet)
+        law.save(output, overwrite=force)
+        if not quiet:
+            console.print(law.summary_line())
+            console.print(f"wrote {output}")
+
+    _run(body)
+
+
+@app.command()
+def predict(
+    fit_file: Annotated[Path, typer.Argument(help="Fit file written by 'bayes-mixlaw fit'")],
+    mixtures: Annotated[Path, typer.Option(help="CSV with mix:<domain> columns and an optional 'name'")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Predictions CSV to write")],
+    ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible interval")] = 0.9,
+    kind: Annotated[str, typer.Option(help="'predictive' (a new run's loss, with noise) or 'mean' (the law's expected loss)")] = "predictive",
+    seed: Annotated[int, typer.Option(help="Seed of the predictive noise draws")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Predict the loss of each target at new mixtures, with credible intervals."""
+    _setup(quiet)
+
+    def body():
+        from bayes_mixlaw.mixing import MixingLaw
+
+        _check_output(output, force)
+        law = MixingLaw.load(fit_file)
+        table = law.predict(mixtures, ci=ci, kind=kind, seed=seed)
+        table.to_csv(output, index=False)
+        if not quiet:
+            console.print(f"wrote {len(table)} rows ({table['target'].nunique()} targets) to {output}")
+
+    _run(body)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the fit and predictions")] = Path("bayes-mixlaw-demo"),
+    fast: Annotated[bool, typer.Option("--fast", help="Laplace approximation instead of NUTS")] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Fit the packaged real data (Data Mixing Laws' 5Mix, Pythia-70M at 30k steps) and predict."""
+    _setup(quiet)
+
+    def body():
+        import numpy as np
+        import pandas as pd
+
+        from bayes_mixlaw import datasets
+        from bayes_mixlaw.mixing import MixingLaw
+        from bayes_mixlaw.runs import MIX_PREFIX
+
+        output.mkdir(parents=True, exist_ok=True)
+        fit_path, pred_path = output / "fit.nc", output / "predictions.csv"
+        for path in (fit_path, pred_path):
+            if path.exists():
+                raise UserError(f"{path} exists from an earlier demo; remove it or pass another -o folder")
+        runs = datasets.mixinglaws_5mix_70m().select(step=30000)
+        console.print(
+            f"[bold]bayes-mixlaw demo[/]: Data Mixing Laws' 5Mix pilots (Ye et al., 2025), Pythia-70M at 30k steps: "
+            f"{len(runs.runs)} mixtures of {', '.join(runs.train_domains)} x {len(runs.valid_domains)} Pile validation domains"
+        )
+        law = MixingLaw(targets=datasets.pile_targets())
+        console.print("compiling and sampling (NUTS via nutpie; the first fit compiles the model) ..." if not fast else "Laplace approximation ...")
+        law.fit(runs, seed=seed, method="laplace" if fast else None, progress=not quiet)
+        console.print(law.summary_line())
+        law.save(fit_path)
+        domains = runs.train_domains
+        observed = runs.mixtures()
+        best_run = runs.pivot().loc[:, list(law.targets.weights)].mul(pd.Series(law.targets.weights)).sum(axis=1).idxmin()
+        rows = {
+            "uniform": np.full(len(domains), 1 / len(domains)),
+            "pilot mean": observed.to_numpy().mean(axis=0),
+            f"best pilot ({best_run})": observed.loc[best_run].to_numpy(),
+            "academic-heavy": np.array([0.5, 0.15, 0.1, 0.1, 0.15]),
+            "internet only (extrapolation)": np.array([0.0, 0.0, 0.0, 0.0, 1.0]),
+        }
+        mixtures = pd.DataFrame([{"name": name, **{MIX_PREFIX + d: v for d, v in zip(domains, r)}} for name, r in rows.items()])
+        predictions = law.predict(mixtures, ci=0.9)
+        predictions.to_csv(pred_path, index=False)
+        table = Table(title="Predicted 70M/30k loss, 90% credible intervals (posterior predictive)")
+        table.add_column("mixture")
+        table.add_column("academic/prose/dialogue/symbolic/internet")
+        for target in ("total", "academic", "internet"):
+            table.add_column(target, justify="right")
+        for name, r in rows.items():
+            sel = predictions[predictions["name"] == name].set_index("target")
+            cells = [f"{sel.loc[t, 'mean']:.3f} [{sel.loc[t, 'lower']:.3f}, {sel.loc[t, 'upper']:.3f}]" for t in ("total", "academic", "internet")]
+            table.add_row(name, "/".join(f"{x:.2f}" for x in r), *cells)
+        out.print(table)
+        out.print(f"fit: {fit_path}   predictions (all 22 domains, 5 groups, total): {pred_path}")
+
+    _run(body)
+
+
+def main():  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

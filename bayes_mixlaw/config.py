@@ -1,0 +1,138 @@
+"""Configuration of a fit: the law variant, likelihood, priors and sampler settings.
+
+Priors are pymc-extras :class:`~pymc_extras.prior.Prior` objects named by their role. A config
+file (YAML or JSON) overrides any of them in pymc-extras' dictionary form::
+
+    law: explicit            # or implicit (K latent validation domains)
+    n_implicit: 4
+    likelihood: studentt     # or normal
+    priors:
+      t_sigma: {dist: HalfNormal, kwargs: {sigma: 1.0}}
+    sampler: {draws: 500, tune: 500, chains: 4}
+
+The model fixes each prior's dims (they follow from the data), so a config gives only the
+distribution and its parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pymc_extras.deserialize import deserialize
+from pymc_extras.prior import Prior
+
+# Priors of the mixing law, in units of each validation domain's loss scale s_i (its median
+# observed loss), so the same defaults suit any tokenizer or data set. With rbar the pilots' mean
+# mixture, the explicit law of validation domain i in group g is
+#   L_i(r) / s_i = m_i [(1 - f_i) + f_i exp(t_i . (r - rbar))]
+# i.e. m_i is the loss at rbar and f_i the share of it that the mixture moves:
+#   log m_i ~ loss_at_mean,  logit f_i ~ Normal(f_mu[g], f_sigma),  t_i ~ t_mu[g] + ZeroSumNormal(t_sigma)
+# and an observed loss ~ StudentT(nu, L_i / s_i, noise_sigma_i) in the same units. This centred
+# form has far better posterior geometry than (log c, log k), which it maps to one to one:
+#   log c_i = log m_i + log(1 - f_i) + log s_i,   log k_i = log m_i + log f_i - t_i . rbar + log s_i.
+DEFAULT_PRIORS: dict[str, Prior] = {
+    # log of the loss at the pilots' mean mixture, relative to the median loss: near 0
+    "loss_at_mean": Prior("Normal", mu=0.0, sigma=0.2),
+    # logit of the share of the loss that the mixture moves: about 20% (logit 0.2 = -1.4)
+    "f_mu": Prior("Normal", mu=-1.4, sigma=1.0),
+    "f_sigma": Prior("HalfNormal", sigma=0.5),
+    # interactions t_ij (sum over j is zero); |t| of a few units, as the published fits have
+    "t_mu": Prior("ZeroSumNormal", sigma=3.0),  # must stay a ZeroSumNormal: it fixes the shift of t
+    "t_sigma": Prior("HalfNormal", sigma=2.0),
+    # observation noise relative to the loss scale: pilot losses scatter by about a percent
+    "noise_sigma": Prior("HalfNormal", sigma=0.02),
+    # Student-t degrees of freedom (Juarez and Steel's weakly informative choice)
+    "nu": Prior("Gamma", alpha=2.0, beta=0.1),
+    # implicit law: composition of each validation domain over the K latent domains
+    "implicit_weights": Prior("Dirichlet", a=1.0),
+}
+
+
+class SamplerConfig(BaseModel):
+    """How the posterior is computed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["nuts", "laplace"] = "nuts"
+    draws: int = Field(1000, gt=0)
+    tune: int = Field(1000, ge=0)
+    chains: int = Field(4, gt=0)
+    cores: int | None = Field(None, gt=0)
+    target_accept: float = Field(0.8, gt=0, lt=1)
+    # nutpie's low-rank mass matrix adapts to the correlations between a domain's parameters;
+    # on 5Mix it needs about 20 leapfrog steps a draw where a diagonal one needs 500.
+    adaptation: Literal["diag", "low_rank"] = "low_rank"
+
+
+class MixingLawConfig(BaseModel):
+    """Everything that defines a mixing-law fit apart from the data."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    law: Literal["explicit", "implicit"] = "explicit"
+    n_implicit: int = Field(4, ge=1, description="K, the number of latent domains of the implicit law")
+    likelihood: Literal["studentt", "normal"] = "studentt"
+    priors: dict[str, Prior] = Field(default_factory=dict)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+
+    @field_validator("priors", mode="before")
+    @classmethod
+    def _read_priors(cls, value):
+        if value is None:
+            return {}
+        out = {}
+        for name, prior in dict(value).items():
+            if name not in DEFAULT_PRIORS:
+                raise ValueError(f"unknown prior '{name}'; the priors are {sorted(DEFAULT_PRIORS)}")
+            if isinstance(prior, dict):
+                try:
+                    prior = deserialize(prior) if "dist" in prior else Prior(prior.pop("distribution"), **prior)
+                except Exception as err:  # pymc-extras raises several types for a bad spec
+                    raise ValueError(f"prior '{name}': cannot read {prior!r} ({err})") from None
+            if not isinstance(prior, Prior):
+                raise ValueError(f"prior '{name}' must be a pymc_extras Prior or its dict form, got {prior!r}")
+            if name == "t_mu" and prior.distribution != "ZeroSumNormal":
+                raise ValueError("prior 't_mu' must be a ZeroSumNormal: with sum_j r_j = 1 only t up to a shift is identified")
+            out[name] = prior
+        return out
+
+    def prior(self, name: str, dims=None) -> Prior:
+        """The prior for ``name`` (the user's or the default), with the dims the model needs."""
+        prior = self.priors.get(name, DEFAULT_PRIORS[name])
+        return Prior(prior.distribution, dims=dims, **prior.parameters)
+
+    def to_dict(self) -> dict:
+        data = self.model_dump(exclude={"priors"})
+        data["priors"] = {name: p.to_dict() for name, p in self.priors.items()}
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MixingLawConfig":
+        return cls.model_validate(data)
+
+    @classmethod
+    def from_file(cls, path) -> "MixingLawConfig":
+        """Read a YAML or JSON config; errors name the file and the offending field."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{path}: cannot read the config: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: a config is a mapping of settings, got {type(data).__name__}")
+        try:
+            return cls.from_dict(data)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
+            raise ConfigError(f"{path}: {problems}") from None
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and field."""

@@ -1,0 +1,140 @@
+"""Posterior computation and its diagnostics, shared by every law's model.
+
+NUTS runs through nutpie; the compiled model is cached per model structure and reused with new
+data (``pm.Data`` + ``with_data``), so refits in a planning loop pay the compilation once. The fast
+path is a Laplace approximation at the MAP (pymc-extras). Diagnostics (R-hat, bulk ESS,
+divergences) are computed for every fit, stored in the fit and raised as warnings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from bayes_mixlaw.config import SamplerConfig
+
+log = logging.getLogger("bayes_mixlaw")
+
+RHAT_LIMIT = 1.01
+ESS_PER_CHAIN_LIMIT = 100
+
+
+class SamplingWarning(UserWarning):
+    """The sampler reported a problem (divergences, high R-hat, low ESS)."""
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def _compiled(model: pm.Model, key: str):
+    import nutpie
+
+    if key not in _COMPILED:
+        # numba compilation dominates a first fit; later fits of the same structure reuse it.
+        _COMPILED[key] = nutpie.compile_pymc_model(model, backend="numba", freeze_model=False)
+    return _COMPILED[key]
+
+
+def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sampler: SamplerConfig, seed: int | None, progress: bool) -> xr.DataTree:
+    """Posterior draws of ``model`` (a DataTree with posterior and sample_stats)."""
+    if sampler.method == "nuts":
+        import nutpie
+
+        compiled = _compiled(model, key).with_data(**data)
+        cores = sampler.cores or min(sampler.chains, os.cpu_count() or 1)
+        return nutpie.sample(
+            compiled,
+            draws=sampler.draws,
+            tune=sampler.tune,
+            chains=sampler.chains,
+            cores=cores,
+            seed=seed,
+            progress_bar=progress,
+            target_accept=sampler.target_accept,
+            adaptation=sampler.adaptation,
+            save_warmup=False,
+        )
+    if sampler.method == "laplace":
+        import pymc_extras as pmx
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)  # pymc-extras' notes on the approximation
+            tree = pmx.fit_laplace(
+                model=model,
+                optimize_method="L-BFGS-B",
+                use_grad=True,
+                draws=sampler.draws * sampler.chains,
+                random_seed=seed,
+                progressbar=progress,
+                include_transformed=False,
+            )
+        keep = [g for g in ("posterior", "fit", "optimizer_result") if g in tree.children]
+        return xr.DataTree.from_dict({g: tree[g].to_dataset() for g in keep})
+    raise ValueError(f"unknown sampler method {sampler.method!r}")
+
+
+@dataclass
+class Diagnostics:
+    """Convergence summary of a posterior."""
+
+    method: str
+    divergences: int
+    max_rhat: float
+    min_ess_bulk: float
+    draws: int
+    chains: int
+    seconds: float
+    problems: list[str]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([{k: v for k, v in self.__dict__.items() if k != "problems"} | {"problems": "; ".join(self.problems) or "none"}])
+
+
+def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, method: str, seconds: float, var_names: list[str]) -> Diagnostics:
+    """R-hat, bulk ESS and divergences over ``var_names``; problems described in plain words."""
+    import arviz as az
+
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    problems: list[str] = []
+    divergences = 0
+    if method == "nuts":
+        if sample_stats is not None and "diverging" in sample_stats:
+            divergences = int(sample_stats["diverging"].sum())
+        subset = posterior[var_names]
+        rhat = az.rhat(subset)
+        ess = az.ess(subset, method="bulk")
+        max_rhat = float(max(np.nanmax(rhat[v].values) for v in rhat.data_vars))
+        min_ess = float(min(np.nanmin(ess[v].values) for v in ess.data_vars))
+        if divergences:
+            problems.append(f"{divergences} divergent transition(s) of {chains * draws}: the posterior may be biased; raise target_accept or check the priors")
+        if chains > 1 and max_rhat > RHAT_LIMIT:
+            problems.append(f"max R-hat {max_rhat:.3f} > {RHAT_LIMIT}: chains disagree; run longer or check the model")
+        if min_ess < ESS_PER_CHAIN_LIMIT * chains:
+            problems.append(f"min bulk ESS {min_ess:.0f} < {ESS_PER_CHAIN_LIMIT * chains}: intervals are noisy; draw more")
+    else:
+        max_rhat, min_ess = float("nan"), float(chains * draws)
+        problems_note = "Laplace approximation: Gaussian around the MAP; use NUTS for final numbers"
+        log.info(problems_note)
+    return Diagnostics(method, divergences, max_rhat, min_ess, int(draws), int(chains), round(seconds, 3), problems)
+
+
+def warn_problems(diagnostics: Diagnostics, what: str) -> None:
+    for problem in diagnostics.problems:
+        warnings.warn(f"{what}: {problem}", SamplingWarning, stacklevel=3)
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start

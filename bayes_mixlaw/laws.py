@@ -1,0 +1,85 @@
+"""The laws, written once over plain array operations.
+
+Every function here takes arrays from numpy, PyTensor or torch and returns an array of the same
+library: the PyMC models build their likelihood from them, predictions evaluate them on posterior
+draws with numpy, and the BoTorch models differentiate them with torch. Leading (batch) dimensions
+broadcast, so a whole posterior (chain, draw, ...) is evaluated in one call.
+
+Notation: ``r`` are mixture proportions over M training domains (the last axis, summing to one),
+V is the number of validation domains, K the number of implicit (latent) domains.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+
+
+def array_namespace(*arrays) -> types.ModuleType:
+    """The module whose ``exp``, ``log`` and ``swapaxes`` operate on ``arrays``.
+
+    torch tensors win over PyTensor variables, which win over numpy arrays and Python scalars.
+    """
+    for a in arrays:
+        if type(a).__module__.startswith("torch"):
+            import torch
+
+            return torch
+    for a in arrays:
+        if type(a).__module__.startswith("pytensor"):
+            import pytensor.tensor as pt
+
+            return pt
+    return np
+
+
+def mixing_law(r, log_c, log_k, t):
+    r"""Explicit data mixing law (Ye et al., 2025, eq. 2), one curve per validation domain.
+
+    .. math:: L_i(r) = e^{\log c_i} + e^{\log k_i + \sum_j t_{ij} r_j}
+
+    Parameters
+    ----------
+    r : (..., n, M) mixture proportions.
+    log_c : (..., V) log of the mixture-independent part of the loss.
+    log_k : (..., V) log of the scale of the mixture-dependent part.
+    t : (..., V, M) domain interaction coefficients. Because ``sum_j r_j = 1``, adding a constant to
+        row ``t_i`` and subtracting it from ``log_k_i`` leaves the law unchanged; the models fix this
+        with ``sum_j t_ij = 0``.
+
+    Returns
+    -------
+    (..., n, V) predicted loss.
+    """
+    xp = array_namespace(r, log_c, log_k, t)
+    exponent = r @ xp.swapaxes(t, -1, -2)  # (..., n, V)
+    return xp.exp(log_c[..., None, :]) + xp.exp(log_k[..., None, :] + exponent)
+
+
+def implicit_mixing_law(r, log_c, log_k, t, weights):
+    r"""Mixing law with K implicit validation domains of learnable composition.
+
+    .. math:: L_i(r) = \sum_{k=1}^K w_{ik} \left(e^{\log c_k} + e^{\log k_k + \sum_j t_{kj} r_j}\right)
+
+    with ``w_i`` on the K-simplex. ``log_c``, ``log_k``: (..., K); ``t``: (..., K, M);
+    ``weights``: (..., V, K). Returns (..., n, V).
+    """
+    latent = mixing_law(r, log_c, log_k, t)  # (..., n, K)
+    xp = array_namespace(latent, weights)
+    return latent @ xp.swapaxes(weights, -1, -2)
+
+
+def step_law(steps, e, b, beta):
+    r"""Loss against training steps: :math:`L(S) = E + B\,S^{-\beta}`."""
+    return e + b * steps ** (-beta)
+
+
+def size_law(params, e, a, alpha):
+    r"""Loss against model size: :math:`L(N) = E + A\,N^{-\alpha}`."""
+    return e + a * params ** (-alpha)
+
+
+def chinchilla_law(params, tokens, e, a, b, alpha, beta):
+    r"""Chinchilla's joint law: :math:`L(N, D) = E + A\,N^{-\alpha} + B\,D^{-\beta}`."""
+    return e + a * params ** (-alpha) + b * tokens ** (-beta)

@@ -1,0 +1,375 @@
+"""The hierarchical Bayesian data mixing law at one scale (model size and training length).
+
+For validation domain i (in pooling group g) and a run with mixture r, in units of the domain's
+loss scale s_i (its median observed loss)::
+
+    explicit:  L_i(r) / s_i = exp(a_i) + exp(b_i + sum_j t_ij r_j),     sum_j t_ij = 0
+               a_i ~ Normal(c_mu_g, c_sigma),  b_i ~ Normal(k_mu_g, k_sigma)   (non-centred)
+               t_i = t_mu_g + t_sigma z_i,     z_i ~ ZeroSumNormal(1)
+    implicit:  L_i(r) / s_i = sum_k w_ik [exp(a_k) + exp(b_k + sum_j t_kj r_j)],  w_i ~ Dirichlet
+    observed:  loss / s_i ~ StudentT(nu, L_i(r) / s_i, noise_sigma_i)   (or Normal)
+
+In the paper's convention ``log_c_i = a_i + log s_i`` and ``log_k_i = b_i + log s_i`` (reported as
+deterministics); ``t`` is reported with its rows summing to zero. Aggregate targets (``total``,
+groups) are weighted means of the domain losses, taken per draw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from bayes_mixlaw.config import MixingLawConfig, SamplerConfig
+from bayes_mixlaw.inference import Diagnostics, Timer, diagnose, sample_posterior, warn_problems
+from bayes_mixlaw.laws import array_namespace, implicit_mixing_law, mixing_law
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
+from bayes_mixlaw.summary import summarize_draws
+from bayes_mixlaw.targets import Targets
+
+PREDICTION_CHUNK = 256
+
+
+def _centred_to_law(log_m, logit_f, t, center):
+    """(log c, log k) of the law from the loss at the mean mixture and the share the mixture moves.
+
+    ``m [(1 - f) + f exp(t.(r - rbar))] = exp(log c) + exp(log k + t.r)`` with
+    ``log c = log m + log(1 - f)`` and ``log k = log m + log f - t.rbar``.
+    """
+    xp = array_namespace(log_m, logit_f, t)
+    log_f = -xp.log1p(xp.exp(-logit_f))
+    log_1mf = -xp.log1p(xp.exp(logit_f))
+    return log_m + log_1mf, log_m + log_f - (t * center).sum(axis=-1)
+
+
+class NotFittedError(RuntimeError):
+    """predict/save called before fit (or load)."""
+
+
+class MixingLaw:
+    """Hierarchical Bayesian data mixing law, pymc-marketing style: ``build_model``, ``fit``,
+    ``predict``, ``save`` and ``load``.
+
+    >>> law = MixingLaw(targets=Targets.from_files("valid_weight.json"))
+    >>> law.fit(load_runs("5Mix/70M.txt").select(step=30000), seed=1)
+    >>> law.predict(mixtures, ci=0.9)          # one row per mixture x target
+    """
+
+    def __init__(self, config: MixingLawConfig | None = None, targets: Targets | None = None):
+        self.config = config or MixingLawConfig()
+        self.targets = targets or Targets()
+        self.idata: xr.DataTree | None = None
+        self.model: pm.Model | None = None
+        self.runs: RunsTable | None = None
+        self._model_key: str | None = None
+
+    # ------------------------------------------------------------------------------------------
+    # model
+
+    def _layout(self, runs: RunsTable) -> dict:
+        table = runs.single_scale()
+        if not table.mix_columns:
+            raise ValueError(f"{table.source}: the table has no 'mix:<domain>' columns, so there is no mixture to fit a mixing law on")
+        valid = table.valid_domains
+        targets = self.targets.check(valid, "targets")
+        run_names = table.runs
+        mixtures = table.mixtures().loc[run_names].to_numpy(dtype=float)
+        run_pos = {r: i for i, r in enumerate(run_names)}
+        valid_pos = {v: i for i, v in enumerate(valid)}
+        data = table.data
+        run_idx = data["run"].map(run_pos).to_numpy()
+        valid_idx = data["valid_domain"].map(valid_pos).to_numpy()
+        loss = data["loss"].to_numpy(dtype=float)
+        scale = data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy()
+        group_of = targets.group_of(valid)
+        groups = list(dict.fromkeys(group_of))
+        return {
+            "table": table,
+            "targets": targets,
+            "valid": valid,
+            "train": table.train_domains,
+            "runs": run_names,
+            "groups": groups,
+            "group_idx": np.array([groups.index(g) for g in group_of]),
+            "mixtures": mixtures,
+            "run_idx": run_idx,
+            "valid_idx": valid_idx,
+            "loss": loss,
+            "scale": scale,
+        }
+
+    def build_model(self, runs: RunsTable) -> pm.Model:
+        """The PyMC model for ``runs`` (one scale); data enter through ``pm.Data`` for reuse."""
+        lay = self._layout(runs)
+        cfg = self.config
+        coords = {
+            "valid_domain": lay["valid"],
+            "train_domain": lay["train"],
+            "group": lay["groups"],
+            "run": lay["runs"],
+            "obs": np.arange(len(lay["loss"])),
+        }
+        if cfg.law == "implicit":
+            coords["latent"] = [f"latent{k}" for k in range(cfg.n_implicit)]
+        with pm.Model(coords=coords) as model:
+            run_mixture = pm.Data("run_mixture", lay["mixtures"], dims=("run", "train_domain"))
+            run_idx = pm.Data("run_idx", lay["run_idx"], dims="obs")
+            valid_idx = pm.Data("valid_idx", lay["valid_idx"], dims="obs")
+            log_scale = pm.Data("log_loss_scale", np.log(lay["scale"]), dims="valid_domain")
+            loss_scaled = pm.Data("loss_scaled", lay["loss"] / lay["scale"][lay["valid_idx"]], dims="obs")
+            center = pm.Data("mixture_center", lay["mixtures"].mean(axis=0), dims="train_domain")
+            if cfg.law == "explicit":
+                g = lay["group_idx"]
+                f_mu = cfg.prior("f_mu", dims="group").create_variable("f_mu")
+                f_sigma = cfg.prior("f_sigma").create_variable("f_sigma")
+                t_mu = cfg.prior("t_mu", dims=("group", "train_domain")).create_variable("t_mu")
+                t_sigma = cfg.prior("t_sigma").create_variable("t_sigma")
+                log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
+                logit_f = pm.Normal("logit_f", f_mu[g], f_sigma, dims="valid_domain")
+                t_dev = pm.ZeroSumNormal("t_dev", sigma=t_sigma, dims=("valid_domain", "train_domain"))
+                t = pm.Deterministic("t", t_mu[g] + t_dev, dims=("valid_domain", "train_domain"))
+                a, b = _centred_to_law(log_m, logit_f, t, center)
+                pm.Deterministic("log_c", a + log_scale, dims="valid_domain")
+                pm.Deterministic("log_k", b + log_scale, dims="valid_domain")
+            else:
+                log_m = cfg.prior("loss_at_mean", dims="latent").create_variable("latent_log_loss_at_mean")
+                logit_f = cfg.prior("f_mu", dims="latent").create_variable("latent_logit_f")
+                t = cfg.prior("t_mu", dims=("latent", "train_domain")).create_variable("latent_t")
+                w = cfg.prior("implicit_weights", dims=("valid_domain", "latent")).create_variable("implicit_weights")
+                a, b = _centred_to_law(log_m, logit_f, t, center)
+                pm.Deterministic("latent_log_c", a, dims="latent")  # in units of each domain's loss scale
+                pm.Deterministic("latent_log_k", b, dims="latent")
+            mean_scaled = (mixing_law if cfg.law == "explicit" else partial(implicit_mixing_law, weights=w))(run_mixture, a, b, t)
+            noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
+            mu = mean_scaled[run_idx, valid_idx]
+            if cfg.likelihood == "studentt":
+                nu = cfg.prior("nu").create_variable("nu")
+                pm.StudentT("loss", nu=nu, mu=mu, sigma=noise[valid_idx], observed=loss_scaled, dims="obs")
+            else:
+                pm.Normal("loss", mu=mu, sigma=noise[valid_idx], observed=loss_scaled, dims="obs")
+        self._model_key = hashlib.sha256(
+            json.dumps([cfg.law, cfg.n_implicit, cfg.likelihood, {k: v.to_dict() for k, v in cfg.priors.items()},
+                        lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist()], default=str).encode()
+        ).hexdigest()
+        self._layout_cache = lay
+        return model
+
+    # ------------------------------------------------------------------------------------------
+    # fit
+
+    def fit(self, runs, *, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler) -> "MixingLaw":
+        """Fit to a runs table at one scale. ``method``: ``nuts`` (default) or ``laplace`` (fast);
+        other keywords override the config's sampler settings (draws, tune, chains, cores).
+        Sampler problems are raised as :class:`~bayes_mixlaw.inference.SamplingWarning`."""
+        runs = load_runs(runs)
+        settings = self.config.sampler.model_copy(update={k: v for k, v in {"method": method, **sampler}.items() if v is not None})
+        SamplerConfig.model_validate(settings.model_dump())
+        self.model = self.build_model(runs)
+        lay = self._layout_cache
+        data = {
+            "run_mixture": lay["mixtures"],
+            "run_idx": lay["run_idx"],
+            "valid_idx": lay["valid_idx"],
+            "log_loss_scale": np.log(lay["scale"]),
+            "loss_scaled": lay["loss"] / lay["scale"][lay["valid_idx"]],
+        }
+        with Timer() as timer:
+            tree = sample_posterior(self.model, data, self._model_key, settings, seed, progress)
+        posterior = tree["posterior"].to_dataset()
+        posterior = posterior.drop_vars([v for v in posterior.data_vars if v.endswith(("_log__", "_interval__", "_simplex__", "_zerosum__"))])
+        self.runs = lay["table"]
+        self.targets = lay["targets"]
+        self.idata = self._assemble(posterior, tree, lay, settings, seed)
+        diagnostics = self._diagnose(settings.method, timer.seconds)
+        self.idata["diagnostics"] = xr.DataTree(xr.Dataset(attrs={"json": json.dumps(diagnostics.__dict__)}))
+        warn_problems(diagnostics, "mixing-law fit")
+        return self
+
+    def _assemble(self, posterior, tree, lay, settings, seed) -> xr.DataTree:
+        from bayes_mixlaw import __version__
+
+        nodes = {"posterior": posterior}
+        if "sample_stats" in tree.children:
+            nodes["sample_stats"] = tree["sample_stats"].to_dataset()
+        table = lay["table"]
+        nodes["observed_data"] = xr.Dataset(
+            {
+                "loss": ("obs", lay["loss"]),
+                "obs_run": ("obs", np.asarray(lay["runs"], dtype=object)[lay["run_idx"]].astype(str)),
+                "obs_valid_domain": ("obs", np.asarray(lay["valid"], dtype=object)[lay["valid_idx"]].astype(str)),
+            }
+        )
+        nodes["constant_data"] = xr.Dataset(
+            {
+                "run_mixture": (("run", "train_domain"), lay["mixtures"]),
+                "loss_scale": ("valid_domain", lay["scale"]),
+                "group": ("valid_domain", np.asarray(lay["groups"], dtype=object)[lay["group_idx"]].astype(str)),
+            },
+            coords={"run": lay["runs"], "train_domain": lay["train"], "valid_domain": lay["valid"]},
+        )
+        scale = {c: table.scale_values(c) for c in ("params", "step", "tokens") if table.scale_values(c)}
+        attrs = {
+            "bayes_mixlaw_version": __version__,
+            "kind": "mixing_law",
+            "config": self.config.model_copy(update={"sampler": settings}).to_json(),
+            "targets": self.targets.to_json(),
+            "source": table.source,
+            "scale": json.dumps({k: v[0] for k, v in scale.items()}),
+            "seed": -1 if seed is None else int(seed),
+        }
+        return xr.DataTree.from_dict({"/": xr.Dataset(attrs=attrs), **nodes})
+
+    def _diagnose(self, method: str, seconds: float) -> Diagnostics:
+        posterior = self.idata["posterior"].to_dataset()
+        mixtures = self.idata["constant_data"]["run_mixture"].values
+        fitted = self._law_draws(mixtures)  # (chain, draw, run, valid_domain): identifiable under label switching
+        check = xr.Dataset({"fitted_loss": (("chain", "draw", "run", "valid_domain"), fitted), "noise_sigma": posterior["noise_sigma"]})
+        if self.config.law == "explicit":
+            check = check.assign(log_c=posterior["log_c"], log_k=posterior["log_k"], t=posterior["t"])
+        stats = self.idata["sample_stats"].to_dataset() if "sample_stats" in self.idata.children else None
+        return diagnose(check, stats, method, seconds, list(check.data_vars))
+
+    @property
+    def diagnostics(self) -> Diagnostics:
+        self._require_fit()
+        return Diagnostics(**json.loads(self.idata["diagnostics"].attrs["json"]))
+
+    # ------------------------------------------------------------------------------------------
+    # predict
+
+    @property
+    def train_domains(self) -> list[str]:
+        self._require_fit()
+        return [str(d) for d in self.idata["constant_data"]["train_domain"].values]
+
+    @property
+    def valid_domains(self) -> list[str]:
+        self._require_fit()
+        return [str(d) for d in self.idata["constant_data"]["valid_domain"].values]
+
+    def _law_draws(self, mixtures: np.ndarray) -> np.ndarray:
+        """Expected loss per draw: (chain, draw, mixture, valid_domain), in absolute units."""
+        post = self.idata["posterior"]
+        scale = self.idata["constant_data"]["loss_scale"].values
+        if self.config.law == "explicit":
+            return mixing_law(mixtures, post["log_c"].values, post["log_k"].values, post["t"].values)
+        latent = implicit_mixing_law(
+            mixtures, post["latent_log_c"].values, post["latent_log_k"].values, post["latent_t"].values, post["implicit_weights"].values
+        )
+        return latent * scale
+
+    def _noise_draws(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+        """Observation noise per draw in absolute units, shape (chain, draw, n, valid_domain)."""
+        post = self.idata["posterior"]
+        sigma = (post["noise_sigma"].values * self.idata["constant_data"]["loss_scale"].values)[:, :, None, :]
+        if self.config.likelihood == "studentt":
+            nu = post["nu"].values[:, :, None, None]
+            return sigma * rng.standard_t(np.broadcast_to(nu, shape))
+        return sigma * rng.standard_normal(shape)
+
+    def predict_draws(self, mixtures, *, kind: str = "predictive", seed: int = 0) -> xr.DataArray:
+        """Posterior draws of every target at each mixture: dims (chain, draw, mixture, target).
+
+        ``kind="mean"`` is the law's expected loss (uncertainty about the law only);
+        ``"predictive"`` adds observation noise: what a new run at that mixture would show.
+        """
+        self._require_fit()
+        if kind not in ("mean", "predictive"):
+            raise ValueError(f"kind must be 'mean' or 'predictive', not {kind!r}")
+        frame = read_mixtures(mixtures, self.train_domains)
+        r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
+        names, matrix = self.targets.matrix(self.valid_domains)
+        rng = np.random.default_rng(seed)
+        out = []
+        for start in range(0, len(r), PREDICTION_CHUNK):
+            losses = self._law_draws(r[start : start + PREDICTION_CHUNK])
+            if kind == "predictive":
+                losses = losses + self._noise_draws(losses.shape, rng)
+            out.append(losses @ matrix.T)
+        labels = frame["name"].tolist() if "name" in frame else [f"mixture {i}" for i in range(len(frame))]
+        return xr.DataArray(
+            np.concatenate(out, axis=2),
+            dims=("chain", "draw", "mixture", "target"),
+            coords={"mixture": labels, "target": names},
+            name="loss",
+        )
+
+    def predict(self, mixtures, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+        """One row per mixture and target: ``name`` (if given), ``mix:*``, ``target``, ``mean``,
+        ``median``, ``lower``, ``upper`` (equal-tailed interval of probability ``ci``)."""
+        frame = read_mixtures(mixtures, self.train_domains)
+        draws = self.predict_draws(frame, kind=kind, seed=seed)
+        return summarize_draws(draws, frame, ci)
+
+    def parameters(self, ci: float = 0.9) -> pd.DataFrame:
+        """Posterior mean and equal-tailed interval of log_c, log_k and t (explicit law)."""
+        self._require_fit()
+        if self.config.law != "explicit":
+            raise ValueError("parameters() reports the explicit law's log_c, log_k and t")
+        post = self.idata["posterior"]
+        lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
+        rows = []
+        for name in ("log_c", "log_k", "t"):
+            da = post[name]
+            stacked = da.stack(sample=("chain", "draw"))
+            mean, q = stacked.mean("sample"), stacked.quantile([lo, hi], dim="sample")
+            for index in np.ndindex(*mean.shape):
+                sel = {d: mean[d].values[i] for d, i in zip(mean.dims, index)}
+                rows.append({"parameter": name, **sel, "mean": float(mean.values[index]),
+                             "lower": float(q.values[(0, *index)]), "upper": float(q.values[(1, *index)])})
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------------------------------------
+    # persistence
+
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write the fit (posterior, diagnostics, data, config, version) to one netCDF file."""
+        self._require_fit()
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+        tmp = path.with_name(path.name + ".partial")
+        self.idata.to_netcdf(tmp, engine="h5netcdf")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path) -> "MixingLaw":
+        """Read a fit written by :meth:`save`; it predicts exactly as before it was saved."""
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no fit at {path}")
+        try:
+            tree = xr.open_datatree(path, engine="h5netcdf").load()
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path} is not a bayes_mixlaw fit file: {err}") from None
+        attrs = tree.attrs
+        if attrs.get("kind") != "mixing_law":
+            raise ValueError(f"{path} is not a mixing-law fit (kind={attrs.get('kind')!r})")
+        law = cls(MixingLawConfig.from_dict(json.loads(attrs["config"])), Targets.from_json(attrs["targets"]))
+        law.idata = tree
+        return law
+
+    def _require_fit(self):
+        if self.idata is None:
+            raise NotFittedError("this MixingLaw has not been fitted; call fit() or MixingLaw.load()")
+
+    def summary_line(self) -> str:
+        """One line saying what was fitted."""
+        self._require_fit()
+        d = self.diagnostics
+        scale = json.loads(self.idata.attrs["scale"])
+        where = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v:g}" for k, v in scale.items()) or "one scale"
+        return (
+            f"{self.config.law} mixing law ({self.config.likelihood}) on {len(self.idata['constant_data']['run'])} runs x "
+            f"{len(self.valid_domains)} validation domains x {len(self.train_domains)} training domains at {where}; "
+            f"{d.method} {d.chains}x{d.draws} draws in {d.seconds:.1f}s; "
+            + ("no sampler problems" if not d.problems else f"{len(d.problems)} sampler problem(s)")
+        )

@@ -1,0 +1,584 @@
+"""The runs table: the interchange format of pilot-run losses, its loaders and its validation.
+
+One row per run x step x validation domain::
+
+    run (str) | params (int) | step (int) | tokens (float) | valid_domain (str) | loss (float > 0)
+    | mix:<domain> ... (proportions of each training domain in that run)
+
+``params``, ``step`` and ``tokens`` may be absent where every run has one scale. The table is read
+from CSV, Parquet, a pandas DataFrame, the mixinglaws text format (a file or a folder of them) or
+the RegMix CSV pair. Every problem found is reported with the file, row and column it is in.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MIX_PREFIX = "mix:"
+SCALE_COLUMNS = ("params", "step", "tokens")
+KEY_COLUMNS = ("run", "params", "step", "tokens", "valid_domain")
+REQUIRED_COLUMNS = ("run", "valid_domain", "loss")
+# The row number of the user's input (file line or DataFrame index) travels in this column.
+_ROW = "__row__"
+
+# Pythia non-embedding parameter counts (shared/data/README.md), for the mixinglaws run names.
+PYTHIA_PARAMS = {
+    "70M": 18_915_328,
+    "160M": 85_056_000,
+    "305M": 201_541_632,
+    "410M": 302_311_424,
+    "1B": 805_736_448,
+}
+# Tokens per optimiser step in the mixinglaws runs.
+MIXINGLAWS_BATCH_TOKENS = 1_048_576
+# Training domains of the mixinglaws experiments, in the order of the proportions in run names.
+MIXINGLAWS_TRAIN_DOMAINS = {
+    "RedPajama": ["CommonCrawl", "C4", "GitHub", "Wikipedia", "Books", "ArXiv", "StackExchange"],
+    "5Mix": ["academic", "prose", "dialogue", "symbolic", "internet"],
+    "3Mix": ["Github", "Books3", "Pile-CC"],
+    "2Mix": ["Github", "Pile-CC"],
+    "ct": ["Pile", "Python"],
+}
+
+
+class RunsTableError(ValueError):
+    """Bad input in a runs table; the message names the file, row and column."""
+
+    def __init__(self, message: str, *, source: str | None = None, row=None, column: str | None = None):
+        self.source, self.row, self.column = source, row, column
+        where = []
+        if source:
+            where.append(str(source))
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column '{column}'")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+@dataclass(frozen=True)
+class RunsTable:
+    """A validated runs table.
+
+    ``data`` holds the tidy rows (the user's row numbers are kept out of it); ``source`` names where
+    it came from, for messages.
+    """
+
+    data: pd.DataFrame
+    source: str = "<DataFrame>"
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def train_domains(self) -> list[str]:
+        return [c[len(MIX_PREFIX):] for c in self.data.columns if c.startswith(MIX_PREFIX)]
+
+    @property
+    def mix_columns(self) -> list[str]:
+        return [c for c in self.data.columns if c.startswith(MIX_PREFIX)]
+
+    @property
+    def valid_domains(self) -> list[str]:
+        return list(pd.unique(self.data["valid_domain"]))
+
+    @property
+    def runs(self) -> list[str]:
+        return list(pd.unique(self.data["run"]))
+
+    def scale_values(self, column: str) -> list:
+        """Sorted distinct values of a scale column (``params``, ``step``, ``tokens``); [] if absent."""
+        if column not in self.data:
+            return []
+        return sorted(pd.unique(self.data[column]).tolist())
+
+    def mixtures(self) -> pd.DataFrame:
+        """One row per run: its ``mix:*`` proportions."""
+        return self.data.groupby("run", sort=False)[self.mix_columns].first()
+
+    def select(self, params: int | None = None, step: int | None = None, tokens: float | None = None) -> "RunsTable":
+        """The rows at one scale. A value not in the table is an error that lists the ones that are."""
+        data = self.data
+        for column, value in (("params", params), ("step", step), ("tokens", tokens)):
+            if value is None:
+                continue
+            available = self.scale_values(column)
+            if not available:
+                raise RunsTableError(f"the table has no '{column}' column to select {column}={value} from", source=self.source)
+            if value not in available:
+                raise RunsTableError(
+                    f"{column}={value} is not in the table; it has {column} in {_short_list(available)}",
+                    source=self.source,
+                    column=column,
+                )
+            data = data[data[column] == value]
+        return RunsTable(data.reset_index(drop=True), self.source, self.notes)
+
+    def single_scale(self) -> "RunsTable":
+        """This table if it holds one scale; otherwise an error saying which option chooses one."""
+        for column in SCALE_COLUMNS:
+            values = self.scale_values(column)
+            if len(values) > 1:
+                flag = {"params": "--params", "step": "--step", "tokens": "--tokens"}[column]
+                raise RunsTableError(
+                    f"the table has {len(values)} values of '{column}' ({_short_list(values)}); "
+                    f"a mixing law is fitted at one scale: choose one with {flag} (Python: .select({column}=...))",
+                    source=self.source,
+                    column=column,
+                )
+        return self
+
+    def pivot(self) -> pd.DataFrame:
+        """Losses as a (run x valid_domain) table at a single scale."""
+        return self.single_scale().data.pivot(index="run", columns="valid_domain", values="loss")
+
+
+def _short_list(values, n: int = 8) -> str:
+    values = list(values)
+    shown = ", ".join(str(v) for v in values[:n])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > n else "")
+
+
+# --------------------------------------------------------------------------------------------------
+# validation
+
+
+def validate_runs(
+    frame: pd.DataFrame,
+    source: str = "<DataFrame>",
+    *,
+    tolerance: float = 0.01,
+    renormalize: bool = False,
+) -> RunsTable:
+    """Check a tidy runs table and return it as a :class:`RunsTable`.
+
+    Raises :class:`RunsTableError` naming the row and column of: an empty table; missing, unknown
+    or empty-named columns; missing run or domain names; NaN, infinite or non-positive losses;
+    non-positive or non-integer sizes and steps; proportions that are missing, outside [0, 1] or
+    do not sum to one within ``tolerance``; a run whose mixture changes between rows; and the same
+    (run, params, step, tokens, valid_domain) twice with different losses. With ``renormalize`` a
+    mixture whose sum is off is divided by its sum instead, with a warning that names the runs.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise RunsTableError(f"expected a pandas DataFrame, got {type(frame).__name__}", source=source)
+    frame = frame.copy()
+    if _ROW not in frame:
+        frame[_ROW] = frame.index
+    if len(frame) == 0:
+        raise RunsTableError("the runs table is empty", source=source)
+
+    columns = [c for c in frame.columns if c != _ROW]
+    for c in columns:
+        if not isinstance(c, str) or not c.strip():
+            raise RunsTableError("a column has an empty or non-text name", source=source, column=str(c))
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise RunsTableError(
+            f"required column(s) {missing} missing; a runs table needs {list(REQUIRED_COLUMNS)}, "
+            f"optional {list(SCALE_COLUMNS)} and one 'mix:<domain>' column per training domain",
+            source=source,
+            column=missing[0],
+        )
+    known = set(REQUIRED_COLUMNS) | set(SCALE_COLUMNS)
+    unknown = [c for c in columns if c not in known and not c.startswith(MIX_PREFIX)]
+    if unknown:
+        raise RunsTableError(
+            f"unknown column(s) {unknown}; allowed are {sorted(known)} and 'mix:<domain>' "
+            "(proportions of a training domain need the 'mix:' prefix)",
+            source=source,
+            column=unknown[0],
+        )
+    mix_cols = [c for c in columns if c.startswith(MIX_PREFIX)]
+    for c in mix_cols:
+        if not c[len(MIX_PREFIX):].strip():
+            raise RunsTableError("a mixture column has no domain name after 'mix:'", source=source, column=c)
+
+    rows = frame[_ROW].to_numpy()
+
+    def fail(mask, column, message):
+        i = int(np.flatnonzero(np.asarray(mask))[0])
+        extra = int(np.sum(mask)) - 1
+        more = f" ({extra} more row(s) like it)" if extra else ""
+        raise RunsTableError(message(frame.iloc[i]) + more, source=source, row=rows[i], column=column)
+
+    for c in ("run", "valid_domain"):
+        bad = frame[c].isna() | (frame[c].astype(str).str.strip() == "")
+        if bad.any():
+            fail(bad, c, lambda row: "missing name")
+        frame[c] = frame[c].astype(str)
+
+    loss = pd.to_numeric(frame["loss"], errors="coerce")
+    bad = loss.isna() & frame["loss"].notna()
+    if bad.any():
+        fail(bad, "loss", lambda row: f"loss {row['loss']!r} is not a number")
+    values = loss.to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        fail(bad, "loss", lambda row: f"loss is {row['loss']}; losses must be finite")
+    bad = values <= 0
+    if bad.any():
+        fail(bad, "loss", lambda row: f"loss is {row['loss']}; losses must be positive")
+    frame["loss"] = values
+
+    for c in SCALE_COLUMNS:
+        if c not in frame:
+            continue
+        numbers = pd.to_numeric(frame[c], errors="coerce")
+        bad = (numbers.isna() | ~np.isfinite(numbers.to_numpy(dtype=float))).to_numpy()
+        if bad.any():
+            fail(bad, c, lambda row: f"{c} is {row[c]!r}; it must be a finite number")
+        bad = (numbers <= 0).to_numpy()
+        if bad.any():
+            fail(bad, c, lambda row: f"{c} is {row[c]!r}; it must be positive")
+        if c in ("params", "step"):
+            bad = (numbers != np.round(numbers)).to_numpy()
+            if bad.any():
+                fail(bad, c, lambda row: f"{c} is {row[c]!r}; it must be a whole number")
+            frame[c] = numbers.astype(np.int64)
+        else:
+            frame[c] = numbers.astype(float)
+
+    if mix_cols:
+        props = frame[mix_cols].apply(pd.to_numeric, errors="coerce")
+        for c in mix_cols:
+            col = props[c].to_numpy(dtype=float)
+            bad = ~np.isfinite(col)
+            if bad.any():
+                fail(bad, c, lambda row: f"proportion {row[c]!r} is missing or not a number")
+            bad = (col < 0) | (col > 1)
+            if bad.any():
+                fail(bad, c, lambda row: f"proportion {row[c]} is outside [0, 1]")
+        totals = props.sum(axis=1).to_numpy()
+        off = np.abs(totals - 1) > tolerance
+        if off.any() and not renormalize:
+            i = int(np.flatnonzero(off)[0])
+            runs_off = pd.unique(frame["run"][off])
+            raise RunsTableError(
+                f"the proportions of run '{frame['run'].iloc[i]}' sum to {totals[i]:.6g}, not 1 "
+                f"(tolerance {tolerance:g}; {len(runs_off)} run(s) like it: {_short_list(runs_off, 5)}). "
+                "Fix the table, raise the tolerance, or renormalise (--renormalize; Python: renormalize=True)",
+                source=source,
+                row=rows[i],
+                column=", ".join(mix_cols),
+            )
+        if off.any():
+            runs_off = pd.unique(frame["run"][off])
+            warnings.warn(
+                f"{source}: renormalised the mixtures of {len(runs_off)} run(s) whose proportions did not sum "
+                f"to 1 within {tolerance:g}: {_short_list(runs_off, 5)} (sums {_short_list(np.unique(totals[off].round(6)), 5)})",
+                UserWarning,
+                stacklevel=2,
+            )
+            props.loc[off] = props.loc[off].div(totals[off], axis=0)
+        frame[mix_cols] = props.astype(float)
+
+        changing = frame.groupby("run", sort=False)[mix_cols].nunique(dropna=False).max(axis=1) > 1
+        if changing.any():
+            run = changing.index[changing.to_numpy()][0]
+            these = frame[frame["run"] == run]
+            first = these[mix_cols].iloc[0]
+            differs = these[mix_cols].ne(first).any(axis=1).to_numpy()
+            j = int(np.flatnonzero(differs)[0])
+            col = [c for c in mix_cols if these[c].iloc[j] != first[c]][0]
+            raise RunsTableError(
+                f"run '{run}' changes its mixture: {col} is {first[col]} at row {these[_ROW].iloc[0]} "
+                f"but {these[col].iloc[j]} here; one run has one mixture",
+                source=source,
+                row=these[_ROW].iloc[j],
+                column=col,
+            )
+
+    keys = [c for c in KEY_COLUMNS if c in frame]
+    duplicated = frame.duplicated(keys, keep=False)
+    if duplicated.any():
+        groups = frame[duplicated].groupby(keys, sort=False)["loss"]
+        conflicting = groups.nunique() > 1
+        if conflicting.any():
+            key = conflicting.index[conflicting.to_numpy()][0]
+            key = key if isinstance(key, tuple) else (key,)
+            mask = np.ones(len(frame), dtype=bool)
+            for k, v in zip(keys, key):
+                mask &= (frame[k] == v).to_numpy()
+            clash = frame[mask]
+            raise RunsTableError(
+                f"{dict(zip(keys, key))} appears {len(clash)} times with different losses "
+                f"{_short_list(clash['loss'].tolist(), 4)} (rows {_short_list(clash[_ROW].tolist(), 4)})",
+                source=source,
+                row=clash[_ROW].iloc[1],
+                column="loss",
+            )
+        frame = frame.drop_duplicates(keys, keep="first")
+
+    ordered = [c for c in ("run", *SCALE_COLUMNS, "valid_domain", "loss") if c in frame] + mix_cols
+    return RunsTable(frame[ordered].reset_index(drop=True), source)
+
+
+# --------------------------------------------------------------------------------------------------
+# loaders
+
+
+def load_runs(
+    source,
+    format: str = "auto",
+    *,
+    train_domains: list[str] | None = None,
+    tolerance: float = 0.01,
+    renormalize: bool = False,
+) -> RunsTable:
+    """Read a runs table from a DataFrame, CSV, Parquet, mixinglaws text file/folder or RegMix pair.
+
+    ``format`` is ``auto`` (guessed from the path), ``tidy``, ``mixinglaws`` or ``regmix``.
+    ``train_domains`` names the proportions of the mixinglaws format (guessed from the folder
+    name for the published experiments). ``tolerance`` and ``renormalize``: see :func:`validate_runs`.
+    """
+    if isinstance(source, RunsTable):
+        return source
+    if isinstance(source, pd.DataFrame):
+        return validate_runs(source, tolerance=tolerance, renormalize=renormalize)
+    path = Path(source)
+    if not path.exists():
+        raise RunsTableError(f"no such file or folder: {path}")
+    if format == "auto":
+        format = _guess_format(path)
+    if format == "tidy":
+        frame = read_tidy(path)
+    elif format == "mixinglaws":
+        frame = read_mixinglaws(path, train_domains=train_domains)
+    elif format == "regmix":
+        frame = read_regmix(path)
+    else:
+        raise RunsTableError(f"unknown format '{format}'; choose auto, tidy, mixinglaws or regmix", source=str(path))
+    return validate_runs(frame, str(path), tolerance=tolerance, renormalize=renormalize)
+
+
+def _guess_format(path: Path) -> str:
+    if path.is_dir():
+        names = {p.name for p in path.iterdir()}
+        if {"train_mixture_1m.csv", "train_pile_loss_1m.csv"} <= names or any(n.startswith("train_mixture") for n in names):
+            return "regmix"
+        if any(n.endswith((".txt", ".txt.gz")) for n in names) or any((path / n).is_dir() for n in names):
+            return "mixinglaws"
+        raise RunsTableError("cannot tell the format of this folder; pass --format", source=str(path))
+    name = path.name.lower()
+    if name.endswith((".txt", ".txt.gz")):
+        return "mixinglaws"
+    if name.startswith(("train_mixture", "train_pile_loss")):
+        return "regmix"
+    if name.endswith((".csv", ".csv.gz", ".parquet", ".pq")):
+        return "tidy"
+    raise RunsTableError("cannot tell the format from the file name; pass --format", source=str(path))
+
+
+def read_tidy(path: Path) -> pd.DataFrame:
+    """A tidy CSV or Parquet file; ``__row__`` holds the line number (CSV) or row number (Parquet)."""
+    try:
+        if path.name.lower().endswith((".parquet", ".pq")):
+            frame = pd.read_parquet(path)
+            frame[_ROW] = np.arange(len(frame))
+        else:
+            frame = pd.read_csv(path)
+            frame[_ROW] = np.arange(len(frame)) + 2  # line 1 is the header
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as err:
+        raise RunsTableError(f"could not read the table: {err}", source=str(path)) from None
+    return frame
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    return gzip.decompress(raw).decode() if path.name.endswith(".gz") else raw.decode()
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([MB])$")
+
+
+def _size_to_params(size: str) -> int:
+    if size in PYTHIA_PARAMS:
+        return PYTHIA_PARAMS[size]
+    m = _SIZE.match(size)
+    if not m:
+        raise ValueError(size)
+    return int(float(m.group(1)) * (1e6 if m.group(2) == "M" else 1e9))
+
+
+def read_mixinglaws(path: Path, train_domains: list[str] | None = None) -> pd.DataFrame:
+    """The mixinglaws text format: ``<checkpoint path> TAB <validation file> TAB <loss>`` lines.
+
+    The run is the last-but-one component of the checkpoint path, ``<size>_<tag>_<id>-<p1>-<p2>...``
+    (or ``<id>-<p1>-...`` with the size taken from the file name, ``410M.txt``); the step is the last
+    component. Lines whose step is not a number (the ``last`` alias, base checkpoints) are left out
+    with a warning. ``path`` is one file or a folder of them (searched recursively). ``params`` are
+    the Pythia non-embedding sizes and ``tokens = step x 1,048,576``.
+    """
+    files = sorted(p for p in path.rglob("*") if p.name.endswith((".txt", ".txt.gz"))) if path.is_dir() else [path]
+    if not files:
+        raise RunsTableError("no mixinglaws .txt files in this folder", source=str(path))
+    if train_domains is None:
+        for part in [path.name, *[p.name for p in path.parents]]:
+            if part in MIXINGLAWS_TRAIN_DOMAINS:
+                train_domains = MIXINGLAWS_TRAIN_DOMAINS[part]
+                break
+    frames, skipped = [], {}
+    for file in files:
+        size_from_name = file.name.split(".")[0]
+        records = []
+        for lineno, line in enumerate(_read_text(file).splitlines(), start=1):
+            if not line.strip():
+                continue
+            fields = line.split("\t")
+            if len(fields) != 3:
+                raise RunsTableError(f"expected 3 tab-separated fields, found {len(fields)}", source=str(file), row=lineno)
+            checkpoint, valid_file, loss_text = fields
+            parts = [p for p in checkpoint.split("/") if p]
+            if len(parts) < 2:
+                raise RunsTableError(f"checkpoint path {checkpoint!r} has no run/step components", source=str(file), row=lineno, column="checkpoint")
+            run, step = parts[-2], parts[-1]
+            if not step.isdigit():
+                skipped[step] = skipped.get(step, 0) + 1
+                continue
+            size, _, rest = run.partition("_")
+            if not _SIZE.match(size):
+                size, rest = size_from_name, run
+            try:
+                params = _size_to_params(size)
+            except ValueError:
+                raise RunsTableError(f"cannot read a model size from run {run!r} or file name", source=str(file), row=lineno, column="checkpoint") from None
+            try:
+                proportions = [float(p) for p in rest.rsplit("_", 1)[-1].split("-")[1:]]
+            except ValueError:
+                raise RunsTableError(f"cannot read mixture proportions from run name {run!r}", source=str(file), row=lineno, column="checkpoint") from None
+            if not proportions:
+                raise RunsTableError(f"run name {run!r} has no '-<proportion>' parts", source=str(file), row=lineno, column="checkpoint")
+            valid = Path(valid_file).name
+            valid = re.sub(r"\.bin$", "", valid)
+            valid = re.sub(r"^.*\.valid\.", "", valid)
+            try:
+                loss = float(loss_text)
+            except ValueError:
+                raise RunsTableError(f"loss {loss_text!r} is not a number", source=str(file), row=lineno, column="loss") from None
+            run_id = run if run.startswith(size + "_") else f"{size}_{run}"
+            records.append((run_id, params, int(step), valid, loss, proportions, f"{file.name}:{lineno}"))
+        if not records:
+            continue
+        widths = {len(r[5]) for r in records}
+        if len(widths) > 1:
+            raise RunsTableError(f"run names carry different numbers of proportions: {sorted(widths)}", source=str(file))
+        frames.append((file, records))
+    if not frames:
+        raise RunsTableError("no usable lines", source=str(path))
+    width = len(frames[0][1][0][5])
+    if train_domains is None:
+        train_domains = [f"domain{j}" for j in range(width)]
+    if len(train_domains) != width:
+        raise RunsTableError(f"run names carry {width} proportions but {len(train_domains)} training domains were named: {train_domains}", source=str(path))
+    rows = []
+    for file, records in frames:
+        if len(records[0][5]) != width:
+            raise RunsTableError(f"run names carry {len(records[0][5])} proportions, other files {width}", source=str(file))
+        rows.extend(records)
+    frame = pd.DataFrame(
+        {
+            "run": [r[0] for r in rows],
+            "params": [r[1] for r in rows],
+            "step": [r[2] for r in rows],
+            "tokens": [float(r[2] * MIXINGLAWS_BATCH_TOKENS) for r in rows],
+            "valid_domain": [r[3] for r in rows],
+            "loss": [r[4] for r in rows],
+            _ROW: [r[6] for r in rows],
+        }
+    )
+    mix = np.array([r[5] for r in rows])
+    for j, name in enumerate(train_domains):
+        frame[MIX_PREFIX + name] = mix[:, j]
+    if skipped:
+        warnings.warn(
+            f"{path}: left out {sum(skipped.values())} line(s) whose step is not a number ({_short_list(sorted(skipped), 4)})",
+            UserWarning,
+            stacklevel=3,
+        )
+    return frame
+
+
+def read_regmix(path: Path) -> pd.DataFrame:
+    """RegMix's ``train_mixture_*.csv`` (proportions) joined on ``index`` with ``train_pile_loss_*.csv``.
+
+    ``path`` is the folder holding both or either file. Columns ``train_the_pile_<d>`` become
+    ``mix:<d>`` and ``metric/the_pile_<d>_val_loss`` become validation domain ``<d>``.
+    """
+    folder = path if path.is_dir() else path.parent
+    tag = "" if path.is_dir() else re.sub(r"^train_(mixture|pile_loss)", "", path.name)
+    mixture_files = sorted(folder.glob(f"train_mixture{tag or '*'}"))
+    loss_files = sorted(folder.glob(f"train_pile_loss{tag or '*'}"))
+    if len(mixture_files) != 1 or len(loss_files) != 1:
+        raise RunsTableError(
+            f"expected one train_mixture*.csv and one train_pile_loss*.csv, found {[p.name for p in mixture_files + loss_files]}",
+            source=str(folder),
+        )
+    mixture = pd.read_csv(mixture_files[0])
+    losses = pd.read_csv(loss_files[0])
+    for file, table in ((mixture_files[0], mixture), (loss_files[0], losses)):
+        if "index" not in table:
+            raise RunsTableError("no 'index' column to join on", source=str(file), column="index")
+        dup = table["index"].duplicated()
+        if dup.any():
+            raise RunsTableError(f"index {table['index'][dup].iloc[0]} appears twice", source=str(file), row=int(np.flatnonzero(dup)[0]) + 2, column="index")
+    mix_names = {c: MIX_PREFIX + c.removeprefix("train_").removeprefix("the_pile_") for c in mixture.columns if c != "index"}
+    mixture = mixture.rename(columns=mix_names)
+    loss_cols = [c for c in losses.columns if c != "index"]
+    long = losses.melt(id_vars="index", value_vars=loss_cols, var_name="valid_domain", value_name="loss")
+    long["valid_domain"] = long["valid_domain"].str.replace(r"^metric/(the_pile_)?", "", regex=True).str.replace(r"_val_loss$", "", regex=True)
+    long[_ROW] = long["index"].map(dict(zip(losses["index"], np.arange(len(losses)) + 2))).map(lambda r: f"{loss_files[0].name}:{r}")
+    missing = set(long["index"]) - set(mixture["index"])
+    if missing:
+        raise RunsTableError(f"runs {_short_list(sorted(missing), 5)} have losses but no mixture in {mixture_files[0].name}", source=str(loss_files[0]), column="index")
+    frame = long.merge(mixture, on="index", how="left").rename(columns={"index": "run"})
+    frame["run"] = frame["run"].astype(str)
+    return frame
+
+
+def read_mixtures(source, train_domains: list[str] | None = None, *, tolerance: float = 0.01, renormalize: bool = False) -> pd.DataFrame:
+    """A table of mixtures to predict at: ``mix:<domain>`` columns and an optional ``name``.
+
+    Checked like a runs table (proportions in [0, 1] summing to one, row numbers in errors). With
+    ``train_domains``, the columns must be exactly those domains (a missing one is an error; order
+    follows ``train_domains``).
+    """
+    if isinstance(source, pd.DataFrame):
+        frame, name, offset = source.copy(), "<DataFrame>", 0
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise RunsTableError(f"no such file: {path}")
+        frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+        name, offset = str(path), 2
+    if len(frame) == 0:
+        raise RunsTableError("the mixtures table is empty", source=name)
+    mix_cols = [c for c in frame.columns if str(c).startswith(MIX_PREFIX)]
+    other = [c for c in frame.columns if c not in mix_cols and c != "name"]
+    if other:
+        raise RunsTableError(f"unknown column(s) {other}; a mixtures table has 'mix:<domain>' columns and an optional 'name'", source=name, column=str(other[0]))
+    if train_domains is not None:
+        expected = [MIX_PREFIX + d for d in train_domains]
+        missing = [c for c in expected if c not in mix_cols]
+        extra = [c for c in mix_cols if c not in expected]
+        if missing or extra:
+            raise RunsTableError(
+                f"the fit's training domains are {expected}; " + (f"missing {missing}" if missing else "") + ("; " if missing and extra else "") + (f"not in the fit: {extra}" if extra else ""),
+                source=name,
+                column=(missing or extra)[0],
+            )
+        mix_cols = expected
+    check = frame[mix_cols].copy()
+    check.insert(0, "run", [f"mixture {i + offset}" for i in range(len(frame))])
+    check["valid_domain"], check["loss"] = "-", 1.0
+    check[_ROW] = np.arange(len(frame)) + offset
+    table = validate_runs(check, name, tolerance=tolerance, renormalize=renormalize)
+    out = table.data[mix_cols].copy()
+    if "name" in frame:
+        out.insert(0, "name", frame["name"].astype(str).to_numpy())
+    return out

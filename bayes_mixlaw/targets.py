@@ -1,0 +1,120 @@
+"""Aggregate targets: the weighted total over validation domains, and named groups of them.
+
+With validation-domain weights s_i (e.g. the Pile's ``valid_weight.json``), the ``total`` target is
+``sum_i s_i L_i / sum_i s_i`` over the validation domains of the fit, and a group target is the
+same weighted mean over the group's domains. Without weights every domain weighs the same.
+Aggregates are taken per posterior draw, so their intervals carry the joint uncertainty.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+TOTAL = "total"
+
+
+class TargetsError(ValueError):
+    """A weights or groups file that does not fit the data; the message names the file and domain."""
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Validation-domain weights and groups. ``weights`` and ``groups`` may each be empty."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_files(cls, weights=None, groups=None) -> "Targets":
+        return cls(_read_mapping(weights, "weights") if weights else {}, _read_mapping(groups, "groups") if groups else {})
+
+    def check(self, valid_domains: list[str], source: str = "targets") -> "Targets":
+        """Check against the fit's validation domains; drop weights of absent domains with a warning."""
+        weights = {}
+        for name, w in self.weights.items():
+            if not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
+                raise TargetsError(f"{source}: weight of '{name}' is {w!r}; weights are non-negative numbers")
+            weights[name] = float(w)
+        if weights:
+            missing = [d for d in valid_domains if d not in weights]
+            if missing:
+                raise TargetsError(f"{source}: no weight for validation domain(s) {missing} of the data")
+            absent = [d for d in weights if d not in valid_domains]
+            if absent:
+                warnings.warn(
+                    f"{source}: weights given for {len(absent)} domain(s) not in the data ({', '.join(absent[:5])}"
+                    f"{', ...' if len(absent) > 5 else ''}); the total is renormalised over the {len(valid_domains)} present",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            weights = {d: weights[d] for d in valid_domains}
+            if sum(weights.values()) <= 0:
+                raise TargetsError(f"{source}: the weights of the data's validation domains sum to zero")
+        groups = {}
+        for name, members in self.groups.items():
+            if name == TOTAL or name in valid_domains:
+                raise TargetsError(f"{source}: group name '{name}' clashes with a validation domain or '{TOTAL}'")
+            if isinstance(members, str) or not members:
+                raise TargetsError(f"{source}: group '{name}' must list one or more validation domains")
+            unknown = [m for m in members if m not in valid_domains]
+            if unknown:
+                raise TargetsError(f"{source}: group '{name}' names domain(s) {unknown} not in the data; it has {valid_domains}")
+            groups[name] = list(members)
+        return Targets(weights, groups)
+
+    def weight_vector(self, valid_domains: list[str]) -> np.ndarray:
+        if not self.weights:
+            return np.ones(len(valid_domains))
+        return np.array([self.weights[d] for d in valid_domains], dtype=float)
+
+    def matrix(self, valid_domains: list[str]) -> tuple[list[str], np.ndarray]:
+        """Names of all targets and the (targets x valid_domain) matrix mapping domain losses to them.
+
+        Rows: each validation domain (identity), each group, and ``total``; each aggregate row sums to 1.
+        """
+        w = self.weight_vector(valid_domains)
+        names = list(valid_domains)
+        rows = [np.eye(len(valid_domains))]
+        for name, members in self.groups.items():
+            mask = np.isin(valid_domains, members).astype(float) * w
+            if mask.sum() <= 0:
+                raise TargetsError(f"group '{name}' has zero total weight")
+            rows.append((mask / mask.sum())[None])
+            names.append(name)
+        rows.append((w / w.sum())[None])
+        names.append(TOTAL)
+        return names, np.vstack(rows)
+
+    def group_of(self, valid_domains: list[str]) -> list[str]:
+        """The group each validation domain is pooled in (its first group, else ``all``)."""
+        out = []
+        for d in valid_domains:
+            out.append(next((g for g, members in self.groups.items() if d in members), "all"))
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps({"weights": self.weights, "groups": self.groups}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Targets":
+        data = json.loads(text)
+        return cls(data.get("weights", {}), data.get("groups", {}))
+
+
+def _read_mapping(source, what: str) -> dict:
+    if isinstance(source, dict):
+        return dict(source)
+    path = Path(source)
+    try:
+        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+    except (OSError, yaml.YAMLError) as err:
+        raise TargetsError(f"{path}: cannot read the {what} file: {err}") from None
+    if not isinstance(data, dict):
+        raise TargetsError(f"{path}: the {what} file must map names to {'numbers' if what == 'weights' else 'lists of domains'}")
+    return data
