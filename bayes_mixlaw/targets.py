@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
 TOTAL = "total"
@@ -97,6 +98,24 @@ class Targets:
         for d in valid_domains:
             out.append(next((g for g, members in self.groups.items() if d in members), "all"))
         return out
+
+    def aggregate(self, runs):
+        """A runs table whose validation domains are this object's groups (and ``total``), each loss
+        the weighted mean of its domains' observed losses: how the paper fits group-level laws."""
+        from bayes_mixlaw.runs import KEY_COLUMNS, RunsTable
+
+        data = runs.data
+        valid = list(pd.unique(data["valid_domain"]))
+        names, matrix = self.check(valid, runs.source).matrix(valid)
+        keys = [c for c in KEY_COLUMNS if c in data and c != "valid_domain"]
+        wide = data.pivot_table(index=keys, columns="valid_domain", values="loss", aggfunc="first")[valid]
+        complete = wide.dropna()
+        aggregated = pd.DataFrame(complete.to_numpy() @ matrix[len(valid):].T, index=complete.index, columns=names[len(valid):])
+        long = aggregated.stack().rename("loss").reset_index().rename(columns={"level_" + str(len(keys)): "valid_domain"})
+        long = long.rename(columns={long.columns[len(keys)]: "valid_domain"})
+        mix = runs.mixtures()
+        long = long.join(mix, on="run")
+        return RunsTable(long[[*keys, "valid_domain", "loss", *runs.mix_columns]], runs.source + " (aggregated)")
 
     def to_json(self) -> str:
         return json.dumps({"weights": self.weights, "groups": self.groups}, sort_keys=True)

@@ -1,0 +1,44 @@
+"""Shared fixtures: the real data in ../shared/data, and mocked sampling for fast unit tests."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pymc as pm
+import pytest
+import xarray as xr
+from pymc.testing import mock_sample
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("BAYES_MIXLAW_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():  # CI always has it beside the clone; a missing folder is an error, not a skip
+        raise FileNotFoundError(f"the shared real data is expected at {SHARED_DATA} (set BAYES_MIXLAW_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def mocked_sampling(monkeypatch):
+    """Replace NUTS by pymc.testing.mock_sample (prior draws with the posterior's shape)."""
+
+    def fake(model, data, key, sampler, seed, progress):
+        with model:
+            pm.set_data({k: v for k, v in data.items()})
+            tree = mock_sample(
+                draws=sampler.draws,
+                chains=sampler.chains,
+                random_seed=seed,
+                sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)},
+            )
+        return tree
+
+    monkeypatch.setattr("bayes_mixlaw.mixing.sample_posterior", fake)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
