@@ -89,7 +89,7 @@ class MixingLaw:
         loss = data["loss"].to_numpy(dtype=float)
         scale = data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy()
         group_of = targets.group_of(valid)
-        groups = list(dict.fromkeys(group_of))
+        groups = [g for g in [*targets.groups, "all"] if g in group_of]
         return {
             "table": table,
             "targets": targets,
@@ -142,7 +142,9 @@ class MixingLaw:
                 log_m = cfg.prior("loss_at_mean", dims="latent").create_variable("latent_log_loss_at_mean")
                 logit_f = cfg.prior("f_mu", dims="latent").create_variable("latent_logit_f")
                 t = cfg.prior("t_mu", dims=("latent", "train_domain")).create_variable("latent_t")
-                w = cfg.prior("implicit_weights", dims=("valid_domain", "latent")).create_variable("implicit_weights")
+                w_prior = cfg.prior("implicit_weights", dims=("valid_domain", "latent"))
+                concentration = np.broadcast_to(np.asarray(w_prior.parameters["a"], dtype=float), (cfg.n_implicit,))
+                w = type(w_prior)("Dirichlet", a=concentration, dims=w_prior.dims).create_variable("implicit_weights")
                 a, b = _centred_to_law(log_m, logit_f, t, center)
                 pm.Deterministic("latent_log_c", a, dims="latent")  # in units of each domain's loss scale
                 pm.Deterministic("latent_log_k", b, dims="latent")

@@ -118,7 +118,7 @@ class Targets:
         return RunsTable(long[[*keys, "valid_domain", "loss", *runs.mix_columns]], runs.source + " (aggregated)")
 
     def to_json(self) -> str:
-        return json.dumps({"weights": self.weights, "groups": self.groups}, sort_keys=True)
+        return json.dumps({"weights": self.weights, "groups": self.groups})  # group order is meaningful
 
     @classmethod
     def from_json(cls, text: str) -> "Targets":

@@ -1,0 +1,111 @@
+"""MixingLaw structure, predictions, aggregation and persistence, with mocked sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_mixlaw import MixingLaw, MixingLawConfig, Targets, datasets
+from bayes_mixlaw.config import ConfigError
+from bayes_mixlaw.mixing import NotFittedError
+
+
+@pytest.fixture
+def runs():
+    return datasets.mixinglaws_5mix_70m().select(step=30000)
+
+
+@pytest.fixture
+def fitted(runs, mocked_sampling):
+    law = MixingLaw(MixingLawConfig(sampler={"draws": 20, "chains": 2}), datasets.pile_targets())
+    return law.fit(runs, seed=3, progress=False)
+
+
+def mixtures(domains):
+    return pd.DataFrame([{"name": "uniform", **{f"mix:{d}": 1 / len(domains) for d in domains}},
+                         {"name": "web", **{f"mix:{d}": float(d == "internet") for d in domains}}])
+
+
+def test_build_model_has_labelled_dims(runs):
+    model = MixingLaw(targets=datasets.pile_targets()).build_model(runs)
+    assert list(model.coords["valid_domain"]) == runs.valid_domains
+    assert list(model.coords["train_domain"]) == runs.train_domains
+    assert list(model.coords["group"]) == ["academic", "prose", "dialogue", "symbolic", "internet"]
+    assert model.named_vars_to_dims["t"] == ("valid_domain", "train_domain")
+    assert {"run_mixture", "loss_scaled", "run_idx", "valid_idx"} <= set(model.named_vars)
+
+
+def test_implicit_model_builds(runs):
+    model = MixingLaw(MixingLawConfig(law="implicit", n_implicit=3)).build_model(runs)
+    assert model.named_vars_to_dims["implicit_weights"] == ("valid_domain", "latent")
+
+
+def test_predict_columns_and_targets(fitted, runs):
+    pred = fitted.predict(mixtures(runs.train_domains), ci=0.8)
+    assert list(pred.columns) == ["name", *[f"mix:{d}" for d in runs.train_domains], "target", "mean", "median", "lower", "upper"]
+    assert len(pred) == 2 * (22 + 5 + 1)
+    assert set(pred["target"]) >= {"total", "academic", "ArXiv"}
+    assert (pred["lower"] <= pred["median"]).all() and (pred["median"] <= pred["upper"]).all()
+
+
+def test_aggregates_are_taken_per_draw(fitted, runs):
+    draws = fitted.predict_draws(mixtures(runs.train_domains), kind="mean")
+    names, matrix = fitted.targets.matrix(fitted.valid_domains)
+    domain_draws = draws.sel(target=fitted.valid_domains).values
+    np.testing.assert_allclose(draws.sel(target="total").values, domain_draws @ matrix[-1])
+
+
+def test_seed_reproduces_predictions(fitted, runs):
+    m = mixtures(runs.train_domains)
+    pd.testing.assert_frame_equal(fitted.predict(m, seed=1), fitted.predict(m, seed=1))
+
+
+def test_save_load_predicts_identically_and_never_overwrites(fitted, runs, tmp_path):
+    path = fitted.save(tmp_path / "fit.nc")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        fitted.save(path)
+    loaded = MixingLaw.load(path)
+    m = mixtures(runs.train_domains)
+    pd.testing.assert_frame_equal(loaded.predict(m), fitted.predict(m))
+    assert loaded.config.sampler.draws == 20
+    assert loaded.targets.groups == fitted.targets.groups
+    assert loaded.idata.attrs["bayes_mixlaw_version"]
+    assert loaded.summary_line() == fitted.summary_line()
+
+
+def test_not_fitted_and_wrong_mixture_columns(fitted):
+    with pytest.raises(NotFittedError):
+        MixingLaw().predict(pd.DataFrame({"mix:a": [1.0]}))
+    with pytest.raises(ValueError, match=r"missing \['mix:academic'"):
+        fitted.predict(pd.DataFrame({"mix:a": [1.0]}))
+
+
+def test_config_file_priors_and_errors(tmp_path):
+    good = tmp_path / "c.yaml"
+    good.write_text("law: implicit\nn_implicit: 2\npriors:\n  t_sigma: {dist: HalfNormal, kwargs: {sigma: 1.0}}\nsampler: {draws: 50}\n")
+    cfg = MixingLawConfig.from_file(good)
+    assert cfg.law == "implicit" and cfg.prior("t_sigma").parameters == {"sigma": 1.0}
+    assert MixingLawConfig.from_dict(cfg.to_dict()).to_json() == cfg.to_json()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("priors:\n  not_a_prior: {dist: Normal, kwargs: {mu: 0, sigma: 1}}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: priors: .*unknown prior 'not_a_prior'"):
+        MixingLawConfig.from_file(bad)
+    bad.write_text("sampler: {draws: -3}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: sampler.draws"):
+        MixingLawConfig.from_file(bad)
+    bad.write_text("priors:\n  t_mu: {dist: Normal, kwargs: {sigma: 1}}\n")
+    with pytest.raises(ConfigError, match="ZeroSumNormal"):
+        MixingLawConfig.from_file(bad)
+
+
+def test_default_priors_are_sensible_by_prior_predictive(runs):
+    """Prior predictive losses (in units of each domain's median loss) are wide but plausible."""
+    import pymc as pm
+
+    model = MixingLaw().build_model(runs)
+    with model:
+        prior = pm.sample_prior_predictive(draws=300, random_seed=1)
+    scaled = prior["prior_predictive"]["loss"].values.ravel()
+    lo, hi = np.quantile(scaled, [0.05, 0.95])
+    assert 0.5 < lo < 1.0 < hi < 4.0, (lo, hi)  # weakly informative: wide, yet no loss of 40
