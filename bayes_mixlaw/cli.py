@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-out = Console()
+out = Console(width=150)
 
 
 class UserError(Exception):
@@ -72,7 +72,7 @@ def fit(
     groups: Annotated[Optional[Path], typer.Option(help="JSON/YAML of group -> validation domains")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML/JSON config: law, likelihood, priors, sampler")] = None,
     train_domains: Annotated[Optional[str], typer.Option(help="Comma-separated training domain names (mixinglaws format)")] = None,
-    fast: Annotated[bool, typer.Option("--fast", help="Laplace approximation at the MAP instead of NUTS")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="Fast approximate posterior (mean-field ADVI) instead of NUTS")] = False,
     renormalize: Annotated[bool, typer.Option(help="Divide mixtures that do not sum to 1 by their sum (warns)")] = False,
     tolerance: Annotated[float, typer.Option(help="How far a mixture's sum may be from 1")] = 0.01,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same numbers)")] = 0,
@@ -97,7 +97,7 @@ def fit(
         law = MixingLaw(cfg, Targets.from_files(valid_weights, groups))
         if not quiet:
             console.print(f"fitting {len(table.runs)} runs x {len(table.valid_domains)} validation domains from {table.source} ...")
-        law.fit(table, seed=seed, method="laplace" if fast else None, progress=not quiet)
+        law.fit(table, seed=seed, method="advi" if fast else None, progress=not quiet)
         law.save(output, overwrite=force)
         if not quiet:
             console.print(law.summary_line())
@@ -136,7 +136,7 @@ def predict(
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the fit and predictions")] = Path("bayes-mixlaw-demo"),
-    fast: Annotated[bool, typer.Option("--fast", help="Laplace approximation instead of NUTS")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="Fast approximate posterior (ADVI) instead of NUTS")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
@@ -162,8 +162,8 @@ def demo(
             f"{len(runs.runs)} mixtures of {', '.join(runs.train_domains)} x {len(runs.valid_domains)} Pile validation domains"
         )
         law = MixingLaw(targets=datasets.pile_targets())
-        console.print("compiling and sampling (NUTS via nutpie; the first fit compiles the model) ..." if not fast else "Laplace approximation ...")
-        law.fit(runs, seed=seed, method="laplace" if fast else None, progress=not quiet)
+        console.print("compiling and sampling (NUTS via nutpie; the first fit compiles the model) ..." if not fast else "fitting by ADVI (fast, approximate) ...")
+        law.fit(runs, seed=seed, method="advi" if fast else None, progress=not quiet)
         console.print(law.summary_line())
         law.save(fit_path)
         domains = runs.train_domains

@@ -57,7 +57,7 @@ class SamplerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["nuts", "laplace"] = "nuts"
+    method: Literal["nuts", "advi"] = "nuts"
     draws: int = Field(1000, gt=0)
     tune: int = Field(1000, ge=0)
     chains: int = Field(4, gt=0)
@@ -66,6 +66,7 @@ class SamplerConfig(BaseModel):
     # nutpie's low-rank mass matrix adapts to the correlations between a domain's parameters;
     # on 5Mix it needs about 20 leapfrog steps a draw where a diagonal one needs 500.
     adaptation: Literal["diag", "low_rank"] = "low_rank"
+    advi_iterations: int = Field(30000, gt=0, description="optimisation steps of the fast (ADVI) path")
 
 
 class MixingLawConfig(BaseModel):

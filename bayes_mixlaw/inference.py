@@ -2,7 +2,9 @@
 
 NUTS runs through nutpie; the compiled model is cached per model structure and reused with new
 data (``pm.Data`` + ``with_data``), so refits in a planning loop pay the compilation once. The fast
-path is a Laplace approximation at the MAP (pymc-extras). Diagnostics (R-hat, bulk ESS,
+path is mean-field ADVI: a few seconds, good point predictions, intervals too narrow (a Laplace
+approximation is no option here: the joint mode of a hierarchical model is degenerate, and
+pymc-extras' ``fit_laplace`` returned absurd variances on 5Mix). Diagnostics (R-hat, bulk ESS,
 divergences) are computed for every fit, stored in the fit and raised as warnings.
 """
 
@@ -62,22 +64,18 @@ def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sam
             adaptation=sampler.adaptation,
             save_warmup=False,
         )
-    if sampler.method == "laplace":
-        import pymc_extras as pmx
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=UserWarning)  # pymc-extras' notes on the approximation
-            tree = pmx.fit_laplace(
-                model=model,
-                optimize_method="L-BFGS-B",
-                use_grad=True,
-                draws=sampler.draws * sampler.chains,
+    if sampler.method == "advi":
+        with model:
+            pm.set_data(data)
+            approx = pm.fit(
+                n=sampler.advi_iterations,
+                method="advi",
                 random_seed=seed,
                 progressbar=progress,
-                include_transformed=False,
+                obj_optimizer=pm.adam(learning_rate=0.01),
             )
-        keep = [g for g in ("posterior", "fit", "optimizer_result") if g in tree.children]
-        return xr.DataTree.from_dict({g: tree[g].to_dataset() for g in keep})
+            tree = approx.sample(sampler.draws * sampler.chains, random_seed=seed)
+        return xr.DataTree.from_dict({"posterior": tree["posterior"].to_dataset()})
     raise ValueError(f"unknown sampler method {sampler.method!r}")
 
 
@@ -121,8 +119,7 @@ def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, method: str
             problems.append(f"min bulk ESS {min_ess:.0f} < {ESS_PER_CHAIN_LIMIT * chains}: intervals are noisy; draw more")
     else:
         max_rhat, min_ess = float("nan"), float(chains * draws)
-        problems_note = "Laplace approximation: Gaussian around the MAP; use NUTS for final numbers"
-        log.info(problems_note)
+        log.info("ADVI is approximate: its intervals are too narrow; use NUTS for final numbers")
     return Diagnostics(method, divergences, max_rhat, min_ess, int(draws), int(chains), round(seconds, 3), problems)
 
 

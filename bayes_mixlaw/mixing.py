@@ -132,6 +132,7 @@ class MixingLaw:
                 t_mu = cfg.prior("t_mu", dims=("group", "train_domain")).create_variable("t_mu")
                 t_sigma = cfg.prior("t_sigma").create_variable("t_sigma")
                 log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
+                # centred: each domain's data are informative, so this beats the non-centred form
                 logit_f = pm.Normal("logit_f", f_mu[g], f_sigma, dims="valid_domain")
                 t_dev = pm.ZeroSumNormal("t_dev", sigma=t_sigma, dims=("valid_domain", "train_domain"))
                 t = pm.Deterministic("t", t_mu[g] + t_dev, dims=("valid_domain", "train_domain"))
@@ -167,7 +168,7 @@ class MixingLaw:
     # fit
 
     def fit(self, runs, *, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler) -> "MixingLaw":
-        """Fit to a runs table at one scale. ``method``: ``nuts`` (default) or ``laplace`` (fast);
+        """Fit to a runs table at one scale. ``method``: ``nuts`` (default) or ``advi`` (fast, approximate);
         other keywords override the config's sampler settings (draws, tune, chains, cores).
         Sampler problems are raised as :class:`~bayes_mixlaw.inference.SamplingWarning`."""
         runs = load_runs(runs)
