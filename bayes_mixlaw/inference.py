@@ -50,7 +50,9 @@ def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sam
     if sampler.method == "nuts":
         import nutpie
 
-        compiled = _compiled(model, key).with_data(**data)
+        compiled = _compiled(model, key)
+        known = {var.name for var in compiled.shared_var_keys}  # data the graph does not use are not shared
+        compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
         cores = sampler.cores or min(sampler.chains, os.cpu_count() or 1)
         return nutpie.sample(
             compiled,

@@ -3,9 +3,9 @@
 For validation domain i (in pooling group g) and a run with mixture r, in units of the domain's
 loss scale s_i (its median observed loss)::
 
-    explicit:  L_i(r) / s_i = exp(a_i) + exp(b_i + sum_j t_ij r_j),     sum_j t_ij = 0
-               a_i ~ Normal(c_mu_g, c_sigma),  b_i ~ Normal(k_mu_g, k_sigma)   (non-centred)
-               t_i = t_mu_g + t_sigma z_i,     z_i ~ ZeroSumNormal(1)
+    explicit:  L_i(r) / s_i = m_i [(1 - f_i) + f_i exp(sum_j t_ij (r_j - rbar_j))],  sum_j t_ij = 0
+               log m_i ~ Normal,  logit f_i ~ Normal(f_mu_g, f_sigma),
+               t_i ~ t_mu_g + ZeroSumNormal(t_sigma)       (g: all domains, or the user's groups)
     implicit:  L_i(r) / s_i = sum_k w_ik [exp(a_k) + exp(b_k + sum_j t_kj r_j)],  w_i ~ Dirichlet
     observed:  loss / s_i ~ StudentT(nu, L_i(r) / s_i, noise_sigma_i)   (or Normal)
 
@@ -88,7 +88,7 @@ class MixingLaw:
         valid_idx = data["valid_domain"].map(valid_pos).to_numpy()
         loss = data["loss"].to_numpy(dtype=float)
         scale = data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy()
-        group_of = targets.group_of(valid)
+        group_of = targets.group_of(valid) if self.config.pool_by == "groups" else ["all"] * len(valid)
         groups = [g for g in [*targets.groups, "all"] if g in group_of]
         return {
             "table": table,
@@ -132,7 +132,11 @@ class MixingLaw:
                 t_mu = cfg.prior("t_mu", dims=("group", "train_domain")).create_variable("t_mu")
                 t_sigma = cfg.prior("t_sigma").create_variable("t_sigma")
                 log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
-                # centred: each domain's data are informative, so this beats the non-centred form
+                # Centred in logit_f. Two ridges slow NUTS down (posterior correlations on 5Mix):
+                # t_mu against the deviations (-0.99) and, near the mean mixture where the data fix
+                # mostly the slope f_i t_i, logit f_i against |t_i| (-0.96). Sampling t directly
+                # (row means left to the prior) or the slopes f_i t_i (with the Jacobian) were
+                # tried: both cost more time per effective draw than this form.
                 logit_f = pm.Normal("logit_f", f_mu[g], f_sigma, dims="valid_domain")
                 t_dev = pm.ZeroSumNormal("t_dev", sigma=t_sigma, dims=("valid_domain", "train_domain"))
                 t = pm.Deterministic("t", t_mu[g] + t_dev, dims=("valid_domain", "train_domain"))
@@ -182,6 +186,7 @@ class MixingLaw:
             "valid_idx": lay["valid_idx"],
             "log_loss_scale": np.log(lay["scale"]),
             "loss_scaled": lay["loss"] / lay["scale"][lay["valid_idx"]],
+            "mixture_center": lay["mixtures"].mean(axis=0),
         }
         with Timer() as timer:
             tree = sample_posterior(self.model, data, self._model_key, settings, seed, progress)

@@ -28,7 +28,8 @@ def mixtures(domains):
 
 
 def test_build_model_has_labelled_dims(runs):
-    model = MixingLaw(targets=datasets.pile_targets()).build_model(runs)
+    assert list(MixingLaw(targets=datasets.pile_targets()).build_model(runs).coords["group"]) == ["all"]
+    model = MixingLaw(MixingLawConfig(pool_by="groups"), targets=datasets.pile_targets()).build_model(runs)
     assert list(model.coords["valid_domain"]) == runs.valid_domains
     assert list(model.coords["train_domain"]) == runs.train_domains
     assert list(model.coords["group"]) == ["academic", "prose", "dialogue", "symbolic", "internet"]
