@@ -172,7 +172,7 @@ def demo(
         rows = {
             "uniform": np.full(len(domains), 1 / len(domains)),
             "pilot mean": observed.to_numpy().mean(axis=0),
-            f"best pilot ({best_run})": observed.loc[best_run].to_numpy(),
+            f"best pilot (run {best_run.split('_')[1].split('-')[0]})": observed.loc[best_run].to_numpy(),
             "academic-heavy": np.array([0.5, 0.15, 0.1, 0.1, 0.15]),
             "internet only (extrapolation)": np.array([0.0, 0.0, 0.0, 0.0, 1.0]),
         }

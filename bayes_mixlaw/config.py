@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -70,18 +70,13 @@ class SamplerConfig(BaseModel):
     advi_iterations: int = Field(30000, gt=0, description="optimisation steps of the fast (ADVI) path")
 
 
-class MixingLawConfig(BaseModel):
-    """Everything that defines a mixing-law fit apart from the data."""
+class LawConfig(BaseModel):
+    """What every law's fit shares: likelihood, priors (overrides of ``DEFAULT_PRIORS``), sampler."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    DEFAULT_PRIORS: ClassVar[dict[str, Prior]] = {}
 
-    law: Literal["explicit", "implicit"] = "explicit"
-    n_implicit: int = Field(4, ge=1, description="K, the number of latent domains of the implicit law")
     likelihood: Literal["studentt", "normal"] = "studentt"
-    # Partial pooling of the validation domains' parameters: across all domains, or within the
-    # user's groups (the groups file always defines group targets). On 5Mix the paper's five groups
-    # pool worse than all 22 together (held-out MAE 0.0359 against 0.0334, benchmarks/README.md).
-    pool_by: Literal["all", "groups"] = "all"
     priors: dict[str, Prior] = Field(default_factory=dict)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
 
@@ -92,8 +87,8 @@ class MixingLawConfig(BaseModel):
             return {}
         out = {}
         for name, prior in dict(value).items():
-            if name not in DEFAULT_PRIORS:
-                raise ValueError(f"unknown prior '{name}'; the priors are {sorted(DEFAULT_PRIORS)}")
+            if name not in cls.DEFAULT_PRIORS:
+                raise ValueError(f"unknown prior '{name}'; the priors are {sorted(cls.DEFAULT_PRIORS)}")
             if isinstance(prior, dict):
                 try:
                     prior = deserialize(prior) if "dist" in prior else Prior(prior.pop("distribution"), **prior)
@@ -108,7 +103,7 @@ class MixingLawConfig(BaseModel):
 
     def prior(self, name: str, dims=None) -> Prior:
         """The prior for ``name`` (the user's or the default), with the dims the model needs."""
-        prior = self.priors.get(name, DEFAULT_PRIORS[name])
+        prior = self.priors.get(name, self.DEFAULT_PRIORS[name])
         return Prior(prior.distribution, dims=dims, **prior.parameters)
 
     def to_dict(self) -> dict:
@@ -120,11 +115,11 @@ class MixingLawConfig(BaseModel):
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "MixingLawConfig":
+    def from_dict(cls, data: dict) -> "LawConfig":
         return cls.model_validate(data)
 
     @classmethod
-    def from_file(cls, path) -> "MixingLawConfig":
+    def from_file(cls, path) -> "LawConfig":
         """Read a YAML or JSON config; errors name the file and the offending field."""
         path = Path(path)
         try:
@@ -138,6 +133,43 @@ class MixingLawConfig(BaseModel):
         except ValidationError as err:
             problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
             raise ConfigError(f"{path}: {problems}") from None
+
+
+class MixingLawConfig(LawConfig):
+    """Everything that defines a mixing-law fit apart from the data."""
+
+    DEFAULT_PRIORS: ClassVar[dict[str, Prior]] = DEFAULT_PRIORS
+
+    law: Literal["explicit", "implicit"] = "explicit"
+    n_implicit: int = Field(4, ge=1, description="K, the number of latent domains of the implicit law")
+    # Partial pooling of the validation domains' parameters: across all domains, or within the
+    # user's groups (the groups file always defines group targets). On 5Mix the paper's five groups
+    # pool worse than all 22 together (held-out MAE 0.0359 against 0.0334, benchmarks/README.md).
+    pool_by: Literal["all", "groups"] = "all"
+
+
+# Priors of the joint scaling law L(N, D) = E + A N^-alpha + B D^-beta, written with N and D relative
+# to the geometric means of the pilots' sizes and token counts (N0, D0) and amplitudes relative to
+# the median loss s, so the defaults fit any scale:  L / s = e + a (N/N0)^-alpha + b (D/D0)^-beta.
+SCALING_PRIORS: dict[str, Prior] = {
+    # irreducible loss: most of the loss, below every observation (exp(-0.4) = 0.67 of the median)
+    "log_e": Prior("Normal", mu=-0.4, sigma=0.5),
+    # reducible parts at the pilots' typical size and data: a few tens of percent of the loss
+    "log_a": Prior("Normal", mu=-2.0, sigma=1.5),
+    "log_b": Prior("Normal", mu=-2.0, sigma=1.5),
+    # exponents: positive, typically 0.1-0.7 (Chinchilla: 0.34, 0.28)
+    "alpha": Prior("Gamma", alpha=3.0, beta=8.0),
+    "beta": Prior("Gamma", alpha=3.0, beta=8.0),
+    # noise on the log loss, i.e. relative to the loss
+    "noise_sigma": Prior("HalfNormal", sigma=0.05),
+    "nu": Prior("Gamma", alpha=2.0, beta=0.1),
+}
+
+
+class ScalingLawConfig(LawConfig):
+    """Everything that defines a scaling-law fit apart from the data."""
+
+    DEFAULT_PRIORS: ClassVar[dict[str, Prior]] = SCALING_PRIORS
 
 
 class ConfigError(ValueError):

@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from bayes_mixlaw.config import MixingLawConfig, SamplerConfig
-from bayes_mixlaw.inference import Diagnostics, Timer, diagnose, sample_posterior, warn_problems
+from bayes_mixlaw.config import MixingLawConfig
+from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.laws import array_namespace, implicit_mixing_law, mixing_law
-from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, read_mixtures
 from bayes_mixlaw.summary import summarize_draws
 from bayes_mixlaw.targets import Targets
 
@@ -49,11 +47,7 @@ def _centred_to_law(log_m, logit_f, t, center):
     return log_m + log_1mf, log_m + log_f - (t * center).sum(axis=-1)
 
 
-class NotFittedError(RuntimeError):
-    """predict/save called before fit (or load)."""
-
-
-class MixingLaw:
+class MixingLaw(BayesianLaw):
     """Hierarchical Bayesian data mixing law, pymc-marketing style: ``build_model``, ``fit``,
     ``predict``, ``save`` and ``load``.
 
@@ -62,13 +56,12 @@ class MixingLaw:
     >>> law.predict(mixtures, ci=0.9)          # one row per mixture x target
     """
 
+    kind = "mixing_law"
+    config_class = MixingLawConfig
+
     def __init__(self, config: MixingLawConfig | None = None, targets: Targets | None = None):
-        self.config = config or MixingLawConfig()
+        super().__init__(config)
         self.targets = targets or Targets()
-        self.idata: xr.DataTree | None = None
-        self.model: pm.Model | None = None
-        self.runs: RunsTable | None = None
-        self._model_key: str | None = None
 
     # ------------------------------------------------------------------------------------------
     # model
@@ -169,18 +162,10 @@ class MixingLaw:
         return model
 
     # ------------------------------------------------------------------------------------------
-    # fit
+    # hooks of BayesianLaw.fit
 
-    def fit(self, runs, *, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler) -> "MixingLaw":
-        """Fit to a runs table at one scale. ``method``: ``nuts`` (default) or ``advi`` (fast, approximate);
-        other keywords override the config's sampler settings (draws, tune, chains, cores).
-        Sampler problems are raised as :class:`~bayes_mixlaw.inference.SamplingWarning`."""
-        runs = load_runs(runs)
-        settings = self.config.sampler.model_copy(update={k: v for k, v in {"method": method, **sampler}.items() if v is not None})
-        SamplerConfig.model_validate(settings.model_dump())
-        self.model = self.build_model(runs)
-        lay = self._layout_cache
-        data = {
+    def _data(self, lay: dict) -> dict:
+        return {
             "run_mixture": lay["mixtures"],
             "run_idx": lay["run_idx"],
             "valid_idx": lay["valid_idx"],
@@ -188,33 +173,17 @@ class MixingLaw:
             "loss_scaled": lay["loss"] / lay["scale"][lay["valid_idx"]],
             "mixture_center": lay["mixtures"].mean(axis=0),
         }
-        with Timer() as timer:
-            tree = sample_posterior(self.model, data, self._model_key, settings, seed, progress)
-        posterior = tree["posterior"].to_dataset()
-        posterior = posterior.drop_vars([v for v in posterior.data_vars if v.endswith(("_log__", "_interval__", "_simplex__", "_zerosum__"))])
-        self.runs = lay["table"]
+
+    def _data_groups(self, lay: dict) -> dict[str, xr.Dataset]:
         self.targets = lay["targets"]
-        self.idata = self._assemble(posterior, tree, lay, settings, seed)
-        diagnostics = self._diagnose(settings.method, timer.seconds)
-        self.idata["diagnostics"] = xr.DataTree(xr.Dataset(attrs={"json": json.dumps(diagnostics.__dict__)}))
-        warn_problems(diagnostics, "mixing-law fit")
-        return self
-
-    def _assemble(self, posterior, tree, lay, settings, seed) -> xr.DataTree:
-        from bayes_mixlaw import __version__
-
-        nodes = {"posterior": posterior}
-        if "sample_stats" in tree.children:
-            nodes["sample_stats"] = tree["sample_stats"].to_dataset()
-        table = lay["table"]
-        nodes["observed_data"] = xr.Dataset(
+        observed = xr.Dataset(
             {
                 "loss": ("obs", lay["loss"]),
                 "obs_run": ("obs", np.asarray(lay["runs"], dtype=object)[lay["run_idx"]].astype(str)),
                 "obs_valid_domain": ("obs", np.asarray(lay["valid"], dtype=object)[lay["valid_idx"]].astype(str)),
             }
         )
-        nodes["constant_data"] = xr.Dataset(
+        constant = xr.Dataset(
             {
                 "run_mixture": (("run", "train_domain"), lay["mixtures"]),
                 "loss_scale": ("valid_domain", lay["scale"]),
@@ -222,32 +191,24 @@ class MixingLaw:
             },
             coords={"run": lay["runs"], "train_domain": lay["train"], "valid_domain": lay["valid"]},
         )
-        scale = {c: table.scale_values(c) for c in ("params", "step", "tokens") if table.scale_values(c)}
-        attrs = {
-            "bayes_mixlaw_version": __version__,
-            "kind": "mixing_law",
-            "config": self.config.model_copy(update={"sampler": settings}).to_json(),
-            "targets": self.targets.to_json(),
-            "source": table.source,
-            "scale": json.dumps({k: v[0] for k, v in scale.items()}),
-            "seed": -1 if seed is None else int(seed),
-        }
-        return xr.DataTree.from_dict({"/": xr.Dataset(attrs=attrs), **nodes})
+        return {"observed_data": observed, "constant_data": constant}
 
-    def _diagnose(self, method: str, seconds: float) -> Diagnostics:
+    def _attrs(self, lay: dict) -> dict:
+        table = lay["table"]
+        scale = {c: table.scale_values(c) for c in ("params", "step", "tokens") if table.scale_values(c)}
+        return {"targets": self.targets.to_json(), "scale": json.dumps({k: v[0] for k, v in scale.items()})}
+
+    def _restore(self, tree: xr.DataTree) -> None:
+        self.targets = Targets.from_json(tree.attrs["targets"])
+
+    def _diagnostic_quantities(self) -> xr.Dataset:
         posterior = self.idata["posterior"].to_dataset()
         mixtures = self.idata["constant_data"]["run_mixture"].values
         fitted = self._law_draws(mixtures)  # (chain, draw, run, valid_domain): identifiable under label switching
         check = xr.Dataset({"fitted_loss": (("chain", "draw", "run", "valid_domain"), fitted), "noise_sigma": posterior["noise_sigma"]})
         if self.config.law == "explicit":
             check = check.assign(log_c=posterior["log_c"], log_k=posterior["log_k"], t=posterior["t"])
-        stats = self.idata["sample_stats"].to_dataset() if "sample_stats" in self.idata.children else None
-        return diagnose(check, stats, method, seconds, list(check.data_vars))
-
-    @property
-    def diagnostics(self) -> Diagnostics:
-        self._require_fit()
-        return Diagnostics(**json.loads(self.idata["diagnostics"].attrs["json"]))
+        return check
 
     # ------------------------------------------------------------------------------------------
     # predict
@@ -333,41 +294,6 @@ class MixingLaw:
                 rows.append({"parameter": name, **sel, "mean": float(mean.values[index]),
                              "lower": float(q.values[(0, *index)]), "upper": float(q.values[(1, *index)])})
         return pd.DataFrame(rows)
-
-    # ------------------------------------------------------------------------------------------
-    # persistence
-
-    def save(self, path, *, overwrite: bool = False) -> Path:
-        """Write the fit (posterior, diagnostics, data, config, version) to one netCDF file."""
-        self._require_fit()
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
-        tmp = path.with_name(path.name + ".partial")
-        self.idata.to_netcdf(tmp, engine="h5netcdf")
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def load(cls, path) -> "MixingLaw":
-        """Read a fit written by :meth:`save`; it predicts exactly as before it was saved."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no fit at {path}")
-        try:
-            tree = xr.open_datatree(path, engine="h5netcdf").load()
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path} is not a bayes_mixlaw fit file: {err}") from None
-        attrs = tree.attrs
-        if attrs.get("kind") != "mixing_law":
-            raise ValueError(f"{path} is not a mixing-law fit (kind={attrs.get('kind')!r})")
-        law = cls(MixingLawConfig.from_dict(json.loads(attrs["config"])), Targets.from_json(attrs["targets"]))
-        law.idata = tree
-        return law
-
-    def _require_fit(self):
-        if self.idata is None:
-            raise NotFittedError("this MixingLaw has not been fitted; call fit() or MixingLaw.load()")
 
     def summary_line(self) -> str:
         """One line saying what was fitted."""

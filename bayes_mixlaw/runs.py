@@ -13,7 +13,6 @@ the RegMix CSV pair. Every problem found is reported with the file, row and colu
 from __future__ import annotations
 
 import gzip
-import io
 import re
 import warnings
 from dataclasses import dataclass, field

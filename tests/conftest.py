@@ -38,7 +38,7 @@ def mocked_sampling(monkeypatch):
             )
         return tree
 
-    monkeypatch.setattr("bayes_mixlaw.mixing.sample_posterior", fake)
+    monkeypatch.setattr("bayes_mixlaw.model.sample_posterior", fake)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield

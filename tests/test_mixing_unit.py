@@ -8,7 +8,7 @@ import pytest
 
 from bayes_mixlaw import MixingLaw, MixingLawConfig, Targets, datasets
 from bayes_mixlaw.config import ConfigError
-from bayes_mixlaw.mixing import NotFittedError
+from bayes_mixlaw.model import NotFittedError
 
 
 @pytest.fixture
