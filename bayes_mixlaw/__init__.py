@@ -7,13 +7,19 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from bayes_mixlaw.config import MixingLawConfig, SamplerConfig
+from bayes_mixlaw.config import MixingLawConfig, SamplerConfig, ScalingLawConfig
 from bayes_mixlaw.inference import SamplingWarning
 from bayes_mixlaw.mixing import MixingLaw
+from bayes_mixlaw.model import BayesianLaw, NotFittedError
+from bayes_mixlaw.scaling import ChinchillaLaw
 from bayes_mixlaw.runs import RunsTable, RunsTableError, load_runs, read_mixtures
 from bayes_mixlaw.targets import Targets
 
 __all__ = [
+    "BayesianLaw",
+    "ChinchillaLaw",
+    "NotFittedError",
+    "ScalingLawConfig",
     "MixingLaw",
     "MixingLawConfig",
     "RunsTable",

@@ -79,24 +79,32 @@ def fit(
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output")] = False,
 ):
-    """Fit the Bayesian data mixing law to pilot runs at one scale."""
+    """Fit the Bayesian data mixing law to pilot runs at one scale, or, for a table with no mix:
+    columns (one data mixture), the scaling law L(N, D) = E + A/N^alpha + B/D^beta."""
     _setup(quiet)
 
     def body():
-        from bayes_mixlaw.config import MixingLawConfig
+        from bayes_mixlaw.config import MixingLawConfig, ScalingLawConfig
         from bayes_mixlaw.mixing import MixingLaw
         from bayes_mixlaw.runs import load_runs
+        from bayes_mixlaw.scaling import ChinchillaLaw
         from bayes_mixlaw.targets import Targets
 
         _check_output(output, force)
         table = load_runs(
             runs, format, train_domains=train_domains.split(",") if train_domains else None, tolerance=tolerance, renormalize=renormalize
         )
-        table = table.select(params=params, step=step, tokens=tokens).single_scale()
-        cfg = MixingLawConfig.from_file(config) if config else MixingLawConfig()
-        law = MixingLaw(cfg, Targets.from_files(valid_weights, groups))
+        table = table.select(params=params, step=step, tokens=tokens)
+        if table.mix_columns:
+            cfg = MixingLawConfig.from_file(config) if config else MixingLawConfig()
+            law = MixingLaw(cfg, Targets.from_files(valid_weights, groups))
+            table = table.single_scale()
+            what = f"mixing law on {len(table.runs)} runs x {len(table.valid_domains)} validation domains"
+        else:  # one data mixture: the scaling law over model size and data
+            law = ChinchillaLaw(ScalingLawConfig.from_file(config) if config else ScalingLawConfig())
+            what = f"scaling law L(N, D) on {len(table.data)} rows (no mix: columns, one data mixture)"
         if not quiet:
-            console.print(f"fitting {len(table.runs)} runs x {len(table.valid_domains)} validation domains from {table.source} ...")
+            console.print(f"fitting the {what} from {table.source} ...")
         law.fit(table, seed=seed, method="advi" if fast else None, progress=not quiet)
         law.save(output, overwrite=force)
         if not quiet:
@@ -109,23 +117,43 @@ def fit(
 @app.command()
 def predict(
     fit_file: Annotated[Path, typer.Argument(help="Fit file written by 'bayes-mixlaw fit'")],
-    mixtures: Annotated[Path, typer.Option(help="CSV with mix:<domain> columns and an optional 'name'")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Predictions CSV to write")],
+    mixtures: Annotated[Optional[Path], typer.Option(help="CSV with mix:<domain> columns and an optional 'name' (mixing-law fits)")] = None,
+    params: Annotated[Optional[list[float]], typer.Option(help="Model size(s) to predict at (scaling-law fits)")] = None,
+    tokens: Annotated[Optional[list[float]], typer.Option(help="Training tokens to predict at (scaling-law fits)")] = None,
+    step: Annotated[Optional[list[float]], typer.Option(help="Training steps to predict at (scaling-law fits fitted on steps)")] = None,
     ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible interval")] = 0.9,
     kind: Annotated[str, typer.Option(help="'predictive' (a new run's loss, with noise) or 'mean' (the law's expected loss)")] = "predictive",
     seed: Annotated[int, typer.Option(help="Seed of the predictive noise draws")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
-    """Predict the loss of each target at new mixtures, with credible intervals."""
+    """Predict the loss of each target with credible intervals: at new mixtures (mixing-law fits) or
+    at model sizes and data amounts (scaling-law fits)."""
     _setup(quiet)
 
     def body():
         from bayes_mixlaw.mixing import MixingLaw
+        from bayes_mixlaw.model import BayesianLaw
 
         _check_output(output, force)
-        law = MixingLaw.load(fit_file)
-        table = law.predict(mixtures, ci=ci, kind=kind, seed=seed)
+        law = BayesianLaw.load(fit_file)
+        if isinstance(law, MixingLaw):
+            if mixtures is None:
+                raise UserError(f"{fit_file} is a mixing-law fit: give --mixtures M.csv")
+            if params or tokens or step:
+                raise UserError(f"{fit_file} is a mixing law at one scale; --params/--tokens/--step need the nested model")
+            table = law.predict(mixtures, ci=ci, kind=kind, seed=seed)
+        else:
+            if mixtures is not None:
+                raise UserError(f"{fit_file} is a scaling-law fit of one data mixture: it takes no --mixtures")
+            column = law.idata.attrs["data_column"]
+            amounts = tokens if column == "tokens" else step
+            if not params or not amounts:
+                raise UserError(f"{fit_file} was fitted on params and {column}: give --params N and --{column} D (repeat for several)")
+            if len(params) != len(amounts) and 1 not in (len(params), len(amounts)):
+                raise UserError(f"give as many --params as --{column} values (or one of either); got {len(params)} and {len(amounts)}")
+            table = law.predict(params, amounts, ci=ci, kind=kind, seed=seed)
         table.to_csv(output, index=False)
         if not quiet:
             console.print(f"wrote {len(table)} rows ({table['target'].nunique()} targets) to {output}")

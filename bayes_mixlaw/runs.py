@@ -351,8 +351,10 @@ def load_runs(
         frame = read_mixinglaws(path, train_domains=train_domains)
     elif format == "regmix":
         frame = read_regmix(path)
+    elif format == "chinchilla":
+        frame = read_chinchilla(path)
     else:
-        raise RunsTableError(f"unknown format '{format}'; choose auto, tidy, mixinglaws or regmix", source=str(path))
+        raise RunsTableError(f"unknown format '{format}'; choose auto, tidy, mixinglaws, regmix or chinchilla", source=str(path))
     return validate_runs(frame, str(path), tolerance=tolerance, renormalize=renormalize)
 
 
@@ -369,6 +371,8 @@ def _guess_format(path: Path) -> str:
         return "mixinglaws"
     if name.startswith(("train_mixture", "train_pile_loss")):
         return "regmix"
+    if name.endswith((".csv", ".csv.gz")) and {"Model Size", "Training FLOP"} <= set(pd.read_csv(path, nrows=0).columns):
+        return "chinchilla"
     if name.endswith((".csv", ".csv.gz", ".parquet", ".pq")):
         return "tidy"
     raise RunsTableError("cannot tell the format from the file name; pass --format", source=str(path))
@@ -538,6 +542,32 @@ def read_regmix(path: Path) -> pd.DataFrame:
     frame = long.merge(mixture, on="index", how="left").rename(columns={"index": "run"})
     frame["run"] = frame["run"].astype(str)
     return frame
+
+
+def read_chinchilla(path: Path, drop_highest: int = 5) -> pd.DataFrame:
+    """Epoch AI's digitised Chinchilla points (``Model Size``, ``Training FLOP``, ``loss``).
+
+    Tokens are ``D = C / (6 N)``. As in Epoch's refit (Besiroglu et al., 2024), the
+    ``drop_highest`` highest losses are left out; the validation domain is ``MassiveText``.
+    """
+    frame = pd.read_csv(path)
+    missing = [c for c in ("Model Size", "Training FLOP", "loss") if c not in frame]
+    if missing:
+        raise RunsTableError(f"not Epoch's Chinchilla format: missing column(s) {missing}", source=str(path), column=missing[0])
+    frame[_ROW] = np.arange(len(frame)) + 2
+    frame = frame.drop(frame["loss"].nlargest(drop_highest).index) if drop_highest else frame
+    n = pd.to_numeric(frame["Model Size"], errors="coerce")
+    c = pd.to_numeric(frame["Training FLOP"], errors="coerce")
+    return pd.DataFrame(
+        {
+            "run": [f"chinchilla_{r}" for r in frame[_ROW]],
+            "params": n.round().astype("Int64"),
+            "tokens": c / (6 * n),
+            "valid_domain": "MassiveText",
+            "loss": frame["loss"],
+            _ROW: frame[_ROW],
+        }
+    )
 
 
 def read_mixtures(source, train_domains: list[str] | None = None, *, tolerance: float = 0.01, renormalize: bool = False) -> pd.DataFrame:
