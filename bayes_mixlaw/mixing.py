@@ -47,6 +47,25 @@ def _centred_to_law(log_m, logit_f, t, center):
     return log_m + log_1mf, log_m + log_f - (t * center).sum(axis=-1)
 
 
+_BASE_SIGMA = 10.0
+
+
+def _centred_zero_sum(name: str, mu, sigma, dims):
+    """``x_i ~ mu_i + ZeroSumNormal(sigma)`` (last axis sums to zero), sampled as x itself.
+
+    Written as ``mu + ZeroSumNormal(sigma)``, every deviation is tied to ``mu`` when the data pin
+    down x (posterior correlation -0.99 on 5Mix, ~390 leapfrog steps a draw). Here x is a
+    ZeroSumNormal with a wide base whose density is cancelled, and the pooled prior is added as a
+    potential: ``-|x - mu|^2 / (2 sigma^2) - (M - 1) log sigma`` per row, M the last axis' length.
+    """
+    x = pm.ZeroSumNormal(name, sigma=_BASE_SIGMA, dims=dims)
+    dev = x - mu
+    rows, m = x.shape[0], x.shape[-1]
+    prior = -0.5 * (dev**2).sum() / sigma**2 - rows * (m - 1) * pm.math.log(sigma)
+    pm.Potential(f"{name}_prior", prior + 0.5 * (x**2).sum() / _BASE_SIGMA**2)
+    return x
+
+
 class MixingLaw(BayesianLaw):
     """Hierarchical Bayesian data mixing law, pymc-marketing style: ``build_model``, ``fit``,
     ``predict``, ``save`` and ``load``.
@@ -131,8 +150,7 @@ class MixingLaw(BayesianLaw):
                 # (row means left to the prior) or the slopes f_i t_i (with the Jacobian) were
                 # tried: both cost more time per effective draw than this form.
                 logit_f = pm.Normal("logit_f", f_mu[g], f_sigma, dims="valid_domain")
-                t_dev = pm.ZeroSumNormal("t_dev", sigma=t_sigma, dims=("valid_domain", "train_domain"))
-                t = pm.Deterministic("t", t_mu[g] + t_dev, dims=("valid_domain", "train_domain"))
+                t = _centred_zero_sum("t", t_mu[g], t_sigma, dims=("valid_domain", "train_domain"))
                 a, b = _centred_to_law(log_m, logit_f, t, center)
                 pm.Deterministic("log_c", a + log_scale, dims="valid_domain")
                 pm.Deterministic("log_k", b + log_scale, dims="valid_domain")
