@@ -28,7 +28,7 @@ import xarray as xr
 from bayes_mixlaw.config import MixingLawConfig
 from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.laws import array_namespace, implicit_mixing_law, mixing_law
-from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, read_mixtures
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
 from bayes_mixlaw.summary import summarize_draws
 from bayes_mixlaw.targets import Targets
 
@@ -117,8 +117,13 @@ class MixingLaw(BayesianLaw):
             "scale": scale,
         }
 
-    def build_model(self, runs: RunsTable) -> pm.Model:
-        """The PyMC model for ``runs`` (one scale); data enter through ``pm.Data`` for reuse."""
+    def build_model(self, runs: RunsTable, generative: bool = False) -> pm.Model:
+        """The PyMC model for ``runs`` (one scale); data enter through ``pm.Data`` for reuse.
+
+        The pooled interactions are sampled centred, with their prior as a potential, which
+        forward sampling ignores; ``generative=True`` writes the same distribution as
+        ``t_mu + ZeroSumNormal(t_sigma)`` for prior predictive simulation (:meth:`sample_prior_predictive`).
+        """
         lay = self._layout(runs)
         cfg = self.config
         coords = {
@@ -150,7 +155,11 @@ class MixingLaw(BayesianLaw):
                 # (row means left to the prior) or the slopes f_i t_i (with the Jacobian) were
                 # tried: both cost more time per effective draw than this form.
                 logit_f = pm.Normal("logit_f", f_mu[g], f_sigma, dims="valid_domain")
-                t = _centred_zero_sum("t", t_mu[g], t_sigma, dims=("valid_domain", "train_domain"))
+                if generative:  # forward-samplable form of the same distribution
+                    t_dev = pm.ZeroSumNormal("t_dev", sigma=t_sigma, dims=("valid_domain", "train_domain"))
+                    t = pm.Deterministic("t", t_mu[g] + t_dev, dims=("valid_domain", "train_domain"))
+                else:
+                    t = _centred_zero_sum("t", t_mu[g], t_sigma, dims=("valid_domain", "train_domain"))
                 a, b = _centred_to_law(log_m, logit_f, t, center)
                 pm.Deterministic("log_c", a + log_scale, dims="valid_domain")
                 pm.Deterministic("log_k", b + log_scale, dims="valid_domain")
@@ -173,11 +182,17 @@ class MixingLaw(BayesianLaw):
             else:
                 pm.Normal("loss", mu=mu, sigma=noise[valid_idx], observed=loss_scaled, dims="obs")
         self._model_key = hashlib.sha256(
-            json.dumps([cfg.law, cfg.n_implicit, cfg.likelihood, {k: v.to_dict() for k, v in cfg.priors.items()},
+            json.dumps([generative, cfg.law, cfg.n_implicit, cfg.likelihood, {k: v.to_dict() for k, v in cfg.priors.items()},
                         lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist()], default=str).encode()
         ).hexdigest()
         self._layout_cache = lay
         return model
+
+    def sample_prior_predictive(self, runs, draws: int = 500, seed: int | None = None) -> xr.DataTree:
+        """Prior and prior predictive draws for ``runs`` (observed losses in units of each domain's
+        median loss, ``loss_scaled``): how the default or configured priors are checked."""
+        with self.build_model(load_runs(runs), generative=True):
+            return pm.sample_prior_predictive(draws=draws, random_seed=seed)
 
     # ------------------------------------------------------------------------------------------
     # hooks of BayesianLaw.fit

@@ -37,6 +37,38 @@ def test_build_model_has_labelled_dims(runs):
     assert {"run_mixture", "loss_scaled", "run_idx", "valid_idx"} <= set(model.named_vars)
 
 
+def test_centred_interactions_have_the_pooled_zero_sum_density():
+    """Base density + potential of the centred form = ZeroSumNormal(x - mu; sigma) + a constant,
+    so the NUTS form and the generative form (t_mu + ZeroSumNormal) are one distribution."""
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+
+    from bayes_mixlaw.mixing import _BASE_SIGMA, _centred_zero_sum
+
+    rows, cols = 3, 4
+    mu_in, x_in, sigma_in = pt.matrix("mu"), pt.matrix("x"), pt.scalar("sigma")
+    with pm.Model(coords={"r": range(rows), "c": range(cols)}) as model:
+        x = _centred_zero_sum("x", mu_in, sigma_in, dims=("r", "c"))
+    potential = pytensor.graph.clone_replace(model.potentials[0], {x: x_in})
+    base = pm.logp(pm.ZeroSumNormal.dist(sigma=_BASE_SIGMA, shape=(rows, cols)), x_in).sum()
+    pooled = pm.logp(pm.ZeroSumNormal.dist(sigma=sigma_in, shape=(rows, cols)), x_in - mu_in).sum()
+    difference = pytensor.function([x_in, mu_in, sigma_in], base + potential - pooled, on_unused_input="ignore")
+    rng = np.random.default_rng(0)
+
+    def zero_sum(shape):
+        z = rng.normal(size=shape)
+        return z - z.mean(axis=-1, keepdims=True)
+
+    values = [float(difference(zero_sum((rows, cols)) * 3, zero_sum((rows, cols)), s)) for s in (0.3, 1.0, 2.5, 7.0)]
+    np.testing.assert_allclose(values, values[0], atol=1e-8)
+
+
+def test_prior_predictive_uses_the_generative_form(runs):
+    prior = MixingLaw().sample_prior_predictive(runs, draws=50, seed=0)["prior"]
+    assert "t_dev" in prior and np.abs(prior["t"].sum("train_domain")).max() < 1e-8
+
+
 def test_implicit_model_builds(runs):
     model = MixingLaw(MixingLawConfig(law="implicit", n_implicit=3)).build_model(runs)
     assert model.named_vars_to_dims["implicit_weights"] == ("valid_domain", "latent")
@@ -102,11 +134,7 @@ def test_config_file_priors_and_errors(tmp_path):
 
 def test_default_priors_are_sensible_by_prior_predictive(runs):
     """Prior predictive losses (in units of each domain's median loss) are wide but plausible."""
-    import pymc as pm
-
-    model = MixingLaw().build_model(runs)
-    with model:
-        prior = pm.sample_prior_predictive(draws=300, random_seed=1)
+    prior = MixingLaw().sample_prior_predictive(runs, draws=300, seed=1)
     scaled = prior["prior_predictive"]["loss"].values.ravel()
     lo, hi = np.quantile(scaled, [0.05, 0.95])
     assert 0.5 < lo < 1.0 < hi < 4.0, (lo, hi)  # weakly informative: wide, yet no loss of 40
