@@ -57,7 +57,9 @@ class SamplerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["nuts", "advi"] = "nuts"
+    # nuts: the default; fast: a short NUTS run for planning loops (FAST_NUTS below, same compiled
+    # model); advi: mean-field ADVI (approximate, slower than "fast" on the mixing law)
+    method: Literal["nuts", "fast", "advi"] = "nuts"
     draws: int = Field(1000, gt=0)
     tune: int = Field(1000, ge=0)
     chains: int = Field(4, gt=0)
@@ -67,7 +69,13 @@ class SamplerConfig(BaseModel):
     # leapfrog steps a draw at ~20 us a step; nutpie's low-rank one needs ~15 steps but costs far
     # more a step on this model (5 s against 51 s for 4 x 2000 iterations, pooled within groups).
     adaptation: Literal["diag", "low_rank"] = "diag"
-    advi_iterations: int = Field(30000, gt=0, description="optimisation steps of the fast (ADVI) path")
+    advi_iterations: int = Field(30000, gt=0, description="optimisation steps of method='advi'")
+
+
+# The fast path: 2 chains x (300 warm-up + 250 draws) of NUTS. On 5Mix it predicts held-out mixtures as
+# well as the full run (MAE 0.0335 against 0.0334) in ~2 s, with R-hat around 1.02-1.05, which the
+# diagnostics report: use the full run for numbers you publish.
+FAST_NUTS = {"chains": 2, "tune": 300, "draws": 250}
 
 
 class LawConfig(BaseModel):

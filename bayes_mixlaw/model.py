@@ -64,7 +64,8 @@ class BayesianLaw:
     # fit ---------------------------------------------------------------------------------------
 
     def fit(self, runs, *, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler):
-        """Fit to a runs table. ``method``: ``nuts`` (default) or ``advi`` (fast, approximate);
+        """Fit to a runs table. ``method``: ``nuts`` (default), ``fast`` (a short NUTS run on the same
+        compiled model, for planning loops) or ``advi`` (mean-field, approximate);
         other keywords override the config's sampler settings (draws, tune, chains, cores, ...).
         Sampler problems are raised as :class:`~bayes_mixlaw.inference.SamplingWarning`."""
         runs = load_runs(runs)
