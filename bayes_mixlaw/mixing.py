@@ -16,7 +16,6 @@ groups) are weighted means of the domain losses, taken per draw.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from functools import partial
 
@@ -175,16 +174,10 @@ class MixingLaw(BayesianLaw):
                 pm.Deterministic("latent_log_k", b, dims="latent")
             mean_scaled = (mixing_law if cfg.law == "explicit" else partial(implicit_mixing_law, weights=w))(run_mixture, a, b, t)
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
-            mu = mean_scaled[run_idx, valid_idx]
-            if cfg.likelihood == "studentt":
-                nu = cfg.prior("nu").create_variable("nu")
-                pm.StudentT("loss", nu=nu, mu=mu, sigma=noise[valid_idx], observed=loss_scaled, dims="obs")
-            else:
-                pm.Normal("loss", mu=mu, sigma=noise[valid_idx], observed=loss_scaled, dims="obs")
-        self._model_key = hashlib.sha256(
-            json.dumps([generative, cfg.law, cfg.n_implicit, cfg.likelihood, {k: v.to_dict() for k, v in cfg.priors.items()},
-                        lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist()], default=str).encode()
-        ).hexdigest()
+            self._likelihood(mean_scaled[run_idx, valid_idx], noise[valid_idx], loss_scaled)
+        self._model_key = self._structure_key(
+            generative, cfg.law, cfg.n_implicit, lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist()
+        )
         self._layout_cache = lay
         return model
 
@@ -271,10 +264,7 @@ class MixingLaw(BayesianLaw):
         """Observation noise per draw in absolute units, shape (chain, draw, n, valid_domain)."""
         post = self.idata["posterior"]
         sigma = (post["noise_sigma"].values * self.idata["constant_data"]["loss_scale"].values)[:, :, None, :]
-        if self.config.likelihood == "studentt":
-            nu = post["nu"].values[:, :, None, None]
-            return sigma * rng.standard_t(np.broadcast_to(nu, shape))
-        return sigma * rng.standard_normal(shape)
+        return sigma * self._standard_noise(shape, rng)
 
     def predict_draws(self, mixtures, *, kind: str = "predictive", seed: int = 0) -> xr.DataArray:
         """Posterior draws of every target at each mixture: dims (chain, draw, mixture, target).

@@ -8,10 +8,12 @@ A law subclass says how to build its PyMC model from a runs table (``build_model
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pymc as pm
 import xarray as xr
 
@@ -60,6 +62,29 @@ class BayesianLaw:
 
     def _restore(self, tree: xr.DataTree) -> None:
         """Rebuild what the subclass needs from a loaded fit's attributes."""
+
+    # shared pieces of the subclasses' models ------------------------------------------------------
+
+    def _likelihood(self, mu, sigma, observed):
+        """The observed ``loss``: Student-t (robust; ``nu`` from the priors) or Normal, per config."""
+        if self.config.likelihood == "studentt":
+            nu = self.config.prior("nu").create_variable("nu")
+            return pm.StudentT("loss", nu=nu, mu=mu, sigma=sigma, observed=observed, dims="obs")
+        return pm.Normal("loss", mu=mu, sigma=sigma, observed=observed, dims="obs")
+
+    def _structure_key(self, *parts) -> str:
+        """Key of the compiled-model cache: the law, its likelihood and priors, and ``parts`` (what
+        fixes the model's shapes); refits with the same key reuse the compiled model."""
+        cfg = self.config
+        payload = [self.kind, cfg.likelihood, {k: v.to_dict() for k, v in cfg.priors.items()}, *parts]
+        return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
+
+    def _standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+        """Unit-scale draws of the likelihood's noise, one per posterior draw: shape (chain, draw, ...)."""
+        if self.config.likelihood == "studentt":
+            nu = self.idata["posterior"]["nu"].values
+            return rng.standard_t(np.broadcast_to(nu.reshape(nu.shape + (1,) * (len(shape) - 2)), shape))
+        return rng.standard_normal(shape)
 
     # fit ---------------------------------------------------------------------------------------
 

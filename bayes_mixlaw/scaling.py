@@ -16,9 +16,6 @@ so the default priors (``config.SCALING_PRIORS``) suit any scale. ``E``, ``A``, 
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import numpy as np
 import pandas as pd
 import pymc as pm
@@ -99,14 +96,8 @@ class ChinchillaLaw(BayesianLaw):
             mean = chinchilla_law(n_rel, d_rel, pm.math.exp(log_e[i]), pm.math.exp(log_a[i]), pm.math.exp(log_b[i]), alpha[i], beta[i])
             mu = pm.math.log(mean) + log_scale[i]
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
-            if cfg.likelihood == "studentt":
-                nu = cfg.prior("nu").create_variable("nu")
-                pm.StudentT("loss", nu=nu, mu=mu, sigma=noise[i], observed=log_loss, dims="obs")
-            else:
-                pm.Normal("loss", mu=mu, sigma=noise[i], observed=log_loss, dims="obs")
-        self._model_key = hashlib.sha256(
-            json.dumps([self.kind, cfg.likelihood, {k: v.to_dict() for k, v in cfg.priors.items()}, lay["valid"]]).encode()
-        ).hexdigest()
+            self._likelihood(mu, noise[i], log_loss)
+        self._model_key = self._structure_key(lay["valid"])
         self._layout_cache = lay
         return model
 
@@ -174,12 +165,7 @@ class ChinchillaLaw(BayesianLaw):
         get = lambda name: post[name].values[:, :, None, :]  # noqa: E731  (chain, draw, 1, valid)
         mean = chinchilla_law(n[:, None], d[:, None], get("E"), get("A"), get("B"), get("alpha"), get("beta"))
         if kind == "predictive":
-            rng = np.random.default_rng(seed)
-            if self.config.likelihood == "studentt":
-                eps = rng.standard_t(np.broadcast_to(post["nu"].values[:, :, None, None], mean.shape))
-            else:
-                eps = rng.standard_normal(mean.shape)
-            mean = mean * np.exp(get("noise_sigma") * eps)
+            mean = mean * np.exp(get("noise_sigma") * self._standard_noise(mean.shape, np.random.default_rng(seed)))
         return xr.DataArray(mean, dims=("chain", "draw", "point", "target"), coords={"target": self.valid_domains}, name="loss")
 
     def predict(self, params, tokens, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
