@@ -97,6 +97,11 @@ class Diagnostics:
     seconds: float
     problems: list[str]
 
+    def summary(self) -> str:
+        """How it was sampled and whether there were problems, for one-line fit summaries."""
+        problems = "no sampler problems" if not self.problems else f"{len(self.problems)} sampler problem(s)"
+        return f"{self.method} {self.chains}x{self.draws} draws in {self.seconds:.1f}s; {problems}"
+
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([{k: v for k, v in self.__dict__.items() if k != "problems"} | {"problems": "; ".join(self.problems) or "none"}])
 

@@ -9,8 +9,8 @@ loss scale s_i (its median observed loss)::
     implicit:  L_i(r) / s_i = sum_k w_ik [exp(a_k) + exp(b_k + sum_j t_kj r_j)],  w_i ~ Dirichlet
     observed:  loss / s_i ~ StudentT(nu, L_i(r) / s_i, noise_sigma_i)   (or Normal)
 
-In the paper's convention ``log_c_i = a_i + log s_i`` and ``log_k_i = b_i + log s_i`` (reported as
-deterministics); ``t`` is reported with its rows summing to zero. Aggregate targets (``total``,
+The fit reports the paper's convention as deterministics, ``log_c_i = log m_i + log(1 - f_i) + log s_i``
+and ``log_k_i = log m_i + log f_i - t_i . rbar + log s_i``, with the rows of ``t`` summing to zero. Aggregate targets (``total``,
 groups) are weighted means of the domain losses, taken per draw.
 """
 
@@ -28,7 +28,7 @@ from bayes_mixlaw.config import MixingLawConfig
 from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.laws import array_namespace, implicit_mixing_law, mixing_law
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
-from bayes_mixlaw.summary import summarize_draws
+from bayes_mixlaw.summary import interval_bounds, summarize_draws
 from bayes_mixlaw.targets import Targets
 
 PREDICTION_CHUNK = 256
@@ -148,11 +148,10 @@ class MixingLaw(BayesianLaw):
                 t_mu = cfg.prior("t_mu", dims=("group", "train_domain")).create_variable("t_mu")
                 t_sigma = cfg.prior("t_sigma").create_variable("t_sigma")
                 log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
-                # Centred in logit_f. Two ridges slow NUTS down (posterior correlations on 5Mix):
-                # t_mu against the deviations (-0.99) and, near the mean mixture where the data fix
-                # mostly the slope f_i t_i, logit f_i against |t_i| (-0.96). Sampling t directly
-                # (row means left to the prior) or the slopes f_i t_i (with the Jacobian) were
-                # tried: both cost more time per effective draw than this form.
+                # Centred in logit_f and t (see _centred_zero_sum). A second ridge remains: near the
+                # mean mixture the data fix mostly the slope f_i t_i, so logit f_i and |t_i| trade
+                # off (-0.96 on 5Mix); sampling the slopes with the Jacobian cost more time per
+                # effective draw (benchmarks/README.md).
                 logit_f = pm.Normal("logit_f", f_mu[g], f_sigma, dims="valid_domain")
                 if generative:  # forward-samplable form of the same distribution
                     t_dev = pm.ZeroSumNormal("t_dev", sigma=t_sigma, dims=("valid_domain", "train_domain"))
@@ -273,9 +272,12 @@ class MixingLaw(BayesianLaw):
         ``"predictive"`` adds observation noise: what a new run at that mixture would show.
         """
         self._require_fit()
+        return self._draws_at(read_mixtures(mixtures, self.train_domains), kind, seed)
+
+    def _draws_at(self, frame: pd.DataFrame, kind: str, seed: int) -> xr.DataArray:
+        """:meth:`predict_draws` on an already validated mixtures table."""
         if kind not in ("mean", "predictive"):
             raise ValueError(f"kind must be 'mean' or 'predictive', not {kind!r}")
-        frame = read_mixtures(mixtures, self.train_domains)
         r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
         names, matrix = self.targets.matrix(self.valid_domains)
         rng = np.random.default_rng(seed)
@@ -296,9 +298,9 @@ class MixingLaw(BayesianLaw):
     def predict(self, mixtures, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per mixture and target: ``name`` (if given), ``mix:*``, ``target``, ``mean``,
         ``median``, ``lower``, ``upper`` (equal-tailed interval of probability ``ci``)."""
+        self._require_fit()
         frame = read_mixtures(mixtures, self.train_domains)
-        draws = self.predict_draws(frame, kind=kind, seed=seed)
-        return summarize_draws(draws, frame, ci)
+        return summarize_draws(self._draws_at(frame, kind, seed), frame, ci)
 
     def parameters(self, ci: float = 0.9) -> pd.DataFrame:
         """Posterior mean and equal-tailed interval of log_c, log_k and t (explicit law)."""
@@ -306,7 +308,7 @@ class MixingLaw(BayesianLaw):
         if self.config.law != "explicit":
             raise ValueError("parameters() reports the explicit law's log_c, log_k and t")
         post = self.idata["posterior"]
-        lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
+        lo, hi = interval_bounds(ci)
         rows = []
         for name in ("log_c", "log_k", "t"):
             da = post[name]
@@ -326,7 +328,5 @@ class MixingLaw(BayesianLaw):
         where = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v:g}" for k, v in scale.items()) or "one scale"
         return (
             f"{self.config.law} mixing law ({self.config.likelihood}) on {len(self.idata['constant_data']['run'])} runs x "
-            f"{len(self.valid_domains)} validation domains x {len(self.train_domains)} training domains at {where}; "
-            f"{d.method} {d.chains}x{d.draws} draws in {d.seconds:.1f}s; "
-            + ("no sampler problems" if not d.problems else f"{len(d.problems)} sampler problem(s)")
+            f"{len(self.valid_domains)} validation domains x {len(self.train_domains)} training domains at {where}; {d.summary()}"
         )

@@ -30,6 +30,14 @@ from bayes_mixlaw.summary import interval_bounds, summarize_draws
 PARAMETERS = ("E", "A", "B", "alpha", "beta")
 
 
+def _points(params, tokens) -> tuple[np.ndarray, np.ndarray]:
+    """Model sizes and data amounts as matching float arrays (either may be a single value)."""
+    n, d = np.broadcast_arrays(np.atleast_1d(np.asarray(params, dtype=float)), np.atleast_1d(np.asarray(tokens, dtype=float)))
+    if np.any(~np.isfinite(n) | (n <= 0)) or np.any(~np.isfinite(d) | (d <= 0)):
+        raise ValueError("params and tokens must be positive and finite")
+    return n, d
+
+
 class ChinchillaLaw(BayesianLaw):
     """Bayesian ``L(N, D) = E + A/N^alpha + B/D^beta`` per validation domain.
 
@@ -154,13 +162,11 @@ class ChinchillaLaw(BayesianLaw):
     def predict_draws(self, params, tokens, *, kind: str = "predictive", seed: int = 0) -> xr.DataArray:
         """Draws of the loss at each (params, tokens) pair: dims (chain, draw, point, target)."""
         self._require_fit()
+        return self._draws_at(*_points(params, tokens), kind, seed)
+
+    def _draws_at(self, n: np.ndarray, d: np.ndarray, kind: str, seed: int) -> xr.DataArray:
         if kind not in ("mean", "predictive"):
             raise ValueError(f"kind must be 'mean' or 'predictive', not {kind!r}")
-        n = np.atleast_1d(np.asarray(params, dtype=float))
-        d = np.atleast_1d(np.asarray(tokens, dtype=float))
-        n, d = np.broadcast_arrays(n, d)
-        if np.any(~np.isfinite(n) | (n <= 0)) or np.any(~np.isfinite(d) | (d <= 0)):
-            raise ValueError("params and tokens must be positive and finite")
         post = self.idata["posterior"]
         get = lambda name: post[name].values[:, :, None, :]  # noqa: E731  (chain, draw, 1, valid)
         mean = chinchilla_law(n[:, None], d[:, None], get("E"), get("A"), get("B"), get("alpha"), get("beta"))
@@ -171,8 +177,9 @@ class ChinchillaLaw(BayesianLaw):
     def predict(self, params, tokens, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per (params, tokens) pair and validation domain: ``params``, ``tokens``, ``target``,
         ``mean``, ``median``, ``lower``, ``upper``."""
-        draws = self.predict_draws(params, tokens, kind=kind, seed=seed)
-        n, d = np.broadcast_arrays(np.atleast_1d(np.asarray(params, dtype=float)), np.atleast_1d(np.asarray(tokens, dtype=float)))
+        self._require_fit()
+        n, d = _points(params, tokens)
+        draws = self._draws_at(n, d, kind, seed)
         n = n.astype(np.int64) if np.all(n == np.round(n)) else n
         return summarize_draws(draws, pd.DataFrame({"params": n, self.idata.attrs["data_column"]: d}), ci)
 
@@ -184,6 +191,5 @@ class ChinchillaLaw(BayesianLaw):
         return (
             f"Chinchilla law on {self.idata['observed_data'].sizes['obs']} points x {len(self.valid_domains)} validation domain(s): "
             f"E={p[('E', v)]:.3f} A={p[('A', v)]:.4g} B={p[('B', v)]:.4g} alpha={p[('alpha', v)]:.3f} beta={p[('beta', v)]:.3f} ({v}); "
-            f"{d.method} {d.chains}x{d.draws} draws in {d.seconds:.1f}s; "
-            + ("no sampler problems" if not d.problems else f"{len(d.problems)} sampler problem(s)")
+            f"{d.summary()}"
         )
