@@ -78,6 +78,11 @@ class SamplerConfig(BaseModel):
 FAST_NUTS = {"chains": 2, "tune": 300, "draws": 250}
 
 
+# Priors over coefficients of the proportions: with sum_j r_j = 1 only their rows up to a shift are
+# identified, so these must sum to zero.
+ZERO_SUM_PRIORS = ("t_mu", "size_t_mu", "step_t_mu")
+
+
 class LawConfig(BaseModel):
     """What every law's fit shares: likelihood, priors (overrides of ``DEFAULT_PRIORS``), sampler."""
 
@@ -104,8 +109,8 @@ class LawConfig(BaseModel):
                     raise ValueError(f"prior '{name}': cannot read {prior!r} ({err})") from None
             if not isinstance(prior, Prior):
                 raise ValueError(f"prior '{name}' must be a pymc_extras Prior or its dict form, got {prior!r}")
-            if name == "t_mu" and prior.distribution != "ZeroSumNormal":
-                raise ValueError("prior 't_mu' must be a ZeroSumNormal: with sum_j r_j = 1 only t up to a shift is identified")
+            if name in ZERO_SUM_PRIORS and prior.distribution != "ZeroSumNormal":
+                raise ValueError(f"prior '{name}' must be a ZeroSumNormal: with sum_j r_j = 1 only its rows up to a shift are identified")
             out[name] = prior
         return out
 
@@ -182,3 +187,52 @@ class ScalingLawConfig(LawConfig):
 
 class ConfigError(ValueError):
     """A config file that cannot be used; the message names the file and field."""
+
+
+# Priors of the nested (mixture x size x steps) law. For validation domain i, a run with mixture r
+# (rbar the pilots' mean mixture), n = N / N0 and s = S / S0 (sizes and steps relative to the
+# geometric means of the pilots'), in units of the domain's median loss:
+#   L_i(r, n, s) = ref_i(r) * (1 + a_i(r) n^-alpha_i + b_i(r) n^-gamma_i s^-beta_i) / (1 + a_i(r) + b_i(r))
+#   ref_i(r) = m_i [(1 - f_i) + f_i exp(t_i . (r - rbar))] exp(d_ri)   (mixing law at N0, S0)
+#   log a_i(r) = log_a_i + u_i . (r - rbar),   log b_i(r) = log_b_i + w_i . (r - rbar)
+# a and b are the size and step terms relative to the irreducible loss; the mixture moves the loss
+# at the reference scale (t) and the share of it that scale removes (u, w); d is each pilot mixture's
+# departure from the mixing law, shared by all its sizes and lengths.
+NESTED_PRIORS: dict[str, Prior] = {
+    **{k: DEFAULT_PRIORS[k] for k in ("loss_at_mean", "f_mu", "f_sigma", "t_mu", "t_sigma", "nu")},
+    # size and step terms relative to the irreducible loss at the reference scale (Chinchilla on
+    # its pilots: a few tenths), pooled across validation domains
+    "log_a_mu": Prior("Normal", mu=-1.5, sigma=1.5),
+    "log_b_mu": Prior("Normal", mu=-1.5, sigma=1.5),
+    "log_ab_sigma": Prior("HalfNormal", sigma=1.0),
+    # exponents, pooled across validation domains on the log scale around ~0.3
+    "log_alpha_mu": Prior("Normal", mu=-1.2, sigma=0.7),
+    "log_beta_mu": Prior("Normal", mu=-1.2, sigma=0.7),
+    "log_exponent_sigma": Prior("HalfNormal", sigma=0.3),
+    # size dependence of the step term, b n^-gamma s^-beta (0: Chinchilla's additive law)
+    "gamma_mu": Prior("Normal", mu=0.0, sigma=0.5),
+    "gamma_sigma": Prior("HalfNormal", sigma=0.2),
+    # how the mixture moves the size and step terms (rows sum to zero), pooled across domains
+    "size_t_mu": Prior("ZeroSumNormal", sigma=1.0),
+    "step_t_mu": Prior("ZeroSumNormal", sigma=1.0),
+    "scale_t_sigma": Prior("HalfNormal", sigma=0.5),
+    # a pilot mixture's departure from the mixing law (log scale); 'free' mixtures: spread of the
+    # per-mixture levels around the domain's mean
+    "mixture_sigma": Prior("HalfNormal", sigma=0.03),
+    # observation noise on the log loss
+    "noise_sigma": Prior("HalfNormal", sigma=0.02),
+}
+
+
+class NestedLawConfig(LawConfig):
+    """Everything that defines a nested-law fit apart from the data."""
+
+    DEFAULT_PRIORS: ClassVar[dict[str, Prior]] = NESTED_PRIORS
+
+    # law: the mixing law ties the mixtures together (predicts any mixture: the joint model);
+    # free: each pilot mixture has its own pooled levels (predicts the pilots' mixtures only: the
+    # first stage of the stage-wise pipeline)
+    mixture_model: Literal["law", "free"] = "law"
+    # law: let the mixture move the size and step terms too (u, w above); off, every mixture of a
+    # domain shares its scaling shape and the mixture moves only the level
+    mixture_scaling: bool = True

@@ -83,3 +83,21 @@ def size_law(params, e, a, alpha):
 def chinchilla_law(params, tokens, e, a, b, alpha, beta):
     r"""Chinchilla's joint law: :math:`L(N, D) = E + A\,N^{-\alpha} + B\,D^{-\beta}`."""
     return e + a * params ** (-alpha) + b * tokens ** (-beta)
+
+
+def relative_scaling(params_rel, steps_rel, log_a, log_b, alpha, beta, gamma=0.0):
+    r"""Chinchilla-type law relative to its value at the reference scale (``params_rel = steps_rel = 1``).
+
+    With the amplitudes written relative to the irreducible part, :math:`a = A/E` and :math:`b = B/E`
+    (``log_a``, ``log_b`` their logs), and sizes and steps relative to the reference scale:
+
+    .. math:: \frac{L(n, s)}{L(1, 1)} = \frac{1 + a\,n^{-\alpha} + b\,n^{-\gamma} s^{-\beta}}{1 + a + b}
+
+    so :math:`1/(1+a+b)`, :math:`a/(1+a+b)` and :math:`b/(1+a+b)` are the shares of the loss at the
+    reference scale that are irreducible, that more parameters remove and that more steps remove.
+    ``gamma`` lets the step term depend on model size (0: Chinchilla's additive law); on checkpoints
+    of one run the larger models' losses keep falling at a different pace than the small ones'.
+    """
+    xp = array_namespace(params_rel, steps_rel, log_a, log_b, alpha, beta, gamma)
+    a, b = xp.exp(log_a), xp.exp(log_b)
+    return chinchilla_law(params_rel, steps_rel, 1.0, a, b * params_rel ** (-gamma), alpha, beta) / (1.0 + a + b)

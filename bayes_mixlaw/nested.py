@@ -1,0 +1,423 @@
+"""The nested law: loss as a function of mixture, model size and training length, fitted jointly.
+
+Ye et al. (2025) chain three point fits (step law per run, size law per mixture, mixing law at the
+target). Here one hierarchical model holds all three. For validation domain i, a pilot mixture r
+(``rbar`` the pilots' mean mixture), model size N and step S (or tokens), with ``n = N / N0`` and
+``s = S / S0`` relative to the geometric means of the pilots' and losses in units of the domain's
+median loss::
+
+    L_i(r, n, s) = ref_i(r) (1 + a_i(r) n^-alpha_i + b_i(r) n^-gamma_i s^-beta_i) / (1 + a_i(r) + b_i(r))
+
+    law  (the joint model, default):
+        ref_i(r) = m_i [(1 - f_i) + f_i exp(t_i . (r - rbar))] exp(d_ri)    mixing law at (N0, S0)
+        log a_i(r) = log_a_i + u_i . (r - rbar),   log b_i(r) = log_b_i + w_i . (r - rbar)
+        t_i, u_i, w_i pooled across domains (rows sum to zero); d_ri ~ Normal(0, mixture_sigma)
+    free (first stage of the stage-wise pipeline):
+        log ref_i(r) = log m_i + d_ri,  log a_i(r) = log_a_i + d'_ri,  log b_i(r) = log_b_i + d''_ri
+
+    log_a_i ~ Normal(log_a_mu, sigma), log alpha_i ~ Normal(log_alpha_mu, sigma_e)   (same for b, beta)
+    log loss ~ StudentT(nu, log L_i, noise_sigma_i)
+
+So each pilot mixture follows Chinchilla's L(N, S) = E + A N^-alpha + B S^-beta with exponents
+shared across mixtures (pooled across domains), the step-law parameters (b, beta) shared by every
+size of a mixture, and the mixture acting on E, A and B through mixing laws. ``d`` is the pilot
+mixture's departure from the mixing law; a new mixture gets a fresh draw of it, a pilot mixture its
+own, so predictions for the pilots' mixtures use their data and predictions elsewhere say how well
+the mixing law fits.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+
+from bayes_mixlaw.config import NestedLawConfig
+from bayes_mixlaw.laws import mixing_law, relative_scaling
+from bayes_mixlaw.mixing import _centred_to_law, _centred_zero_sum
+from bayes_mixlaw.model import BayesianLaw
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, read_mixtures
+from bayes_mixlaw.summary import interval_bounds, summarize_draws
+from bayes_mixlaw.targets import Targets
+
+PREDICTION_CHUNK = 128
+# prior scale of the sampled reference-scale losses, whose density the departure potential cancels
+_REF_BASE_SIGMA = 1.0
+# two mixtures closer than this (max abs difference of proportions) are the same mixture
+SAME_MIXTURE = 1e-6
+
+
+def _mixture_labels(mixtures: pd.DataFrame, run_mixture: np.ndarray, runs: list[str]) -> list[str]:
+    """A readable name per distinct mixture: the longest common end of its runs' names
+    (``70M_RP_3-...`` and ``160M_RP_3-...`` give ``RP_3-...``), else ``mixture k``."""
+    labels = []
+    for k in range(len(mixtures)):
+        names = [runs[j] for j in np.flatnonzero(run_mixture == k)]
+        reversed_common = []
+        for chars in zip(*[n[::-1] for n in names]):
+            if len(set(chars)) > 1:
+                break
+            reversed_common.append(chars[0])
+        label = "".join(reversed(reversed_common)).lstrip("_-. ")
+        labels.append(label if label else f"mixture {k}")
+    if len(set(labels)) < len(labels):
+        labels = [f"mixture {k}" for k in range(len(mixtures))]
+    return labels
+
+
+class NestedLaw(BayesianLaw):
+    """Hierarchical Bayesian law over mixture, model size and training length.
+
+    >>> law = NestedLaw(targets=pile_targets()).fit(load_runs("mixinglaws/RedPajama"), seed=0)
+    >>> law.predict(mixtures, params=805_736_448, step=100_000)    # 1B at 100k steps
+    """
+
+    kind = "nested_law"
+    config_class = NestedLawConfig
+
+    def __init__(self, config: NestedLawConfig | None = None, targets: Targets | None = None):
+        super().__init__(config)
+        self.targets = targets or Targets()
+
+    # ------------------------------------------------------------------------------------------
+    # model
+
+    def _layout(self, runs: RunsTable) -> dict:
+        data = runs.data
+        if not runs.mix_columns:
+            raise ValueError(f"{runs.source}: the table has no 'mix:<domain>' columns; fit one mixture with ChinchillaLaw")
+        if "params" not in data:
+            raise ValueError(f"{runs.source}: the nested law needs a 'params' column (model size)")
+        length = "step" if "step" in data else "tokens" if "tokens" in data else None
+        if length is None:
+            raise ValueError(f"{runs.source}: the nested law needs a 'step' or 'tokens' column (training length)")
+        for column in ("params", length):
+            if data[column].nunique() < 2:
+                raise ValueError(f"{runs.source}: '{column}' takes one value; fit a MixingLaw at one scale instead (or add pilots)")
+        valid = runs.valid_domains
+        targets = self.targets.check(valid, "targets")
+        run_names = runs.runs
+        per_run = runs.mixtures().loc[run_names]
+        distinct = per_run.round(9).drop_duplicates()
+        distinct_values = distinct.to_numpy(dtype=float)
+        run_mixture = np.array([int(np.argmin(np.abs(distinct_values - row).max(axis=1))) for row in per_run.to_numpy(dtype=float)])
+        labels = _mixture_labels(distinct, run_mixture, run_names)
+        run_pos = {r: i for i, r in enumerate(run_names)}
+        valid_pos = {v: i for i, v in enumerate(valid)}
+        n = data["params"].to_numpy(dtype=float)
+        s = data[length].to_numpy(dtype=float)
+        n0, s0 = float(np.exp(np.log(n).mean())), float(np.exp(np.log(s).mean()))
+        loss = data["loss"].to_numpy(dtype=float)
+        valid_idx = data["valid_domain"].map(valid_pos).to_numpy()
+        mix_idx = run_mixture[data["run"].map(run_pos).to_numpy()]
+        sizes, size_idx = np.unique(n, return_inverse=True)
+        length_values, length_idx = np.unique(s, return_inverse=True)
+        grid_shape = (len(distinct_values), len(sizes), len(length_values), len(valid))
+        return {
+            "table": runs,
+            "targets": targets,
+            "valid": valid,
+            "train": runs.train_domains,
+            "length": length,
+            "mixture_labels": labels,
+            "mixtures": distinct_values,
+            "mix_idx": mix_idx,
+            "sizes": sizes,
+            "length_values": length_values,
+            "obs_cell": np.ravel_multi_index((mix_idx, size_idx, length_idx, valid_idx), grid_shape),
+            "valid_idx": valid_idx,
+            "params": n,
+            "lengths": s,
+            "n0": n0,
+            "s0": s0,
+            "loss": loss,
+            "scale": data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy(),
+        }
+
+    def build_model(self, runs: RunsTable) -> pm.Model:
+        """The PyMC model; every data array enters through ``pm.Data`` so refits reuse it."""
+        lay = self._layout(runs)
+        cfg = self.config
+        coords = {
+            "valid_domain": lay["valid"],
+            "train_domain": lay["train"],
+            "mixture": lay["mixture_labels"],
+            "obs": np.arange(len(lay["loss"])),
+            "size": lay["sizes"],
+            "length": lay["length_values"],
+        }
+        vt = ("valid_domain", "train_domain")
+        mv = ("mixture", "valid_domain")
+        with pm.Model(coords=coords) as model:
+            data = {k: pm.Data(k, v, dims=self._DATA_DIMS[k]) for k, v in self._data(lay).items()}
+            mixtures, center = data["mixture_proportions"], data["mixture_center"]
+            i = data["valid_idx"]
+            log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
+            ab_sigma = cfg.prior("log_ab_sigma").create_variable("log_ab_sigma")
+            log_a_dom = pm.Normal("log_a", cfg.prior("log_a_mu").create_variable("log_a_mu"), ab_sigma, dims="valid_domain")
+            log_b_dom = pm.Normal("log_b", cfg.prior("log_b_mu").create_variable("log_b_mu"), ab_sigma, dims="valid_domain")
+            mixture_sigma = cfg.prior("mixture_sigma").create_variable("mixture_sigma")
+            if cfg.mixture_model == "law":
+                f_mu = cfg.prior("f_mu").create_variable("f_mu")
+                f_sigma = cfg.prior("f_sigma").create_variable("f_sigma")
+                t_mu = cfg.prior("t_mu", dims="train_domain").create_variable("t_mu")
+                t_sigma = cfg.prior("t_sigma").create_variable("t_sigma")
+                logit_f = pm.Normal("logit_f", f_mu, f_sigma, dims="valid_domain")
+                t = _centred_zero_sum("t", t_mu[None, :], t_sigma, dims=vt)
+                law_c, law_k = _centred_to_law(log_m, logit_f, t, center)
+                pm.Deterministic("log_c", law_c + data["log_loss_scale"], dims="valid_domain")
+                pm.Deterministic("log_k", law_k + data["log_loss_scale"], dims="valid_domain")
+                # The data pin down each pilot mixture's loss at the reference scale, not how it
+                # splits into law and departure: sample that loss and put the departure's prior on it
+                # as a potential (as _centred_zero_sum does for t).
+                log_ref = pm.Normal("log_ref_rel", 0.0, _REF_BASE_SIGMA, dims=mv)
+                departure = pm.Deterministic("departure", log_ref - pm.math.log(mixing_law(mixtures, law_c, law_k, t)), dims=mv)
+                pm.Potential(
+                    "departure_prior",
+                    pm.logp(pm.Normal.dist(0.0, mixture_sigma), departure).sum() - pm.logp(pm.Normal.dist(0.0, _REF_BASE_SIGMA), log_ref).sum(),
+                )
+                if cfg.mixture_scaling:
+                    scale_sigma = cfg.prior("scale_t_sigma").create_variable("scale_t_sigma")
+                    u_mu = cfg.prior("size_t_mu", dims="train_domain").create_variable("size_t_mu")
+                    w_mu = cfg.prior("step_t_mu", dims="train_domain").create_variable("step_t_mu")
+                    u = pm.Deterministic("size_t", u_mu + scale_sigma * pm.ZeroSumNormal("size_t_z", sigma=1.0, dims=vt), dims=vt)
+                    w = pm.Deterministic("step_t", w_mu + scale_sigma * pm.ZeroSumNormal("step_t_z", sigma=1.0, dims=vt), dims=vt)
+                    offset = mixtures - center
+                    log_a = log_a_dom + offset @ u.T  # (mixture, valid_domain)
+                    log_b = log_b_dom + offset @ w.T
+                else:
+                    log_a = pm.math.zeros_like(log_ref) + log_a_dom
+                    log_b = pm.math.zeros_like(log_ref) + log_b_dom
+            else:
+                log_ref = log_m + pm.Normal("departure", 0.0, mixture_sigma, dims=mv)
+                log_a = pm.Normal("log_a_free", log_a_dom[None, :], ab_sigma, dims=mv)
+                log_b = pm.Normal("log_b_free", log_b_dom[None, :], ab_sigma, dims=mv)
+            pm.Deterministic("log_ref", log_ref + data["log_loss_scale"], dims=mv)
+            pm.Deterministic("log_a_mixture", log_a, dims=mv)
+            pm.Deterministic("log_b_mixture", log_b, dims=mv)
+            e_sigma = cfg.prior("log_exponent_sigma").create_variable("log_exponent_sigma")
+            log_alpha = pm.Normal("log_alpha", cfg.prior("log_alpha_mu").create_variable("log_alpha_mu"), e_sigma, dims="valid_domain")
+            log_beta = pm.Normal("log_beta", cfg.prior("log_beta_mu").create_variable("log_beta_mu"), e_sigma, dims="valid_domain")
+            alpha = pm.Deterministic("alpha", pm.math.exp(log_alpha), dims="valid_domain")
+            beta = pm.Deterministic("beta", pm.math.exp(log_beta), dims="valid_domain")
+            gamma = pm.Normal("gamma", cfg.prior("gamma_mu").create_variable("gamma_mu"), cfg.prior("gamma_sigma").create_variable("gamma_sigma"), dims="valid_domain")
+            # on the grid mixture x size x length x domain (powers on the small size x domain and
+            # length x domain arrays), then the observed cells
+            ratio = relative_scaling(
+                data["sizes_rel"][None, :, None, None], data["lengths_rel"][None, None, :, None],
+                log_a[:, None, None, :], log_b[:, None, None, :], alpha, beta, gamma,
+            )
+            grid = log_ref[:, None, None, :] + data["log_loss_scale"] + pm.math.log(ratio)
+            mu = grid.flatten()[data["obs_cell"]]
+            noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
+            self._likelihood(mu, noise[i], data["log_loss"])
+        self._model_key = self._structure_key(
+            cfg.mixture_model, cfg.mixture_scaling, lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"])
+        )
+        self._layout_cache = lay
+        return model
+
+    _DATA_DIMS = {
+        "mixture_proportions": ("mixture", "train_domain"),
+        "mixture_center": "train_domain",
+        "valid_idx": "obs",
+        "obs_cell": "obs",
+        "sizes_rel": "size",
+        "lengths_rel": "length",
+        "log_loss": "obs",
+        "log_loss_scale": "valid_domain",
+    }
+
+    # ------------------------------------------------------------------------------------------
+    # hooks of BayesianLaw.fit
+
+    def _data(self, lay: dict) -> dict:
+        return {
+            "mixture_proportions": lay["mixtures"],
+            "mixture_center": lay["mixtures"].mean(axis=0),
+            "valid_idx": lay["valid_idx"],
+            "obs_cell": lay["obs_cell"],
+            "sizes_rel": lay["sizes"] / lay["n0"],
+            "lengths_rel": lay["length_values"] / lay["s0"],
+            "log_loss": np.log(lay["loss"]),
+            "log_loss_scale": np.log(lay["scale"]),
+        }
+
+    def _data_groups(self, lay: dict) -> dict[str, xr.Dataset]:
+        self.targets = lay["targets"]
+        observed = xr.Dataset(
+            {
+                "loss": ("obs", lay["loss"]),
+                "params": ("obs", lay["params"]),
+                lay["length"]: ("obs", lay["lengths"]),
+                "obs_mixture": ("obs", np.asarray(lay["mixture_labels"], dtype=object)[lay["mix_idx"]].astype(str)),
+                "obs_valid_domain": ("obs", np.asarray(lay["valid"], dtype=object)[lay["valid_idx"]].astype(str)),
+            }
+        )
+        constant = xr.Dataset(
+            {
+                "mixture_proportions": (("mixture", "train_domain"), lay["mixtures"]),
+                "mixture_center": ("train_domain", lay["mixtures"].mean(axis=0)),
+                "loss_scale": ("valid_domain", lay["scale"]),
+            },
+            coords={"mixture": lay["mixture_labels"], "train_domain": lay["train"], "valid_domain": lay["valid"]},
+        )
+        return {"observed_data": observed, "constant_data": constant}
+
+    def _attrs(self, lay: dict) -> dict:
+        return {
+            "targets": self.targets.to_json(),
+            "length_column": lay["length"],
+            "reference_scale": json.dumps({"params": lay["n0"], lay["length"]: lay["s0"]}),
+            "pilot_scales": json.dumps({"params": sorted(set(lay["params"].tolist())), lay["length"]: sorted(set(lay["lengths"].tolist()))}),
+        }
+
+    def _restore(self, tree: xr.DataTree) -> None:
+        self.targets = Targets.from_json(tree.attrs["targets"])
+
+    def _diagnostic_quantities(self) -> xr.Dataset:
+        post = self.idata["posterior"].to_dataset()
+        names = ["log_ref", "log_a_mixture", "log_b_mixture", "alpha", "beta", "gamma", "noise_sigma"]
+        if self.config.mixture_model == "law":
+            names += ["log_c", "log_k", "t"]
+        return post[names]
+
+    # ------------------------------------------------------------------------------------------
+    # predict
+
+    @property
+    def train_domains(self) -> list[str]:
+        self._require_fit()
+        return [str(d) for d in self.idata["constant_data"]["train_domain"].values]
+
+    @property
+    def valid_domains(self) -> list[str]:
+        self._require_fit()
+        return [str(d) for d in self.idata["constant_data"]["valid_domain"].values]
+
+    @property
+    def length_column(self) -> str:
+        """``step`` or ``tokens``: how the fit measures training length."""
+        self._require_fit()
+        return self.idata.attrs["length_column"]
+
+    def pilot_scales(self) -> dict[str, list[float]]:
+        self._require_fit()
+        return json.loads(self.idata.attrs["pilot_scales"])
+
+    def _pilot_index(self, r: np.ndarray) -> np.ndarray:
+        """Index of the pilot mixture each row of ``r`` is (-1: a new mixture)."""
+        pilots = self.idata["constant_data"]["mixture_proportions"].values
+        distance = np.abs(r[:, None, :] - pilots[None, :, :]).max(axis=-1)
+        nearest = distance.argmin(axis=1)
+        return np.where(distance[np.arange(len(r)), nearest] < SAME_MIXTURE, nearest, -1)
+
+    def law_draws(self, r: np.ndarray, params: float, length: float, *, rng: np.random.Generator) -> np.ndarray:
+        """Expected loss per draw, (chain, draw, mixture, valid_domain), in absolute units.
+
+        A pilot mixture keeps its fitted departure from the mixing law; a new one draws it afresh."""
+        post = self.idata["posterior"]
+        n0_s0 = json.loads(self.idata.attrs["reference_scale"])
+        n_rel, s_rel = params / n0_s0["params"], length / n0_s0[self.length_column]
+        pilot = self._pilot_index(r)
+        log_ref_pilots = post["log_ref"].values  # (chain, draw, mixture, valid)
+        if self.config.mixture_model == "free":
+            if np.any(pilot < 0):
+                raise ValueError("a 'free' nested fit (stage one of the stage-wise pipeline) predicts only its pilot mixtures")
+            log_ref = log_ref_pilots[:, :, pilot]
+            log_a = post["log_a_mixture"].values[:, :, pilot]
+            log_b = post["log_b_mixture"].values[:, :, pilot]
+        else:
+            law = np.log(mixing_law(r, post["log_c"].values, post["log_k"].values, post["t"].values))
+            sigma = post["mixture_sigma"].values[:, :, None, None]
+            fresh = sigma * rng.standard_normal(law.shape)
+            law_pilots = np.log(mixing_law(self.idata["constant_data"]["mixture_proportions"].values, post["log_c"].values, post["log_k"].values, post["t"].values))
+            fitted = (log_ref_pilots - law_pilots)[:, :, np.maximum(pilot, 0)]
+            log_ref = law + np.where((pilot >= 0)[None, None, :, None], fitted, fresh)
+            offset = r - self.idata["constant_data"]["mixture_center"].values
+            log_a = post["log_a"].values[:, :, None, :] + np.zeros((1, 1, len(r), 1))
+            log_b = post["log_b"].values[:, :, None, :] + np.zeros((1, 1, len(r), 1))
+            if self.config.mixture_scaling:
+                log_a = log_a + np.einsum("md,cwvd->cwmv", offset, post["size_t"].values)
+                log_b = log_b + np.einsum("md,cwvd->cwmv", offset, post["step_t"].values)
+        per_domain = {k: post[k].values[:, :, None, :] for k in ("alpha", "beta", "gamma")}
+        ratio = relative_scaling(n_rel, s_rel, log_a, log_b, **per_domain)
+        return np.exp(log_ref) * ratio
+
+    def _read_scale(self, params, step, tokens) -> tuple[float, float]:
+        length_column = self.length_column
+        given = {"step": step, "tokens": tokens}
+        if params is None or given[length_column] is None:
+            other = "tokens" if length_column == "step" else "step"
+            hint = f" (this fit measures training length in {length_column}, not {other})" if given[other] is not None else ""
+            raise ValueError(f"a nested fit predicts at a model size and a training length: give params and {length_column}{hint}")
+        values = (float(params), float(given[length_column]))
+        if not all(np.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"params and {length_column} must be positive and finite, got {values}")
+        return values
+
+    def predict_draws(self, mixtures, *, params=None, step=None, tokens=None, kind: str = "predictive", seed: int = 0) -> xr.DataArray:
+        """Posterior draws of every target at each mixture and the scale (params, step or tokens):
+        dims (chain, draw, mixture, target). ``kind``: ``mean`` (the law) or ``predictive`` (a new run)."""
+        self._require_fit()
+        frame = read_mixtures(mixtures, self.train_domains)
+        return self._draws_at(frame, *self._read_scale(params, step, tokens), kind, seed)
+
+    def _draws_at(self, frame: pd.DataFrame, params: float, length: float, kind: str, seed: int) -> xr.DataArray:
+        if kind not in ("mean", "predictive"):
+            raise ValueError(f"kind must be 'mean' or 'predictive', not {kind!r}")
+        r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
+        names, matrix = self.targets.matrix(self.valid_domains)
+        rng = np.random.default_rng(seed)
+        noise = self.idata["posterior"]["noise_sigma"].values[:, :, None, :]
+        out = []
+        for start in range(0, len(r), PREDICTION_CHUNK):
+            losses = self.law_draws(r[start : start + PREDICTION_CHUNK], params, length, rng=rng)
+            if kind == "predictive":
+                losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
+            out.append(losses @ matrix.T)
+        labels = frame["name"].tolist() if "name" in frame else [f"mixture {i}" for i in range(len(frame))]
+        return xr.DataArray(np.concatenate(out, axis=2), dims=("chain", "draw", "mixture", "target"),
+                            coords={"mixture": labels, "target": names}, name="loss")
+
+    def predict(self, mixtures, *, params=None, step=None, tokens=None, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+        """One row per mixture and target at the given scale: ``name`` (if given), ``mix:*``,
+        ``params``, ``step`` (or ``tokens``), ``target``, ``mean``, ``median``, ``lower``, ``upper``."""
+        self._require_fit()
+        frame = read_mixtures(mixtures, self.train_domains)
+        n, length = self._read_scale(params, step, tokens)
+        draws = self._draws_at(frame, n, length, kind, seed)
+        inputs = frame.assign(params=int(n) if n == round(n) else n, **{self.length_column: int(length) if length == round(length) else length})
+        return summarize_draws(draws, inputs, ci)
+
+    def parameters(self, ci: float = 0.9) -> pd.DataFrame:
+        """Posterior mean and interval of the exponents and, for the joint model, of log_c, log_k, t."""
+        self._require_fit()
+        lo, hi = interval_bounds(ci)
+        post = self.idata["posterior"]
+        names = ["alpha", "beta", "gamma", "log_a", "log_b"] + (["log_c", "log_k", "t", "size_t", "step_t"] if self.config.mixture_model == "law" else [])
+        rows = []
+        for name in names:
+            stacked = post[name].stack(sample=("chain", "draw"))
+            mean, q = stacked.mean("sample"), stacked.quantile([lo, hi], dim="sample")
+            for index in np.ndindex(*mean.shape):
+                sel = {d: str(mean[d].values[j]) for d, j in zip(mean.dims, index)}
+                rows.append({"parameter": name, **sel, "mean": float(mean.values[index]),
+                             "lower": float(q.values[(0, *index)]), "upper": float(q.values[(1, *index)])})
+        return pd.DataFrame(rows)
+
+    def summary_line(self) -> str:
+        self._require_fit()
+        d = self.diagnostics
+        scales = self.pilot_scales()
+        sizes = ", ".join(f"{p / 1e6:.0f}M" for p in scales["params"])
+        lengths = scales[self.length_column]
+        n_mix = self.idata["constant_data"].sizes["mixture"]
+        what = "joint nested law" if self.config.mixture_model == "law" else "nested law (free mixtures)"
+        return (
+            f"{what} ({self.config.likelihood}) on {n_mix} mixtures x sizes {sizes} x {len(lengths)} {self.length_column}s "
+            f"({lengths[0]:g}-{lengths[-1]:g}) x {len(self.valid_domains)} validation domains; {d.summary()}"
+        )
