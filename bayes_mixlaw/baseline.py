@@ -54,3 +54,33 @@ def fit_point_mixing_laws(mixtures: np.ndarray, losses: np.ndarray, **kw) -> tup
     """Point fits for every validation domain: ``losses`` is (n mixtures x V); returns log_c, log_k, t."""
     thetas = np.array([fit_point_mixing_law(mixtures, losses[:, v], **kw) for v in range(losses.shape[1])])
     return thetas[:, 0], thetas[:, 1], thetas[:, 2:]
+
+
+def fit_point_power_law(x: np.ndarray, y: np.ndarray, *, starts: int = 16, delta: float = 1e-3, seed: int = 0) -> tuple[float, float, float]:
+    """The paper's step or size law ``y = E + A x^-alpha`` by Huber loss on log y, multi-start L-BFGS.
+
+    ``x`` is scaled by its geometric mean inside; returns (E, A, alpha) in the original units."""
+    rng = np.random.default_rng(seed)
+    x0 = float(np.exp(np.log(x).mean()))
+    u, log_y = x / x0, np.log(y)
+
+    def objective(theta):
+        e, a, alpha = np.exp(theta)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return float(np.sum(huber(np.log(e + a * u ** (-alpha)) - log_y, delta)))
+
+    best, best_value = None, np.inf
+    for _ in range(starts):
+        share = rng.uniform(0.05, 0.95)
+        theta0 = np.log([y.min() * share, y.min() * (1 - share), rng.uniform(0.05, 1.5)])
+        result = minimize(objective, theta0, method="L-BFGS-B")
+        if np.isfinite(result.fun) and result.fun < best_value:
+            best, best_value = result.x, result.fun
+    e, a, alpha = np.exp(best)
+    return e, a * x0**alpha, alpha
+
+
+def point_power_law_predict(x: np.ndarray, y: np.ndarray, x_new: float, **kw) -> float:
+    """Fit :func:`fit_point_power_law` and evaluate it at ``x_new``."""
+    e, a, alpha = fit_point_power_law(x, y, **kw)
+    return float(e + a * x_new ** (-alpha))

@@ -1,4 +1,4 @@
-"""The ``bayes-mixlaw`` command line: ``fit``, ``predict`` and ``demo``."""
+"""The ``bayes-mixlaw`` command line: ``fit``, ``predict``, ``optimize`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -79,13 +79,15 @@ def fit(
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output")] = False,
 ):
-    """Fit the Bayesian data mixing law to pilot runs at one scale, or, for a table with no mix:
-    columns (one data mixture), the scaling law L(N, D) = E + A/N^alpha + B/D^beta."""
+    """Fit pilot runs: the Bayesian data mixing law at one scale; the nested law (mixture x model size
+    x steps) when the table has several sizes and steps; or, for a table with no mix: columns (one
+    data mixture), the scaling law L(N, D) = E + A/N^alpha + B/D^beta."""
     _setup(quiet)
 
     def body():
-        from bayes_mixlaw.config import MixingLawConfig, ScalingLawConfig
+        from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig, ScalingLawConfig
         from bayes_mixlaw.mixing import MixingLaw
+        from bayes_mixlaw.nested import NestedLaw
         from bayes_mixlaw.runs import load_runs
         from bayes_mixlaw.scaling import ChinchillaLaw
         from bayes_mixlaw.targets import Targets
@@ -95,7 +97,12 @@ def fit(
             runs, format, train_domains=train_domains.split(",") if train_domains else None, tolerance=tolerance, renormalize=renormalize
         )
         table = table.select(params=params, step=step, tokens=tokens)
-        if table.mix_columns:
+        length = "step" if len(table.scale_values("step")) > 1 else "tokens"
+        if table.mix_columns and len(table.scale_values("params")) > 1 and len(table.scale_values(length)) > 1:
+            law = NestedLaw(NestedLawConfig.from_file(config) if config else NestedLawConfig(), Targets.from_files(valid_weights, groups))
+            what = (f"nested law on {len(table.runs)} runs ({len(table.mixtures().drop_duplicates())} mixtures x "
+                    f"{len(table.scale_values('params'))} sizes x {len(table.scale_values(length))} {length}s) x {len(table.valid_domains)} validation domains")
+        elif table.mix_columns:
             cfg = MixingLawConfig.from_file(config) if config else MixingLawConfig()
             law = MixingLaw(cfg, Targets.from_files(valid_weights, groups))
             table = table.single_scale()
@@ -118,10 +125,10 @@ def fit(
 def predict(
     fit_file: Annotated[Path, typer.Argument(help="Fit file written by 'bayes-mixlaw fit'")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Predictions CSV to write")],
-    mixtures: Annotated[Optional[Path], typer.Option(help="CSV with mix:<domain> columns and an optional 'name' (mixing-law fits)")] = None,
-    params: Annotated[Optional[list[float]], typer.Option(help="Model size(s) to predict at (scaling-law fits)")] = None,
-    tokens: Annotated[Optional[list[float]], typer.Option(help="Training tokens to predict at (scaling-law fits)")] = None,
-    step: Annotated[Optional[list[float]], typer.Option(help="Training steps to predict at (scaling-law fits fitted on steps)")] = None,
+    mixtures: Annotated[Optional[Path], typer.Option(help="CSV with mix:<domain> columns and an optional 'name' (mixing-law and nested fits)")] = None,
+    params: Annotated[Optional[list[float]], typer.Option(help="Model size to predict at (nested and scaling-law fits; repeat for several with a scaling-law fit)")] = None,
+    tokens: Annotated[Optional[list[float]], typer.Option(help="Training tokens to predict at (fits on tokens)")] = None,
+    step: Annotated[Optional[list[float]], typer.Option(help="Training steps to predict at (fits on steps)")] = None,
     ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible interval")] = 0.9,
     kind: Annotated[str, typer.Option(help="'predictive' (a new run's loss, with noise) or 'mean' (the law's expected loss)")] = "predictive",
     seed: Annotated[int, typer.Option(help="Seed of the predictive noise draws")] = 0,
@@ -135,10 +142,16 @@ def predict(
     def body():
         from bayes_mixlaw.mixing import MixingLaw
         from bayes_mixlaw.model import BayesianLaw
+        from bayes_mixlaw.nested import NestedLaw
 
         _check_output(output, force)
         law = BayesianLaw.load(fit_file)
-        if isinstance(law, MixingLaw):
+        if isinstance(law, NestedLaw):
+            if mixtures is None:
+                raise UserError(f"{fit_file} is a nested fit: give --mixtures M.csv")
+            n, length = _one_scale(fit_file, law, params, step, tokens)
+            table = law.predict(mixtures, params=n, ci=ci, kind=kind, seed=seed, **{law.length_column: length})
+        elif isinstance(law, MixingLaw):
             if mixtures is None:
                 raise UserError(f"{fit_file} is a mixing-law fit: give --mixtures M.csv")
             if params or tokens or step:
@@ -157,6 +170,82 @@ def predict(
         table.to_csv(output, index=False)
         if not quiet:
             console.print(f"wrote {len(table)} rows ({table['target'].nunique()} targets) to {output}")
+
+    _run(body)
+
+
+def _one_scale(fit_file, law, params, step, tokens) -> tuple[float, float]:
+    """The single (params, step or tokens) a nested fit is asked about on the command line."""
+    column = law.length_column
+    other, given = ("tokens", tokens) if column == "step" else ("step", step)
+    values = step if column == "step" else tokens
+    if given:
+        raise UserError(f"{fit_file} was fitted on {column}s, not {other}: give --{column}")
+    if not params or not values:
+        scales = law.pilot_scales()
+        raise UserError(f"{fit_file} is a nested fit: give the target scale with --params N --{column} S "
+                        f"(its pilots span params {scales['params'][0]:.3g}-{scales['params'][-1]:.3g}, {column} {scales[column][0]:g}-{scales[column][-1]:g})")
+    if len(params) > 1 or len(values) > 1:
+        raise UserError("a nested fit predicts at one target scale per call: give one --params and one --" + column)
+    return params[0], values[0]
+
+
+@app.command()
+def optimize(
+    fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law or nested fit")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write: best mixture, its loss, P(beats reference)")],
+    params: Annotated[Optional[float], typer.Option(help="Target model size (nested fits)")] = None,
+    step: Annotated[Optional[float], typer.Option(help="Target training steps (nested fits on steps)")] = None,
+    tokens: Annotated[Optional[float], typer.Option(help="Target training tokens (nested fits on tokens)")] = None,
+    target: Annotated[str, typer.Option(help="Which loss to minimise: 'total', a group or a validation domain")] = "total",
+    caps: Annotated[Optional[Path], typer.Option(help='JSON/YAML {"caps": {domain: max}, "minimums": {domain: min}} (a flat mapping = caps)')] = None,
+    reference: Annotated[Optional[Path], typer.Option(help="Mixtures CSV whose first row is the reference (e.g. the default mixture)")] = None,
+    ci: Annotated[float, typer.Option(help="Probability of the credible intervals")] = 0.9,
+    draws: Annotated[int, typer.Option(help="Posterior draws to optimise (thinned at random)")] = 1000,
+    seed: Annotated[int, typer.Option()] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """The posterior over the best mixture under caps and minimums: the Bayes-optimal mixture, each
+    proportion's interval over the draws' optima, its predicted loss and P(it beats the reference)."""
+    _setup(quiet)
+
+    def body():
+        from bayes_mixlaw.model import BayesianLaw
+        from bayes_mixlaw.nested import NestedLaw
+        from bayes_mixlaw.optimize import MixtureBounds, optimal_mixture
+        from bayes_mixlaw.scaling import ChinchillaLaw
+
+        _check_output(output, force)
+        law = BayesianLaw.load(fit_file)
+        if isinstance(law, ChinchillaLaw):
+            raise UserError(f"{fit_file} is a scaling-law fit of one data mixture: there is no mixture to optimise")
+        scale = {}
+        if isinstance(law, NestedLaw):
+            n, length = _one_scale(fit_file, law, [params] if params else None, [step] if step else None, [tokens] if tokens else None)
+            scale = {"params": n, law.length_column: length}
+        elif params or step or tokens:
+            raise UserError(f"{fit_file} is a mixing law at one scale; --params/--step/--tokens need a nested fit")
+        bounds = MixtureBounds.from_file(caps) if caps else None
+        result = optimal_mixture(law, target=target, bounds=bounds, reference=reference, ci=ci, draws=draws, seed=seed,
+                                 caps_source=str(caps) if caps else "caps", **scale)
+        table = result.table()
+        table.to_csv(output, index=False)
+        if not quiet:
+            shown = Table(title=f"Best mixture for '{target}' ({ci:.0%} intervals over the posterior's optima)")
+            for column in ("domain", "optimum", "interval", "reference"):
+                shown.add_column(column, justify="right" if column != "domain" else "left")
+            for row in table[table["quantity"] == "proportion"].itertuples():
+                ref = "" if row.reference is None or row.reference != row.reference else f"{row.reference:.3f}"
+                shown.add_row(row.item, f"{row.optimum:.3f}", f"[{row.lower:.3f}, {row.upper:.3f}]", ref)
+            out.print(shown)
+            loss = table[table["quantity"] == "loss"].iloc[0]
+            out.print(f"predicted {target} loss at the optimum: {loss['mean']:.4f} [{loss['lower']:.4f}, {loss['upper']:.4f}]")
+            if result.p_beats_reference is not None:
+                ref_loss = table[table["quantity"] == "reference_loss"].iloc[0]
+                out.print(f"reference: {ref_loss['mean']:.4f} [{ref_loss['lower']:.4f}, {ref_loss['upper']:.4f}]; "
+                          f"P(optimum beats reference) = {result.p_beats_reference:.3f}")
+            out.print(f"wrote {output}")
 
     _run(body)
 

@@ -65,6 +65,31 @@ def _centred_zero_sum(name: str, mu, sigma, dims):
     return x
 
 
+def _thin(total: int, draws: int | None, seed: int) -> np.ndarray:
+    """Indices of ``draws`` posterior draws out of ``total`` (all of them if None or more)."""
+    if draws is None or draws >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, size=draws, replace=False))
+
+
+def _torch_draws(da: xr.DataArray, pick: np.ndarray):
+    """Posterior draws of one quantity as a float64 torch tensor (sample, ...)."""
+    import torch
+
+    values = np.ascontiguousarray(da.values.reshape(-1, *da.shape[2:])[pick])
+    return torch.as_tensor(values, dtype=torch.float64)
+
+
+def _target_weights(targets: Targets, valid_domains: list[str], target: str):
+    """The column of ``Targets.matrix`` for ``target`` as a torch vector over the validation domains."""
+    import torch
+
+    names, matrix = targets.matrix(valid_domains)
+    if target not in names:
+        raise ValueError(f"unknown target {target!r}; the fit's targets are {names}")
+    return torch.as_tensor(matrix[names.index(target)], dtype=torch.float64)
+
+
 class MixingLaw(BayesianLaw):
     """Hierarchical Bayesian data mixing law, pymc-marketing style: ``build_model``, ``fit``,
     ``predict``, ``save`` and ``load``.
@@ -319,6 +344,25 @@ class MixingLaw(BayesianLaw):
                 rows.append({"parameter": name, **sel, "mean": float(mean.values[index]),
                              "lower": float(q.values[(0, *index)]), "upper": float(q.values[(1, *index)])})
         return pd.DataFrame(rows)
+
+    def target_function(self, target: str = "total", *, draws: int | None = None, seed: int = 0):
+        """The law's expected ``target`` loss as a function of the mixture, one per posterior draw.
+
+        Returns ``f`` with ``f(r)``: r a torch tensor (n_draws, n, M) -> (n_draws, n), float64 and
+        differentiable in r (for optimisation and BoTorch); ``draws`` thins the posterior to that many.
+        """
+        self._require_fit()
+        if self.config.law != "explicit":
+            raise ValueError("target_function needs the explicit law")
+        post = self.idata["posterior"]
+        pick = _thin(post.sizes["chain"] * post.sizes["draw"], draws, seed)
+        param = {k: _torch_draws(post[k], pick) for k in ("log_c", "log_k", "t")}
+        weights = _target_weights(self.targets, self.valid_domains, target)
+
+        def f(r):
+            return mixing_law(r, param["log_c"], param["log_k"], param["t"]) @ weights
+
+        return f
 
     def summary_line(self) -> str:
         """One line saying what was fitted."""

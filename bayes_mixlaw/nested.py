@@ -37,7 +37,7 @@ import xarray as xr
 
 from bayes_mixlaw.config import NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, relative_scaling
-from bayes_mixlaw.mixing import _centred_to_law, _centred_zero_sum
+from bayes_mixlaw.mixing import _centred_to_law, _centred_zero_sum, _target_weights, _thin, _torch_draws
 from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, read_mixtures
 from bayes_mixlaw.summary import interval_bounds, summarize_draws
@@ -392,6 +392,37 @@ class NestedLaw(BayesianLaw):
         draws = self._draws_at(frame, n, length, kind, seed)
         inputs = frame.assign(params=int(n) if n == round(n) else n, **{self.length_column: int(length) if length == round(length) else length})
         return summarize_draws(draws, inputs, ci)
+
+    def target_function(self, target: str = "total", *, params=None, step=None, tokens=None, draws: int | None = None, seed: int = 0):
+        """The law's expected ``target`` loss at (params, step or tokens) as a function of a new
+        mixture, one per posterior draw: ``f(r)`` maps a torch tensor (n_draws, n, M) to
+        (n_draws, n), float64 and differentiable in r. The departure of a new mixture from the mixing
+        law has mean zero and is left out (it does not move the best mixture)."""
+        self._require_fit()
+        if self.config.mixture_model != "law":
+            raise ValueError("only the joint nested law ('law' mixtures) predicts new mixtures")
+        import torch
+
+        n, length = self._read_scale(params, step, tokens)
+        reference = json.loads(self.idata.attrs["reference_scale"])
+        n_rel, s_rel = n / reference["params"], length / reference[self.length_column]
+        post = self.idata["posterior"]
+        pick = _thin(post.sizes["chain"] * post.sizes["draw"], draws, seed)
+        names = ["log_c", "log_k", "t", "log_a", "log_b", "alpha", "beta", "gamma"]
+        names += ["size_t", "step_t"] if self.config.mixture_scaling else []
+        p = {k: _torch_draws(post[k], pick) for k in names}
+        center = torch.as_tensor(self.idata["constant_data"]["mixture_center"].values, dtype=torch.float64)
+        weights = _target_weights(self.targets, self.valid_domains, target)
+        scaling = self.config.mixture_scaling
+
+        def f(r):
+            log_a = p["log_a"][:, None, :] + ((r - center) @ p["size_t"].transpose(-1, -2) if scaling else 0.0)
+            log_b = p["log_b"][:, None, :] + ((r - center) @ p["step_t"].transpose(-1, -2) if scaling else 0.0)
+            ratio = relative_scaling(torch.tensor(n_rel, dtype=torch.float64), torch.tensor(s_rel, dtype=torch.float64), log_a, log_b,
+                                     p["alpha"][:, None, :], p["beta"][:, None, :], p["gamma"][:, None, :])
+            return (mixing_law(r, p["log_c"], p["log_k"], p["t"]) * ratio) @ weights
+
+        return f
 
     def parameters(self, ci: float = 0.9) -> pd.DataFrame:
         """Posterior mean and interval of the exponents and, for the joint model, of log_c, log_k, t."""
