@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pytensor.tensor as pt
 import torch
 
@@ -68,3 +69,19 @@ def test_scaling_laws_backends_agree():
     ch = chinchilla_law(n, d, 1.817, 482.0, 2085.0, 0.348, 0.366)
     ch_t = chinchilla_law(torch.tensor(n), torch.tensor(d), 1.817, 482.0, 2085.0, 0.348, 0.366).numpy()
     np.testing.assert_allclose(ch_t, ch)
+
+
+def test_relative_scaling_is_chinchilla_relative_to_the_reference_and_backends_agree():
+
+    from bayes_mixlaw.laws import relative_scaling
+
+    n, s = np.array([0.3, 1.0, 4.0]), np.array([0.5, 1.0, 2.0])
+    log_a, log_b, alpha, beta, gamma = np.log(0.4), np.log(0.2), 0.3, 0.5, 0.1
+    e, a, b = 1.5, 1.5 * 0.4, 1.5 * 0.2
+    expected = (e + a * n**-alpha + b * n**-gamma * s**-beta) / (e + a + b)
+    np.testing.assert_allclose(relative_scaling(n, s, log_a, log_b, alpha, beta, gamma), expected)
+    assert relative_scaling(1.0, 1.0, log_a, log_b, alpha, beta, gamma) == pytest.approx(1.0)
+    as_torch = relative_scaling(torch.tensor(n), torch.tensor(s), torch.tensor(log_a), torch.tensor(log_b), alpha, beta, gamma)
+    np.testing.assert_allclose(as_torch.numpy(), expected)
+    as_pt = relative_scaling(pt.as_tensor(n), pt.as_tensor(s), pt.as_tensor(log_a), pt.as_tensor(log_b), alpha, beta, gamma).eval()
+    np.testing.assert_allclose(as_pt, expected)

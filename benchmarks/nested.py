@@ -1,0 +1,158 @@
+"""The nested law on RedPajama: held-out error and coverage against the paper's point pipeline.
+
+Data: Data Mixing Laws' RedPajama pilots (20 mixtures x 70M/160M/305M/410M x 11 checkpoints 10k-30k
+steps x 22 Pile validation domains). Two checks, as in issue 3:
+
+* size: fit 70M-305M (all steps), predict every mixture's 410M loss at 30k steps;
+* steps: fit steps <= 20k (all sizes), predict every run's loss at 30k steps.
+
+Compared in the same run on the same held-out losses (22 domains and the Pile-weighted total):
+* the joint Bayesian nested law (NUTS; posterior predictive median and 90% interval);
+* the paper's point pipeline: step law E + B S^-beta per run and domain (Huber on log loss,
+  multi-start L-BFGS) extrapolated to 30k; for the size check then the size law E + A N^-alpha per
+  mixture and domain over the three sizes, extrapolated to 410M ("per mixture"); then the mixing law
+  fitted across the 20 mixtures on those predictions, as the paper chains it ("-> mixing law").
+Also: wall time of the whole RedPajama fit (all 19,360 losses) and of ``optimize`` on it.
+
+    python benchmarks/nested.py [--draws 300] [--chains 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from bayes_mixlaw import datasets
+from bayes_mixlaw.baseline import fit_point_mixing_laws, point_power_law_predict
+from bayes_mixlaw.laws import mixing_law
+from bayes_mixlaw.nested import NestedLaw
+from bayes_mixlaw.optimize import optimal_mixture
+from bayes_mixlaw.runs import RunsTable, load_runs
+
+warnings.simplefilter("ignore")
+SIZE_410M, STEP_30K = 302_311_424, 30_000
+
+
+def redpajama(shared: str) -> RunsTable:
+    return load_runs(f"{shared}/mixinglaws/RedPajama")
+
+
+def point_pipeline(train: pd.DataFrame, test_params: list[int], size_check: bool, valid: list[str]) -> dict:
+    """The paper's chain of point fits. Returns {(params, mixture key, domain): prediction} for the
+    per-mixture stage and after the mixing-law stage."""
+    mix_cols = [c for c in train.columns if c.startswith("mix:")]
+    train = train.assign(mixture=train[mix_cols].round(9).astype(str).agg("|".join, axis=1))
+    at_target = {}
+    for (run, params, mixture, domain), g in train.groupby(["run", "params", "mixture", "valid_domain"]):
+        at_target[(params, mixture, domain)] = point_power_law_predict(g["step"].to_numpy(float), g["loss"].to_numpy(float), STEP_30K)
+    if size_check:
+        per_size = pd.Series(at_target).rename_axis(["params", "mixture", "domain"]).rename("loss").reset_index()
+        at_target = {}
+        for (mixture, domain), g in per_size.groupby(["mixture", "domain"]):
+            at_target[(SIZE_410M, mixture, domain)] = point_power_law_predict(g["params"].to_numpy(float), g["loss"].to_numpy(float), SIZE_410M)
+    frame = pd.Series(at_target).rename_axis(["params", "mixture", "domain"]).rename("loss").reset_index()
+    chained = {}
+    for params in test_params:
+        wide = frame[frame["params"] == params].pivot(index="mixture", columns="domain", values="loss")[valid]
+        r = np.array([[float(x) for x in key.split("|")] for key in wide.index])
+        log_c, log_k, t = fit_point_mixing_laws(r, wide.to_numpy(), starts=16)
+        fitted = mixing_law(r, log_c, log_k, t)
+        for i, key in enumerate(wide.index):
+            for j, domain in enumerate(valid):
+                chained[(params, key, domain)] = fitted[i, j]
+    return {"per mixture": at_target, "-> mixing law": chained}
+
+
+def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chains: int, seed: int) -> list[dict]:
+    data = runs.data
+    train = RunsTable(data[train_mask].reset_index(drop=True), runs.source)
+    test = data[test_mask]
+    targets = datasets.pile_targets()
+    law = NestedLaw(targets=targets)
+    start = time.perf_counter()
+    law.fit(train, seed=seed, draws=draws, tune=draws, chains=chains, progress=False)
+    seconds = time.perf_counter() - start
+    valid = law.valid_domains
+    names, matrix = law.targets.matrix(valid)
+    weights = matrix[names.index("total")]
+    mix_cols = runs.mix_columns
+    keyed = test.assign(mixture=test[mix_cols].round(9).astype(str).agg("|".join, axis=1))
+
+    bayes, observed = [], []
+    for params, g in keyed.groupby("params"):
+        wide = g.pivot_table(index="mixture", columns="valid_domain", values="loss")[valid]
+        mixtures = g.groupby("mixture")[mix_cols].first().loc[wide.index].reset_index(drop=True)
+        draws_ = law.predict_draws(mixtures, params=params, step=STEP_30K).values  # (chain, draw, mixture, target)
+        flat = draws_.reshape(-1, *draws_.shape[2:])
+        keep = [names.index(v) for v in valid] + [names.index("total")]
+        flat = flat[..., keep]
+        obs = np.column_stack([wide.to_numpy(), wide.to_numpy() @ weights])
+        bayes.append((np.median(flat, 0), np.quantile(flat, 0.05, 0), np.quantile(flat, 0.95, 0)))
+        observed.append((params, list(wide.index), obs))
+    rows = []
+
+    def add(method, pred, lower=None, upper=None, note=""):
+        err = np.abs(pred - obs_all)
+        row = {"check": name, "method": method, "MAE (22 domains)": err[:, :-1].mean(), "MAE (total)": err[:, -1].mean(),
+               "max abs error (total)": err[:, -1].max(), "bias (total)": (pred - obs_all)[:, -1].mean()}
+        if lower is not None:
+            inside = (lower <= obs_all) & (obs_all <= upper)
+            row.update({"90% coverage (domains)": inside[:, :-1].mean(), "90% coverage (total)": inside[:, -1].mean()})
+        row["fit seconds"] = note
+        rows.append(row)
+
+    obs_all = np.vstack([o for _, _, o in observed])
+    d = law.diagnostics
+    add("Bayesian joint nested law", np.vstack([b[0] for b in bayes]), np.vstack([b[1] for b in bayes]), np.vstack([b[2] for b in bayes]),
+        f"{seconds:.0f} ({chains}x{draws}; R-hat {d.max_rhat:.3f}, {d.divergences} div.)")
+    start = time.perf_counter()
+    point = point_pipeline(train.data, sorted({p for p, _, _ in observed}), name.startswith("size"), valid)
+    point_seconds = time.perf_counter() - start
+    for method, table in point.items():
+        pred = []
+        for params, keys, _ in observed:
+            domains = np.array([[table[(params, k, v)] for v in valid] for k in keys])
+            pred.append(np.column_stack([domains, domains @ weights]))
+        add(f"point pipeline ({method})", np.vstack(pred), note=f"{point_seconds:.0f}")
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shared", default="../shared/data")
+    parser.add_argument("--draws", type=int, default=300)
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-full", action="store_true")
+    args = parser.parse_args()
+    runs = redpajama(args.shared)
+    data = runs.data
+    rows = []
+    rows += evaluate("size: fit 70M-305M, predict 410M@30k", runs, data["params"] < SIZE_410M,
+                     (data["params"] == SIZE_410M) & (data["step"] == STEP_30K), args.draws, args.chains, args.seed)
+    rows += evaluate("steps: fit <=20k, predict 30k", runs, data["step"] <= 20_000, data["step"] == STEP_30K,
+                     args.draws, args.chains, args.seed)
+    table = pd.DataFrame(rows)
+    print(table.to_markdown(index=False, floatfmt=".4f"))
+    if not args.skip_full:
+        law = NestedLaw(targets=datasets.pile_targets())
+        start = time.perf_counter()
+        law.fit(runs, seed=args.seed, draws=args.draws, tune=args.draws, chains=args.chains, progress=False)
+        fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        default = runs.mixtures().drop_duplicates().iloc[[0]]
+        best = optimal_mixture(law, params=805_736_448, step=100_000, reference=default, seed=args.seed)
+        opt_seconds = time.perf_counter() - start
+        print(f"\nwhole RedPajama nested fit ({len(data)} losses), NUTS {args.chains}x({args.draws}+{args.draws}): {fit_seconds:.0f} s; "
+              f"{law.diagnostics.summary()}")
+        print(f"optimize at 1B / 100k steps ({len(best.per_draw)} draws): {opt_seconds:.1f} s; "
+              f"P(optimum beats pilot mixture 0) = {best.p_beats_reference:.3f}")
+        print(best.table().round(4).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""NestedLaw and the optimal mixture: structure, predictions, constraints and persistence (mocked sampling)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bayes_mixlaw import Targets
+from bayes_mixlaw.config import ConfigError, NestedLawConfig
+from bayes_mixlaw.model import BayesianLaw
+from bayes_mixlaw.nested import NestedLaw
+from bayes_mixlaw.optimize import ConstraintsError, MixtureBounds, optimal_mixture, project_capped_simplex
+from bayes_mixlaw.runs import RunsTable, load_runs
+
+DOMAINS = ["Pile-CC", "Github", "ArXiv"]
+WEIGHTS = {"Pile-CC": 0.5, "Github": 0.3, "ArXiv": 0.2}
+
+
+@pytest.fixture(scope="module")
+def redpajama(shared_data):
+    table = load_runs(shared_data / "mixinglaws" / "RedPajama")
+    data = table.data[table.data["valid_domain"].isin(DOMAINS) & (table.data["params"] < 302_311_424)]
+    return RunsTable(data.reset_index(drop=True), table.source)
+
+
+@pytest.fixture
+def fitted(redpajama, mocked_sampling):
+    law = NestedLaw(NestedLawConfig(sampler={"draws": 30, "chains": 2}), Targets(WEIGHTS))
+    return law.fit(redpajama, seed=2, progress=False)
+
+
+def pilot_mixtures(runs, k=3):
+    m = runs.mixtures().drop_duplicates().iloc[:k].reset_index(drop=True)
+    return m.assign(name=[f"pilot {i}" for i in range(k)])
+
+
+def test_model_has_labelled_dims_and_a_grid(redpajama):
+    law = NestedLaw(targets=Targets(WEIGHTS))
+    model = law.build_model(redpajama)
+    assert list(model.coords["valid_domain"]) == DOMAINS or set(model.coords["valid_domain"]) == set(DOMAINS)
+    assert len(model.coords["mixture"]) == 20
+    assert list(model.coords["size"]) == [18_915_328, 85_056_000, 201_541_632]
+    assert len(model.coords["length"]) == 11
+    assert model.named_vars_to_dims["t"] == ("valid_domain", "train_domain")
+    assert model.named_vars_to_dims["log_ref"] == ("mixture", "valid_domain")
+    # run names differing only by the size prefix give one mixture, labelled by what they share
+    assert all(not label.startswith(("70M", "160M", "305M")) for label in model.coords["mixture"])
+
+
+def test_predict_columns_scale_and_errors(fitted, redpajama):
+    mixtures = pilot_mixtures(redpajama)
+    pred = fitted.predict(mixtures, params=302_311_424, step=30_000, ci=0.8)
+    assert {"name", "params", "step", "target", "mean", "median", "lower", "upper"} <= set(pred.columns)
+    assert (pred["params"] == 302_311_424).all() and (pred["step"] == 30_000).all()
+    assert set(pred["target"]) == {*DOMAINS, "total"}
+    assert (pred["lower"] < pred["median"]).all() and (pred["median"] < pred["upper"]).all()
+    with pytest.raises(ValueError, match="give params and step"):
+        fitted.predict(mixtures, params=3e8)
+    with pytest.raises(ValueError, match="in step, not tokens"):
+        fitted.predict(mixtures, params=3e8, tokens=3e10)
+
+
+def test_more_steps_and_parameters_lower_the_predicted_loss_per_draw(fitted, redpajama):
+    """Every posterior draw of the law decreases in N and S (a, b, alpha, beta > 0; gamma is small)."""
+    r = pilot_mixtures(redpajama, 2)
+    small = fitted.predict_draws(r, params=1e8, step=20_000, kind="mean").values
+    longer = fitted.predict_draws(r, params=1e8, step=40_000, kind="mean").values
+    assert (longer <= small + 1e-12).mean() > 0.95
+
+
+def test_pilot_mixtures_keep_their_departure_new_ones_draw_it(fitted, redpajama):
+    pilots = pilot_mixtures(redpajama, 2)
+    a = fitted.predict_draws(pilots, params=1e8, step=2e4, kind="mean", seed=0).values
+    b = fitted.predict_draws(pilots, params=1e8, step=2e4, kind="mean", seed=1).values
+    np.testing.assert_allclose(a, b)  # the fitted departures: no randomness in the law's mean
+    new = pilots.copy()
+    new.loc[:, [c for c in new.columns if c.startswith("mix:")]] = 1 / 7
+    c = fitted.predict_draws(new, params=1e8, step=2e4, kind="mean", seed=0).values
+    d = fitted.predict_draws(new, params=1e8, step=2e4, kind="mean", seed=1).values
+    assert not np.allclose(c, d)  # a new mixture draws its departure afresh
+
+
+def test_torch_target_function_matches_numpy_law(fitted, redpajama):
+    """The optimiser's torch function and the numpy predictions are the same law (written once)."""
+    r = pilot_mixtures(redpajama, 3)
+    new = r.copy()
+    new.loc[:, [c for c in new.columns if c.startswith("mix:")]] = np.full(7, 1 / 7)
+    f = fitted.target_function("total", params=1e9, step=1e5)
+    x = torch.as_tensor(np.full((1, 1, 7), 1 / 7))
+    draws = fitted.idata["posterior"].sizes["draw"] * fitted.idata["posterior"].sizes["chain"]
+    via_torch = f(x.expand(draws, 1, 7)).detach().numpy()[:, 0]
+    # numpy law without the departure of a new mixture: set mixture_sigma to zero
+    import xarray as xr
+
+    posterior = fitted.idata["posterior"].to_dataset()
+    fitted.idata["posterior"] = xr.DataTree(posterior.assign(mixture_sigma=posterior["mixture_sigma"] * 0.0))
+    try:
+        via_numpy = fitted.predict_draws(new.iloc[:1], params=1e9, step=1e5, kind="mean").sel(target="total").values.reshape(-1)
+    finally:
+        fitted.idata["posterior"] = xr.DataTree(posterior)
+    np.testing.assert_allclose(via_torch, via_numpy, rtol=1e-10)
+
+
+def test_save_load_predicts_identically(fitted, redpajama, tmp_path):
+    path = fitted.save(tmp_path / "nested.nc")
+    loaded = BayesianLaw.load(path)
+    assert isinstance(loaded, NestedLaw)
+    m = pilot_mixtures(redpajama)
+    pd.testing.assert_frame_equal(fitted.predict(m, params=3e8, step=3e4), loaded.predict(m, params=3e8, step=3e4))
+
+
+def test_nested_needs_sizes_and_lengths(redpajama):
+    one_size = RunsTable(redpajama.data[redpajama.data["params"] == 18_915_328].reset_index(drop=True), "x.csv")
+    with pytest.raises(ValueError, match="x.csv: 'params' takes one value"):
+        NestedLaw().build_model(one_size)
+
+
+def test_config_rejects_non_zero_sum_scale_interactions(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("priors:\n  size_t_mu: {dist: Normal, kwargs: {sigma: 1.0}}\n")
+    with pytest.raises(ConfigError, match="size_t_mu.*ZeroSumNormal"):
+        NestedLawConfig.from_file(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# the optimal mixture
+
+
+def test_projection_onto_the_capped_simplex():
+    lo = torch.tensor([0.0, 0.1, 0.0, 0.0], dtype=torch.float64)
+    hi = torch.tensor([0.3, 1.0, 1.0, 0.2], dtype=torch.float64)
+    y = torch.randn(50, 4, dtype=torch.float64) * 2
+    r = project_capped_simplex(y, lo, hi)
+    assert torch.allclose(r.sum(-1), torch.ones(50, dtype=torch.float64), atol=1e-9)
+    assert (r >= lo - 1e-12).all() and (r <= hi + 1e-12).all()
+    inside = torch.tensor([[0.2, 0.5, 0.2, 0.1]], dtype=torch.float64)
+    assert torch.allclose(project_capped_simplex(inside, lo, hi), inside)
+    # the projection is the closest feasible point: no random feasible point is closer
+    cand = project_capped_simplex(torch.rand(2000, 4, dtype=torch.float64), lo, hi)
+    assert ((cand - y[0]).norm(dim=-1) >= (r[0] - y[0]).norm() - 1e-9).all()
+
+
+def test_bounds_errors_name_the_domain_and_file(tmp_path):
+    domains = ["a", "b", "c"]
+    with pytest.raises(ConstraintsError, match="caps.json: cap for 'z'"):
+        MixtureBounds(caps={"z": 0.2}).arrays(domains, "caps.json")
+    with pytest.raises(ConstraintsError, match="minimum of 'a' is 1.5"):
+        MixtureBounds(minimums={"a": 1.5}).arrays(domains)
+    with pytest.raises(ConstraintsError, match="caps sum to 0.600"):
+        MixtureBounds(caps={"a": 0.2, "b": 0.2, "c": 0.2}).arrays(domains)
+    with pytest.raises(ConstraintsError, match="minimum of 'b' .* exceeds its cap"):
+        MixtureBounds(caps={"b": 0.1}, minimums={"b": 0.3}).arrays(domains)
+    path = tmp_path / "flat.json"
+    path.write_text('{"a": 0.4}')
+    assert MixtureBounds.from_file(path).caps == {"a": 0.4}
+
+
+def test_optimal_mixture_respects_caps_and_minimums_and_beats_the_reference(fitted, redpajama):
+    bounds = MixtureBounds(caps={"GitHub": 0.1}, minimums={"Books": 0.05})
+    reference = pilot_mixtures(redpajama, 1)
+    result = optimal_mixture(fitted, params=1e9, step=1e5, bounds=bounds, reference=reference, draws=40, steps=150)
+    domains = fitted.train_domains
+    assert result.optimum.sum() == pytest.approx(1.0)
+    assert result.optimum[domains.index("GitHub")] <= 0.1 + 1e-9
+    assert result.optimum[domains.index("Books")] >= 0.05 - 1e-9
+    assert np.allclose(result.per_draw.sum(axis=1), 1.0)
+    # the Bayes optimum is at least as good in expectation as the reference and as every pilot
+    f = fitted.target_function("total", params=1e9, step=1e5, draws=40)
+    with torch.no_grad():
+        at_opt = f(torch.as_tensor(result.optimum).expand(40, 1, 7)).mean()
+        pilots = torch.as_tensor(redpajama.mixtures().drop_duplicates().to_numpy())
+        feasible = (pilots[:, domains.index("GitHub")] <= 0.1) & (pilots[:, domains.index("Books")] >= 0.05)
+        at_pilots = f(pilots[feasible][None].expand(40, -1, -1)).mean(0)
+    assert (at_opt <= at_pilots + 1e-9).all()
+    table = result.table()
+    assert set(table["quantity"]) == {"proportion", "loss", "reference_loss", "p_beats_reference"}
+    assert 0 <= result.p_beats_reference <= 1
