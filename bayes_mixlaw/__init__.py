@@ -7,10 +7,11 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from bayes_mixlaw.config import MixingLawConfig, SamplerConfig, ScalingLawConfig
+from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig, SamplerConfig, ScalingLawConfig
 from bayes_mixlaw.inference import SamplingWarning
 from bayes_mixlaw.mixing import MixingLaw
 from bayes_mixlaw.model import BayesianLaw, NotFittedError
+from bayes_mixlaw.nested import NestedLaw
 from bayes_mixlaw.scaling import ChinchillaLaw
 from bayes_mixlaw.runs import RunsTable, RunsTableError, load_runs, read_mixtures
 from bayes_mixlaw.targets import Targets
@@ -22,6 +23,8 @@ __all__ = [
     "ScalingLawConfig",
     "MixingLaw",
     "MixingLawConfig",
+    "NestedLaw",
+    "NestedLawConfig",
     "RunsTable",
     "RunsTableError",
     "SamplerConfig",
