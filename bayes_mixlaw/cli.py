@@ -251,6 +251,53 @@ def optimize(
 
 
 @app.command()
+def suggest(
+    fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law or nested fit")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV of the suggested pilot mixtures")],
+    n: Annotated[int, typer.Option("-n", help="How many pilot runs to suggest (q)")] = 4,
+    acquisition: Annotated[str, typer.Option(help="qlognei (q-log-noisy-expected-improvement) or thompson")] = "qlognei",
+    params: Annotated[Optional[float], typer.Option(help="Target model size (nested fits)")] = None,
+    step: Annotated[Optional[float], typer.Option(help="Target training steps (nested fits on steps)")] = None,
+    tokens: Annotated[Optional[float], typer.Option(help="Target training tokens (nested fits on tokens)")] = None,
+    target: Annotated[str, typer.Option(help="Which loss to improve: 'total', a group or a validation domain")] = "total",
+    caps: Annotated[Optional[Path], typer.Option(help='JSON/YAML {"caps": {...}, "minimums": {...}}')] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Suggest the next pilot mixtures by Bayesian optimisation on the fit's posterior (BoTorch)."""
+    _setup(quiet)
+
+    def body():
+        from bayes_mixlaw.bo import suggest as suggest_runs
+        from bayes_mixlaw.model import BayesianLaw
+        from bayes_mixlaw.nested import NestedLaw
+        from bayes_mixlaw.optimize import MixtureBounds
+        from bayes_mixlaw.scaling import ChinchillaLaw
+
+        _check_output(output, force)
+        if n < 1:
+            raise UserError(f"-n must be at least 1, got {n}")
+        law = BayesianLaw.load(fit_file)
+        if isinstance(law, ChinchillaLaw):
+            raise UserError(f"{fit_file} is a scaling-law fit of one data mixture: there is no mixture to choose")
+        scale = {}
+        if isinstance(law, NestedLaw):
+            size, length = _one_scale(fit_file, law, [params] if params else None, [step] if step else None, [tokens] if tokens else None)
+            scale = {"params": size, law.length_column: length}
+        elif params or step or tokens:
+            raise UserError(f"{fit_file} is a mixing law at one scale; --params/--step/--tokens need a nested fit")
+        table = suggest_runs(law, n, acquisition=acquisition, bounds=MixtureBounds.from_file(caps) if caps else None, target=target,
+                             seed=seed, caps_source=str(caps) if caps else "caps", **scale)
+        table.to_csv(output, index=False)
+        if not quiet:
+            out.print(table.round(4).to_string(index=False))
+            out.print(f"wrote {output}")
+
+    _run(body)
+
+
+@app.command()
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the fit and predictions")] = Path("bayes-mixlaw-demo"),
     fast: Annotated[bool, typer.Option("--fast", help="Short NUTS run instead of the full one")] = False,

@@ -177,3 +177,36 @@ def test_optimal_mixture_respects_caps_and_minimums_and_beats_the_reference(fitt
     table = result.table()
     assert set(table["quantity"]) == {"proportion", "loss", "reference_loss", "p_beats_reference"}
     assert 0 <= result.p_beats_reference <= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Bayesian optimisation on the posterior
+
+
+def test_ensemble_model_shapes_and_gradients(fitted):
+    from bayes_mixlaw.bo import LawEnsembleModel
+
+    model = LawEnsembleModel.from_law(fitted, params=1e9, step=1e5, draws=16)
+    X = torch.full((5, 2, 7), 1 / 7, dtype=torch.float64, requires_grad=True)
+    out = model(X)
+    assert out.shape == (5, 16, 2, 1) and out.dtype == torch.float64
+    posterior = model.posterior(X)
+    assert posterior.mean.shape == (5, 2, 1)
+    out.sum().backward()
+    assert X.grad is not None and torch.isfinite(X.grad).all()
+    # values are the negated loss of the numpy predictions' law (BoTorch maximises)
+    f = fitted.target_function("total", params=1e9, step=1e5, draws=16)
+    torch.testing.assert_close(out[0, :, 0, 0], -f(X[:1, :1].detach().expand(16, 1, 7))[:, 0])
+
+
+@pytest.mark.parametrize("acquisition", ["thompson", "qlognei"])
+def test_suggest_respects_the_constraints(fitted, acquisition):
+    from bayes_mixlaw.bo import suggest
+
+    bounds = MixtureBounds(caps={"GitHub": 0.1}, minimums={"Books": 0.05})
+    table = suggest(fitted, 3, acquisition=acquisition, bounds=bounds, draws=16, params=1e9, step=1e5)
+    mix = table[[c for c in table.columns if c.startswith("mix:")]]
+    assert len(table) == 3 and np.allclose(mix.sum(axis=1), 1.0)
+    assert (mix["mix:GitHub"] <= 0.1 + 1e-6).all() and (mix["mix:Books"] >= 0.05 - 1e-6).all()
+    assert {"acquisition_value", "mean", "lower", "upper", "params", "step"} <= set(table.columns)
+    assert len(mix.round(6).drop_duplicates()) == 3
