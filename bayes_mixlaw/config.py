@@ -219,6 +219,10 @@ NESTED_PRIORS: dict[str, Prior] = {
     # a pilot mixture's departure from the mixing law (log scale); 'free' mixtures: spread of the
     # per-mixture levels around the domain's mean
     "mixture_sigma": Prior("HalfNormal", sigma=0.03),
+    # run effects: each run's level (seed-to-seed spread of a whole curve, log scale) and the log
+    # scale of its step term (how runs' curves differ in shape), pooled across runs
+    "run_sigma": Prior("HalfNormal", sigma=0.02),
+    "run_step_sigma": Prior("HalfNormal", sigma=0.3),
     # observation noise on the log loss
     "noise_sigma": Prior("HalfNormal", sigma=0.02),
 }
@@ -236,3 +240,9 @@ class NestedLawConfig(LawConfig):
     # law: let the mixture move the size and step terms too (u, w above); off, every mixture of a
     # domain shares its scaling shape and the mixture moves only the level
     mixture_scaling: bool = True
+    # run effects: a level and a step-term scale per run (mixture x size), so a run's future
+    # checkpoints follow its own curve and a new run's spread is part of its prediction
+    run_effects: bool = True
+    # The nested posterior (thousands of parameters over ~20k losses) costs ~0.5 ms a gradient and
+    # hundreds of leapfrog steps a draw on RedPajama: 4 x (500 + 500) keeps the full fit to minutes.
+    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=500, tune=500))

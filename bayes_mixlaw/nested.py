@@ -206,16 +206,25 @@ class NestedLaw(BayesianLaw):
             gamma = pm.Normal("gamma", cfg.prior("gamma_mu").create_variable("gamma_mu"), cfg.prior("gamma_sigma").create_variable("gamma_sigma"), dims="valid_domain")
             # on the grid mixture x size x length x domain (powers on the small size x domain and
             # length x domain arrays), then the observed cells
+            log_b_run, run_level = log_b[:, None, None, :], 0.0
+            if cfg.run_effects:  # each run (mixture x size) has its own level and step-term scale
+                rms = ("mixture", "size", "valid_domain")
+                # levels sum to zero over the sizes of a mixture: their mean is the mixture's level
+                run_sigma = cfg.prior("run_sigma").create_variable("run_sigma")
+                level = pm.ZeroSumNormal("run_level_zs", sigma=run_sigma, dims=("mixture", "valid_domain", "size"))
+                run_level = pm.Deterministic("run_level", level.dimshuffle(0, 2, 1), dims=rms)[:, :, None, :]
+                run_step = pm.Normal("run_step", 0.0, cfg.prior("run_step_sigma").create_variable("run_step_sigma"), dims=rms)
+                log_b_run = log_b_run + run_step[:, :, None, :]
             ratio = relative_scaling(
                 data["sizes_rel"][None, :, None, None], data["lengths_rel"][None, None, :, None],
-                log_a[:, None, None, :], log_b[:, None, None, :], alpha, beta, gamma,
+                log_a[:, None, None, :], log_b_run, alpha, beta, gamma,
             )
-            grid = log_ref[:, None, None, :] + data["log_loss_scale"] + pm.math.log(ratio)
+            grid = log_ref[:, None, None, :] + run_level + data["log_loss_scale"] + pm.math.log(ratio)
             mu = grid.flatten()[data["obs_cell"]]
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
             self._likelihood(mu, noise[i], data["log_loss"])
         self._model_key = self._structure_key(
-            cfg.mixture_model, cfg.mixture_scaling, lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"])
+            cfg.mixture_model, cfg.mixture_scaling, cfg.run_effects, lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"])
         )
         self._layout_cache = lay
         return model
@@ -281,6 +290,7 @@ class NestedLaw(BayesianLaw):
     def _diagnostic_quantities(self) -> xr.Dataset:
         post = self.idata["posterior"].to_dataset()
         names = ["log_ref", "log_a_mixture", "log_b_mixture", "alpha", "beta", "gamma", "noise_sigma"]
+        names += ["run_sigma", "run_step_sigma"] if self.config.run_effects else []
         if self.config.mixture_model == "law":
             names += ["log_c", "log_k", "t"]
         return post[names]
@@ -315,10 +325,12 @@ class NestedLaw(BayesianLaw):
         nearest = distance.argmin(axis=1)
         return np.where(distance[np.arange(len(r)), nearest] < SAME_MIXTURE, nearest, -1)
 
-    def law_draws(self, r: np.ndarray, params: float, length: float, *, rng: np.random.Generator) -> np.ndarray:
+    def law_draws(self, r: np.ndarray, params: float, length: float, *, rng: np.random.Generator, new_runs: bool = True) -> np.ndarray:
         """Expected loss per draw, (chain, draw, mixture, valid_domain), in absolute units.
 
-        A pilot mixture keeps its fitted departure from the mixing law; a new one draws it afresh."""
+        A pilot mixture keeps its fitted departure from the mixing law; a new one draws it afresh.
+        A pilot run (pilot mixture at a pilot size) keeps its fitted run effects; another run draws
+        them afresh if ``new_runs`` (a new run's loss), else leaves them at zero (the law's mean)."""
         post = self.idata["posterior"]
         n0_s0 = json.loads(self.idata.attrs["reference_scale"])
         n_rel, s_rel = params / n0_s0["params"], length / n0_s0[self.length_column]
@@ -343,9 +355,27 @@ class NestedLaw(BayesianLaw):
             if self.config.mixture_scaling:
                 log_a = log_a + np.einsum("md,cwvd->cwmv", offset, post["size_t"].values)
                 log_b = log_b + np.einsum("md,cwvd->cwmv", offset, post["step_t"].values)
+        if self.config.run_effects:
+            level, step_scale = self._run_effects(pilot, params, log_ref.shape, rng, new_runs)
+            log_ref, log_b = log_ref + level, log_b + step_scale
         per_domain = {k: post[k].values[:, :, None, :] for k in ("alpha", "beta", "gamma")}
         ratio = relative_scaling(n_rel, s_rel, log_a, log_b, **per_domain)
         return np.exp(log_ref) * ratio
+
+    def _run_effects(self, pilot: np.ndarray, params: float, shape: tuple, rng: np.random.Generator, new_runs: bool):
+        """Run level and step-term effects per draw, (chain, draw, mixture, valid_domain)."""
+        post = self.idata["posterior"]
+        sizes = np.asarray(post["run_level"]["size"].values, dtype=float)
+        match = np.flatnonzero(np.isclose(sizes, params, rtol=1e-9))
+        known = (pilot >= 0) & (len(match) > 0)
+        out = []
+        for effect, sigma in (("run_level", "run_sigma"), ("run_step", "run_step_sigma")):
+            fresh = post[sigma].values[:, :, None, None] * rng.standard_normal(shape) if new_runs else np.zeros(shape)
+            if len(match):
+                fitted = post[effect].values[:, :, np.maximum(pilot, 0), match[0], :]
+                fresh = np.where(known[None, None, :, None], fitted, fresh)
+            out.append(fresh)
+        return out
 
     def _read_scale(self, params, step, tokens) -> tuple[float, float]:
         length_column = self.length_column
@@ -375,7 +405,7 @@ class NestedLaw(BayesianLaw):
         noise = self.idata["posterior"]["noise_sigma"].values[:, :, None, :]
         out = []
         for start in range(0, len(r), PREDICTION_CHUNK):
-            losses = self.law_draws(r[start : start + PREDICTION_CHUNK], params, length, rng=rng)
+            losses = self.law_draws(r[start : start + PREDICTION_CHUNK], params, length, rng=rng, new_runs=kind == "predictive")
             if kind == "predictive":
                 losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
             out.append(losses @ matrix.T)
