@@ -98,3 +98,25 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
     prediction.insert(len(prediction.columns) - 5, "acquisition", acquisition)
     prediction.insert(len(prediction.columns) - 5, "acquisition_value", acq_values.detach().numpy().ravel())
     return prediction.sort_values("acquisition_value", ascending=False, ignore_index=True)
+
+
+def pilot_loop(law, runs, evaluate, *, rounds: int, q: int = 1, acquisition: str = "thompson", method: str = "fast",
+               bounds: MixtureBounds | None = None, target: str = "total", seed: int = 0, progress: bool = False, **scale):
+    """Fit -> suggest -> run the suggestions -> refit, ``rounds`` times; the compiled model is reused.
+
+    ``evaluate(mixtures)`` receives the suggested mixtures (a DataFrame with ``name`` and ``mix:*``)
+    and returns their runs-table rows (e.g. from training the pilots, or from a simulator). Returns
+    the final law and the runs table with every round's runs added.
+    """
+    from bayes_mixlaw.runs import load_runs, validate_runs
+
+    table = load_runs(runs)
+    for round_ in range(rounds):
+        law.fit(table, seed=seed + round_, method=method, progress=progress)
+        picks = suggest(law, q, acquisition=acquisition, bounds=bounds, target=target, seed=seed + round_, **scale)
+        mixtures = picks[["name", *[c for c in picks.columns if c.startswith(MIX_PREFIX)]]].copy()
+        mixtures["name"] = [f"round{round_ + 1}_{i}" for i in range(len(mixtures))]
+        new = evaluate(mixtures)
+        table = validate_runs(pd.concat([table.data, new], ignore_index=True), table.source)
+    law.fit(table, seed=seed + rounds, method=method, progress=progress)
+    return law, table
