@@ -298,6 +298,34 @@ def suggest(
 
 
 @app.command()
+def report(
+    fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law or nested fit")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for report.html, its PNGs and tables")],
+    target: Annotated[str, typer.Option(help="The loss the figures and the optimum are about")] = "total",
+    force: Annotated[bool, typer.Option("--force", help="Write into a folder that already has a report")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Write an HTML report (figures embedded) with its PNGs and CSV/Markdown/LaTeX tables."""
+    _setup(quiet)
+
+    def body():
+        from bayes_mixlaw.model import BayesianLaw
+        from bayes_mixlaw.report import write_report
+        from bayes_mixlaw.scaling import ChinchillaLaw
+
+        if (output / "report.html").exists() and not force:
+            raise UserError(f"{output / 'report.html'} exists; pass --force to overwrite the report in {output}")
+        law = BayesianLaw.load(fit_file)
+        if isinstance(law, ChinchillaLaw):
+            raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law and nested fits")
+        path = write_report(law, output, target=target)
+        if not quiet:
+            out.print(f"wrote {path} and its figures and tables in {output}")
+
+    _run(body)
+
+
+@app.command()
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the fit and predictions")] = Path("bayes-mixlaw-demo"),
     fast: Annotated[bool, typer.Option("--fast", help="Short NUTS run instead of the full one")] = False,

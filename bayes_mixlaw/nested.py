@@ -61,7 +61,11 @@ def _mixture_labels(mixtures: pd.DataFrame, run_mixture: np.ndarray, runs: list[
             if len(set(chars)) > 1:
                 break
             reversed_common.append(chars[0])
-        label = "".join(reversed(reversed_common)).lstrip("_-. ")
+        label = "".join(reversed(reversed_common))
+        # start at a name boundary: '70M_RP_3' and '160M_RP_3' share 'M_RP_3'; keep 'RP_3'
+        while label and not all(len(n) == len(label) or n[-len(label) - 1] in "_-. " for n in names):
+            label = label[1:]
+        label = label.lstrip("_-. ")
         labels.append(label if label else f"mixture {k}")
     if len(set(labels)) < len(labels):
         labels = [f"mixture {k}" for k in range(len(mixtures))]
@@ -286,6 +290,8 @@ class NestedLaw(BayesianLaw):
 
     def _restore(self, tree: xr.DataTree) -> None:
         self.targets = Targets.from_json(tree.attrs["targets"])
+        if "run_level" not in tree["posterior"]:  # written before run effects existed
+            self.config = self.config.model_copy(update={"run_effects": False})
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         post = self.idata["posterior"].to_dataset()

@@ -138,3 +138,22 @@ def test_default_priors_are_sensible_by_prior_predictive(runs):
     scaled = prior["prior_predictive"]["loss"].values.ravel()
     lo, hi = np.quantile(scaled, [0.05, 0.95])
     assert 0.5 < lo < 1.0 < hi < 4.0, (lo, hi)  # weakly informative: wide, yet no loss of 40
+
+
+def test_report_writes_html_figures_and_tables(fitted, tmp_path):
+    from typer.testing import CliRunner
+
+    from bayes_mixlaw.cli import app
+
+    path = fitted.save(tmp_path / "fit.nc")
+    result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "report"), "-q"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "report"
+    for name in ("report.html", "ppc.png", "interactions.png", "proportions.png", "ternary.png", "optimum.png",
+                 "parameters.csv", "parameters.md", "parameters.tex", "optimum.csv", "diagnostics.csv"):
+        assert (folder / name).stat().st_size > 0, name
+    page = (folder / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 6 and "Diagnostics" in page
+    assert "\\begin{tabular}" in (folder / "parameters.tex").read_text()
+    result = CliRunner().invoke(app, ["report", str(path), "-o", str(folder), "-q"])
+    assert result.exit_code == 2 and "pass --force" in result.output

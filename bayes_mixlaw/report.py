@@ -1,0 +1,288 @@
+"""A fit as something to read: one self-contained HTML page, its PNG figures and its tables.
+
+``write_report(law, folder)`` writes ``report.html`` (images embedded), every figure as a PNG, and the
+parameter intervals as CSV, Markdown and LaTeX. Figures: posterior predictive check (observed against
+fitted with 90% intervals); the interaction matrix t as a heatmap with its intervals; the predicted
+total along each training domain's share (the others in the pilots' mean ratio) with credible bands;
+a ternary slice of the predicted loss and of its uncertainty; the optimal mixture's posterior; for a
+nested fit, observed and fitted curves against steps and against model size. The diagnostics table
+says in plain words what is wrong, if anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bayes_mixlaw.runs import MIX_PREFIX  # noqa: E402
+from bayes_mixlaw.summary import interval_bounds  # noqa: E402
+
+CI = 0.9
+
+
+def _pilot_mixtures(law) -> np.ndarray:
+    data = law.idata["constant_data"]
+    return data["mixture_proportions"].values if "mixture_proportions" in data else data["run_mixture"].values
+
+
+def _scale(law) -> dict:
+    """The scale predictions are made at: the largest pilot scale for a nested fit, else none."""
+    if law.kind != "nested_law":
+        return {}
+    scales = law.pilot_scales()
+    return {"params": scales["params"][-1], law.length_column: scales[law.length_column][-1]}
+
+
+def _frame(law, r: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(r, columns=[MIX_PREFIX + d for d in law.train_domains])
+
+
+def fitted_vs_observed(law, ci: float = CI) -> pd.DataFrame:
+    """Every observed loss with the posterior predictive median and interval at its run and scale."""
+    lo, hi = interval_bounds(ci)
+    obs = law.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
+    if law.kind == "nested_law":
+        pilots = _pilot_mixtures(law)
+        labels = list(law.idata["constant_data"]["mixture"].values)
+        column = law.length_column
+        out = []
+        for (n, s), g in obs.groupby(["params", column]):
+            draws = law.predict_draws(_frame(law, pilots), params=n, **{column: s}).values  # (c, d, mixture, target)
+            flat = draws.reshape(-1, *draws.shape[2:])
+            q = np.quantile(flat, [0.5, lo, hi], axis=0)
+            mi = g["obs_mixture"].map({m: i for i, m in enumerate(labels)}).to_numpy()
+            vi = g["obs_valid_domain"].map({v: i for i, v in enumerate(law.valid_domains)}).to_numpy()
+            out.append(g.assign(median=q[0][mi, vi], lower=q[1][mi, vi], upper=q[2][mi, vi]))
+        return pd.concat(out).sort_index()
+    runs = list(law.idata["constant_data"]["run"].values)
+    draws = law.predict_draws(_frame(law, _pilot_mixtures(law))).values
+    flat = draws.reshape(-1, *draws.shape[2:])
+    q = np.quantile(flat, [0.5, lo, hi], axis=0)
+    ri = obs["obs_run"].map({r: i for i, r in enumerate(runs)}).to_numpy()
+    vi = obs["obs_valid_domain"].map({v: i for i, v in enumerate(law.valid_domains)}).to_numpy()
+    return obs.assign(median=q[0][ri, vi], lower=q[1][ri, vi], upper=q[2][ri, vi])
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def figure_ppc(table: pd.DataFrame) -> bytes:
+    inside = ((table["lower"] <= table["loss"]) & (table["loss"] <= table["upper"])).mean()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.errorbar(table["median"], table["loss"], xerr=[table["median"] - table["lower"], table["upper"] - table["median"]],
+                fmt=".", ms=2, alpha=0.35, elinewidth=0.5)
+    lims = [table[["loss", "lower"]].min().min(), table[["loss", "upper"]].max().max()]
+    ax.plot(lims, lims, "k--", lw=0.8)
+    ax.set_xlabel(f"fitted (posterior predictive median, {CI:.0%} interval)")
+    ax.set_ylabel("observed loss")
+    ax.set_title(f"Posterior predictive check: {inside:.1%} of {len(table)} losses inside their {CI:.0%} interval")
+    return _png(fig)
+
+
+def figure_interactions(law) -> bytes | None:
+    post = law.idata["posterior"]
+    if "t" not in post:
+        return None
+    t = post["t"].stack(sample=("chain", "draw"))
+    mean = t.mean("sample").values
+    lo, hi = interval_bounds(CI)
+    q = t.quantile([lo, hi], dim="sample").values
+    fig, ax = plt.subplots(figsize=(1.1 * len(law.train_domains) + 3, 0.32 * len(law.valid_domains) + 1.5))
+    bound = np.abs(mean).max()
+    im = ax.imshow(mean, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    for i in range(mean.shape[0]):
+        for j in range(mean.shape[1]):
+            sure = q[0, i, j] > 0 or q[1, i, j] < 0
+            ax.text(j, i, f"{mean[i, j]:.1f}\n[{q[0, i, j]:.1f}, {q[1, i, j]:.1f}]", ha="center", va="center", fontsize=5.5,
+                    fontweight="bold" if sure else "normal")
+    ax.set_xticks(range(len(law.train_domains)), law.train_domains, rotation=30, ha="right")
+    ax.set_yticks(range(len(law.valid_domains)), law.valid_domains, fontsize=7)
+    fig.colorbar(im, ax=ax, label="t (rows sum to zero); bold: interval excludes 0")
+    ax.set_title(f"Domain interactions t: posterior mean [{CI:.0%} interval]")
+    return _png(fig)
+
+
+def figure_proportion_bands(law, target: str = "total", points: int = 41) -> bytes:
+    """Predicted target along each domain's share, the others in the pilots' mean ratio, with pilots."""
+    domains = law.train_domains
+    center = _pilot_mixtures(law).mean(axis=0)
+    lo, hi = interval_bounds(CI)
+    cols = min(len(domains), 4)
+    rows = int(np.ceil(len(domains) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True, layout="constrained")
+    share = np.linspace(0, 1, points)
+    for j, domain in enumerate(domains):
+        others = np.delete(center, j)
+        others = others / others.sum() if others.sum() > 0 else np.full(len(others), 1 / len(others))
+        r = np.array([np.insert(others * (1 - x), j, x) for x in share])
+        draws = law.predict_draws(_frame(law, r), kind="mean", **_scale(law)).sel(target=target).values
+        flat = draws.reshape(-1, draws.shape[-1])
+        ax = axes.flat[j]
+        ax.fill_between(share, np.quantile(flat, lo, 0), np.quantile(flat, hi, 0), alpha=0.3, label=f"{CI:.0%} interval")
+        ax.plot(share, np.median(flat, 0), lw=1.2, label="median")
+        ax.axvline(center[j], color="grey", ls=":", lw=0.8)
+        ax.set_xlabel(f"share of {domain}")
+    for ax in axes.flat[len(domains):]:
+        ax.axis("off")
+    axes.flat[0].set_ylabel(f"predicted {target} loss")
+    axes.flat[0].legend(fontsize=7)
+    where = ", ".join(f"{k}={v:,.0f}" for k, v in _scale(law).items())
+    fig.suptitle(f"Expected {target} loss along each domain's share (others in the pilots' mean ratio){'; at ' + where if where else ''}", fontsize=9)
+    return _png(fig)
+
+
+def figure_ternary(law, domains3: list[str] | None = None, target: str = "total", resolution: int = 30) -> bytes:
+    """Ternary slice over three domains (the rest fixed at their pilot-mean share): median and interval width."""
+    domains = law.train_domains
+    center = _pilot_mixtures(law).mean(axis=0)
+    pick = domains3 or [domains[i] for i in np.argsort(-center)[:3]]
+    idx = [domains.index(d) for d in pick]
+    rest = 1 - center[idx].sum() if len(domains) > 3 else 0.0
+    grid = [(a, b, resolution - a - b) for a in range(resolution + 1) for b in range(resolution + 1 - a)]
+    bary = np.array(grid, dtype=float) / resolution
+    r = np.tile(center, (len(bary), 1))
+    r[:, idx] = bary * (1 - rest)
+    draws = law.predict_draws(_frame(law, r), kind="mean", **_scale(law)).sel(target=target).values
+    flat = draws.reshape(-1, draws.shape[-1])
+    lo, hi = interval_bounds(CI)
+    median, width = np.median(flat, 0), np.quantile(flat, hi, 0) - np.quantile(flat, lo, 0)
+    x = bary[:, 1] + bary[:, 2] / 2
+    y = bary[:, 2] * np.sqrt(3) / 2
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, values, label in ((axes[0], median, f"median {target} loss"), (axes[1], width, f"{CI:.0%} interval width")):
+        tri = ax.tricontourf(x, y, values, levels=14, cmap="viridis")
+        fig.colorbar(tri, ax=ax, label=label)
+        ax.plot([0, 1, 0.5, 0], [0, 0, np.sqrt(3) / 2, 0], "k-", lw=0.8)
+        ax.text(0.0, -0.08, pick[0], ha="center", fontsize=8)
+        ax.text(1.0, -0.08, pick[1], ha="center", fontsize=8)
+        ax.text(0.5, np.sqrt(3) / 2 + 0.03, pick[2], ha="center", fontsize=8)
+        ax.set_aspect("equal")
+        ax.axis("off")
+    best = np.argmin(median)
+    axes[0].plot(x[best], y[best], "r*", ms=10)
+    fixed = f"; other domains fixed at their pilot-mean share ({rest:.2f} in all)" if rest > 0 else ""
+    fig.suptitle(f"Simplex slice over {', '.join(pick)}{fixed}", fontsize=9)
+    return _png(fig)
+
+
+def figure_optimum(result) -> bytes:
+    table = result.table()
+    props = table[table["quantity"] == "proportion"]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    pos = np.arange(len(props))
+    ax.bar(pos, props["optimum"], color="C0", alpha=0.7, label="Bayes-optimal mixture")
+    med = props["median"].to_numpy(float)
+    ax.errorbar(pos, med, yerr=[np.clip(med - props["lower"], 0, None), np.clip(props["upper"] - med, 0, None)], fmt="o", color="k",
+                ms=3, label=f"draws' optima: median, {CI:.0%} interval")
+    ax.set_xticks(pos, props["item"], rotation=30, ha="right")
+    ax.set_ylabel("proportion")
+    loss = table[table["quantity"] == "loss"].iloc[0]
+    ax.set_title(f"Optimal mixture for '{result.target}': predicted {loss['mean']:.3f} [{loss['lower']:.3f}, {loss['upper']:.3f}]", fontsize=9)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def figure_curves(law, table: pd.DataFrame, against: str, n_mixtures: int = 3, target_domain: str | None = None) -> bytes:
+    """Nested fits: observed (dots) and fitted (median, band) losses against steps or model size."""
+    column = law.length_column if against == "length" else "params"
+    other = "params" if against == "length" else law.length_column
+    domain = target_domain or law.valid_domains[0]
+    sub = table[table["obs_valid_domain"] == domain]
+    mixtures = list(pd.unique(sub["obs_mixture"]))[:n_mixtures]
+    fig, axes = plt.subplots(1, len(mixtures), figsize=(4 * len(mixtures), 3.2), squeeze=False, sharey=True)
+    for ax, mixture in zip(axes.flat, mixtures):
+        g = sub[sub["obs_mixture"] == mixture]
+        levels = sorted(pd.unique(g[other]))
+        shown = levels if against == "length" else levels[-1:]
+        for k, level in enumerate(shown):
+            h = g[g[other] == level].sort_values(column)
+            label = f"{level / 1e6:.0f}M" if other == "params" else f"{other} {level:g}"
+            ax.fill_between(h[column], h["lower"], h["upper"], alpha=0.2, color=f"C{k}")
+            ax.plot(h[column], h["median"], color=f"C{k}", lw=1, label=label)
+            ax.plot(h[column], h["loss"], ".", color=f"C{k}", ms=4)
+        ax.set_xscale("log")
+        ax.set_xlabel(column)
+        ax.set_title(str(mixture)[:40], fontsize=8)
+    axes.flat[0].set_ylabel(f"{domain} loss")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(f"Observed (dots) and fitted ({CI:.0%} band) {domain} loss against {column}", fontsize=9)
+    return _png(fig)
+
+
+def parameter_table(law, ci: float = CI) -> pd.DataFrame:
+    table = law.parameters(ci=ci)
+    return table
+
+
+def diagnostics_table(law) -> pd.DataFrame:
+    d = law.diagnostics
+    verdict = "no problems: the chains agree and the draws are enough" if not d.problems else "; ".join(d.problems)
+    return pd.DataFrame([
+        {"check": "method", "value": f"{d.method} ({d.chains} chains x {d.draws} draws)", "verdict": ""},
+        {"check": "divergent transitions", "value": d.divergences, "verdict": "ok" if d.divergences == 0 else "biased posterior possible"},
+        {"check": "max R-hat", "value": f"{d.max_rhat:.3f}", "verdict": "ok" if not d.max_rhat > 1.01 else "chains disagree: run longer"},
+        {"check": "min bulk ESS", "value": f"{d.min_ess_bulk:.0f}", "verdict": "ok" if d.min_ess_bulk >= 100 * d.chains else "few effective draws: intervals are noisy"},
+        {"check": "sampling time", "value": f"{d.seconds:.1f} s", "verdict": ""},
+        {"check": "overall", "value": "", "verdict": verdict},
+    ])
+
+
+def write_report(law, folder, *, target: str = "total", optimum=None) -> Path:
+    """Write report.html, the PNGs and the tables of a mixing-law or nested fit into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    figures: list[tuple[str, str, bytes]] = []
+    table = fitted_vs_observed(law)
+    figures.append(("ppc", "Posterior predictive check", figure_ppc(table)))
+    if law.kind == "nested_law":
+        figures.append(("curves_steps", "Against training steps", figure_curves(law, table, "length")))
+        figures.append(("curves_size", "Against model size", figure_curves(law, table, "size")))
+    heat = figure_interactions(law)
+    if heat is not None:
+        figures.append(("interactions", "Domain interactions t", heat))
+    figures.append(("proportions", "Along each domain's share", figure_proportion_bands(law, target)))
+    if len(law.train_domains) >= 3:
+        figures.append(("ternary", "Simplex slice", figure_ternary(law, target=target)))
+    if optimum is None:
+        from bayes_mixlaw.optimize import optimal_mixture
+
+        optimum = optimal_mixture(law, target=target, draws=400, **_scale(law))
+    figures.append(("optimum", "Optimal mixture", figure_optimum(optimum)))
+    for name, _, png in figures:
+        (folder / f"{name}.png").write_bytes(png)
+    params = parameter_table(law)
+    params.to_csv(folder / "parameters.csv", index=False)
+    (folder / "parameters.md").write_text(params.to_markdown(index=False, floatfmt=".4f"))
+    (folder / "parameters.tex").write_text(params.to_latex(index=False, float_format="%.4f"))
+    optimum.table().to_csv(folder / "optimum.csv", index=False)
+    diagnostics = diagnostics_table(law)
+    diagnostics.to_csv(folder / "diagnostics.csv", index=False)
+    table.to_csv(folder / "fitted_vs_observed.csv", index=False)
+    sections = [f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
+                for _, title, png in figures]
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bayes_mixlaw report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:2px 6px}}</style></head><body>
+<h1>bayes_mixlaw report</h1><p>{html.escape(law.summary_line())}</p>
+<h2>Diagnostics</h2>{diagnostics.to_html(index=False)}
+{''.join(sections)}
+<h2>Optimal mixture</h2>{optimum.table().round(4).to_html(index=False)}
+<h2>Parameters ({CI:.0%} intervals)</h2>{params.round(4).to_html(index=False, max_rows=200)}
+<p>Tables: parameters.csv / .md / .tex, optimum.csv, diagnostics.csv, fitted_vs_observed.csv.</p>
+</body></html>"""
+    path = folder / "report.html"
+    path.write_text(page)
+    return path
