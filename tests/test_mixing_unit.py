@@ -153,7 +153,7 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
                  "parameters.csv", "parameters.md", "parameters.tex", "optimum.csv", "diagnostics.csv"):
         assert (folder / name).stat().st_size > 0, name
     page = (folder / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 6 and "Diagnostics" in page
+    assert page.count("data:image/png;base64,") == 5 and "Diagnostics" in page
     assert "\\begin{tabular}" in (folder / "parameters.tex").read_text()
     result = CliRunner().invoke(app, ["report", str(path), "-o", str(folder), "-q"])
     assert result.exit_code == 2 and "pass --force" in result.output
