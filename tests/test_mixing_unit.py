@@ -157,3 +157,24 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
     assert "\\begin{tabular}" in (folder / "parameters.tex").read_text()
     result = CliRunner().invoke(app, ["report", str(path), "-o", str(folder), "-q"])
     assert result.exit_code == 2 and "pass --force" in result.output
+
+
+def test_pointwise_log_likelihood_matches_pymc_and_loo_compares_variants(fitted, runs, mocked_sampling):
+    import pymc as pm
+
+    from bayes_mixlaw.compare import loo_compare, pointwise_log_likelihood
+
+    ours = pointwise_log_likelihood(fitted).values
+    with fitted.model:
+        pm.set_data(fitted._data(fitted._layout_cache))
+        reference = pm.compute_log_likelihood(xr_tree(fitted), extend_inferencedata=False, progressbar=False)
+    np.testing.assert_allclose(ours, reference["loss"].values, rtol=1e-8)
+    normal = MixingLaw(MixingLawConfig(likelihood="normal", sampler={"draws": 20, "chains": 2}), datasets.pile_targets()).fit(runs, seed=4, progress=False)
+    table = loo_compare({"studentt": fitted, "normal": normal})
+    assert set(table.index) == {"studentt", "normal"} and "elpd_diff" in table
+
+
+def xr_tree(law):
+    import xarray as xr
+
+    return xr.DataTree.from_dict({"posterior": law.idata["posterior"].to_dataset()})

@@ -210,3 +210,18 @@ def test_suggest_respects_the_constraints(fitted, acquisition):
     assert (mix["mix:GitHub"] <= 0.1 + 1e-6).all() and (mix["mix:Books"] >= 0.05 - 1e-6).all()
     assert {"acquisition_value", "mean", "lower", "upper", "params", "step"} <= set(table.columns)
     assert len(mix.round(6).drop_duplicates()) == 3
+
+
+def test_nested_pointwise_log_likelihood_matches_pymc(fitted):
+    """The nested law's numpy predictions at the pilots are the model's mean: log-likelihoods agree."""
+    import pymc as pm
+    import xarray as xr
+
+    from bayes_mixlaw.compare import pointwise_log_likelihood
+
+    ours = pointwise_log_likelihood(fitted).values
+    with fitted.model:
+        pm.set_data(fitted._data(fitted._layout_cache))
+        reference = pm.compute_log_likelihood(xr.DataTree.from_dict({"posterior": fitted.idata["posterior"].to_dataset()}),
+                                              extend_inferencedata=False, progressbar=False)
+    np.testing.assert_allclose(ours, reference["loss"].values, rtol=1e-6)

@@ -1,0 +1,137 @@
+"""Model comparison: PSIS-LOO between law variants, and held-out error where extrapolation matters.
+
+* :func:`loo_compare` ranks fitted variants (explicit against implicit with K, Student-t against
+  Normal, ...) by PSIS-LOO expected log predictive density (ArviZ), on the same observations. The
+  pointwise log-likelihood is recomputed from each fit's posterior with its own likelihood, so fits
+  saved without it can be compared.
+* :func:`holdout_score` fits a variant without some pilots and scores its predictions of them:
+  for a nested fit, the largest model size (what matters for extrapolating to the target); for a
+  one-scale mixing law, the mixtures farthest from the pilots' mean. LOO says how well a variant
+  interpolates; this says how it extrapolates, which is what the decision rests on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs
+from bayes_mixlaw.summary import interval_bounds
+
+
+def _logpdf(law, residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    post = law.idata["posterior"]
+    if law.config.likelihood == "studentt":
+        nu = post["nu"].values[:, :, None]
+        return stats.t.logpdf(residual / sigma, df=nu) - np.log(sigma)
+    return stats.norm.logpdf(residual / sigma) - np.log(sigma)
+
+
+def pointwise_log_likelihood(law) -> xr.DataArray:
+    """log p(y_obs | draw) for every observation, dims (chain, draw, obs), on the scale the model
+    was fitted on (loss relative to each domain's scale for the mixing law, log loss for the nested law)."""
+    law._require_fit()
+    obs = law.idata["observed_data"]
+    valid = {v: i for i, v in enumerate(law.valid_domains)}
+    vi = np.array([valid[v] for v in obs["obs_valid_domain"].values])
+    post = law.idata["posterior"]
+    if law.kind == "mixing_law":
+        scale = law.idata["constant_data"]["loss_scale"].values
+        runs = {r: i for i, r in enumerate(law.idata["constant_data"]["run"].values)}
+        ri = np.array([runs[r] for r in obs["obs_run"].values])
+        fitted = law._law_draws(law.idata["constant_data"]["run_mixture"].values)[:, :, ri, vi] / scale[vi]
+        residual = obs["loss"].values / scale[vi] - fitted
+        sigma = post["noise_sigma"].values[:, :, vi]
+    elif law.kind == "nested_law":
+        column = law.length_column
+        pilots = law.idata["constant_data"]["mixture_proportions"].values
+        labels = {m: i for i, m in enumerate(law.idata["constant_data"]["mixture"].values)}
+        mi = np.array([labels[m] for m in obs["obs_mixture"].values])
+        frame = pd.DataFrame({"params": obs["params"].values, column: obs[column].values})
+        fitted = np.empty(post["noise_sigma"].shape[:2] + (len(frame),))
+        rng = np.random.default_rng(0)
+        for (n, s), rows in frame.groupby(["params", column]).groups.items():
+            rows = np.asarray(rows)
+            law_draws = law.law_draws(pilots, float(n), float(s), rng=rng, new_runs=False)
+            fitted[:, :, rows] = np.log(law_draws[:, :, mi[rows], vi[rows]])
+        residual = np.log(obs["loss"].values) - fitted
+        sigma = post["noise_sigma"].values[:, :, vi]
+    else:
+        raise ValueError(f"no pointwise log-likelihood for a {law.kind} fit")
+    return xr.DataArray(_logpdf(law, residual, sigma), dims=("chain", "draw", "obs"), name="loss")
+
+
+def loo(law):
+    """PSIS-LOO of one fit (ArviZ's ELPDData; its ``pareto_k`` flags influential observations)."""
+    import arviz as az
+
+    tree = xr.DataTree.from_dict({
+        "posterior": law.idata["posterior"].to_dataset(),
+        "log_likelihood": xr.Dataset({"loss": pointwise_log_likelihood(law)}),
+    })
+    return az.loo(tree, var_name="loss")
+
+
+def loo_compare(laws: dict) -> pd.DataFrame:
+    """Rank fitted variants of the same data by PSIS-LOO (ArviZ ``compare``; best first)."""
+    import arviz as az
+
+    sizes = {name: law.idata["observed_data"].sizes["obs"] for name, law in laws.items()}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"LOO compares fits of the same observations; these have {sizes}")
+    trees = {
+        name: xr.DataTree.from_dict({"posterior": law.idata["posterior"].to_dataset(),
+                                     "log_likelihood": xr.Dataset({"loss": pointwise_log_likelihood(law)})})
+        for name, law in laws.items()
+    }
+    return az.compare(trees, var_name="loss")
+
+
+def holdout_split(runs: RunsTable, fraction: float = 0.25) -> tuple[RunsTable, RunsTable, str]:
+    """(train, held out, what): the largest model size if there are several sizes, else the
+    ``fraction`` of mixtures farthest from the pilots' mean mixture."""
+    data = runs.data
+    if "params" in data and data["params"].nunique() > 1:
+        largest = data["params"].max()
+        mask = data["params"] == largest
+        what = f"largest size held out (params={largest:,})"
+    else:
+        mix = runs.mixtures()
+        distance = np.linalg.norm(mix.to_numpy() - mix.to_numpy().mean(axis=0), axis=1)
+        far = mix.index[np.argsort(-distance)[: max(1, int(round(fraction * len(mix))))]]
+        mask = data["run"].isin(far)
+        what = f"{len(far)} mixtures farthest from the pilots' mean held out"
+    train = RunsTable(data[~mask].reset_index(drop=True), runs.source)
+    held = RunsTable(data[mask].reset_index(drop=True), runs.source)
+    return train, held, what
+
+
+def holdout_score(law, runs, *, ci: float = 0.9, seed: int = 0, **fit_kw) -> dict:
+    """Fit ``law`` (an unfitted variant) without the held-out pilots (:func:`holdout_split`) and score
+    its predictions of them: MAE, interval coverage and held-out log predictive density per loss."""
+    runs = load_runs(runs)
+    train, held, what = holdout_split(runs)
+    law.fit(train, seed=seed, **fit_kw)
+    lo, hi = interval_bounds(ci)
+    mix_cols = runs.mix_columns
+    data = held.data
+    keys = [c for c in ("params", "step", "tokens") if c in data and law.kind == "nested_law"]
+    errors, inside, log_density = [], [], []
+    for scale, g in (data.groupby(keys) if keys else [((), data)]):
+        scale = dict(zip(keys, np.atleast_1d(scale)))
+        mixtures = g.groupby("run")[mix_cols].first()
+        draws = law.predict_draws(mixtures.reset_index(drop=True), seed=seed, **scale)
+        values = draws.values.reshape(-1, *draws.shape[2:])  # (sample, mixture, target)
+        targets = list(draws["target"].values)
+        observed = g.pivot_table(index="run", columns="valid_domain", values="loss").loc[mixtures.index]
+        for j, domain in enumerate(observed.columns):
+            y = observed[domain].to_numpy()
+            sample = values[:, :, targets.index(domain)]
+            errors.append(np.abs(np.median(sample, 0) - y))
+            inside.append((np.quantile(sample, lo, 0) <= y) & (y <= np.quantile(sample, hi, 0)))
+            bandwidth = 1.06 * sample.std(0) * len(sample) ** -0.2 + 1e-12  # kernel density of the draws
+            log_density.append(np.log(stats.norm.pdf((y[None] - sample) / bandwidth).mean(0) / bandwidth))
+    return {"held_out": what, "MAE": float(np.concatenate(errors).mean()), f"{ci:.0%} coverage": float(np.concatenate(inside).mean()),
+            "log predictive density": float(np.concatenate(log_density).mean()), "n": int(np.concatenate(errors).size)}
