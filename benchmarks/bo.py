@@ -34,47 +34,16 @@ from bayes_mixlaw import MixingLaw, datasets
 from bayes_mixlaw.baseline import fit_point_mixing_law
 from bayes_mixlaw.bo import suggest
 from bayes_mixlaw.laws import mixing_law
-from bayes_mixlaw.optimize import minimize_batch, random_feasible
 from bayes_mixlaw.runs import MIX_PREFIX, validate_runs
+from bayes_mixlaw.simulate import LawSimulator
 
 warnings.simplefilter("ignore")
 N_INITIAL = 4
 
 
-class Simulator:
-    """The true law of each validation domain plus Student-free Gaussian noise at the fitted level."""
-
-    def __init__(self, seed: int = 0):
-        runs = datasets.mixinglaws_5mix_70m().select(step=30000)
-        law = MixingLaw(targets=datasets.pile_targets()).fit(runs, seed=seed, progress=False)
-        post = law.idata["posterior"]
-        self.train, self.valid = law.train_domains, law.valid_domains
-        self.log_c = post["log_c"].mean(("chain", "draw")).values
-        self.log_k = post["log_k"].mean(("chain", "draw")).values
-        self.t = post["t"].mean(("chain", "draw")).values
-        self.noise = (post["noise_sigma"].mean(("chain", "draw")).values * law.idata["constant_data"]["loss_scale"].values)
-        names, matrix = law.targets.matrix(self.valid)
-        self.weights = matrix[names.index("total")]
-        f = lambda r: mixing_law(r, torch.as_tensor(self.log_c), torch.as_tensor(self.log_k), torch.as_tensor(self.t)) @ torch.as_tensor(self.weights)  # noqa: E731
-        m = len(self.train)
-        start = torch.as_tensor(random_feasible(32, np.zeros(m), np.ones(m), np.random.default_rng(0)))[None]
-        best, value = minimize_batch(f, start, np.zeros(m), np.ones(m), steps=1000)
-        self.optimum, self.best_loss = best[0].numpy(), float(value[0])
-
-    def true_total(self, r: np.ndarray) -> np.ndarray:
-        return mixing_law(np.atleast_2d(r), self.log_c, self.log_k, self.t) @ self.weights
-
-    def run(self, r: np.ndarray, names: list[str], rng: np.random.Generator) -> pd.DataFrame:
-        losses = mixing_law(np.atleast_2d(r), self.log_c, self.log_k, self.t) + rng.normal(size=(len(r), len(self.valid))) * self.noise
-        rows = []
-        for name, mix, loss in zip(names, np.atleast_2d(r), losses):
-            for v, value in zip(self.valid, loss):
-                rows.append({"run": name, "valid_domain": v, "loss": value, **{MIX_PREFIX + d: x for d, x in zip(self.train, mix)}})
-        return pd.DataFrame(rows)
-
-    def observed_total(self, table: pd.DataFrame) -> pd.Series:
-        w = pd.Series(self.weights, index=self.valid)
-        return table.pivot(index="run", columns="valid_domain", values="loss")[self.valid].mul(w).sum(axis=1)
+def make_simulator(seed: int = 0) -> LawSimulator:
+    runs = datasets.mixinglaws_5mix_70m().select(step=30000)
+    return LawSimulator(MixingLaw(targets=datasets.pile_targets()).fit(runs, seed=seed, progress=False))
 
 
 def simplex_grid(m: int, step: float = 0.05) -> np.ndarray:
@@ -94,7 +63,7 @@ def next_gp_ei(sim, table, rng, seed):
     from botorch.optim import optimize_acqf
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
-    totals = sim.observed_total(table)
+    totals = sim.observed_target(table)
     mix = table.groupby("run")[[MIX_PREFIX + d for d in sim.train]].first().loc[totals.index].to_numpy()
     X = torch.as_tensor(mix)
     Y = torch.as_tensor(-totals.to_numpy())[:, None]
@@ -113,7 +82,7 @@ _GRID = {}
 
 
 def next_point_law(sim, table, rng, seed):
-    totals = sim.observed_total(table)
+    totals = sim.observed_target(table)
     mix = table.groupby("run")[[MIX_PREFIX + d for d in sim.train]].first().loc[totals.index].to_numpy()
     theta = fit_point_mixing_law(mix, totals.to_numpy(), starts=16, seed=seed)
     grid = _GRID.setdefault(len(sim.train), simplex_grid(len(sim.train)))
@@ -134,12 +103,12 @@ def make_bayes(law):
 def run_strategy(sim, strategy, seed: int, budget: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     initial = rng.dirichlet(np.ones(len(sim.train)), size=N_INITIAL)
-    table = sim.run(initial, [f"init{i}" for i in range(N_INITIAL)], rng)
-    true = list(sim.true_total(initial))
+    table = sim.run(pd.DataFrame(initial, columns=[MIX_PREFIX + d for d in sim.train]).assign(name=[f"init{i}" for i in range(N_INITIAL)]), rng)
+    true = list(sim.true_target(initial))
     for i in range(budget - N_INITIAL):
         r = strategy(sim, table, rng, seed * 1000 + i)
-        table = pd.concat([table, sim.run(r[None], [f"run{i}"], rng)], ignore_index=True)
-        true.append(float(sim.true_total(r[None])[0]))
+        table = pd.concat([table, sim.run(pd.DataFrame(r[None], columns=[MIX_PREFIX + d for d in sim.train]).assign(name=f"run{i}"), rng)], ignore_index=True)
+        true.append(float(sim.true_target(r[None])[0]))
     return np.minimum.accumulate(np.array(true)) - sim.best_loss
 
 
@@ -155,7 +124,7 @@ def main():
     parser.add_argument("--random-budget", type=int, default=200)
     parser.add_argument("--plot", default="benchmarks/bo_regret_5mix.png")
     args = parser.parse_args()
-    sim = Simulator()
+    sim = make_simulator()
     threshold = 0.005 * sim.best_loss
     print(f"5Mix simulator: optimum total loss {sim.best_loss:.4f} at {dict(zip(sim.train, sim.optimum.round(3)))}; "
           f"0.5% = {threshold:.4f}; noise {sim.noise.mean():.4f} (mean over domains)")
