@@ -10,7 +10,12 @@ minimums) with
 
 * ``qlognei``: q-log-noisy-expected-improvement over the pilots' mixtures (BoTorch's
   ``qLogNoisyExpectedImprovement``, optimised with the simplex as an equality constraint);
-* ``thompson``: Thompson sampling, each suggestion the optimum of one random posterior draw.
+* ``thompson``: Thompson sampling, each suggestion the optimum of one random posterior draw;
+* ``info``: the expected reduction of the posterior standard deviation of the target-scale optimum
+  ``v_s = min_r f_s(r)``, by reweighting the draws with fantasised outcomes of the candidate run
+  (importance weights ``p(y | draw s)``), per unit cost. For a nested fit the candidates are pilot
+  mixtures at each pilot size and the longest pilot length, and the cost is parameters x steps
+  (or the user's costs per size): a cheap small run that says as much about the target as a large one wins.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from botorch.models.ensemble import EnsembleModel
 from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, random_feasible
 from bayes_mixlaw.runs import MIX_PREFIX
 
-ACQUISITIONS = ("qlognei", "thompson")
+ACQUISITIONS = ("qlognei", "thompson", "info")
 
 
 class LawEnsembleModel(EnsembleModel):
@@ -65,6 +70,8 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
     value and the predicted target loss with a 90% interval (plus ``params``/``step`` for a nested fit)."""
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"unknown acquisition {acquisition!r}; choose one of {', '.join(ACQUISITIONS)}")
+    if acquisition == "info":
+        return suggest_informative(law, n, bounds=bounds, target=target, draws=draws, seed=seed, caps_source=caps_source, **scale)
     domains = law.train_domains
     lo, hi = (bounds or MixtureBounds()).arrays(domains, caps_source)
     torch.manual_seed(seed)
@@ -98,6 +105,82 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
     prediction.insert(len(prediction.columns) - 5, "acquisition", acquisition)
     prediction.insert(len(prediction.columns) - 5, "acquisition_value", acq_values.detach().numpy().ravel())
     return prediction.sort_values("acquisition_value", ascending=False, ignore_index=True)
+
+
+def _observation_noise(law, frame: pd.DataFrame, target: str, seed: int, scale: dict) -> np.ndarray:
+    """Standard deviation of a new run's observed ``target`` around the law, per candidate: the spread
+    of posterior predictive minus posterior mean draws (observation noise, and a new run's run effects)."""
+    predictive = law.predict_draws(frame, kind="predictive", seed=seed, **scale).sel(target=target).values
+    mean = law.predict_draws(frame, kind="mean", seed=seed, **scale).sel(target=target).values
+    return (predictive - mean).reshape(-1, len(frame)).std(axis=0)
+
+
+def information_gain(law, candidates: np.ndarray, *, target: str = "total", draws: int = 256, seed: int = 0, fantasies: int = 64,
+                     bounds: MixtureBounds | None = None, candidate_scale: dict | None = None, target_scale: dict | None = None) -> np.ndarray:
+    """Expected reduction of the posterior standard deviation of ``min_r f_s(r)`` (the best achievable
+    target loss, in loss units) from one run at each candidate mixture, run at ``candidate_scale`` (the
+    target scale by default). Returns one value per candidate."""
+    target_scale = target_scale or {}
+    candidate_scale = candidate_scale if candidate_scale is not None else target_scale
+    lo, hi = (bounds or MixtureBounds()).arrays(law.train_domains)
+    rng = np.random.default_rng(seed)
+    f_target = law.target_function(target, draws=draws, seed=seed, **target_scale)
+    f_run = law.target_function(target, draws=draws, seed=seed, **candidate_scale)  # the same draws (same seed)
+    with torch.no_grad():
+        n_draws = f_target(torch.full((1, 1, len(lo)), 1 / len(lo), dtype=torch.float64)).shape[0]
+    start = torch.as_tensor(random_feasible(6, lo, hi, rng))[None].expand(n_draws, -1, -1).clone()
+    _, optimum_value = minimize_batch(f_target, start, lo, hi, steps=150)
+    v = optimum_value.numpy()  # (S,)
+    with torch.no_grad():
+        m = f_run(torch.as_tensor(candidates)[None].expand(n_draws, -1, -1)).numpy()  # (S, C)
+    frame = pd.DataFrame(candidates, columns=[MIX_PREFIX + d for d in law.train_domains])
+    sd = _observation_noise(law, frame, target, seed, candidate_scale)  # (C,)
+    j = rng.choice(n_draws, size=fantasies)
+    y = m[j] + sd * rng.standard_normal((fantasies, len(sd)))  # (J, C): outcomes under draw j
+    log_w = -0.5 * ((y[None] - m[:, None]) / sd) ** 2  # (S, J, C)
+    w = np.exp(log_w - log_w.max(axis=0, keepdims=True))
+    w /= w.sum(axis=0, keepdims=True)
+    mean_v = np.einsum("sjc,s->jc", w, v)
+    var_v = np.einsum("sjc,s->jc", w, v**2) - mean_v**2
+    return v.std() - np.sqrt(np.clip(var_v, 0, None)).mean(axis=0)
+
+
+def suggest_informative(law, n: int = 4, *, bounds: MixtureBounds | None = None, target: str = "total", draws: int = 256, seed: int = 0,
+                        candidates: int = 400, costs: dict | None = None, caps_source: str = "caps", **scale) -> pd.DataFrame:
+    """``n`` runs that most reduce the uncertainty about the target-scale optimum per unit cost (``info``)."""
+    domains = law.train_domains
+    lo, hi = (bounds or MixtureBounds()).arrays(domains, caps_source)
+    rng = np.random.default_rng(seed)
+    pool = random_feasible(candidates, lo, hi, rng)
+    if law.kind == "nested_law":
+        pilots = law.pilot_scales()
+        length = law.length_column
+        options = [{"params": p, length: pilots[length][-1]} for p in pilots["params"]]
+        cost = np.array([costs[o["params"]] if costs else o["params"] * o[length] for o in options], dtype=float)
+        cost = cost / cost.min()  # relative to the cheapest pilot
+    else:
+        options, cost = [{}], [1.0]
+    rows = []
+    for option, c in zip(options, cost):
+        gain = information_gain(law, pool, target=target, draws=draws, seed=seed, bounds=bounds, candidate_scale=option, target_scale=scale)
+        rows += [{"index": i, "scale": option, "value": g / c} for i, g in enumerate(gain)]
+    ranked = sorted(rows, key=lambda row: -row["value"])
+    chosen = []
+    for row in ranked:  # distinct suggestions: no two mixtures within 0.05 of each other at one scale
+        if all(np.abs(pool[row["index"]] - pool[o["index"]]).max() > 0.05 or o["scale"] != row["scale"] for o in chosen):
+            chosen.append(row)
+        if len(chosen) == n:
+            break
+    out = []
+    for k, row in enumerate(chosen):
+        frame = pd.DataFrame([pool[row["index"]]], columns=[MIX_PREFIX + d for d in domains]).assign(name=f"suggestion {k + 1}")
+        frame = frame[["name", *[MIX_PREFIX + d for d in domains]]]
+        prediction = law.predict(frame, ci=0.9, seed=seed, **row["scale"])
+        prediction = prediction[prediction["target"] == target].reset_index(drop=True)
+        prediction.insert(len(prediction.columns) - 5, "acquisition", "info")
+        prediction.insert(len(prediction.columns) - 5, "acquisition_value", row["value"])
+        out.append(prediction)
+    return pd.concat(out, ignore_index=True)
 
 
 def pilot_loop(law, runs, evaluate, *, rounds: int, q: int = 1, acquisition: str = "thompson", method: str = "fast",

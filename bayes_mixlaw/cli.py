@@ -255,7 +255,7 @@ def suggest(
     fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law or nested fit")],
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV of the suggested pilot mixtures")],
     n: Annotated[int, typer.Option("-n", help="How many pilot runs to suggest (q)")] = 4,
-    acquisition: Annotated[str, typer.Option(help="qlognei (q-log-noisy-expected-improvement) or thompson")] = "qlognei",
+    acquisition: Annotated[str, typer.Option(help="qlognei (q-log-noisy-expected-improvement), thompson, or info (expected reduction of the optimum's uncertainty per cost; for nested fits also picks the pilot's size)")] = "qlognei",
     params: Annotated[Optional[float], typer.Option(help="Target model size (nested fits)")] = None,
     step: Annotated[Optional[float], typer.Option(help="Target training steps (nested fits on steps)")] = None,
     tokens: Annotated[Optional[float], typer.Option(help="Target training tokens (nested fits on tokens)")] = None,

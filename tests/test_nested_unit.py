@@ -225,3 +225,12 @@ def test_nested_pointwise_log_likelihood_matches_pymc(fitted):
         reference = pm.compute_log_likelihood(xr.DataTree.from_dict({"posterior": fitted.idata["posterior"].to_dataset()}),
                                               extend_inferencedata=False, progressbar=False)
     np.testing.assert_allclose(ours, reference["loss"].values, rtol=1e-6)
+
+
+def test_information_suggestions_pick_a_pilot_scale_and_a_positive_value(fitted):
+    from bayes_mixlaw.bo import suggest
+
+    table = suggest(fitted, 2, acquisition="info", draws=16, params=1e9, step=1e5)
+    assert len(table) == 2 and set(table["params"]) <= {18_915_328, 85_056_000, 201_541_632}
+    assert (table["step"] == 30_000).all() and (table["acquisition_value"] >= -1e-12).all()
+    assert np.allclose(table[[c for c in table.columns if c.startswith("mix:")]].sum(axis=1), 1.0)
