@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from botorch.models.ensemble import EnsembleModel
 
-from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, random_feasible
+from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, random_feasible, simplex_grid
 from bayes_mixlaw.runs import MIX_PREFIX
 
 ACQUISITIONS = ("qlognei", "thompson", "info")
@@ -65,19 +65,36 @@ def _simplex_constraint(m: int):
 
 
 def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBounds | None = None, target: str = "total",
-            draws: int = 256, seed: int = 0, caps_source: str = "caps", **scale) -> pd.DataFrame:
+            draws: int = 256, seed: int = 0, caps_source: str = "caps", grid: float | None = None, **scale) -> pd.DataFrame:
     """``n`` distinct mixtures to run next, best first: the ``mix:*`` proportions, the acquisition
-    value and the predicted target loss with a 90% interval (plus ``params``/``step`` for a nested fit)."""
+    value and the predicted target loss with a 90% interval (plus ``params``/``step`` for a nested fit).
+    ``grid``: only mixtures whose proportions are multiples of this step (pilots trained on a grid)."""
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"unknown acquisition {acquisition!r}; choose one of {', '.join(ACQUISITIONS)}")
     if acquisition == "info":
-        return suggest_informative(law, n, bounds=bounds, target=target, draws=draws, seed=seed, caps_source=caps_source, **scale)
+        return suggest_informative(law, n, bounds=bounds, target=target, draws=draws, seed=seed, caps_source=caps_source, grid=grid, **scale)
     domains = law.train_domains
     lo, hi = (bounds or MixtureBounds()).arrays(domains, caps_source)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = LawEnsembleModel.from_law(law, target, draws=draws, seed=seed, **scale)
-    if acquisition == "thompson":
+    choices = torch.as_tensor(simplex_grid(len(domains), grid, lo, hi)) if grid else None
+    if choices is not None and len(choices) < n:
+        raise ValueError(f"the {grid} grid has only {len(choices)} allowed mixtures within the bounds; asked for {n}")
+    if acquisition == "thompson" and choices is not None:
+        picks = rng.choice(model.n_draws, size=model.n_draws, replace=False)
+        with torch.no_grad():
+            values = model._f(choices[None].expand(model.n_draws, -1, -1))  # (S, C)
+        chosen, acq = [], []
+        for s_ in picks:  # each draw's best allowed mixture not yet chosen
+            order = torch.argsort(values[s_])
+            best = next(int(i) for i in order if int(i) not in chosen)
+            chosen.append(best)
+            acq.append(-float(values[s_, best]))
+            if len(chosen) == n:
+                break
+        candidates, acq_values = choices[chosen], torch.as_tensor(acq)
+    elif acquisition == "thompson":
         picks = rng.choice(model.n_draws, size=n, replace=model.n_draws < n)
         start = torch.as_tensor(random_feasible(8, lo, hi, rng))[None].expand(model.n_draws, -1, -1).clone()
         optima, _ = minimize_batch(model._f, start, lo, hi, steps=200)
@@ -92,11 +109,18 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
         pilots = law.idata["constant_data"]
         baseline = pilots["mixture_proportions"].values if "mixture_proportions" in pilots else pilots["run_mixture"].values
         acqf = qLogNoisyExpectedImprovement(model, X_baseline=torch.as_tensor(baseline, dtype=torch.float64), prune_baseline=True)
+        if choices is not None:
+            from botorch.optim import optimize_acqf_discrete
+
+            candidates, _ = optimize_acqf_discrete(acqf, q=n, choices=choices, unique=True)
+            with torch.no_grad():
+                acq_values = torch.stack([acqf(c[None, None]) for c in candidates])
         box = torch.as_tensor(np.stack([lo, hi]), dtype=torch.float64)
-        candidates, _ = optimize_acqf(acqf, bounds=box, q=n, num_restarts=4, raw_samples=64,
-                                      equality_constraints=_simplex_constraint(len(domains)), sequential=True, options={"maxiter": 100})
-        with torch.no_grad():
-            acq_values = torch.stack([acqf(c[None, None]) for c in candidates])
+        if choices is None:
+            candidates, _ = optimize_acqf(acqf, bounds=box, q=n, num_restarts=4, raw_samples=64,
+                                          equality_constraints=_simplex_constraint(len(domains)), sequential=True, options={"maxiter": 100})
+            with torch.no_grad():
+                acq_values = torch.stack([acqf(c[None, None]) for c in candidates])
     frame = pd.DataFrame(candidates.detach().numpy().clip(0, 1), columns=[MIX_PREFIX + d for d in domains])
     frame = frame.div(frame.sum(axis=1), axis=0)
     frame.insert(0, "name", [f"suggestion {i + 1}" for i in range(n)])
@@ -146,12 +170,13 @@ def information_gain(law, candidates: np.ndarray, *, target: str = "total", draw
 
 
 def suggest_informative(law, n: int = 4, *, bounds: MixtureBounds | None = None, target: str = "total", draws: int = 256, seed: int = 0,
-                        candidates: int = 400, costs: dict | None = None, caps_source: str = "caps", **scale) -> pd.DataFrame:
+                        candidates: int = 400, costs: dict | None = None, caps_source: str = "caps", grid: float | None = None,
+                        **scale) -> pd.DataFrame:
     """``n`` runs that most reduce the uncertainty about the target-scale optimum per unit cost (``info``)."""
     domains = law.train_domains
     lo, hi = (bounds or MixtureBounds()).arrays(domains, caps_source)
     rng = np.random.default_rng(seed)
-    pool = random_feasible(candidates, lo, hi, rng)
+    pool = simplex_grid(len(domains), grid, lo, hi) if grid else random_feasible(candidates, lo, hi, rng)
     if law.kind == "nested_law":
         pilots = law.pilot_scales()
         length = law.length_column
@@ -167,7 +192,7 @@ def suggest_informative(law, n: int = 4, *, bounds: MixtureBounds | None = None,
     ranked = sorted(rows, key=lambda row: -row["value"])
     chosen = []
     for row in ranked:  # distinct suggestions: no two mixtures within 0.05 of each other at one scale
-        if all(np.abs(pool[row["index"]] - pool[o["index"]]).max() > 0.05 or o["scale"] != row["scale"] for o in chosen):
+        if all(np.abs(pool[row["index"]] - pool[o["index"]]).max() > (1e-9 if grid else 0.05) or o["scale"] != row["scale"] for o in chosen):
             chosen.append(row)
         if len(chosen) == n:
             break

@@ -103,6 +103,28 @@ def random_feasible(n: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Gener
     return project_capped_simplex(y, torch.as_tensor(lo), torch.as_tensor(hi)).numpy()
 
 
+MAX_GRID_POINTS = 200_000
+
+
+def simplex_grid(m: int, step: float, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
+    """Every mixture of ``m`` domains whose proportions are multiples of ``step`` (e.g. 0.125, 1/8),
+    within the bounds: the allowed values when pilots are trained only on a grid."""
+    import itertools
+    from math import comb
+
+    k = round(1 / step)
+    if k < 1 or abs(k * step - 1) > 1e-9:
+        raise ConstraintsError(f"grid step {step} must divide 1 (e.g. 0.25, 0.125, 0.1)")
+    if comb(k + m - 1, m - 1) > MAX_GRID_POINTS:
+        raise ConstraintsError(f"a {step} grid over {m} domains has {comb(k + m - 1, m - 1):,} points (more than {MAX_GRID_POINTS:,}); use a coarser step")
+    points = np.array([[*c, k - sum(c)] for c in itertools.product(range(k + 1), repeat=m - 1) if sum(c) <= k], dtype=float) / k
+    if lo is not None:
+        points = points[np.all((points >= lo - 1e-12) & (points <= hi + 1e-12), axis=1)]
+    if len(points) == 0:
+        raise ConstraintsError(f"no point of the {step} grid meets the caps and minimums")
+    return points
+
+
 def minimize_batch(f, starts: torch.Tensor, lo: np.ndarray, hi: np.ndarray, *, steps: int = 300, lr: float = 0.02) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise ``f`` over the capped simplex from every start at once.
 

@@ -21,7 +21,6 @@ Reported: mean regret curves (PNG), and the runs needed to come within 0.5% of t
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 import warnings
 from pathlib import Path
@@ -34,6 +33,7 @@ from bayes_mixlaw import MixingLaw, datasets
 from bayes_mixlaw.baseline import fit_point_mixing_law
 from bayes_mixlaw.bo import suggest
 from bayes_mixlaw.laws import mixing_law
+from bayes_mixlaw.optimize import simplex_grid
 from bayes_mixlaw.runs import MIX_PREFIX, validate_runs
 from bayes_mixlaw.simulate import LawSimulator
 
@@ -44,12 +44,6 @@ N_INITIAL = 4
 def make_simulator(seed: int = 0) -> LawSimulator:
     runs = datasets.mixinglaws_5mix_70m().select(step=30000)
     return LawSimulator(MixingLaw(targets=datasets.pile_targets()).fit(runs, seed=seed, progress=False))
-
-
-def simplex_grid(m: int, step: float = 0.05) -> np.ndarray:
-    k = round(1 / step)
-    points = [c for c in itertools.product(range(k + 1), repeat=m - 1) if sum(c) <= k]
-    return np.array([[*c, k - sum(c)] for c in points], dtype=float) / k
 
 
 def next_random(sim, table, rng, seed):
@@ -85,7 +79,7 @@ def next_point_law(sim, table, rng, seed):
     totals = sim.observed_target(table)
     mix = table.groupby("run")[[MIX_PREFIX + d for d in sim.train]].first().loc[totals.index].to_numpy()
     theta = fit_point_mixing_law(mix, totals.to_numpy(), starts=16, seed=seed)
-    grid = _GRID.setdefault(len(sim.train), simplex_grid(len(sim.train)))
+    grid = _GRID.setdefault(len(sim.train), simplex_grid(len(sim.train), 0.05))
     pred = mixing_law(grid, theta[:1], theta[1:2], theta[None, 2:])[:, 0]
     seen = (np.abs(grid[:, None, :] - mix[None]).max(axis=-1) < 1e-9).any(axis=1)
     pred[seen] = np.inf

@@ -234,3 +234,24 @@ def test_information_suggestions_pick_a_pilot_scale_and_a_positive_value(fitted)
     assert len(table) == 2 and set(table["params"]) <= {18_915_328, 85_056_000, 201_541_632}
     assert (table["step"] == 30_000).all() and (table["acquisition_value"] >= -1e-12).all()
     assert np.allclose(table[[c for c in table.columns if c.startswith("mix:")]].sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("acquisition", ["thompson", "qlognei", "info"])
+def test_suggest_on_an_allowed_grid(fitted, acquisition):
+    from bayes_mixlaw.bo import suggest
+
+    bounds = MixtureBounds(caps={"GitHub": 0.25})
+    table = suggest(fitted, 3, acquisition=acquisition, bounds=bounds, grid=0.25, draws=16, params=1e9, step=1e5)
+    mix = table[[c for c in table.columns if c.startswith("mix:")]].to_numpy()
+    assert np.allclose(mix * 4, np.round(mix * 4)) and np.allclose(mix.sum(axis=1), 1.0)
+    assert len(np.unique(mix.round(6), axis=0)) == 3 and (table["mix:GitHub"] <= 0.25).all()
+
+
+def test_simplex_grid_counts_and_errors():
+    from bayes_mixlaw.optimize import simplex_grid
+
+    assert len(simplex_grid(3, 0.5)) == 6 and len(simplex_grid(7, 0.125)) == 3003
+    with pytest.raises(ConstraintsError, match="must divide 1"):
+        simplex_grid(3, 0.3)
+    with pytest.raises(ConstraintsError, match="coarser step"):
+        simplex_grid(17, 0.01)
