@@ -59,16 +59,56 @@ class LawEnsembleModel(EnsembleModel):
         return values.movedim(0, -2).unsqueeze(-1)
 
 
+def observed_target(law, target: str = "total") -> tuple[np.ndarray, np.ndarray]:
+    """The pilots' mixtures and their observed ``target`` loss (a one-scale mixing-law fit)."""
+    if law.kind != "mixing_law":
+        raise ValueError("the residual GP is built on a one-scale mixing-law fit")
+    obs = law.idata["observed_data"].to_dataset().to_dataframe()
+    wide = obs.pivot(index="obs_run", columns="obs_valid_domain", values="loss")[law.valid_domains]
+    names, matrix = law.targets.matrix(law.valid_domains)
+    runs = list(law.idata["constant_data"]["run"].values)
+    mixtures = law.idata["constant_data"]["run_mixture"].values
+    complete = wide.dropna()
+    keep = [runs.index(r) for r in complete.index]
+    return mixtures[keep], complete.to_numpy() @ matrix[names.index(target)]
+
+
+def residual_gp(law, target: str = "total", *, draws: int = 256, seed: int = 0):
+    """Semi-parametric model for a misspecified law: a GP (BoTorch ``SingleTaskGP``) on the negated
+    target loss whose prior mean is the law's posterior mean, so the GP models what the law misses.
+    Far from the pilots it falls back on the law; near them it follows the data."""
+    import gpytorch
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+
+    f = law.target_function(target, draws=draws, seed=seed)
+
+    class LawMean(gpytorch.means.Mean):
+        def forward(self, x):
+            batch, (n, m) = x.shape[:-2], x.shape[-2:]
+            flat = x.reshape(1, -1, m)
+            with torch.no_grad():
+                n_draws = f(flat[:, :1]).shape[0]
+            return -f(flat.expand(n_draws, -1, -1)).mean(0).reshape(*batch, n)
+
+    mixtures, losses = observed_target(law, target)
+    gp = SingleTaskGP(torch.as_tensor(mixtures), torch.as_tensor(-losses)[:, None], mean_module=LawMean(), outcome_transform=None)
+    fit_gpytorch_mll(gpytorch.mlls.ExactMarginalLogLikelihood(gp.likelihood, gp))
+    return gp
+
+
 def _simplex_constraint(m: int):
     """BoTorch's equality constraint sum_j r_j = 1, as (indices, coefficients, rhs)."""
     return [(torch.arange(m), torch.ones(m, dtype=torch.float64), 1.0)]
 
 
 def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBounds | None = None, target: str = "total",
-            draws: int = 256, seed: int = 0, caps_source: str = "caps", grid: float | None = None, **scale) -> pd.DataFrame:
+            draws: int = 256, seed: int = 0, caps_source: str = "caps", grid: float | None = None, residual_gp_model: bool = False,
+            **scale) -> pd.DataFrame:
     """``n`` distinct mixtures to run next, best first: the ``mix:*`` proportions, the acquisition
     value and the predicted target loss with a 90% interval (plus ``params``/``step`` for a nested fit).
-    ``grid``: only mixtures whose proportions are multiples of this step (pilots trained on a grid)."""
+    ``grid``: only mixtures whose proportions are multiples of this step (pilots trained on a grid).
+    ``residual_gp_model``: run ``qlognei`` on the law-plus-GP model (:func:`residual_gp`) instead of the law."""
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"unknown acquisition {acquisition!r}; choose one of {', '.join(ACQUISITIONS)}")
     if acquisition == "info":
@@ -77,7 +117,10 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
     lo, hi = (bounds or MixtureBounds()).arrays(domains, caps_source)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    if residual_gp_model and acquisition != "qlognei":
+        raise ValueError("the residual-GP model works with --acquisition qlognei")
     model = LawEnsembleModel.from_law(law, target, draws=draws, seed=seed, **scale)
+    acq_model = residual_gp(law, target, draws=draws, seed=seed) if residual_gp_model else model
     choices = torch.as_tensor(simplex_grid(len(domains), grid, lo, hi)) if grid else None
     if choices is not None and len(choices) < n:
         raise ValueError(f"the {grid} grid has only {len(choices)} allowed mixtures within the bounds; asked for {n}")
@@ -108,7 +151,7 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
 
         pilots = law.idata["constant_data"]
         baseline = pilots["mixture_proportions"].values if "mixture_proportions" in pilots else pilots["run_mixture"].values
-        acqf = qLogNoisyExpectedImprovement(model, X_baseline=torch.as_tensor(baseline, dtype=torch.float64), prune_baseline=True)
+        acqf = qLogNoisyExpectedImprovement(acq_model, X_baseline=torch.as_tensor(baseline, dtype=torch.float64), prune_baseline=True)
         if choices is not None:
             from botorch.optim import optimize_acqf_discrete
 
@@ -126,7 +169,7 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
     frame.insert(0, "name", [f"suggestion {i + 1}" for i in range(n)])
     prediction = law.predict(frame, ci=0.9, seed=seed, **scale)
     prediction = prediction[prediction["target"] == target].reset_index(drop=True)
-    prediction.insert(len(prediction.columns) - 5, "acquisition", acquisition)
+    prediction.insert(len(prediction.columns) - 5, "acquisition", acquisition + (" (law + residual GP)" if residual_gp_model else ""))
     prediction.insert(len(prediction.columns) - 5, "acquisition_value", acq_values.detach().numpy().ravel())
     return prediction.sort_values("acquisition_value", ascending=False, ignore_index=True)
 

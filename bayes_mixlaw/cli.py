@@ -262,6 +262,7 @@ def suggest(
     target: Annotated[str, typer.Option(help="Which loss to improve: 'total', a group or a validation domain")] = "total",
     caps: Annotated[Optional[Path], typer.Option(help='JSON/YAML {"caps": {...}, "minimums": {...}}')] = None,
     grid: Annotated[Optional[float], typer.Option(help="Only mixtures whose proportions are multiples of this step (e.g. 0.125)")] = None,
+    residual_gp: Annotated[bool, typer.Option("--residual-gp", help="qlognei on the law plus a GP on its residuals (one-scale fits; for a misspecified law)")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -289,7 +290,7 @@ def suggest(
         elif params or step or tokens:
             raise UserError(f"{fit_file} is a mixing law at one scale; --params/--step/--tokens need a nested fit")
         table = suggest_runs(law, n, acquisition=acquisition, bounds=MixtureBounds.from_file(caps) if caps else None, target=target,
-                             seed=seed, caps_source=str(caps) if caps else "caps", grid=grid, **scale)
+                             seed=seed, caps_source=str(caps) if caps else "caps", grid=grid, residual_gp_model=residual_gp, **scale)
         table.to_csv(output, index=False)
         if not quiet:
             out.print(table.round(4).to_string(index=False))

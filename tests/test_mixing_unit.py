@@ -178,3 +178,19 @@ def xr_tree(law):
     import xarray as xr
 
     return xr.DataTree.from_dict({"posterior": law.idata["posterior"].to_dataset()})
+
+
+def test_residual_gp_has_the_law_as_mean_and_follows_the_pilots(fitted):
+    import torch
+
+    from bayes_mixlaw.bo import observed_target, residual_gp, suggest
+
+    gp = residual_gp(fitted, draws=16)
+    mixtures, losses = observed_target(fitted)
+    at_pilots = gp.posterior(torch.as_tensor(mixtures)).mean.detach().numpy().ravel()
+    f = fitted.target_function("total", draws=16)
+    law_at_pilots = f(torch.as_tensor(mixtures)[None].expand(16, -1, -1)).mean(0).detach().numpy()
+    # the GP moves the law's mean toward the observed losses at the pilots
+    assert np.abs(-at_pilots - losses).mean() < np.abs(law_at_pilots - losses).mean()
+    table = suggest(fitted, 2, acquisition="qlognei", residual_gp_model=True, draws=16)
+    assert len(table) == 2 and table["acquisition"].str.contains("residual GP").all()
