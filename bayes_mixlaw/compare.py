@@ -43,7 +43,8 @@ def pointwise_log_likelihood(law) -> xr.DataArray:
         ri = np.array([runs[r] for r in obs["obs_run"].values])
         fitted = law._law_draws(law.idata["constant_data"]["run_mixture"].values)[:, :, ri, vi] / scale[vi]
         residual = obs["loss"].values / scale[vi] - fitted
-        sigma = post["noise_sigma"].values[:, :, vi]
+        sd = obs["loss_sd"].values / scale[vi] if "loss_sd" in obs else 0.0
+        sigma = np.sqrt(post["noise_sigma"].values[:, :, vi] ** 2 + sd**2)
     elif law.kind == "nested_law":
         column = law.length_column
         pilots = law.idata["constant_data"]["mixture_proportions"].values

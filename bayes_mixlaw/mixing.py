@@ -123,6 +123,7 @@ class MixingLaw(BayesianLaw):
         run_idx = data["run"].map(run_pos).to_numpy()
         valid_idx = data["valid_domain"].map(valid_pos).to_numpy()
         loss = data["loss"].to_numpy(dtype=float)
+        loss_sd = data["loss_sd"].to_numpy(dtype=float) if "loss_sd" in data else np.zeros(len(loss))
         scale = data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy()
         group_of = targets.group_of(valid) if self.config.pool_by == "groups" else ["all"] * len(valid)
         groups = [g for g in [*targets.groups, "all"] if g in group_of]
@@ -138,6 +139,7 @@ class MixingLaw(BayesianLaw):
             "run_idx": run_idx,
             "valid_idx": valid_idx,
             "loss": loss,
+            "loss_sd": loss_sd,
             "scale": scale,
         }
 
@@ -165,6 +167,8 @@ class MixingLaw(BayesianLaw):
             valid_idx = pm.Data("valid_idx", lay["valid_idx"], dims="obs")
             log_scale = pm.Data("log_loss_scale", np.log(lay["scale"]), dims="valid_domain")
             loss_scaled = pm.Data("loss_scaled", lay["loss"] / lay["scale"][lay["valid_idx"]], dims="obs")
+            # errors in variables: a loss given with a standard deviation (column loss_sd) adds it to the noise
+            sd_scaled = pm.Data("loss_sd_scaled", lay["loss_sd"] / lay["scale"][lay["valid_idx"]], dims="obs")
             center = pm.Data("mixture_center", lay["mixtures"].mean(axis=0), dims="train_domain")
             if cfg.law == "explicit":
                 g = lay["group_idx"]
@@ -198,7 +202,7 @@ class MixingLaw(BayesianLaw):
                 pm.Deterministic("latent_log_k", b, dims="latent")
             mean_scaled = (mixing_law if cfg.law == "explicit" else partial(implicit_mixing_law, weights=w))(run_mixture, a, b, t)
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
-            self._likelihood(mean_scaled[run_idx, valid_idx], noise[valid_idx], loss_scaled)
+            self._likelihood(mean_scaled[run_idx, valid_idx], pm.math.sqrt(noise[valid_idx] ** 2 + sd_scaled**2), loss_scaled)
         self._model_key = self._structure_key(
             generative, cfg.law, cfg.n_implicit, lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist()
         )
@@ -221,6 +225,7 @@ class MixingLaw(BayesianLaw):
             "valid_idx": lay["valid_idx"],
             "log_loss_scale": np.log(lay["scale"]),
             "loss_scaled": lay["loss"] / lay["scale"][lay["valid_idx"]],
+            "loss_sd_scaled": lay["loss_sd"] / lay["scale"][lay["valid_idx"]],
             "mixture_center": lay["mixtures"].mean(axis=0),
         }
 
@@ -229,6 +234,7 @@ class MixingLaw(BayesianLaw):
         observed = xr.Dataset(
             {
                 "loss": ("obs", lay["loss"]),
+                "loss_sd": ("obs", lay["loss_sd"]),
                 "obs_run": ("obs", np.asarray(lay["runs"], dtype=object)[lay["run_idx"]].astype(str)),
                 "obs_valid_domain": ("obs", np.asarray(lay["valid"], dtype=object)[lay["valid_idx"]].astype(str)),
             }

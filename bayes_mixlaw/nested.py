@@ -488,3 +488,58 @@ class NestedLaw(BayesianLaw):
             f"{what} ({self.config.likelihood}) on {n_mix} mixtures x sizes {sizes} x {len(lengths)} {self.length_column}s "
             f"({lengths[0]:g}-{lengths[-1]:g}) x {len(self.valid_domains)} validation domains; {d.summary()}"
         )
+
+
+class StagewiseNestedFit:
+    """The stage-wise pipeline, with the upstream posterior carried on (errors in variables).
+
+    Stage one: the nested law with free per-mixture levels (``mixture_model="free"``) predicts each
+    pilot mixture's loss per validation domain at the target scale (posterior mean of the law, run
+    effects at zero). Stage two: the mixing law fitted across the pilot mixtures on those predictions,
+    each with its posterior standard deviation as a known measurement error (``loss_sd``), so the
+    mixing law sees how uncertain every extrapolated loss is, not just its point value.
+    Unlike the joint :class:`NestedLaw`, the result holds for one target scale.
+    """
+
+    def __init__(self, targets: Targets | None = None, stage_one: NestedLawConfig | None = None, stage_two=None):
+        from bayes_mixlaw.config import MixingLawConfig
+
+        self.targets = targets or Targets()
+        self.stage_one = NestedLaw((stage_one or NestedLawConfig()).model_copy(update={"mixture_model": "free"}), self.targets)
+        self.stage_two_config = stage_two or MixingLawConfig()
+        self.stage_two = None
+        self.scale: dict | None = None
+
+    def fit(self, runs, *, params, step=None, tokens=None, seed: int | None = None, stage_one_fit=None, **sampler):
+        """Fit both stages for the target scale; ``stage_one_fit`` reuses a fitted stage one."""
+        from bayes_mixlaw.mixing import MixingLaw
+
+        if stage_one_fit is not None:
+            self.stage_one = stage_one_fit
+        else:
+            self.stage_one.fit(runs, seed=seed, **sampler)
+        n, length = self.stage_one._read_scale(params, step, tokens)
+        self.scale = {"params": n, self.stage_one.length_column: length}
+        pilots = self.stage_one.idata["constant_data"]["mixture_proportions"].values
+        labels = [str(m) for m in self.stage_one.idata["constant_data"]["mixture"].values]
+        draws = self.stage_one.law_draws(pilots, n, length, rng=np.random.default_rng(0), new_runs=False)
+        flat = draws.reshape(-1, *draws.shape[2:])  # (sample, mixture, valid)
+        rows = []
+        for k, label in enumerate(labels):
+            for v, domain in enumerate(self.stage_one.valid_domains):
+                rows.append({"run": label, "valid_domain": domain, "loss": float(flat[:, k, v].mean()), "loss_sd": float(flat[:, k, v].std()),
+                             **{MIX_PREFIX + d: float(x) for d, x in zip(self.stage_one.train_domains, pilots[k])}})
+        from bayes_mixlaw.runs import validate_runs
+
+        table = validate_runs(pd.DataFrame(rows), f"stage one at params={n:g}, {self.stage_one.length_column}={length:g}")
+        self.stage_two = MixingLaw(self.stage_two_config, self.targets).fit(table, seed=seed, **sampler)
+        return self
+
+    def predict_draws(self, mixtures, *, kind: str = "predictive", seed: int = 0) -> xr.DataArray:
+        return self.stage_two.predict_draws(mixtures, kind=kind, seed=seed)
+
+    def predict(self, mixtures, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+        table = self.stage_two.predict(mixtures, ci=ci, kind=kind, seed=seed)
+        for k, v in self.scale.items():
+            table.insert(len(table.columns) - 5, k, v)
+        return table

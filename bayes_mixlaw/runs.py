@@ -24,6 +24,9 @@ import pandas as pd
 MIX_PREFIX = "mix:"
 SCALE_COLUMNS = ("params", "step", "tokens")
 KEY_COLUMNS = ("run", "params", "step", "tokens", "valid_domain")
+# Optional: the standard deviation of a loss that is itself an estimate (e.g. an upstream posterior
+# summary, or a spread over seeds); the mixing law adds it to its noise (errors in variables).
+LOSS_SD = "loss_sd"
 REQUIRED_COLUMNS = ("run", "valid_domain", "loss")
 # The row number of the user's input (file line or DataFrame index) travels in this column.
 _ROW = "__row__"
@@ -184,7 +187,7 @@ def validate_runs(
             source=source,
             column=missing[0],
         )
-    known = set(REQUIRED_COLUMNS) | set(SCALE_COLUMNS)
+    known = set(REQUIRED_COLUMNS) | set(SCALE_COLUMNS) | {LOSS_SD}
     unknown = [c for c in columns if c not in known and not c.startswith(MIX_PREFIX)]
     if unknown:
         raise RunsTableError(
@@ -224,6 +227,13 @@ def validate_runs(
     if bad.any():
         fail(bad, "loss", lambda row: f"loss is {row['loss']}; losses must be positive")
     frame["loss"] = values
+
+    if LOSS_SD in frame:
+        sd = pd.to_numeric(frame[LOSS_SD], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(sd) | (sd < 0)
+        if bad.any():
+            fail(bad, LOSS_SD, lambda row: f"loss_sd is {row[LOSS_SD]!r}; it must be a finite number >= 0")
+        frame[LOSS_SD] = sd
 
     for c in SCALE_COLUMNS:
         if c not in frame:
@@ -314,7 +324,7 @@ def validate_runs(
             )
         frame = frame.drop_duplicates(keys, keep="first")
 
-    ordered = [c for c in ("run", *SCALE_COLUMNS, "valid_domain", "loss") if c in frame] + mix_cols
+    ordered = [c for c in ("run", *SCALE_COLUMNS, "valid_domain", "loss", LOSS_SD) if c in frame] + mix_cols
     return RunsTable(frame[ordered].reset_index(drop=True), source)
 
 

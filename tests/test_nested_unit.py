@@ -255,3 +255,25 @@ def test_simplex_grid_counts_and_errors():
         simplex_grid(3, 0.3)
     with pytest.raises(ConstraintsError, match="coarser step"):
         simplex_grid(17, 0.01)
+
+
+def test_stagewise_pipeline_carries_stage_one_uncertainty(redpajama, mocked_sampling):
+    from bayes_mixlaw.nested import StagewiseNestedFit
+
+    fit = StagewiseNestedFit(Targets(WEIGHTS), NestedLawConfig(sampler={"draws": 20, "chains": 2}))
+    fit.fit(redpajama, params=3e8, step=3e4, seed=1, progress=False)
+    assert fit.stage_one.config.mixture_model == "free"
+    observed = fit.stage_two.idata["observed_data"]
+    assert (observed["loss_sd"].values > 0).all()  # the stage-one posterior spread enters stage two
+    pred = fit.predict(pilot_mixtures(redpajama))
+    assert {"params", "step", "mean", "lower", "upper"} <= set(pred.columns)
+
+
+def test_loss_sd_column_is_validated(redpajama):
+    from bayes_mixlaw.runs import RunsTableError, validate_runs
+
+    frame = redpajama.data.head(10).assign(loss_sd=0.01)
+    assert "loss_sd" in validate_runs(frame).data
+    frame.loc[3, "loss_sd"] = -1
+    with pytest.raises(RunsTableError, match="row 3, column 'loss_sd'"):
+        validate_runs(frame)
