@@ -8,6 +8,8 @@ steps x 22 Pile validation domains). Two checks, as in issue 3:
 
 Compared in the same run on the same held-out losses (22 domains and the Pile-weighted total):
 * the joint Bayesian nested law (NUTS; posterior predictive median and 90% interval);
+* the stage-wise Bayesian pipeline: the nested law with free per-mixture levels, then at the target
+  scale the mixing law on its posterior means with their standard deviations as measurement errors;
 * the paper's point pipeline: step law E + B S^-beta per run and domain (Huber on log loss,
   multi-start L-BFGS) extrapolated to 30k; for the size check then the size law E + A N^-alpha per
   mixture and domain over the three sizes, extrapolated to 410M ("per mixture"); then the mixing law
@@ -29,9 +31,11 @@ import pandas as pd
 from bayes_mixlaw import datasets
 from bayes_mixlaw.baseline import fit_point_mixing_laws, point_power_law_predict
 from bayes_mixlaw.laws import mixing_law
-from bayes_mixlaw.nested import NestedLaw
+from bayes_mixlaw.config import NestedLawConfig
+from bayes_mixlaw.nested import NestedLaw, StagewiseNestedFit
 from bayes_mixlaw.optimize import optimal_mixture
 from bayes_mixlaw.runs import RunsTable, load_runs
+from bayes_mixlaw.targets import Targets
 
 warnings.simplefilter("ignore")
 SIZE_410M, STEP_30K = 302_311_424, 30_000
@@ -67,32 +71,47 @@ def point_pipeline(train: pd.DataFrame, test_params: list[int], size_check: bool
     return {"per mixture": at_target, "-> mixing law": chained}
 
 
-def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chains: int, seed: int) -> list[dict]:
+def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chains: int, seed: int, methods: set) -> list[dict]:
     data = runs.data
     train = RunsTable(data[train_mask].reset_index(drop=True), runs.source)
     test = data[test_mask]
-    targets = datasets.pile_targets()
-    law = NestedLaw(targets=targets)
-    start = time.perf_counter()
-    law.fit(train, seed=seed, draws=draws, tune=draws, chains=chains, progress=False)
-    seconds = time.perf_counter() - start
+    targets = Targets(datasets.pile_targets().weights)  # the weighted total (absent domains renormalised)
+    sampler = dict(draws=draws, tune=draws, chains=chains, progress=False)
+    fits = {}
+    if "joint" in methods:
+        law = NestedLaw(targets=targets)
+        start = time.perf_counter()
+        law.fit(train, seed=seed, **sampler)
+        fits["Bayesian joint nested law"] = (law, time.perf_counter() - start)
+    if "stagewise" in methods:
+        stage_one = NestedLaw(NestedLawConfig(mixture_model="free"), targets)
+        start = time.perf_counter()
+        stage_one.fit(train, seed=seed, **sampler)
+        stagewise = {}
+        for params in sorted(test["params"].unique()):
+            stagewise[params] = StagewiseNestedFit(targets).fit(train, params=params, step=STEP_30K, seed=seed, stage_one_fit=stage_one, **sampler)
+        fits["Bayesian stage-wise (free levels -> mixing law, errors in variables)"] = (stagewise, time.perf_counter() - start)
+    law = next(iter(fits.values()))[0]
+    law = law if isinstance(law, NestedLaw) else next(iter(law.values())).stage_one
     valid = law.valid_domains
     names, matrix = law.targets.matrix(valid)
     weights = matrix[names.index("total")]
     mix_cols = runs.mix_columns
     keyed = test.assign(mixture=test[mix_cols].round(9).astype(str).agg("|".join, axis=1))
 
-    bayes, observed = [], []
+    bayes, observed = {label: [] for label in fits}, []
     for params, g in keyed.groupby("params"):
         wide = g.pivot_table(index="mixture", columns="valid_domain", values="loss")[valid]
         mixtures = g.groupby("mixture")[mix_cols].first().loc[wide.index].reset_index(drop=True)
-        draws_ = law.predict_draws(mixtures, params=params, step=STEP_30K).values  # (chain, draw, mixture, target)
-        flat = draws_.reshape(-1, *draws_.shape[2:])
-        keep = [names.index(v) for v in valid] + [names.index("total")]
-        flat = flat[..., keep]
-        obs = np.column_stack([wide.to_numpy(), wide.to_numpy() @ weights])
-        bayes.append((np.median(flat, 0), np.quantile(flat, 0.05, 0), np.quantile(flat, 0.95, 0)))
-        observed.append((params, list(wide.index), obs))
+        for label, (fit, _) in fits.items():
+            if isinstance(fit, NestedLaw):
+                draws_ = fit.predict_draws(mixtures, params=params, step=STEP_30K)
+            else:
+                draws_ = fit[params].predict_draws(mixtures)
+            order = list(draws_["target"].values)
+            flat = draws_.values.reshape(-1, *draws_.shape[2:])[..., [order.index(v) for v in valid] + [order.index("total")]]
+            bayes[label].append((np.median(flat, 0), np.quantile(flat, 0.05, 0), np.quantile(flat, 0.95, 0)))
+        observed.append((params, list(wide.index), np.column_stack([wide.to_numpy(), wide.to_numpy() @ weights])))
     rows = []
 
     def add(method, pred, lower=None, upper=None, note=""):
@@ -106,9 +125,12 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chai
         rows.append(row)
 
     obs_all = np.vstack([o for _, _, o in observed])
-    d = law.diagnostics
-    add("Bayesian joint nested law", np.vstack([b[0] for b in bayes]), np.vstack([b[1] for b in bayes]), np.vstack([b[2] for b in bayes]),
-        f"{seconds:.0f} ({chains}x{draws}; R-hat {d.max_rhat:.3f}, {d.divergences} div.)")
+    for label, (fit, seconds) in fits.items():
+        first = fit if isinstance(fit, NestedLaw) else next(iter(fit.values())).stage_one
+        d = first.diagnostics
+        b = bayes[label]
+        add(label, np.vstack([x[0] for x in b]), np.vstack([x[1] for x in b]), np.vstack([x[2] for x in b]),
+            f"{seconds:.0f} ({chains}x{draws}; R-hat {d.max_rhat:.3f}, {d.divergences} div.)")
     start = time.perf_counter()
     point = point_pipeline(train.data, sorted({p for p, _, _ in observed}), name.startswith("size"), valid)
     point_seconds = time.perf_counter() - start
@@ -128,14 +150,20 @@ def main():
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-full", action="store_true")
+    parser.add_argument("--domains", default=None, help="comma-separated validation domains (a quick subset; default all 22)")
+    parser.add_argument("--methods", default="joint,stagewise", help="Bayesian methods to run: joint, stagewise")
     args = parser.parse_args()
     runs = redpajama(args.shared)
+    if args.domains:
+        keep = runs.data["valid_domain"].isin(args.domains.split(","))
+        runs = RunsTable(runs.data[keep].reset_index(drop=True), runs.source)
     data = runs.data
+    methods = set(args.methods.split(","))
     rows = []
     rows += evaluate("size: fit 70M-305M, predict 410M@30k", runs, data["params"] < SIZE_410M,
-                     (data["params"] == SIZE_410M) & (data["step"] == STEP_30K), args.draws, args.chains, args.seed)
+                     (data["params"] == SIZE_410M) & (data["step"] == STEP_30K), args.draws, args.chains, args.seed, methods)
     rows += evaluate("steps: fit <=20k, predict 30k", runs, data["step"] <= 20_000, data["step"] == STEP_30K,
-                     args.draws, args.chains, args.seed)
+                     args.draws, args.chains, args.seed, methods)
     table = pd.DataFrame(rows)
     print(table.to_markdown(index=False, floatfmt=".4f"))
     if not args.skip_full:
