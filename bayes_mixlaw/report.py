@@ -214,6 +214,9 @@ def figure_curves(law, table: pd.DataFrame, against: str, n_mixtures: int = 3, t
             ax.plot(h[column], h["median"], color=f"C{k}", lw=1, label=label)
             ax.plot(h[column], h["loss"], ".", color=f"C{k}", ms=4)
         ax.set_xscale("log")
+        ax.minorticks_off()
+        ticks = sorted(pd.unique(g[column]))
+        ax.set_xticks(ticks, [f"{t / 1e6:.0f}M" if column == "params" else f"{t / 1e3:g}k" for t in ticks], fontsize=7)
         ax.set_xlabel(column)
         ax.set_title(str(mixture)[:40], fontsize=8)
     axes.flat[0].set_ylabel(f"{domain} loss")
@@ -269,6 +272,16 @@ def write_report(law, folder, *, target: str = "total", optimum=None) -> Path:
     (folder / "parameters.tex").write_text(params.to_latex(index=False, float_format="%.4f"))
     optimum.table().to_csv(folder / "optimum.csv", index=False)
     diagnostics = diagnostics_table(law)
+    try:
+        from bayes_mixlaw.compare import loo
+
+        elpd = loo(law)
+        bad = int((np.asarray(elpd.pareto_k) > 0.7).sum())
+        loo_row = {"check": "PSIS-LOO elpd", "value": f"{float(elpd.elpd):.1f} (SE {float(elpd.se):.1f}, p_loo {float(elpd.p):.1f})",
+                   "verdict": "reliable" if bad == 0 else f"{bad} observation(s) with Pareto k > 0.7: LOO is unreliable there; compare by held-out scale"}
+        diagnostics = pd.concat([diagnostics.iloc[:-1], pd.DataFrame([loo_row]), diagnostics.iloc[-1:]], ignore_index=True)
+    except Exception as err:  # LOO is a convenience here; never block the report
+        diagnostics = pd.concat([diagnostics, pd.DataFrame([{"check": "PSIS-LOO", "value": "", "verdict": f"not computed: {err}"}])], ignore_index=True)
     diagnostics.to_csv(folder / "diagnostics.csv", index=False)
     table.to_csv(folder / "fitted_vs_observed.csv", index=False)
     sections = [f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
