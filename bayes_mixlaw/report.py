@@ -42,6 +42,22 @@ def _scale(law) -> dict:
     return {"params": scales["params"][-1], law.length_column: scales[law.length_column][-1]}
 
 
+def _law_draws(law, r: np.ndarray, target: str) -> np.ndarray:
+    """The law's expected ``target`` loss at each mixture, per draw: (sample, n). For a nested fit, at
+    the largest pilot scale and without a new mixture's random departure (smooth in r)."""
+    try:
+        f = law.target_function(target, **_scale(law))
+    except ValueError:  # the implicit law: its draws, through predict_draws
+        draws = law.predict_draws(_frame(law, r), kind="mean", **_scale(law)).sel(target=target).values
+        return draws.reshape(-1, draws.shape[-1])
+    import torch
+
+    with torch.no_grad():
+        x = torch.as_tensor(r, dtype=torch.float64)
+        n_draws = f(x[None, :1]).shape[0]
+        return f(x[None].expand(n_draws, -1, -1)).numpy()
+
+
 def _frame(law, r: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(r, columns=[MIX_PREFIX + d for d in law.train_domains])
 
@@ -122,19 +138,21 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41) -> byt
     lo, hi = interval_bounds(CI)
     cols = min(len(domains), 4)
     rows = int(np.ceil(len(domains) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, sharey=True, layout="constrained")
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, layout="constrained")
+    pilots = _pilot_mixtures(law)
     share = np.linspace(0, 1, points)
     for j, domain in enumerate(domains):
         others = np.delete(center, j)
         others = others / others.sum() if others.sum() > 0 else np.full(len(others), 1 / len(others))
         r = np.array([np.insert(others * (1 - x), j, x) for x in share])
-        draws = law.predict_draws(_frame(law, r), kind="mean", **_scale(law)).sel(target=target).values
-        flat = draws.reshape(-1, draws.shape[-1])
+        flat = _law_draws(law, r, target)
         ax = axes.flat[j]
         ax.fill_between(share, np.quantile(flat, lo, 0), np.quantile(flat, hi, 0), alpha=0.3, label=f"{CI:.0%} interval")
         ax.plot(share, np.median(flat, 0), lw=1.2, label="median")
         ax.axvline(center[j], color="grey", ls=":", lw=0.8)
-        ax.set_xlabel(f"share of {domain}")
+        ax.axvspan(pilots[:, j].min(), pilots[:, j].max(), color="grey", alpha=0.08, lw=0)
+        ax.set_xlabel(f"share of {domain} (grey: the pilots' range)", fontsize=8)
+        ax.tick_params(labelsize=7)
     for ax in axes.flat[len(domains):]:
         ax.axis("off")
     axes.flat[0].set_ylabel(f"predicted {target} loss")
@@ -155,8 +173,7 @@ def figure_ternary(law, domains3: list[str] | None = None, target: str = "total"
     bary = np.array(grid, dtype=float) / resolution
     r = np.tile(center, (len(bary), 1))
     r[:, idx] = bary * (1 - rest)
-    draws = law.predict_draws(_frame(law, r), kind="mean", **_scale(law)).sel(target=target).values
-    flat = draws.reshape(-1, draws.shape[-1])
+    flat = _law_draws(law, r, target)
     lo, hi = interval_bounds(CI)
     median, width = np.median(flat, 0), np.quantile(flat, hi, 0) - np.quantile(flat, lo, 0)
     x = bary[:, 1] + bary[:, 2] / 2
@@ -166,8 +183,8 @@ def figure_ternary(law, domains3: list[str] | None = None, target: str = "total"
         tri = ax.tricontourf(x, y, values, levels=14, cmap="viridis")
         fig.colorbar(tri, ax=ax, label=label)
         ax.plot([0, 1, 0.5, 0], [0, 0, np.sqrt(3) / 2, 0], "k-", lw=0.8)
-        ax.text(0.0, -0.08, pick[0], ha="center", fontsize=8)
-        ax.text(1.0, -0.08, pick[1], ha="center", fontsize=8)
+        ax.text(-0.02, -0.08, pick[0], ha="left", fontsize=8)
+        ax.text(1.02, -0.08, pick[1], ha="right", fontsize=8)
         ax.text(0.5, np.sqrt(3) / 2 + 0.03, pick[2], ha="center", fontsize=8)
         ax.set_aspect("equal")
         ax.axis("off")
@@ -195,16 +212,18 @@ def figure_optimum(result) -> bytes:
     return _png(fig)
 
 
-def figure_curves(law, table: pd.DataFrame, against: str, n_mixtures: int = 3, target_domain: str | None = None) -> bytes:
-    """Nested fits: observed (dots) and fitted (median, band) losses against steps or model size."""
+def figure_curves(law, table: pd.DataFrame, against: str, mixture: str | None = None, domains: list[str] | None = None) -> bytes:
+    """Nested fits: observed (dots) and fitted (median, 90% band) losses of one pilot mixture against
+    steps (one line per size) or model size (at the longest length), one panel per validation domain."""
     column = law.length_column if against == "length" else "params"
     other = "params" if against == "length" else law.length_column
-    domain = target_domain or law.valid_domains[0]
-    sub = table[table["obs_valid_domain"] == domain]
-    mixtures = list(pd.unique(sub["obs_mixture"]))[:n_mixtures]
-    fig, axes = plt.subplots(1, len(mixtures), figsize=(4 * len(mixtures), 3.2), squeeze=False, sharey=True)
-    for ax, mixture in zip(axes.flat, mixtures):
-        g = sub[sub["obs_mixture"] == mixture]
+    mixture = mixture or str(table["obs_mixture"].iloc[0])
+    domains = domains or law.valid_domains
+    cols = min(len(domains), 4)
+    rows = int(np.ceil(len(domains) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.4 * rows), squeeze=False, layout="constrained")
+    for ax, domain in zip(axes.flat, domains):
+        g = table[(table["obs_mixture"] == mixture) & (table["obs_valid_domain"] == domain)]
         levels = sorted(pd.unique(g[other]))
         shown = levels if against == "length" else levels[-1:]
         for k, level in enumerate(shown):
@@ -212,16 +231,18 @@ def figure_curves(law, table: pd.DataFrame, against: str, n_mixtures: int = 3, t
             label = f"{level / 1e6:.0f}M" if other == "params" else f"{other} {level:g}"
             ax.fill_between(h[column], h["lower"], h["upper"], alpha=0.2, color=f"C{k}")
             ax.plot(h[column], h["median"], color=f"C{k}", lw=1, label=label)
-            ax.plot(h[column], h["loss"], ".", color=f"C{k}", ms=4)
+            ax.plot(h[column], h["loss"], ".", color=f"C{k}", ms=3)
         ax.set_xscale("log")
         ax.minorticks_off()
         ticks = sorted(pd.unique(g[column]))
+        ticks = ticks if len(ticks) <= 5 else ticks[:: int(np.ceil(len(ticks) / 4))]
         ax.set_xticks(ticks, [f"{t / 1e6:.0f}M" if column == "params" else f"{t / 1e3:g}k" for t in ticks], fontsize=7)
-        ax.set_xlabel(column)
-        ax.set_title(str(mixture)[:40], fontsize=8)
-    axes.flat[0].set_ylabel(f"{domain} loss")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"Observed (dots) and fitted ({CI:.0%} band) {domain} loss against {column}", fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_title(domain, fontsize=8)
+    for ax in axes.flat[len(domains):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle(f"Mixture {mixture}: observed (dots) and fitted ({CI:.0%} band) loss against {column}, per validation domain", fontsize=9)
     return _png(fig)
 
 
@@ -243,8 +264,9 @@ def diagnostics_table(law) -> pd.DataFrame:
     ])
 
 
-def write_report(law, folder, *, target: str = "total", optimum=None) -> Path:
-    """Write report.html, the PNGs and the tables of a mixing-law or nested fit into ``folder``."""
+def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None) -> Path:
+    """Write report.html, the PNGs and the tables of a mixing-law or nested fit into ``folder``.
+    ``compare_with``: other fitted variants of the same data ({name: law}) to rank by PSIS-LOO."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str, bytes]] = []
@@ -284,6 +306,13 @@ def write_report(law, folder, *, target: str = "total", optimum=None) -> Path:
         diagnostics = pd.concat([diagnostics, pd.DataFrame([{"check": "PSIS-LOO", "value": "", "verdict": f"not computed: {err}"}])], ignore_index=True)
     diagnostics.to_csv(folder / "diagnostics.csv", index=False)
     table.to_csv(folder / "fitted_vs_observed.csv", index=False)
+    comparison = ""
+    if compare_with:
+        from bayes_mixlaw.compare import loo_compare
+
+        ranked = loo_compare({"this fit": law, **compare_with})
+        ranked.to_csv(folder / "model_comparison.csv")
+        comparison = f"<h2>Model comparison (PSIS-LOO, best first)</h2>{ranked.round(2).to_html()}"
     sections = [f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
                 for _, title, png in figures]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bayes_mixlaw report</title>
@@ -292,6 +321,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px}}</style></head><body>
 <h1>bayes_mixlaw report</h1><p>{html.escape(law.summary_line())}</p>
 <h2>Diagnostics</h2>{diagnostics.to_html(index=False)}
 {''.join(sections)}
+{comparison}
 <h2>Optimal mixture</h2>{optimum.table().round(4).to_html(index=False)}
 <h2>Parameters ({CI:.0%} intervals)</h2>{params.round(4).to_html(index=False, max_rows=200)}
 <p>Tables: parameters.csv / .md / .tex, optimum.csv, diagnostics.csv, fitted_vs_observed.csv.</p>
