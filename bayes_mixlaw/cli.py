@@ -305,6 +305,7 @@ def report(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for report.html, its PNGs and tables")],
     target: Annotated[str, typer.Option(help="The loss the figures and the optimum are about")] = "total",
     compare: Annotated[Optional[list[Path]], typer.Option(help="Other fits of the same data (variants) to rank by PSIS-LOO; repeat")] = None,
+    holdout: Annotated[bool, typer.Option("--holdout", help="Also refit each variant without the largest size (or farthest mixtures) and score it on them (slow)")] = False,
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that already has a report")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
@@ -322,7 +323,7 @@ def report(
         if isinstance(law, ChinchillaLaw):
             raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law and nested fits")
         others = {str(p): BayesianLaw.load(p) for p in (compare or [])}
-        path = write_report(law, output, target=target, compare_with=others or None)
+        path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout)
         if not quiet:
             out.print(f"wrote {path} and its figures and tables in {output}")
 

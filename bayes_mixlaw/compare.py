@@ -90,6 +90,28 @@ def loo_compare(laws: dict) -> pd.DataFrame:
     return az.compare(trees, var_name="loss")
 
 
+def runs_from_fit(law) -> RunsTable:
+    """The runs table a fit was made on, rebuilt from the data groups its file keeps."""
+    obs = law.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
+    data = law.idata["constant_data"]
+    domains = law.train_domains
+    if law.kind == "mixing_law":
+        mixtures = pd.DataFrame(data["run_mixture"].values, index=[str(r) for r in data["run"].values], columns=[MIX_PREFIX + d for d in domains])
+        frame = pd.DataFrame({"run": obs["obs_run"], "valid_domain": obs["obs_valid_domain"], "loss": obs["loss"]})
+        frame = frame.join(mixtures, on="run")
+    elif law.kind == "nested_law":
+        column = law.length_column
+        mixtures = pd.DataFrame(data["mixture_proportions"].values, index=[str(m) for m in data["mixture"].values], columns=[MIX_PREFIX + d for d in domains])
+        frame = pd.DataFrame({"run": obs["obs_mixture"].astype(str) + "@" + obs["params"].astype("int64").astype(str), "params": obs["params"].astype("int64"),
+                              column: obs[column], "valid_domain": obs["obs_valid_domain"], "loss": obs["loss"]})
+        frame = pd.concat([frame, mixtures.loc[obs["obs_mixture"].astype(str)].reset_index(drop=True)], axis=1)
+    else:
+        raise ValueError(f"cannot rebuild the runs of a {law.kind} fit")
+    from bayes_mixlaw.runs import validate_runs
+
+    return validate_runs(frame, law.idata.attrs.get("source", "<fit>"))
+
+
 def holdout_split(runs: RunsTable, fraction: float = 0.25) -> tuple[RunsTable, RunsTable, str]:
     """(train, held out, what): the largest model size if there are several sizes, else the
     ``fraction`` of mixtures farthest from the pilots' mean mixture."""

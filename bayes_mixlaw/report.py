@@ -264,9 +264,11 @@ def diagnostics_table(law) -> pd.DataFrame:
     ])
 
 
-def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None) -> Path:
+def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None, holdout: bool = False) -> Path:
     """Write report.html, the PNGs and the tables of a mixing-law or nested fit into ``folder``.
-    ``compare_with``: other fitted variants of the same data ({name: law}) to rank by PSIS-LOO."""
+    ``compare_with``: other fitted variants of the same data ({name: law}) to rank by PSIS-LOO.
+    ``holdout``: also refit each variant without the largest size (nested fits) or the mixtures
+    farthest from the pilots' mean, and score its predictions of them (extrapolation; slow)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str, bytes]] = []
@@ -313,6 +315,17 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
         ranked = loo_compare({"this fit": law, **compare_with})
         ranked.to_csv(folder / "model_comparison.csv")
         comparison = f"<h2>Model comparison (PSIS-LOO, best first)</h2>{ranked.round(2).to_html()}"
+    if holdout:
+        from bayes_mixlaw.compare import holdout_score, runs_from_fit
+
+        runs = runs_from_fit(law)
+        scores = []
+        for name, variant in {"this fit": law, **(compare_with or {})}.items():
+            fresh = type(variant)(variant.config, variant.targets)
+            scores.append({"variant": name, **holdout_score(fresh, runs, progress=False)})
+        scores = pd.DataFrame(scores)
+        scores.to_csv(folder / "holdout.csv", index=False)
+        comparison += f"<h2>Extrapolation: held-out pilots (refitted without them)</h2>{scores.round(4).to_html(index=False)}"
     sections = [f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
                 for _, title, png in figures]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bayes_mixlaw report</title>

@@ -277,3 +277,12 @@ def test_loss_sd_column_is_validated(redpajama):
     frame.loc[3, "loss_sd"] = -1
     with pytest.raises(RunsTableError, match="row 3, column 'loss_sd'"):
         validate_runs(frame)
+
+
+def test_runs_rebuilt_from_a_fit_match_the_table_it_was_fitted_on(fitted, redpajama):
+    from bayes_mixlaw.compare import runs_from_fit
+
+    rebuilt = runs_from_fit(fitted).data
+    assert len(rebuilt) == len(redpajama.data)
+    assert np.isclose(rebuilt["loss"].sum(), redpajama.data["loss"].sum())
+    assert rebuilt.groupby("run").ngroups == redpajama.data.groupby("run").ngroups
