@@ -26,7 +26,7 @@ import torch
 from botorch.models.ensemble import EnsembleModel
 
 from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, random_feasible, simplex_grid
-from bayes_mixlaw.runs import MIX_PREFIX
+from bayes_mixlaw.runs import MIX_PREFIX, load_runs, validate_runs
 
 ACQUISITIONS = ("qlognei", "thompson", "info")
 
@@ -47,9 +47,7 @@ class LawEnsembleModel(EnsembleModel):
     @classmethod
     def from_law(cls, law, target: str = "total", *, draws: int = 256, seed: int = 0, **scale) -> "LawEnsembleModel":
         f = law.target_function(target, draws=draws, seed=seed, **scale)
-        with torch.no_grad():
-            n_draws = f(torch.full((1, 1, len(law.train_domains)), 1 / len(law.train_domains), dtype=torch.float64)).shape[0]
-        return cls(f, n_draws)
+        return cls(f, f.n_draws)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         batch, (n, m) = X.shape[:-2], X.shape[-2:]
@@ -67,7 +65,7 @@ def observed_target(law, target: str = "total") -> tuple[np.ndarray, np.ndarray]
     wide = obs.pivot(index="obs_run", columns="obs_valid_domain", values="loss")[law.valid_domains]
     names, matrix = law.targets.matrix(law.valid_domains)
     runs = list(law.idata["constant_data"]["run"].values)
-    mixtures = law.idata["constant_data"]["run_mixture"].values
+    mixtures = law.pilot_mixtures
     complete = wide.dropna()
     keep = [runs.index(r) for r in complete.index]
     return mixtures[keep], complete.to_numpy() @ matrix[names.index(target)]
@@ -86,10 +84,7 @@ def residual_gp(law, target: str = "total", *, draws: int = 256, seed: int = 0):
     class LawMean(gpytorch.means.Mean):
         def forward(self, x):
             batch, (n, m) = x.shape[:-2], x.shape[-2:]
-            flat = x.reshape(1, -1, m)
-            with torch.no_grad():
-                n_draws = f(flat[:, :1]).shape[0]
-            return -f(flat.expand(n_draws, -1, -1)).mean(0).reshape(*batch, n)
+            return -f(x.reshape(1, -1, m).expand(f.n_draws, -1, -1)).mean(0).reshape(*batch, n)
 
     mixtures, losses = observed_target(law, target)
     gp = SingleTaskGP(torch.as_tensor(mixtures), torch.as_tensor(-losses)[:, None], mean_module=LawMean(), outcome_transform=None)
@@ -149,9 +144,7 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
         from botorch.acquisition.logei import qLogNoisyExpectedImprovement
         from botorch.optim import optimize_acqf
 
-        pilots = law.idata["constant_data"]
-        baseline = pilots["mixture_proportions"].values if "mixture_proportions" in pilots else pilots["run_mixture"].values
-        acqf = qLogNoisyExpectedImprovement(acq_model, X_baseline=torch.as_tensor(baseline, dtype=torch.float64), prune_baseline=True)
+        acqf = qLogNoisyExpectedImprovement(acq_model, X_baseline=torch.as_tensor(law.pilot_mixtures, dtype=torch.float64), prune_baseline=True)
         if choices is not None:
             from botorch.optim import optimize_acqf_discrete
 
@@ -193,8 +186,7 @@ def information_gain(law, candidates: np.ndarray, *, target: str = "total", draw
     rng = np.random.default_rng(seed)
     f_target = law.target_function(target, draws=draws, seed=seed, **target_scale)
     f_run = law.target_function(target, draws=draws, seed=seed, **candidate_scale)  # the same draws (same seed)
-    with torch.no_grad():
-        n_draws = f_target(torch.full((1, 1, len(lo)), 1 / len(lo), dtype=torch.float64)).shape[0]
+    n_draws = f_target.n_draws
     start = torch.as_tensor(random_feasible(6, lo, hi, rng))[None].expand(n_draws, -1, -1).clone()
     _, optimum_value = minimize_batch(f_target, start, lo, hi, steps=150)
     v = optimum_value.numpy()  # (S,)
@@ -259,8 +251,6 @@ def pilot_loop(law, runs, evaluate, *, rounds: int, q: int = 1, acquisition: str
     and returns their runs-table rows (e.g. from training the pilots, or from a simulator). Returns
     the final law and the runs table with every round's runs added.
     """
-    from bayes_mixlaw.runs import load_runs, validate_runs
-
     table = load_runs(runs)
     for round_ in range(rounds):
         law.fit(table, seed=seed + round_, method=method, progress=progress)

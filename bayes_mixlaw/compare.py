@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, validate_runs
 from bayes_mixlaw.summary import interval_bounds
 
 
@@ -41,13 +41,13 @@ def pointwise_log_likelihood(law) -> xr.DataArray:
         scale = law.idata["constant_data"]["loss_scale"].values
         runs = {r: i for i, r in enumerate(law.idata["constant_data"]["run"].values)}
         ri = np.array([runs[r] for r in obs["obs_run"].values])
-        fitted = law._law_draws(law.idata["constant_data"]["run_mixture"].values)[:, :, ri, vi] / scale[vi]
+        fitted = law._law_draws(law.pilot_mixtures)[:, :, ri, vi] / scale[vi]
         residual = obs["loss"].values / scale[vi] - fitted
         sd = obs["loss_sd"].values / scale[vi] if "loss_sd" in obs else 0.0
         sigma = np.sqrt(post["noise_sigma"].values[:, :, vi] ** 2 + sd**2)
     elif law.kind == "nested_law":
         column = law.length_column
-        pilots = law.idata["constant_data"]["mixture_proportions"].values
+        pilots = law.pilot_mixtures
         labels = {m: i for i, m in enumerate(law.idata["constant_data"]["mixture"].values)}
         mi = np.array([labels[m] for m in obs["obs_mixture"].values])
         frame = pd.DataFrame({"params": obs["params"].values, column: obs[column].values})
@@ -96,19 +96,17 @@ def runs_from_fit(law) -> RunsTable:
     data = law.idata["constant_data"]
     domains = law.train_domains
     if law.kind == "mixing_law":
-        mixtures = pd.DataFrame(data["run_mixture"].values, index=[str(r) for r in data["run"].values], columns=[MIX_PREFIX + d for d in domains])
+        mixtures = pd.DataFrame(law.pilot_mixtures, index=[str(r) for r in data["run"].values], columns=[MIX_PREFIX + d for d in domains])
         frame = pd.DataFrame({"run": obs["obs_run"], "valid_domain": obs["obs_valid_domain"], "loss": obs["loss"]})
         frame = frame.join(mixtures, on="run")
     elif law.kind == "nested_law":
         column = law.length_column
-        mixtures = pd.DataFrame(data["mixture_proportions"].values, index=[str(m) for m in data["mixture"].values], columns=[MIX_PREFIX + d for d in domains])
+        mixtures = pd.DataFrame(law.pilot_mixtures, index=[str(m) for m in data["mixture"].values], columns=[MIX_PREFIX + d for d in domains])
         frame = pd.DataFrame({"run": obs["obs_mixture"].astype(str) + "@" + obs["params"].astype("int64").astype(str), "params": obs["params"].astype("int64"),
                               column: obs[column], "valid_domain": obs["obs_valid_domain"], "loss": obs["loss"]})
         frame = pd.concat([frame, mixtures.loc[obs["obs_mixture"].astype(str)].reset_index(drop=True)], axis=1)
     else:
         raise ValueError(f"cannot rebuild the runs of a {law.kind} fit")
-    from bayes_mixlaw.runs import validate_runs
-
     return validate_runs(frame, law.idata.attrs.get("source", "<fit>"))
 
 

@@ -25,13 +25,10 @@ import pymc as pm
 import xarray as xr
 
 from bayes_mixlaw.config import MixingLawConfig
-from bayes_mixlaw.model import BayesianLaw
+from bayes_mixlaw.model import MixtureLaw
 from bayes_mixlaw.laws import array_namespace, implicit_mixing_law, mixing_law
-from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
-from bayes_mixlaw.summary import interval_bounds, summarize_draws
-from bayes_mixlaw.targets import Targets
-
-PREDICTION_CHUNK = 256
+from bayes_mixlaw.runs import RunsTable, load_runs, read_mixtures
+from bayes_mixlaw.summary import summarize_draws
 
 
 def _centred_to_law(log_m, logit_f, t, center):
@@ -65,32 +62,7 @@ def _centred_zero_sum(name: str, mu, sigma, dims):
     return x
 
 
-def _thin(total: int, draws: int | None, seed: int) -> np.ndarray:
-    """Indices of ``draws`` posterior draws out of ``total`` (all of them if None or more)."""
-    if draws is None or draws >= total:
-        return np.arange(total)
-    return np.sort(np.random.default_rng(seed).choice(total, size=draws, replace=False))
-
-
-def _torch_draws(da: xr.DataArray, pick: np.ndarray):
-    """Posterior draws of one quantity as a float64 torch tensor (sample, ...)."""
-    import torch
-
-    values = np.ascontiguousarray(da.values.reshape(-1, *da.shape[2:])[pick])
-    return torch.as_tensor(values, dtype=torch.float64)
-
-
-def _target_weights(targets: Targets, valid_domains: list[str], target: str):
-    """The column of ``Targets.matrix`` for ``target`` as a torch vector over the validation domains."""
-    import torch
-
-    names, matrix = targets.matrix(valid_domains)
-    if target not in names:
-        raise ValueError(f"unknown target {target!r}; the fit's targets are {names}")
-    return torch.as_tensor(matrix[names.index(target)], dtype=torch.float64)
-
-
-class MixingLaw(BayesianLaw):
+class MixingLaw(MixtureLaw):
     """Hierarchical Bayesian data mixing law, pymc-marketing style: ``build_model``, ``fit``,
     ``predict``, ``save`` and ``load``.
 
@@ -101,10 +73,8 @@ class MixingLaw(BayesianLaw):
 
     kind = "mixing_law"
     config_class = MixingLawConfig
-
-    def __init__(self, config: MixingLawConfig | None = None, targets: Targets | None = None):
-        super().__init__(config)
-        self.targets = targets or Targets()
+    pilot_mixture_var = "run_mixture"
+    prediction_chunk = 256
 
     # ------------------------------------------------------------------------------------------
     # model
@@ -254,9 +224,6 @@ class MixingLaw(BayesianLaw):
         scale = {c: table.scale_values(c) for c in ("params", "step", "tokens") if table.scale_values(c)}
         return {"targets": self.targets.to_json(), "scale": json.dumps({k: v[0] for k, v in scale.items()})}
 
-    def _restore(self, tree: xr.DataTree) -> None:
-        self.targets = Targets.from_json(tree.attrs["targets"])
-
     def _diagnostic_quantities(self) -> xr.Dataset:
         posterior = self.idata["posterior"].to_dataset()
         mixtures = self.idata["constant_data"]["run_mixture"].values
@@ -268,16 +235,6 @@ class MixingLaw(BayesianLaw):
 
     # ------------------------------------------------------------------------------------------
     # predict
-
-    @property
-    def train_domains(self) -> list[str]:
-        self._require_fit()
-        return [str(d) for d in self.idata["constant_data"]["train_domain"].values]
-
-    @property
-    def valid_domains(self) -> list[str]:
-        self._require_fit()
-        return [str(d) for d in self.idata["constant_data"]["valid_domain"].values]
 
     def _law_draws(self, mixtures: np.ndarray) -> np.ndarray:
         """Expected loss per draw: (chain, draw, mixture, valid_domain), in absolute units."""
@@ -305,26 +262,9 @@ class MixingLaw(BayesianLaw):
         self._require_fit()
         return self._draws_at(read_mixtures(mixtures, self.train_domains), kind, seed)
 
-    def _draws_at(self, frame: pd.DataFrame, kind: str, seed: int) -> xr.DataArray:
-        """:meth:`predict_draws` on an already validated mixtures table."""
-        if kind not in ("mean", "predictive"):
-            raise ValueError(f"kind must be 'mean' or 'predictive', not {kind!r}")
-        r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
-        names, matrix = self.targets.matrix(self.valid_domains)
-        rng = np.random.default_rng(seed)
-        out = []
-        for start in range(0, len(r), PREDICTION_CHUNK):
-            losses = self._law_draws(r[start : start + PREDICTION_CHUNK])
-            if kind == "predictive":
-                losses = losses + self._noise_draws(losses.shape, rng)
-            out.append(losses @ matrix.T)
-        labels = frame["name"].tolist() if "name" in frame else [f"mixture {i}" for i in range(len(frame))]
-        return xr.DataArray(
-            np.concatenate(out, axis=2),
-            dims=("chain", "draw", "mixture", "target"),
-            coords={"mixture": labels, "target": names},
-            name="loss",
-        )
+    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+        losses = self._law_draws(r)
+        return losses + self._noise_draws(losses.shape, rng) if kind == "predictive" else losses
 
     def predict(self, mixtures, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per mixture and target: ``name`` (if given), ``mix:*``, ``target``, ``mean``,
@@ -338,36 +278,25 @@ class MixingLaw(BayesianLaw):
         self._require_fit()
         if self.config.law != "explicit":
             raise ValueError("parameters() reports the explicit law's log_c, log_k and t")
-        post = self.idata["posterior"]
-        lo, hi = interval_bounds(ci)
-        rows = []
-        for name in ("log_c", "log_k", "t"):
-            da = post[name]
-            stacked = da.stack(sample=("chain", "draw"))
-            mean, q = stacked.mean("sample"), stacked.quantile([lo, hi], dim="sample")
-            for index in np.ndindex(*mean.shape):
-                sel = {d: mean[d].values[i] for d, i in zip(mean.dims, index)}
-                rows.append({"parameter": name, **sel, "mean": float(mean.values[index]),
-                             "lower": float(q.values[(0, *index)]), "upper": float(q.values[(1, *index)])})
-        return pd.DataFrame(rows)
+        return self._parameter_table(["log_c", "log_k", "t"], ci)
 
     def target_function(self, target: str = "total", *, draws: int | None = None, seed: int = 0):
         """The law's expected ``target`` loss as a function of the mixture, one per posterior draw.
 
         Returns ``f`` with ``f(r)``: r a torch tensor (n_draws, n, M) -> (n_draws, n), float64 and
-        differentiable in r (for optimisation and BoTorch); ``draws`` thins the posterior to that many.
+        differentiable in r (for optimisation and BoTorch), and ``f.n_draws``; ``draws`` thins the
+        posterior to that many.
         """
         self._require_fit()
         if self.config.law != "explicit":
             raise ValueError("target_function needs the explicit law")
-        post = self.idata["posterior"]
-        pick = _thin(post.sizes["chain"] * post.sizes["draw"], draws, seed)
-        param = {k: _torch_draws(post[k], pick) for k in ("log_c", "log_k", "t")}
-        weights = _target_weights(self.targets, self.valid_domains, target)
+        param = self._torch_posterior(["log_c", "log_k", "t"], draws, seed)
+        weights = self._target_weights(target)
 
         def f(r):
             return mixing_law(r, param["log_c"], param["log_k"], param["t"]) @ weights
 
+        f.n_draws = len(param["t"])
         return f
 
     def summary_line(self) -> str:

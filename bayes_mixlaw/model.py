@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import xarray as xr
 
 from bayes_mixlaw.config import LawConfig, SamplerConfig
 from bayes_mixlaw.inference import Diagnostics, Timer, diagnose, sample_posterior, warn_problems
-from bayes_mixlaw.runs import RunsTable, load_runs
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs
+from bayes_mixlaw.summary import interval_bounds
+from bayes_mixlaw.targets import Targets
 
 # Unconstrained copies of variables that PyMC adds; the fit keeps the constrained ones.
 _TRANSFORMED_SUFFIXES = ("_log__", "_interval__", "_simplex__", "_zerosum__")
@@ -165,7 +168,7 @@ class BayesianLaw:
         kind = tree.attrs.get("kind")
         import bayes_mixlaw.mixing, bayes_mixlaw.nested, bayes_mixlaw.scaling  # noqa: F401, E401  (register every law)
 
-        classes = {c.kind: c for c in _subclasses(BayesianLaw)}
+        classes = {c.kind: c for c in _subclasses(BayesianLaw) if hasattr(c, "kind")}  # concrete laws only
         if kind not in classes or (cls is not BayesianLaw and classes[kind] is not cls):
             raise ValueError(f"{path} holds a fit of kind {kind!r}, not a {getattr(cls, 'kind', 'bayes_mixlaw')} fit")
         law_class = classes[kind]
@@ -174,9 +177,99 @@ class BayesianLaw:
         law._restore(tree)
         return law
 
+    @staticmethod
+    def _check_kind(kind: str) -> None:
+        if kind not in ("mean", "predictive"):
+            raise ValueError(f"kind must be 'mean' or 'predictive', not {kind!r}")
+
+    def _parameter_table(self, names: list[str], ci: float) -> pd.DataFrame:
+        """Posterior mean and equal-tailed interval of each element of the named quantities: one row
+        per element, with its labelled coordinates."""
+        lo, hi = interval_bounds(ci)
+        post = self.idata["posterior"]
+        rows = []
+        for name in names:
+            stacked = post[name].stack(sample=("chain", "draw"))
+            mean, q = stacked.mean("sample"), stacked.quantile([lo, hi], dim="sample")
+            for index in np.ndindex(*mean.shape):
+                sel = {d: str(mean[d].values[j]) for d, j in zip(mean.dims, index)}
+                rows.append({"parameter": name, **sel, "mean": float(mean.values[index]),
+                             "lower": float(q.values[(0, *index)]), "upper": float(q.values[(1, *index)])})
+        return pd.DataFrame(rows)
+
     def _require_fit(self):
         if self.idata is None:
             raise NotFittedError(f"this {type(self).__name__} has not been fitted; call fit() or {type(self).__name__}.load()")
+
+
+class MixtureLaw(BayesianLaw):
+    """What the laws over data mixtures share: aggregate targets, labelled training and validation
+    domains, the pilots' mixtures, predictive draws in chunks, and posterior draws in torch.
+
+    A subclass names the constant-data variable holding the pilots' mixtures (``pilot_mixture_var``)
+    and gives the domain losses of a chunk of mixtures (``_domain_draws``)."""
+
+    pilot_mixture_var: ClassVar[str]
+    prediction_chunk: ClassVar[int] = 128
+
+    def __init__(self, config: LawConfig | None = None, targets: Targets | None = None):
+        super().__init__(config)
+        self.targets = targets or Targets()
+
+    def _restore(self, tree: xr.DataTree) -> None:
+        self.targets = Targets.from_json(tree.attrs["targets"])
+
+    @property
+    def train_domains(self) -> list[str]:
+        self._require_fit()
+        return [str(d) for d in self.idata["constant_data"]["train_domain"].values]
+
+    @property
+    def valid_domains(self) -> list[str]:
+        self._require_fit()
+        return [str(d) for d in self.idata["constant_data"]["valid_domain"].values]
+
+    @property
+    def pilot_mixtures(self) -> np.ndarray:
+        """The pilots' distinct mixtures (rows) over the training domains."""
+        self._require_fit()
+        return self.idata["constant_data"][self.pilot_mixture_var].values
+
+    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, **scale) -> np.ndarray:  # pragma: no cover - abstract
+        """Loss draws (chain, draw, mixture, valid_domain) at the mixtures ``r``: the law's (``mean``)
+        or a new run's (``predictive``)."""
+        raise NotImplementedError
+
+    def _draws_at(self, frame: pd.DataFrame, kind: str, seed: int, **scale) -> xr.DataArray:
+        """Draws of every target at a validated mixtures table: dims (chain, draw, mixture, target)."""
+        self._check_kind(kind)
+        r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
+        names, matrix = self.targets.matrix(self.valid_domains)
+        rng = np.random.default_rng(seed)
+        out = [self._domain_draws(r[start : start + self.prediction_chunk], kind, rng, **scale) @ matrix.T
+               for start in range(0, len(r), self.prediction_chunk)]
+        labels = frame["name"].tolist() if "name" in frame else [f"mixture {i}" for i in range(len(frame))]
+        return xr.DataArray(np.concatenate(out, axis=2), dims=("chain", "draw", "mixture", "target"),
+                            coords={"mixture": labels, "target": names}, name="loss")
+
+    def _torch_posterior(self, names: list[str], draws: int | None, seed: int) -> dict:
+        """Posterior draws of the named quantities as float64 torch tensors (sample, ...), thinned
+        at random (``seed``) to ``draws`` of them (all if None)."""
+        import torch
+
+        post = self.idata["posterior"]
+        total = post.sizes["chain"] * post.sizes["draw"]
+        pick = np.arange(total) if draws is None or draws >= total else np.sort(np.random.default_rng(seed).choice(total, size=draws, replace=False))
+        return {k: torch.as_tensor(np.ascontiguousarray(post[k].values.reshape(-1, *post[k].shape[2:])[pick]), dtype=torch.float64) for k in names}
+
+    def _target_weights(self, target: str):
+        """The row of ``Targets.matrix`` for ``target`` as a torch vector over the validation domains."""
+        import torch
+
+        names, matrix = self.targets.matrix(self.valid_domains)
+        if target not in names:
+            raise ValueError(f"unknown target {target!r}; the fit's targets are {names}")
+        return torch.as_tensor(matrix[names.index(target)], dtype=torch.float64)
 
 
 def _subclasses(cls):

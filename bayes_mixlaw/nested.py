@@ -35,15 +35,14 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from bayes_mixlaw.config import NestedLawConfig
+from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, relative_scaling
-from bayes_mixlaw.mixing import _centred_to_law, _centred_zero_sum, _target_weights, _thin, _torch_draws
-from bayes_mixlaw.model import BayesianLaw
-from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, read_mixtures
-from bayes_mixlaw.summary import interval_bounds, summarize_draws
+from bayes_mixlaw.mixing import MixingLaw, _centred_to_law, _centred_zero_sum
+from bayes_mixlaw.model import MixtureLaw
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, read_mixtures, validate_runs
+from bayes_mixlaw.summary import summarize_draws
 from bayes_mixlaw.targets import Targets
 
-PREDICTION_CHUNK = 128
 # prior scale of the sampled reference-scale losses, whose density the departure potential cancels
 _REF_BASE_SIGMA = 1.0
 # two mixtures closer than this (max abs difference of proportions) are the same mixture
@@ -72,7 +71,7 @@ def _mixture_labels(mixtures: pd.DataFrame, run_mixture: np.ndarray, runs: list[
     return labels
 
 
-class NestedLaw(BayesianLaw):
+class NestedLaw(MixtureLaw):
     """Hierarchical Bayesian law over mixture, model size and training length.
 
     >>> law = NestedLaw(targets=pile_targets()).fit(load_runs("mixinglaws/RedPajama"), seed=0)
@@ -81,10 +80,7 @@ class NestedLaw(BayesianLaw):
 
     kind = "nested_law"
     config_class = NestedLawConfig
-
-    def __init__(self, config: NestedLawConfig | None = None, targets: Targets | None = None):
-        super().__init__(config)
-        self.targets = targets or Targets()
+    pilot_mixture_var = "mixture_proportions"
 
     # ------------------------------------------------------------------------------------------
     # model
@@ -289,7 +285,7 @@ class NestedLaw(BayesianLaw):
         }
 
     def _restore(self, tree: xr.DataTree) -> None:
-        self.targets = Targets.from_json(tree.attrs["targets"])
+        super()._restore(tree)
         if "run_level" not in tree["posterior"]:  # written before run effects existed
             self.config = self.config.model_copy(update={"run_effects": False})
 
@@ -305,16 +301,6 @@ class NestedLaw(BayesianLaw):
     # predict
 
     @property
-    def train_domains(self) -> list[str]:
-        self._require_fit()
-        return [str(d) for d in self.idata["constant_data"]["train_domain"].values]
-
-    @property
-    def valid_domains(self) -> list[str]:
-        self._require_fit()
-        return [str(d) for d in self.idata["constant_data"]["valid_domain"].values]
-
-    @property
     def length_column(self) -> str:
         """``step`` or ``tokens``: how the fit measures training length."""
         self._require_fit()
@@ -326,7 +312,7 @@ class NestedLaw(BayesianLaw):
 
     def _pilot_index(self, r: np.ndarray) -> np.ndarray:
         """Index of the pilot mixture each row of ``r`` is (-1: a new mixture)."""
-        pilots = self.idata["constant_data"]["mixture_proportions"].values
+        pilots = self.pilot_mixtures
         distance = np.abs(r[:, None, :] - pilots[None, :, :]).max(axis=-1)
         nearest = distance.argmin(axis=1)
         return np.where(distance[np.arange(len(r)), nearest] < SAME_MIXTURE, nearest, -1)
@@ -338,8 +324,7 @@ class NestedLaw(BayesianLaw):
         A pilot run (pilot mixture at a pilot size) keeps its fitted run effects; another run draws
         them afresh if ``new_runs`` (a new run's loss), else leaves them at zero (the law's mean)."""
         post = self.idata["posterior"]
-        n0_s0 = json.loads(self.idata.attrs["reference_scale"])
-        n_rel, s_rel = params / n0_s0["params"], length / n0_s0[self.length_column]
+        n_rel, s_rel = self._relative_scale(params, length)
         pilot = self._pilot_index(r)
         log_ref_pilots = post["log_ref"].values  # (chain, draw, mixture, valid)
         if self.config.mixture_model == "free":
@@ -352,7 +337,7 @@ class NestedLaw(BayesianLaw):
             law = np.log(mixing_law(r, post["log_c"].values, post["log_k"].values, post["t"].values))
             sigma = post["mixture_sigma"].values[:, :, None, None]
             fresh = sigma * rng.standard_normal(law.shape)
-            law_pilots = np.log(mixing_law(self.idata["constant_data"]["mixture_proportions"].values, post["log_c"].values, post["log_k"].values, post["t"].values))
+            law_pilots = np.log(mixing_law(self.pilot_mixtures, post["log_c"].values, post["log_k"].values, post["t"].values))
             fitted = (log_ref_pilots - law_pilots)[:, :, np.maximum(pilot, 0)]
             log_ref = law + np.where((pilot >= 0)[None, None, :, None], fitted, fresh)
             offset = r - self.idata["constant_data"]["mixture_center"].values
@@ -383,6 +368,11 @@ class NestedLaw(BayesianLaw):
             out.append(fresh)
         return out
 
+    def _relative_scale(self, params: float, length: float) -> tuple[float, float]:
+        """(n, s): the size and length relative to the fit's reference scale."""
+        reference = json.loads(self.idata.attrs["reference_scale"])
+        return params / reference["params"], length / reference[self.length_column]
+
     def _read_scale(self, params, step, tokens) -> tuple[float, float]:
         length_column = self.length_column
         given = {"step": step, "tokens": tokens}
@@ -400,24 +390,15 @@ class NestedLaw(BayesianLaw):
         dims (chain, draw, mixture, target). ``kind``: ``mean`` (the law) or ``predictive`` (a new run)."""
         self._require_fit()
         frame = read_mixtures(mixtures, self.train_domains)
-        return self._draws_at(frame, *self._read_scale(params, step, tokens), kind, seed)
+        n, length = self._read_scale(params, step, tokens)
+        return self._draws_at(frame, kind, seed, params=n, length=length)
 
-    def _draws_at(self, frame: pd.DataFrame, params: float, length: float, kind: str, seed: int) -> xr.DataArray:
-        if kind not in ("mean", "predictive"):
-            raise ValueError(f"kind must be 'mean' or 'predictive', not {kind!r}")
-        r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
-        names, matrix = self.targets.matrix(self.valid_domains)
-        rng = np.random.default_rng(seed)
-        noise = self.idata["posterior"]["noise_sigma"].values[:, :, None, :]
-        out = []
-        for start in range(0, len(r), PREDICTION_CHUNK):
-            losses = self.law_draws(r[start : start + PREDICTION_CHUNK], params, length, rng=rng, new_runs=kind == "predictive")
-            if kind == "predictive":
-                losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
-            out.append(losses @ matrix.T)
-        labels = frame["name"].tolist() if "name" in frame else [f"mixture {i}" for i in range(len(frame))]
-        return xr.DataArray(np.concatenate(out, axis=2), dims=("chain", "draw", "mixture", "target"),
-                            coords={"mixture": labels, "target": names}, name="loss")
+    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, *, params: float, length: float) -> np.ndarray:
+        losses = self.law_draws(r, params, length, rng=rng, new_runs=kind == "predictive")
+        if kind == "predictive":
+            noise = self.idata["posterior"]["noise_sigma"].values[:, :, None, :]
+            losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
+        return losses
 
     def predict(self, mixtures, *, params=None, step=None, tokens=None, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per mixture and target at the given scale: ``name`` (if given), ``mix:*``,
@@ -425,30 +406,26 @@ class NestedLaw(BayesianLaw):
         self._require_fit()
         frame = read_mixtures(mixtures, self.train_domains)
         n, length = self._read_scale(params, step, tokens)
-        draws = self._draws_at(frame, n, length, kind, seed)
+        draws = self._draws_at(frame, kind, seed, params=n, length=length)
         inputs = frame.assign(params=int(n) if n == round(n) else n, **{self.length_column: int(length) if length == round(length) else length})
         return summarize_draws(draws, inputs, ci)
 
     def target_function(self, target: str = "total", *, params=None, step=None, tokens=None, draws: int | None = None, seed: int = 0):
         """The law's expected ``target`` loss at (params, step or tokens) as a function of a new
         mixture, one per posterior draw: ``f(r)`` maps a torch tensor (n_draws, n, M) to
-        (n_draws, n), float64 and differentiable in r. The departure of a new mixture from the mixing
+        (n_draws, n), float64 and differentiable in r; ``f.n_draws`` says how many. The departure of a new mixture from the mixing
         law has mean zero and is left out (it does not move the best mixture)."""
         self._require_fit()
         if self.config.mixture_model != "law":
             raise ValueError("only the joint nested law ('law' mixtures) predicts new mixtures")
         import torch
 
-        n, length = self._read_scale(params, step, tokens)
-        reference = json.loads(self.idata.attrs["reference_scale"])
-        n_rel, s_rel = n / reference["params"], length / reference[self.length_column]
-        post = self.idata["posterior"]
-        pick = _thin(post.sizes["chain"] * post.sizes["draw"], draws, seed)
+        n_rel, s_rel = self._relative_scale(*self._read_scale(params, step, tokens))
         names = ["log_c", "log_k", "t", "log_a", "log_b", "alpha", "beta", "gamma"]
         names += ["size_t", "step_t"] if self.config.mixture_scaling else []
-        p = {k: _torch_draws(post[k], pick) for k in names}
+        p = self._torch_posterior(names, draws, seed)
         center = torch.as_tensor(self.idata["constant_data"]["mixture_center"].values, dtype=torch.float64)
-        weights = _target_weights(self.targets, self.valid_domains, target)
+        weights = self._target_weights(target)
         scaling = self.config.mixture_scaling
 
         def f(r):
@@ -458,23 +435,14 @@ class NestedLaw(BayesianLaw):
                                      p["alpha"][:, None, :], p["beta"][:, None, :], p["gamma"][:, None, :])
             return (mixing_law(r, p["log_c"], p["log_k"], p["t"]) * ratio) @ weights
 
+        f.n_draws = len(p["t"])
         return f
 
     def parameters(self, ci: float = 0.9) -> pd.DataFrame:
         """Posterior mean and interval of the exponents and, for the joint model, of log_c, log_k, t."""
         self._require_fit()
-        lo, hi = interval_bounds(ci)
-        post = self.idata["posterior"]
         names = ["alpha", "beta", "gamma", "log_a", "log_b"] + (["log_c", "log_k", "t", "size_t", "step_t"] if self.config.mixture_model == "law" else [])
-        rows = []
-        for name in names:
-            stacked = post[name].stack(sample=("chain", "draw"))
-            mean, q = stacked.mean("sample"), stacked.quantile([lo, hi], dim="sample")
-            for index in np.ndindex(*mean.shape):
-                sel = {d: str(mean[d].values[j]) for d, j in zip(mean.dims, index)}
-                rows.append({"parameter": name, **sel, "mean": float(mean.values[index]),
-                             "lower": float(q.values[(0, *index)]), "upper": float(q.values[(1, *index)])})
-        return pd.DataFrame(rows)
+        return self._parameter_table(names, ci)
 
     def summary_line(self) -> str:
         self._require_fit()
@@ -501,9 +469,7 @@ class StagewiseNestedFit:
     Unlike the joint :class:`NestedLaw`, the result holds for one target scale.
     """
 
-    def __init__(self, targets: Targets | None = None, stage_one: NestedLawConfig | None = None, stage_two=None):
-        from bayes_mixlaw.config import MixingLawConfig
-
+    def __init__(self, targets: Targets | None = None, stage_one: NestedLawConfig | None = None, stage_two: MixingLawConfig | None = None):
         self.targets = targets or Targets()
         self.stage_one = NestedLaw((stage_one or NestedLawConfig()).model_copy(update={"mixture_model": "free"}), self.targets)
         self.stage_two_config = stage_two or MixingLawConfig()
@@ -512,15 +478,13 @@ class StagewiseNestedFit:
 
     def fit(self, runs, *, params, step=None, tokens=None, seed: int | None = None, stage_one_fit=None, **sampler):
         """Fit both stages for the target scale; ``stage_one_fit`` reuses a fitted stage one."""
-        from bayes_mixlaw.mixing import MixingLaw
-
         if stage_one_fit is not None:
             self.stage_one = stage_one_fit
         else:
             self.stage_one.fit(runs, seed=seed, **sampler)
         n, length = self.stage_one._read_scale(params, step, tokens)
         self.scale = {"params": n, self.stage_one.length_column: length}
-        pilots = self.stage_one.idata["constant_data"]["mixture_proportions"].values
+        pilots = self.stage_one.pilot_mixtures
         labels = [str(m) for m in self.stage_one.idata["constant_data"]["mixture"].values]
         draws = self.stage_one.law_draws(pilots, n, length, rng=np.random.default_rng(0), new_runs=False)
         flat = draws.reshape(-1, *draws.shape[2:])  # (sample, mixture, valid)
@@ -529,8 +493,6 @@ class StagewiseNestedFit:
             for v, domain in enumerate(self.stage_one.valid_domains):
                 rows.append({"run": label, "valid_domain": domain, "loss": float(flat[:, k, v].mean()), "loss_sd": float(flat[:, k, v].std()),
                              **{MIX_PREFIX + d: float(x) for d, x in zip(self.stage_one.train_domains, pilots[k])}})
-        from bayes_mixlaw.runs import validate_runs
-
         table = validate_runs(pd.DataFrame(rows), f"stage one at params={n:g}, {self.stage_one.length_column}={length:g}")
         self.stage_two = MixingLaw(self.stage_two_config, self.targets).fit(table, seed=seed, **sampler)
         return self

@@ -19,7 +19,6 @@ feasible points), keeping the best end point of each draw.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,13 +198,12 @@ def optimal_mixture(law, *, target: str = "total", bounds: MixtureBounds | None 
     lo, hi = (bounds or MixtureBounds()).arrays(domains, caps_source)
     f = law.target_function(target, draws=draws, seed=seed, **scale)
     rng = np.random.default_rng(seed)
-    center = law.idata["constant_data"]["mixture_center"].values if "mixture_center" in law.idata["constant_data"] else law.idata["constant_data"]["run_mixture"].values.mean(axis=0)
+    center = law.pilot_mixtures.mean(axis=0)
     ref = None
     if reference is not None:
         ref = read_mixtures(reference, domains)[[MIX_PREFIX + d for d in domains]].to_numpy(dtype=float)[0]
     first = [center] + ([ref] if ref is not None else [])
-    with torch.no_grad():
-        n_draws = f(torch.as_tensor(np.array(center, dtype=float).reshape(1, 1, -1))).shape[0]
+    n_draws = f.n_draws
     pool = np.vstack([*first, random_feasible(starts - len(first), lo, hi, rng)]) if starts > len(first) else np.vstack(first[:starts])
     start = torch.as_tensor(np.broadcast_to(pool, (n_draws, *pool.shape)).copy())
     # each draw's own best mixture
@@ -235,6 +233,6 @@ def optimal_mixture(law, *, target: str = "total", bounds: MixtureBounds | None 
 
 def _predictive(law, r: np.ndarray, target: str, seed: int, scale: dict) -> np.ndarray:
     frame = pd.DataFrame([{MIX_PREFIX + d: v for d, v in zip(law.train_domains, r)}])
-    draws = law.predict_draws(frame, seed=seed, **scale) if scale else law.predict_draws(frame, seed=seed)
+    draws = law.predict_draws(frame, seed=seed, **scale)
     return draws.sel(target=target).values.reshape(-1)
 

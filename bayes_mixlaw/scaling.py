@@ -165,8 +165,7 @@ class ChinchillaLaw(BayesianLaw):
         return self._draws_at(*_points(params, tokens), kind, seed)
 
     def _draws_at(self, n: np.ndarray, d: np.ndarray, kind: str, seed: int) -> xr.DataArray:
-        if kind not in ("mean", "predictive"):
-            raise ValueError(f"kind must be 'mean' or 'predictive', not {kind!r}")
+        self._check_kind(kind)
         post = self.idata["posterior"]
         get = lambda name: post[name].values[:, :, None, :]  # noqa: E731  (chain, draw, 1, valid)
         mean = chinchilla_law(n[:, None], d[:, None], get("E"), get("A"), get("B"), get("alpha"), get("beta"))
