@@ -190,6 +190,23 @@ def _one_scale(fit_file, law, params, step, tokens) -> tuple[float, float]:
     return params[0], values[0]
 
 
+def _mixture_fit(fit_file, params, step, tokens, purpose: str):
+    """A mixing-law or nested fit and the target scale the command gives it (``{}`` for one scale)."""
+    from bayes_mixlaw.model import BayesianLaw
+    from bayes_mixlaw.nested import NestedLaw
+    from bayes_mixlaw.scaling import ChinchillaLaw
+
+    law = BayesianLaw.load(fit_file)
+    if isinstance(law, ChinchillaLaw):
+        raise UserError(f"{fit_file} is a scaling-law fit of one data mixture: there is no mixture to {purpose}")
+    if isinstance(law, NestedLaw):
+        size, length = _one_scale(fit_file, law, [params] if params else None, [step] if step else None, [tokens] if tokens else None)
+        return law, {"params": size, law.length_column: length}
+    if params or step or tokens:
+        raise UserError(f"{fit_file} is a mixing law at one scale; --params/--step/--tokens need a nested fit")
+    return law, {}
+
+
 @app.command()
 def optimize(
     fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law or nested fit")],
@@ -211,21 +228,10 @@ def optimize(
     _setup(quiet)
 
     def body():
-        from bayes_mixlaw.model import BayesianLaw
-        from bayes_mixlaw.nested import NestedLaw
         from bayes_mixlaw.optimize import MixtureBounds, optimal_mixture
-        from bayes_mixlaw.scaling import ChinchillaLaw
 
         _check_output(output, force)
-        law = BayesianLaw.load(fit_file)
-        if isinstance(law, ChinchillaLaw):
-            raise UserError(f"{fit_file} is a scaling-law fit of one data mixture: there is no mixture to optimise")
-        scale = {}
-        if isinstance(law, NestedLaw):
-            n, length = _one_scale(fit_file, law, [params] if params else None, [step] if step else None, [tokens] if tokens else None)
-            scale = {"params": n, law.length_column: length}
-        elif params or step or tokens:
-            raise UserError(f"{fit_file} is a mixing law at one scale; --params/--step/--tokens need a nested fit")
+        law, scale = _mixture_fit(fit_file, params, step, tokens, "optimise")
         bounds = MixtureBounds.from_file(caps) if caps else None
         result = optimal_mixture(law, target=target, bounds=bounds, reference=reference, ci=ci, draws=draws, seed=seed,
                                  caps_source=str(caps) if caps else "caps", **scale)
@@ -272,23 +278,12 @@ def suggest(
 
     def body():
         from bayes_mixlaw.bo import suggest as suggest_runs
-        from bayes_mixlaw.model import BayesianLaw
-        from bayes_mixlaw.nested import NestedLaw
         from bayes_mixlaw.optimize import MixtureBounds
-        from bayes_mixlaw.scaling import ChinchillaLaw
 
         _check_output(output, force)
         if n < 1:
             raise UserError(f"-n must be at least 1, got {n}")
-        law = BayesianLaw.load(fit_file)
-        if isinstance(law, ChinchillaLaw):
-            raise UserError(f"{fit_file} is a scaling-law fit of one data mixture: there is no mixture to choose")
-        scale = {}
-        if isinstance(law, NestedLaw):
-            size, length = _one_scale(fit_file, law, [params] if params else None, [step] if step else None, [tokens] if tokens else None)
-            scale = {"params": size, law.length_column: length}
-        elif params or step or tokens:
-            raise UserError(f"{fit_file} is a mixing law at one scale; --params/--step/--tokens need a nested fit")
+        law, scale = _mixture_fit(fit_file, params, step, tokens, "choose")
         table = suggest_runs(law, n, acquisition=acquisition, bounds=MixtureBounds.from_file(caps) if caps else None, target=target,
                              seed=seed, caps_source=str(caps) if caps else "caps", grid=grid, residual_gp_model=residual_gp, **scale)
         table.to_csv(output, index=False)
@@ -306,6 +301,7 @@ def report(
     target: Annotated[str, typer.Option(help="The loss the figures and the optimum are about")] = "total",
     compare: Annotated[Optional[list[Path]], typer.Option(help="Other fits of the same data (variants) to rank by PSIS-LOO; repeat")] = None,
     holdout: Annotated[bool, typer.Option("--holdout", help="Also refit each variant without the largest size (or farthest mixtures) and score it on them (slow)")] = False,
+    along: Annotated[Optional[str], typer.Option(help="Training domain whose share the per-validation-domain panels vary (default: the one the pilots vary most)")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that already has a report")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
@@ -322,8 +318,10 @@ def report(
         law = BayesianLaw.load(fit_file)
         if isinstance(law, ChinchillaLaw):
             raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law and nested fits")
+        if along is not None and along not in law.train_domains:
+            raise UserError(f"--along {along!r} is not a training domain of {fit_file}; it has {law.train_domains}")
         others = {str(p): BayesianLaw.load(p) for p in (compare or [])}
-        path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout)
+        path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along)
         if not quiet:
             out.print(f"wrote {path} and its figures and tables in {output}")
 

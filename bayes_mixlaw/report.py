@@ -29,11 +29,6 @@ from bayes_mixlaw.summary import interval_bounds  # noqa: E402
 CI = 0.9
 
 
-def _pilot_mixtures(law) -> np.ndarray:
-    data = law.idata["constant_data"]
-    return data["mixture_proportions"].values if "mixture_proportions" in data else data["run_mixture"].values
-
-
 def _scale(law) -> dict:
     """The scale predictions are made at: the largest pilot scale for a nested fit, else none."""
     if law.kind != "nested_law":
@@ -53,9 +48,7 @@ def _law_draws(law, r: np.ndarray, target: str) -> np.ndarray:
     import torch
 
     with torch.no_grad():
-        x = torch.as_tensor(r, dtype=torch.float64)
-        n_draws = f(x[None, :1]).shape[0]
-        return f(x[None].expand(n_draws, -1, -1)).numpy()
+        return f(torch.as_tensor(r, dtype=torch.float64)[None].expand(f.n_draws, -1, -1)).numpy()
 
 
 def _frame(law, r: np.ndarray) -> pd.DataFrame:
@@ -67,7 +60,7 @@ def fitted_vs_observed(law, ci: float = CI) -> pd.DataFrame:
     lo, hi = interval_bounds(ci)
     obs = law.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
     if law.kind == "nested_law":
-        pilots = _pilot_mixtures(law)
+        pilots = law.pilot_mixtures
         labels = list(law.idata["constant_data"]["mixture"].values)
         column = law.length_column
         out = []
@@ -80,7 +73,7 @@ def fitted_vs_observed(law, ci: float = CI) -> pd.DataFrame:
             out.append(g.assign(median=q[0][mi, vi], lower=q[1][mi, vi], upper=q[2][mi, vi]))
         return pd.concat(out).sort_index()
     runs = list(law.idata["constant_data"]["run"].values)
-    draws = law.predict_draws(_frame(law, _pilot_mixtures(law))).values
+    draws = law.predict_draws(_frame(law, law.pilot_mixtures)).values
     flat = draws.reshape(-1, *draws.shape[2:])
     q = np.quantile(flat, [0.5, lo, hi], axis=0)
     ri = obs["obs_run"].map({r: i for i, r in enumerate(runs)}).to_numpy()
@@ -134,12 +127,12 @@ def figure_interactions(law) -> bytes | None:
 def figure_proportion_bands(law, target: str = "total", points: int = 41) -> bytes:
     """Predicted target along each domain's share, the others in the pilots' mean ratio, with pilots."""
     domains = law.train_domains
-    center = _pilot_mixtures(law).mean(axis=0)
+    center = law.pilot_mixtures.mean(axis=0)
     lo, hi = interval_bounds(CI)
     cols = min(len(domains), 4)
     rows = int(np.ceil(len(domains) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, layout="constrained")
-    pilots = _pilot_mixtures(law)
+    pilots = law.pilot_mixtures
     share = np.linspace(0, 1, points)
     for j, domain in enumerate(domains):
         others = np.delete(center, j)
@@ -162,10 +155,70 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41) -> byt
     return _png(fig)
 
 
+def _widest_domain(law) -> str:
+    """The training domain whose share varies most across the pilots (the best-supported slice)."""
+    return law.train_domains[int(np.argmax(law.pilot_mixtures.std(axis=0)))]
+
+
+def figure_domain_bands(law, table: pd.DataFrame, along: str | None = None, points: int = 41) -> bytes:
+    """One panel per validation domain: the law's expected loss along one training domain's share
+    (the others in the pilots' mean ratio) with its 90% band, and every pilot's observed loss at its
+    own share of that domain (dots; bars: its posterior predictive interval at its own mixture, which
+    is off the line wherever the pilot's other shares are not in the mean ratio). Nested fits: at the
+    largest pilot scale, where the pilots' losses are observed."""
+    along = along or _widest_domain(law)
+    if along not in law.train_domains:
+        raise ValueError(f"unknown training domain {along!r}; the fit's are {law.train_domains}")
+    j = law.train_domains.index(along)
+    pilots = law.pilot_mixtures
+    center = pilots.mean(axis=0)
+    others = np.delete(center, j)
+    others = others / others.sum() if others.sum() > 0 else np.full(len(others), 1 / len(others))
+    share = np.linspace(0, 1, points)
+    r = np.array([np.insert(others * (1 - x), j, x) for x in share])
+    lo, hi = interval_bounds(CI)
+    observed = table
+    if law.kind == "nested_law":
+        scale = _scale(law)
+        observed = table[np.isclose(table["params"], scale["params"]) & np.isclose(table[law.length_column], scale[law.length_column])]
+    label_column = "obs_mixture" if law.kind == "nested_law" else "obs_run"
+    labels = [str(v) for v in law.idata["constant_data"][law.pilot_mixture_var][law.idata["constant_data"][law.pilot_mixture_var].dims[0]].values]
+    pilot_share = observed[label_column].map(dict(zip(labels, pilots[:, j])))
+    domains = law.valid_domains
+    cols = min(len(domains), 5)
+    rows = int(np.ceil(len(domains) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.3 * rows), squeeze=False, layout="constrained")
+    for ax, domain in zip(axes.flat, domains):
+        flat = _law_draws(law, r, domain)
+        ax.fill_between(share, np.quantile(flat, lo, 0), np.quantile(flat, hi, 0), alpha=0.3, color="C0")
+        ax.plot(share, np.median(flat, 0), lw=1, color="C0")
+        mine = observed["obs_valid_domain"] == domain
+        g, x = observed[mine], pilot_share[mine]
+        ax.errorbar(x, g["loss"], yerr=[(g["loss"] - g["lower"]).clip(lower=0), (g["upper"] - g["loss"]).clip(lower=0)],
+                     fmt="none", ecolor="grey", elinewidth=0.6, alpha=0.6)
+        inside = (g["lower"] <= g["loss"]) & (g["loss"] <= g["upper"])
+        ax.plot(x[inside], g["loss"][inside], "o", ms=2.5, color="k")
+        ax.plot(x[~inside], g["loss"][~inside], "o", ms=3, color="C3")
+        ax.axvspan(pilots[:, j].min(), pilots[:, j].max(), color="grey", alpha=0.08, lw=0)
+        span = np.concatenate([g["loss"].to_numpy(), np.quantile(flat, [lo, hi], 0)[:, (share >= pilots[:, j].min()) & (share <= pilots[:, j].max())].ravel()])
+        if len(span):
+            pad = 0.1 * (span.max() - span.min() + 1e-9)
+            ax.set_ylim(span.min() - pad, span.max() + pad)
+        ax.set_title(domain, fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in axes.flat[len(domains):]:
+        ax.axis("off")
+    where = ", ".join(f"{k}={v:,.0f}" for k, v in _scale(law).items())
+    fig.supxlabel(f"share of {along} (others in the pilots' mean ratio; grey: the pilots' range)", fontsize=8)
+    fig.suptitle(f"Loss per validation domain along the share of {along}{' at ' + where if where else ''}: law median and {CI:.0%} band; "
+                 f"pilots' observed losses (red: outside their own {CI:.0%} predictive interval, bars)", fontsize=8)
+    return _png(fig)
+
+
 def figure_ternary(law, domains3: list[str] | None = None, target: str = "total", resolution: int = 30) -> bytes:
     """Ternary slice over three domains (the rest fixed at their pilot-mean share): median and interval width."""
     domains = law.train_domains
-    center = _pilot_mixtures(law).mean(axis=0)
+    center = law.pilot_mixtures.mean(axis=0)
     pick = domains3 or [domains[i] for i in np.argsort(-center)[:3]]
     idx = [domains.index(d) for d in pick]
     rest = 1 - center[idx].sum() if len(domains) > 3 else 0.0
@@ -264,11 +317,14 @@ def diagnostics_table(law) -> pd.DataFrame:
     ])
 
 
-def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None, holdout: bool = False) -> Path:
+def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None, holdout: bool = False,
+                 along: str | None = None) -> Path:
     """Write report.html, the PNGs and the tables of a mixing-law or nested fit into ``folder``.
     ``compare_with``: other fitted variants of the same data ({name: law}) to rank by PSIS-LOO.
     ``holdout``: also refit each variant without the largest size (nested fits) or the mixtures
-    farthest from the pilots' mean, and score its predictions of them (extrapolation; slow)."""
+    farthest from the pilots' mean, and score its predictions of them (extrapolation; slow).
+    ``along``: the training domain whose share the per-validation-domain panels vary (default: the
+    one whose share varies most across the pilots)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str, bytes]] = []
@@ -281,6 +337,8 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     if heat is not None:
         figures.append(("interactions", "Domain interactions t", heat))
     figures.append(("proportions", "Along each domain's share", figure_proportion_bands(law, target)))
+    along = along or _widest_domain(law)
+    figures.append((f"domains_along_{along}", f"Per validation domain, along the share of {along}", figure_domain_bands(law, table, along)))
     if len(law.train_domains) >= 3:
         figures.append(("ternary", "Simplex slice", figure_ternary(law, target=target)))
     if optimum is None:

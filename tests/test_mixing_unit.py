@@ -148,19 +148,22 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
     path = fitted.save(tmp_path / "fit.nc")
     other = MixingLaw(MixingLawConfig(likelihood="normal", sampler={"draws": 20, "chains": 2}), datasets.pile_targets())
     other_path = other.fit(fitted.runs, seed=5, progress=False).save(tmp_path / "normal.nc")
-    result = CliRunner().invoke(app, ["report", str(path), "--compare", str(other_path), "--holdout", "-o", str(tmp_path / "report"), "-q"])
+    result = CliRunner().invoke(app, ["report", str(path), "--compare", str(other_path), "--holdout", "--along", "academic",
+                                      "-o", str(tmp_path / "report"), "-q"])
     assert result.exit_code == 0, result.output
     folder = tmp_path / "report"
-    for name in ("report.html", "ppc.png", "interactions.png", "proportions.png", "ternary.png", "optimum.png",
+    for name in ("report.html", "ppc.png", "interactions.png", "proportions.png", "domains_along_academic.png", "ternary.png", "optimum.png",
                  "parameters.csv", "parameters.md", "parameters.tex", "optimum.csv", "diagnostics.csv", "model_comparison.csv", "holdout.csv"):
         assert (folder / name).stat().st_size > 0, name
     page = (folder / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5 and "Diagnostics" in page and "PSIS-LOO" in page
+    assert page.count("data:image/png;base64,") == 6 and "Diagnostics" in page and "PSIS-LOO" in page
     assert "\\begin{tabular}" in (folder / "parameters.tex").read_text()
     holdout = pd.read_csv(folder / "holdout.csv")
     assert list(holdout["variant"]) == ["this fit", str(other_path)] and holdout["MAE"].notna().all()
     result = CliRunner().invoke(app, ["report", str(path), "-o", str(folder), "-q"])
     assert result.exit_code == 2 and "pass --force" in result.output
+    result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "other"), "--along", "wiki", "-q"])
+    assert result.exit_code == 2 and "'wiki' is not a training domain" in result.output
 
 
 def test_pointwise_log_likelihood_matches_pymc_and_loo_compares_variants(fitted, runs, mocked_sampling):

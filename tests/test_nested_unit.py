@@ -286,3 +286,16 @@ def test_runs_rebuilt_from_a_fit_match_the_table_it_was_fitted_on(fitted, redpaj
     assert len(rebuilt) == len(redpajama.data)
     assert np.isclose(rebuilt["loss"].sum(), redpajama.data["loss"].sum())
     assert rebuilt.groupby("run").ngroups == redpajama.data.groupby("run").ngroups
+
+
+def test_nested_report_has_curves_and_per_domain_share_panels(fitted, tmp_path):
+    from bayes_mixlaw.report import _widest_domain, fitted_vs_observed, write_report
+
+    table = fitted_vs_observed(fitted)
+    assert len(table) == len(fitted.idata["observed_data"]["loss"]) and (table["lower"] <= table["upper"]).all()
+    path = write_report(fitted, tmp_path)
+    along = _widest_domain(fitted)
+    for name in ("curves_steps", "curves_size", "proportions", f"domains_along_{along}", "ternary", "optimum"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 0, name
+    page = path.read_text()
+    assert f"along the share of {along}" in page and page.count("data:image/png;base64,") == 8
