@@ -4,6 +4,7 @@
 parameter intervals as CSV, Markdown and LaTeX. Figures: posterior predictive check (observed against
 fitted with 90% intervals); the interaction matrix t as a heatmap with its intervals; the predicted
 total along each training domain's share (the others in the pilots' mean ratio) with credible bands;
+one panel per validation domain along one training domain's share with the pilots' observed losses;
 a ternary slice of the predicted loss and of its uncertainty; the optimal mixture's posterior; for a
 nested fit, observed and fitted curves against steps and against model size. The diagnostics table
 says in plain words what is wrong, if anything.
