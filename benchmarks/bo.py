@@ -1,21 +1,26 @@
 """Choosing pilot runs by Bayesian optimisation: simple regret against the number of pilot runs.
 
-Simulator built from real data: the Bayesian mixing law fitted to Data Mixing Laws' 5Mix pilots
-(Pythia-70M, 30k steps; 21 mixtures x 22 Pile domains) gives the "true" law (posterior means of
-log_c, log_k, t per domain) and the observation noise (posterior mean of each domain's noise).
-A pilot run at mixture r returns the 22 domain losses of the true law plus that noise; the objective
-is the Pile-weighted total loss. Its optimum over the simplex is found by projected gradient descent.
+Simulators built from real data (``--simulator``):
+* ``5mix``: the Bayesian mixing law fitted to Data Mixing Laws' 5Mix pilots (Pythia-70M, 30k steps;
+  21 mixtures x 22 Pile domains, 5 training domains); objective: the Pile-weighted total loss.
+* ``regmix``: the Bayesian mixing law fitted to RegMix's 512 runs (1M-parameter models, 17 Pile
+  training domains x 13 validation domains); objective: the mean of the 13 validation losses.
+The "true" law is the fit's posterior mean of log_c, log_k, t per validation domain, and a pilot run
+at mixture r returns each domain's loss of the true law plus Gaussian noise at the fit's posterior
+mean noise level. The optimum over the simplex is found by projected gradient descent.
 
 Strategies, each from the same 4 random initial pilots (flat Dirichlet) per seed, one run a round:
-* bayes-thompson: this package (MixingLaw, fast NUTS refit each round; Thompson sampling on the posterior);
+* bayes-thompson / bayes-qlognei / bayes-info: this package (MixingLaw, fast NUTS refit each round;
+  Thompson sampling, BoTorch's qLogNEI on the law's ensemble, or the information-based choice);
 * random: flat Dirichlet mixtures (RegMix's strategy);
 * gp-ei: a plain GP on the total loss (BoTorch SingleTaskGP, log expected improvement, simplex constraint);
-* point-law grid: the paper's point fit of the mixing law on the total (Huber, L-BFGS, 16 starts), next run at
-  the best unevaluated point of a 0.05 simplex grid.
+* point-law: the paper's point fit of the mixing law on the total (Huber, L-BFGS, 16 starts), next run at
+  the best unevaluated candidate (a 0.05 simplex grid for 5 domains; 20,000 flat-Dirichlet points
+  for 17, where a grid is out of reach).
 Regret after n runs: true total loss of the best run so far (by true loss) minus the optimum.
 Reported: mean regret curves (PNG), and the runs needed to come within 0.5% of the optimum.
 
-    python benchmarks/bo.py [--seeds 10] [--budget 20]
+    python benchmarks/bo.py [--simulator 5mix|regmix] [--seeds 10] [--budget 20] [--strategies ...]
 """
 
 from __future__ import annotations
@@ -29,21 +34,32 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bayes_mixlaw import MixingLaw, datasets
+from bayes_mixlaw import MixingLaw, Targets, datasets
 from bayes_mixlaw.baseline import fit_point_mixing_law
 from bayes_mixlaw.bo import suggest
 from bayes_mixlaw.laws import mixing_law
 from bayes_mixlaw.optimize import simplex_grid
-from bayes_mixlaw.runs import MIX_PREFIX, validate_runs
+from bayes_mixlaw.runs import MIX_PREFIX, load_runs, validate_runs
 from bayes_mixlaw.simulate import LawSimulator
 
 warnings.simplefilter("ignore")
 N_INITIAL = 4
 
 
-def make_simulator(seed: int = 0) -> LawSimulator:
-    runs = datasets.mixinglaws_5mix_70m().select(step=30000)
-    return LawSimulator(MixingLaw(targets=datasets.pile_targets()).fit(runs, seed=seed, progress=False))
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def simulator_law(name: str) -> MixingLaw:
+    """The law a simulator is built from, with the targets its objective uses (not fitted)."""
+    return MixingLaw(targets=datasets.pile_targets() if name == "5mix" else Targets())
+
+
+def make_simulator(name: str = "5mix", seed: int = 0) -> LawSimulator:
+    if name == "5mix":
+        runs = datasets.mixinglaws_5mix_70m().select(step=30000)
+        return LawSimulator(simulator_law(name).fit(runs, seed=seed, progress=False))
+    runs = load_runs(SHARED / "regmix")
+    return LawSimulator(simulator_law(name).fit(runs, seed=seed, progress=False, draws=300, tune=300))
 
 
 def next_random(sim, table, rng, seed):
@@ -75,22 +91,30 @@ def next_gp_ei(sim, table, rng, seed):
 _GRID = {}
 
 
+def candidate_grid(m: int) -> np.ndarray:
+    """The point law's candidates: a 0.05 simplex grid where one is small enough, else Dirichlet points."""
+    if m not in _GRID:
+        _GRID[m] = simplex_grid(m, 0.05) if m <= 6 else np.random.default_rng(12345).dirichlet(np.ones(m), size=20_000)
+    return _GRID[m]
+
+
 def next_point_law(sim, table, rng, seed):
     totals = sim.observed_target(table)
     mix = table.groupby("run")[[MIX_PREFIX + d for d in sim.train]].first().loc[totals.index].to_numpy()
     theta = fit_point_mixing_law(mix, totals.to_numpy(), starts=16, seed=seed)
-    grid = _GRID.setdefault(len(sim.train), simplex_grid(len(sim.train), 0.05))
+    grid = candidate_grid(len(sim.train))
     pred = mixing_law(grid, theta[:1], theta[1:2], theta[None, 2:])[:, 0]
     seen = (np.abs(grid[:, None, :] - mix[None]).max(axis=-1) < 1e-9).any(axis=1)
     pred[seen] = np.inf
     return grid[np.argmin(pred)]
 
 
-def make_bayes(law):
+def make_bayes(law, acquisition: str = "thompson", q: int = 1):
+    """This package's strategy: refit (fast NUTS) on every run so far, then suggest a batch of q."""
     def next_bayes(sim, table, rng, seed):
         law.fit(validate_runs(table, "simulated"), seed=seed, method="fast", progress=False)
-        pick = suggest(law, 1, acquisition="thompson", draws=128, seed=seed)
-        return pick[[MIX_PREFIX + d for d in sim.train]].to_numpy()[0]
+        pick = suggest(law, q, acquisition=acquisition, draws=128, seed=seed)
+        return pick[[MIX_PREFIX + d for d in sim.train]].to_numpy()
     return next_bayes
 
 
@@ -99,10 +123,13 @@ def run_strategy(sim, strategy, seed: int, budget: int) -> np.ndarray:
     initial = rng.dirichlet(np.ones(len(sim.train)), size=N_INITIAL)
     table = sim.run(pd.DataFrame(initial, columns=[MIX_PREFIX + d for d in sim.train]).assign(name=[f"init{i}" for i in range(N_INITIAL)]), rng)
     true = list(sim.true_target(initial))
-    for i in range(budget - N_INITIAL):
-        r = strategy(sim, table, rng, seed * 1000 + i)
-        table = pd.concat([table, sim.run(pd.DataFrame(r[None], columns=[MIX_PREFIX + d for d in sim.train]).assign(name=f"run{i}"), rng)], ignore_index=True)
-        true.append(float(sim.true_target(r[None])[0]))
+    i = 0
+    while len(true) < budget:
+        r = np.atleast_2d(strategy(sim, table, rng, seed * 1000 + i))[: budget - len(true)]  # a batch of runs (rows)
+        names = [f"run{i}_{k}" for k in range(len(r))]
+        table = pd.concat([table, sim.run(pd.DataFrame(r, columns=[MIX_PREFIX + d for d in sim.train]).assign(name=names), rng)], ignore_index=True)
+        true.extend(float(v) for v in sim.true_target(r))
+        i += 1
     return np.minimum.accumulate(np.array(true)) - sim.best_loss
 
 
@@ -113,18 +140,30 @@ def runs_to_reach(regret: np.ndarray, threshold: float) -> float:
 
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--simulator", choices=["5mix", "regmix"], default="5mix")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--random-budget", type=int, default=200)
-    parser.add_argument("--plot", default="benchmarks/bo_regret_5mix.png")
+    parser.add_argument("--strategies", default="thompson,gp-ei,point-law,random",
+                        help="comma-separated: thompson, qlognei, info (this package), gp-ei, point-law, random")
+    parser.add_argument("--q", type=int, default=1, help="runs per round for this package's strategies (one refit per batch)")
+    parser.add_argument("--plot", default=None, help="default: benchmarks/bo_regret_<simulator>.png")
     args = parser.parse_args()
-    sim = make_simulator()
+    plot = args.plot or f"benchmarks/bo_regret_{args.simulator}.png"
+    start = time.perf_counter()
+    sim = make_simulator(args.simulator)
     threshold = 0.005 * sim.best_loss
-    print(f"5Mix simulator: optimum total loss {sim.best_loss:.4f} at {dict(zip(sim.train, sim.optimum.round(3)))}; "
+    print(f"{args.simulator} simulator ({len(sim.train)} training x {len(sim.valid)} validation domains, fitted in "
+          f"{time.perf_counter() - start:.0f} s): optimum total loss {sim.best_loss:.4f} at "
+          f"{ {d: round(float(x), 3) for d, x in zip(sim.train, sim.optimum) if x > 0.005} }; "
           f"0.5% = {threshold:.4f}; noise {sim.noise.mean():.4f} (mean over domains)")
-    law = MixingLaw(targets=datasets.pile_targets())
-    strategies = {"bayes-thompson (this package)": make_bayes(law), "gp-ei (SingleTaskGP)": next_gp_ei,
-                  "point-law grid (paper)": next_point_law, "random Dirichlet (RegMix)": next_random}
+    law = simulator_law(args.simulator)
+    batch = f", q={args.q}" if args.q > 1 else ""
+    available = {a: (f"bayes-{a} (this package{batch})", make_bayes(law, a, args.q)) for a in ("thompson", "qlognei", "info")}
+    available.update({
+                      "gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei), "point-law": ("point-law optimum (paper)", next_point_law),
+                      "random": ("random Dirichlet (RegMix)", next_random)})
+    strategies = dict(available[k.strip()] for k in args.strategies.split(","))
     curves, rows = {}, []
     for name, strategy in strategies.items():
         budget = args.random_budget if name.startswith("random") else args.budget
@@ -152,11 +191,11 @@ def main():
     ax.set_yscale("log")
     ax.set_xlabel("pilot runs (4 random initial runs)")
     ax.set_ylabel("simple regret of the total loss")
-    ax.set_title(f"5Mix simulator, {args.seeds} seeds (mean, 25-75% band)")
+    ax.set_title(f"{args.simulator} simulator ({len(sim.train)} training domains), {args.seeds} seeds (mean, 25-75% band)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(args.plot, dpi=120)
-    print(f"plot: {args.plot}")
+    fig.savefig(plot, dpi=120)
+    print(f"plot: {plot}")
 
 
 if __name__ == "__main__":
