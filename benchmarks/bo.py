@@ -54,12 +54,17 @@ def simulator_law(name: str) -> MixingLaw:
     return MixingLaw(targets=datasets.pile_targets() if name == "5mix" else Targets())
 
 
-def make_simulator(name: str = "5mix", seed: int = 0) -> LawSimulator:
+def make_simulator(name: str = "5mix", seed: int = 0, fit_file: str | None = None) -> LawSimulator:
+    """The simulator's law fitted to the real data (or loaded from ``fit_file`` if it exists)."""
+    if fit_file and Path(fit_file).exists():
+        return LawSimulator(MixingLaw.load(fit_file))
     if name == "5mix":
-        runs = datasets.mixinglaws_5mix_70m().select(step=30000)
-        return LawSimulator(simulator_law(name).fit(runs, seed=seed, progress=False))
-    runs = load_runs(SHARED / "regmix")
-    return LawSimulator(simulator_law(name).fit(runs, seed=seed, progress=False, draws=300, tune=300))
+        law = simulator_law(name).fit(datasets.mixinglaws_5mix_70m().select(step=30000), seed=seed, progress=False)
+    else:
+        law = simulator_law(name).fit(load_runs(SHARED / "regmix"), seed=seed, progress=False, draws=300, tune=300)
+    if fit_file:
+        law.save(fit_file)
+    return LawSimulator(law)
 
 
 def next_random(sim, table, rng, seed):
@@ -148,22 +153,33 @@ def main():
                         help="comma-separated: thompson, qlognei, info (this package), gp-ei, point-law, random")
     parser.add_argument("--q", type=int, default=1, help="runs per round for this package's strategies (one refit per batch)")
     parser.add_argument("--plot", default=None, help="default: benchmarks/bo_regret_<simulator>.png")
+    parser.add_argument("--simulator-fit", default=None, help="fit file of the simulator's law: loaded if it exists, else written")
+    parser.add_argument("--curves", default=None, help="save the regret curves (.npz) for --plot-from")
+    parser.add_argument("--plot-from", default=None, help="comma-separated .npz files of earlier runs (split across processes): plot them together")
     args = parser.parse_args()
     plot = args.plot or f"benchmarks/bo_regret_{args.simulator}.png"
+    if args.plot_from:
+        curves, meta = {}, {}
+        for path in args.plot_from.split(","):
+            with np.load(path, allow_pickle=True) as saved:
+                meta = saved["meta"].item()
+                curves.update({k: saved[k] for k in saved.files if k != "meta"})
+        plot_curves(curves, meta, plot)
+        return
     start = time.perf_counter()
-    sim = make_simulator(args.simulator)
+    sim = make_simulator(args.simulator, fit_file=args.simulator_fit)
     threshold = 0.005 * sim.best_loss
     print(f"{args.simulator} simulator ({len(sim.train)} training x {len(sim.valid)} validation domains, fitted in "
           f"{time.perf_counter() - start:.0f} s): optimum total loss {sim.best_loss:.4f} at "
           f"{ {d: round(float(x), 3) for d, x in zip(sim.train, sim.optimum) if x > 0.005} }; "
-          f"0.5% = {threshold:.4f}; noise {sim.noise.mean():.4f} (mean over domains)")
+          f"0.5% = {threshold:.4f}; noise {sim.noise.mean():.4f} (mean over domains)", flush=True)
     law = simulator_law(args.simulator)
     batch = f", q={args.q}" if args.q > 1 else ""
     available = {a: (f"bayes-{a} (this package{batch})", make_bayes(law, a, args.q)) for a in ("thompson", "qlognei", "info")}
-    available.update({
-                      "gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei), "point-law": ("point-law optimum (paper)", next_point_law),
+    available.update({"gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei), "point-law": ("point-law optimum (paper)", next_point_law),
                       "random": ("random Dirichlet (RegMix)", next_random)})
     strategies = dict(available[k.strip()] for k in args.strategies.split(","))
+    meta = {"simulator": args.simulator, "domains": len(sim.train), "seeds": args.seeds, "budget": args.budget, "threshold": threshold}
     curves, rows = {}, []
     for name, strategy in strategies.items():
         budget = args.random_budget if name.startswith("random") else args.budget
@@ -174,7 +190,14 @@ def main():
         reach = np.array([runs_to_reach(r, threshold) for r in regrets])
         rows.append({"strategy": name, "runs to within 0.5% (median)": np.median(reach), "reached (seeds)": f"{np.isfinite(reach).sum()}/{args.seeds}",
                      f"regret after {args.budget} runs (mean)": regrets[:, args.budget - 1].mean(), "seconds per seed": seconds})
+        print(pd.DataFrame(rows[-1:]).to_markdown(index=False, floatfmt=".4f"), flush=True)
+        if args.curves:
+            np.savez(args.curves, meta=np.array(meta, dtype=object), **curves)
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"))
+    plot_curves(curves, meta, plot)
+
+
+def plot_curves(curves: dict, meta: dict, plot: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,16 +205,16 @@ def main():
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, regrets in curves.items():
-        n = np.arange(1, regrets.shape[1] + 1)[: max(args.budget, 60)]
+        n = np.arange(1, regrets.shape[1] + 1)[: max(meta["budget"], 60)]
         mean = regrets.mean(axis=0)[: len(n)]
         ax.plot(n, mean, label=name)
         lo, hi = np.quantile(regrets, [0.25, 0.75], axis=0)
         ax.fill_between(n, lo[: len(n)], hi[: len(n)], alpha=0.15)
-    ax.axhline(threshold, color="k", ls=":", label="0.5% of the optimum")
+    ax.axhline(meta["threshold"], color="k", ls=":", label="0.5% of the optimum")
     ax.set_yscale("log")
-    ax.set_xlabel("pilot runs (4 random initial runs)")
+    ax.set_xlabel(f"pilot runs ({N_INITIAL} random initial runs)")
     ax.set_ylabel("simple regret of the total loss")
-    ax.set_title(f"{args.simulator} simulator ({len(sim.train)} training domains), {args.seeds} seeds (mean, 25-75% band)")
+    ax.set_title(f"{meta['simulator']} simulator ({meta['domains']} training domains), {meta['seeds']} seeds (mean, 25-75% band)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(plot, dpi=120)
