@@ -73,6 +73,7 @@ def fit(
     config: Annotated[Optional[Path], typer.Option(help="YAML/JSON config: law, likelihood, priors, sampler")] = None,
     train_domains: Annotated[Optional[str], typer.Option(help="Comma-separated training domain names (mixinglaws format)")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Short NUTS run (2 chains x 300+250): ~2 s once compiled, for planning loops")] = False,
+    calibrate: Annotated[Optional[list[str]], typer.Option(help="Nested fits: measure the extrapolation discrepancy along 'length' and/or 'params' by refitting without the pilots' last scale (one extra fit each); repeat")] = None,
     renormalize: Annotated[bool, typer.Option(help="Divide mixtures that do not sum to 1 by their sum (warns)")] = False,
     tolerance: Annotated[float, typer.Option(help="How far a mixture's sum may be from 1")] = 0.01,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same numbers)")] = 0,
@@ -112,7 +113,18 @@ def fit(
             what = f"scaling law L(N, D) on {len(table.data)} rows (no mix: columns, one data mixture)"
         if not quiet:
             console.print(f"fitting the {what} from {table.source} ...")
+        unknown = [a for a in calibrate or [] if a not in ("length", "params")]
+        if unknown:
+            raise UserError(f"--calibrate takes 'length' or 'params', got {unknown}")
+        if calibrate and not isinstance(law, NestedLaw):
+            raise UserError("--calibrate needs a nested fit (a table with several model sizes and lengths)")
         law.fit(table, seed=seed, method="fast" if fast else None, progress=not quiet)
+        for axis in calibrate or []:
+            from bayes_mixlaw.calibrate import calibrate_extrapolation
+
+            if not quiet:
+                console.print(f"calibrating the extrapolation along {axis}: refitting without the pilots' last {axis} ...")
+            calibrate_extrapolation(law, table, axis=axis, seed=seed, progress=not quiet, method="fast" if fast else None)
         law.save(output, overwrite=force)
         if not quiet:
             console.print(law.summary_line())

@@ -35,6 +35,7 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
+from bayes_mixlaw.calibrate import describe, discrepancy, discrepancy_factor
 from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, relative_scaling
 from bayes_mixlaw.mixing import MixingLaw, _centred_to_law, _centred_zero_sum
@@ -395,6 +396,8 @@ class NestedLaw(MixtureLaw):
 
     def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, *, params: float, length: float) -> np.ndarray:
         losses = self.law_draws(r, params, length, rng=rng, new_runs=kind == "predictive")
+        scale = {"params": params, self.length_column: length}
+        losses = losses * discrepancy_factor(self, scale, losses.shape, rng, predictive=kind == "predictive")
         if kind == "predictive":
             noise = self.idata["posterior"]["noise_sigma"].values[:, :, None, :]
             losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
@@ -420,22 +423,27 @@ class NestedLaw(MixtureLaw):
             raise ValueError("only the joint nested law ('law' mixtures) predicts new mixtures")
         import torch
 
-        n_rel, s_rel = self._relative_scale(*self._read_scale(params, step, tokens))
+        n, length = self._read_scale(params, step, tokens)
+        n_rel, s_rel = self._relative_scale(n, length)
         names = ["log_c", "log_k", "t", "log_a", "log_b", "alpha", "beta", "gamma"]
         names += ["size_t", "step_t"] if self.config.mixture_scaling else []
         p = self._torch_posterior(names, draws, seed)
         center = torch.as_tensor(self.idata["constant_data"]["mixture_center"].values, dtype=torch.float64)
         weights = self._target_weights(target)
         scaling = self.config.mixture_scaling
+        n_draws = len(p["t"])
+        extrapolation = torch.as_tensor(discrepancy_factor(self, {"params": n, self.length_column: length}, (n_draws, 1, 1, len(self.valid_domains)),
+                                                           np.random.default_rng(seed + 1), predictive=False)).reshape(-1, 1, len(self.valid_domains)) \
+            if discrepancy(self) else 1.0
 
         def f(r):
             log_a = p["log_a"][:, None, :] + ((r - center) @ p["size_t"].transpose(-1, -2) if scaling else 0.0)
             log_b = p["log_b"][:, None, :] + ((r - center) @ p["step_t"].transpose(-1, -2) if scaling else 0.0)
             ratio = relative_scaling(torch.tensor(n_rel, dtype=torch.float64), torch.tensor(s_rel, dtype=torch.float64), log_a, log_b,
                                      p["alpha"][:, None, :], p["beta"][:, None, :], p["gamma"][:, None, :])
-            return (mixing_law(r, p["log_c"], p["log_k"], p["t"]) * ratio) @ weights
+            return (mixing_law(r, p["log_c"], p["log_k"], p["t"]) * ratio * extrapolation) @ weights
 
-        f.n_draws = len(p["t"])
+        f.n_draws = n_draws
         return f
 
     def parameters(self, ci: float = 0.9) -> pd.DataFrame:
@@ -454,7 +462,7 @@ class NestedLaw(MixtureLaw):
         what = "joint nested law" if self.config.mixture_model == "law" else "nested law (free mixtures)"
         return (
             f"{what} ({self.config.likelihood}) on {n_mix} mixtures x sizes {sizes} x {len(lengths)} {self.length_column}s "
-            f"({lengths[0]:g}-{lengths[-1]:g}) x {len(self.valid_domains)} validation domains; {d.summary()}"
+            f"({lengths[0]:g}-{lengths[-1]:g}) x {len(self.valid_domains)} validation domains; {d.summary()}{describe(self)}"
         )
 
 

@@ -22,13 +22,16 @@ Also: wall time of the whole RedPajama fit (all 19,360 losses) and of ``optimize
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bayes_mixlaw import datasets
+from bayes_mixlaw.calibrate import calibrate_extrapolation
 from bayes_mixlaw.baseline import fit_point_mixing_laws, point_power_law_predict
 from bayes_mixlaw.laws import mixing_law
 from bayes_mixlaw.config import NestedLawConfig
@@ -71,18 +74,27 @@ def point_pipeline(train: pd.DataFrame, test_params: list[int], size_check: bool
     return {"per mixture": at_target, "-> mixing law": chained}
 
 
-def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chains: int, seed: int, methods: set) -> list[dict]:
+def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chains: int, seed: int, methods: set,
+             point_baseline: bool = True) -> list[dict]:
     data = runs.data
     train = RunsTable(data[train_mask].reset_index(drop=True), runs.source)
     test = data[test_mask]
     targets = Targets(datasets.pile_targets().weights)  # the weighted total (absent domains renormalised)
     sampler = dict(draws=draws, tune=draws, chains=chains, progress=False)
     fits = {}
-    if "joint" in methods:
+    if methods & {"joint", "calibrated"}:
         law = NestedLaw(targets=targets)
         start = time.perf_counter()
         law.fit(train, seed=seed, **sampler)
-        fits["Bayesian joint nested law"] = (law, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        if "joint" in methods:
+            fits["Bayesian joint nested law"] = (law, seconds)
+        if "calibrated" in methods:  # the same fit plus the discrepancy measured by leaving its last scale out
+            with tempfile.TemporaryDirectory() as folder:
+                calibrated = NestedLaw.load(law.save(Path(folder) / "joint.nc"))
+            start = time.perf_counter()
+            calibrate_extrapolation(calibrated, train, axis="params" if name.startswith("size") else "length", seed=seed, **sampler)
+            fits["Bayesian joint nested law + calibrated extrapolation"] = (calibrated, seconds + time.perf_counter() - start)
     if "stagewise" in methods:
         stage_one = NestedLaw(NestedLawConfig(mixture_model="free"), targets)
         start = time.perf_counter()
@@ -131,6 +143,8 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chai
         b = bayes[label]
         add(label, np.vstack([x[0] for x in b]), np.vstack([x[1] for x in b]), np.vstack([x[2] for x in b]),
             f"{seconds:.0f} ({chains}x{draws}; R-hat {d.max_rhat:.3f}, {d.divergences} div.)")
+    if not point_baseline:
+        return rows
     start = time.perf_counter()
     point = point_pipeline(train.data, sorted({p for p, _, _ in observed}), name.startswith("size"), valid)
     point_seconds = time.perf_counter() - start
@@ -151,7 +165,9 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-full", action="store_true")
     parser.add_argument("--domains", default=None, help="comma-separated validation domains (a quick subset; default all 22)")
-    parser.add_argument("--methods", default="joint,stagewise", help="Bayesian methods to run: joint, stagewise")
+    parser.add_argument("--methods", default="joint,stagewise", help="Bayesian methods to run: joint, stagewise, calibrated")
+    parser.add_argument("--checks", default="size,steps", help="which checks to run: size, steps")
+    parser.add_argument("--no-point", action="store_true", help="skip the point pipeline (its numbers are in benchmarks/README.md)")
     args = parser.parse_args()
     runs = redpajama(args.shared)
     if args.domains:
@@ -159,11 +175,14 @@ def main():
         runs = RunsTable(runs.data[keep].reset_index(drop=True), runs.source)
     data = runs.data
     methods = set(args.methods.split(","))
-    rows = []
-    rows += evaluate("size: fit 70M-305M, predict 410M@30k", runs, data["params"] < SIZE_410M,
-                     (data["params"] == SIZE_410M) & (data["step"] == STEP_30K), args.draws, args.chains, args.seed, methods)
-    rows += evaluate("steps: fit <=20k, predict 30k", runs, data["step"] <= 20_000, data["step"] == STEP_30K,
-                     args.draws, args.chains, args.seed, methods)
+    rows, checks, point = [], set(args.checks.split(",")), not args.no_point
+    if "size" in checks:
+        rows += evaluate("size: fit 70M-305M, predict 410M@30k", runs, data["params"] < SIZE_410M,
+                         (data["params"] == SIZE_410M) & (data["step"] == STEP_30K), args.draws, args.chains, args.seed, methods, point)
+        print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"), flush=True)
+    if "steps" in checks:
+        rows += evaluate("steps: fit <=20k, predict 30k", runs, data["step"] <= 20_000, data["step"] == STEP_30K,
+                         args.draws, args.chains, args.seed, methods, point)
     table = pd.DataFrame(rows)
     print(table.to_markdown(index=False, floatfmt=".4f"))
     if not args.skip_full:

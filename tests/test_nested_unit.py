@@ -299,3 +299,44 @@ def test_nested_report_has_curves_and_per_domain_share_panels(fitted, tmp_path):
         assert (tmp_path / f"{name}.png").stat().st_size > 0, name
     page = path.read_text()
     assert f"along the share of {along}" in page and page.count("data:image/png;base64,") == 8
+
+
+def test_extrapolation_discrepancy_widens_only_beyond_the_pilots(fitted, redpajama, tmp_path):
+    from bayes_mixlaw.calibrate import calibrate_extrapolation, discrepancy, holdout_along
+
+    kept, left_out = holdout_along(redpajama, "step")
+    assert kept.data["step"].max() == 20_000 and left_out.data["step"].min() == 22_000  # the longest third of log(10k..30k)
+    kept, left_out = holdout_along(redpajama, "params")
+    assert left_out.data["params"].nunique() == 1 and left_out.data["params"].min() == redpajama.data["params"].max()
+    mixtures = pilot_mixtures(redpajama)
+    inside = fitted.predict(mixtures, params=201_541_632, step=30_000, seed=3)
+    beyond = fitted.predict(mixtures, params=201_541_632, step=120_000, seed=3)
+    calibrate_extrapolation(fitted, redpajama, axis="step", seed=1)
+    entry = discrepancy(fitted)["step"]
+    assert len(entry["mean"]) == len(DOMAINS) and all(sd >= 0 for sd in entry["sd"]) and "step <= 20000" in entry["calibrated_on"]
+    assert "extrapolation discrepancy" in fitted.summary_line()
+    pd.testing.assert_frame_equal(fitted.predict(mixtures, params=201_541_632, step=30_000, seed=3), inside)  # inside the pilots: unchanged
+    after = fitted.predict(mixtures, params=201_541_632, step=120_000, seed=3)
+    assert ((after["upper"] - after["lower"]) > (beyond["upper"] - beyond["lower"])).all()
+    loaded = NestedLaw.load(fitted.save(tmp_path / "calibrated.nc"))
+    pd.testing.assert_frame_equal(loaded.predict(mixtures, params=201_541_632, step=120_000, seed=3), after)
+    f = fitted.target_function("total", params=201_541_632, step=120_000, draws=16)
+    with torch.no_grad():
+        assert torch.isfinite(f(torch.as_tensor(mixtures.filter(like="mix:").to_numpy())[None].expand(16, -1, -1))).all()
+
+
+def test_fit_calibrate_option_errors(redpajama, tmp_path):
+    from typer.testing import CliRunner
+
+    from bayes_mixlaw.cli import app
+
+    csv = tmp_path / "pilots.csv"
+    redpajama.data.drop(columns="__row__", errors="ignore").to_csv(csv, index=False)
+    result = CliRunner().invoke(app, ["fit", str(csv), "--calibrate", "tokens", "-o", str(tmp_path / "f.nc"), "-q"])
+    assert result.exit_code == 2 and "--calibrate takes 'length' or 'params'" in result.output
+    one_scale = tmp_path / "one.csv"
+    redpajama.data[(redpajama.data["params"] == redpajama.data["params"].min()) & (redpajama.data["step"] == 30_000)].drop(
+        columns="__row__", errors="ignore").to_csv(one_scale, index=False)
+    result = CliRunner().invoke(app, ["fit", str(one_scale), "--calibrate", "length", "-o", str(tmp_path / "g.nc"), "-q"])
+    assert result.exit_code == 2 and "needs a nested fit" in result.output
+    assert not (tmp_path / "f.nc").exists() and not (tmp_path / "g.nc").exists()
