@@ -304,8 +304,10 @@ def test_nested_report_has_curves_and_per_domain_share_panels(fitted, tmp_path):
 def test_extrapolation_discrepancy_widens_only_beyond_the_pilots(fitted, redpajama, tmp_path):
     from bayes_mixlaw.calibrate import calibrate_extrapolation, discrepancy, holdout_along
 
+    kept, left_out = holdout_along(redpajama, "step", fraction=1 / 3)
+    assert kept.data["step"].max() == 20_000 and left_out.data["step"].min() == 22_000  # the last third of log(10k..30k)
     kept, left_out = holdout_along(redpajama, "step")
-    assert kept.data["step"].max() == 20_000 and left_out.data["step"].min() == 22_000  # the longest third of log(10k..30k)
+    assert kept.data["step"].max() == 24_000 and left_out.data["step"].min() == 27_000  # the last fifth
     kept, left_out = holdout_along(redpajama, "params")
     assert left_out.data["params"].nunique() == 1 and left_out.data["params"].min() == redpajama.data["params"].max()
     mixtures = pilot_mixtures(redpajama)
@@ -313,7 +315,7 @@ def test_extrapolation_discrepancy_widens_only_beyond_the_pilots(fitted, redpaja
     beyond = fitted.predict(mixtures, params=201_541_632, step=120_000, seed=3)
     calibrate_extrapolation(fitted, redpajama, axis="step", seed=1)
     entry = discrepancy(fitted)["step"]
-    assert len(entry["mean"]) == len(DOMAINS) and all(sd >= 0 for sd in entry["sd"]) and "step <= 20000" in entry["calibrated_on"]
+    assert len(entry["mean"]) == len(DOMAINS) and all(sd >= 0 for sd in entry["sd"]) and "step <= 24000" in entry["calibrated_on"]
     assert "extrapolation discrepancy" in fitted.summary_line()
     pd.testing.assert_frame_equal(fitted.predict(mixtures, params=201_541_632, step=30_000, seed=3), inside)  # inside the pilots: unchanged
     after = fitted.predict(mixtures, params=201_541_632, step=120_000, seed=3)
