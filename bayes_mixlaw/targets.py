@@ -37,6 +37,9 @@ class Targets:
 
     def check(self, valid_domains: list[str], source: str = "targets") -> "Targets":
         """Check against the fit's validation domains; drop weights of absent domains with a warning."""
+        if TOTAL in valid_domains:
+            raise TargetsError(f"{source}: a validation domain is named '{TOTAL}', which is the name of the weighted total over "
+                               f"domains; rename that domain in the runs table")
         weights = {}
         for name, w in self.weights.items():
             if not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:

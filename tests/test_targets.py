@@ -38,6 +38,8 @@ def test_errors_name_the_problem(tmp_path):
         Targets(groups={"g": ["zz"]}).check(["a", "b"])
     with pytest.raises(TargetsError, match="clashes"):
         Targets(groups={"total": ["a"]}).check(["a", "b"])
+    with pytest.raises(TargetsError, match="a validation domain is named 'total'"):
+        Targets().check(["a", "total"])
     bad = tmp_path / "w.json"
     bad.write_text("[1, 2]")
     with pytest.raises(TargetsError, match="w.json: the weights file must map"):
