@@ -99,10 +99,12 @@ def _simplex_constraint(m: int):
 
 def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBounds | None = None, target: str = "total",
             draws: int = 256, seed: int = 0, caps_source: str = "caps", grid: float | None = None, residual_gp_model: bool = False,
-            **scale) -> pd.DataFrame:
+            candidates: np.ndarray | None = None, **scale) -> pd.DataFrame:
     """``n`` distinct mixtures to run next, best first: the ``mix:*`` proportions, the acquisition
     value and the predicted target loss with a 90% interval (plus ``params``/``step`` for a nested fit).
     ``grid``: only mixtures whose proportions are multiples of this step (pilots trained on a grid).
+    ``candidates``: only these mixtures (rows over the training domains), e.g. a RegMix-style sample
+    of plausible mixtures; those outside the bounds are dropped.
     ``residual_gp_model``: run ``qlognei`` on the law-plus-GP model (:func:`residual_gp`) instead of the law."""
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"unknown acquisition {acquisition!r}; choose one of {', '.join(ACQUISITIONS)}")
@@ -116,9 +118,16 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
         raise ValueError("the residual-GP model works with --acquisition qlognei")
     model = LawEnsembleModel.from_law(law, target, draws=draws, seed=seed, **scale)
     acq_model = residual_gp(law, target, draws=draws, seed=seed) if residual_gp_model else model
+    if grid and candidates is not None:
+        raise ValueError("give a grid or candidates, not both")
     choices = torch.as_tensor(simplex_grid(len(domains), grid, lo, hi)) if grid else None
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=float)
+        if candidates.ndim != 2 or candidates.shape[1] != len(domains) or not np.allclose(candidates.sum(axis=1), 1, atol=1e-6) or (candidates < 0).any():
+            raise ValueError(f"candidates must be rows of {len(domains)} non-negative proportions summing to 1 (training domains {domains})")
+        choices = torch.as_tensor(candidates[((candidates >= lo - 1e-12) & (candidates <= hi + 1e-12)).all(axis=1)])
     if choices is not None and len(choices) < n:
-        raise ValueError(f"the {grid} grid has only {len(choices)} allowed mixtures within the bounds; asked for {n}")
+        raise ValueError(f"only {len(choices)} allowed mixtures within the bounds ({'grid ' + str(grid) if grid else 'candidates'}); asked for {n}")
     if acquisition == "thompson" and choices is not None:
         picks = rng.choice(model.n_draws, size=model.n_draws, replace=False)
         with torch.no_grad():

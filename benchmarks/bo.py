@@ -114,11 +114,12 @@ def next_point_law(sim, table, rng, seed):
     return grid[np.argmin(pred)]
 
 
-def make_bayes(law, acquisition: str = "thompson", q: int = 1):
-    """This package's strategy: refit (fast NUTS) on every run so far, then suggest a batch of q."""
+def make_bayes(law, acquisition: str = "thompson", q: int = 1, candidates: bool = False):
+    """This package's strategy: refit (fast NUTS) on every run so far, then suggest a batch of q
+    (``candidates``: among the point law's candidate mixtures only)."""
     def next_bayes(sim, table, rng, seed):
         law.fit(validate_runs(table, "simulated"), seed=seed, method="fast", progress=False)
-        pick = suggest(law, q, acquisition=acquisition, draws=128, seed=seed)
+        pick = suggest(law, q, acquisition=acquisition, draws=128, seed=seed, candidates=candidate_grid(len(sim.train)) if candidates else None)
         return pick[[MIX_PREFIX + d for d in sim.train]].to_numpy()
     return next_bayes
 
@@ -191,6 +192,7 @@ def main():
     law = simulator_law(args.simulator)
     batch = f", q={args.q}" if args.q > 1 else ""
     available = {a: (f"bayes-{a} (this package{batch})", make_bayes(law, a, args.q)) for a in ("thompson", "qlognei", "info")}
+    available["thompson-candidates"] = (f"bayes-thompson among the candidates (this package{batch})", make_bayes(law, "thompson", args.q, candidates=True))
     available.update({f"{a}-total": (f"bayes-{a} on the total alone (this package{batch})", make_bayes_on_target(a, args.q)) for a in ("thompson", "qlognei")})
     available.update({"gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei), "point-law": ("point-law optimum (paper)", next_point_law),
                       "random": ("random Dirichlet (RegMix)", next_random)})

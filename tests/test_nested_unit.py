@@ -247,6 +247,20 @@ def test_suggest_on_an_allowed_grid(fitted, acquisition):
     assert len(np.unique(mix.round(6), axis=0)) == 3 and (table["mix:GitHub"] <= 0.25).all()
 
 
+@pytest.mark.parametrize("acquisition", ["thompson", "qlognei"])
+def test_suggest_among_given_candidates(fitted, acquisition):
+    from bayes_mixlaw.bo import suggest
+
+    candidates = np.random.default_rng(0).dirichlet(np.ones(len(fitted.train_domains)), size=50)
+    bounds = MixtureBounds(caps={"GitHub": 0.2})
+    table = suggest(fitted, 3, acquisition=acquisition, bounds=bounds, candidates=candidates, draws=16, params=1e9, step=1e5)
+    mix = table[[c for c in table.columns if c.startswith("mix:")]].to_numpy()
+    allowed = candidates[candidates[:, fitted.train_domains.index("GitHub")] <= 0.2]
+    assert all(np.abs(allowed - row).max(axis=1).min() < 1e-9 for row in mix) and len(np.unique(mix.round(9), axis=0)) == 3
+    with pytest.raises(ValueError, match="summing to 1"):
+        suggest(fitted, 2, acquisition=acquisition, candidates=candidates[:, :3], draws=16, params=1e9, step=1e5)
+
+
 def test_simplex_grid_counts_and_errors():
     from bayes_mixlaw.optimize import simplex_grid
 
