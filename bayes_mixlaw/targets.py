@@ -37,9 +37,6 @@ class Targets:
 
     def check(self, valid_domains: list[str], source: str = "targets") -> "Targets":
         """Check against the fit's validation domains; drop weights of absent domains with a warning."""
-        if TOTAL in valid_domains:
-            raise TargetsError(f"{source}: a validation domain is named '{TOTAL}', which is the name of the weighted total over "
-                               f"domains; rename that domain in the runs table")
         weights = {}
         for name, w in self.weights.items():
             if not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
@@ -81,6 +78,8 @@ class Targets:
         """Names of all targets and the (targets x valid_domain) matrix mapping domain losses to them.
 
         Rows: each validation domain (identity), each group, and ``total``; each aggregate row sums to 1.
+        A validation domain already named ``total`` (e.g. the paper's group losses with their total,
+        from :meth:`aggregate`) is the ``total`` target itself: no second row of that name is added.
         """
         w = self.weight_vector(valid_domains)
         names = list(valid_domains)
@@ -91,8 +90,9 @@ class Targets:
                 raise TargetsError(f"group '{name}' has zero total weight")
             rows.append((mask / mask.sum())[None])
             names.append(name)
-        rows.append((w / w.sum())[None])
-        names.append(TOTAL)
+        if TOTAL not in valid_domains:
+            rows.append((w / w.sum())[None])
+            names.append(TOTAL)
         return names, np.vstack(rows)
 
     def group_of(self, valid_domains: list[str]) -> list[str]:

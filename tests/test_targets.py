@@ -24,6 +24,11 @@ def test_matrix_rows_are_weighted_means(shared_data):
     np.testing.assert_allclose(matrix[4], [0, w[1] / (w[1] + w[2]), w[2] / (w[1] + w[2])])
 
 
+def test_a_domain_named_total_is_the_total_target():
+    names, matrix = Targets().matrix(["a", "total"])
+    assert names == ["a", "total"] and np.allclose(matrix, np.eye(2))  # one 'total' row: the domain itself
+
+
 def test_no_weights_means_equal_weights():
     names, matrix = Targets().check(["a", "b"]).matrix(["a", "b"])
     np.testing.assert_allclose(matrix[-1], [0.5, 0.5])
@@ -38,8 +43,6 @@ def test_errors_name_the_problem(tmp_path):
         Targets(groups={"g": ["zz"]}).check(["a", "b"])
     with pytest.raises(TargetsError, match="clashes"):
         Targets(groups={"total": ["a"]}).check(["a", "b"])
-    with pytest.raises(TargetsError, match="a validation domain is named 'total'"):
-        Targets().check(["a", "total"])
     bad = tmp_path / "w.json"
     bad.write_text("[1, 2]")
     with pytest.raises(TargetsError, match="w.json: the weights file must map"):
