@@ -25,8 +25,8 @@ import pandas as pd
 import torch
 from botorch.models.ensemble import EnsembleModel
 
-from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, random_feasible, simplex_grid
-from bayes_mixlaw.runs import MIX_PREFIX, load_runs, validate_runs
+from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, random_feasible, simplex_grid, within_bounds
+from bayes_mixlaw.runs import MIX_PREFIX, load_runs, read_mixtures, validate_runs
 
 ACQUISITIONS = ("qlognei", "thompson", "info")
 
@@ -123,9 +123,10 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
     choices = torch.as_tensor(simplex_grid(len(domains), grid, lo, hi)) if grid else None
     if candidates is not None:
         candidates = np.asarray(candidates, dtype=float)
-        if candidates.ndim != 2 or candidates.shape[1] != len(domains) or not np.allclose(candidates.sum(axis=1), 1, atol=1e-6) or (candidates < 0).any():
+        if candidates.ndim != 2 or candidates.shape[1] != len(domains):
             raise ValueError(f"candidates must be rows of {len(domains)} non-negative proportions summing to 1 (training domains {domains})")
-        choices = torch.as_tensor(candidates[((candidates >= lo - 1e-12) & (candidates <= hi + 1e-12)).all(axis=1)])
+        checked = read_mixtures(pd.DataFrame(candidates, columns=[MIX_PREFIX + d for d in domains]), domains, tolerance=1e-6)
+        choices = torch.as_tensor(within_bounds(checked.to_numpy(dtype=float), lo, hi))
     if choices is not None and len(choices) < n:
         raise ValueError(f"only {len(choices)} allowed mixtures within the bounds ({'grid ' + str(grid) if grid else 'candidates'}); asked for {n}")
     if acquisition == "thompson" and choices is not None:
@@ -158,14 +159,12 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
             from botorch.optim import optimize_acqf_discrete
 
             candidates, _ = optimize_acqf_discrete(acqf, q=n, choices=choices, unique=True)
-            with torch.no_grad():
-                acq_values = torch.stack([acqf(c[None, None]) for c in candidates])
-        box = torch.as_tensor(np.stack([lo, hi]), dtype=torch.float64)
-        if choices is None:
+        else:
+            box = torch.as_tensor(np.stack([lo, hi]), dtype=torch.float64)
             candidates, _ = optimize_acqf(acqf, bounds=box, q=n, num_restarts=4, raw_samples=64,
                                           equality_constraints=_simplex_constraint(len(domains)), sequential=True, options={"maxiter": 100})
-            with torch.no_grad():
-                acq_values = torch.stack([acqf(c[None, None]) for c in candidates])
+        with torch.no_grad():
+            acq_values = torch.stack([acqf(c[None, None]) for c in candidates])
     frame = pd.DataFrame(candidates.detach().numpy().clip(0, 1), columns=[MIX_PREFIX + d for d in domains])
     frame = frame.div(frame.sum(axis=1), axis=0)
     frame.insert(0, "name", [f"suggestion {i + 1}" for i in range(n)])

@@ -105,6 +105,11 @@ def random_feasible(n: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Gener
 MAX_GRID_POINTS = 200_000
 
 
+def within_bounds(points: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The rows of ``points`` whose proportions lie within the minimums ``lo`` and caps ``hi``."""
+    return points[np.all((points >= lo - 1e-12) & (points <= hi + 1e-12), axis=1)]
+
+
 def simplex_grid(m: int, step: float, lo: np.ndarray | None = None, hi: np.ndarray | None = None) -> np.ndarray:
     """Every mixture of ``m`` domains whose proportions are multiples of ``step`` (e.g. 0.125, 1/8),
     within the bounds: the allowed values when pilots are trained only on a grid."""
@@ -118,7 +123,7 @@ def simplex_grid(m: int, step: float, lo: np.ndarray | None = None, hi: np.ndarr
         raise ConstraintsError(f"a {step} grid over {m} domains has {comb(k + m - 1, m - 1):,} points (more than {MAX_GRID_POINTS:,}); use a coarser step")
     points = np.array([[*c, k - sum(c)] for c in itertools.product(range(k + 1), repeat=m - 1) if sum(c) <= k], dtype=float) / k
     if lo is not None:
-        points = points[np.all((points >= lo - 1e-12) & (points <= hi + 1e-12), axis=1)]
+        points = within_bounds(points, lo, hi)
     if len(points) == 0:
         raise ConstraintsError(f"no point of the {step} grid meets the caps and minimums")
     return points

@@ -52,6 +52,13 @@ def _law_draws(law, r: np.ndarray, target: str) -> np.ndarray:
         return f(torch.as_tensor(r, dtype=torch.float64)[None].expand(f.n_draws, -1, -1)).numpy()
 
 
+def _share_line(center: np.ndarray, j: int, share: np.ndarray) -> np.ndarray:
+    """Mixtures with domain j at each ``share`` and the others in ``center``'s ratio: (len(share), M)."""
+    others = np.delete(center, j)
+    others = others / others.sum() if others.sum() > 0 else np.full(len(others), 1 / len(others))
+    return np.array([np.insert(others * (1 - x), j, x) for x in share])
+
+
 def _frame(law, r: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(r, columns=[MIX_PREFIX + d for d in law.train_domains])
 
@@ -136,9 +143,7 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41) -> byt
     pilots = law.pilot_mixtures
     share = np.linspace(0, 1, points)
     for j, domain in enumerate(domains):
-        others = np.delete(center, j)
-        others = others / others.sum() if others.sum() > 0 else np.full(len(others), 1 / len(others))
-        r = np.array([np.insert(others * (1 - x), j, x) for x in share])
+        r = _share_line(center, j, share)
         flat = _law_draws(law, r, target)
         ax = axes.flat[j]
         ax.fill_between(share, np.quantile(flat, lo, 0), np.quantile(flat, hi, 0), alpha=0.3, label=f"{CI:.0%} interval")
@@ -173,10 +178,8 @@ def figure_domain_bands(law, table: pd.DataFrame, along: str | None = None, poin
     j = law.train_domains.index(along)
     pilots = law.pilot_mixtures
     center = pilots.mean(axis=0)
-    others = np.delete(center, j)
-    others = others / others.sum() if others.sum() > 0 else np.full(len(others), 1 / len(others))
     share = np.linspace(0, 1, points)
-    r = np.array([np.insert(others * (1 - x), j, x) for x in share])
+    r = _share_line(center, j, share)
     lo, hi = interval_bounds(CI)
     observed = table
     if law.kind == "nested_law":

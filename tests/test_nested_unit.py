@@ -259,6 +259,10 @@ def test_suggest_among_given_candidates(fitted, acquisition):
     assert all(np.abs(allowed - row).max(axis=1).min() < 1e-9 for row in mix) and len(np.unique(mix.round(9), axis=0)) == 3
     with pytest.raises(ValueError, match="summing to 1"):
         suggest(fitted, 2, acquisition=acquisition, candidates=candidates[:, :3], draws=16, params=1e9, step=1e5)
+    short = candidates.copy()
+    short[2] *= 0.9
+    with pytest.raises(ValueError, match=r"row 2, .* sum to 0.9, not 1"):
+        suggest(fitted, 2, acquisition=acquisition, candidates=short, draws=16, params=1e9, step=1e5)
 
 
 def test_simplex_grid_counts_and_errors():
