@@ -17,10 +17,14 @@ least-squares slope ``u_rv = sum(z d) / sum(d^2)``; across the runs of a domain
 
 A prediction at distance ``D = max(0, log(x / x_max))`` beyond the full fit's pilots is multiplied by
 
-    exp(D (mu_v + se_v e1 + tau_v e2)),    e1 ~ N(0, 1) per posterior draw, e2 ~ N(0, 1) per new run,
+    exp(D (mu_v + se_v e1_v + tau_v e2_v)),    e1 ~ N(0, R) per posterior draw, e2 ~ N(0, R) per new run,
 
 so the calibration's own uncertainty (``se``) widens every draw's law and a new run's spread
-(``tau``) widens the predictive interval. Inside the pilots' range (``D = 0``) nothing changes.
+(``tau``) widens the predictive interval. ``R`` is the correlation of the drifts ``u_rv`` across
+validation domains (over the runs), shrunk towards the identity, ``R = (1 - lambda) corr(u) + lambda I``
+with ``lambda = SHRINKAGE``: a run whose Pile-CC loss drifts down drifts down on most other domains
+too, so the errors of a weighted total do not average out across its domains. Inside the pilots'
+range (``D = 0``) nothing changes.
 The drift is assumed linear in log-distance: calibrated on a short extrapolation, it is a first-order
 correction for a longer one, and it says so in the fit's summary. Leave out little: a calibration fit
 on far fewer checkpoints than the full fit extrapolates worse than the full fit does, and its drift
@@ -38,6 +42,9 @@ import pandas as pd
 from bayes_mixlaw.runs import RunsTable
 
 ATTR = "extrapolation_discrepancy"
+# weight of the identity in the drifts' cross-domain correlation (tens of runs, tens of domains: the
+# sample correlation alone is singular)
+SHRINKAGE = 0.1
 
 
 def holdout_along(runs: RunsTable, column: str, fraction: float = 0.2) -> tuple[RunsTable, RunsTable]:
@@ -105,6 +112,7 @@ def calibrate_extrapolation(law, runs: RunsTable | None = None, *, axis: str = "
     entry = {
         "mean": per_domain["mean"].tolist(),
         "sd": sd.tolist(),
+        "corr": drift_correlation(slopes, law.valid_domains).tolist(),
         "se": (sd / np.sqrt(per_domain["count"].to_numpy())).tolist(),
         "calibrated_on": f"{column} <= {kept.data[column].max():g} -> {left_out.data[column].min():g}-{left_out.data[column].max():g}",
         "calibration_rhat": calibration.diagnostics.max_rhat,
@@ -113,6 +121,18 @@ def calibrate_extrapolation(law, runs: RunsTable | None = None, *, axis: str = "
     current[column] = entry
     law.idata.attrs[ATTR] = json.dumps(current)
     return law
+
+
+def drift_correlation(slopes: pd.DataFrame, valid: list[str]) -> np.ndarray:
+    """Correlation of the drifts ``u`` across validation domains (runs as samples), shrunk towards
+    the identity by ``SHRINKAGE``; the identity where fewer than three runs or a constant domain."""
+    wide = slopes.pivot(index="run", columns="valid_domain", values="u").reindex(columns=valid)
+    if len(wide) < 3:
+        return np.eye(len(valid))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.nan_to_num(wide.corr().to_numpy(), nan=0.0)
+    np.fill_diagonal(corr, 1.0)
+    return (1.0 - SHRINKAGE) * corr + SHRINKAGE * np.eye(len(valid))
 
 
 def discrepancy(law) -> dict:
@@ -132,9 +152,11 @@ def discrepancy_factor(law, scale: dict, shape: tuple, rng: np.random.Generator,
         distance = max(0.0, float(np.log(scale[column] / pilots[column][-1])))
         if distance == 0.0:
             continue
-        drift = np.asarray(e["mean"]) + np.asarray(e["se"]) * rng.standard_normal((shape[0], shape[1], 1, shape[3]))
+        # correlated across domains (fits calibrated before the correlation was kept: independent)
+        root = np.linalg.cholesky(np.asarray(e["corr"])).T if "corr" in e else np.eye(shape[3])
+        drift = np.asarray(e["mean"]) + np.asarray(e["se"]) * (rng.standard_normal((shape[0], shape[1], 1, shape[3])) @ root)
         if predictive:
-            drift = drift + np.asarray(e["sd"]) * rng.standard_normal(shape)
+            drift = drift + np.asarray(e["sd"]) * (rng.standard_normal(shape) @ root)
         log_factor = log_factor + distance * drift
     return np.exp(log_factor)
 

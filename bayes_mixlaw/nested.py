@@ -15,8 +15,15 @@ median loss::
     free (first stage of the stage-wise pipeline):
         log ref_i(r) = log m_i + d_ri,  log a_i(r) = log_a_i + d'_ri,  log b_i(r) = log_b_i + d''_ri
 
-    log_a_i ~ Normal(log_a_mu, sigma), log alpha_i ~ Normal(log_alpha_mu, sigma_e)   (same for b, beta)
+    log(a_i + b_i) ~ Normal(log_ab_mu, sigma),  logit(a_i / (a_i + b_i)) ~ Normal(ab_split_mu, sigma)
+        (``scaling_parameterisation="share"``; ``"amplitude"``: log a_i ~ Normal(log_a_mu, sigma), same for b)
+    log alpha_i ~ Normal(log_alpha_mu, sigma_e)   (same for beta)
     log loss ~ StudentT(nu, log L_i, noise_sigma_i)
+
+The pilots' range of sizes and lengths pins down the local slopes well and the irreducible share
+1 / (1 + a + b) poorly: along that ridge a and b grow together (posterior correlation of log a and
+log b 0.96-1.0 on RedPajama), so the default samples their sum and split, which NUTS crosses in
+~1.7x fewer leapfrog steps (``benchmarks/README.md``).
 
 So each pilot mixture follows Chinchilla's L(N, S) = E + A N^-alpha + B S^-beta with exponents
 shared across mixtures (pooled across domains), the step-law parameters (b, beta) shared by every
@@ -158,8 +165,16 @@ class NestedLaw(MixtureLaw):
             i = data["valid_idx"]
             log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
             ab_sigma = cfg.prior("log_ab_sigma").create_variable("log_ab_sigma")
-            log_a_dom = pm.Normal("log_a", cfg.prior("log_a_mu").create_variable("log_a_mu"), ab_sigma, dims="valid_domain")
-            log_b_dom = pm.Normal("log_b", cfg.prior("log_b_mu").create_variable("log_b_mu"), ab_sigma, dims="valid_domain")
+            if cfg.scaling_parameterisation == "share":
+                # log(a + b) and the split a : b: a and b move together along the ridge of the
+                # irreducible share 1 / (1 + a + b), which the pilots' range pins down poorly
+                log_ab = pm.Normal("log_ab", cfg.prior("log_ab_mu").create_variable("log_ab_mu"), ab_sigma, dims="valid_domain")
+                split = pm.Normal("ab_split", cfg.prior("ab_split_mu").create_variable("ab_split_mu"), ab_sigma, dims="valid_domain")
+                log_a_dom = pm.Deterministic("log_a", log_ab - pm.math.log1pexp(-split), dims="valid_domain")
+                log_b_dom = pm.Deterministic("log_b", log_ab - pm.math.log1pexp(split), dims="valid_domain")
+            else:
+                log_a_dom = pm.Normal("log_a", cfg.prior("log_a_mu").create_variable("log_a_mu"), ab_sigma, dims="valid_domain")
+                log_b_dom = pm.Normal("log_b", cfg.prior("log_b_mu").create_variable("log_b_mu"), ab_sigma, dims="valid_domain")
             mixture_sigma = cfg.prior("mixture_sigma").create_variable("mixture_sigma")
             if cfg.mixture_model == "law":
                 f_mu = cfg.prior("f_mu").create_variable("f_mu")
@@ -289,6 +304,8 @@ class NestedLaw(MixtureLaw):
         super()._restore(tree)
         if "run_level" not in tree["posterior"]:  # written before run effects existed
             self.config = self.config.model_copy(update={"run_effects": False})
+        if "log_ab" not in tree["posterior"]:  # written before the share parameterisation
+            self.config = self.config.model_copy(update={"scaling_parameterisation": "amplitude"})
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         post = self.idata["posterior"].to_dataset()

@@ -74,6 +74,12 @@ def point_pipeline(train: pd.DataFrame, test_params: list[int], size_check: bool
     return {"per mixture": at_target, "-> mixing law": chained}
 
 
+def leapfrog_steps(law: NestedLaw) -> float:
+    """Mean leapfrog steps a draw (what the fit's time is made of: steps x the cost of a gradient)."""
+    stats = law.idata["sample_stats"]
+    return float(stats["n_steps"].values.mean()) if "n_steps" in stats else float("nan")
+
+
 def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chains: int, seed: int, methods: set,
              point_baseline: bool = True) -> list[dict]:
     data = runs.data
@@ -95,6 +101,11 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chai
             start = time.perf_counter()
             calibrate_extrapolation(calibrated, train, axis="params" if name.startswith("size") else "length", seed=seed, **sampler)
             fits["Bayesian joint nested law + calibrated extrapolation"] = (calibrated, seconds + time.perf_counter() - start)
+    if "joint-amplitude" in methods:  # the same law sampled in log a, log b (the earlier parameterisation)
+        law = NestedLaw(NestedLawConfig(scaling_parameterisation="amplitude"), targets)
+        start = time.perf_counter()
+        law.fit(train, seed=seed, **sampler)
+        fits["Bayesian joint nested law (amplitude parameterisation)"] = (law, time.perf_counter() - start)
     if "stagewise" in methods:
         stage_one = NestedLaw(NestedLawConfig(mixture_model="free"), targets)
         start = time.perf_counter()
@@ -142,7 +153,7 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chai
         d = first.diagnostics
         b = bayes[label]
         add(label, np.vstack([x[0] for x in b]), np.vstack([x[1] for x in b]), np.vstack([x[2] for x in b]),
-            f"{seconds:.0f} ({chains}x{draws}; R-hat {d.max_rhat:.3f}, {d.divergences} div.)")
+            f"{seconds:.0f} ({chains}x{draws}; {leapfrog_steps(first):.0f} steps/draw; R-hat {d.max_rhat:.3f}, {d.divergences} div.)")
     if not point_baseline:
         return rows
     start = time.perf_counter()
@@ -165,7 +176,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-full", action="store_true")
     parser.add_argument("--domains", default=None, help="comma-separated validation domains (a quick subset; default all 22)")
-    parser.add_argument("--methods", default="joint,stagewise", help="Bayesian methods to run: joint, stagewise, calibrated")
+    parser.add_argument("--methods", default="joint,stagewise", help="Bayesian methods to run: joint, joint-amplitude, stagewise, calibrated")
+    parser.add_argument("--full", default="share", help="parameterisations of the whole-RedPajama fit to time: share, amplitude")
     parser.add_argument("--checks", default="size,steps", help="which checks to run: size, steps")
     parser.add_argument("--no-point", action="store_true", help="skip the point pipeline (its numbers are in benchmarks/README.md)")
     args = parser.parse_args()
@@ -186,16 +198,17 @@ def main():
     table = pd.DataFrame(rows)
     print(table.to_markdown(index=False, floatfmt=".4f"))
     if not args.skip_full:
-        law = NestedLaw(targets=datasets.pile_targets())
-        start = time.perf_counter()
-        law.fit(runs, seed=args.seed, draws=args.draws, tune=args.draws, chains=args.chains, progress=False)
-        fit_seconds = time.perf_counter() - start
+        for parameterisation in args.full.split(","):
+            law = NestedLaw(NestedLawConfig(scaling_parameterisation=parameterisation), datasets.pile_targets())
+            start = time.perf_counter()
+            law.fit(runs, seed=args.seed, draws=args.draws, tune=args.draws, chains=args.chains, progress=False)
+            fit_seconds = time.perf_counter() - start
+            print(f"\nwhole RedPajama nested fit ({len(data)} losses, {parameterisation} parameterisation), NUTS {args.chains}x({args.draws}+{args.draws}): "
+                  f"{fit_seconds:.0f} s, {leapfrog_steps(law):.0f} leapfrog steps a draw; {law.diagnostics.summary()}", flush=True)
         start = time.perf_counter()
         default = runs.mixtures().drop_duplicates().iloc[[0]]
         best = optimal_mixture(law, params=805_736_448, step=100_000, reference=default, seed=args.seed)
         opt_seconds = time.perf_counter() - start
-        print(f"\nwhole RedPajama nested fit ({len(data)} losses), NUTS {args.chains}x({args.draws}+{args.draws}): {fit_seconds:.0f} s; "
-              f"{law.diagnostics.summary()}")
         print(f"optimize at 1B / 100k steps ({len(best.per_draw)} draws): {opt_seconds:.1f} s; "
               f"P(optimum beats pilot mixture 0) = {best.p_beats_reference:.3f}")
         print(best.table().round(4).to_markdown(index=False))

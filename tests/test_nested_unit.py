@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -47,6 +49,26 @@ def test_model_has_labelled_dims_and_a_grid(redpajama):
     assert model.named_vars_to_dims["log_ref"] == ("mixture", "valid_domain")
     # run names differing only by the size prefix give one mixture, labelled by what they share
     assert all(not label.startswith(("70M", "160M", "305M")) for label in model.coords["mixture"])
+
+
+def test_share_parameterisation_is_the_same_law_as_the_amplitudes(redpajama):
+    """The default samples log(a + b) and logit(a / (a + b)); log a and log b are their functions,
+    and at equal a, b both parameterisations give the model the same log-likelihood."""
+    share = NestedLaw(targets=Targets(WEIGHTS)).build_model(redpajama)
+    amplitude = NestedLaw(NestedLawConfig(scaling_parameterisation="amplitude"), Targets(WEIGHTS)).build_model(redpajama)
+    assert {"log_ab", "ab_split"} <= set(share.named_vars) and "log_ab" not in amplitude.named_vars
+    assert share["log_a"] in share.deterministics and amplitude["log_a"] in amplitude.free_RVs
+    point = share.initial_point()
+    rng = np.random.default_rng(0)
+    point["log_ab"], point["ab_split"] = rng.normal(size=3), rng.normal(size=3)
+    log_a, log_b = share.compile_fn(share.replace_rvs_by_values([share["log_a"], share["log_b"]]), inputs=share.value_vars, on_unused_input="ignore")(point)
+    a, b = np.exp(log_a), np.exp(log_b)
+    np.testing.assert_allclose(np.log(a + b), point["log_ab"])
+    np.testing.assert_allclose(np.log(a / b), point["ab_split"])
+    other = amplitude.initial_point() | {k: v for k, v in point.items() if k in amplitude.named_vars} | {"log_a": log_a, "log_b": log_b}
+    share_loglike = share.compile_fn(share.observedlogp, inputs=share.value_vars, on_unused_input="ignore")(point)
+    amplitude_loglike = amplitude.compile_fn(amplitude.observedlogp, inputs=amplitude.value_vars, on_unused_input="ignore")(other)
+    np.testing.assert_allclose(share_loglike, amplitude_loglike)
 
 
 def test_predict_columns_scale_and_errors(fitted, redpajama):
@@ -334,6 +356,9 @@ def test_extrapolation_discrepancy_widens_only_beyond_the_pilots(fitted, redpaja
     calibrate_extrapolation(fitted, redpajama, axis="step", seed=1)
     entry = discrepancy(fitted)["step"]
     assert len(entry["mean"]) == len(DOMAINS) and all(sd >= 0 for sd in entry["sd"]) and "step <= 24000" in entry["calibrated_on"]
+    corr = np.asarray(entry["corr"])
+    assert corr.shape == (len(DOMAINS), len(DOMAINS)) and np.allclose(corr, corr.T) and np.allclose(np.diag(corr), 1.0)
+    assert np.linalg.eigvalsh(corr).min() > 0
     assert "extrapolation discrepancy" in fitted.summary_line()
     pd.testing.assert_frame_equal(fitted.predict(mixtures, params=201_541_632, step=30_000, seed=3), inside)  # inside the pilots: unchanged
     after = fitted.predict(mixtures, params=201_541_632, step=120_000, seed=3)
@@ -360,3 +385,30 @@ def test_fit_calibrate_option_errors(redpajama, tmp_path):
     result = CliRunner().invoke(app, ["fit", str(one_scale), "--calibrate", "length", "-o", str(tmp_path / "g.nc"), "-q"])
     assert result.exit_code == 2 and "needs a nested fit" in result.output
     assert not (tmp_path / "f.nc").exists() and not (tmp_path / "g.nc").exists()
+
+
+def test_correlated_drifts_widen_the_total_not_the_domains():
+    """Drifts shared across domains (one run drifts on all of them) leave each domain's spread as it
+    is and widen a weighted total's: the errors of its domains do not average out."""
+    from types import SimpleNamespace
+
+    from bayes_mixlaw.calibrate import ATTR, discrepancy_factor, drift_correlation
+
+    rng = np.random.default_rng(0)
+    runs, valid = [f"run{k}" for k in range(30)], ["a", "b", "c", "d"]
+    shared = rng.normal(size=30)
+    slopes = pd.DataFrame([(r, v, shared[k] + 0.1 * rng.normal()) for k, r in enumerate(runs) for v in valid], columns=["run", "valid_domain", "u"])
+    corr = drift_correlation(slopes, valid)
+    assert corr[0, 1] > 0.8 and np.allclose(np.diag(corr), 1.0)
+    assert np.allclose(drift_correlation(slopes[slopes["run"].isin(runs[:2])], valid), np.eye(4))  # too few runs: independent
+
+    def spreads(entry):
+        law = SimpleNamespace(idata=SimpleNamespace(attrs={ATTR: json.dumps({"step": entry})}), pilot_scales=lambda: {"step": [1.0, 10.0]})
+        log_factor = np.log(discrepancy_factor(law, {"step": 100.0}, (2, 4000, 1, 4), np.random.default_rng(1), predictive=True))
+        return log_factor.std(axis=(0, 1, 2)), log_factor.mean(axis=-1).std()
+
+    entry = {"mean": [0.0] * 4, "sd": [0.1] * 4, "se": [0.02] * 4}
+    domains_independent, total_independent = spreads(entry)
+    domains_correlated, total_correlated = spreads({**entry, "corr": corr.tolist()})
+    np.testing.assert_allclose(domains_correlated, domains_independent, rtol=0.05)
+    assert total_correlated > 1.7 * total_independent
