@@ -76,10 +76,12 @@ class BayesianLaw:
         return pm.Normal("loss", mu=mu, sigma=sigma, observed=observed, dims="obs")
 
     def _structure_key(self, *parts) -> str:
-        """Key of the compiled-model cache: the law, its likelihood and priors, and ``parts`` (what
-        fixes the model's shapes); refits with the same key reuse the compiled model."""
+        """Key of the compiled-model cache: the law, every setting of its config but the sampler's
+        (likelihood, priors, structural options), and ``parts`` (what fixes the model's shapes);
+        refits with the same key reuse the compiled model."""
         cfg = self.config
-        payload = [self.kind, cfg.likelihood, {k: v.to_dict() for k, v in cfg.priors.items()}, *parts]
+        settings = cfg.model_dump(mode="json", exclude={"sampler", "priors"})
+        payload = [self.kind, settings, {k: v.to_dict() for k, v in cfg.priors.items()}, *parts]
         return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
 
     def _standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:

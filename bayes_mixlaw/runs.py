@@ -589,6 +589,9 @@ def read_mixtures(source, train_domains: list[str] | None = None, *, tolerance: 
     """
     if isinstance(source, pd.DataFrame):
         frame, name, offset = source.copy(), "<DataFrame>", 0
+        if "name" not in frame and frame.index.name is not None:  # e.g. RunsTable.mixtures(): run names as the index
+            frame.insert(0, "name", frame.index.astype(str))
+        frame = frame.reset_index(drop=True)
     else:
         path = Path(source)
         if not path.exists():

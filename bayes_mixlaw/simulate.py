@@ -3,7 +3,11 @@
 The "true" law of each validation domain is the fit's posterior mean of (log_c, log_k, t); a
 simulated pilot at mixture r returns each domain's loss plus Gaussian noise at the fit's posterior
 mean noise level. The target (``total`` by default) is the fit's weighted mean over domains; its
-optimum over the simplex is found by projected gradient descent.
+optimum over the simplex (or under per-domain ``caps``) is found by projected gradient descent.
+
+A fitted law is a credible "truth" only where its data were: give ``caps`` (e.g. the largest share of
+each domain in the runs it was fitted on, :func:`support_caps`) so that the optimum is not an
+extrapolation of the law to mixtures nobody trained on.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ import pandas as pd
 import torch
 
 from bayes_mixlaw.laws import mixing_law
-from bayes_mixlaw.optimize import minimize_batch, random_feasible
-from bayes_mixlaw.runs import MIX_PREFIX
+from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, random_feasible
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable
 
 
 class LawSimulator:
     """Simulated pilot runs from a fitted explicit :class:`~bayes_mixlaw.mixing.MixingLaw`."""
 
-    def __init__(self, law, target: str = "total"):
+    def __init__(self, law, target: str = "total", caps: dict[str, float] | None = None):
         post = law.idata["posterior"]
         mean = lambda name: post[name].mean(("chain", "draw")).values  # noqa: E731
         self.train, self.valid = law.train_domains, law.valid_domains
@@ -29,8 +33,9 @@ class LawSimulator:
         names, matrix = law.targets.matrix(self.valid)
         self.weights = matrix[names.index(target)]
         m = len(self.train)
-        start = torch.as_tensor(random_feasible(32, np.zeros(m), np.ones(m), np.random.default_rng(0)))[None]
-        best, value = minimize_batch(self._torch_target, start, np.zeros(m), np.ones(m), steps=1000)
+        self.lower, self.upper = MixtureBounds(caps=dict(caps or {})).arrays(self.train)
+        start = torch.as_tensor(random_feasible(32, self.lower, self.upper, np.random.default_rng(0)))[None]
+        best, value = minimize_batch(self._torch_target, start, self.lower, self.upper, steps=1000)
         self.optimum, self.best_loss = best[0].numpy(), float(value[0])
 
     def _torch_target(self, r):
@@ -59,3 +64,19 @@ class LawSimulator:
         """Each run's observed target loss (weighted mean of its domain losses)."""
         w = pd.Series(self.weights, index=self.valid)
         return table.pivot(index="run", columns="valid_domain", values="loss")[self.valid].mul(w).sum(axis=1)
+
+
+def support_caps(runs: RunsTable) -> dict[str, float]:
+    """Each training domain's largest share among the runs' mixtures: the box in which a law fitted
+    to those runs was checked against data."""
+    return {c[len(MIX_PREFIX):]: float(v) for c, v in runs.mixtures().max().items()}
+
+
+def feasible_dirichlet(n: int, upper: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``n`` flat-Dirichlet mixtures with every share at most ``upper`` (rejection sampling: the
+    Dirichlet's own distribution restricted to the caps, unlike a projection onto them)."""
+    out = []
+    while sum(len(x) for x in out) < n:
+        draws = rng.dirichlet(np.ones(len(upper)), size=max(4 * n, 256))
+        out.append(draws[(draws <= upper).all(axis=1)])
+    return np.concatenate(out)[:n]

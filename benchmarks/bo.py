@@ -38,9 +38,9 @@ from bayes_mixlaw import MixingLaw, Targets, datasets
 from bayes_mixlaw.baseline import fit_point_mixing_law
 from bayes_mixlaw.bo import suggest
 from bayes_mixlaw.laws import mixing_law
-from bayes_mixlaw.optimize import simplex_grid
+from bayes_mixlaw.optimize import MixtureBounds, simplex_grid
 from bayes_mixlaw.runs import MIX_PREFIX, load_runs, validate_runs
-from bayes_mixlaw.simulate import LawSimulator
+from bayes_mixlaw.simulate import LawSimulator, feasible_dirichlet, support_caps
 
 warnings.simplefilter("ignore")
 N_INITIAL = 4
@@ -54,21 +54,38 @@ def simulator_law(name: str) -> MixingLaw:
     return MixingLaw(targets=datasets.pile_targets() if name == "5mix" else Targets())
 
 
-def make_simulator(name: str = "5mix", seed: int = 0, fit_file: str | None = None) -> LawSimulator:
-    """The simulator's law fitted to the real data (or loaded from ``fit_file`` if it exists)."""
+def make_simulator(name: str = "5mix", seed: int = 0, fit_file: str | None = None, support: bool = False) -> LawSimulator:
+    """The simulator's law fitted to the real data (or loaded from ``fit_file`` if it exists).
+    ``support``: every strategy searches, and the optimum is taken, within the largest share of each
+    training domain among the real runs (the box where the fitted law met data)."""
+    data = datasets.mixinglaws_5mix_70m().select(step=30000) if name == "5mix" else load_runs(SHARED / "regmix")
+    caps = support_caps(data) if support else None
     if fit_file and Path(fit_file).exists():
-        return LawSimulator(MixingLaw.load(fit_file))
+        return LawSimulator(MixingLaw.load(fit_file), caps=caps)
     if name == "5mix":
-        law = simulator_law(name).fit(datasets.mixinglaws_5mix_70m().select(step=30000), seed=seed, progress=False)
+        law = simulator_law(name).fit(data, seed=seed, progress=False)
     else:
-        law = simulator_law(name).fit(load_runs(SHARED / "regmix"), seed=seed, progress=False, draws=300, tune=300)
+        law = simulator_law(name).fit(data, seed=seed, progress=False, draws=300, tune=300)
     if fit_file:
         law.save(fit_file)
-    return LawSimulator(law)
+    return LawSimulator(law, caps=caps)
+
+
+def capped(sim) -> bool:
+    return bool((sim.upper < 1).any())
+
+
+def dirichlet(sim, n: int, rng) -> np.ndarray:
+    """Flat-Dirichlet mixtures (RegMix's strategy), restricted to the simulator's caps if it has them."""
+    return feasible_dirichlet(n, sim.upper, rng) if capped(sim) else rng.dirichlet(np.ones(len(sim.train)), size=n)
+
+
+def bounds_of(sim) -> MixtureBounds | None:
+    return MixtureBounds(caps=dict(zip(sim.train, sim.upper.tolist()))) if capped(sim) else None
 
 
 def next_random(sim, table, rng, seed):
-    return rng.dirichlet(np.ones(len(sim.train)))
+    return dirichlet(sim, 1, rng)[0]
 
 
 def next_gp_ei(sim, table, rng, seed):
@@ -86,7 +103,7 @@ def next_gp_ei(sim, table, rng, seed):
     fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
     acq = LogExpectedImprovement(gp, best_f=Y.max())
     m = len(sim.train)
-    bounds = torch.stack([torch.zeros(m), torch.ones(m)]).double()
+    bounds = torch.stack([torch.zeros(m, dtype=torch.float64), torch.as_tensor(sim.upper)])
     cand, _ = optimize_acqf(acq, bounds=bounds, q=1, num_restarts=4, raw_samples=64,
                             equality_constraints=[(torch.arange(m), torch.ones(m, dtype=torch.float64), 1.0)])
     r = cand[0].detach().numpy().clip(0, 1)
@@ -96,18 +113,21 @@ def next_gp_ei(sim, table, rng, seed):
 _GRID = {}
 
 
-def candidate_grid(m: int) -> np.ndarray:
-    """The point law's candidates: a 0.05 simplex grid where one is small enough, else Dirichlet points."""
-    if m not in _GRID:
-        _GRID[m] = simplex_grid(m, 0.05) if m <= 6 else np.random.default_rng(12345).dirichlet(np.ones(m), size=20_000)
-    return _GRID[m]
+def candidate_grid(sim) -> np.ndarray:
+    """The point law's candidates: a 0.05 simplex grid where one is small enough, else 20,000
+    Dirichlet points (within the simulator's caps if it has them)."""
+    m = len(sim.train)
+    key = (m, tuple(sim.upper))
+    if key not in _GRID:
+        _GRID[key] = simplex_grid(m, 0.05, hi=sim.upper) if m <= 6 else dirichlet(sim, 20_000, np.random.default_rng(12345))
+    return _GRID[key]
 
 
 def next_point_law(sim, table, rng, seed):
     totals = sim.observed_target(table)
     mix = table.groupby("run")[[MIX_PREFIX + d for d in sim.train]].first().loc[totals.index].to_numpy()
     theta = fit_point_mixing_law(mix, totals.to_numpy(), starts=16, seed=seed)
-    grid = candidate_grid(len(sim.train))
+    grid = candidate_grid(sim)
     pred = mixing_law(grid, theta[:1], theta[1:2], theta[None, 2:])[:, 0]
     seen = (np.abs(grid[:, None, :] - mix[None]).max(axis=-1) < 1e-9).any(axis=1)
     pred[seen] = np.inf
@@ -119,7 +139,7 @@ def make_bayes(law, acquisition: str = "thompson", q: int = 1, candidates: bool 
     (``candidates``: among the point law's candidate mixtures only)."""
     def next_bayes(sim, table, rng, seed):
         law.fit(validate_runs(table, "simulated"), seed=seed, method="fast", progress=False)
-        pick = suggest(law, q, acquisition=acquisition, draws=128, seed=seed, candidates=candidate_grid(len(sim.train)) if candidates else None)
+        pick = suggest(law, q, acquisition=acquisition, draws=128, seed=seed, bounds=bounds_of(sim), candidates=candidate_grid(sim) if candidates else None)
         return pick[[MIX_PREFIX + d for d in sim.train]].to_numpy()
     return next_bayes
 
@@ -134,14 +154,14 @@ def make_bayes_on_target(acquisition: str = "thompson", q: int = 1):
         mix = table.groupby("run")[[MIX_PREFIX + d for d in sim.train]].first().loc[totals.index]
         one = mix.assign(run=totals.index, valid_domain="objective", loss=totals.to_numpy()).reset_index(drop=True)
         law.fit(validate_runs(one, "simulated totals"), seed=seed, method="fast", progress=False)
-        pick = suggest(law, q, acquisition=acquisition, draws=128, seed=seed)
+        pick = suggest(law, q, acquisition=acquisition, draws=128, seed=seed, bounds=bounds_of(sim))
         return pick[[MIX_PREFIX + d for d in sim.train]].to_numpy()
     return next_bayes
 
 
 def run_strategy(sim, strategy, seed: int, budget: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    initial = rng.dirichlet(np.ones(len(sim.train)), size=N_INITIAL)
+    initial = dirichlet(sim, N_INITIAL, rng)
     table = sim.run(pd.DataFrame(initial, columns=[MIX_PREFIX + d for d in sim.train]).assign(name=[f"init{i}" for i in range(N_INITIAL)]), rng)
     true = list(sim.true_target(initial))
     i = 0
@@ -162,6 +182,7 @@ def runs_to_reach(regret: np.ndarray, threshold: float) -> float:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--simulator", choices=["5mix", "regmix"], default="5mix")
+    parser.add_argument("--support", action="store_true", help="search (and take the optimum) within each training domain's largest share in the real runs")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--random-budget", type=int, default=200)
@@ -173,7 +194,7 @@ def main():
     parser.add_argument("--curves", default=None, help="save the regret curves (.npz) for --plot-from")
     parser.add_argument("--plot-from", default=None, help="comma-separated .npz files of earlier runs (split across processes): plot them together")
     args = parser.parse_args()
-    plot = args.plot or f"benchmarks/bo_regret_{args.simulator}.png"
+    plot = args.plot or f"benchmarks/bo_regret_{args.simulator}{'_support' if args.support else ''}.png"
     if args.plot_from:
         curves, meta = {}, {}
         for path in args.plot_from.split(","):
@@ -183,7 +204,7 @@ def main():
         plot_curves(curves, meta, plot)
         return
     start = time.perf_counter()
-    sim = make_simulator(args.simulator, fit_file=args.simulator_fit)
+    sim = make_simulator(args.simulator, fit_file=args.simulator_fit, support=args.support)
     threshold = 0.005 * sim.best_loss
     print(f"{args.simulator} simulator ({len(sim.train)} training x {len(sim.valid)} validation domains, fitted in "
           f"{time.perf_counter() - start:.0f} s): optimum total loss {sim.best_loss:.4f} at "
@@ -197,7 +218,7 @@ def main():
     available.update({"gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei), "point-law": ("point-law optimum (paper)", next_point_law),
                       "random": ("random Dirichlet (RegMix)", next_random)})
     strategies = dict(available[k.strip()] for k in args.strategies.split(","))
-    meta = {"simulator": args.simulator, "domains": len(sim.train), "seeds": args.seeds, "budget": args.budget, "threshold": threshold}
+    meta = {"simulator": args.simulator + (" within the data's support" if args.support else ""), "domains": len(sim.train), "seeds": args.seeds, "budget": args.budget, "threshold": threshold}
     curves, rows = {}, []
     for name, strategy in strategies.items():
         budget = args.random_budget if name.startswith("random") else args.budget

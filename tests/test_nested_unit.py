@@ -54,8 +54,9 @@ def test_model_has_labelled_dims_and_a_grid(redpajama):
 def test_share_parameterisation_is_the_same_law_as_the_amplitudes(redpajama):
     """The default samples log(a + b) and logit(a / (a + b)); log a and log b are their functions,
     and at equal a, b both parameterisations give the model the same log-likelihood."""
-    share = NestedLaw(targets=Targets(WEIGHTS)).build_model(redpajama)
-    amplitude = NestedLaw(NestedLawConfig(scaling_parameterisation="amplitude"), Targets(WEIGHTS)).build_model(redpajama)
+    share_law, amplitude_law = NestedLaw(targets=Targets(WEIGHTS)), NestedLaw(NestedLawConfig(scaling_parameterisation="amplitude"), Targets(WEIGHTS))
+    share, amplitude = share_law.build_model(redpajama), amplitude_law.build_model(redpajama)
+    assert share_law._model_key != amplitude_law._model_key  # never one compiled model for both
     assert {"log_ab", "ab_split"} <= set(share.named_vars) and "log_ab" not in amplitude.named_vars
     assert share["log_a"] in share.deterministics and amplitude["log_a"] in amplitude.free_RVs
     point = share.initial_point()

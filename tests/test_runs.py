@@ -198,3 +198,12 @@ def test_read_mixtures_checks_domains_and_sums(tmp_path):
     good.assign(**{"mix:a": 0.5}).to_csv(path, index=False)
     with pytest.raises(RunsTableError, match=r"m.csv, row 2.*sum to 1.2"):
         read_mixtures(path, ["a", "b"])
+
+
+def test_read_mixtures_takes_a_runs_tables_mixtures_with_their_names(shared_data):
+    """``RunsTable.mixtures()`` (run names as the index, a 'run'-named index) is a valid mixtures table."""
+    runs = load_runs(shared_data / "mixinglaws" / "RedPajama")
+    mixtures = runs.mixtures().iloc[:3]
+    out = read_mixtures(mixtures, runs.train_domains)
+    assert list(out["name"]) == list(mixtures.index)
+    np.testing.assert_allclose(out[runs.mix_columns].to_numpy(), mixtures.to_numpy())
