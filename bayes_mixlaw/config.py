@@ -248,7 +248,7 @@ class NestedLawConfig(LawConfig):
     run_effects: bool = True
     # share (default): sample log(a + b) and the split logit(a / (a + b)); a and b move together along
     # the poorly pinned irreducible share 1 / (1 + a + b), so sampling log a and log b directly
-    # (amplitude) leaves them correlated at 0.96-1.0 and needs ~1.7x the leapfrog steps (RedPajama)
+    # (amplitude) leaves them correlated at 0.96-1.0 and needs 2.4x the leapfrog steps (whole RedPajama fit)
     scaling_parameterisation: Literal["share", "amplitude"] = "share"
     # The nested posterior (thousands of parameters over ~20k losses) costs ~0.5 ms a gradient and
     # hundreds of leapfrog steps a draw on RedPajama: 4 x (500 + 500) keeps the full fit to minutes.

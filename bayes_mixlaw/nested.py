@@ -23,7 +23,7 @@ median loss::
 The pilots' range of sizes and lengths pins down the local slopes well and the irreducible share
 1 / (1 + a + b) poorly: along that ridge a and b grow together (posterior correlation of log a and
 log b 0.96-1.0 on RedPajama), so the default samples their sum and split, which NUTS crosses in
-~1.7x fewer leapfrog steps (``benchmarks/README.md``).
+2.4x fewer leapfrog steps on the whole RedPajama table (``benchmarks/README.md``).
 
 So each pilot mixture follows Chinchilla's L(N, S) = E + A N^-alpha + B S^-beta with exponents
 shared across mixtures (pooled across domains), the step-law parameters (b, beta) shared by every
