@@ -174,7 +174,7 @@ class MixingLaw(MixtureLaw):
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
             self._likelihood(mean_scaled[run_idx, valid_idx], pm.math.sqrt(noise[valid_idx] ** 2 + sd_scaled**2), loss_scaled)
         self._model_key = self._structure_key(
-            generative, cfg.law, cfg.n_implicit, lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist()
+            generative, lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist()
         )
         self._layout_cache = lay
         return model

@@ -77,8 +77,8 @@ class BayesianLaw:
 
     def _structure_key(self, *parts) -> str:
         """Key of the compiled-model cache: the law, every setting of its config but the sampler's
-        (likelihood, priors, structural options), and ``parts`` (what fixes the model's shapes);
-        refits with the same key reuse the compiled model."""
+        (likelihood, priors, structural options), and ``parts`` (what else fixes the model: the
+        data's shapes and labels); refits with the same key reuse the compiled model."""
         cfg = self.config
         settings = cfg.model_dump(mode="json", exclude={"sampler", "priors"})
         payload = [self.kind, settings, {k: v.to_dict() for k, v in cfg.priors.items()}, *parts]

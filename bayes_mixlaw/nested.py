@@ -42,7 +42,7 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from bayes_mixlaw.calibrate import describe, discrepancy, discrepancy_factor
+from bayes_mixlaw.calibrate import describe, discrepancy_factor
 from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, relative_scaling
 from bayes_mixlaw.mixing import MixingLaw, _centred_to_law, _centred_zero_sum
@@ -240,7 +240,7 @@ class NestedLaw(MixtureLaw):
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
             self._likelihood(mu, noise[i], data["log_loss"])
         self._model_key = self._structure_key(
-            cfg.mixture_model, cfg.mixture_scaling, cfg.run_effects, lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"])
+            lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"])
         )
         self._layout_cache = lay
         return model
@@ -448,10 +448,10 @@ class NestedLaw(MixtureLaw):
         center = torch.as_tensor(self.idata["constant_data"]["mixture_center"].values, dtype=torch.float64)
         weights = self._target_weights(target)
         scaling = self.config.mixture_scaling
-        n_draws = len(p["t"])
-        extrapolation = torch.as_tensor(discrepancy_factor(self, {"params": n, self.length_column: length}, (n_draws, 1, 1, len(self.valid_domains)),
-                                                           np.random.default_rng(seed + 1), predictive=False)).reshape(-1, 1, len(self.valid_domains)) \
-            if discrepancy(self) else 1.0
+        n_draws, n_valid = len(p["t"]), len(self.valid_domains)
+        shape = (n_draws, 1, 1, n_valid)  # one extrapolation factor per draw and domain (ones if none is attached)
+        factor = discrepancy_factor(self, {"params": n, self.length_column: length}, shape, np.random.default_rng(seed + 1), predictive=False)
+        extrapolation = torch.as_tensor(np.broadcast_to(factor, shape).reshape(n_draws, 1, n_valid))
 
         def f(r):
             log_a = p["log_a"][:, None, :] + ((r - center) @ p["size_t"].transpose(-1, -2) if scaling else 0.0)
