@@ -159,6 +159,26 @@ def make_bayes_on_target(acquisition: str = "thompson", q: int = 1):
     return next_bayes
 
 
+def random_runs_needed(sim, threshold: float, draws: int = 4_000_000, seed: int = 0) -> dict:
+    """Runs random Dirichlet sampling needs to come within ``threshold`` of the optimum, from the
+    probability p that one draw does (Monte Carlo over ``draws`` mixtures, with a 95% interval):
+    runs are independent, so the runs needed are geometric, median ceil(log 0.5 / log(1 - p)), mean 1 / p.
+    Where random sampling reaches the target too rarely to simulate (RegMix), this is its number."""
+    from scipy.stats import beta as beta_dist
+
+    rng = np.random.default_rng(seed)
+    hits, chunk = 0, 200_000
+    for start in range(0, draws, chunk):
+        r = dirichlet(sim, min(chunk, draws - start), rng)
+        hits += int((sim.true_target(r) - sim.best_loss <= threshold).sum())
+    p = hits / draws
+    lo = beta_dist.ppf(0.025, hits, draws - hits + 1) if hits else 0.0
+    hi = beta_dist.ppf(0.975, hits + 1, draws - hits)
+    median = lambda q: np.inf if q <= 0 else float(np.ceil(np.log(0.5) / np.log1p(-q)))  # noqa: E731
+    return {"hits": hits, "draws": draws, "p": p, "p_low": lo, "p_high": hi,
+            "median runs": median(p), "median runs (95% interval)": (median(hi), median(lo)), "mean runs": np.inf if p == 0 else 1 / p}
+
+
 def run_strategy(sim, strategy, seed: int, budget: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     initial = dirichlet(sim, N_INITIAL, rng)
@@ -186,6 +206,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--random-budget", type=int, default=200)
+    parser.add_argument("--random-draws", type=int, default=4_000_000, help="mixtures drawn to estimate how many runs random sampling needs")
     parser.add_argument("--strategies", default="thompson,gp-ei,point-law,random",
                         help="comma-separated: thompson, qlognei, info (this package), thompson-total, qlognei-total (the law on the objective alone), gp-ei, point-law, random")
     parser.add_argument("--q", type=int, default=1, help="runs per round for this package's strategies (one refit per batch)")
@@ -210,6 +231,11 @@ def main():
           f"{time.perf_counter() - start:.0f} s): optimum total loss {sim.best_loss:.4f} at "
           f"{ {d: round(float(x), 3) for d, x in zip(sim.train, sim.optimum) if x > 0.005} }; "
           f"0.5% = {threshold:.4f}; noise {sim.noise.mean():.4f} (mean over domains)", flush=True)
+    for fraction in (0.005, 0.01, 0.02):
+        need = random_runs_needed(sim, fraction * sim.best_loss, draws=args.random_draws)
+        low, high = need["median runs (95% interval)"]
+        print(f"random Dirichlet, within {fraction:.1%}: {need['hits']} of {need['draws']:,} draws (p = {need['p']:.3g}); "
+              f"runs needed: median {need['median runs']:.0f} [{low:.0f}, {high:.0f}], mean {need['mean runs']:.0f}", flush=True)
     law = simulator_law(args.simulator)
     batch = f", q={args.q}" if args.q > 1 else ""
     available = {a: (f"bayes-{a} (this package{batch})", make_bayes(law, a, args.q)) for a in ("thompson", "qlognei", "info")}
