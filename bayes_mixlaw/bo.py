@@ -10,7 +10,10 @@ minimums) with
 
 * ``qlognei``: q-log-noisy-expected-improvement over the pilots' mixtures (BoTorch's
   ``qLogNoisyExpectedImprovement``, optimised with the simplex as an equality constraint);
-* ``thompson``: Thompson sampling, each suggestion the optimum of one random posterior draw;
+* ``thompson``: Thompson sampling, each suggestion the optimum of one random posterior draw; with
+  ``exploit=True`` the first suggestion is instead the Bayes-optimal mixture (the minimum of the
+  posterior mean), so every batch also runs the current best guess (on the 17-domain RegMix simulator
+  this reaches 0.5% of the optimum where plain Thompson sampling does not, ``benchmarks/README.md``);
 * ``info``: the expected reduction of the posterior standard deviation of the target-scale optimum
   ``v_s = min_r f_s(r)``, by reweighting the draws with fantasised outcomes of the candidate run
   (importance weights ``p(y | draw s)``), per unit cost. For a nested fit the candidates are pilot
@@ -99,13 +102,14 @@ def _simplex_constraint(m: int):
 
 def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBounds | None = None, target: str = "total",
             draws: int = 256, seed: int = 0, caps_source: str = "caps", grid: float | None = None, residual_gp_model: bool = False,
-            candidates: np.ndarray | None = None, **scale) -> pd.DataFrame:
+            candidates: np.ndarray | None = None, exploit: bool = False, **scale) -> pd.DataFrame:
     """``n`` distinct mixtures to run next, best first: the ``mix:*`` proportions, the acquisition
     value and the predicted target loss with a 90% interval (plus ``params``/``step`` for a nested fit).
     ``grid``: only mixtures whose proportions are multiples of this step (pilots trained on a grid).
     ``candidates``: only these mixtures (rows over the training domains), e.g. a RegMix-style sample
     of plausible mixtures; those outside the bounds are dropped.
-    ``residual_gp_model``: run ``qlognei`` on the law-plus-GP model (:func:`residual_gp`) instead of the law."""
+    ``residual_gp_model``: run ``qlognei`` on the law-plus-GP model (:func:`residual_gp`) instead of the law.
+    ``exploit`` (``thompson`` only): the first suggestion is the posterior-mean optimum, the others Thompson draws."""
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"unknown acquisition {acquisition!r}; choose one of {', '.join(ACQUISITIONS)}")
     if acquisition == "info":
@@ -127,6 +131,8 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
             raise ValueError(f"candidates must be rows of {len(domains)} non-negative proportions summing to 1 (training domains {domains})")
         checked = read_mixtures(pd.DataFrame(candidates, columns=[MIX_PREFIX + d for d in domains]), domains, tolerance=1e-6)
         choices = torch.as_tensor(within_bounds(checked.to_numpy(dtype=float), lo, hi))
+    if exploit and acquisition != "thompson":
+        raise ValueError("exploit (the posterior-mean optimum as the first suggestion) works with --acquisition thompson")
     if choices is not None and len(choices) < n:
         raise ValueError(f"only {len(choices)} allowed mixtures within the bounds ({'grid ' + str(grid) if grid else 'candidates'}); asked for {n}")
     if acquisition == "thompson" and choices is not None:
@@ -134,22 +140,32 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
         with torch.no_grad():
             values = model._f(choices[None].expand(model.n_draws, -1, -1))  # (S, C)
         chosen, acq = [], []
+        if exploit:  # the allowed mixture with the lowest posterior mean loss
+            mean = values.mean(dim=0)
+            chosen.append(int(torch.argmin(mean)))
+            acq.append(-float(mean[chosen[0]]))
         for s_ in picks:  # each draw's best allowed mixture not yet chosen
+            if len(chosen) == n:
+                break
             order = torch.argsort(values[s_])
             best = next(int(i) for i in order if int(i) not in chosen)
             chosen.append(best)
             acq.append(-float(values[s_, best]))
-            if len(chosen) == n:
-                break
         candidates, acq_values = choices[chosen], torch.as_tensor(acq)
     elif acquisition == "thompson":
-        picks = rng.choice(model.n_draws, size=n, replace=model.n_draws < n)
+        n_draws_picked = n - exploit
+        picks = rng.choice(model.n_draws, size=n_draws_picked, replace=model.n_draws < n_draws_picked)
         start = torch.as_tensor(random_feasible(8, lo, hi, rng))[None].expand(model.n_draws, -1, -1).clone()
         optima, _ = minimize_batch(model._f, start, lo, hi, steps=200)
         candidates = optima[torch.as_tensor(picks)]
         with torch.no_grad():
             value = -model._f(candidates[None].expand(model.n_draws, -1, -1))  # (S, n)
-            acq_values = value[torch.as_tensor(picks), torch.arange(n)]
+            acq_values = value[torch.as_tensor(picks), torch.arange(n_draws_picked)]
+        if exploit:  # the Bayes decision: minimise the posterior mean loss from the same starts
+            mean_f = lambda r: model._f(r.expand(model.n_draws, -1, -1)).mean(dim=0, keepdim=True)  # noqa: E731
+            optimum, optimum_value = minimize_batch(mean_f, start[:1], lo, hi, steps=300)
+            candidates = torch.cat([optimum, candidates])
+            acq_values = torch.cat([-optimum_value, acq_values])
     else:
         from botorch.acquisition.logei import qLogNoisyExpectedImprovement
         from botorch.optim import optimize_acqf
@@ -170,7 +186,10 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
     frame.insert(0, "name", [f"suggestion {i + 1}" for i in range(n)])
     prediction = law.predict(frame, ci=0.9, seed=seed, **scale)
     prediction = prediction[prediction["target"] == target].reset_index(drop=True)
-    prediction.insert(len(prediction.columns) - 5, "acquisition", acquisition + (" (law + residual GP)" if residual_gp_model else ""))
+    label = acquisition + (" (law + residual GP)" if residual_gp_model else "")
+    prediction.insert(len(prediction.columns) - 5, "acquisition", [label] * len(prediction))
+    if exploit:
+        prediction.loc[0, "acquisition"] = "posterior-mean optimum"
     prediction.insert(len(prediction.columns) - 5, "acquisition_value", acq_values.detach().numpy().ravel())
     return prediction.sort_values("acquisition_value", ascending=False, ignore_index=True)
 

@@ -281,6 +281,7 @@ def suggest(
     caps: Annotated[Optional[Path], typer.Option(help='JSON/YAML {"caps": {...}, "minimums": {...}}')] = None,
     grid: Annotated[Optional[float], typer.Option(help="Only mixtures whose proportions are multiples of this step (e.g. 0.125)")] = None,
     residual_gp: Annotated[bool, typer.Option("--residual-gp", help="qlognei on the law plus a GP on its residuals (one-scale fits; for a misspecified law)")] = False,
+    exploit: Annotated[bool, typer.Option("--exploit", help="thompson: make the first suggestion the posterior-mean optimum (the current best guess)")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
@@ -297,7 +298,7 @@ def suggest(
             raise UserError(f"-n must be at least 1, got {n}")
         law, scale = _mixture_fit(fit_file, params, step, tokens, "choose")
         table = suggest_runs(law, n, acquisition=acquisition, bounds=MixtureBounds.from_file(caps) if caps else None, target=target,
-                             seed=seed, caps_source=str(caps) if caps else "caps", grid=grid, residual_gp_model=residual_gp, **scale)
+                             seed=seed, caps_source=str(caps) if caps else "caps", grid=grid, residual_gp_model=residual_gp, exploit=exploit, **scale)
         table.to_csv(output, index=False)
         if not quiet:
             out.print(table.round(4).to_string(index=False))

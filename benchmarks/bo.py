@@ -12,8 +12,10 @@ mean noise level. The optimum over the simplex is found by projected gradient de
 Strategies, each from the same 4 random initial pilots (flat Dirichlet) per seed, one run a round:
 * bayes-thompson / bayes-qlognei / bayes-info: this package (MixingLaw, fast NUTS refit each round;
   Thompson sampling, BoTorch's qLogNEI on the law's ensemble, or the information-based choice);
+  thompson-exploit: each batch's first run at the posterior-mean optimum (``suggest(exploit=True)``);
 * random: flat Dirichlet mixtures (RegMix's strategy);
 * gp-ei: a plain GP on the total loss (BoTorch SingleTaskGP, log expected improvement, simplex constraint);
+  gp-qei: the same GP choosing a batch of q a round (qLogNEI), for budgets where one a round is too slow;
 * point-law: the paper's point fit of the mixing law on the total (Huber, L-BFGS, 16 starts), next run at
   the best unevaluated candidate (a 0.05 simplex grid for 5 domains; 20,000 flat-Dirichlet points
   for 17, where a grid is out of reach).
@@ -88,11 +90,9 @@ def next_random(sim, table, rng, seed):
     return dirichlet(sim, 1, rng)[0]
 
 
-def next_gp_ei(sim, table, rng, seed):
-    from botorch.acquisition.analytic import LogExpectedImprovement
+def _fitted_gp(sim, table):
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
-    from botorch.optim import optimize_acqf
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
     totals = sim.observed_target(table)
@@ -101,13 +101,38 @@ def next_gp_ei(sim, table, rng, seed):
     Y = torch.as_tensor(-totals.to_numpy())[:, None]
     gp = SingleTaskGP(X, Y)
     fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
-    acq = LogExpectedImprovement(gp, best_f=Y.max())
+    return gp, X, Y
+
+
+def _optimize_on_simplex(sim, acq, q: int) -> np.ndarray:
+    from botorch.optim import optimize_acqf
+
     m = len(sim.train)
     bounds = torch.stack([torch.zeros(m, dtype=torch.float64), torch.as_tensor(sim.upper)])
-    cand, _ = optimize_acqf(acq, bounds=bounds, q=1, num_restarts=4, raw_samples=64,
+    cand, _ = optimize_acqf(acq, bounds=bounds, q=q, num_restarts=4, raw_samples=64, sequential=q > 1,
                             equality_constraints=[(torch.arange(m), torch.ones(m, dtype=torch.float64), 1.0)])
-    r = cand[0].detach().numpy().clip(0, 1)
-    return r / r.sum()
+    r = cand.detach().numpy().clip(0, 1)
+    return r / r.sum(axis=1, keepdims=True)
+
+
+def next_gp_ei(sim, table, rng, seed):
+    """The plain GP, one run a round: analytic log expected improvement."""
+    from botorch.acquisition.analytic import LogExpectedImprovement
+
+    gp, _, Y = _fitted_gp(sim, table)
+    return _optimize_on_simplex(sim, LogExpectedImprovement(gp, best_f=Y.max()), 1)[0]
+
+
+def make_gp_batch(q: int):
+    """The plain GP with a batch of q runs a round (as this package's strategies with ``--q``): BoTorch's
+    q-log-noisy-expected-improvement, optimised greedily (sequential=True)."""
+    def next_gp(sim, table, rng, seed):
+        from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+
+        torch.manual_seed(seed)
+        gp, X, _ = _fitted_gp(sim, table)
+        return _optimize_on_simplex(sim, qLogNoisyExpectedImprovement(gp, X_baseline=X, prune_baseline=True), q)
+    return next_gp
 
 
 _GRID = {}
@@ -134,12 +159,14 @@ def next_point_law(sim, table, rng, seed):
     return grid[np.argmin(pred)]
 
 
-def make_bayes(law, acquisition: str = "thompson", q: int = 1, candidates: bool = False):
+def make_bayes(law, acquisition: str = "thompson", q: int = 1, candidates: bool = False, exploit: bool = False):
     """This package's strategy: refit (fast NUTS) on every run so far, then suggest a batch of q
-    (``candidates``: among the point law's candidate mixtures only)."""
+    (``candidates``: among the point law's candidate mixtures only; ``exploit``: the batch's first run at
+    the posterior-mean optimum, the rest Thompson draws)."""
     def next_bayes(sim, table, rng, seed):
         law.fit(validate_runs(table, "simulated"), seed=seed, method="fast", progress=False)
-        pick = suggest(law, q, acquisition=acquisition, draws=128, seed=seed, bounds=bounds_of(sim), candidates=candidate_grid(sim) if candidates else None)
+        pick = suggest(law, q, acquisition=acquisition, draws=128, seed=seed, bounds=bounds_of(sim),
+                       candidates=candidate_grid(sim) if candidates else None, exploit=exploit)
         return pick[[MIX_PREFIX + d for d in sim.train]].to_numpy()
     return next_bayes
 
@@ -208,7 +235,7 @@ def main():
     parser.add_argument("--random-budget", type=int, default=200)
     parser.add_argument("--random-draws", type=int, default=4_000_000, help="mixtures drawn to estimate how many runs random sampling needs")
     parser.add_argument("--strategies", default="thompson,gp-ei,point-law,random",
-                        help="comma-separated: thompson, qlognei, info (this package), thompson-total, qlognei-total (the law on the objective alone), gp-ei, point-law, random")
+                        help="comma-separated: thompson, thompson-exploit, thompson-candidates, qlognei, info (this package), thompson-total, qlognei-total (the law on the objective alone), gp-ei, gp-qei, point-law, random")
     parser.add_argument("--q", type=int, default=1, help="runs per round for this package's strategies (one refit per batch)")
     parser.add_argument("--plot", default=None, help="default: benchmarks/bo_regret_<simulator>.png")
     parser.add_argument("--simulator-fit", default=None, help="fit file of the simulator's law: loaded if it exists, else written")
@@ -239,9 +266,10 @@ def main():
     law = simulator_law(args.simulator)
     batch = f", q={args.q}" if args.q > 1 else ""
     available = {a: (f"bayes-{a} (this package{batch})", make_bayes(law, a, args.q)) for a in ("thompson", "qlognei", "info")}
+    available["thompson-exploit"] = (f"bayes-thompson + posterior-mean optimum (this package{batch})", make_bayes(law, "thompson", args.q, exploit=True))
     available["thompson-candidates"] = (f"bayes-thompson among the candidates (this package{batch})", make_bayes(law, "thompson", args.q, candidates=True))
     available.update({f"{a}-total": (f"bayes-{a} on the total alone (this package{batch})", make_bayes_on_target(a, args.q)) for a in ("thompson", "qlognei")})
-    available.update({"gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei), "point-law": ("point-law optimum (paper)", next_point_law),
+    available.update({"gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei), "gp-qei": (f"gp-qlognei (SingleTaskGP{batch})", make_gp_batch(args.q)), "point-law": ("point-law optimum (paper)", next_point_law),
                       "random": ("random Dirichlet (RegMix)", next_random)})
     strategies = dict(available[k.strip()] for k in args.strategies.split(","))
     meta = {"simulator": args.simulator + (" within the data's support" if args.support else ""), "domains": len(sim.train), "seeds": args.seeds, "budget": args.budget, "threshold": threshold}

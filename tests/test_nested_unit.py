@@ -235,6 +235,34 @@ def test_suggest_respects_the_constraints(fitted, acquisition):
     assert len(mix.round(6).drop_duplicates()) == 3
 
 
+def test_exploit_puts_the_posterior_mean_optimum_first(fitted):
+    """With exploit, one suggestion is the mixture of lowest posterior mean loss (continuous search:
+    no worse than the Thompson picks and the Bayes decision of optimal_mixture; among candidates:
+    their argmin), labelled as such; the others stay Thompson draws within the bounds."""
+    from bayes_mixlaw.bo import suggest
+    from bayes_mixlaw.optimize import optimal_mixture
+
+    scale = dict(params=1e9, step=1e5)
+    bounds = MixtureBounds(caps={"GitHub": 0.1})
+    f = fitted.target_function("total", draws=16, seed=0, **scale)
+    mean_loss = lambda mix: f(torch.as_tensor(mix)[None].expand(16, -1, -1)).mean(0).numpy()  # noqa: E731
+    table = suggest(fitted, 3, acquisition="thompson", exploit=True, bounds=bounds, draws=16, seed=0, **scale)
+    mix = table[[c for c in table.columns if c.startswith("mix:")]].to_numpy()
+    assert (table["acquisition"] == "posterior-mean optimum").sum() == 1 and (table["acquisition"] == "thompson").sum() == 2
+    assert np.allclose(mix.sum(axis=1), 1.0) and (table["mix:GitHub"] <= 0.1 + 1e-6).all()
+    first = int(np.flatnonzero(table["acquisition"] == "posterior-mean optimum")[0])
+    values = mean_loss(mix)
+    assert values[first] <= values.min() + 1e-9
+    bayes = optimal_mixture(fitted, draws=16, seed=0, bounds=bounds, **scale).optimum
+    assert values[first] <= mean_loss(bayes[None])[0] + 5e-4  # two local searches from different starts
+    candidates = np.random.default_rng(1).dirichlet(np.ones(len(fitted.train_domains)), size=40)
+    table = suggest(fitted, 2, acquisition="thompson", exploit=True, candidates=candidates, draws=16, seed=0, **scale)
+    row = table.loc[table["acquisition"] == "posterior-mean optimum", [c for c in table.columns if c.startswith("mix:")]].to_numpy()[0]
+    np.testing.assert_allclose(row, candidates[np.argmin(mean_loss(candidates))], atol=1e-9)
+    with pytest.raises(ValueError, match="exploit .* thompson"):
+        suggest(fitted, 2, acquisition="qlognei", exploit=True, draws=16, **scale)
+
+
 def test_nested_pointwise_log_likelihood_matches_pymc(fitted):
     """The nested law's numpy predictions at the pilots are the model's mean: log-likelihoods agree."""
     import pymc as pm
