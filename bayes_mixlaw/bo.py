@@ -157,10 +157,12 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
         picks = rng.choice(model.n_draws, size=n_draws_picked, replace=model.n_draws < n_draws_picked)
         start = torch.as_tensor(random_feasible(8, lo, hi, rng))[None].expand(model.n_draws, -1, -1).clone()
         optima, _ = minimize_batch(model._f, start, lo, hi, steps=200)
-        candidates = optima[torch.as_tensor(picks)]
-        with torch.no_grad():
-            value = -model._f(candidates[None].expand(model.n_draws, -1, -1))  # (S, n)
-            acq_values = value[torch.as_tensor(picks), torch.arange(n_draws_picked)]
+        candidates = optima[torch.as_tensor(picks, dtype=torch.long)]
+        acq_values = torch.zeros(0, dtype=torch.float64)
+        if n_draws_picked:
+            with torch.no_grad():
+                value = -model._f(candidates[None].expand(model.n_draws, -1, -1))  # (S, n)
+                acq_values = value[torch.as_tensor(picks), torch.arange(n_draws_picked)]
         if exploit:  # the Bayes decision: minimise the posterior mean loss from the same starts
             mean_f = lambda r: model._f(r.expand(model.n_draws, -1, -1)).mean(dim=0, keepdim=True)  # noqa: E731
             optimum, optimum_value = minimize_batch(mean_f, start[:1], lo, hi, steps=300)

@@ -259,6 +259,8 @@ def test_exploit_puts_the_posterior_mean_optimum_first(fitted):
     table = suggest(fitted, 2, acquisition="thompson", exploit=True, candidates=candidates, draws=16, seed=0, **scale)
     row = table.loc[table["acquisition"] == "posterior-mean optimum", [c for c in table.columns if c.startswith("mix:")]].to_numpy()[0]
     np.testing.assert_allclose(row, candidates[np.argmin(mean_loss(candidates))], atol=1e-9)
+    only = suggest(fitted, 1, acquisition="thompson", exploit=True, draws=16, seed=0, **scale)
+    assert list(only["acquisition"]) == ["posterior-mean optimum"]
     with pytest.raises(ValueError, match="exploit .* thompson"):
         suggest(fitted, 2, acquisition="qlognei", exploit=True, draws=16, **scale)
 
