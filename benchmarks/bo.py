@@ -206,10 +206,10 @@ def random_runs_needed(sim, threshold: float, draws: int = 4_000_000, seed: int 
             "median runs": median(p), "median runs (95% interval)": (median(hi), median(lo)), "mean runs": np.inf if p == 0 else 1 / p}
 
 
-def run_strategy(sim, strategy, seed: int, budget: int) -> np.ndarray:
+def run_strategy(sim, strategy, seed: int, budget: int, n_initial: int = N_INITIAL) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    initial = dirichlet(sim, N_INITIAL, rng)
-    table = sim.run(pd.DataFrame(initial, columns=[MIX_PREFIX + d for d in sim.train]).assign(name=[f"init{i}" for i in range(N_INITIAL)]), rng)
+    initial = dirichlet(sim, n_initial, rng)
+    table = sim.run(pd.DataFrame(initial, columns=[MIX_PREFIX + d for d in sim.train]).assign(name=[f"init{i}" for i in range(n_initial)]), rng)
     true = list(sim.true_target(initial))
     i = 0
     while len(true) < budget:
@@ -236,6 +236,7 @@ def main():
     parser.add_argument("--random-draws", type=int, default=4_000_000, help="mixtures drawn to estimate how many runs random sampling needs")
     parser.add_argument("--strategies", default="thompson,gp-ei,point-law,random",
                         help="comma-separated: thompson, thompson-exploit, thompson-candidates, qlognei, info (this package), thompson-total, qlognei-total (the law on the objective alone), gp-ei, gp-qei, point-law, random")
+    parser.add_argument("--initial", type=int, default=N_INITIAL, help="random (flat Dirichlet) pilots every strategy starts from")
     parser.add_argument("--q", type=int, default=1, help="runs per round for this package's strategies (one refit per batch)")
     parser.add_argument("--plot", default=None, help="default: benchmarks/bo_regret_<simulator>.png")
     parser.add_argument("--simulator-fit", default=None, help="fit file of the simulator's law: loaded if it exists, else written")
@@ -272,12 +273,13 @@ def main():
     available.update({"gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei), "gp-qei": (f"gp-qlognei (SingleTaskGP{batch})", make_gp_batch(args.q)), "point-law": ("point-law optimum (paper)", next_point_law),
                       "random": ("random Dirichlet (RegMix)", next_random)})
     strategies = dict(available[k.strip()] for k in args.strategies.split(","))
-    meta = {"simulator": args.simulator + (" within the data's support" if args.support else ""), "domains": len(sim.train), "seeds": args.seeds, "budget": args.budget, "threshold": threshold}
+    meta = {"simulator": args.simulator + (" within the data's support" if args.support else ""), "domains": len(sim.train), "seeds": args.seeds, "budget": args.budget,
+            "threshold": threshold, "initial": args.initial}
     curves, rows = {}, []
     for name, strategy in strategies.items():
         budget = args.random_budget if name.startswith("random") else args.budget
         start = time.perf_counter()
-        regrets = np.array([run_strategy(sim, strategy, seed, budget) for seed in range(args.seeds)])
+        regrets = np.array([run_strategy(sim, strategy, seed, budget, args.initial) for seed in range(args.seeds)])
         seconds = (time.perf_counter() - start) / args.seeds
         curves[name] = regrets
         reach = np.array([runs_to_reach(r, threshold) for r in regrets])
@@ -297,17 +299,20 @@ def plot_curves(curves: dict, meta: dict, plot: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    # random sampling's long curve is cut at the other strategies' budget
+    horizon = max([60, meta["budget"]] + [r.shape[1] for k, r in curves.items() if not k.startswith("random")])
     for name, regrets in curves.items():
-        n = np.arange(1, regrets.shape[1] + 1)[: max(meta["budget"], 60)]
+        n = np.arange(1, regrets.shape[1] + 1)[:horizon]
         mean = regrets.mean(axis=0)[: len(n)]
-        ax.plot(n, mean, label=name)
+        ax.plot(n, mean, label=f"{name}, {len(regrets)} seeds")
         lo, hi = np.quantile(regrets, [0.25, 0.75], axis=0)
         ax.fill_between(n, lo[: len(n)], hi[: len(n)], alpha=0.15)
     ax.axhline(meta["threshold"], color="k", ls=":", label="0.5% of the optimum")
+    ax.axhline(2 * meta["threshold"], color="grey", ls=":", label="1% of the optimum")
     ax.set_yscale("log")
-    ax.set_xlabel(f"pilot runs ({N_INITIAL} random initial runs)")
+    ax.set_xlabel(f"pilot runs ({meta.get('initial', N_INITIAL)} random initial runs)")
     ax.set_ylabel("simple regret of the total loss")
-    ax.set_title(f"{meta['simulator']} simulator ({meta['domains']} training domains), {meta['seeds']} seeds (mean, 25-75% band)")
+    ax.set_title(f"{meta['simulator']} simulator ({meta['domains']} training domains): mean, 25-75% band")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(plot, dpi=120)
