@@ -12,8 +12,8 @@ minimums) with
   ``qLogNoisyExpectedImprovement``, optimised with the simplex as an equality constraint);
 * ``thompson``: Thompson sampling, each suggestion the optimum of one random posterior draw; with
   ``exploit=True`` the first suggestion is instead the Bayes-optimal mixture (the minimum of the
-  posterior mean), so every batch also runs the current best guess (on the 17-domain RegMix simulator
-  this reaches 0.5% of the optimum where plain Thompson sampling does not, ``benchmarks/README.md``);
+  posterior mean), so every batch also runs the current best guess (on the 17-domain RegMix simulator,
+  one seed: regret 0.021 after 256 runs against 0.027 without, ``benchmarks/README.md``);
 * ``info``: the expected reduction of the posterior standard deviation of the target-scale optimum
   ``v_s = min_r f_s(r)``, by reweighting the draws with fantasised outcomes of the candidate run
   (importance weights ``p(y | draw s)``), per unit cost. For a nested fit the candidates are pilot
