@@ -166,6 +166,32 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
     assert result.exit_code == 2 and "'wiki' is not a training domain" in result.output
 
 
+def test_suggest_command_writes_the_batch_with_caps_and_exploit(fitted, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from bayes_mixlaw.cli import app
+
+    path = fitted.save(tmp_path / "fit.nc")
+    caps = tmp_path / "caps.json"
+    caps.write_text(json.dumps({"caps": {"internet": 0.3}, "minimums": {"academic": 0.1}}))
+    out = tmp_path / "next.csv"
+    args = ["suggest", str(path), "-n", "3", "--acquisition", "thompson", "--exploit", "--caps", str(caps), "--seed", "1", "-o", str(out), "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out)
+    mix = table[[c for c in table.columns if c.startswith("mix:")]]
+    assert len(table) == 3 and np.allclose(mix.sum(axis=1), 1.0)
+    assert (mix["mix:internet"] <= 0.3 + 1e-6).all() and (mix["mix:academic"] >= 0.1 - 1e-6).all()
+    assert sorted(table["acquisition"]) == ["posterior-mean optimum", "thompson", "thompson"]
+    assert {"acquisition_value", "mean", "lower", "upper"} <= set(table.columns) and (table["lower"] <= table["upper"]).all()
+    again = CliRunner().invoke(app, args)  # the output exists: not overwritten without --force
+    assert again.exit_code == 2 and "pass --force" in again.output
+    wrong = CliRunner().invoke(app, ["suggest", str(path), "--acquisition", "qlognei", "--exploit", "-o", str(tmp_path / "x.csv"), "-q"])
+    assert wrong.exit_code == 2 and "exploit" in wrong.output and "Traceback" not in wrong.output
+
+
 def test_pointwise_log_likelihood_matches_pymc_and_loo_compares_variants(fitted, runs, mocked_sampling):
     import pymc as pm
 
