@@ -249,7 +249,8 @@ def main():
         for path in args.plot_from.split(","):
             with np.load(path, allow_pickle=True) as saved:
                 meta = saved["meta"].item()
-                curves.update({k: saved[k] for k in saved.files if k != "meta"})
+                meta.setdefault("initial", N_INITIAL)  # files saved before --initial existed started from 4
+                curves.update({f"{k}, {meta['initial']} initial runs": saved[k] for k in saved.files if k != "meta"})
         plot_curves(curves, meta, plot)
         return
     start = time.perf_counter()
@@ -310,7 +311,7 @@ def plot_curves(curves: dict, meta: dict, plot: str) -> None:
     ax.axhline(meta["threshold"], color="k", ls=":", label="0.5% of the optimum")
     ax.axhline(2 * meta["threshold"], color="grey", ls=":", label="1% of the optimum")
     ax.set_yscale("log")
-    ax.set_xlabel(f"pilot runs ({meta.get('initial', N_INITIAL)} random initial runs)")
+    ax.set_xlabel("pilot runs (including the random initial runs)")
     ax.set_ylabel("simple regret of the total loss")
     ax.set_title(f"{meta['simulator']} simulator ({meta['domains']} training domains): mean, 25-75% band")
     ax.legend(fontsize=8)
