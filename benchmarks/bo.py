@@ -9,7 +9,8 @@ The "true" law is the fit's posterior mean of log_c, log_k, t per validation dom
 at mixture r returns each domain's loss of the true law plus Gaussian noise at the fit's posterior
 mean noise level. The optimum over the simplex is found by projected gradient descent.
 
-Strategies, each from the same 4 random initial pilots (flat Dirichlet) per seed, one run a round:
+Strategies, each from the same random initial pilots per seed (flat Dirichlet; ``--initial``, default 4),
+one run a round (this package's and ``gp-qei``: ``--q`` a round):
 * bayes-thompson / bayes-qlognei / bayes-info: this package (MixingLaw, fast NUTS refit each round;
   Thompson sampling, BoTorch's qLogNEI on the law's ensemble, or the information-based choice);
   thompson-exploit: each batch's first run at the posterior-mean optimum (``suggest(exploit=True)``);
