@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from botorch.models.ensemble import EnsembleModel
 
-from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, random_feasible, simplex_grid, within_bounds
+from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, minimize_posterior_mean, random_feasible, simplex_grid, within_bounds
 from bayes_mixlaw.runs import MIX_PREFIX, load_runs, read_mixtures, validate_runs
 
 ACQUISITIONS = ("qlognei", "thompson", "info")
@@ -164,10 +164,9 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
                 value = -model._f(candidates[None].expand(model.n_draws, -1, -1))  # (S, n)
                 acq_values = value[torch.as_tensor(picks), torch.arange(n_draws_picked)]
         if exploit:  # the Bayes decision: minimise the posterior mean loss from the same starts
-            mean_f = lambda r: model._f(r.expand(model.n_draws, -1, -1)).mean(dim=0, keepdim=True)  # noqa: E731
-            optimum, optimum_value = minimize_batch(mean_f, start[:1], lo, hi, steps=300)
-            candidates = torch.cat([optimum, candidates])
-            acq_values = torch.cat([-optimum_value, acq_values])
+            optimum, optimum_value = minimize_posterior_mean(model._f, model.n_draws, start[0], lo, hi, steps=300)
+            candidates = torch.cat([optimum[None], candidates])
+            acq_values = torch.cat([-optimum_value[None], acq_values])
     else:
         from botorch.acquisition.logei import qLogNoisyExpectedImprovement
         from botorch.optim import optimize_acqf

@@ -151,6 +151,14 @@ def minimize_batch(f, starts: torch.Tensor, lo: np.ndarray, hi: np.ndarray, *, s
         return r[index, best].detach(), values[index, best]
 
 
+def minimize_posterior_mean(f, n_draws: int, starts: torch.Tensor, lo: np.ndarray, hi: np.ndarray, *, steps: int = 300) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Bayes decision: minimise the posterior mean of ``f`` (per-draw losses, (S, n, M) -> (S, n))
+    over the capped simplex from the ``starts`` (n, M). Returns the best mixture (M,) and its mean loss."""
+    mean_f = lambda r: f(r.expand(n_draws, -1, -1)).mean(dim=0, keepdim=True)  # noqa: E731
+    optimum, value = minimize_batch(mean_f, starts[None], lo, hi, steps=steps)
+    return optimum[0], value[0]
+
+
 @dataclass
 class OptimalMixture:
     """Result of :func:`optimal_mixture`."""
@@ -214,9 +222,7 @@ def optimal_mixture(law, *, target: str = "total", bounds: MixtureBounds | None 
     # each draw's own best mixture
     per_draw, _ = minimize_batch(f, start, lo, hi, steps=steps)
     # the Bayes decision: minimise the posterior mean loss over the same starts
-    mean_f = lambda r: f(r.expand(n_draws, -1, -1)).mean(dim=0, keepdim=True)  # noqa: E731
-    optimum, _ = minimize_batch(mean_f, torch.as_tensor(pool[None]), lo, hi, steps=steps)
-    optimum = optimum[0]
+    optimum, _ = minimize_posterior_mean(f, n_draws, torch.as_tensor(pool), lo, hi, steps=steps)
     with torch.no_grad():
         at_opt = f(optimum.expand(n_draws, 1, -1))[:, 0].numpy()
         at_ref = f(torch.as_tensor(ref, dtype=torch.float64).expand(n_draws, 1, -1))[:, 0].numpy() if ref is not None else None
