@@ -10,7 +10,7 @@ at mixture r returns each domain's loss of the true law plus Gaussian noise at t
 mean noise level. The optimum over the simplex is found by projected gradient descent.
 
 Strategies, each from the same random initial pilots per seed (flat Dirichlet; ``--initial``, default 4),
-one run a round (this package's and ``gp-qei``: ``--q`` a round):
+one run a round (this package's, ``gp-qei`` and ``point-law``: ``--q`` a round):
 * bayes-thompson / bayes-qlognei / bayes-info: this package (MixingLaw, fast NUTS refit each round;
   Thompson sampling, BoTorch's qLogNEI on the law's ensemble, or the information-based choice);
   thompson-exploit: each batch's first run at the posterior-mean optimum (``suggest(exploit=True)``);
@@ -18,8 +18,8 @@ one run a round (this package's and ``gp-qei``: ``--q`` a round):
 * gp-ei: a plain GP on the total loss (BoTorch SingleTaskGP, log expected improvement, simplex constraint);
   gp-qei: the same GP choosing a batch of q a round (qLogNEI), for budgets where one a round is too slow;
 * point-law: the paper's point fit of the mixing law on the total (Huber, L-BFGS, 16 starts), next run at
-  the best unevaluated candidate (a 0.05 simplex grid for 5 domains; 20,000 flat-Dirichlet points
-  for 17, where a grid is out of reach).
+  the best unevaluated candidate, or the q best (a 0.05 simplex grid for 5 domains; 20,000 flat-Dirichlet
+  points for 17, where a grid is out of reach).
 Regret after n runs: true total loss of the best run so far (by true loss) minus the optimum.
 Reported: mean regret curves (PNG), and the runs needed to come within 0.5% of the optimum.
 
@@ -149,15 +149,19 @@ def candidate_grid(sim) -> np.ndarray:
     return _GRID[key]
 
 
-def next_point_law(sim, table, rng, seed):
-    totals = sim.observed_target(table)
-    mix = table.groupby("run")[[MIX_PREFIX + d for d in sim.train]].first().loc[totals.index].to_numpy()
-    theta = fit_point_mixing_law(mix, totals.to_numpy(), starts=16, seed=seed)
-    grid = candidate_grid(sim)
-    pred = mixing_law(grid, theta[:1], theta[1:2], theta[None, 2:])[:, 0]
-    seen = (np.abs(grid[:, None, :] - mix[None]).max(axis=-1) < 1e-9).any(axis=1)
-    pred[seen] = np.inf
-    return grid[np.argmin(pred)]
+def make_point_law(q: int = 1):
+    """The paper's strategy: fit the point law to the observed totals and run its predicted optimum among
+    the candidates not yet run (with q > 1, the q best of them: one fit a batch, as this package refits)."""
+    def next_point_law(sim, table, rng, seed):
+        totals = sim.observed_target(table)
+        mix = table.groupby("run")[[MIX_PREFIX + d for d in sim.train]].first().loc[totals.index].to_numpy()
+        theta = fit_point_mixing_law(mix, totals.to_numpy(), starts=16, seed=seed)
+        grid = candidate_grid(sim)
+        pred = mixing_law(grid, theta[:1], theta[1:2], theta[None, 2:])[:, 0]
+        seen = (np.abs(grid[:, None, :] - mix[None]).max(axis=-1) < 1e-9).any(axis=1)
+        pred[seen] = np.inf
+        return grid[np.argsort(pred)[:q]]
+    return next_point_law
 
 
 def make_bayes(law, acquisition: str = "thompson", q: int = 1, candidates: bool = False, exploit: bool = False):
@@ -232,6 +236,7 @@ def main():
     parser.add_argument("--simulator", choices=["5mix", "regmix"], default="5mix")
     parser.add_argument("--support", action="store_true", help="search (and take the optimum) within each training domain's largest share in the real runs")
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed .. first-seed + seeds - 1 (to add seeds to an earlier run)")
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--random-budget", type=int, default=200)
     parser.add_argument("--random-draws", type=int, default=4_000_000, help="mixtures drawn to estimate how many runs random sampling needs")
@@ -251,7 +256,10 @@ def main():
             with np.load(path, allow_pickle=True) as saved:
                 meta = saved["meta"].item()
                 meta.setdefault("initial", N_INITIAL)  # files saved before --initial existed started from 4
-                curves.update({f"{k}, {meta['initial']} initial runs": saved[k] for k in saved.files if k != "meta"})
+                for k in saved.files:
+                    if k != "meta":  # the same strategy and start in several files: more seeds of one curve
+                        label = f"{k}, {meta['initial']} initial runs"
+                        curves[label] = np.concatenate([curves[label], saved[k]]) if label in curves else saved[k]
         plot_curves(curves, meta, plot)
         return
     start = time.perf_counter()
@@ -272,16 +280,17 @@ def main():
     available["thompson-exploit"] = (f"bayes-thompson + posterior-mean optimum (this package{batch})", make_bayes(law, "thompson", args.q, exploit=True))
     available["thompson-candidates"] = (f"bayes-thompson among the candidates (this package{batch})", make_bayes(law, "thompson", args.q, candidates=True))
     available.update({f"{a}-total": (f"bayes-{a} on the total alone (this package{batch})", make_bayes_on_target(a, args.q)) for a in ("thompson", "qlognei")})
-    available.update({"gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei), "gp-qei": (f"gp-qlognei (SingleTaskGP{batch})", make_gp_batch(args.q)), "point-law": ("point-law optimum (paper)", next_point_law),
+    available.update({"gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei), "gp-qei": (f"gp-qlognei (SingleTaskGP{batch})", make_gp_batch(args.q)), "point-law": (f"point-law optimum (paper{batch})", make_point_law(args.q)),
                       "random": ("random Dirichlet (RegMix)", next_random)})
     strategies = dict(available[k.strip()] for k in args.strategies.split(","))
-    meta = {"simulator": args.simulator + (" within the data's support" if args.support else ""), "domains": len(sim.train), "seeds": args.seeds, "budget": args.budget,
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    meta = {"simulator": args.simulator + (" within the data's support" if args.support else ""), "domains": len(sim.train), "seeds": list(seeds), "budget": args.budget,
             "threshold": threshold, "initial": args.initial}
     curves, rows = {}, []
     for name, strategy in strategies.items():
         budget = args.random_budget if name.startswith("random") else args.budget
         start = time.perf_counter()
-        regrets = np.array([run_strategy(sim, strategy, seed, budget, args.initial) for seed in range(args.seeds)])
+        regrets = np.array([run_strategy(sim, strategy, seed, budget, args.initial) for seed in seeds])
         seconds = (time.perf_counter() - start) / args.seeds
         curves[name] = regrets
         reach = np.array([runs_to_reach(r, threshold) for r in regrets])
