@@ -251,14 +251,19 @@ def main():
     args = parser.parse_args()
     plot = args.plot or f"benchmarks/bo_regret_{args.simulator}{'_support' if args.support else ''}.png"
     if args.plot_from:
-        curves, meta = {}, {}
+        curves, meta, seeds_of = {}, {}, {}
         for path in args.plot_from.split(","):
             with np.load(path, allow_pickle=True) as saved:
                 meta = saved["meta"].item()
                 meta.setdefault("initial", N_INITIAL)  # files saved before --initial existed started from 4
+                # files saved before --first-seed hold seeds 0 .. seeds - 1
+                seeds = set(meta["seeds"] if isinstance(meta["seeds"], list) else range(meta["seeds"]))
                 for k in saved.files:
                     if k != "meta":  # the same strategy and start in several files: more seeds of one curve
                         label = f"{k}, {meta['initial']} initial runs"
+                        if seeds & seeds_of.get(label, set()):
+                            raise SystemExit(f"{path}: seeds {sorted(seeds & seeds_of[label])} of '{label}' are in an earlier file too")
+                        seeds_of[label] = seeds_of.get(label, set()) | seeds
                         curves[label] = np.concatenate([curves[label], saved[k]]) if label in curves else saved[k]
         plot_curves(curves, meta, plot)
         return
