@@ -261,11 +261,12 @@ def main():
                 for k in saved.files:
                     if k != "meta":  # the same strategy and start in several files: more seeds of one curve
                         label = f"{k}, {meta['initial']} initial runs"
-                        if seeds & seeds_of.get(label, set()):
-                            raise SystemExit(f"{path}: seeds {sorted(seeds & seeds_of[label])} of '{label}' are in an earlier file too")
-                        seeds_of[label] = seeds_of.get(label, set()) | seeds
-                        curves[label] = np.concatenate([curves[label], saved[k]]) if label in curves else saved[k]
-        plot_curves(curves, meta, plot)
+                        seen = seeds_of.setdefault(label, set())
+                        if seeds & seen:
+                            raise SystemExit(f"{path}: seeds {sorted(seeds & seen)} of '{label}' are in an earlier file too")
+                        seen |= seeds
+                        curves.setdefault(label, []).append(saved[k])
+        plot_curves({label: np.concatenate(parts) for label, parts in curves.items()}, meta, plot)
         return
     start = time.perf_counter()
     sim = make_simulator(args.simulator, fit_file=args.simulator_fit, support=args.support)
