@@ -39,8 +39,18 @@ def _run(fn):
         raise typer.Exit(2) from None
 
 
+class _ConsoleHandler(logging.Handler):
+    """The package's log lines (steps and their times) on stderr, beside the warnings."""
+
+    def emit(self, record):
+        console.print(self.format(record), highlight=False, soft_wrap=True, style="dim" if record.levelno < logging.WARNING else None)
+
+
 def _setup(quiet: bool):
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
+    package_log = logging.getLogger("bayes_mixlaw")
+    package_log.handlers = [_ConsoleHandler()]
+    package_log.setLevel(logging.WARNING if quiet else logging.INFO)
+    package_log.propagate = False
     warnings.simplefilter("default")
 
     def show(message, category, filename, lineno, file=None, line=None):
@@ -365,14 +375,16 @@ def demo(
             if path.exists():
                 raise UserError(f"{path} exists from an earlier demo; remove it or pass another -o folder")
         runs = datasets.mixinglaws_5mix_70m().select(step=30000)
-        console.print(
-            f"[bold]bayes-mixlaw demo[/]: Data Mixing Laws' 5Mix pilots (Ye et al., 2025), Pythia-70M at 30k steps: "
-            f"{len(runs.runs)} mixtures of {', '.join(runs.train_domains)} x {len(runs.valid_domains)} Pile validation domains"
-        )
+        if not quiet:
+            console.print(
+                f"[bold]bayes-mixlaw demo[/]: Data Mixing Laws' 5Mix pilots (Ye et al., 2025), Pythia-70M at 30k steps: "
+                f"{len(runs.runs)} mixtures of {', '.join(runs.train_domains)} x {len(runs.valid_domains)} Pile validation domains"
+            )
+            console.print("compiling and sampling (NUTS via nutpie; the first fit compiles the model) ..." if not fast else "short NUTS run (--fast) ...")
         law = MixingLaw(targets=datasets.pile_targets())
-        console.print("compiling and sampling (NUTS via nutpie; the first fit compiles the model) ..." if not fast else "short NUTS run (--fast) ...")
         law.fit(runs, seed=seed, method="fast" if fast else None, progress=not quiet)
-        console.print(law.summary_line())
+        if not quiet:
+            console.print(law.summary_line())
         law.save(fit_path)
         domains = runs.train_domains
         observed = runs.mixtures()
@@ -398,6 +410,10 @@ def demo(
             table.add_row(name, "/".join(f"{x:.2f}" for x in r), *cells)
         out.print(table)
         out.print(f"fit: {fit_path}   predictions (all 22 domains, 5 groups, total): {pred_path}")
+        if not quiet:
+            console.print(f"next: [bold]bayes-mixlaw report {fit_path} -o {output / 'report'}[/] (figures, diagnostics, tables for a paper), "
+                          f"[bold]bayes-mixlaw optimize {fit_path} -o {output / 'optimum.csv'}[/], "
+                          f"[bold]bayes-mixlaw suggest {fit_path} -n 4 -o {output / 'next.csv'}[/]", highlight=False, soft_wrap=True)
 
     _run(body)
 

@@ -274,11 +274,30 @@ class MixingLaw(MixtureLaw):
         return summarize_draws(self._draws_at(frame, kind, seed), frame, ci)
 
     def parameters(self, ci: float = 0.9) -> pd.DataFrame:
-        """Posterior mean and equal-tailed interval of log_c, log_k and t (explicit law)."""
+        r"""Posterior mean and equal-tailed interval of the law's parameters, one row per element.
+
+        Explicit law: ``log_c``, ``log_k`` and ``t`` (rows of t sum to zero). Implicit law: its latent
+        domains are identified only up to relabelling, so it reports what relabelling leaves alone:
+        ``slope[i, j]``, the change of validation loss i per unit of share moved to training domain j
+        at the pilots' mean mixture r̄,
+
+        .. math:: \partial L_i / \partial r_j - \frac{1}{M} \sum_{j'} \partial L_i / \partial r_{j'}
+
+        (centred, as only moves within the simplex are defined), with
+        :math:`\partial L_i / \partial r_j = s_i \sum_k w_{ik} e^{\log k_k + t_k \cdot \bar r} t_{kj}`.
+        Both report ``noise_sigma``, the observation noise per validation domain (relative to its scale).
+        """
         self._require_fit()
-        if self.config.law != "explicit":
-            raise ValueError("parameters() reports the explicit law's log_c, log_k and t")
-        return self._parameter_table(["log_c", "log_k", "t"], ci)
+        if self.config.law == "explicit":
+            return self._parameter_table(["log_c", "log_k", "t", "noise_sigma"], ci)
+        post = self.idata["posterior"]
+        center = self.pilot_mixtures.mean(axis=0)
+        scale = self.idata["constant_data"]["loss_scale"]
+        t = post["latent_t"]  # (chain, draw, latent, train_domain)
+        rise = np.exp(post["latent_log_k"] + (t * xr.DataArray(center, dims="train_domain")).sum("train_domain"))
+        gradient = scale * (post["implicit_weights"] * rise * t).sum("latent")  # (chain, draw, valid_domain, train_domain)
+        slope = gradient - gradient.mean("train_domain")
+        return self._parameter_table(["slope", "noise_sigma"], ci, xr.Dataset({"slope": slope, "noise_sigma": post["noise_sigma"]}))
 
     def target_function(self, target: str = "total", *, draws: int | None = None, seed: int = 0):
         """The law's expected ``target`` loss as a function of the mixture, one per posterior draw.
@@ -288,15 +307,22 @@ class MixingLaw(MixtureLaw):
         posterior to that many.
         """
         self._require_fit()
-        if self.config.law != "explicit":
-            raise ValueError("target_function needs the explicit law")
-        param = self._torch_posterior(["log_c", "log_k", "t"], draws, seed)
         weights = self._target_weights(target)
+        if self.config.law == "explicit":
+            param = self._torch_posterior(["log_c", "log_k", "t"], draws, seed)
 
-        def f(r):
-            return mixing_law(r, param["log_c"], param["log_k"], param["t"]) @ weights
+            def f(r):
+                return mixing_law(r, param["log_c"], param["log_k"], param["t"]) @ weights
+        else:  # the implicit law works in units of each domain's loss scale s_i: fold s_i into the weights
+            import torch
 
-        f.n_draws = len(param["t"])
+            param = self._torch_posterior(["latent_log_c", "latent_log_k", "latent_t", "implicit_weights"], draws, seed)
+            weights = weights * torch.as_tensor(self.idata["constant_data"]["loss_scale"].values, dtype=torch.float64)
+
+            def f(r):
+                return implicit_mixing_law(r, param["latent_log_c"], param["latent_log_k"], param["latent_t"], param["implicit_weights"]) @ weights
+
+        f.n_draws = len(next(iter(param.values())))
         return f
 
     def summary_line(self) -> str:

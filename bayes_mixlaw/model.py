@@ -184,11 +184,12 @@ class BayesianLaw:
         if kind not in ("mean", "predictive"):
             raise ValueError(f"kind must be 'mean' or 'predictive', not {kind!r}")
 
-    def _parameter_table(self, names: list[str], ci: float) -> pd.DataFrame:
-        """Posterior mean and equal-tailed interval of each element of the named quantities: one row
-        per element, with its labelled coordinates."""
+    def _parameter_table(self, names: list[str], ci: float, draws: xr.Dataset | None = None) -> pd.DataFrame:
+        """Posterior mean and equal-tailed interval of each element of the named quantities (in the
+        posterior, or in ``draws`` with dims (chain, draw, ...)): one row per element, with its
+        labelled coordinates."""
         lo, hi = interval_bounds(ci)
-        post = self.idata["posterior"]
+        post = self.idata["posterior"] if draws is None else draws
         rows = []
         for name in names:
             stacked = post[name].stack(sample=("chain", "draw"))

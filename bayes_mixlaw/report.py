@@ -15,15 +15,18 @@ from __future__ import annotations
 import base64
 import html
 import io
+import warnings
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.tri import Triangulation  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bayes_mixlaw.feedback import step  # noqa: E402
 from bayes_mixlaw.runs import MIX_PREFIX  # noqa: E402
 from bayes_mixlaw.summary import interval_bounds  # noqa: E402
 
@@ -110,25 +113,31 @@ def figure_ppc(table: pd.DataFrame) -> bytes:
 
 
 def figure_interactions(law) -> bytes | None:
-    post = law.idata["posterior"]
-    if "t" not in post:
+    """Heatmap of the interaction matrix: t (rows sum to zero) or, for the implicit law, the centred
+    slopes dL_i/dr_j at the pilots' mean; each cell 'mean [90% interval]', bold where it excludes 0."""
+    table = law.parameters(ci=CI)
+    name = next((n for n in ("t", "slope") if (table["parameter"] == n).any()), None)
+    if name is None:
         return None
-    t = post["t"].stack(sample=("chain", "draw"))
-    mean = t.mean("sample").values
-    lo, hi = interval_bounds(CI)
-    q = t.quantile([lo, hi], dim="sample").values
+    rows = table[table["parameter"] == name]
+    grid = {k: rows.pivot(index="valid_domain", columns="train_domain", values=k).loc[law.valid_domains, law.train_domains].to_numpy()
+            for k in ("mean", "lower", "upper")}
+    mean = grid["mean"]
     fig, ax = plt.subplots(figsize=(1.1 * len(law.train_domains) + 3, 0.32 * len(law.valid_domains) + 1.5))
     bound = np.abs(mean).max()
     im = ax.imshow(mean, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    digits = 1 if bound >= 1 else 2
     for i in range(mean.shape[0]):
         for j in range(mean.shape[1]):
-            sure = q[0, i, j] > 0 or q[1, i, j] < 0
-            ax.text(j, i, f"{mean[i, j]:.1f}\n[{q[0, i, j]:.1f}, {q[1, i, j]:.1f}]", ha="center", va="center", fontsize=5.5,
-                    fontweight="bold" if sure else "normal")
+            lower, upper = grid["lower"][i, j], grid["upper"][i, j]
+            ax.text(j, i, f"{mean[i, j]:.{digits}f}\n[{lower:.{digits}f}, {upper:.{digits}f}]", ha="center", va="center", fontsize=5.5,
+                    fontweight="bold" if lower > 0 or upper < 0 else "normal")
     ax.set_xticks(range(len(law.train_domains)), law.train_domains, rotation=30, ha="right")
     ax.set_yticks(range(len(law.valid_domains)), law.valid_domains, fontsize=7)
-    fig.colorbar(im, ax=ax, label="t (rows sum to zero); bold: interval excludes 0")
-    ax.set_title(f"Domain interactions t: posterior mean [{CI:.0%} interval]")
+    what = {"t": "t (rows sum to zero)", "slope": "dL/dr at the pilots' mean, centred"}[name]
+    fig.colorbar(im, ax=ax, label=f"{what}; bold: interval excludes 0")
+    title = "Domain interactions t" if name == "t" else "Implicit law: loss change per unit share (label-free summary)"
+    ax.set_title(f"{title}: posterior mean [{CI:.0%} interval]")
     return _png(fig)
 
 
@@ -236,9 +245,10 @@ def figure_ternary(law, domains3: list[str] | None = None, target: str = "total"
     x = bary[:, 1] + bary[:, 2] / 2
     y = bary[:, 2] * np.sqrt(3) / 2
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    mesh = Triangulation(x, y)  # explicit: tricontourf(x, y, z) first tries z as triangle indices
     for ax, values, label in ((axes[0], median, f"median {target} loss"), (axes[1], width, f"{CI:.0%} interval width")):
-        tri = ax.tricontourf(x, y, values, levels=14, cmap="viridis")
-        fig.colorbar(tri, ax=ax, label=label)
+        filled = ax.tricontourf(mesh, values, levels=14, cmap="viridis")
+        fig.colorbar(filled, ax=ax, label=label)
         ax.plot([0, 1, 0.5, 0], [0, 0, np.sqrt(3) / 2, 0], "k-", lw=0.8)
         ax.text(-0.02, -0.08, pick[0], ha="left", fontsize=8)
         ax.text(1.02, -0.08, pick[1], ha="right", fontsize=8)
@@ -304,8 +314,66 @@ def figure_curves(law, table: pd.DataFrame, against: str, mixture: str | None = 
 
 
 def parameter_table(law, ci: float = CI) -> pd.DataFrame:
+    """``law.parameters(ci)`` with the labels first and no column that no parameter has."""
+    table = law.parameters(ci=ci).dropna(axis=1, how="all")
+    labels = [c for c in table.columns if c not in ("mean", "median", "lower", "upper")]
+    return table[labels + [c for c in ("mean", "median", "lower", "upper") if c in table.columns]]
+
+
+def _estimate(table: pd.DataFrame, digits: int) -> pd.Series:
+    """'mean [lower, upper]' per row, the way a paper prints an estimate with its interval (blank
+    where a row has none)."""
+    return pd.Series([f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if m == m else ""
+                      for m, lo, hi in zip(table["mean"], table["lower"], table["upper"])], index=table.index)
+
+
+def paper_table(table: pd.DataFrame, ci: float = CI, digits: int = 3) -> pd.DataFrame:
+    """A table of estimates for a paper: the other columns (numbers to ``digits``; blank where a row
+    has no value), then one column 'mean [lower, upper]' headed by the interval's probability."""
+    table = table.dropna(axis=1, how="all")
+    out = pd.DataFrame(index=table.index)
+    def cell(v) -> str:
+        if v is None or v != v:
+            return ""
+        return f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
+
+    for column in table.columns.drop(["mean", "median", "lower", "upper"], errors="ignore"):
+        out[column] = table[column].map(cell)
+    out[f"mean [{ci:.0%} interval]"] = _estimate(table, digits)
+    return out
+
+
+def interaction_matrix(law, ci: float = CI, digits: int = 2) -> pd.DataFrame | None:
+    """The interaction matrix (t, or the implicit law's centred slopes; named in ``.attrs["parameter"]``):
+    a ``valid_domain`` column, then one column per training domain, each cell 'mean [lower, upper]';
+    None for a fit without one."""
     table = law.parameters(ci=ci)
-    return table
+    name = next((n for n in ("t", "slope") if (table["parameter"] == n).any()), None)
+    if name is None:
+        return None
+    rows = table[table["parameter"] == name]
+    cells = rows.assign(cell=_estimate(rows, digits)).pivot(index="valid_domain", columns="train_domain", values="cell")
+    matrix = cells.loc[law.valid_domains, law.train_domains].rename_axis(columns=None).reset_index()
+    matrix.attrs["parameter"] = name
+    return matrix
+
+
+def write_tables(table: pd.DataFrame, folder: Path, name: str, caption: str, ci: float = CI, digits: int = 3, index: bool = False):
+    """``name``.csv (every number), and ``name``.md / ``name``.tex (estimates with intervals, LaTeX
+    escaped, booktabs) ready to paste into a paper. ``table`` with ``mean``/``lower``/``upper``
+    columns is formatted by :func:`paper_table`; one without is written as it is."""
+    table.to_csv(folder / f"{name}.csv", index=index)
+    shown = paper_table(table, ci, digits) if {"mean", "lower", "upper"} <= set(table.columns) else table
+    (folder / f"{name}.md").write_text(shown.to_markdown(index=index, disable_numparse=True) + "\n")
+    (folder / f"{name}.tex").write_text(shown.to_latex(index=index, escape=True, caption=_latex_escape(caption), label=f"tab:{name}",
+                                                       longtable=len(shown) > 40))
+
+
+def _latex_escape(text: str) -> str:
+    """Text as LaTeX prints it literally (pandas escapes cells, not captions)."""
+    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+               "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    return "".join(special.get(c, c) for c in text)
 
 
 def diagnostics_table(law) -> pd.DataFrame:
@@ -332,37 +400,55 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[str, str, bytes]] = []
-    table = fitted_vs_observed(law)
-    figures.append(("ppc", "Posterior predictive check", figure_ppc(table)))
+
+    def figure(name: str, title: str, draw):
+        with step(f"figure: {title.lower()}"):
+            png = draw()
+        if png is not None:
+            figures.append((name, title, png))
+
+    with step("fitted against observed, every pilot loss"):
+        table = fitted_vs_observed(law)
+    figure("ppc", "Posterior predictive check", lambda: figure_ppc(table))
     if law.kind == "nested_law":
-        figures.append(("curves_steps", "Against training steps", figure_curves(law, table, "length")))
-        figures.append(("curves_size", "Against model size", figure_curves(law, table, "size")))
-    heat = figure_interactions(law)
-    if heat is not None:
-        figures.append(("interactions", "Domain interactions t", heat))
-    figures.append(("proportions", "Along each domain's share", figure_proportion_bands(law, target)))
+        figure("curves_steps", "Against training steps", lambda: figure_curves(law, table, "length"))
+        figure("curves_size", "Against model size", lambda: figure_curves(law, table, "size"))
+    figure("interactions", "Domain interactions", lambda: figure_interactions(law))
+    figure("proportions", "Along each domain's share", lambda: figure_proportion_bands(law, target))
     along = along or _widest_domain(law)
-    figures.append((f"domains_along_{along}", f"Per validation domain, along the share of {along}", figure_domain_bands(law, table, along)))
+    figure(f"domains_along_{along}", f"Per validation domain, along the share of {along}", lambda: figure_domain_bands(law, table, along))
     if len(law.train_domains) >= 3:
-        figures.append(("ternary", "Simplex slice", figure_ternary(law, target=target)))
+        figure("ternary", "Simplex slice", lambda: figure_ternary(law, target=target))
     if optimum is None:
         from bayes_mixlaw.optimize import optimal_mixture
 
-        optimum = optimal_mixture(law, target=target, draws=400, **_scale(law))
-    figures.append(("optimum", "Optimal mixture", figure_optimum(optimum)))
+        with step(f"optimal mixture for '{target}'"):
+            optimum = optimal_mixture(law, target=target, draws=400, **_scale(law))
+    figure("optimum", "Optimal mixture", lambda: figure_optimum(optimum))
     for name, _, png in figures:
         (folder / f"{name}.png").write_bytes(png)
     params = parameter_table(law)
-    params.to_csv(folder / "parameters.csv", index=False)
-    (folder / "parameters.md").write_text(params.to_markdown(index=False, floatfmt=".4f"))
-    (folder / "parameters.tex").write_text(params.to_latex(index=False, float_format="%.4f"))
-    optimum.table().to_csv(folder / "optimum.csv", index=False)
+    write_tables(params, folder, "parameters", f"Posterior means and {CI:.0%} credible intervals of the law's parameters.")
+    optimum_table = optimum.table().dropna(axis=1, how="all")
+    write_tables(optimum_table, folder, "optimum", f"Optimal mixture for '{target}': the Bayes-optimal proportions, the posterior "
+                 f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.")
+    tables = ["parameters", "optimum"]
+    matrix = interaction_matrix(law)
+    if matrix is not None:
+        write_tables(matrix, folder, "interactions", f"Domain interactions ({matrix.attrs['parameter']}) of each validation domain "
+                     f"(row) with each training domain (column): posterior mean [{CI:.0%} credible interval].")
+        tables.append("interactions")
     diagnostics = diagnostics_table(law)
     try:
         from bayes_mixlaw.compare import loo
 
-        elpd = loo(law)
+        with step("PSIS-LOO"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")  # said in plain words below
+            elpd = loo(law)
         bad = int((np.asarray(elpd.pareto_k) > 0.7).sum())
+        if bad:
+            warnings.warn(f"PSIS-LOO: {bad} of {np.asarray(elpd.pareto_k).size} observations have Pareto k > 0.7, so LOO is unreliable "
+                          "there (influential pilots); the report's diagnostics table says so; compare variants by --holdout too", stacklevel=2)
         loo_row = {"check": "PSIS-LOO elpd", "value": f"{float(elpd.elpd):.1f} (SE {float(elpd.se):.1f}, p_loo {float(elpd.p):.1f})",
                    "verdict": "reliable" if bad == 0 else f"{bad} observation(s) with Pareto k > 0.7: LOO is unreliable there; compare by held-out scale"}
         diagnostics = pd.concat([diagnostics.iloc[:-1], pd.DataFrame([loo_row]), diagnostics.iloc[-1:]], ignore_index=True)
@@ -374,7 +460,9 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     if compare_with:
         from bayes_mixlaw.compare import loo_compare
 
-        ranked = loo_compare({"this fit": law, **compare_with})
+        with step(f"PSIS-LOO of {len(compare_with) + 1} variants"), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")  # each fit's own LOO line says it
+            ranked = loo_compare({"this fit": law, **compare_with})
         ranked.to_csv(folder / "model_comparison.csv")
         comparison = f"<h2>Model comparison (PSIS-LOO, best first)</h2>{ranked.round(2).to_html()}"
     if holdout:
@@ -384,7 +472,8 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
         scores = []
         for name, variant in {"this fit": law, **(compare_with or {})}.items():
             fresh = type(variant)(variant.config, variant.targets)
-            scores.append({"variant": name, **holdout_score(fresh, runs, progress=False)})
+            with step(f"held-out check of {name}: refitting without the held-out pilots", announce=True):
+                scores.append({"variant": name, **holdout_score(fresh, runs, progress=False)})
         scores = pd.DataFrame(scores)
         scores.to_csv(folder / "holdout.csv", index=False)
         comparison += f"<h2>Extrapolation: held-out pilots (refitted without them)</h2>{scores.round(4).to_html(index=False)}"
@@ -397,9 +486,10 @@ td,th{{border:1px solid #ccc;padding:2px 6px}}</style></head><body>
 <h2>Diagnostics</h2>{diagnostics.to_html(index=False)}
 {''.join(sections)}
 {comparison}
-<h2>Optimal mixture</h2>{optimum.table().round(4).to_html(index=False)}
-<h2>Parameters ({CI:.0%} intervals)</h2>{params.round(4).to_html(index=False, max_rows=200)}
-<p>Tables: parameters.csv / .md / .tex, optimum.csv, diagnostics.csv, fitted_vs_observed.csv.</p>
+<h2>Optimal mixture</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}
+<h2>Parameters ({CI:.0%} intervals)</h2>{paper_table(params).to_html(index=False, max_rows=300)}
+<p>Tables (CSV with every number; Markdown and LaTeX with estimates and intervals): {", ".join(f"{n}.csv/.md/.tex" for n in tables)}.
+Also diagnostics.csv and fitted_vs_observed.csv (every observed loss with its fitted median and {CI:.0%} interval).</p>
 </body></html>"""
     path = folder / "report.html"
     path.write_text(page)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -157,13 +159,63 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
         assert (folder / name).stat().st_size > 0, name
     page = (folder / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 6 and "Diagnostics" in page and "PSIS-LOO" in page
-    assert "\\begin{tabular}" in (folder / "parameters.tex").read_text()
+    tex = (folder / "parameters.tex").read_text()
+    assert "\\begin{longtable}" in tex and "log\\_c" in tex and "90\\% credible" in tex and "nan" not in tex.lower()
+    markdown = (folder / "parameters.md").read_text()
+    assert "mean [90% interval]" in markdown and "nan" not in markdown.lower()
+    interactions = pd.read_csv(folder / "interactions.csv")  # t as validation x training domains, 'mean [lower, upper]'
+    assert list(interactions.columns) == ["valid_domain", *fitted.train_domains] and len(interactions) == len(fitted.valid_domains)
+    assert "\\begin{tabular}" in (folder / "interactions.tex").read_text() and "reference" not in (folder / "optimum.md").read_text()
     holdout = pd.read_csv(folder / "holdout.csv")
     assert list(holdout["variant"]) == ["this fit", str(other_path)] and holdout["MAE"].notna().all()
     result = CliRunner().invoke(app, ["report", str(path), "-o", str(folder), "-q"])
     assert result.exit_code == 2 and "pass --force" in result.output
     result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "other"), "--along", "wiki", "-q"])
     assert result.exit_code == 2 and "'wiki' is not a training domain" in result.output
+
+
+def test_report_says_each_step_and_its_time_unless_quiet(fitted, tmp_path):
+    from typer.testing import CliRunner
+
+    from bayes_mixlaw.cli import app
+
+    path = fitted.save(tmp_path / "fit.nc")
+    loud = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "loud")])
+    assert loud.exit_code == 0, loud.output
+    assert re.search(r"optimal mixture for 'total': \d+\.\d s", loud.output) and re.search(r"PSIS-LOO: \d+\.\d s", loud.output)
+    quiet = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "quiet"), "-q"])
+    assert quiet.exit_code == 0 and " s\n" not in quiet.output and "wrote" not in quiet.output
+
+
+def test_implicit_law_reports_label_free_slopes_and_optimises(runs, mocked_sampling, tmp_path):
+    """The implicit law's latent domains swap labels between draws; what it reports must not: the
+    centred slopes dL_i/dr_j at the pilots' mean (checked against autograd through target_function),
+    and target_function itself (checked against predict_draws), which optimize, suggest and the
+    report's figures use."""
+    import torch
+
+    from bayes_mixlaw.report import write_report
+
+    law = MixingLaw(MixingLawConfig(law="implicit", n_implicit=3, sampler={"draws": 20, "chains": 2}), datasets.pile_targets())
+    law.fit(runs, seed=4, progress=False)
+    table = law.parameters()
+    assert set(table["parameter"]) == {"slope", "noise_sigma"}
+    slope = table[table["parameter"] == "slope"]
+    assert np.allclose(slope.groupby("valid_domain")["mean"].sum(), 0, atol=1e-9)  # centred: moves within the simplex
+    f = law.target_function("Github")
+    center = torch.tensor(law.pilot_mixtures.mean(axis=0), requires_grad=True)
+    f(center[None, None].expand(f.n_draws, 1, -1)).mean().backward()
+    gradient = center.grad.numpy() - center.grad.numpy().mean()
+    assert np.allclose(slope[slope["valid_domain"] == "Github"].set_index("train_domain")["mean"][law.train_domains], gradient)
+    total = law.target_function("total")
+    r = torch.tensor(mixtures(law.train_domains).filter(like="mix:").to_numpy())
+    with torch.no_grad():
+        by_function = total(r[None].expand(total.n_draws, -1, -1)).numpy()
+    by_draws = law.predict_draws(mixtures(law.train_domains), kind="mean").sel(target="total").values.reshape(total.n_draws, -1)
+    assert np.allclose(by_function, by_draws)
+    write_report(law, tmp_path)
+    assert (tmp_path / "interactions.png").stat().st_size > 0 and (tmp_path / "optimum.png").stat().st_size > 0
+    assert "slope" in (tmp_path / "parameters.csv").read_text()
 
 
 def test_suggest_command_writes_the_batch_with_caps_and_exploit(fitted, tmp_path):
