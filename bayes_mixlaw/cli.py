@@ -325,6 +325,9 @@ def report(
     compare: Annotated[Optional[list[Path]], typer.Option(help="Other fits of the same data (variants) to rank by PSIS-LOO; repeat")] = None,
     holdout: Annotated[bool, typer.Option("--holdout", help="Also refit each variant without the largest size (or farthest mixtures) and score it on them (slow)")] = False,
     along: Annotated[Optional[str], typer.Option(help="Training domain whose share the per-validation-domain panels vary (default: the one the pilots vary most)")] = None,
+    params: Annotated[Optional[float], typer.Option(help="Nested fits: target model size for the share bands, simplex slice and optimum (default: the largest pilot scale)")] = None,
+    step: Annotated[Optional[float], typer.Option(help="Nested fits on steps: target training steps (with --params)")] = None,
+    tokens: Annotated[Optional[float], typer.Option(help="Nested fits on tokens: target training tokens (with --params)")] = None,
     force: Annotated[bool, typer.Option("--force", help="Write into a folder that already has a report")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
@@ -332,21 +335,27 @@ def report(
     _setup(quiet)
 
     def body():
+        import time
+
         from bayes_mixlaw.model import BayesianLaw
         from bayes_mixlaw.report import write_report
-        from bayes_mixlaw.scaling import ChinchillaLaw
 
         if (output / "report.html").exists() and not force:
             raise UserError(f"{output / 'report.html'} exists; pass --force to overwrite the report in {output}")
-        law = BayesianLaw.load(fit_file)
-        if isinstance(law, ChinchillaLaw):
-            raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law and nested fits")
+        started = time.perf_counter()
+        if params is None and step is None and tokens is None:
+            law, scale = BayesianLaw.load(fit_file), None
+            if law.kind == "chinchilla_law":
+                raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law and nested fits")
+        else:
+            law, scale = _mixture_fit(fit_file, params, step, tokens, "report on")
         if along is not None and along not in law.train_domains:
             raise UserError(f"--along {along!r} is not a training domain of {fit_file}; it has {law.train_domains}")
         others = {str(p): BayesianLaw.load(p) for p in (compare or [])}
-        path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along)
+        path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along, scale=scale)
         if not quiet:
-            out.print(f"wrote {path} and its figures and tables in {output}")
+            console.print(law.summary_line(), highlight=False, soft_wrap=True)
+            out.print(f"wrote {path} and its figures and tables in {output} ({time.perf_counter() - started:.0f} s)")
 
     _run(body)
 

@@ -4,6 +4,9 @@
   Normal, ...) by PSIS-LOO expected log predictive density (ArviZ), on the same observations. The
   pointwise log-likelihood is recomputed from each fit's posterior with its own likelihood, so fits
   saved without it can be compared.
+* :func:`compare_variants` puts both in one table: each fitted variant's PSIS-LOO (rank, elpd, its
+  standard error, the number of observations whose Pareto k says LOO is unreliable) and, on
+  request, its held-out score.
 * :func:`holdout_score` fits a variant without some pilots and scores its predictions of them:
   for a nested fit, the largest model size (what matters for extrapolating to the target); for a
   one-scale mixing law, the mixtures farthest from the pilots' mean. LOO says how well a variant
@@ -65,29 +68,25 @@ def pointwise_log_likelihood(law) -> xr.DataArray:
 
 
 def loo(law):
-    """PSIS-LOO of one fit (ArviZ's ELPDData; its ``pareto_k`` flags influential observations)."""
+    """PSIS-LOO of one fit (ArviZ's ELPDData, pointwise; its ``pareto_k`` flags influential observations)."""
     import arviz as az
 
     tree = xr.DataTree.from_dict({
         "posterior": law.idata["posterior"].to_dataset(),
         "log_likelihood": xr.Dataset({"loss": pointwise_log_likelihood(law)}),
     })
-    return az.loo(tree, var_name="loss")
+    return az.loo(tree, var_name="loss", pointwise=True)
 
 
-def loo_compare(laws: dict) -> pd.DataFrame:
-    """Rank fitted variants of the same data by PSIS-LOO (ArviZ ``compare``; best first)."""
+def loo_compare(laws: dict, elpds: dict | None = None) -> pd.DataFrame:
+    """Rank fitted variants of the same data by PSIS-LOO (ArviZ ``compare``; best first).
+    ``elpds``: their :func:`loo` results if already computed."""
     import arviz as az
 
     sizes = {name: law.idata["observed_data"].sizes["obs"] for name, law in laws.items()}
     if len(set(sizes.values())) > 1:
         raise ValueError(f"LOO compares fits of the same observations; these have {sizes}")
-    trees = {
-        name: xr.DataTree.from_dict({"posterior": law.idata["posterior"].to_dataset(),
-                                     "log_likelihood": xr.Dataset({"loss": pointwise_log_likelihood(law)})})
-        for name, law in laws.items()
-    }
-    return az.compare(trees, var_name="loss")
+    return az.compare(elpds or {name: loo(law) for name, law in laws.items()}, round_to="none")
 
 
 def runs_from_fit(law) -> RunsTable:
@@ -156,3 +155,34 @@ def holdout_score(law, runs, *, ci: float = 0.9, seed: int = 0, **fit_kw) -> dic
             log_density.append(np.log(stats.norm.pdf((y[None] - sample) / bandwidth).mean(0) / bandwidth))
     return {"held_out": what, "MAE": float(np.concatenate(errors).mean()), f"{ci:.0%} coverage": float(np.concatenate(inside).mean()),
             "log predictive density": float(np.concatenate(log_density).mean()), "n": int(np.concatenate(errors).size)}
+
+
+def compare_variants(laws: dict, *, holdout: bool = False, runs=None, seed: int = 0, **fit_kw) -> pd.DataFrame:
+    """One row per fitted variant of the same data ({name: law}), best PSIS-LOO first: ``rank``,
+    ``elpd_loo``, ``se``, ``elpd_diff`` and ``dse`` (to the best), ``p_loo``, ``pareto_k > 0.7``
+    (observations where LOO is unreliable) and, with ``holdout``, each variant refitted without the
+    held-out pilots (:func:`holdout_split`; ``runs`` defaults to the first fit's own runs) with its
+    held-out ``MAE``, interval ``coverage`` and ``log predictive density``."""
+    import warnings
+
+    from bayes_mixlaw.feedback import step
+
+    with step(f"PSIS-LOO of {len(laws)} variant(s)"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")  # counted in the table instead
+        elpds = {name: loo(law) for name, law in laws.items()}
+        ranked = loo_compare(laws, elpds)
+    unreliable = {name: int((np.asarray(elpd.pareto_k) > 0.7).sum()) for name, elpd in elpds.items()}
+    table = pd.DataFrame({
+        "variant": ranked.index, "rank": ranked["rank"].to_numpy(), "elpd_loo": ranked["elpd"].to_numpy(), "se": ranked["se"].to_numpy(),
+        "elpd_diff": ranked["elpd_diff"].to_numpy(), "dse": ranked["dse"].to_numpy(), "p_loo": ranked["p"].to_numpy(),
+        "pareto_k > 0.7": [unreliable[name] for name in ranked.index],
+    })
+    if holdout:
+        runs = runs_from_fit(next(iter(laws.values()))) if runs is None else runs
+        scores = {}
+        for name, law in laws.items():
+            fresh = type(law)(law.config, law.targets)
+            with step(f"held-out check of {name}: refitting without the held-out pilots", announce=True):
+                scores[name] = holdout_score(fresh, runs, seed=seed, **{"progress": False, **fit_kw})
+        table = table.join(pd.DataFrame.from_dict(scores, orient="index"), on="variant")
+    return table.reset_index(drop=True)

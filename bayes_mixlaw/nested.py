@@ -451,7 +451,7 @@ class NestedLaw(MixtureLaw):
         n_draws, n_valid = len(p["t"]), len(self.valid_domains)
         shape = (n_draws, 1, 1, n_valid)  # one extrapolation factor per draw and domain (ones if none is attached)
         factor = discrepancy_factor(self, {"params": n, self.length_column: length}, shape, np.random.default_rng(seed + 1), predictive=False)
-        extrapolation = torch.as_tensor(np.broadcast_to(factor, shape).reshape(n_draws, 1, n_valid))
+        extrapolation = torch.as_tensor(np.broadcast_to(factor, shape).reshape(n_draws, 1, n_valid).copy())  # a broadcast view is read-only
 
         def f(r):
             log_a = p["log_a"][:, None, :] + ((r - center) @ p["size_t"].transpose(-1, -2) if scaling else 0.0)

@@ -41,13 +41,14 @@ def _scale(law) -> dict:
     return {"params": scales["params"][-1], law.length_column: scales[law.length_column][-1]}
 
 
-def _law_draws(law, r: np.ndarray, target: str) -> np.ndarray:
+def _law_draws(law, r: np.ndarray, target: str, scale: dict | None = None) -> np.ndarray:
     """The law's expected ``target`` loss at each mixture, per draw: (sample, n). For a nested fit, at
-    the largest pilot scale and without a new mixture's random departure (smooth in r)."""
+    ``scale`` (default: the largest pilot scale) and without a new mixture's random departure (smooth in r)."""
+    scale = _scale(law) if scale is None else scale
     try:
-        f = law.target_function(target, **_scale(law))
-    except ValueError:  # the implicit law: its draws, through predict_draws
-        draws = law.predict_draws(_frame(law, r), kind="mean", **_scale(law)).sel(target=target).values
+        f = law.target_function(target, **scale)
+    except ValueError:  # a law without a torch function: its draws, through predict_draws
+        draws = law.predict_draws(_frame(law, r), kind="mean", **scale).sel(target=target).values
         return draws.reshape(-1, draws.shape[-1])
     import torch
 
@@ -141,8 +142,10 @@ def figure_interactions(law) -> bytes | None:
     return _png(fig)
 
 
-def figure_proportion_bands(law, target: str = "total", points: int = 41) -> bytes:
-    """Predicted target along each domain's share, the others in the pilots' mean ratio, with pilots."""
+def figure_proportion_bands(law, target: str = "total", points: int = 41, scale: dict | None = None) -> bytes:
+    """Predicted target along each domain's share, the others in the pilots' mean ratio, with the
+    pilots' range shaded. Nested fits: at ``scale`` (default: the largest pilot scale)."""
+    scale = _scale(law) if scale is None else scale
     domains = law.train_domains
     center = law.pilot_mixtures.mean(axis=0)
     lo, hi = interval_bounds(CI)
@@ -153,7 +156,7 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41) -> byt
     share = np.linspace(0, 1, points)
     for j, domain in enumerate(domains):
         r = _share_line(center, j, share)
-        flat = _law_draws(law, r, target)
+        flat = _law_draws(law, r, target, scale)
         ax = axes.flat[j]
         ax.fill_between(share, np.quantile(flat, lo, 0), np.quantile(flat, hi, 0), alpha=0.3, label=f"{CI:.0%} interval")
         ax.plot(share, np.median(flat, 0), lw=1.2, label="median")
@@ -165,7 +168,7 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41) -> byt
         ax.axis("off")
     axes.flat[0].set_ylabel(f"predicted {target} loss")
     axes.flat[0].legend(fontsize=7)
-    where = ", ".join(f"{k}={v:,.0f}" for k, v in _scale(law).items())
+    where = ", ".join(f"{k}={v:,.0f}" for k, v in scale.items())
     fig.suptitle(f"Expected {target} loss along each domain's share (others in the pilots' mean ratio){'; at ' + where if where else ''}", fontsize=9)
     return _png(fig)
 
@@ -228,8 +231,10 @@ def figure_domain_bands(law, table: pd.DataFrame, along: str | None = None, poin
     return _png(fig)
 
 
-def figure_ternary(law, domains3: list[str] | None = None, target: str = "total", resolution: int = 30) -> bytes:
-    """Ternary slice over three domains (the rest fixed at their pilot-mean share): median and interval width."""
+def figure_ternary(law, domains3: list[str] | None = None, target: str = "total", resolution: int = 30, scale: dict | None = None) -> bytes:
+    """Ternary slice over three domains (the rest fixed at their pilot-mean share): median and interval
+    width. Nested fits: at ``scale`` (default: the largest pilot scale)."""
+    scale = _scale(law) if scale is None else scale
     domains = law.train_domains
     center = law.pilot_mixtures.mean(axis=0)
     pick = domains3 or [domains[i] for i in np.argsort(-center)[:3]]
@@ -239,7 +244,7 @@ def figure_ternary(law, domains3: list[str] | None = None, target: str = "total"
     bary = np.array(grid, dtype=float) / resolution
     r = np.tile(center, (len(bary), 1))
     r[:, idx] = bary * (1 - rest)
-    flat = _law_draws(law, r, target)
+    flat = _law_draws(law, r, target, scale)
     lo, hi = interval_bounds(CI)
     median, width = np.median(flat, 0), np.quantile(flat, hi, 0) - np.quantile(flat, lo, 0)
     x = bary[:, 1] + bary[:, 2] / 2
@@ -258,7 +263,8 @@ def figure_ternary(law, domains3: list[str] | None = None, target: str = "total"
     best = np.argmin(median)
     axes[0].plot(x[best], y[best], "r*", ms=10)
     fixed = f"; other domains fixed at their pilot-mean share ({rest:.2f} in all)" if rest > 0 else ""
-    fig.suptitle(f"Simplex slice over {', '.join(pick)}{fixed}", fontsize=9)
+    where = ", ".join(f"{k}={v:,.0f}" for k, v in scale.items())
+    fig.suptitle(f"Simplex slice over {', '.join(pick)}{fixed}{'; at ' + where if where else ''}", fontsize=9)
     return _png(fig)
 
 
@@ -390,8 +396,11 @@ def diagnostics_table(law) -> pd.DataFrame:
 
 
 def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None, holdout: bool = False,
-                 along: str | None = None) -> Path:
+                 along: str | None = None, scale: dict | None = None) -> Path:
     """Write report.html, the PNGs and the tables of a mixing-law or nested fit into ``folder``.
+    ``scale``: for a nested fit, the target run's ``params`` and ``step``/``tokens``, where the share
+    bands, the simplex slice and the optimal mixture are shown (default: the largest pilot scale;
+    the fitted-against-observed figures are always at the pilots' own scales)
     ``compare_with``: other fitted variants of the same data ({name: law}) to rank by PSIS-LOO.
     ``holdout``: also refit each variant without the largest size (nested fits) or the mixtures
     farthest from the pilots' mean, and score its predictions of them (extrapolation; slow).
@@ -399,10 +408,12 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     one whose share varies most across the pilots)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    scale = _scale(law) if scale is None else scale
+    at = "; at " + ", ".join(f"{k}={v:,.0f}" for k, v in scale.items()) if scale else ""
     figures: list[tuple[str, str, bytes]] = []
 
     def figure(name: str, title: str, draw):
-        with step(f"figure: {title.lower()}"):
+        with step(f"figure: {title}"):
             png = draw()
         if png is not None:
             figures.append((name, title, png))
@@ -414,23 +425,23 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
         figure("curves_steps", "Against training steps", lambda: figure_curves(law, table, "length"))
         figure("curves_size", "Against model size", lambda: figure_curves(law, table, "size"))
     figure("interactions", "Domain interactions", lambda: figure_interactions(law))
-    figure("proportions", "Along each domain's share", lambda: figure_proportion_bands(law, target))
+    figure("proportions", f"Along each domain's share{at}", lambda: figure_proportion_bands(law, target, scale=scale))
     along = along or _widest_domain(law)
     figure(f"domains_along_{along}", f"Per validation domain, along the share of {along}", lambda: figure_domain_bands(law, table, along))
     if len(law.train_domains) >= 3:
-        figure("ternary", "Simplex slice", lambda: figure_ternary(law, target=target))
+        figure("ternary", f"Simplex slice{at}", lambda: figure_ternary(law, target=target, scale=scale))
     if optimum is None:
         from bayes_mixlaw.optimize import optimal_mixture
 
         with step(f"optimal mixture for '{target}'"):
-            optimum = optimal_mixture(law, target=target, draws=400, **_scale(law))
-    figure("optimum", "Optimal mixture", lambda: figure_optimum(optimum))
+            optimum = optimal_mixture(law, target=target, draws=400, **scale)
+    figure("optimum", f"Optimal mixture{at}", lambda: figure_optimum(optimum))
     for name, _, png in figures:
         (folder / f"{name}.png").write_bytes(png)
     params = parameter_table(law)
     write_tables(params, folder, "parameters", f"Posterior means and {CI:.0%} credible intervals of the law's parameters.")
     optimum_table = optimum.table().dropna(axis=1, how="all")
-    write_tables(optimum_table, folder, "optimum", f"Optimal mixture for '{target}': the Bayes-optimal proportions, the posterior "
+    write_tables(optimum_table, folder, "optimum", f"Optimal mixture for '{target}'{at}: the Bayes-optimal proportions, the posterior "
                  f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.")
     tables = ["parameters", "optimum"]
     matrix = interaction_matrix(law)
@@ -457,26 +468,13 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     diagnostics.to_csv(folder / "diagnostics.csv", index=False)
     table.to_csv(folder / "fitted_vs_observed.csv", index=False)
     comparison = ""
-    if compare_with:
-        from bayes_mixlaw.compare import loo_compare
+    if compare_with or holdout:
+        from bayes_mixlaw.compare import compare_variants
 
-        with step(f"PSIS-LOO of {len(compare_with) + 1} variants"), warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")  # each fit's own LOO line says it
-            ranked = loo_compare({"this fit": law, **compare_with})
-        ranked.to_csv(folder / "model_comparison.csv")
-        comparison = f"<h2>Model comparison (PSIS-LOO, best first)</h2>{ranked.round(2).to_html()}"
-    if holdout:
-        from bayes_mixlaw.compare import holdout_score, runs_from_fit
-
-        runs = runs_from_fit(law)
-        scores = []
-        for name, variant in {"this fit": law, **(compare_with or {})}.items():
-            fresh = type(variant)(variant.config, variant.targets)
-            with step(f"held-out check of {name}: refitting without the held-out pilots", announce=True):
-                scores.append({"variant": name, **holdout_score(fresh, runs, progress=False)})
-        scores = pd.DataFrame(scores)
-        scores.to_csv(folder / "holdout.csv", index=False)
-        comparison += f"<h2>Extrapolation: held-out pilots (refitted without them)</h2>{scores.round(4).to_html(index=False)}"
+        ranked = compare_variants({"this fit": law, **(compare_with or {})}, holdout=holdout)
+        ranked.to_csv(folder / "model_comparison.csv", index=False)
+        title = "Model comparison: PSIS-LOO (best first)" + (" and held-out pilots (each variant refitted without them)" if holdout else "")
+        comparison = f"<h2>{title}</h2>{ranked.round(4).to_html(index=False)}"
     sections = [f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
                 for _, title, png in figures]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bayes_mixlaw report</title>
@@ -486,7 +484,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px}}</style></head><body>
 <h2>Diagnostics</h2>{diagnostics.to_html(index=False)}
 {''.join(sections)}
 {comparison}
-<h2>Optimal mixture</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}
+<h2>Optimal mixture{html.escape(at)}</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}
 <h2>Parameters ({CI:.0%} intervals)</h2>{paper_table(params).to_html(index=False, max_rows=300)}
 <p>Tables (CSV with every number; Markdown and LaTeX with estimates and intervals): {", ".join(f"{n}.csv/.md/.tex" for n in tables)}.
 Also diagnostics.csv and fitted_vs_observed.csv (every observed loss with its fitted median and {CI:.0%} interval).</p>

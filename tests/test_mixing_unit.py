@@ -155,7 +155,7 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
     assert result.exit_code == 0, result.output
     folder = tmp_path / "report"
     for name in ("report.html", "ppc.png", "interactions.png", "proportions.png", "domains_along_academic.png", "ternary.png", "optimum.png",
-                 "parameters.csv", "parameters.md", "parameters.tex", "optimum.csv", "diagnostics.csv", "model_comparison.csv", "holdout.csv"):
+                 "parameters.csv", "parameters.md", "parameters.tex", "optimum.csv", "diagnostics.csv", "model_comparison.csv"):
         assert (folder / name).stat().st_size > 0, name
     page = (folder / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 6 and "Diagnostics" in page and "PSIS-LOO" in page
@@ -166,8 +166,9 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
     interactions = pd.read_csv(folder / "interactions.csv")  # t as validation x training domains, 'mean [lower, upper]'
     assert list(interactions.columns) == ["valid_domain", *fitted.train_domains] and len(interactions) == len(fitted.valid_domains)
     assert "\\begin{tabular}" in (folder / "interactions.tex").read_text() and "reference" not in (folder / "optimum.md").read_text()
-    holdout = pd.read_csv(folder / "holdout.csv")
-    assert list(holdout["variant"]) == ["this fit", str(other_path)] and holdout["MAE"].notna().all()
+    comparison = pd.read_csv(folder / "model_comparison.csv")  # PSIS-LOO ranks and the held-out check, one row per variant
+    assert set(comparison["variant"]) == {"this fit", str(other_path)} and list(comparison["rank"]) == [0, 1]
+    assert comparison[["elpd_loo", "se", "MAE", "90% coverage", "log predictive density"]].notna().all().all()
     result = CliRunner().invoke(app, ["report", str(path), "-o", str(folder), "-q"])
     assert result.exit_code == 2 and "pass --force" in result.output
     result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "other"), "--along", "wiki", "-q"])

@@ -370,6 +370,23 @@ def test_nested_report_has_curves_and_per_domain_share_panels(fitted, tmp_path):
         assert (tmp_path / f"{name}.png").stat().st_size > 0, name
     page = path.read_text()
     assert f"along the share of {along}" in page and page.count("data:image/png;base64,") == 8
+    largest = f"at params={fitted.pilot_scales()['params'][-1]:,.0f}, step=30,000"
+    assert f"Optimal mixture; {largest}" in page
+    target = write_report(fitted, tmp_path / "at_1b", scale={"params": 805_736_448, "step": 100_000}).read_text()
+    assert "Optimal mixture; at params=805,736,448, step=100,000" in target and largest not in target
+
+
+def test_report_command_takes_a_target_scale_for_nested_fits(fitted, tmp_path):
+    from typer.testing import CliRunner
+
+    from bayes_mixlaw.cli import app
+
+    path = fitted.save(tmp_path / "fit.nc")
+    result = CliRunner().invoke(app, ["report", str(path), "--params", "805736448", "--step", "100000", "-o", str(tmp_path / "r"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "Optimal mixture; at params=805,736,448, step=100,000" in (tmp_path / "r" / "report.html").read_text()
+    result = CliRunner().invoke(app, ["report", str(path), "--params", "805736448", "-o", str(tmp_path / "r2"), "-q"])
+    assert result.exit_code == 2 and "--step" in result.output
 
 
 def test_extrapolation_discrepancy_widens_only_beyond_the_pilots(fitted, redpajama, tmp_path):
