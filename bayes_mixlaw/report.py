@@ -268,7 +268,10 @@ def figure_ternary(law, domains3: list[str] | None = None, target: str = "total"
     return _png(fig)
 
 
-def figure_optimum(result) -> bytes:
+def figure_optimum(result, pilots: np.ndarray | None = None, where: str = "") -> bytes:
+    """The Bayes-optimal mixture (bars) and the posterior of each draw's optimum (median, interval);
+    with ``pilots`` (their mixtures), each domain's largest pilot share as a tick: a bar above it is
+    an extrapolation of the mixing law beyond the data."""
     table = result.table()
     props = table[table["quantity"] == "proportion"]
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -277,11 +280,14 @@ def figure_optimum(result) -> bytes:
     med = props["median"].to_numpy(float)
     ax.errorbar(pos, med, yerr=[np.clip(med - props["lower"], 0, None), np.clip(props["upper"] - med, 0, None)], fmt="o", color="k",
                 ms=3, label=f"draws' optima: median, {CI:.0%} interval")
+    if pilots is not None:
+        ax.plot(pos, pilots.max(axis=0), "_", color="C3", ms=18, mew=1.5, label="largest share in any pilot")
     ax.set_xticks(pos, props["item"], rotation=30, ha="right")
     ax.set_ylabel("proportion")
     loss = table[table["quantity"] == "loss"].iloc[0]
-    ax.set_title(f"Optimal mixture for '{result.target}': predicted {loss['mean']:.3f} [{loss['lower']:.3f}, {loss['upper']:.3f}]", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_title(f"Optimal mixture for '{result.target}'{where}: predicted {loss['mean']:.3f} [{loss['lower']:.3f}, {loss['upper']:.3f}]",
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
 
@@ -435,7 +441,7 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
 
         with step(f"optimal mixture for '{target}'"):
             optimum = optimal_mixture(law, target=target, draws=400, **scale)
-    figure("optimum", f"Optimal mixture{at}", lambda: figure_optimum(optimum))
+    figure("optimum", f"Optimal mixture{at}", lambda: figure_optimum(optimum, law.pilot_mixtures, at.replace(";", "")))
     for name, _, png in figures:
         (folder / f"{name}.png").write_bytes(png)
     params = parameter_table(law)
