@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
+from scipy import special, stats
 
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, validate_runs
 from bayes_mixlaw.summary import interval_bounds
@@ -128,6 +128,15 @@ def holdout_split(runs: RunsTable, fraction: float = 0.25) -> tuple[RunsTable, R
     return train, held, what
 
 
+def log_kernel_density(y: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    """log of the Gaussian kernel density estimate (Silverman's bandwidth) of the draws ``sample``
+    (draws x n) at each ``y`` (n), computed in logs so that a value far outside the draws gets a
+    finite, very low density rather than log(0)."""
+    bandwidth = 1.06 * sample.std(0) * len(sample) ** -0.2 + 1e-12
+    kernels = stats.norm.logpdf((y[None] - sample) / bandwidth)
+    return special.logsumexp(kernels, axis=0) - np.log(len(sample)) - np.log(bandwidth)
+
+
 def holdout_score(law, runs, *, ci: float = 0.9, seed: int = 0, **fit_kw) -> dict:
     """Fit ``law`` (an unfitted variant) without the held-out pilots (:func:`holdout_split`) and score
     its predictions of them: MAE, interval coverage and held-out log predictive density per loss."""
@@ -151,8 +160,7 @@ def holdout_score(law, runs, *, ci: float = 0.9, seed: int = 0, **fit_kw) -> dic
             sample = values[:, :, targets.index(domain)]
             errors.append(np.abs(np.median(sample, 0) - y))
             inside.append((np.quantile(sample, lo, 0) <= y) & (y <= np.quantile(sample, hi, 0)))
-            bandwidth = 1.06 * sample.std(0) * len(sample) ** -0.2 + 1e-12  # kernel density of the draws
-            log_density.append(np.log(stats.norm.pdf((y[None] - sample) / bandwidth).mean(0) / bandwidth))
+            log_density.append(log_kernel_density(y, sample))
     return {"held_out": what, "MAE": float(np.concatenate(errors).mean()), f"{ci:.0%} coverage": float(np.concatenate(inside).mean()),
             "log predictive density": float(np.concatenate(log_density).mean()), "n": int(np.concatenate(errors).size)}
 

@@ -32,6 +32,28 @@ from bayes_mixlaw.summary import interval_bounds  # noqa: E402
 
 CI = 0.9
 
+HOW_TO_READ = {  # one line under each figure of the HTML page: what it shows and what to look for
+    "ppc": "Each pilot loss against its fitted posterior predictive median and 90% interval. Points should hug the "
+           "diagonal, and about 90% of them should lie inside their interval; far more means the noise is overestimated, "
+           "far fewer that the law misses something.",
+    "curves_steps": "One pilot mixture's observed losses (dots) and fitted 90% bands against training steps, one colour per "
+                    "model size. Dots leaving the band at the last checkpoints are where the step law bends (learning-rate schedule).",
+    "curves_size": "The same mixture's losses against model size at the longest length: the size law the target run is extrapolated on.",
+    "interactions": "How each training domain's share moves each validation loss (rows: validation domains; columns: "
+                    "training domains; negative: more of it lowers that loss). Bold cells' 90% intervals exclude zero.",
+    "proportions": "The predicted loss as one domain's share goes from 0 to 1 (the others keep the pilots' mean ratio), "
+                   "median and 90% band of the law. Grey: the range of shares the pilots covered; outside it the law "
+                   "extrapolates and the band says how far to trust it.",
+    "domains": "One panel per validation domain along one training domain's share: the law's band, and every pilot's "
+               "observed loss with its own 90% predictive interval (red: outside it). Pilots off the curve differ in their "
+               "other shares; red ones are the law's misses.",
+    "ternary": "Left: the predicted loss over three domains (the others fixed; star: the lowest). Right: the width of its "
+               "90% interval: dark where the pilots pin the law down, bright where a prediction is a guess.",
+    "optimum": "Bars: the mixture with the lowest posterior expected loss. Points and lines: the median and 90% interval "
+               "of each posterior draw's own optimum (wide: the data do not pin that share down). Red ticks: the largest "
+               "share any pilot had; a bar above its tick rests on extrapolation.",
+}
+
 
 def _scale(law) -> dict:
     """The scale predictions are made at: the largest pilot scale for a nested fit, else none."""
@@ -481,11 +503,12 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
         ranked.to_csv(folder / "model_comparison.csv", index=False)
         title = "Model comparison: PSIS-LOO (best first)" + (" and held-out pilots (each variant refitted without them)" if holdout else "")
         comparison = f"<h2>{title}</h2>{ranked.round(4).to_html(index=False)}"
-    sections = [f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
-                for _, title, png in figures]
+    sections = [f"<h2>{html.escape(title)}</h2><p class='how'>{html.escape(HOW_TO_READ[name.split('_along_')[0]])}</p>"
+                f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
+                for name, title, png in figures]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bayes_mixlaw report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} table{{border-collapse:collapse;font-size:12px}}
-td,th{{border:1px solid #ccc;padding:2px 6px}}</style></head><body>
+td,th{{border:1px solid #ccc;padding:2px 6px}} .how{{color:#444;font-size:14px}}</style></head><body>
 <h1>bayes_mixlaw report</h1><p>{html.escape(law.summary_line())}</p>
 <h2>Diagnostics</h2>{diagnostics.to_html(index=False)}
 {''.join(sections)}

@@ -159,6 +159,7 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
         assert (folder / name).stat().st_size > 0, name
     page = (folder / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 6 and "Diagnostics" in page and "PSIS-LOO" in page
+    assert page.count("<p class='how'>") == 6 and "about 90% of them should lie inside their interval" in page  # how to read each figure
     tex = (folder / "parameters.tex").read_text()
     assert "\\begin{longtable}" in tex and "log\\_c" in tex and "90\\% credible" in tex and "nan" not in tex.lower()
     markdown = (folder / "parameters.md").read_text()
@@ -298,3 +299,16 @@ def test_simulator_optimum_and_random_pilots_respect_caps(shared_data, mocked_sa
     assert capped.best_loss >= free.best_loss - 1e-9
     draws = feasible_dirichlet(500, capped.upper, np.random.default_rng(0))
     assert draws.shape == (500, len(free.train)) and (draws <= capped.upper).all() and np.allclose(draws.sum(axis=1), 1)
+
+
+def test_held_out_log_density_is_finite_far_from_the_draws():
+    """The held-out check's log predictive density: a kernel density of the draws, in logs, so one
+    loss far outside the draws lowers the mean instead of making it -inf (as it did on 5Mix)."""
+    from scipy import stats
+
+    from bayes_mixlaw.compare import log_kernel_density
+
+    sample = np.random.default_rng(0).normal(3.0, 0.01, size=(2000, 2))
+    near, far = log_kernel_density(np.array([3.0, 3.5]), sample)
+    assert np.isclose(near, stats.norm.logpdf(3.0, 3.0, 0.01), atol=0.1)  # the draws' own density at their centre
+    assert np.isfinite(far) and far < -1000  # 50 standard deviations out: very unlikely, not impossible
