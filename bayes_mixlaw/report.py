@@ -366,15 +366,17 @@ def paper_table(table: pd.DataFrame, ci: float = CI, digits: int = 3) -> pd.Data
     has no value), then one column 'mean [lower, upper]' headed by the interval's probability."""
     table = table.dropna(axis=1, how="all")
     out = pd.DataFrame(index=table.index)
-    def cell(v) -> str:
-        if v is None or v != v:
-            return ""
-        return f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) else str(v)
-
     for column in table.columns.drop(["mean", "median", "lower", "upper"], errors="ignore"):
-        out[column] = table[column].map(cell)
+        out[column] = table[column].map(lambda v: _cell(v, digits))
     out[f"mean [{ci:.0%} interval]"] = _estimate(table, digits)
     return out
+
+
+def _cell(value, digits: int) -> str:
+    """A table cell as text: blank for a missing value, floats to ``digits``."""
+    if value is None or value != value:
+        return ""
+    return f"{value:.{digits}f}" if isinstance(value, (float, np.floating)) else str(value)
 
 
 def interaction_matrix(law, ci: float = CI, digits: int = 2) -> pd.DataFrame | None:
