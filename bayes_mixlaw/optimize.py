@@ -214,7 +214,7 @@ def optimal_mixture(law, *, target: str = "total", bounds: MixtureBounds | None 
     center = law.pilot_mixtures.mean(axis=0)
     ref = None
     if reference is not None:
-        ref = read_mixtures(reference, domains)[[MIX_PREFIX + d for d in domains]].to_numpy(dtype=float)[0]
+        ref = read_mixtures(reference, domains)[[MIX_PREFIX + d for d in domains]].to_numpy(dtype=float)[0].copy()  # a pandas view is read-only
     first = [center] + ([ref] if ref is not None else [])
     n_draws = f.n_draws
     pool = np.vstack([*first, random_feasible(starts - len(first), lo, hi, rng)]) if starts > len(first) else np.vstack(first[:starts])
