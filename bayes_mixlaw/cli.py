@@ -137,7 +137,7 @@ def fit(
             calibrate_extrapolation(law, table, axis=axis, seed=seed, progress=not quiet, method="fast" if fast else None)
         law.save(output, overwrite=force)
         if not quiet:
-            console.print(law.summary_line())
+            console.print(law.summary_line(), highlight=False, soft_wrap=True)
             console.print(f"wrote {output}")
 
     _run(body)
@@ -393,7 +393,7 @@ def demo(
         law = MixingLaw(targets=datasets.pile_targets())
         law.fit(runs, seed=seed, method="fast" if fast else None, progress=not quiet)
         if not quiet:
-            console.print(law.summary_line())
+            console.print(law.summary_line(), highlight=False, soft_wrap=True)
         law.save(fit_path)
         domains = runs.train_domains
         observed = runs.mixtures()
