@@ -351,7 +351,9 @@ def report(
             law, scale = _mixture_fit(fit_file, params, step, tokens, "report on")
         if along is not None and along not in law.train_domains:
             raise UserError(f"--along {along!r} is not a training domain of {fit_file}; it has {law.train_domains}")
-        others = {str(p): BayesianLaw.load(p) for p in (compare or [])}
+        names = [p.name for p in compare or []]
+        names = names if len(set(names)) == len(names) else [str(p) for p in compare]  # file names, or paths where two share one
+        others = {name: BayesianLaw.load(p) for name, p in zip(names, compare or [])}
         path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along, scale=scale)
         if not quiet:
             console.print(law.summary_line(), highlight=False, soft_wrap=True)
