@@ -165,19 +165,21 @@ def holdout_score(law, runs, *, ci: float = 0.9, seed: int = 0, **fit_kw) -> dic
             "log predictive density": float(np.concatenate(log_density).mean()), "n": int(np.concatenate(errors).size)}
 
 
-def compare_variants(laws: dict, *, holdout: bool = False, runs=None, seed: int = 0, **fit_kw) -> pd.DataFrame:
+def compare_variants(laws: dict, *, holdout: bool = False, runs=None, seed: int = 0, elpds: dict | None = None, **fit_kw) -> pd.DataFrame:
     """One row per fitted variant of the same data ({name: law}), best PSIS-LOO first: ``rank``,
     ``elpd_loo``, ``se``, ``elpd_diff`` and ``dse`` (to the best), ``p_loo``, ``pareto_k > 0.7``
     (observations where LOO is unreliable) and, with ``holdout``, each variant refitted without the
     held-out pilots (:func:`holdout_split`; ``runs`` defaults to the first fit's own runs) with its
-    held-out ``MAE``, interval ``coverage`` and ``log predictive density``."""
+    held-out ``MAE``, interval ``coverage`` and ``log predictive density``. ``elpds``: :func:`loo`
+    results already computed for some of the variants (by name)."""
     import warnings
 
     from bayes_mixlaw.feedback import step
 
     with step(f"PSIS-LOO of {len(laws)} variant(s)"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")  # counted in the table instead
-        elpds = {name: loo(law) for name, law in laws.items()}
+        known = elpds or {}
+        elpds = {name: known[name] if known.get(name) is not None else loo(law) for name, law in laws.items()}
         ranked = loo_compare(laws, elpds)
     unreliable = {name: int((np.asarray(elpd.pareto_k) > 0.7).sum()) for name, elpd in elpds.items()}
     table = pd.DataFrame({

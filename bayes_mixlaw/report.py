@@ -480,6 +480,7 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
                      f"(row) with each training domain (column): posterior mean [{CI:.0%} credible interval].")
         tables.append("interactions")
     diagnostics = diagnostics_table(law)
+    elpd = None
     try:
         from bayes_mixlaw.compare import loo
 
@@ -501,7 +502,7 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     if compare_with or holdout:
         from bayes_mixlaw.compare import compare_variants
 
-        ranked = compare_variants({"this fit": law, **(compare_with or {})}, holdout=holdout)
+        ranked = compare_variants({"this fit": law, **(compare_with or {})}, holdout=holdout, elpds={"this fit": elpd})
         ranked.to_csv(folder / "model_comparison.csv", index=False)
         title = "Model comparison: PSIS-LOO (best first)" + (" and held-out pilots (each variant refitted without them)" if holdout else "")
         comparison = f"<h2>{title}</h2>{ranked.round(4).to_html(index=False)}"
