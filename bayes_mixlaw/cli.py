@@ -325,6 +325,7 @@ def report(
     compare: Annotated[Optional[list[Path]], typer.Option(help="Other fits of the same data (variants) to rank by PSIS-LOO; repeat")] = None,
     holdout: Annotated[bool, typer.Option("--holdout", help="Also refit each variant without the largest size (or farthest mixtures) and score it on them (slow)")] = False,
     along: Annotated[Optional[str], typer.Option(help="Training domain whose share the per-validation-domain panels vary (default: the one the pilots vary most)")] = None,
+    mixture: Annotated[Optional[str], typer.Option(help="Nested fits: the pilot mixture whose curves against steps and size are shown (default: the one nearest the pilots' mean)")] = None,
     params: Annotated[Optional[float], typer.Option(help="Nested fits: target model size for the share bands, simplex slice and optimum (default: the largest pilot scale)")] = None,
     step: Annotated[Optional[float], typer.Option(help="Nested fits on steps: target training steps (with --params)")] = None,
     tokens: Annotated[Optional[float], typer.Option(help="Nested fits on tokens: target training tokens (with --params)")] = None,
@@ -354,7 +355,9 @@ def report(
         names = [p.name for p in compare or []]
         names = names if len(set(names)) == len(names) else [str(p) for p in compare]  # file names, or paths where two share one
         others = {name: BayesianLaw.load(p) for name, p in zip(names, compare or [])}
-        path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along, scale=scale)
+        if mixture is not None and law.kind != "nested_law":
+            raise UserError(f"--mixture picks the curves of a nested fit; {fit_file} is a mixing law at one scale")
+        path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along, scale=scale, mixture=mixture)
         if not quiet:
             console.print(law.summary_line(), highlight=False, soft_wrap=True)
             out.print(f"wrote {path} and its figures and tables in {output} ({time.perf_counter() - started:.0f} s)")

@@ -426,7 +426,7 @@ def diagnostics_table(law) -> pd.DataFrame:
 
 
 def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None, holdout: bool = False,
-                 along: str | None = None, scale: dict | None = None) -> Path:
+                 along: str | None = None, scale: dict | None = None, mixture: str | None = None) -> Path:
     """Write report.html, the PNGs and the tables of a mixing-law or nested fit into ``folder``.
     ``scale``: for a nested fit, the target run's ``params`` and ``step``/``tokens``, where the share
     bands, the simplex slice and the optimal mixture are shown (default: the largest pilot scale;
@@ -435,7 +435,14 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     ``holdout``: also refit each variant without the largest size (nested fits) or the mixtures
     farthest from the pilots' mean, and score its predictions of them (extrapolation; slow).
     ``along``: the training domain whose share the per-validation-domain panels vary (default: the
-    one whose share varies most across the pilots)."""
+    one whose share varies most across the pilots). ``mixture``: the pilot mixture whose curves a
+    nested fit's report shows against steps and size (default: the one nearest the pilots' mean)."""
+    if law.kind == "nested_law":  # checked first: the figures take a while
+        labels = [str(m) for m in law.idata["constant_data"]["mixture"].values]
+        typical = labels[int(np.argmin(np.linalg.norm(law.pilot_mixtures - law.pilot_mixtures.mean(axis=0), axis=1)))]
+        mixture = mixture or typical
+        if mixture not in labels:
+            raise ValueError(f"unknown pilot mixture {mixture!r}; the fit's are {labels}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     scale = _scale(law) if scale is None else scale
@@ -452,8 +459,8 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
         table = fitted_vs_observed(law)
     figure("ppc", "Posterior predictive check", lambda: figure_ppc(table))
     if law.kind == "nested_law":
-        figure("curves_steps", "Against training steps", lambda: figure_curves(law, table, "length"))
-        figure("curves_size", "Against model size", lambda: figure_curves(law, table, "size"))
+        figure("curves_steps", f"Against training steps: mixture {mixture}", lambda: figure_curves(law, table, "length", mixture))
+        figure("curves_size", f"Against model size: mixture {mixture}", lambda: figure_curves(law, table, "size", mixture))
     figure("interactions", "Domain interactions", lambda: figure_interactions(law))
     figure("proportions", f"Along each domain's share{at}", lambda: figure_proportion_bands(law, target, scale=scale))
     along = along or _widest_domain(law)

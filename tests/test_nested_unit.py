@@ -387,6 +387,11 @@ def test_report_command_takes_a_target_scale_for_nested_fits(fitted, tmp_path):
     assert "Optimal mixture; at params=805,736,448, step=100,000" in (tmp_path / "r" / "report.html").read_text()
     result = CliRunner().invoke(app, ["report", str(path), "--params", "805736448", "-o", str(tmp_path / "r2"), "-q"])
     assert result.exit_code == 2 and "--step" in result.output
+    mixture = str(fitted.idata["constant_data"]["mixture"].values[3])
+    result = CliRunner().invoke(app, ["report", str(path), "--mixture", mixture, "-o", str(tmp_path / "r3"), "-q"])
+    assert result.exit_code == 0 and f"Against training steps: mixture {mixture}" in (tmp_path / "r3" / "report.html").read_text()
+    result = CliRunner().invoke(app, ["report", str(path), "--mixture", "RP_nope", "-o", str(tmp_path / "r4"), "-q"])
+    assert result.exit_code == 2 and "unknown pilot mixture 'RP_nope'" in result.output
 
 
 def test_extrapolation_discrepancy_widens_only_beyond_the_pilots(fitted, redpajama, tmp_path):
