@@ -394,12 +394,37 @@ def interaction_matrix(law, ci: float = CI, digits: int = 2) -> pd.DataFrame | N
     return matrix
 
 
-def write_tables(table: pd.DataFrame, folder: Path, name: str, caption: str, ci: float = CI, digits: int = 3, index: bool = False):
+def prediction_table(law, optimum, ci: float = CI, scale: dict | None = None) -> pd.DataFrame:
+    """The law's expected loss of every target (each validation domain, each group, ``total``) at the
+    Bayes-optimal mixture, the pilots' mean mixture and the optimum's reference (if it has one), with
+    ``ci`` intervals: one row per mixture and target (``mixture``, ``target``, ``mean``, ``lower``,
+    ``upper``). Nested fits: at ``scale`` (default: the largest pilot scale)."""
+    scale = _scale(law) if scale is None else scale
+    rows = {"optimum": optimum.optimum, "pilots' mean mixture": law.pilot_mixtures.mean(axis=0)}
+    if optimum.reference is not None:
+        rows["reference"] = optimum.reference
+    frame = _frame(law, np.array(list(rows.values()))).assign(name=list(rows))
+    predicted = law.predict(frame, ci=ci, kind="mean", **scale)
+    return predicted.rename(columns={"name": "mixture"})[["mixture", "target", "mean", "lower", "upper"]]
+
+
+def _by_target(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A prediction table as the paper prints it: one row per target, one column per mixture, each cell
+    'mean [lower, upper]'."""
+    cells = table.assign(cell=_estimate(table, digits)).pivot(index="target", columns="mixture", values="cell")
+    order = list(dict.fromkeys(table["target"]))
+    return cells.loc[order, list(dict.fromkeys(table["mixture"]))].rename_axis(columns=None).reset_index()
+
+
+def write_tables(table: pd.DataFrame, folder: Path, name: str, caption: str, ci: float = CI, digits: int = 3, index: bool = False,
+                 shown: pd.DataFrame | None = None):
     """``name``.csv (every number), and ``name``.md / ``name``.tex (estimates with intervals, LaTeX
-    escaped, booktabs) ready to paste into a paper. ``table`` with ``mean``/``lower``/``upper``
-    columns is formatted by :func:`paper_table`; one without is written as it is."""
+    escaped, booktabs) ready to paste into a paper. The latter two show ``shown`` if given, else
+    ``table`` formatted by :func:`paper_table` if it has ``mean``/``lower``/``upper`` columns, else
+    ``table`` as it is."""
     table.to_csv(folder / f"{name}.csv", index=index)
-    shown = paper_table(table, ci, digits) if {"mean", "lower", "upper"} <= set(table.columns) else table
+    if shown is None:
+        shown = paper_table(table, ci, digits) if {"mean", "lower", "upper"} <= set(table.columns) else table
     (folder / f"{name}.md").write_text(shown.to_markdown(index=index, disable_numparse=True) + "\n")
     (folder / f"{name}.tex").write_text(shown.to_latex(index=index, escape=True, caption=_latex_escape(caption), label=f"tab:{name}",
                                                        longtable=len(shown) > 40))
@@ -480,7 +505,12 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     optimum_table = optimum.table().dropna(axis=1, how="all")
     write_tables(optimum_table, folder, "optimum", f"Optimal mixture for '{target}'{at}: the Bayes-optimal proportions, the posterior "
                  f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.")
-    tables = ["parameters", "optimum"]
+    with step("predictions at the optimum and the pilots' mean"):
+        predictions = prediction_table(law, optimum, scale=scale)
+    write_tables(predictions, folder, "predictions", f"Predicted loss{at} (the law's expected loss, posterior mean "
+                 f"[{CI:.0%} credible interval]) of each target at the Bayes-optimal mixture for '{target}', at the "
+                 f"pilots' mean mixture{' and at the reference' if optimum.reference is not None else ''}.", shown=_by_target(predictions))
+    tables = ["parameters", "optimum", "predictions"]
     matrix = interaction_matrix(law)
     if matrix is not None:
         write_tables(matrix, folder, "interactions", f"Domain interactions ({matrix.attrs['parameter']}) of each validation domain "
@@ -524,6 +554,7 @@ td,th{{border:1px solid #ccc;padding:2px 6px}} .how{{color:#444;font-size:14px}}
 {''.join(sections)}
 {comparison}
 <h2>Optimal mixture{html.escape(at)}</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}
+<h2>Predicted loss of every target{html.escape(at)} ({CI:.0%} intervals of the law's expected loss)</h2>{_by_target(predictions, 4).to_html(index=False)}
 <h2>Parameters ({CI:.0%} intervals)</h2>{paper_table(params).to_html(index=False, max_rows=300)}
 <p>Tables (CSV with every number; Markdown and LaTeX with estimates and intervals): {", ".join(f"{n}.csv/.md/.tex" for n in tables)}.
 Also diagnostics.csv and fitted_vs_observed.csv (every observed loss with its fitted median and {CI:.0%} interval).</p>

@@ -167,6 +167,10 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
     interactions = pd.read_csv(folder / "interactions.csv")  # t as validation x training domains, 'mean [lower, upper]'
     assert list(interactions.columns) == ["valid_domain", *fitted.train_domains] and len(interactions) == len(fitted.valid_domains)
     assert "\\begin{tabular}" in (folder / "interactions.tex").read_text() and "reference" not in (folder / "optimum.md").read_text()
+    predictions = pd.read_csv(folder / "predictions.csv")  # every target at the optimum and at the pilots' mean mixture
+    assert set(predictions["mixture"]) == {"optimum", "pilots' mean mixture"} and len(predictions) == 2 * len(fitted.targets.matrix(fitted.valid_domains)[0])
+    assert (predictions["lower"] <= predictions["mean"]).all() and (predictions["mean"] <= predictions["upper"]).all()
+    assert "| total " in (folder / "predictions.md").read_text() and "Predicted loss of every target" in page
     comparison = pd.read_csv(folder / "model_comparison.csv")  # PSIS-LOO ranks and the held-out check, one row per variant
     assert set(comparison["variant"]) == {"this fit", "normal.nc"} and list(comparison["rank"]) == [0, 1]
     assert comparison[["elpd_loo", "se", "MAE", "90% coverage", "log predictive density"]].notna().all().all()
