@@ -67,11 +67,7 @@ def _law_draws(law, r: np.ndarray, target: str, scale: dict | None = None) -> np
     """The law's expected ``target`` loss at each mixture, per draw: (sample, n). For a nested fit, at
     ``scale`` (default: the largest pilot scale) and without a new mixture's random departure (smooth in r)."""
     scale = _scale(law) if scale is None else scale
-    try:
-        f = law.target_function(target, **scale)
-    except ValueError:  # a law without a torch function: its draws, through predict_draws
-        draws = law.predict_draws(_frame(law, r), kind="mean", **scale).sel(target=target).values
-        return draws.reshape(-1, draws.shape[-1])
+    f = law.target_function(target, **scale)
     import torch
 
     with torch.no_grad():
