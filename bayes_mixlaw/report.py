@@ -131,14 +131,22 @@ def figure_ppc(table: pd.DataFrame) -> bytes:
     return _png(fig)
 
 
-def figure_interactions(law) -> bytes | None:
-    """Heatmap of the interaction matrix: t (rows sum to zero) or, for the implicit law, the centred
-    slopes dL_i/dr_j at the pilots' mean; each cell 'mean [90% interval]', bold where it excludes 0."""
-    table = law.parameters(ci=CI)
+def interaction_rows(law, table: pd.DataFrame | None = None) -> tuple[str | None, pd.DataFrame | None]:
+    """The interaction matrix's rows of ``law.parameters(CI)`` (or of ``table``, if already computed):
+    ("t", rows) for the explicit law and the nested law, ("slope", rows) for the implicit law's centred
+    slopes, (None, None) for a fit without one."""
+    table = law.parameters(ci=CI) if table is None else table
     name = next((n for n in ("t", "slope") if (table["parameter"] == n).any()), None)
+    return name, (table[table["parameter"] == name] if name else None)
+
+
+def figure_interactions(law, table: pd.DataFrame | None = None) -> bytes | None:
+    """Heatmap of the interaction matrix: t (rows sum to zero) or, for the implicit law, the centred
+    slopes dL_i/dr_j at the pilots' mean; each cell 'mean [90% interval]', bold where it excludes 0.
+    ``table``: ``law.parameters(CI)`` if already computed."""
+    name, rows = interaction_rows(law, table)
     if name is None:
         return None
-    rows = table[table["parameter"] == name]
     grid = {k: rows.pivot(index="valid_domain", columns="train_domain", values=k).loc[law.valid_domains, law.train_domains].to_numpy()
             for k in ("mean", "lower", "upper")}
     mean = grid["mean"]
@@ -343,9 +351,10 @@ def figure_curves(law, table: pd.DataFrame, against: str, mixture: str | None = 
     return _png(fig)
 
 
-def parameter_table(law, ci: float = CI) -> pd.DataFrame:
-    """``law.parameters(ci)`` with the labels first and no column that no parameter has."""
-    table = law.parameters(ci=ci).dropna(axis=1, how="all")
+def parameter_table(law, ci: float = CI, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``law.parameters(ci)`` (or ``table``, if already computed) with the labels first and no column
+    that no parameter has."""
+    table = (law.parameters(ci=ci) if table is None else table).dropna(axis=1, how="all")
     labels = [c for c in table.columns if c not in ("mean", "median", "lower", "upper")]
     return table[labels + [c for c in ("mean", "median", "lower", "upper") if c in table.columns]]
 
@@ -375,15 +384,13 @@ def _cell(value, digits: int) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (float, np.floating)) else str(value)
 
 
-def interaction_matrix(law, ci: float = CI, digits: int = 2) -> pd.DataFrame | None:
+def interaction_matrix(law, digits: int = 2, table: pd.DataFrame | None = None) -> pd.DataFrame | None:
     """The interaction matrix (t, or the implicit law's centred slopes; named in ``.attrs["parameter"]``):
-    a ``valid_domain`` column, then one column per training domain, each cell 'mean [lower, upper]';
-    None for a fit without one."""
-    table = law.parameters(ci=ci)
-    name = next((n for n in ("t", "slope") if (table["parameter"] == n).any()), None)
+    a ``valid_domain`` column, then one column per training domain, each cell 'mean [lower, upper]' of
+    the 90% interval; None for a fit without one. ``table``: ``law.parameters(CI)`` if already computed."""
+    name, rows = interaction_rows(law, table)
     if name is None:
         return None
-    rows = table[table["parameter"] == name]
     cells = rows.assign(cell=_estimate(rows, digits)).pivot(index="valid_domain", columns="train_domain", values="cell")
     matrix = cells.loc[law.valid_domains, law.train_domains].rename_axis(columns=None).reset_index()
     matrix.attrs["parameter"] = name
@@ -482,7 +489,8 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     if law.kind == "nested_law":
         figure("curves_steps", f"Against training steps: mixture {mixture}", lambda: figure_curves(law, table, "length", mixture))
         figure("curves_size", f"Against model size: mixture {mixture}", lambda: figure_curves(law, table, "size", mixture))
-    figure("interactions", "Domain interactions", lambda: figure_interactions(law))
+    estimates = law.parameters(ci=CI)
+    figure("interactions", "Domain interactions", lambda: figure_interactions(law, estimates))
     figure("proportions", f"Along each domain's share{at}", lambda: figure_proportion_bands(law, target, scale=scale))
     along = along or _widest_domain(law)
     figure(f"domains_along_{along}", f"Per validation domain, along the share of {along}", lambda: figure_domain_bands(law, table, along))
@@ -496,7 +504,7 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     figure("optimum", f"Optimal mixture{at}", lambda: figure_optimum(optimum, law.pilot_mixtures, at.replace(";", "")))
     for name, _, png in figures:
         (folder / f"{name}.png").write_bytes(png)
-    params = parameter_table(law)
+    params = parameter_table(law, table=estimates)
     write_tables(params, folder, "parameters", f"Posterior means and {CI:.0%} credible intervals of the law's parameters.")
     optimum_table = optimum.table().dropna(axis=1, how="all")
     write_tables(optimum_table, folder, "optimum", f"Optimal mixture for '{target}'{at}: the Bayes-optimal proportions, the posterior "
@@ -507,7 +515,7 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
                  f"[{CI:.0%} credible interval]) of each target at the Bayes-optimal mixture for '{target}', at the "
                  f"pilots' mean mixture{' and at the reference' if optimum.reference is not None else ''}.", shown=_by_target(predictions))
     tables = ["parameters", "optimum", "predictions"]
-    matrix = interaction_matrix(law)
+    matrix = interaction_matrix(law, table=estimates)
     if matrix is not None:
         write_tables(matrix, folder, "interactions", f"Domain interactions ({matrix.attrs['parameter']}) of each validation domain "
                      f"(row) with each training domain (column): posterior mean [{CI:.0%} credible interval].")
