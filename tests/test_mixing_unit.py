@@ -178,6 +178,10 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
     assert result.exit_code == 2 and "pass --force" in result.output
     result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "other"), "--along", "wiki", "-q"])
     assert result.exit_code == 2 and "'wiki' is not a training domain" in result.output
+    result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "other"), "--mixture", "run_1", "-q"])
+    assert result.exit_code == 2 and "--mixture picks the curves of a nested fit" in result.output
+    result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "other"), "--params", "1e9", "--step", "1000", "-q"])
+    assert result.exit_code == 2 and "need a nested fit" in result.output
 
 
 def test_report_says_each_step_and_its_time_unless_quiet(fitted, tmp_path):
