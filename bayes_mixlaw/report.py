@@ -63,6 +63,12 @@ def _scale(law) -> dict:
     return {"params": scales["params"][-1], law.length_column: scales[law.length_column][-1]}
 
 
+def _at(scale: dict, lead: str = "; at ") -> str:
+    """The scale a figure or table is at, for its title ("; at params=805,736,448, step=100,000"); empty
+    for a one-scale fit."""
+    return lead + ", ".join(f"{k}={v:,.0f}" for k, v in scale.items()) if scale else ""
+
+
 def _law_draws(law, r: np.ndarray, target: str, scale: dict | None = None) -> np.ndarray:
     """The law's expected ``target`` loss at each mixture, per draw: (sample, n). For a nested fit, at
     ``scale`` (default: the largest pilot scale) and without a new mixture's random departure (smooth in r)."""
@@ -194,8 +200,7 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41, scale:
         ax.axis("off")
     axes.flat[0].set_ylabel(f"predicted {target} loss")
     axes.flat[0].legend(fontsize=7)
-    where = ", ".join(f"{k}={v:,.0f}" for k, v in scale.items())
-    fig.suptitle(f"Expected {target} loss along each domain's share (others in the pilots' mean ratio){'; at ' + where if where else ''}", fontsize=9)
+    fig.suptitle(f"Expected {target} loss along each domain's share (others in the pilots' mean ratio){_at(scale)}", fontsize=9)
     return _png(fig)
 
 
@@ -250,9 +255,8 @@ def figure_domain_bands(law, table: pd.DataFrame, along: str | None = None, poin
         ax.tick_params(labelsize=6)
     for ax in axes.flat[len(domains):]:
         ax.axis("off")
-    where = ", ".join(f"{k}={v:,.0f}" for k, v in _scale(law).items())
     fig.supxlabel(f"share of {along} (others in the pilots' mean ratio; grey: the pilots' range)", fontsize=8)
-    fig.suptitle(f"Loss per validation domain along the share of {along}{' at ' + where if where else ''}: law median and {CI:.0%} band; "
+    fig.suptitle(f"Loss per validation domain along the share of {along}{_at(_scale(law), ' at ')}: law median and {CI:.0%} band; "
                  f"pilots' observed losses (red: outside their own {CI:.0%} predictive interval, bars)", fontsize=8)
     return _png(fig)
 
@@ -289,8 +293,7 @@ def figure_ternary(law, domains3: list[str] | None = None, target: str = "total"
     best = np.argmin(median)
     axes[0].plot(x[best], y[best], "r*", ms=10)
     fixed = f"; other domains fixed at their pilot-mean share ({rest:.2f} in all)" if rest > 0 else ""
-    where = ", ".join(f"{k}={v:,.0f}" for k, v in scale.items())
-    fig.suptitle(f"Simplex slice over {', '.join(pick)}{fixed}{'; at ' + where if where else ''}", fontsize=9)
+    fig.suptitle(f"Simplex slice over {', '.join(pick)}{fixed}{_at(scale)}", fontsize=9)
     return _png(fig)
 
 
@@ -474,7 +477,7 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     scale = _scale(law) if scale is None else scale
-    at = "; at " + ", ".join(f"{k}={v:,.0f}" for k, v in scale.items()) if scale else ""
+    at = _at(scale)
     figures: list[tuple[str, str, bytes]] = []
 
     def figure(name: str, title: str, draw):
@@ -501,7 +504,7 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
 
         with step(f"optimal mixture for '{target}'"):
             optimum = optimal_mixture(law, target=target, draws=400, **scale)
-    figure("optimum", f"Optimal mixture{at}", lambda: figure_optimum(optimum, law.pilot_mixtures, at.replace(";", "")))
+    figure("optimum", f"Optimal mixture{at}", lambda: figure_optimum(optimum, law.pilot_mixtures, _at(scale, " at ")))
     for name, _, png in figures:
         (folder / f"{name}.png").write_bytes(png)
     params = parameter_table(law, table=estimates)
