@@ -4,10 +4,15 @@ One row per run x step x validation domain::
 
     run (str) | params (int) | step (int) | tokens (float) | valid_domain (str) | loss (float > 0)
     | mix:<domain> ... (proportions of each training domain in that run)
+    | lr (float > 0, optional) | warmup_steps (int >= 0, optional, one value per run)
 
-``params``, ``step`` and ``tokens`` may be absent where every run has one scale. The table is read
-from CSV, Parquet, a pandas DataFrame, the mixinglaws text format (a file or a folder of them) or
-the RegMix CSV pair. Every problem found is reported with the file, row and column it is in.
+``params``, ``step`` and ``tokens`` may be absent where every run has one scale. ``lr`` is the
+learning rate at each logged step (a schedule-aware step law reads the run's schedule from it; see
+``schedules.py``; before the first logged row a linear warm-up from 0 is assumed, over the run's
+``warmup_steps`` where given). The table is read from CSV, Parquet, a pandas DataFrame, the mixinglaws
+text format (a file or a folder of them), the RegMix CSV pair, Epoch's Chinchilla points or the
+multi-power law curves (``csv_<size>/<schedule>.csv``). Every problem found is reported with the file,
+row and column it is in.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ KEY_COLUMNS = ("run", "params", "step", "tokens", "valid_domain")
 # Optional: the standard deviation of a loss that is itself an estimate (e.g. an upstream posterior
 # summary, or a spread over seeds); the mixing law adds it to its noise (errors in variables).
 LOSS_SD = "loss_sd"
+# Optional: the learning rate at each logged step, and each run's linear warm-up length (steps).
+LR = "lr"
+WARMUP = "warmup_steps"
+SCHEDULE_COLUMNS = (LR, WARMUP)
+# The multi-power law curves (Luo et al., 2025): every schedule warms up linearly over 2,160 steps.
+MULTIPOWERLAW_WARMUP = 2160
 REQUIRED_COLUMNS = ("run", "valid_domain", "loss")
 # The row number of the user's input (file line or DataFrame index) travels in this column.
 _ROW = "__row__"
@@ -187,7 +198,7 @@ def validate_runs(
             source=source,
             column=missing[0],
         )
-    known = set(REQUIRED_COLUMNS) | set(SCALE_COLUMNS) | {LOSS_SD}
+    known = set(REQUIRED_COLUMNS) | set(SCALE_COLUMNS) | {LOSS_SD} | set(SCHEDULE_COLUMNS)
     unknown = [c for c in columns if c not in known and not c.startswith(MIX_PREFIX)]
     if unknown:
         raise RunsTableError(
@@ -252,6 +263,59 @@ def validate_runs(
             frame[c] = numbers.astype(np.int64)
         else:
             frame[c] = numbers.astype(float)
+
+    if LR in frame:
+        lr = pd.to_numeric(frame[LR], errors="coerce")
+        bad = (lr.isna() & frame[LR].notna()).to_numpy()
+        if bad.any():
+            fail(bad, LR, lambda row: f"lr {row[LR]!r} is not a number")
+        values = lr.to_numpy(dtype=float)
+        given = ~np.isnan(values)
+        bad = given & ~np.isfinite(values)
+        if bad.any():
+            fail(bad, LR, lambda row: f"lr is {row[LR]}; a learning rate must be finite")
+        bad = given & (values <= 0)
+        if bad.any():
+            fail(bad, LR, lambda row: f"lr is {row[LR]}; a learning rate must be positive (leave it empty where unknown)")
+        if "step" not in frame:
+            raise RunsTableError("an 'lr' column needs a 'step' column (the learning rate at each logged step)", source=source, column=LR)
+        frame[LR] = values
+        keyed = frame[given]
+        spread = keyed.groupby(["run", "step"], sort=False)[LR].nunique() > 1
+        if spread.any():
+            run, step = spread.index[spread.to_numpy()][0]
+            these = keyed[(keyed["run"] == run) & (keyed["step"] == step)]
+            raise RunsTableError(
+                f"run '{run}' has different learning rates at step {step}: {_short_list(these[LR].unique().tolist(), 4)} "
+                f"(rows {_short_list(these[_ROW].tolist(), 4)}); one run has one learning rate per step",
+                source=source,
+                row=these[_ROW].iloc[1],
+                column=LR,
+            )
+
+    if WARMUP in frame:
+        warm = pd.to_numeric(frame[WARMUP], errors="coerce")
+        bad = (warm.isna() & frame[WARMUP].notna()).to_numpy()
+        if bad.any():
+            fail(bad, WARMUP, lambda row: f"warmup_steps {row[WARMUP]!r} is not a number")
+        values = warm.to_numpy(dtype=float)
+        given = ~np.isnan(values)
+        bad = given & (~np.isfinite(values) | (values < 0) | (values != np.round(values)))
+        if bad.any():
+            fail(bad, WARMUP, lambda row: f"warmup_steps is {row[WARMUP]!r}; it must be a whole number of steps >= 0")
+        frame[WARMUP] = pd.array(np.where(given, values, np.nan), dtype="Float64").round().astype("Int64")
+        changing = frame.groupby("run", sort=False)[WARMUP].nunique(dropna=False) > 1
+        if changing.any():
+            run = changing.index[changing.to_numpy()][0]
+            these = frame[frame["run"] == run]
+            j = int(np.flatnonzero((these[WARMUP] != these[WARMUP].iloc[0]).fillna(True).to_numpy())[0])
+            raise RunsTableError(
+                f"run '{run}' changes its warmup_steps: {these[WARMUP].iloc[0]} at row {these[_ROW].iloc[0]} "
+                f"but {these[WARMUP].iloc[j]} here; a run has one warm-up",
+                source=source,
+                row=these[_ROW].iloc[j],
+                column=WARMUP,
+            )
 
     if mix_cols:
         props = frame[mix_cols].apply(pd.to_numeric, errors="coerce")
@@ -324,7 +388,7 @@ def validate_runs(
             )
         frame = frame.drop_duplicates(keys, keep="first")
 
-    ordered = [c for c in ("run", *SCALE_COLUMNS, "valid_domain", "loss", LOSS_SD) if c in frame] + mix_cols
+    ordered = [c for c in ("run", *SCALE_COLUMNS, "valid_domain", "loss", LOSS_SD, *SCHEDULE_COLUMNS) if c in frame] + mix_cols
     return RunsTable(frame[ordered].reset_index(drop=True), source)
 
 
@@ -340,9 +404,11 @@ def load_runs(
     tolerance: float = 0.01,
     renormalize: bool = False,
 ) -> RunsTable:
-    """Read a runs table from a DataFrame, CSV, Parquet, mixinglaws text file/folder or RegMix pair.
+    """Read a runs table from a DataFrame, CSV, Parquet, mixinglaws text file/folder, RegMix pair,
+    Epoch's Chinchilla points or the multi-power law curves.
 
-    ``format`` is ``auto`` (guessed from the path), ``tidy``, ``mixinglaws`` or ``regmix``.
+    ``format`` is ``auto`` (guessed from the path), ``tidy``, ``mixinglaws``, ``regmix``,
+    ``chinchilla`` or ``multipowerlaw``.
     ``train_domains`` names the proportions of the mixinglaws format (guessed from the folder
     name for the published experiments). ``tolerance`` and ``renormalize``: see :func:`validate_runs`.
     """
@@ -363,9 +429,14 @@ def load_runs(
         frame = read_regmix(path)
     elif format == "chinchilla":
         frame = read_chinchilla(path)
+    elif format == "multipowerlaw":
+        frame = read_multipowerlaw(path)
     else:
-        raise RunsTableError(f"unknown format '{format}'; choose auto, tidy, mixinglaws, regmix or chinchilla", source=str(path))
+        raise RunsTableError(f"unknown format '{format}'; choose one of {', '.join(FORMATS)}", source=str(path))
     return validate_runs(frame, str(path), tolerance=tolerance, renormalize=renormalize)
+
+
+FORMATS = ("auto", "tidy", "mixinglaws", "regmix", "chinchilla", "multipowerlaw")
 
 
 def _guess_format(path: Path) -> str:
@@ -373,6 +444,8 @@ def _guess_format(path: Path) -> str:
         names = {p.name for p in path.iterdir()}
         if {"train_mixture_1m.csv", "train_pile_loss_1m.csv"} <= names or any(n.startswith("train_mixture") for n in names):
             return "regmix"
+        if _multipowerlaw_files(path):
+            return "multipowerlaw"
         if any(n.endswith((".txt", ".txt.gz")) for n in names) or any((path / n).is_dir() for n in names):
             return "mixinglaws"
         raise RunsTableError("cannot tell the format of this folder; pass --format", source=str(path))
@@ -383,6 +456,8 @@ def _guess_format(path: Path) -> str:
         return "regmix"
     if name.endswith((".csv", ".csv.gz")) and {"Model Size", "Training FLOP"} <= set(pd.read_csv(path, nrows=0).columns):
         return "chinchilla"
+    if name.endswith(".csv") and _multipowerlaw_files(path):
+        return "multipowerlaw"
     if name.endswith((".csv", ".csv.gz", ".parquet", ".pq")):
         return "tidy"
     raise RunsTableError("cannot tell the format from the file name; pass --format", source=str(path))
@@ -578,6 +653,56 @@ def read_chinchilla(path: Path, drop_highest: int = 5) -> pd.DataFrame:
             _ROW: frame[_ROW],
         }
     )
+
+
+_MPL_FOLDER = re.compile(r"^csv_(\d+(?:\.\d+)?)$")
+_MPL_COLUMNS = ["step", "lr", "loss"]
+
+
+def _multipowerlaw_files(path: Path) -> list[Path]:
+    """The ``csv_<size>/<schedule>.csv`` files (header ``step,lr,loss``) at ``path``: the folder of
+    size folders, one size folder, or one such file; [] if ``path`` is not in that layout."""
+    if path.is_dir():
+        folders = [path] if _MPL_FOLDER.match(path.name) else sorted(p for p in path.iterdir() if p.is_dir() and _MPL_FOLDER.match(p.name))
+        files = [f for folder in folders for f in sorted(folder.glob("*.csv"))]
+    else:
+        files = [path] if _MPL_FOLDER.match(path.parent.name) else []
+    try:
+        return [f for f in files if list(pd.read_csv(f, nrows=0).columns) == _MPL_COLUMNS]
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError):
+        return []
+
+
+def read_multipowerlaw(path: Path) -> pd.DataFrame:
+    """The multi-power law curves (Luo et al., 2025): ``csv_<size>/<schedule>.csv`` with ``step,lr,loss``.
+
+    ``path`` is the folder of ``csv_<size>`` folders, one of them, or one file. Run ``<size>/<schedule>``
+    (e.g. ``400/cosine_24000``), ``params`` the nominal size (``csv_25`` -> 25e6), validation domain
+    ``valid``, and ``warmup_steps`` 2,160: every schedule warms up linearly to its peak over the first
+    2,160 steps, before the first logged row.
+    """
+    files = _multipowerlaw_files(path)
+    if not files:
+        raise RunsTableError("no csv_<size>/<schedule>.csv files with the header step,lr,loss here", source=str(path))
+    frames = []
+    for file in files:
+        size = _MPL_FOLDER.match(file.parent.name).group(1)
+        try:
+            table = pd.read_csv(file)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as err:
+            raise RunsTableError(f"could not read the table: {err}", source=str(file)) from None
+        label = f"{file.parent.name}/{file.name}"
+        frames.append(pd.DataFrame({
+            "run": f"{size}/{file.stem}",
+            "params": int(round(float(size) * 1e6)),
+            "step": table["step"],
+            "valid_domain": "valid",
+            "loss": table["loss"],
+            LR: table["lr"],
+            WARMUP: MULTIPOWERLAW_WARMUP,
+            _ROW: [f"{label}:{i + 2}" for i in range(len(table))],
+        }))
+    return pd.concat(frames, ignore_index=True)
 
 
 def read_mixtures(source, train_domains: list[str] | None = None, *, tolerance: float = 0.01, renormalize: bool = False) -> pd.DataFrame:
