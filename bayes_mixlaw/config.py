@@ -199,7 +199,7 @@ class ConfigError(ValueError):
 # at the reference scale (t) and the share of it that scale removes (u, w); d is each pilot mixture's
 # departure from the mixing law, shared by all its sizes and lengths.
 NESTED_PRIORS: dict[str, Prior] = {
-    **{k: DEFAULT_PRIORS[k] for k in ("loss_at_mean", "f_mu", "f_sigma", "t_mu", "t_sigma", "nu")},
+    **{k: DEFAULT_PRIORS[k] for k in ("loss_at_mean", "f_mu", "f_sigma", "t_mu", "t_sigma")},
     # size and step terms relative to the irreducible loss at the reference scale (Chinchilla on
     # its pilots: a few tenths), pooled across validation domains
     "log_a_mu": Prior("Normal", mu=-1.5, sigma=1.5),
@@ -208,10 +208,17 @@ NESTED_PRIORS: dict[str, Prior] = {
     # the same terms as log(a + b) and the split logit(a / (a + b)) (scaling_parameterisation="share")
     "log_ab_mu": Prior("Normal", mu=-0.8, sigma=1.5),
     "ab_split_mu": Prior("Normal", mu=0.0, sigma=1.5),
-    # exponents, pooled across validation domains on the log scale around ~0.3
-    "log_alpha_mu": Prior("Normal", mu=-1.2, sigma=0.7),
-    "log_beta_mu": Prior("Normal", mu=-1.2, sigma=0.7),
-    "log_exponent_sigma": Prior("HalfNormal", sigma=0.3),
+    # exponents, pooled across validation domains on the log scale. Informative, from fits of the
+    # same law form outside the user's table: over 70M-410M and 10k-30k steps the pilots cannot tell
+    # E + A N^-alpha from a pure power law (alpha slides towards Kaplan's 0.076 as E goes to 0, and
+    # the prediction beyond the pilots falls with it), so the exponents come from where that was
+    # told apart: Chinchilla alpha 0.34, beta 0.28 (Hoffmann et al. 2022); Epoch's refit of its data
+    # alpha 0.348 (0.317-0.373), beta 0.366 (0.331-0.415) (Besiroglu et al. 2024, reproduced by
+    # benchmarks/chinchilla.py); Luo et al. 2025's step exponent 0.43 at 400M (multipowerlaw/).
+    # Medians 0.34 and 0.33, a factor 1.3 either side at one sd; override to let the data decide.
+    "log_alpha_mu": Prior("Normal", mu=-1.08, sigma=0.25),
+    "log_beta_mu": Prior("Normal", mu=-1.11, sigma=0.25),
+    "log_exponent_sigma": Prior("HalfNormal", sigma=0.15),
     # size dependence of the step term, b n^-gamma s^-beta (0: Chinchilla's additive law)
     "gamma_mu": Prior("Normal", mu=0.0, sigma=0.5),
     "gamma_sigma": Prior("HalfNormal", sigma=0.2),
@@ -222,12 +229,19 @@ NESTED_PRIORS: dict[str, Prior] = {
     # a pilot mixture's departure from the mixing law (log scale); 'free' mixtures: spread of the
     # per-mixture levels around the domain's mean
     "mixture_sigma": Prior("HalfNormal", sigma=0.03),
-    # run effects: each run's level (seed-to-seed spread of a whole curve, log scale) and the log
-    # scale of its step term (how runs' curves differ in shape), pooled across runs
+    # run effects, per validation domain: a run's level (seed-to-seed spread of a whole curve, log
+    # scale) and its slope in log-steps (how much faster or slower its curve falls than the law's,
+    # per unit of log-steps); integrated out of the likelihood (bayes_mixlaw.run_effects)
     "run_sigma": Prior("HalfNormal", sigma=0.02),
-    "run_step_sigma": Prior("HalfNormal", sigma=0.3),
+    "run_slope_sigma": Prior("HalfNormal", sigma=0.05),
     # observation noise on the log loss
     "noise_sigma": Prior("HalfNormal", sigma=0.02),
+    # model discrepancy: the law-form error of the log loss per unit of log-distance beyond the
+    # largest pilot size / longest pilot run (bayes_mixlaw.discrepancy). Informative, measured outside
+    # the user's table (benchmarks/discrepancy_prior.py: Chinchilla's models, median 0.017; Luo et
+    # al.'s curves under schedules the law does not know, median 0.025); spread 1.65x at one sd
+    "discrepancy_size": Prior("LogNormal", mu=-4.07, sigma=0.5),
+    "discrepancy_length": Prior("LogNormal", mu=-3.69, sigma=0.5),
 }
 
 
@@ -235,6 +249,10 @@ class NestedLawConfig(LawConfig):
     """Everything that defines a nested-law fit apart from the data."""
 
     DEFAULT_PRIORS: ClassVar[dict[str, Prior]] = NESTED_PRIORS
+
+    # Normal on the log loss: the run effects integrate out in closed form, and a prediction
+    # (log-normal) has a finite mean; a Student-t on the log loss has none (exp of a t).
+    likelihood: Literal["normal"] = "normal"
 
     # law: the mixing law ties the mixtures together (predicts any mixture: the joint model);
     # free: each pilot mixture has its own pooled levels (predicts the pilots' mixtures only: the
@@ -250,6 +268,10 @@ class NestedLawConfig(LawConfig):
     # the poorly pinned irreducible share 1 / (1 + a + b), so sampling log a and log b directly
     # (amplitude) leaves them correlated at 0.96-1.0 and needs 2.4x the leapfrog steps (whole RedPajama fit)
     scaling_parameterisation: Literal["share", "amplitude"] = "share"
+    # model discrepancy beyond the pilots (bayes_mixlaw.discrepancy), on by default; and how much of
+    # it validation domains share (the correlation of their errors at one target scale)
+    discrepancy: bool = True
+    discrepancy_correlation: float = Field(0.75, ge=0, le=1)
     # The nested posterior (thousands of parameters over ~20k losses) costs ~0.5 ms a gradient and
     # hundreds of leapfrog steps a draw on RedPajama: 4 x (500 + 500) keeps the full fit to minutes.
     sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=500, tune=500))

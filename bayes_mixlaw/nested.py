@@ -42,17 +42,22 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
+from bayes_mixlaw import discrepancy
 from bayes_mixlaw.calibrate import describe, discrepancy_factor
 from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, relative_scaling
 from bayes_mixlaw.mixing import MixingLaw, _centred_to_law, _centred_zero_sum
 from bayes_mixlaw.model import MixtureLaw
+from bayes_mixlaw.run_effects import conditional_effects, curve_sums, draw_effects, marginal_loglik
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, read_mixtures, validate_runs
 from bayes_mixlaw.summary import summarize_draws
 from bayes_mixlaw.targets import Targets
 
 # prior scale of the sampled reference-scale losses, whose density the departure potential cancels
 _REF_BASE_SIGMA = 1.0
+# version of the nested law's fit-file layout: 2 = Normal likelihood with the run effects integrated
+# out (bayes_mixlaw.run_effects) and the model discrepancy (bayes_mixlaw.discrepancy)
+NESTED_FORMAT = 2
 # two mixtures closer than this (max abs difference of proportions) are the same mixture
 SAME_MIXTURE = 1e-6
 
@@ -124,6 +129,10 @@ class NestedLaw(MixtureLaw):
         sizes, size_idx = np.unique(n, return_inverse=True)
         length_values, length_idx = np.unique(s, return_inverse=True)
         grid_shape = (len(distinct_values), len(sizes), len(length_values), len(valid))
+        curve_shape = (len(distinct_values), len(sizes), len(valid))  # one curve per run and domain
+        curve = np.ravel_multi_index((mix_idx, size_idx, valid_idx), curve_shape)
+        log_length = np.log(s / s0)
+        n_curves = int(np.prod(curve_shape))
         return {
             "table": runs,
             "targets": targets,
@@ -136,6 +145,13 @@ class NestedLaw(MixtureLaw):
             "sizes": sizes,
             "length_values": length_values,
             "obs_cell": np.ravel_multi_index((mix_idx, size_idx, length_idx, valid_idx), grid_shape),
+            "curve": curve,
+            "log_length": log_length,
+            "curve_shape": curve_shape,
+            "curve_m": np.bincount(curve, minlength=n_curves).astype(float),
+            "curve_sy": np.bincount(curve, weights=log_length, minlength=n_curves),
+            "curve_syy": np.bincount(curve, weights=log_length**2, minlength=n_curves),
+            "curve_valid": np.unravel_index(np.arange(n_curves), curve_shape)[2],
             "valid_idx": valid_idx,
             "params": n,
             "lengths": s,
@@ -156,7 +172,9 @@ class NestedLaw(MixtureLaw):
             "obs": np.arange(len(lay["loss"])),
             "size": lay["sizes"],
             "length": lay["length_values"],
+            "curve": np.arange(len(lay["curve_m"])),
         }
+        self._curve_shape, self._n_curves = lay["curve_shape"], len(lay["curve_m"])
         vt = ("valid_domain", "train_domain")
         mv = ("mixture", "valid_domain")
         with pm.Model(coords=coords) as model:
@@ -215,35 +233,64 @@ class NestedLaw(MixtureLaw):
             pm.Deterministic("log_a_mixture", log_a, dims=mv)
             pm.Deterministic("log_b_mixture", log_b, dims=mv)
             e_sigma = cfg.prior("log_exponent_sigma").create_variable("log_exponent_sigma")
-            log_alpha = pm.Normal("log_alpha", cfg.prior("log_alpha_mu").create_variable("log_alpha_mu"), e_sigma, dims="valid_domain")
-            log_beta = pm.Normal("log_beta", cfg.prior("log_beta_mu").create_variable("log_beta_mu"), e_sigma, dims="valid_domain")
+            alpha_mu, beta_mu = (cfg.prior(k).create_variable(k) for k in ("log_alpha_mu", "log_beta_mu"))
+            if cfg.scaling_parameterisation == "share":
+                # sample what the pilots pin, the slopes alpha q_a and beta q_b of the log loss at the
+                # reference scale (q: the shares of the loss the size and step terms remove there);
+                # the exponents follow as slope / share, and their priors apply to them unchanged
+                # (log alpha = log slope - log q_a has a unit Jacobian): along the poorly pinned
+                # irreducible share the slopes stay put and only the derived exponents move
+                log_total = pm.math.log1pexp(log_ab)
+                slope_prior = {"mu": -3.0, "sigma": 2.0}
+                log_alpha = pm.Normal("log_size_slope", **slope_prior, dims="valid_domain") - (log_a_dom - log_total)
+                log_beta = pm.Normal("log_step_slope", **slope_prior, dims="valid_domain") - (log_b_dom - log_total)
+                pm.Potential("exponent_prior", pm.logp(pm.Normal.dist(alpha_mu, e_sigma), log_alpha).sum()
+                             + pm.logp(pm.Normal.dist(beta_mu, e_sigma), log_beta).sum()
+                             - pm.logp(pm.Normal.dist(**slope_prior), log_alpha + log_a_dom - log_total).sum()
+                             - pm.logp(pm.Normal.dist(**slope_prior), log_beta + log_b_dom - log_total).sum())
+            else:
+                log_alpha = pm.Normal("log_alpha", alpha_mu, e_sigma, dims="valid_domain")
+                log_beta = pm.Normal("log_beta", beta_mu, e_sigma, dims="valid_domain")
             alpha = pm.Deterministic("alpha", pm.math.exp(log_alpha), dims="valid_domain")
             beta = pm.Deterministic("beta", pm.math.exp(log_beta), dims="valid_domain")
             gamma = pm.Normal("gamma", cfg.prior("gamma_mu").create_variable("gamma_mu"), cfg.prior("gamma_sigma").create_variable("gamma_sigma"), dims="valid_domain")
             # on the grid mixture x size x length x domain (powers on the small size x domain and
             # length x domain arrays), then the observed cells
-            log_b_run, run_level = log_b[:, None, None, :], 0.0
-            if cfg.run_effects:  # each run (mixture x size) has its own level and step-term scale
-                rms = ("mixture", "size", "valid_domain")
-                # levels sum to zero over the sizes of a mixture: their mean is the mixture's level
-                run_sigma = cfg.prior("run_sigma").create_variable("run_sigma")
-                level = pm.ZeroSumNormal("run_level_zs", sigma=run_sigma, dims=("mixture", "valid_domain", "size"))
-                run_level = pm.Deterministic("run_level", level.dimshuffle(0, 2, 1), dims=rms)[:, :, None, :]
-                run_step = pm.Normal("run_step", 0.0, cfg.prior("run_step_sigma").create_variable("run_step_sigma"), dims=rms)
-                log_b_run = log_b_run + run_step[:, :, None, :]
             ratio = relative_scaling(
                 data["sizes_rel"][None, :, None, None], data["lengths_rel"][None, None, :, None],
-                log_a[:, None, None, :], log_b_run, alpha, beta, gamma,
+                log_a[:, None, None, :], log_b[:, None, None, :], alpha, beta, gamma,
             )
-            grid = log_ref[:, None, None, :] + run_level + data["log_loss_scale"] + pm.math.log(ratio)
+            grid = log_ref[:, None, None, :] + data["log_loss_scale"] + pm.math.log(ratio)
             mu = grid.flatten()[data["obs_cell"]]
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
-            self._likelihood(mu, noise[i], data["log_loss"])
+            if cfg.discrepancy:  # the law-form error per log-unit beyond the pilots (bayes_mixlaw.discrepancy)
+                for axis in discrepancy.AXES:
+                    cfg.prior(f"discrepancy_{axis}").create_variable(f"discrepancy_{axis}")
+            if cfg.run_effects:
+                self._curve_likelihood(data, mu, noise)
+            else:
+                pm.Normal("loss", mu=mu, sigma=noise[i], observed=data["log_loss"], dims="obs")
         self._model_key = self._structure_key(
             lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"])
         )
         self._layout_cache = lay
         return model
+
+    def _curve_likelihood(self, data: dict, mu, noise) -> None:
+        """The observed log-losses with each curve's level and slope integrated out
+        (:mod:`bayes_mixlaw.run_effects`); their conditional means are kept for predictions."""
+        cfg = self.config
+        tau_u = cfg.prior("run_sigma", dims="valid_domain").create_variable("run_sigma")
+        tau_w = cfg.prior("run_slope_sigma", dims="valid_domain").create_variable("run_slope_sigma")
+        cv = data["curve_valid"]
+        sums = curve_sums(data["log_loss"] - mu, data["log_length"], data["obs_curve"], self._n_curves)
+        block = (data["curve_m"], data["curve_sy"], data["curve_syy"])
+        scales = (noise[cv], tau_u[cv], tau_w[cv])
+        pm.Potential("loss", marginal_loglik(*block, *sums, *scales).sum())
+        mean_u, mean_w, *_ = conditional_effects(*block, *sums[:2], *scales)
+        shape = self._curve_shape
+        pm.Deterministic("run_level", mean_u.reshape(shape), dims=("mixture", "size", "valid_domain"))
+        pm.Deterministic("run_slope", mean_w.reshape(shape), dims=("mixture", "size", "valid_domain"))
 
     _DATA_DIMS = {
         "mixture_proportions": ("mixture", "train_domain"),
@@ -254,6 +301,12 @@ class NestedLaw(MixtureLaw):
         "lengths_rel": "length",
         "log_loss": "obs",
         "log_loss_scale": "valid_domain",
+        "obs_curve": "obs",
+        "log_length": "obs",
+        "curve_m": "curve",
+        "curve_sy": "curve",
+        "curve_syy": "curve",
+        "curve_valid": "curve",
     }
 
     # ------------------------------------------------------------------------------------------
@@ -269,6 +322,8 @@ class NestedLaw(MixtureLaw):
             "lengths_rel": lay["length_values"] / lay["s0"],
             "log_loss": np.log(lay["loss"]),
             "log_loss_scale": np.log(lay["scale"]),
+            "obs_curve": lay["curve"],
+            **{k: lay[k] for k in ("log_length", "curve_m", "curve_sy", "curve_syy", "curve_valid")},
         }
 
     def _data_groups(self, lay: dict) -> dict[str, xr.Dataset]:
@@ -287,14 +342,16 @@ class NestedLaw(MixtureLaw):
                 "mixture_proportions": (("mixture", "train_domain"), lay["mixtures"]),
                 "mixture_center": ("train_domain", lay["mixtures"].mean(axis=0)),
                 "loss_scale": ("valid_domain", lay["scale"]),
+                **{k: (("mixture", "size", "valid_domain"), lay[k].reshape(lay["curve_shape"])) for k in ("curve_m", "curve_sy", "curve_syy")},
             },
-            coords={"mixture": lay["mixture_labels"], "train_domain": lay["train"], "valid_domain": lay["valid"]},
+            coords={"mixture": lay["mixture_labels"], "train_domain": lay["train"], "valid_domain": lay["valid"], "size": lay["sizes"]},
         )
         return {"observed_data": observed, "constant_data": constant}
 
     def _attrs(self, lay: dict) -> dict:
         return {
             "targets": self.targets.to_json(),
+            "nested_format": NESTED_FORMAT,
             "length_column": lay["length"],
             "reference_scale": json.dumps({"params": lay["n0"], lay["length"]: lay["s0"]}),
             "pilot_scales": json.dumps({"params": sorted(set(lay["params"].tolist())), lay["length"]: sorted(set(lay["lengths"].tolist()))}),
@@ -302,15 +359,19 @@ class NestedLaw(MixtureLaw):
 
     def _restore(self, tree: xr.DataTree) -> None:
         super()._restore(tree)
-        if "run_level" not in tree["posterior"]:  # written before run effects existed
-            self.config = self.config.model_copy(update={"run_effects": False})
-        if "log_ab" not in tree["posterior"]:  # written before the share parameterisation
-            self.config = self.config.model_copy(update={"scaling_parameterisation": "amplitude"})
+        from bayes_mixlaw import __version__
+
+        written = int(tree.attrs.get("nested_format", 1))
+        if written != NESTED_FORMAT:
+            raise ValueError(
+                f"this nested fit was written by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')} in nested-law format {written}; "
+                f"bayes_mixlaw {__version__} reads format {NESTED_FORMAT} (Normal likelihood with the run effects integrated out, "
+                "model discrepancy): refit the runs table with this version")
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         post = self.idata["posterior"].to_dataset()
         names = ["log_ref", "log_a_mixture", "log_b_mixture", "alpha", "beta", "gamma", "noise_sigma"]
-        names += ["run_sigma", "run_step_sigma"] if self.config.run_effects else []
+        names += ["run_sigma", "run_slope_sigma"] if self.config.run_effects else []
         if self.config.mixture_model == "law":
             names += ["log_c", "log_k", "t"]
         return post[names]
@@ -364,27 +425,35 @@ class NestedLaw(MixtureLaw):
             if self.config.mixture_scaling:
                 log_a = log_a + np.einsum("md,cwvd->cwmv", offset, post["size_t"].values)
                 log_b = log_b + np.einsum("md,cwvd->cwmv", offset, post["step_t"].values)
-        if self.config.run_effects:
-            level, step_scale = self._run_effects(pilot, params, log_ref.shape, rng, new_runs)
-            log_ref, log_b = log_ref + level, log_b + step_scale
         per_domain = {k: post[k].values[:, :, None, :] for k in ("alpha", "beta", "gamma")}
-        ratio = relative_scaling(n_rel, s_rel, log_a, log_b, **per_domain)
-        return np.exp(log_ref) * ratio
+        log_loss = log_ref + np.log(relative_scaling(n_rel, s_rel, log_a, log_b, **per_domain))
+        if self.config.run_effects:
+            log_loss = log_loss + self._run_effects(pilot, params, float(np.log(s_rel)), log_loss.shape, rng, new_runs)
+        return np.exp(log_loss)
 
-    def _run_effects(self, pilot: np.ndarray, params: float, shape: tuple, rng: np.random.Generator, new_runs: bool):
-        """Run level and step-term effects per draw, (chain, draw, mixture, valid_domain)."""
+    def _run_effects(self, pilot: np.ndarray, params: float, log_length: float, shape: tuple, rng: np.random.Generator, new_runs: bool):
+        """``u + w y`` per draw, (chain, draw, mixture, valid_domain), at ``y = log_length``: a
+        pilot run's level and slope drawn from their posterior given its curve, a new run's from
+        their prior if ``new_runs``, else zero (:mod:`bayes_mixlaw.run_effects`)."""
         post = self.idata["posterior"]
+        tau_u, tau_w = (post[k].values[:, :, None, :] for k in ("run_sigma", "run_slope_sigma"))
+        if new_runs:
+            effect = tau_u * rng.standard_normal(shape) + tau_w * log_length * rng.standard_normal(shape)
+        else:
+            effect = np.zeros(shape)
         sizes = np.asarray(post["run_level"]["size"].values, dtype=float)
         match = np.flatnonzero(np.isclose(sizes, params, rtol=1e-9))
         known = (pilot >= 0) & (len(match) > 0)
-        out = []
-        for effect, sigma in (("run_level", "run_sigma"), ("run_step", "run_step_sigma")):
-            fresh = post[sigma].values[:, :, None, None] * rng.standard_normal(shape) if new_runs else np.zeros(shape)
-            if len(match):
-                fitted = post[effect].values[:, :, np.maximum(pilot, 0), match[0], :]
-                fresh = np.where(known[None, None, :, None], fitted, fresh)
-            out.append(fresh)
-        return out
+        if known.any():
+            rows, size = np.flatnonzero(known), match[0]
+            constant = self.idata["constant_data"]
+            block = [constant[k].values[pilot[rows], size, :][None, None] for k in ("curve_m", "curve_sy", "curve_syy")]
+            sigma = post["noise_sigma"].values[:, :, None, :]
+            _, _, var_u, cov_uw, var_w = conditional_effects(*block, 0.0, 0.0, sigma, tau_u, tau_w)
+            mean_u, mean_w = (post[k].values[:, :, pilot[rows], size, :] for k in ("run_level", "run_slope"))
+            u, w = draw_effects(mean_u, mean_w, var_u, cov_uw, var_w, rng)
+            effect[:, :, rows] = u + w * log_length
+        return effect
 
     def _relative_scale(self, params: float, length: float) -> tuple[float, float]:
         """(n, s): the size and length relative to the fit's reference scale."""
@@ -415,6 +484,9 @@ class NestedLaw(MixtureLaw):
         losses = self.law_draws(r, params, length, rng=rng, new_runs=kind == "predictive")
         scale = {"params": params, self.length_column: length}
         losses = losses * discrepancy_factor(self, scale, losses.shape, rng, predictive=kind == "predictive")
+        axes = discrepancy.active_axes(self, scale)
+        post = self.idata["posterior"]
+        losses = losses * np.exp(discrepancy.log_factor({k: post[k].values for k in axes}, axes, losses.shape[-1], self.config.discrepancy_correlation, rng))
         if kind == "predictive":
             noise = self.idata["posterior"]["noise_sigma"].values[:, :, None, :]
             losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
@@ -444,13 +516,16 @@ class NestedLaw(MixtureLaw):
         n_rel, s_rel = self._relative_scale(n, length)
         names = ["log_c", "log_k", "t", "log_a", "log_b", "alpha", "beta", "gamma"]
         names += ["size_t", "step_t"] if self.config.mixture_scaling else []
-        p = self._torch_posterior(names, draws, seed)
+        axes = discrepancy.active_axes(self, {"params": n, self.length_column: length})
+        p = self._torch_posterior(names + list(axes), draws, seed)
         center = torch.as_tensor(self.idata["constant_data"]["mixture_center"].values, dtype=torch.float64)
         weights = self._target_weights(target)
         scaling = self.config.mixture_scaling
         n_draws, n_valid = len(p["t"]), len(self.valid_domains)
         shape = (n_draws, 1, 1, n_valid)  # one extrapolation factor per draw and domain (ones if none is attached)
         factor = discrepancy_factor(self, {"params": n, self.length_column: length}, shape, np.random.default_rng(seed + 1), predictive=False)
+        factor = factor * np.exp(discrepancy.log_factor({k: p[k].numpy()[:, None] for k in axes}, axes, n_valid,
+                                                        self.config.discrepancy_correlation, np.random.default_rng(seed + 2)))
         extrapolation = torch.as_tensor(np.broadcast_to(factor, shape).reshape(n_draws, 1, n_valid).copy())  # a broadcast view is read-only
 
         def f(r):

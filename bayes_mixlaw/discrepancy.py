@@ -1,0 +1,79 @@
+r"""Model discrepancy of the nested law: how wrong the law's form may be beyond the pilots.
+
+The law's posterior says how uncertain its parameters are *given its form*; beyond the pilots'
+largest model or longest run the form itself is the larger error (a curve that bends later than
+a power law, a schedule that anneals at another step). The nested law carries that error in every
+prediction, by default:
+
+.. math:: \log L^*_v = \log L_v + \sum_{a \in \{size, length\}} D_a\,\kappa_a\,
+          \big(\sqrt{\rho}\, z_{a} + \sqrt{1-\rho}\, z_{a v}\big)
+
+with ``D_a = max(0, log(x_a / x_a^{max}))`` the log-distance beyond the largest pilot size or longest
+pilot run (0 inside the pilots' range: nothing changes there), ``kappa_a`` the error per unit of
+log-distance (a parameter of the model, ``discrepancy_size`` / ``discrepancy_length`` in the
+priors), ``z`` standard normal per posterior draw: ``z_a`` shared by every validation domain and
+``z_av`` each domain's own, mixed by ``rho`` (``NestedLawConfig.discrepancy_correlation``): when a
+law misjudges the target scale it misjudges most domains the same way, so a weighted total does
+not average the error away. The discrepancy is a property of the law at a scale: every mixture
+predicted in one call shares it, so it widens every interval (and P(beats reference) honestly
+reflects that both mixtures are predicted by the same law) without reordering mixtures.
+
+The pilots cannot inform ``kappa`` (they are all at ``D = 0``), so its prior is informative, measured
+outside any user's table by ``benchmarks/discrepancy_prior.py``: point fits of the law's form on the
+small end of Chinchilla's models and of Luo et al.'s loss curves (schedules the law does not know),
+read against the log-distance of their predictions (median RMS log-error per log-unit: size 0.017,
+length 0.025; the config's priors put their medians there with a factor 1.65 spread). Override the
+priors to use your own evidence, or replace an axis by a calibration on your pilots
+(:func:`bayes_mixlaw.calibrate.calibrate_extrapolation`), which then takes that axis's place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+AXES = {"size": "params", "length": None}  # axis -> scale column (None: the fit's length column)
+
+
+def distances(law, scale: dict) -> dict[str, float]:
+    """Log-distance beyond the pilots per axis ({axis: D >= 0}) at ``scale`` ({column: value})."""
+    pilots = law.pilot_scales()
+    out = {}
+    for axis, column in AXES.items():
+        column = column or law.length_column
+        out[axis] = max(0.0, float(np.log(scale[column] / pilots[column][-1])))
+    return out
+
+
+def active_axes(law, scale: dict) -> dict[str, float]:
+    """The axes whose discrepancy applies at ``scale``: {posterior variable: log-distance > 0};
+    axes calibrated on the pilots (:mod:`bayes_mixlaw.calibrate`) are left to the calibration."""
+    from bayes_mixlaw.calibrate import discrepancy as calibrated
+
+    post, skip = law.idata["posterior"], set(calibrated(law))
+    return {f"discrepancy_{axis}": d for axis, d in distances(law, scale).items()
+            if d > 0 and f"discrepancy_{axis}" in post and (AXES[axis] or law.length_column) not in skip}
+
+
+def log_factor(kappas: dict[str, np.ndarray], axes: dict[str, float], n_valid: int, rho: float, rng: np.random.Generator):
+    """The discrepancy's log-multiplier of the losses, shape (*draws, 1, n_valid): ``kappas`` maps each
+    active axis (:func:`active_axes`) to its posterior draws (any shape ``draws``); one error per
+    draw and domain, shared by the mixtures. 0.0 where no axis is active."""
+    total = 0.0
+    for name, d in axes.items():
+        kappa = np.asarray(kappas[name])[..., None, None]
+        draws = kappa.shape[:-2]
+        z = np.sqrt(rho) * rng.standard_normal(draws + (1, 1)) + np.sqrt(1 - rho) * rng.standard_normal(draws + (1, n_valid))
+        total = total + d * kappa * z
+    return total
+
+
+def describe(law, scale: dict) -> str:
+    """One sentence: how far ``scale`` is beyond the pilots and the discrepancy's 90% factor there."""
+    post = law.idata["posterior"]
+    parts = []
+    for axis, d in distances(law, scale).items():
+        name = f"discrepancy_{axis}"
+        if d > 0 and name in post:
+            spread = 1.645 * d * float(np.sqrt(np.mean(post[name].values ** 2)))
+            parts.append(f"{axis} {np.exp(d):.2g}x beyond the pilots (law-form error +-{100 * spread:.1f}% at 90%)")
+    return "; ".join(parts)

@@ -1,0 +1,99 @@
+"""Where the nested law's default discrepancy prior comes from: how wrong the law's form is beyond the data.
+
+The nested law's discrepancy (``bayes_mixlaw.discrepancy``) multiplies a prediction beyond the pilots
+by ``exp(D kappa z)``: ``D`` the log-distance beyond the largest pilot size or longest pilot run, ``z``
+standard normal. Its default scale ``kappa`` (per unit of log-distance) is measured here on data
+outside any user's table (``../shared/data``), by fitting the law's form (the paper's point fit: Huber
+on log loss, multi-start L-BFGS) on the small end of each series and reading the log-error of its
+predictions against the log-distance beyond the fitted range:
+
+* length: Luo et al. 2025's loss curves (three sizes; cosine, constant, WSD and two-stage schedules,
+  which a step law that does not know the schedule must take as they come, as the mixinglaws pilots'
+  undocumented schedule is): fit ``E + B S^-beta`` on steps up to a third of the run, predict the rest;
+* size: Chinchilla's points (Epoch's digitisation): fit ``E + A N^-alpha + B D^-beta`` on the models
+  up to a cut, predict the larger ones (cuts at several sizes).
+
+For each series: ``kappa = sqrt(mean((z / D)^2))`` over the predicted points (the RMS log-error per
+log-unit of extrapolation). The printed table gives every series and the median, which are the
+defaults of ``config.NESTED_PRIORS["discrepancy_length"]`` / ``["discrepancy_size"]``.
+
+    python benchmarks/discrepancy_prior.py [--shared ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+
+from bayes_mixlaw.baseline import fit_point_power_law, huber
+
+
+def length_series(shared: Path) -> list[dict]:
+    rows = []
+    for folder in sorted((shared / "multipowerlaw").glob("csv_*")):
+        for path in sorted(folder.glob("*.csv")):
+            curve = pd.read_csv(path)
+            s, loss = curve["step"].to_numpy(float), curve["loss"].to_numpy(float)
+            cut = s[0] + (s[-1] - s[0]) / 3
+            fit, held = s <= cut, s > cut
+            e, b, beta = fit_point_power_law(s[fit], loss[fit])
+            pred = e + b * s[held] ** (-beta)
+            z, d = np.log(loss[held] / pred), np.log(s[held] / s[fit].max())
+            rows.append({"axis": "length", "series": f"{folder.name[4:]}M {path.stem}", "fit range": f"{s[0]:.0f}-{s[fit].max():.0f} steps",
+                         "max distance": d.max(), "bias at max": z[-1], "kappa": float(np.sqrt(np.mean((z / d) ** 2)))})
+    return rows
+
+
+def fit_chinchilla(n, d, loss, starts: int = 32, seed: int = 0):
+    """Point fit of log L = log(E + A N^-alpha + B D^-beta) (Huber, delta 1e-3), as Epoch fits it."""
+    rng = np.random.default_rng(seed)
+    log_n, log_d, log_l = np.log(n), np.log(d), np.log(loss)
+
+    def objective(theta):
+        log_e, log_a, log_b, alpha, beta = theta
+        pred = np.logaddexp(np.logaddexp(log_e, log_a - alpha * log_n), log_b - beta * log_d)
+        return float(np.sum(huber(pred - log_l, 1e-3)))
+
+    best = None
+    for _ in range(starts):
+        theta0 = [rng.uniform(-1, 1), rng.uniform(0, 25), rng.uniform(0, 25), rng.uniform(0, 2), rng.uniform(0, 2)]
+        result = minimize(objective, theta0, method="L-BFGS-B")
+        if best is None or result.fun < best.fun:
+            best = result
+    return best.x
+
+
+def size_series(shared: Path) -> list[dict]:
+    data = pd.read_csv(shared / "chinchilla" / "svg_extracted_data.csv")
+    data = data.sort_values("loss").iloc[:-5]  # Epoch drops the 5 highest-loss points
+    n, c, loss = data["Model Size"].to_numpy(float), data["Training FLOP"].to_numpy(float), data["loss"].to_numpy(float)
+    d = c / (6 * n)
+    rows = []
+    for cut in (2e8, 5e8, 1e9):
+        fit, held = n <= cut, n > cut * 1.5
+        log_e, log_a, log_b, alpha, beta = fit_chinchilla(n[fit], d[fit], loss[fit])
+        pred = np.exp(log_e) + np.exp(log_a) * n[held] ** (-alpha) + np.exp(log_b) * d[held] ** (-beta)
+        z, dist = np.log(loss[held] / pred), np.log(n[held] / n[fit].max())
+        rows.append({"axis": "size", "series": f"Chinchilla, models <= {cut:.0e}", "fit range": f"{n[fit].min():.1e}-{n[fit].max():.1e} params",
+                     "max distance": dist.max(), "bias at max": float(np.median(z[dist > np.quantile(dist, 0.8)])),
+                     "kappa": float(np.sqrt(np.mean((z / dist) ** 2)))})
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shared", default="../shared/data")
+    args = parser.parse_args()
+    shared = Path(args.shared)
+    table = pd.DataFrame(length_series(shared) + size_series(shared))
+    print(table.to_markdown(index=False, floatfmt=".4f"))
+    print()
+    print(table.groupby("axis")["kappa"].describe()[["count", "min", "50%", "max"]].to_markdown(floatfmt=".4f"))
+
+
+if __name__ == "__main__":
+    main()
