@@ -1,0 +1,421 @@
+"""A Bayesian one-mixture scaling law whose step term knows the learning-rate schedule.
+
+A checkpoint in the middle of a cosine run is not the final loss of a shorter run: the loss at step t
+depends on the schedule up to t. Per validation domain, with n = N / N0 (sizes relative to the geometric
+mean of the pilots'), S1 the area under the schedule (steps at the reference LR, ``schedules.py``) and
+S0 the geometric mean of the pilots' S1, in units of the domain's median loss s::
+
+    L(N, t) / s = e + a n^-alpha + step(n, t)
+
+    multi_power (Luo et al., 2025):
+        step = b(n) (S1 / S0)^-beta(n) - d(n) sum_k (eta_{k-1} - eta_k) (1 - (C eta_k^-gamma S_k(t) + 1)^-kappa)
+    annealing (Tissue et al., 2024):
+        step = b(n) (S1 / S0)^-beta(n) - d(n) S2(t) / S0
+
+    b(n) = b n^rho_b,  d(n) = d n^rho_d,  beta(n) = beta n^rho_beta
+
+The size term a n^-alpha and the size dependence of the step term (rho_*) enter only when the pilots
+have several sizes; at one size, e is the loss the schedule cannot remove (Luo et al.'s L0) and the law
+is the published one. The losses are fitted on the log scale with a Student-t (or Normal) likelihood, as
+the published fits use a Huber loss on the log loss. Reported in absolute units: ``E`` (= s e), ``A``
+(= s a N0^alpha), ``B`` (= s b S0^beta, the amplitude of S1^-beta at N0), ``D`` (the loss-drop amplitude
+at N0: Luo et al.'s B, or Tissue et al.'s C per step at the reference LR), ``C``, ``kappa``
+(Luo et al.'s beta), ``gamma``.
+
+Each run's schedule comes from its ``lr`` column (:meth:`Schedule.from_logged`, with the run's
+``warmup_steps``) or from the ``schedule`` given to :meth:`ScheduledScalingLaw.fit`; ``predict``
+takes the target run's schedule.
+
+Which step term: held-out point fits on the multi-power law curves (``benchmarks/schedules.py``,
+leave-one-schedule-out per size) choose ``STEP_TERM_DEFAULT`` below.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+from pydantic import Field
+from pymc_extras.prior import Prior
+
+from bayes_mixlaw.config import LawConfig, SamplerConfig
+from bayes_mixlaw.model import BayesianLaw
+from bayes_mixlaw.runs import LR, WARMUP, RunsTable
+from bayes_mixlaw.schedules import DEFAULT_LAMBDA, Schedule, StepFeatures
+from bayes_mixlaw.step_laws import annealing_step, multi_power_step
+from bayes_mixlaw.summary import summarize_draws
+
+# Chosen by held-out error of point fits (benchmarks/schedules.py, /tmp/schedules_results.md): see
+# the module docstring of benchmarks/schedules.py for the numbers.
+STEP_TERM_DEFAULT: Literal["multi_power", "annealing"] = "annealing"
+
+# Priors in the units above (losses relative to the median loss s, areas relative to S0, sizes to N0).
+# Scales from point fits of the multi-power law curves (25M-400M): L0/s ~ 0.9, b ~ 0.1, beta 0.33-0.5,
+# d ~ 0.05, C 0.02-0.07 per step at the peak LR, kappa 0.3-0.9, gamma 0.3-0.8.
+SCHEDULED_PRIORS: dict[str, Prior] = {
+    # irreducible part: most of the loss (exp(-0.4) = 0.67 of the median; one size: about 0.9)
+    "log_e": Prior("Normal", mu=-0.4, sigma=0.5),
+    # size term at the pilots' typical size (several sizes only)
+    "log_a": Prior("Normal", mu=-2.0, sigma=1.5),
+    "alpha": Prior("Gamma", alpha=3.0, beta=8.0),
+    # power-law term of the area S1 at S0: a tenth of the loss or so; its exponent ~0.4
+    "log_b": Prior("Normal", mu=-2.5, sigma=1.5),
+    "beta": Prior("Gamma", alpha=3.0, beta=8.0),
+    # loss-drop amplitude per unit of relative LR decrease (annealing: per unit of S2 / S0)
+    "log_d": Prior("Normal", mu=-3.0, sigma=1.5),
+    # multi-power law: G's rate per step at the reference LR, its exponent, the LR exponent
+    "log_c": Prior("Normal", mu=-3.5, sigma=1.5),
+    "kappa": Prior("Gamma", alpha=4.0, beta=7.0),
+    "gamma": Prior("Gamma", alpha=3.0, beta=5.0),
+    # size dependence of the step term (several sizes): log b, log d, log beta per unit of log n
+    "rho_b": Prior("Normal", mu=0.0, sigma=0.3),
+    "rho_d": Prior("Normal", mu=0.0, sigma=0.3),
+    "rho_beta": Prior("Normal", mu=0.0, sigma=0.2),
+    # run effects (run_effects=True): a run's level (log scale; curves of different seeds or forks sit
+    # a few tenths of a percent apart) and the log of its annealing amplitude d (how much more or less
+    # a schedule's decay removes than the law says: on the published curves the law misses a decay's
+    # drop by ~10%); a new run draws fresh ones, so a new schedule's prediction carries that spread
+    "run_sigma": Prior("HalfNormal", sigma=0.003),
+    "run_anneal_sigma": Prior("HalfNormal", sigma=0.1),
+    # noise on the log loss: logged training losses scatter by about 0.1%
+    "noise_sigma": Prior("HalfNormal", sigma=0.01),
+    "nu": Prior("Gamma", alpha=2.0, beta=0.1),
+}
+
+SIZE_PRIORS = ("log_a", "alpha", "rho_b", "rho_d", "rho_beta")
+MULTI_POWER_PRIORS = ("log_c", "kappa", "gamma")
+
+
+class ScheduledLawConfig(LawConfig):
+    """Everything that defines a schedule-aware scaling-law fit apart from the data and schedules."""
+
+    DEFAULT_PRIORS: ClassVar[dict[str, Prior]] = SCHEDULED_PRIORS
+
+    step_term: Literal["multi_power", "annealing"] = STEP_TERM_DEFAULT
+    # knots of the compressed multi-power loss drop (schedules.py): 48 keep it within 1e-4 of the
+    # exact sum on the published schedules
+    knots: int = Field(48, ge=1, le=1024)
+    # Tissue et al.'s momentum lambda of S2
+    annealing_lambda: float = Field(DEFAULT_LAMBDA, gt=0, lt=1)
+    # a level and an annealing-amplitude effect per run (see the priors); the predictions of a new run
+    # carry their spread
+    run_effects: bool = True
+    # E, B and beta of a power law with an offset are strongly correlated: nutpie's low-rank mass
+    # matrix gives ~10x the bulk ESS of the diagonal one at the same cost (2277 against 217 of 2000
+    # draws at 400M, annealing law)
+    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=1000, tune=1000, adaptation="low_rank"))
+
+
+def _as_schedule(value, what: str) -> Schedule:
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, dict):
+        return Schedule.from_dict(value, what)
+    return Schedule.from_file(value)
+
+
+def run_schedules(runs: RunsTable, schedule=None) -> tuple[dict[str, Schedule], dict[str, str]]:
+    """Each run's schedule and where it came from (``lr column`` or ``schedule``).
+
+    A run's logged ``lr`` column wins; otherwise ``schedule``: one :class:`Schedule` (or its dict, or
+    a JSON path) for every such run, or a mapping run -> schedule. A run with neither is an error.
+    """
+    data = runs.data
+    out, origin = {}, {}
+    mapping = schedule if isinstance(schedule, dict) and "kind" not in schedule else None
+    for run, rows in data.groupby("run", sort=False):
+        if LR in rows and rows[LR].notna().any():
+            logged = rows[rows[LR].notna()].drop_duplicates("step").sort_values("step")
+            warmup = rows[WARMUP].dropna().iloc[0] if WARMUP in rows and rows[WARMUP].notna().any() else None
+            out[run] = Schedule.from_logged(logged["step"].to_numpy(), logged[LR].to_numpy(), None if warmup is None else int(warmup))
+            origin[run] = "lr column" + (f" (warm-up {int(warmup)} steps)" if warmup is not None else "")
+        elif mapping is not None and run in mapping:
+            out[run] = _as_schedule(mapping[run], f"schedule of run '{run}'")
+            origin[run] = "schedule"
+        elif schedule is not None and mapping is None:
+            out[run] = _as_schedule(schedule, "schedule")
+            origin[run] = "schedule"
+        else:
+            raise ValueError(f"{runs.source}: run '{run}' has no 'lr' column values and no schedule was given "
+                             "(pass schedule=Schedule(...) or a mapping run -> schedule; CLI: --schedule SCHED.json)")
+        last = int(rows["step"].max())
+        if last > out[run].horizon:
+            raise ValueError(f"{runs.source}: run '{run}' has a loss at step {last}, beyond its schedule ({out[run].describe()})")
+    return out, origin
+
+
+class ScheduledScalingLaw(BayesianLaw):
+    """Bayesian ``L(N, t) = E + A N^-alpha + step term(schedule up to t)`` per validation domain.
+
+    >>> law = ScheduledScalingLaw().fit(runs, seed=0)      # runs with step (and lr) columns
+    >>> law.parameters()                                   # E, A, B, D, ... with intervals
+    >>> law.predict(params=4e8, schedule=Schedule.from_file("wsd.json"), steps=[20000, 24000])
+    """
+
+    kind = "scheduled_scaling_law"
+    config_class = ScheduledLawConfig
+
+    def __init__(self, config: ScheduledLawConfig | None = None):
+        super().__init__(config)
+        self._schedule_arg = None
+
+    def fit(self, runs, *, schedule=None, **kwargs):
+        """Fit to a runs table with a ``step`` column; ``schedule`` describes the runs without an
+        ``lr`` column (one schedule, or a mapping run -> schedule; see :func:`run_schedules`).
+        Other keywords: :meth:`BayesianLaw.fit`."""
+        self._schedule_arg = schedule
+        try:
+            return super().fit(runs, **kwargs)
+        finally:
+            self._schedule_arg = None
+
+    # layout and model ---------------------------------------------------------------------------
+
+    def _layout(self, runs: RunsTable) -> dict:
+        data = runs.data
+        if "step" not in data:
+            raise ValueError(f"{runs.source}: a schedule-aware law needs a 'step' column")
+        if runs.mix_columns and len(runs.mixtures().drop_duplicates()) > 1:
+            raise ValueError(f"{runs.source}: the runs have {len(runs.mixtures().drop_duplicates())} different mixtures; "
+                             "ScheduledScalingLaw fits one data mixture (select one, or use the nested model)")
+        schedules, origin = run_schedules(runs, self._schedule_arg)
+        lr_ref = max(s.peak for s in schedules.values())
+        cfg = self.config
+        parts, order = [], []
+        for run, rows in data.groupby("run", sort=False):
+            parts.append(schedules[run].features(rows["step"].to_numpy(), lr_ref=lr_ref, knots=cfg.knots, lam=cfg.annealing_lambda))
+            order.append(rows.index.to_numpy())
+        feats = StepFeatures.concat(parts).take(np.argsort(np.concatenate(order), kind="stable"))
+        if np.any(feats.s1 <= 0):
+            bad = data.iloc[int(np.flatnonzero(feats.s1 <= 0)[0])]
+            raise ValueError(f"{runs.source}: run '{bad['run']}' has a loss at step {bad['step']}, where its learning rate has not moved the model yet (S1 = 0)")
+        n = data["params"].to_numpy(dtype=float) if "params" in data else np.ones(len(data))
+        valid = runs.valid_domains
+        run_names = runs.runs
+        return {
+            "runs": run_names,
+            "run_idx": data["run"].map({r: i for i, r in enumerate(run_names)}).to_numpy(),
+            "table": runs,
+            "valid": valid,
+            "schedules": schedules,
+            "origin": origin,
+            "lr_ref": float(lr_ref),
+            "features": feats,
+            "n": n,
+            "n0": float(np.exp(np.log(n).mean())),
+            "s0": float(np.exp(np.log(feats.s1).mean())),
+            "multi_size": bool(len(np.unique(n)) > 1),
+            "valid_idx": data["valid_domain"].map({v: i for i, v in enumerate(valid)}).to_numpy(),
+            "loss": data["loss"].to_numpy(dtype=float),
+            "scale": data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy(),
+        }
+
+    def _parameter_names(self, multi_size: bool) -> list[str]:
+        names = ["log_e", "log_b", "beta", "log_d"]
+        if self.config.step_term == "multi_power":
+            names += list(MULTI_POWER_PRIORS)
+        if multi_size:
+            names += list(SIZE_PRIORS)
+        return names
+
+    def build_model(self, runs: RunsTable) -> pm.Model:
+        """The PyMC model; sizes, schedule features and losses enter through ``pm.Data``."""
+        lay = self._layout(runs)
+        cfg = self.config
+        f = lay["features"]
+        coords = {"valid_domain": lay["valid"], "obs": np.arange(len(lay["loss"])), "knot": np.arange(f.knots), "run": lay["runs"]}
+        with pm.Model(coords=coords) as model:
+            dims = {"log_loss_scale": "valid_domain", "log_n0": None, "log_s0": None, "drop": ("obs", "knot"), "eta": ("obs", "knot"), "s_k": ("obs", "knot")}
+            data = {k: pm.Data(k, v, dims=dims.get(k, "obs")) for k, v in self._data(lay).items()}
+            p = {name: cfg.prior(name, dims="valid_domain").create_variable(name) for name in self._parameter_names(lay["multi_size"])}
+            i = data["valid_idx"]
+            log_scale = data["log_loss_scale"]
+            per_obs = {k: v[i] for k, v in p.items()}
+            level = 0.0
+            if cfg.run_effects:
+                j = data["run_idx"]
+                run_sigma = cfg.prior("run_sigma", dims="valid_domain").create_variable("run_sigma")
+                anneal_sigma = cfg.prior("run_anneal_sigma", dims="valid_domain").create_variable("run_anneal_sigma")
+                z_level = pm.Normal("run_level_z", 0.0, 1.0, dims=("run", "valid_domain"))
+                z_anneal = pm.Normal("run_anneal_z", 0.0, 1.0, dims=("run", "valid_domain"))
+                level = z_level[j, i] * run_sigma[i]
+                per_obs["log_d"] = per_obs["log_d"] + z_anneal[j, i] * anneal_sigma[i]
+            mean = self._law(pm.math, data, per_obs, lay["multi_size"])
+            self._absolute(p, log_scale, data["log_n0"], data["log_s0"], lay["multi_size"])
+            mu = pm.math.log(mean) + log_scale[i] + level
+            noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
+            self._likelihood(mu, noise[i], data["log_loss"])
+        self._model_key = self._structure_key(lay["valid"], lay["multi_size"], f.knots, len(lay["runs"]))
+        self._layout_cache = lay
+        return model
+
+    def _law(self, xp, x: dict, p: dict, multi_size: bool):
+        """The law in relative units (L / s) from features ``x`` and parameters ``p`` (broadcastable)."""
+        exp = xp.exp
+        log_n = x["log_n_rel"]
+        level = exp(p["log_e"])
+        if multi_size:
+            level = level + exp(p["log_a"] - p["alpha"] * log_n)
+            b = exp(p["log_b"] + p["rho_b"] * log_n)
+            d = exp(p["log_d"] + p["rho_d"] * log_n)
+            beta = p["beta"] * exp(p["rho_beta"] * log_n)
+        else:
+            b, d, beta = exp(p["log_b"]), exp(p["log_d"]), p["beta"]
+        if self.config.step_term == "annealing":
+            return level + annealing_step(x["s1_rel"], x["s2_rel"], b, beta, d)
+        return level + multi_power_step(x["s1_rel"], x["drop"], x["eta"], x["s_k"], b, beta, d, exp(p["log_c"]), p["kappa"], p["gamma"])
+
+    def _absolute(self, p, log_scale, log_n0, log_s0, multi_size):
+        dims = "valid_domain"
+        pm.Deterministic("E", pm.math.exp(p["log_e"] + log_scale), dims=dims)
+        if multi_size:
+            pm.Deterministic("A", pm.math.exp(p["log_a"] + log_scale + p["alpha"] * log_n0), dims=dims)
+        pm.Deterministic("B", pm.math.exp(p["log_b"] + log_scale + p["beta"] * log_s0), dims=dims)
+        if self.config.step_term == "annealing":
+            pm.Deterministic("D", pm.math.exp(p["log_d"] + log_scale - log_s0), dims=dims)
+        else:
+            pm.Deterministic("D", pm.math.exp(p["log_d"] + log_scale), dims=dims)
+            pm.Deterministic("C", pm.math.exp(p["log_c"]), dims=dims)
+
+    # hooks of BayesianLaw.fit ---------------------------------------------------------------
+
+    def _data(self, lay: dict) -> dict:
+        f = lay["features"]
+        out = {
+            "log_n_rel": np.log(lay["n"] / lay["n0"]),
+            "s1_rel": f.s1 / lay["s0"],
+            "valid_idx": lay["valid_idx"],
+            "run_idx": lay["run_idx"],
+            "log_loss": np.log(lay["loss"]),
+            "log_loss_scale": np.log(lay["scale"]),
+            "log_n0": np.log(lay["n0"]),
+            "log_s0": np.log(lay["s0"]),
+        }
+        if self.config.step_term == "annealing":
+            out["s2_rel"] = f.s2 / lay["s0"]
+        else:
+            out.update(drop=f.drop, eta=f.eta, s_k=f.s_k)
+        return out
+
+    def _data_groups(self, lay: dict) -> dict[str, xr.Dataset]:
+        table = lay["table"].data
+        observed = xr.Dataset(
+            {
+                "loss": ("obs", lay["loss"]),
+                "params": ("obs", lay["n"]),
+                "step": ("obs", table["step"].to_numpy()),
+                "run": ("obs", table["run"].to_numpy(dtype=str)),
+                "obs_valid_domain": ("obs", np.asarray(lay["valid"], dtype=object)[lay["valid_idx"]].astype(str)),
+            }
+        )
+        constant = xr.Dataset({"loss_scale": ("valid_domain", lay["scale"])}, coords={"valid_domain": lay["valid"]})
+        return {"observed_data": observed, "constant_data": constant}
+
+    def _attrs(self, lay: dict) -> dict:
+        return {
+            "lr_ref": lay["lr_ref"],
+            "n0": lay["n0"],
+            "s0": lay["s0"],
+            "multi_size": int(lay["multi_size"]),
+            "schedules": json.dumps({run: {"origin": lay["origin"][run], "schedule": s.to_dict()} for run, s in lay["schedules"].items()}),
+        }
+
+    def _diagnostic_quantities(self) -> xr.Dataset:
+        post = self.idata["posterior"].to_dataset()
+        names = [n for n in ("E", "A", "B", "D", "C", "beta", "kappa", "gamma", "alpha", "rho_b", "rho_d", "rho_beta", "noise_sigma", "run_sigma", "run_anneal_sigma") if n in post]
+        return post[names]
+
+    # results ---------------------------------------------------------------------------------
+
+    @property
+    def valid_domains(self) -> list[str]:
+        self._require_fit()
+        return [str(v) for v in self.idata["posterior"]["valid_domain"].values]
+
+    @property
+    def schedules(self) -> dict[str, Schedule]:
+        """The schedule each pilot run was fitted with."""
+        self._require_fit()
+        return {run: Schedule.from_dict(v["schedule"]) for run, v in json.loads(self.idata.attrs["schedules"]).items()}
+
+    def schedule_origins(self) -> dict[str, str]:
+        """Where each pilot run's schedule came from: its ``lr`` column or the given schedule."""
+        self._require_fit()
+        return {run: v["origin"] for run, v in json.loads(self.idata.attrs["schedules"]).items()}
+
+    def parameters(self, ci: float = 0.95) -> pd.DataFrame:
+        """Posterior mean and equal-tailed interval of the law's parameters in absolute units, per domain."""
+        self._require_fit()
+        post = self.idata["posterior"]
+        names = [n for n in ("E", "A", "alpha", "B", "beta", "D", "C", "kappa", "gamma", "rho_b", "rho_d", "rho_beta", "noise_sigma", "run_sigma", "run_anneal_sigma") if n in post]
+        return self._parameter_table(names, ci)
+
+    def features(self, schedule: Schedule, steps) -> StepFeatures:
+        """The step-law features of ``schedule`` at ``steps``, in the fit's units (its reference LR)."""
+        self._require_fit()
+        return _as_schedule(schedule, "schedule").features(steps, lr_ref=float(self.idata.attrs["lr_ref"]), knots=self.config.knots, lam=self.config.annealing_lambda)
+
+    def predict_draws(self, params, schedule, steps, *, kind: str = "predictive", seed: int = 0, chunk: int = 64) -> xr.DataArray:
+        """Draws of the loss of a run of ``params`` parameters trained with ``schedule``, at ``steps``:
+        dims (chain, draw, point, target). ``predictive``: a new run's losses (its own run effects and
+        noise); ``mean``: the law's."""
+        self._require_fit()
+        self._check_kind(kind)
+        params = float(np.asarray(params, dtype=float).ravel()[0]) if np.ndim(params) else float(params)
+        if not (np.isfinite(params) and params > 0):
+            raise ValueError(f"params must be positive and finite, got {params}")
+        steps = np.atleast_1d(np.asarray(steps))
+        feats = self.features(schedule, steps)
+        if np.any(feats.s1 <= 0):
+            raise ValueError(f"step {int(steps[np.flatnonzero(feats.s1 <= 0)[0]])} is before the learning rate has moved the model (S1 = 0)")
+        attrs = self.idata.attrs
+        multi = bool(attrs["multi_size"])
+        post = self.idata["posterior"]
+        scale = self.idata["constant_data"]["loss_scale"].values
+        names = self._parameter_names(multi)
+        rng = np.random.default_rng(seed)
+        out = np.empty((post.sizes["chain"], post.sizes["draw"], len(steps), len(self.valid_domains)))
+        log_n = np.log(params / float(attrs["n0"]))
+        s0 = float(attrs["s0"])
+        effects = kind == "predictive" and self.config.run_effects
+        level = np.zeros((post.sizes["chain"], post.sizes["draw"], 1))
+        for v in range(len(self.valid_domains)):
+            p = {k: post[k].values[:, :, v, None] for k in names}  # (chain, draw, 1)
+            if effects:  # a new run: fresh level and annealing effects
+                level = post["run_sigma"].values[:, :, v, None] * rng.standard_normal(level.shape)
+                p["log_d"] = p["log_d"] + post["run_anneal_sigma"].values[:, :, v, None] * rng.standard_normal(level.shape)
+            for start in range(0, len(steps), chunk):
+                f = feats.take(np.arange(start, min(start + chunk, len(steps))))
+                x = {"log_n_rel": log_n, "s1_rel": f.s1 / s0, "s2_rel": f.s2 / s0, "drop": f.drop, "eta": f.eta, "s_k": f.s_k}
+                out[:, :, start : start + len(f), v] = self._law(np, x, p, multi) * scale[v] * np.exp(level)
+        if kind == "predictive":
+            sigma = post["noise_sigma"].values[:, :, None, :]
+            out = out * np.exp(sigma * self._standard_noise(out.shape, rng))
+        return xr.DataArray(out, dims=("chain", "draw", "point", "target"), coords={"target": self.valid_domains}, name="loss")
+
+    def predict(self, params, schedule, steps, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+        """One row per step and validation domain: ``params``, ``step``, ``target``, ``mean``,
+        ``median``, ``lower``, ``upper`` (posterior predictive of a new run, or ``kind='mean'``: the law)."""
+        draws = self.predict_draws(params, schedule, steps, kind=kind, seed=seed)
+        steps = np.atleast_1d(np.asarray(steps)).astype(np.int64)
+        p = float(np.asarray(params, dtype=float).ravel()[0])
+        p = int(p) if p == round(p) else p
+        return summarize_draws(draws, pd.DataFrame({"params": p, "step": steps}), ci)
+
+    def summary_line(self) -> str:
+        self._require_fit()
+        d = self.diagnostics
+        p = self.parameters().set_index(["parameter", "valid_domain"])["mean"]
+        v = self.valid_domains[0]
+        shown = " ".join(f"{k}={p[(k, v)]:.4g}" for k in ("E", "A", "alpha", "B", "beta", "D", "C", "kappa", "gamma") if (k, v) in p)
+        origins = self.schedule_origins()
+        schedules = self.schedules
+        runs = "; ".join(f"{run}: {schedules[run].describe()} [{origins[run]}]" for run in schedules)
+        return (
+            f"Schedule-aware scaling law ({self.config.step_term}) on {self.idata['observed_data'].sizes['obs']} points x "
+            f"{len(self.valid_domains)} validation domain(s): {shown} ({v}); {d.summary()}. Schedules: {runs}"
+        )

@@ -1,0 +1,222 @@
+"""Schedule-aware scaling law on the multi-power law curves (Luo et al., 2025): held-out schedules and sizes.
+
+    python benchmarks/schedules.py            # the full run (a few minutes on 2 cores)
+    python benchmarks/schedules.py --quick    # short chains, one simulation, for a smoke test
+    python benchmarks/schedules.py --choose   # also: leave-one-schedule-out point fits, multi-power vs Tissue
+
+Rows (markdown tables on stdout):
+(a) per size (25M, 100M, 400M): fit cosine_24000, constant_24000, wsdcon_9; predict wsd_20000_24000 from
+    its schedule (the JSON contract: wsd, exponential decay from 20,000 to 24,000);
+(b) fit all four schedules at 25M and 100M; predict the four 400M curves;
+(c) data simulated from the law (the 100M fit's posterior means) with known schedules: fit the three
+    training schedules, 90% coverage of the simulated held-out WSD curve.
+Each row: mean and max relative error of the posterior predictive median on the held-out curve, 90%
+coverage, mean interval width, R-hat max and bulk-ESS min, wall time; next to a point fit of the same
+law on the same runs (scipy L-BFGS-B on a Huber loss of the log loss, delta 1e-3, multi-start) and the
+published multi-power law errors (0.11% 25M, 0.14% 100M, 0.17% 400M).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+
+from bayes_mixlaw.runs import load_runs, validate_runs
+from bayes_mixlaw.scheduled import ScheduledLawConfig, ScheduledScalingLaw
+from bayes_mixlaw.schedules import Schedule
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "multipowerlaw"
+PUBLISHED = {25: 0.11, 100: 0.14, 400: 0.17}
+TRAIN = ("cosine_24000", "constant_24000", "wsdcon_9")
+SCHEDULES = {  # the published schedules in the JSON contract (shared/data/README.md)
+    "cosine_24000": {"kind": "cosine", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5},
+    "constant_24000": {"kind": "constant", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4},
+    "wsd_20000_24000": {"kind": "wsd", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5,
+                        "decay_start": 20000, "decay_shape": "exponential"},
+    "wsdcon_9": {"kind": "two_stage", "total_steps": 16000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 9e-5, "decay_start": 8000},
+}
+
+
+def huber(r, delta=1e-3):
+    a = np.abs(r)
+    return np.where(a < delta, 0.5 * r**2, delta * (a - 0.5 * delta))
+
+
+def _draw(prior, rng) -> float:
+    """One draw of a Normal, Gamma or HalfNormal prior (the scheduled law's), as a start of the point fit."""
+    kw = prior.parameters
+    if prior.distribution == "Normal":
+        return float(rng.normal(kw["mu"], kw["sigma"]))
+    if prior.distribution == "Gamma":
+        return float(rng.gamma(kw["alpha"], 1 / kw["beta"]))
+    if prior.distribution == "HalfNormal":
+        return float(abs(rng.normal(0, kw["sigma"])))
+    raise ValueError(f"no start for a {prior.distribution} prior")
+
+
+def point_fit(law: ScheduledScalingLaw, runs, starts: int, seed: int = 0):
+    """Huber fit of ``law``'s mean function (no run effects) on ``runs``; returns a predict function."""
+    lay = law._layout(validate_runs(runs))
+    x = law._data(lay)
+    names = law._parameter_names(lay["multi_size"])
+    prior = {k: law.config.prior(k) for k in names}
+    rng = np.random.default_rng(seed)
+    target = x["log_loss"] - x["log_loss_scale"][x["valid_idx"]]
+
+    def objective(theta):
+        p = dict(zip(names, theta))
+        with np.errstate(all="ignore"):
+            mean = law._law(np, x, p, lay["multi_size"])
+        if not np.all(np.isfinite(mean)) or np.any(mean <= 0):
+            return 1e10
+        return float(huber(np.log(mean) - target).sum())
+
+    best = None
+    for _ in range(starts):
+        theta0 = [_draw(prior[k], rng) for k in names]
+        res = minimize(objective, theta0, method="L-BFGS-B")
+        if best is None or res.fun < best.fun:
+            best = res
+    p = {k: np.asarray(v) for k, v in zip(names, best.x)}
+
+    def predict(params, schedule, steps):
+        f = schedule.features(steps, lr_ref=lay["lr_ref"], knots=law.config.knots, lam=law.config.annealing_lambda)
+        xx = {"log_n_rel": np.log(params / lay["n0"]), "s1_rel": f.s1 / lay["s0"], "s2_rel": f.s2 / lay["s0"],
+              "drop": f.drop, "eta": f.eta, "s_k": f.s_k}
+        return law._law(np, xx, p, lay["multi_size"]) * lay["scale"][0]
+
+    return predict, best
+
+
+def score(pred: pd.DataFrame, y: np.ndarray) -> dict:
+    rel = np.abs(pred["median"].to_numpy() / y - 1)
+    inside = (pred["lower"].to_numpy() <= y) & (y <= pred["upper"].to_numpy())
+    return {"mean rel err %": 100 * rel.mean(), "max rel err %": 100 * rel.max(), "90% coverage": inside.mean(),
+            "mean width": (pred["upper"] - pred["lower"]).mean()}
+
+
+def bayes_row(name, train, tests, sampler, starts, published=None, config=None):
+    """Fit on ``train``; ``tests``: list of (params, schedule, steps, losses). One table row."""
+    law = ScheduledScalingLaw(config or ScheduledLawConfig())
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law.fit(train, seed=1, progress=False, **sampler)
+    wall = time.perf_counter() - start
+    preds = [law.predict(n, s, steps) for n, s, steps, _ in tests]
+    y = np.concatenate([t[3] for t in tests])
+    row = {"experiment": name, **score(pd.concat(preds, ignore_index=True), y)}
+    d = law.diagnostics
+    row.update({"R-hat max": d.max_rhat, "bulk ESS min": d.min_ess_bulk, "divergences": d.divergences, "wall s": wall})
+    if starts:
+        predict, _ = point_fit(law, train, starts)
+        point = np.concatenate([predict(n, s, steps) for n, s, steps, _ in tests])
+        rel = np.abs(point / y - 1)
+        row.update({"point fit mean %": 100 * rel.mean(), "point fit max %": 100 * rel.max()})
+    row["published %"] = published if published is not None else np.nan
+    return row, law
+
+
+def curve(runs, size, schedule):
+    rows = runs.data[runs.data["run"] == f"{size}/{schedule}"]
+    return rows["step"].to_numpy(), rows["loss"].to_numpy()
+
+
+def simulate(law: ScheduledScalingLaw, rng, size: int, noise: float):
+    """Curves of the four published schedules from the law's posterior means at one size, with run
+    effects and Student-t-free Gaussian noise of ``noise`` on the log loss."""
+    post = law.idata["posterior"]
+    mean = {k: post[k].mean(("chain", "draw")).values for k in post.data_vars}
+    sims = {}
+    for name, spec in SCHEDULES.items():
+        schedule = Schedule.from_dict(spec)
+        steps = np.arange(2176, schedule.horizon + 1, 128)
+        f = law.features(schedule, steps)
+        s0, scale = float(law.idata.attrs["s0"]), law.idata["constant_data"]["loss_scale"].values[0]
+        p = {k: np.asarray(mean[k][0]) for k in law._parameter_names(False)}
+        p["log_d"] = p["log_d"] + mean["run_anneal_sigma"][0] * rng.standard_normal()
+        x = {"log_n_rel": 0.0, "s1_rel": f.s1 / s0, "s2_rel": f.s2 / s0, "drop": f.drop, "eta": f.eta, "s_k": f.s_k}
+        truth = law._law(np, x, p, False) * scale * np.exp(mean["run_sigma"][0] * rng.standard_normal())
+        sims[name] = (steps, truth * np.exp(noise * rng.standard_normal(len(steps))), schedule)
+    return sims
+
+
+def choose(runs, starts: int) -> pd.DataFrame:
+    """Leave-one-schedule-out point fits per size: multi-power law against Tissue et al.'s form."""
+    rows = []
+    for size in (25, 100, 400):
+        for held in SCHEDULES:
+            train = runs.data[(runs.data["params"] == size * 1_000_000) & (runs.data["run"] != f"{size}/{held}") & runs.data["run"].str.startswith(f"{size}/")]
+            steps, y = curve(runs, size, held)
+            for term in ("multi_power", "annealing"):
+                law = ScheduledScalingLaw(ScheduledLawConfig(step_term=term, knots=128))
+                predict, _ = point_fit(law, train.reset_index(drop=True), starts)
+                rel = np.abs(predict(size * 1e6, Schedule.from_dict(SCHEDULES[held]), steps) / y - 1)
+                rows.append({"size": f"{size}M", "held out": held, "step term": term, "mean %": 100 * rel.mean(), "max %": 100 * rel.max()})
+    return pd.DataFrame(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short chains, fewer starts, one simulation")
+    parser.add_argument("--choose", action="store_true", help="also run the multi-power vs Tissue choice")
+    parser.add_argument("--data", type=Path, default=DATA)
+    args = parser.parse_args(argv)
+    sampler = {"chains": 2, "cores": 1, "draws": 300, "tune": 300} if args.quick else {"chains": 2, "cores": 1, "draws": 2000, "tune": 1500, "target_accept": 0.9}
+    starts = 4 if args.quick else 20
+    runs = load_runs(args.data)
+    data = runs.data
+    rows = []
+    fits = {}
+    for size in (25, 100, 400):
+        train = data[(data["params"] == size * 1_000_000) & data["run"].isin([f"{size}/{s}" for s in TRAIN])].reset_index(drop=True)
+        steps, y = curve(runs, size, "wsd_20000_24000")
+        row, law = bayes_row(f"(a) {size}M: 3 schedules -> WSD", train, [(size * 1e6, Schedule.from_dict(SCHEDULES["wsd_20000_24000"]), steps, y)], sampler, starts, PUBLISHED[size])
+        rows.append(row)
+        fits[size] = law
+        print(f"done {row['experiment']} ({row['wall s']:.0f}s)", file=sys.stderr, flush=True)
+    train = data[data["params"].isin([25_000_000, 100_000_000])].reset_index(drop=True)
+    tests = [(400e6, Schedule.from_dict(SCHEDULES[s]), *curve(runs, 400, s)) for s in SCHEDULES]
+    row, _ = bayes_row("(b) 25M+100M, 4 schedules -> 400M (4 curves)", train, tests, sampler, starts, PUBLISHED[400])
+    rows.append(row)
+    print(f"done {row['experiment']}", file=sys.stderr, flush=True)
+    rng = np.random.default_rng(7)
+    for rep in range(1 if args.quick else 3):
+        sims = simulate(fits[100], rng, 100, noise=float(fits[100].idata["posterior"]["noise_sigma"].mean()))
+        frame = pd.concat([pd.DataFrame({"run": f"sim/{n}", "params": 100_000_000, "step": s, "valid_domain": "valid", "loss": l})
+                           for n, (s, l, _) in sims.items() if n in TRAIN], ignore_index=True)
+        schedules = {f"sim/{n}": sched for n, (_, _, sched) in sims.items() if n in TRAIN}
+        steps, y, sched = sims["wsd_20000_24000"]
+        law = ScheduledScalingLaw()
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            law.fit(frame, schedule=schedules, seed=rep, progress=False, **sampler)
+        row = {"experiment": f"(c) simulated 100M, replicate {rep + 1} -> WSD", **score(law.predict(1e8, sched, steps), y),
+               "R-hat max": law.diagnostics.max_rhat, "bulk ESS min": law.diagnostics.min_ess_bulk,
+               "divergences": law.diagnostics.divergences, "wall s": time.perf_counter() - start}
+        rows.append(row)
+        print(f"done {row['experiment']}", file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    print(f"## Schedule-aware scaling law ({ScheduledLawConfig().step_term}) on the multi-power law curves"
+          f"{' (quick)' if args.quick else ''}\n")
+    print(table.to_markdown(index=False, floatfmt=".4g"))
+    print("\nPosterior means of the (a) fits:\n")
+    print(pd.concat([fits[s].parameters().assign(size=f"{s}M") for s in fits]).pivot_table(index="parameter", columns="size", values="mean", sort=False).to_markdown(floatfmt=".4g"))
+    if args.choose:
+        choice = choose(runs, 4 if args.quick else 12)
+        print("\n## Choice of the step term: leave-one-schedule-out point fits (mean / max relative error, %)\n")
+        print(choice.pivot_table(index=["size", "held out"], columns="step term", values=["mean %", "max %"]).to_markdown(floatfmt=".3f"))
+        print("\nAverage over the 12 folds:\n")
+        print(choice.groupby("step term")[["mean %", "max %"]].mean().to_markdown(floatfmt=".3f"))
+
+
+if __name__ == "__main__":
+    main()
