@@ -168,7 +168,7 @@ class BayesianLaw:
         except (OSError, ValueError) as err:
             raise ValueError(f"{path} is not a bayes_mixlaw fit file: {err}") from None
         kind = tree.attrs.get("kind")
-        import bayes_mixlaw.mixing, bayes_mixlaw.nested, bayes_mixlaw.scaling  # noqa: F401, E401  (register every law)
+        import bayes_mixlaw.mixing, bayes_mixlaw.nested, bayes_mixlaw.scaling, bayes_mixlaw.scheduled  # noqa: F401, E401  (register every law)
 
         classes = {c.kind: c for c in _subclasses(BayesianLaw) if hasattr(c, "kind")}  # concrete laws only
         if kind not in classes or (cls is not BayesianLaw and classes[kind] is not cls):
