@@ -1,0 +1,105 @@
+"""The schedule-aware scaling law: real NUTS on the multi-power law curves (100M), predictions of a
+held-out schedule, save/load, and clear errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_mixlaw import BayesianLaw
+from bayes_mixlaw.runs import load_runs
+from bayes_mixlaw.scheduled import ScheduledLawConfig, ScheduledScalingLaw
+from bayes_mixlaw.schedules import Schedule
+
+WSD = {"kind": "wsd", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5, "decay_start": 20000, "decay_shape": "exponential"}
+TRAIN = ("100/cosine_24000", "100/constant_24000", "100/wsdcon_9")
+
+
+@pytest.fixture(scope="module")
+def curves(shared_data):
+    return load_runs(shared_data / "multipowerlaw" / "csv_100").data
+
+
+@pytest.fixture(scope="module")
+def fitted(curves):
+    train = curves[curves["run"].isin(TRAIN)]
+    train = train[train.groupby("run").cumcount() % 2 == 0].reset_index(drop=True)  # every other logged point: a quicker test
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ScheduledScalingLaw().fit(train, seed=3, progress=False, draws=300, tune=300, chains=2, cores=1)
+
+
+def test_fit_predicts_the_held_out_wsd_curve(fitted, curves):
+    held = curves[curves["run"] == "100/wsd_20000_24000"]
+    pred = fitted.predict(1e8, Schedule.from_dict(WSD), held["step"].to_numpy())
+    assert list(pred.columns) == ["params", "step", "target", "mean", "median", "lower", "upper"]
+    y = held["loss"].to_numpy()
+    rel = np.abs(pred["median"].to_numpy() / y - 1)
+    assert rel.mean() < 0.003, rel.mean()  # the issue's target; the published multi-power law: 0.14%
+    inside = (pred["lower"].to_numpy() <= y) & (y <= pred["upper"].to_numpy())
+    assert 0.7 <= inside.mean() <= 1.0
+    assert np.all(pred["lower"] < pred["median"]) and np.all(pred["median"] < pred["upper"])
+    # the annealing of the WSD run lowers the loss below the constant run's at the same step
+    constant = fitted.predict(1e8, Schedule.from_dict({"kind": "constant", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4}), [23904], kind="mean")
+    assert pred["median"].iloc[-1] < constant["median"].iloc[0] - 0.03
+    d = fitted.diagnostics
+    assert d.divergences <= 5 and d.max_rhat < 1.1
+
+
+def test_schedules_are_read_from_the_lr_column_and_reported(fitted):
+    origins = fitted.schedule_origins()
+    assert set(origins) == set(TRAIN) and all(o.startswith("lr column (warm-up 2160") for o in origins.values())
+    line = fitted.summary_line()
+    assert "annealing" in line and "100/wsdcon_9: table of" in line and "[lr column" in line
+    p = fitted.parameters().set_index("parameter")
+    assert 2.6 < p.loc["E", "mean"] < 3.0  # the point fit's L0 at 100M is 2.79
+    assert 0.3 < p.loc["beta", "mean"] < 0.6
+
+
+def test_save_load_predicts_the_same(fitted, tmp_path):
+    path = fitted.save(tmp_path / "sched.nc")
+    loaded = BayesianLaw.load(path)
+    assert isinstance(loaded, ScheduledScalingLaw)
+    schedule = Schedule.from_dict(WSD)
+    pd.testing.assert_frame_equal(loaded.predict(1e8, schedule, [21000, 24000]), fitted.predict(1e8, schedule, [21000, 24000]))
+    assert loaded.schedules["100/wsdcon_9"] == fitted.schedules["100/wsdcon_9"]
+
+
+def test_a_given_schedule_replaces_a_missing_lr_column(curves, mocked_sampling):
+    run = curves[curves["run"] == "100/wsd_20000_24000"]
+    other = curves[curves["run"] == "100/cosine_24000"]
+    frame = pd.concat([run, other], ignore_index=True).drop(columns=["lr", "warmup_steps"])
+    with pytest.raises(ValueError, match="run '100/wsd_20000_24000' has no 'lr' column values and no schedule"):
+        ScheduledScalingLaw().fit(frame, draws=10, chains=1)
+    cosine = {"kind": "cosine", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5}
+    law = ScheduledScalingLaw().fit(frame, schedule={"100/wsd_20000_24000": WSD, "100/cosine_24000": cosine}, draws=10, chains=1)
+    assert law.schedule_origins() == {"100/wsd_20000_24000": "schedule", "100/cosine_24000": "schedule"}
+    logged = ScheduledScalingLaw()._layout(load_runs(pd.concat([run, other], ignore_index=True)))["features"]
+    given = law._layout_cache["features"]
+    assert np.allclose(logged.s1, given.s1, rtol=1e-3) and np.allclose(logged.s2, given.s2, rtol=0.02, atol=5.0)
+    with pytest.raises(ValueError, match="beyond its schedule"):
+        ScheduledScalingLaw().fit(frame, schedule={**WSD, "total_steps": 22000, "decay_start": 20000}, draws=10, chains=1)
+
+
+def test_multi_power_term_builds_and_predicts_with_size_terms(curves, shared_data, mocked_sampling):
+    runs = load_runs(shared_data / "multipowerlaw").data
+    two_sizes = runs[runs["run"].isin(["25/cosine_24000", "100/cosine_24000", "25/wsdcon_9", "100/wsdcon_9"])]
+    two_sizes = two_sizes[two_sizes.groupby("run").cumcount() % 8 == 0].reset_index(drop=True)
+    law = ScheduledScalingLaw(ScheduledLawConfig(step_term="multi_power", knots=16)).fit(two_sizes, draws=20, chains=2, seed=0)
+    assert {"A", "alpha", "C", "kappa", "gamma", "rho_b"} <= set(law.idata["posterior"].data_vars)
+    pred = law.predict(4e8, Schedule.from_dict(WSD), [5000, 21000, 24000])
+    assert len(pred) == 3 and np.all(np.isfinite(pred[["mean", "lower", "upper"]].to_numpy()))
+    with pytest.raises(ValueError, match="beyond the schedule"):
+        law.predict(4e8, Schedule.from_dict(WSD), [25000])
+    with pytest.raises(ValueError, match="positive and finite"):
+        law.predict(-1, Schedule.from_dict(WSD), [5000])
+
+
+def test_config_rejects_unknown_priors_and_step_terms():
+    with pytest.raises(ValueError, match="unknown prior"):
+        ScheduledLawConfig(priors={"t_mu": {"dist": "Normal", "kwargs": {"mu": 0, "sigma": 1}}})
+    with pytest.raises(ValueError):
+        ScheduledLawConfig(step_term="cosine")
