@@ -34,7 +34,9 @@ def _logpdf(law, residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
 
 def pointwise_log_likelihood(law) -> xr.DataArray:
     """log p(y_obs | draw) for every observation, dims (chain, draw, obs), on the scale the model
-    was fitted on (loss relative to each domain's scale for the mixing law, log loss for the nested law)."""
+    was fitted on (loss relative to each domain's scale for the mixing law). For the nested law the
+    observations are its curves (dims (chain, draw, curve): one run's log losses on one validation
+    domain, whose run effects the likelihood integrates out), so LOO leaves out whole curves."""
     law._require_fit()
     obs = law.idata["observed_data"]
     valid = {v: i for i, v in enumerate(law.valid_domains)}
@@ -48,20 +50,8 @@ def pointwise_log_likelihood(law) -> xr.DataArray:
         residual = obs["loss"].values / scale[vi] - fitted
         sd = obs["loss_sd"].values / scale[vi] if "loss_sd" in obs else 0.0
         sigma = np.sqrt(post["noise_sigma"].values[:, :, vi] ** 2 + sd**2)
-    elif law.kind == "nested_law":
-        column = law.length_column
-        pilots = law.pilot_mixtures
-        labels = {m: i for i, m in enumerate(law.idata["constant_data"]["mixture"].values)}
-        mi = np.array([labels[m] for m in obs["obs_mixture"].values])
-        frame = pd.DataFrame({"params": obs["params"].values, column: obs[column].values})
-        fitted = np.empty(post["noise_sigma"].shape[:2] + (len(frame),))
-        rng = np.random.default_rng(0)
-        for (n, s), rows in frame.groupby(["params", column]).groups.items():
-            rows = np.asarray(rows)
-            law_draws = law.law_draws(pilots, float(n), float(s), rng=rng, new_runs=False)
-            fitted[:, :, rows] = np.log(law_draws[:, :, mi[rows], vi[rows]])
-        residual = np.log(obs["loss"].values) - fitted
-        sigma = post["noise_sigma"].values[:, :, vi]
+    elif law.kind == "nested_law":  # one term per curve (run x validation domain): its run effects are integrated out
+        return law.curve_log_likelihood()
     else:
         raise ValueError(f"no pointwise log-likelihood for a {law.kind} fit")
     return xr.DataArray(_logpdf(law, residual, sigma), dims=("chain", "draw", "obs"), name="loss")

@@ -49,6 +49,8 @@ def active_axes(law, scale: dict) -> dict[str, float]:
     axes calibrated on the pilots (:mod:`bayes_mixlaw.calibrate`) are left to the calibration."""
     from bayes_mixlaw.calibrate import discrepancy as calibrated
 
+    if not law.config.discrepancy:
+        return {}
     post, skip = law.idata["posterior"], set(calibrated(law))
     return {f"discrepancy_{axis}": d for axis, d in distances(law, scale).items()
             if d > 0 and f"discrepancy_{axis}" in post and (AXES[axis] or law.length_column) not in skip}

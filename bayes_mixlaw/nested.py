@@ -241,7 +241,7 @@ class NestedLaw(MixtureLaw):
                 # (log alpha = log slope - log q_a has a unit Jacobian): along the poorly pinned
                 # irreducible share the slopes stay put and only the derived exponents move
                 log_total = pm.math.log1pexp(log_ab)
-                slope_prior = {"mu": -3.0, "sigma": 2.0}
+                slope_prior = {"mu": -2.5, "sigma": 1.0}  # cancelled below: only the exponents' prior stays
                 log_alpha = pm.Normal("log_size_slope", **slope_prior, dims="valid_domain") - (log_a_dom - log_total)
                 log_beta = pm.Normal("log_step_slope", **slope_prior, dims="valid_domain") - (log_b_dom - log_total)
                 pm.Potential("exponent_prior", pm.logp(pm.Normal.dist(alpha_mu, e_sigma), log_alpha).sum()
@@ -396,12 +396,14 @@ class NestedLaw(MixtureLaw):
         nearest = distance.argmin(axis=1)
         return np.where(distance[np.arange(len(r)), nearest] < SAME_MIXTURE, nearest, -1)
 
-    def law_draws(self, r: np.ndarray, params: float, length: float, *, rng: np.random.Generator, new_runs: bool = True) -> np.ndarray:
+    def law_draws(self, r: np.ndarray, params: float, length: float, *, rng: np.random.Generator, new_runs: bool = True,
+                  run_effects: bool = True) -> np.ndarray:
         """Expected loss per draw, (chain, draw, mixture, valid_domain), in absolute units.
 
         A pilot mixture keeps its fitted departure from the mixing law; a new one draws it afresh.
         A pilot run (pilot mixture at a pilot size) keeps its fitted run effects; another run draws
-        them afresh if ``new_runs`` (a new run's loss), else leaves them at zero (the law's mean)."""
+        them afresh if ``new_runs`` (a new run's loss), else leaves them at zero (the law's mean);
+        ``run_effects=False`` leaves every run's effects out (the law itself, as the likelihood sees it)."""
         post = self.idata["posterior"]
         n_rel, s_rel = self._relative_scale(params, length)
         pilot = self._pilot_index(r)
@@ -427,9 +429,41 @@ class NestedLaw(MixtureLaw):
                 log_b = log_b + np.einsum("md,cwvd->cwmv", offset, post["step_t"].values)
         per_domain = {k: post[k].values[:, :, None, :] for k in ("alpha", "beta", "gamma")}
         log_loss = log_ref + np.log(relative_scaling(n_rel, s_rel, log_a, log_b, **per_domain))
-        if self.config.run_effects:
+        if self.config.run_effects and run_effects:
             log_loss = log_loss + self._run_effects(pilot, params, float(np.log(s_rel)), log_loss.shape, rng, new_runs)
         return np.exp(log_loss)
+
+    def curve_log_likelihood(self) -> xr.DataArray:
+        """log p(curve | draw) of every observed curve (one run on one validation domain, its run
+        effects integrated out: :func:`bayes_mixlaw.run_effects.marginal_loglik`), dims (chain, draw, curve)."""
+        self._require_fit()
+        if not self.config.run_effects:
+            raise ValueError("a nested fit without run effects has one likelihood term per loss, not per curve")
+        obs, constant, post = self.idata["observed_data"], self.idata["constant_data"], self.idata["posterior"]
+        column = self.length_column
+        labels = {m: i for i, m in enumerate(constant["mixture"].values)}
+        valid = {v: i for i, v in enumerate(self.valid_domains)}
+        sizes = list(constant["size"].values)
+        mi = np.array([labels[m] for m in obs["obs_mixture"].values])
+        vi = np.array([valid[v] for v in obs["obs_valid_domain"].values])
+        si = np.array([sizes.index(p) for p in obs["params"].values])
+        shape = constant["curve_m"].shape
+        curve = np.ravel_multi_index((mi, si, vi), shape)
+        log_mu = np.empty(post["noise_sigma"].shape[:2] + (len(curve),))
+        frame = pd.DataFrame({"params": obs["params"].values, column: obs[column].values})
+        for (n, s), rows in frame.groupby(["params", column]).groups.items():
+            rows = np.asarray(rows)
+            draws = self.law_draws(self.pilot_mixtures, float(n), float(s), rng=np.random.default_rng(0), new_runs=False, run_effects=False)
+            log_mu[:, :, rows] = np.log(draws[:, :, mi[rows], vi[rows]])
+        reference = json.loads(self.idata.attrs["reference_scale"])
+        y = np.log(obs[column].values / reference[column])
+        sums = curve_sums(np.log(obs["loss"].values) - log_mu, y, curve, int(np.prod(shape)))
+        observed = np.flatnonzero(constant["curve_m"].values.ravel() > 0)
+        block = [constant[k].values.ravel()[observed] for k in ("curve_m", "curve_sy", "curve_syy")]
+        curve_valid = np.unravel_index(observed, shape)[2]
+        scales = [post[k].values[:, :, curve_valid] for k in ("noise_sigma", "run_sigma", "run_slope_sigma")]
+        loglik = marginal_loglik(*block, *(x[..., observed] for x in sums), *scales)
+        return xr.DataArray(loglik, dims=("chain", "draw", "curve"), name="loss")
 
     def _run_effects(self, pilot: np.ndarray, params: float, log_length: float, shape: tuple, rng: np.random.Generator, new_runs: bool):
         """``u + w y`` per draw, (chain, draw, mixture, valid_domain), at ``y = log_length``: a

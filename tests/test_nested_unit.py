@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pymc as pm
 import pandas as pd
 import pytest
 import torch
@@ -89,8 +90,27 @@ def test_more_steps_and_parameters_lower_the_predicted_loss_per_draw(fitted, red
     """Every posterior draw of the law decreases in N and S (a, b, alpha, beta > 0; gamma is small)."""
     r = pilot_mixtures(redpajama, 2)
     small = fitted.predict_draws(r, params=1e8, step=20_000, kind="mean").values
-    longer = fitted.predict_draws(r, params=1e8, step=40_000, kind="mean").values
+    longer = fitted.predict_draws(r, params=1e8, step=28_000, kind="mean").values  # inside the pilots: no discrepancy
     assert (longer <= small + 1e-12).mean() > 0.95
+
+
+def test_discrepancy_widens_only_beyond_the_pilots_and_is_shared_by_mixtures(fitted, redpajama):
+    """Inside the pilots' range the discrepancy changes nothing; beyond it every draw moves by
+    exp(D kappa z), the same factor for every mixture (the law's error at that scale)."""
+    r = pilot_mixtures(redpajama, 3)
+    off = NestedLaw(fitted.config.model_copy(update={"discrepancy": False}), fitted.targets)
+    off.idata, off.runs = fitted.idata, fitted.runs
+    inside = {"params": 1e8, "step": 25_000, "kind": "mean", "seed": 4}
+    np.testing.assert_array_equal(fitted.predict_draws(r, **inside).values, off.predict_draws(r, **inside).values)
+    beyond = {"params": 8e8, "step": 100_000, "kind": "mean", "seed": 4}
+    ratio = fitted.predict_draws(r, **beyond).values / off.predict_draws(r, **beyond).values
+    assert not np.allclose(ratio, 1.0)
+    np.testing.assert_allclose(ratio[:, :, 0, :3], ratio[:, :, 2, :3], rtol=1e-10)  # shared by the mixtures (domain targets)
+    from bayes_mixlaw import discrepancy
+
+    axes = discrepancy.distances(fitted, {"params": 8e8, "step": 100_000})
+    assert axes["size"] == pytest.approx(np.log(8e8 / 201_541_632)) and axes["length"] == pytest.approx(np.log(100_000 / 30_000))
+    assert "beyond the pilots" in discrepancy.describe(fitted, {"params": 8e8, "step": 100_000})
 
 
 def test_pilot_mixtures_keep_their_departure_new_ones_draw_it(fitted, redpajama):
@@ -110,7 +130,7 @@ def test_torch_target_function_matches_numpy_law(fitted, redpajama):
     r = pilot_mixtures(redpajama, 3)
     new = r.copy()
     new.loc[:, [c for c in new.columns if c.startswith("mix:")]] = np.full(7, 1 / 7)
-    f = fitted.target_function("total", params=1e9, step=1e5)
+    f = fitted.target_function("total", params=1e8, step=2.5e4)  # inside the pilots: no discrepancy draws
     x = torch.as_tensor(np.full((1, 1, 7), 1 / 7))
     draws = fitted.idata["posterior"].sizes["draw"] * fitted.idata["posterior"].sizes["chain"]
     via_torch = f(x.expand(draws, 1, 7)).detach().numpy()[:, 0]
@@ -120,7 +140,7 @@ def test_torch_target_function_matches_numpy_law(fitted, redpajama):
     posterior = fitted.idata["posterior"].to_dataset()
     fitted.idata["posterior"] = xr.DataTree(posterior.assign(mixture_sigma=posterior["mixture_sigma"] * 0.0))
     try:
-        via_numpy = fitted.predict_draws(new.iloc[:1], params=1e9, step=1e5, kind="mean").sel(target="total").values.reshape(-1)
+        via_numpy = fitted.predict_draws(new.iloc[:1], params=1e8, step=2.5e4, kind="mean").sel(target="total").values.reshape(-1)
     finally:
         fitted.idata["posterior"] = xr.DataTree(posterior)
     np.testing.assert_allclose(via_torch, via_numpy, rtol=1e-10)
@@ -266,18 +286,46 @@ def test_exploit_puts_the_posterior_mean_optimum_first(fitted):
 
 
 def test_nested_pointwise_log_likelihood_matches_pymc(fitted):
-    """The nested law's numpy predictions at the pilots are the model's mean: log-likelihoods agree."""
-    import pymc as pm
-    import xarray as xr
-
+    """One term per curve (run x domain, run effects integrated out); with numpy predictions at the
+    pilots they sum to the model's likelihood term, draw by draw."""
     from bayes_mixlaw.compare import pointwise_log_likelihood
 
-    ours = pointwise_log_likelihood(fitted).values
-    with fitted.model:
+    ours = pointwise_log_likelihood(fitted)
+    assert ours.dims == ("chain", "draw", "curve") and ours.sizes["curve"] == 20 * 3 * 3
+    import pytensor
+
+    model = fitted.model
+    with model:
         pm.set_data(fitted._data(fitted._layout_cache))
-        reference = pm.compute_log_likelihood(xr.DataTree.from_dict({"posterior": fitted.idata["posterior"].to_dataset()}),
-                                              extend_inferencedata=False, progressbar=False)
-    np.testing.assert_allclose(ours, reference["loss"].values, rtol=1e-6)
+    term = pytensor.function(model.free_RVs, model["loss"], on_unused_input="ignore")
+    post = fitted.idata["posterior"]
+    for chain, draw in [(0, 0), (1, 7)]:
+        values = [post[rv.name].values[chain, draw] for rv in model.free_RVs]
+        np.testing.assert_allclose(ours.values[chain, draw].sum(), term(*values), rtol=1e-8)
+
+
+def test_run_effects_integrate_out_exactly():
+    """The closed form equals the Gaussian with level and slope covariance, and the conditional
+    mean is the Gaussian regression of the residuals on [1, y]."""
+    from scipy import stats
+
+    from bayes_mixlaw.run_effects import conditional_effects, curve_sums, marginal_loglik
+
+    rng = np.random.default_rng(3)
+    y = np.log(np.linspace(10, 30, 11) / 17.0)
+    e = rng.normal(size=11) * 0.01 + 0.02 + 0.01 * y
+    sigma, tau_u, tau_w = 0.004, 0.02, 0.05
+    cov = sigma**2 * np.eye(11) + tau_u**2 + tau_w**2 * np.outer(y, y)
+    se, sey, see = curve_sums(e[None], y, np.zeros(11, dtype=int), 1)
+    ours = marginal_loglik(11.0, y.sum(), (y**2).sum(), se[0, 0], sey[0, 0], see[0, 0], sigma, tau_u, tau_w)
+    np.testing.assert_allclose(ours, stats.multivariate_normal(np.zeros(11), cov).logpdf(e), rtol=1e-10)
+    z = np.column_stack([np.ones(11), y])
+    prior = np.diag([tau_u**2, tau_w**2])
+    gain = prior @ z.T @ np.linalg.inv(cov)
+    mean_u, mean_w, var_u, cov_uw, var_w = conditional_effects(11.0, y.sum(), (y**2).sum(), se[0, 0], sey[0, 0], sigma, tau_u, tau_w)
+    np.testing.assert_allclose([mean_u, mean_w], gain @ e, rtol=1e-8)
+    np.testing.assert_allclose([[var_u, cov_uw], [cov_uw, var_w]], prior - gain @ z @ prior, rtol=1e-8, atol=1e-14)
+    assert marginal_loglik(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, sigma, tau_u, tau_w) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_information_suggestions_pick_a_pilot_scale_and_a_positive_value(fitted):
@@ -397,6 +445,8 @@ def test_report_command_takes_a_target_scale_for_nested_fits(fitted, tmp_path):
 def test_extrapolation_discrepancy_widens_only_beyond_the_pilots(fitted, redpajama, tmp_path):
     from bayes_mixlaw.calibrate import calibrate_extrapolation, discrepancy, holdout_along
 
+    fitted.config = fitted.config.model_copy(update={"discrepancy": False})  # the calibration alone
+
     kept, left_out = holdout_along(redpajama, "step", fraction=1 / 3)
     assert kept.data["step"].max() == 20_000 and left_out.data["step"].min() == 22_000  # the last third of log(10k..30k)
     kept, left_out = holdout_along(redpajama, "step")
@@ -415,7 +465,12 @@ def test_extrapolation_discrepancy_widens_only_beyond_the_pilots(fitted, redpaja
     assert "extrapolation discrepancy" in fitted.summary_line()
     pd.testing.assert_frame_equal(fitted.predict(mixtures, params=201_541_632, step=30_000, seed=3), inside)  # inside the pilots: unchanged
     after = fitted.predict(mixtures, params=201_541_632, step=120_000, seed=3)
-    assert ((after["upper"] - after["lower"]) > (beyond["upper"] - beyond["lower"])).all()
+    assert not after[["lower", "upper"]].equals(beyond[["lower", "upper"]])
+    from bayes_mixlaw.calibrate import discrepancy_factor
+
+    shape = (2, 30, 3, len(DOMAINS))
+    beyond_factor = np.log(discrepancy_factor(fitted, {"params": 201_541_632, "step": 120_000}, shape, np.random.default_rng(0), predictive=True))
+    assert beyond_factor.std() > 0 and np.all(discrepancy_factor(fitted, {"params": 201_541_632, "step": 30_000}, shape, np.random.default_rng(0), predictive=True) == 1.0)
     loaded = NestedLaw.load(fitted.save(tmp_path / "calibrated.nc"))
     pd.testing.assert_frame_equal(loaded.predict(mixtures, params=201_541_632, step=120_000, seed=3), after)
     f = fitted.target_function("total", params=201_541_632, step=120_000, draws=16)
