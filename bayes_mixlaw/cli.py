@@ -154,6 +154,7 @@ def predict(
     ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible interval")] = 0.9,
     kind: Annotated[str, typer.Option(help="'predictive' (a new run's loss, with noise) or 'mean' (the law's expected loss)")] = "predictive",
     seed: Annotated[int, typer.Option(help="Seed of the predictive noise draws")] = 0,
+    renormalize: Annotated[bool, typer.Option(help="Divide --mixtures rows that do not sum to 1 by their sum (warns)")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
@@ -165,9 +166,13 @@ def predict(
         from bayes_mixlaw.mixing import MixingLaw
         from bayes_mixlaw.model import BayesianLaw
         from bayes_mixlaw.nested import NestedLaw
+        from bayes_mixlaw.runs import read_mixtures
 
+        nonlocal mixtures
         _check_output(output, force)
         law = BayesianLaw.load(fit_file)
+        if mixtures is not None and renormalize:
+            mixtures = read_mixtures(mixtures, getattr(law, "train_domains", None), renormalize=True)
         if isinstance(law, NestedLaw):
             if mixtures is None:
                 raise UserError(f"{fit_file} is a nested fit: give --mixtures M.csv")
