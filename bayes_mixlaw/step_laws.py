@@ -10,7 +10,16 @@ posterior of shape (chain, draw, 1) evaluates in one call and returns (chain, dr
 
 from __future__ import annotations
 
+import numpy as np
+
 from bayes_mixlaw.laws import array_namespace
+
+
+def _trailing_axis(xp, value):
+    """``value[..., None]`` for an array or tensor of ``xp``'s kind, or a Python number."""
+    if xp is np or isinstance(value, (int, float)):
+        value = np.asarray(value) if xp is np else (xp.as_tensor_variable(value) if hasattr(xp, "as_tensor_variable") else xp.as_tensor(value))
+    return value[..., None]
 
 
 def loss_drop(drop, eta, s_k, c, beta, gamma):
@@ -24,7 +33,7 @@ def loss_drop(drop, eta, s_k, c, beta, gamma):
     broadcastable. Returns (..., n).
     """
     xp = array_namespace(drop, eta, s_k, c, beta, gamma)
-    c, beta, gamma = c[..., None], beta[..., None], gamma[..., None]
+    c, beta, gamma = (_trailing_axis(xp, v) for v in (c, beta, gamma))
     g = 1.0 - (c * eta ** (-gamma) * s_k + 1.0) ** (-beta)
     return xp.sum(drop * g, -1)
 
