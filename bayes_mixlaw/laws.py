@@ -101,3 +101,36 @@ def relative_scaling(params_rel, steps_rel, log_a, log_b, alpha, beta, gamma=0.0
     xp = array_namespace(params_rel, steps_rel, log_a, log_b, alpha, beta, gamma)
     a, b = xp.exp(log_a), xp.exp(log_b)
     return chinchilla_law(params_rel, steps_rel, 1.0, a, b * params_rel ** (-gamma), alpha, beta) / (1.0 + a + b)
+
+
+def _softplus(xp, x):
+    """log(1 + e^x) in the library of ``x``."""
+    if xp is np:
+        return np.logaddexp(0.0, x)
+    if xp.__name__ == "torch":
+        return xp.nn.functional.softplus(x)
+    return xp.softplus(x)
+
+
+def mixture_log_amplitudes(offset, log_a, log_b, effect_1, effect_2, share: bool = True):
+    r"""``(log a(r), log b(r))`` of each mixture, the size and step terms of :func:`relative_scaling`.
+
+    ``offset``: (..., n, M) mixtures minus the pilots' mean; ``log_a``, ``log_b``: (..., V) at the mean;
+    ``effect_1``, ``effect_2``: (..., V, M), each row summing to zero. With ``share`` (the nested law's
+    default) the mixture moves the reducible part and its split linearly,
+
+    .. math:: \log(a + b)(r) = \log(a + b) + e_1 \cdot (r - \bar r), \qquad
+              \mathrm{logit}\frac{a}{a + b}(r) = \log\frac{a}{b} + e_2 \cdot (r - \bar r)
+
+    (a mixture that moves a and b together moves the poorly pinned irreducible share: in these
+    coordinates that is one direction, not a ridge between two); otherwise ``log a`` and ``log b``
+    move linearly (``e_1``, ``e_2``). Returns two (..., n, V) arrays.
+    """
+    xp = array_namespace(offset, log_a, log_b, effect_1, effect_2)
+    move_1 = offset @ xp.swapaxes(effect_1, -1, -2)
+    move_2 = offset @ xp.swapaxes(effect_2, -1, -2)
+    if not share:
+        return log_a[..., None, :] + move_1, log_b[..., None, :] + move_2
+    log_ab = xp.logaddexp(log_a, log_b)[..., None, :] + move_1
+    split = (log_a - log_b)[..., None, :] + move_2
+    return log_ab - _softplus(xp, -split), log_ab - _softplus(xp, split)

@@ -45,8 +45,8 @@ import xarray as xr
 from bayes_mixlaw import discrepancy
 from bayes_mixlaw.calibrate import describe, discrepancy_factor
 from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig
-from bayes_mixlaw.laws import mixing_law, relative_scaling
-from bayes_mixlaw.mixing import MixingLaw, _centred_to_law, _centred_zero_sum
+from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
+from bayes_mixlaw.mixing import _BASE_SIGMA, MixingLaw, _centred_to_law
 from bayes_mixlaw.model import MixtureLaw
 from bayes_mixlaw.run_effects import conditional_effects, curve_sums, draw_effects, marginal_loglik
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, read_mixtures, validate_runs
@@ -84,6 +84,25 @@ def _mixture_labels(mixtures: pd.DataFrame, run_mixture: np.ndarray, runs: list[
     return labels
 
 
+def _slope_interactions(t_mu, t_sigma, logit_f, dims):
+    r"""The interactions ``t_i ~ t_mu + ZeroSumNormal(t_sigma)``, sampled as the slopes ``g_i = f_i t_i``.
+
+    Near the pilots' mean mixture ``ref_i(r) ~ m_i [1 + g_i.(r - rbar) + (g_i.(r - rbar))^2 / (2 f_i)]``:
+    the pilots pin the slope ``g_i`` and see ``f_i`` only in the curvature, so ``f_i`` and ``t_i`` trade
+    along a ridge (R-hat 1.05 on the whole RedPajama table when ``t`` was sampled). Sampling ``g``
+    (a wide ZeroSumNormal whose density is cancelled) and putting the pooled prior on ``t = g / f``,
+    with the Jacobian ``|dt/dg| = f^-(M-1)`` per row, is the same model in coordinates the data pin.
+    """
+    g = pm.ZeroSumNormal("mixture_slope", sigma=_BASE_SIGMA, dims=dims)
+    f = pm.math.sigmoid(logit_f)[:, None]
+    t = pm.Deterministic("t", g / f, dims=dims)
+    m = t.shape[-1]
+    prior = -0.5 * ((t - t_mu) ** 2).sum() / t_sigma**2 - t.shape[0] * (m - 1) * pm.math.log(t_sigma)
+    jacobian = -(m - 1) * pm.math.log(f).sum()
+    pm.Potential("t_prior", prior + jacobian + 0.5 * (g**2).sum() / _BASE_SIGMA**2)
+    return t
+
+
 class NestedLaw(MixtureLaw):
     """Hierarchical Bayesian law over mixture, model size and training length.
 
@@ -92,6 +111,16 @@ class NestedLaw(MixtureLaw):
     """
 
     kind = "nested_law"
+
+    @property
+    def _share(self) -> bool:
+        return self.config.scaling_parameterisation == "share"
+
+    @property
+    def mixture_effect_names(self) -> tuple[str, str]:
+        """How the mixture moves the scaling terms (rows sum to zero; ``laws.mixture_log_amplitudes``):
+        on log(a + b) and the split log(a / b) (``share``), or on log a and log b (``amplitude``)."""
+        return ("reducible_t", "split_t") if self._share else ("size_t", "step_t")
     config_class = NestedLawConfig
     pilot_mixture_var = "mixture_proportions"
 
@@ -200,7 +229,7 @@ class NestedLaw(MixtureLaw):
                 t_mu = cfg.prior("t_mu", dims="train_domain").create_variable("t_mu")
                 t_sigma = cfg.prior("t_sigma").create_variable("t_sigma")
                 logit_f = pm.Normal("logit_f", f_mu, f_sigma, dims="valid_domain")
-                t = _centred_zero_sum("t", t_mu[None, :], t_sigma, dims=vt)
+                t = _slope_interactions(t_mu[None, :], t_sigma, logit_f, dims=vt)
                 law_c, law_k = _centred_to_law(log_m, logit_f, t, center)
                 pm.Deterministic("log_c", law_c + data["log_loss_scale"], dims="valid_domain")
                 pm.Deterministic("log_k", law_k + data["log_loss_scale"], dims="valid_domain")
@@ -217,11 +246,10 @@ class NestedLaw(MixtureLaw):
                     scale_sigma = cfg.prior("scale_t_sigma").create_variable("scale_t_sigma")
                     u_mu = cfg.prior("size_t_mu", dims="train_domain").create_variable("size_t_mu")
                     w_mu = cfg.prior("step_t_mu", dims="train_domain").create_variable("step_t_mu")
-                    u = pm.Deterministic("size_t", u_mu + scale_sigma * pm.ZeroSumNormal("size_t_z", sigma=1.0, dims=vt), dims=vt)
-                    w = pm.Deterministic("step_t", w_mu + scale_sigma * pm.ZeroSumNormal("step_t_z", sigma=1.0, dims=vt), dims=vt)
-                    offset = mixtures - center
-                    log_a = log_a_dom + offset @ u.T  # (mixture, valid_domain)
-                    log_b = log_b_dom + offset @ w.T
+                    first, second = self.mixture_effect_names
+                    u = pm.Deterministic(first, u_mu + scale_sigma * pm.ZeroSumNormal(f"{first}_z", sigma=1.0, dims=vt), dims=vt)
+                    w = pm.Deterministic(second, w_mu + scale_sigma * pm.ZeroSumNormal(f"{second}_z", sigma=1.0, dims=vt), dims=vt)
+                    log_a, log_b = mixture_log_amplitudes(mixtures - center, log_a_dom, log_b_dom, u, w, self._share)  # (mixture, valid_domain)
                 else:
                     log_a = pm.math.zeros_like(log_ref) + log_a_dom
                     log_b = pm.math.zeros_like(log_ref) + log_b_dom
@@ -425,8 +453,8 @@ class NestedLaw(MixtureLaw):
             log_a = post["log_a"].values[:, :, None, :] + np.zeros((1, 1, len(r), 1))
             log_b = post["log_b"].values[:, :, None, :] + np.zeros((1, 1, len(r), 1))
             if self.config.mixture_scaling:
-                log_a = log_a + np.einsum("md,cwvd->cwmv", offset, post["size_t"].values)
-                log_b = log_b + np.einsum("md,cwvd->cwmv", offset, post["step_t"].values)
+                effects = (post[k].values for k in self.mixture_effect_names)
+                log_a, log_b = mixture_log_amplitudes(offset, post["log_a"].values, post["log_b"].values, *effects, self._share)
         per_domain = {k: post[k].values[:, :, None, :] for k in ("alpha", "beta", "gamma")}
         log_loss = log_ref + np.log(relative_scaling(n_rel, s_rel, log_a, log_b, **per_domain))
         if self.config.run_effects and run_effects:
@@ -549,7 +577,7 @@ class NestedLaw(MixtureLaw):
         n, length = self._read_scale(params, step, tokens)
         n_rel, s_rel = self._relative_scale(n, length)
         names = ["log_c", "log_k", "t", "log_a", "log_b", "alpha", "beta", "gamma"]
-        names += ["size_t", "step_t"] if self.config.mixture_scaling else []
+        names += list(self.mixture_effect_names) if self.config.mixture_scaling else []
         axes = discrepancy.active_axes(self, {"params": n, self.length_column: length})
         p = self._torch_posterior(names + list(axes), draws, seed)
         center = torch.as_tensor(self.idata["constant_data"]["mixture_center"].values, dtype=torch.float64)
@@ -563,8 +591,10 @@ class NestedLaw(MixtureLaw):
         extrapolation = torch.as_tensor(np.broadcast_to(factor, shape).reshape(n_draws, 1, n_valid).copy())  # a broadcast view is read-only
 
         def f(r):
-            log_a = p["log_a"][:, None, :] + ((r - center) @ p["size_t"].transpose(-1, -2) if scaling else 0.0)
-            log_b = p["log_b"][:, None, :] + ((r - center) @ p["step_t"].transpose(-1, -2) if scaling else 0.0)
+            if scaling:
+                log_a, log_b = mixture_log_amplitudes(r - center, p["log_a"], p["log_b"], *(p[k] for k in self.mixture_effect_names), self._share)
+            else:
+                log_a, log_b = p["log_a"][:, None, :], p["log_b"][:, None, :]
             ratio = relative_scaling(torch.tensor(n_rel, dtype=torch.float64), torch.tensor(s_rel, dtype=torch.float64), log_a, log_b,
                                      p["alpha"][:, None, :], p["beta"][:, None, :], p["gamma"][:, None, :])
             return (mixing_law(r, p["log_c"], p["log_k"], p["t"]) * ratio * extrapolation) @ weights
@@ -575,7 +605,7 @@ class NestedLaw(MixtureLaw):
     def parameters(self, ci: float = 0.9) -> pd.DataFrame:
         """Posterior mean and interval of the exponents and, for the joint model, of log_c, log_k, t."""
         self._require_fit()
-        names = ["alpha", "beta", "gamma", "log_a", "log_b"] + (["log_c", "log_k", "t", "size_t", "step_t"] if self.config.mixture_model == "law" else [])
+        names = ["alpha", "beta", "gamma", "log_a", "log_b"] + (["log_c", "log_k", "t", *self.mixture_effect_names] if self.config.mixture_model == "law" else [])
         return self._parameter_table(names, ci)
 
     def summary_line(self) -> str:
