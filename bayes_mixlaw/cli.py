@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import sys
 import warnings
@@ -20,6 +21,10 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 out = Console(width=150)
+
+from bayes_mixlaw.runs import FORMATS  # noqa: E402  (the --format choices come from the loaders' list)
+
+Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)
 
 
 class UserError(Exception):
@@ -74,7 +79,7 @@ def _check_output(path: Path, force: bool):
 def fit(
     runs: Annotated[Path, typer.Argument(help="Runs table: tidy CSV/Parquet, mixinglaws .txt file or folder, RegMix folder")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Fit file to write (netCDF)")],
-    format: Annotated[str, typer.Option(help="auto, tidy, mixinglaws or regmix")] = "auto",
+    format: Annotated[Format, typer.Option(help="Format of RUNS (auto: guessed from the path)")] = Format.auto,
     params: Annotated[Optional[int], typer.Option(help="Use the runs of this model size")] = None,
     step: Annotated[Optional[int], typer.Option(help="Use the checkpoints at this step")] = None,
     tokens: Annotated[Optional[float], typer.Option(help="Use the checkpoints at this many tokens")] = None,
@@ -82,6 +87,7 @@ def fit(
     groups: Annotated[Optional[Path], typer.Option(help="JSON/YAML of group -> validation domains")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML/JSON config: law, likelihood, priors, sampler")] = None,
     train_domains: Annotated[Optional[str], typer.Option(help="Comma-separated training domain names (mixinglaws format)")] = None,
+    schedule: Annotated[Optional[Path], typer.Option(help="JSON learning-rate schedule of the runs without an 'lr' column (one data mixture: the schedule-aware scaling law)")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Short NUTS run (2 chains x 300+250): ~2 s once compiled, for planning loops")] = False,
     calibrate: Annotated[Optional[list[str]], typer.Option(help="Nested fits: measure the extrapolation discrepancy along 'length' and/or 'params' by refitting without the pilots' last scale (one extra fit each); repeat")] = None,
     renormalize: Annotated[bool, typer.Option(help="Divide mixtures that do not sum to 1 by their sum (warns)")] = False,
@@ -91,25 +97,39 @@ def fit(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output")] = False,
 ):
     """Fit pilot runs: the Bayesian data mixing law at one scale; the nested law (mixture x model size
-    x steps) when the table has several sizes and steps; or, for a table with no mix: columns (one
-    data mixture), the scaling law L(N, D) = E + A/N^alpha + B/D^beta."""
+    x steps) when the table has several sizes and steps; for a table of one data mixture (no or
+    constant mix: columns) with an lr column or --schedule, the schedule-aware scaling law
+    L(N, t) = E + A/N^alpha + step term(learning-rate schedule up to t); otherwise, for one data
+    mixture, the scaling law L(N, D) = E + A/N^alpha + B/D^beta."""
     _setup(quiet)
 
     def body():
         from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig, ScalingLawConfig
         from bayes_mixlaw.mixing import MixingLaw
         from bayes_mixlaw.nested import NestedLaw
-        from bayes_mixlaw.runs import load_runs
+        from bayes_mixlaw.runs import LR, load_runs
         from bayes_mixlaw.scaling import ChinchillaLaw
+        from bayes_mixlaw.scheduled import ScheduledLawConfig, ScheduledScalingLaw
+        from bayes_mixlaw.schedules import Schedule
         from bayes_mixlaw.targets import Targets
 
         _check_output(output, force)
+        given = Schedule.from_file(schedule) if schedule is not None else None  # errors name the file and field
         table = load_runs(
-            runs, format, train_domains=train_domains.split(",") if train_domains else None, tolerance=tolerance, renormalize=renormalize
+            runs, format.value, train_domains=train_domains.split(",") if train_domains else None, tolerance=tolerance, renormalize=renormalize
         )
         table = table.select(params=params, step=step, tokens=tokens)
         length = "step" if len(table.scale_values("step")) > 1 else "tokens"
-        if table.mix_columns and len(table.scale_values("params")) > 1 and len(table.scale_values(length)) > 1:
+        mixtures = len(table.mixtures().drop_duplicates()) if table.mix_columns else 1
+        logged_lr = LR in table.data and bool(table.data[LR].notna().any())
+        if given is not None and mixtures > 1:
+            _refuse_schedule_for_mixtures(schedule, table, mixtures)
+        if mixtures == 1 and (given is not None or logged_lr):
+            law = ScheduledScalingLaw(ScheduledLawConfig.from_file(config) if config else ScheduledLawConfig())
+            how = "lr column" + (f" and {schedule}" if given is not None else "") if logged_lr else str(schedule)
+            what = (f"schedule-aware scaling law on {len(table.runs)} runs ({len(table.data)} rows, "
+                    f"{len(table.scale_values('params')) or 1} size(s); schedules from the {how})")
+        elif table.mix_columns and len(table.scale_values("params")) > 1 and len(table.scale_values(length)) > 1:
             law = NestedLaw(NestedLawConfig.from_file(config) if config else NestedLawConfig(), Targets.from_files(valid_weights, groups))
             what = (f"nested law on {len(table.runs)} runs ({len(table.mixtures().drop_duplicates())} mixtures x "
                     f"{len(table.scale_values('params'))} sizes x {len(table.scale_values(length))} {length}s) x {len(table.valid_domains)} validation domains")
@@ -128,7 +148,8 @@ def fit(
             raise UserError(f"--calibrate takes 'length' or 'params', got {unknown}")
         if calibrate and not isinstance(law, NestedLaw):
             raise UserError("--calibrate needs a nested fit (a table with several model sizes and lengths)")
-        law.fit(table, seed=seed, method="fast" if fast else None, progress=not quiet)
+        extra = {"schedule": given} if isinstance(law, ScheduledScalingLaw) else {}
+        law.fit(table, seed=seed, method="fast" if fast else None, progress=not quiet, **extra)
         for axis in calibrate or []:
             from bayes_mixlaw.calibrate import calibrate_extrapolation
 
@@ -143,6 +164,17 @@ def fit(
     _run(body)
 
 
+def _refuse_schedule_for_mixtures(schedule: Path, table, mixtures: int):
+    """--schedule with several data mixtures: the mixing and nested laws do not take a schedule yet.
+
+    The one place to replace when the nested law learns schedules."""
+    raise UserError(
+        f"--schedule {schedule}: {table.source} has {mixtures} data mixtures, and the nested law (and the mixing law "
+        "at one scale) does not take a schedule yet; a schedule is used by the schedule-aware scaling law, which fits "
+        "runs of one data mixture (select one mixture's runs, or leave out --schedule)"
+    )
+
+
 @app.command()
 def predict(
     fit_file: Annotated[Path, typer.Argument(help="Fit file written by 'bayes-mixlaw fit'")],
@@ -150,7 +182,8 @@ def predict(
     mixtures: Annotated[Optional[Path], typer.Option(help="CSV with mix:<domain> columns and an optional 'name' (mixing-law and nested fits)")] = None,
     params: Annotated[Optional[list[float]], typer.Option(help="Model size to predict at (nested and scaling-law fits; repeat for several with a scaling-law fit)")] = None,
     tokens: Annotated[Optional[list[float]], typer.Option(help="Training tokens to predict at (fits on tokens)")] = None,
-    step: Annotated[Optional[list[float]], typer.Option(help="Training steps to predict at (fits on steps)")] = None,
+    step: Annotated[Optional[list[float]], typer.Option(help="Training steps to predict at (fits on steps; repeat for several)")] = None,
+    schedule: Annotated[Optional[Path], typer.Option(help="JSON learning-rate schedule of the target run (schedule-aware fits)")] = None,
     ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible interval")] = 0.9,
     kind: Annotated[str, typer.Option(help="'predictive' (a new run's loss, with noise) or 'mean' (the law's expected loss)")] = "predictive",
     seed: Annotated[int, typer.Option(help="Seed of the predictive noise draws")] = 0,
@@ -158,8 +191,9 @@ def predict(
     force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
-    """Predict the loss of each target with credible intervals: at new mixtures (mixing-law fits) or
-    at model sizes and data amounts (scaling-law fits)."""
+    """Predict the loss of each target with credible intervals: at new mixtures (mixing-law fits), at
+    model sizes and data amounts (scaling-law fits), or at steps of a target run with its learning-rate
+    schedule (schedule-aware fits: --schedule, --params, --step; one row per step and target)."""
     _setup(quiet)
 
     def body():
@@ -167,13 +201,20 @@ def predict(
         from bayes_mixlaw.model import BayesianLaw
         from bayes_mixlaw.nested import NestedLaw
         from bayes_mixlaw.runs import read_mixtures
+        from bayes_mixlaw.scheduled import ScheduledScalingLaw
 
         nonlocal mixtures
         _check_output(output, force)
         law = BayesianLaw.load(fit_file)
+        if schedule is not None and not isinstance(law, ScheduledScalingLaw):
+            raise UserError(f"{fit_file} is not a schedule-aware fit (it is a {law.kind.replace('_', ' ')}): it takes no --schedule")
         if mixtures is not None and renormalize:
             mixtures = read_mixtures(mixtures, getattr(law, "train_domains", None), renormalize=True)
-        if isinstance(law, NestedLaw):
+        if isinstance(law, ScheduledScalingLaw):
+            table = _predict_scheduled(fit_file, law, schedule, params, step, tokens, mixtures, ci, kind, seed)
+            if not quiet:
+                _show_scheduled(table, ci)
+        elif isinstance(law, NestedLaw):
             if mixtures is None:
                 raise UserError(f"{fit_file} is a nested fit: give --mixtures M.csv")
             n, length = _one_scale(fit_file, law, params, step, tokens)
@@ -201,6 +242,42 @@ def predict(
     _run(body)
 
 
+def _predict_scheduled(fit_file, law, schedule, params, step, tokens, mixtures, ci, kind, seed):
+    """The predictions of a schedule-aware fit: one row per --params, --step and target."""
+    import pandas as pd
+
+    from bayes_mixlaw.schedules import Schedule
+
+    if mixtures is not None:
+        raise UserError(f"{fit_file} is a schedule-aware fit of one data mixture: it takes no --mixtures")
+    if tokens:
+        raise UserError(f"{fit_file} is a schedule-aware fit on steps: give --step, not --tokens")
+    if schedule is None or not params or not step:
+        fitted = ", ".join(f"{run}: {s.describe()}" for run, s in law.schedules.items())
+        raise UserError(f"{fit_file} is a schedule-aware fit: give the target run's schedule and scale with --schedule SCHED.json "
+                        f"--params N --step S (repeat --step for several; the pilots' schedules: {fitted})")
+    target = Schedule.from_file(schedule)
+    for s in step:
+        if not (s == s and s >= 0 and float(s).is_integer()):
+            raise UserError(f"--step {s:g}: steps are whole numbers >= 0")
+        if s > target.horizon:
+            raise UserError(f"--step {s:g} is beyond the schedule in {schedule}, which ends at step {target.horizon} ({target.describe()})")
+    steps = [int(s) for s in step]
+    return pd.concat([law.predict(n, target, steps, ci=ci, kind=kind, seed=seed) for n in params], ignore_index=True)
+
+
+def _show_scheduled(table, ci: float, limit: int = 30):
+    """A short table of a schedule-aware fit's predictions (the first ``limit`` rows)."""
+    shown = Table(title=f"Predicted loss, {ci:.0%} credible intervals")
+    for column in ("params", "step", "target", "mean", "median", "interval"):
+        shown.add_column(column, justify="left" if column == "target" else "right")
+    for row in table.head(limit).itertuples():
+        shown.add_row(f"{row.params:.3g}", str(row.step), str(row.target), f"{row.mean:.4f}", f"{row.median:.4f}", f"[{row.lower:.4f}, {row.upper:.4f}]")
+    out.print(shown)
+    if len(table) > limit:
+        out.print(f"({len(table) - limit} more rows in the CSV)")
+
+
 def _one_scale(fit_file, law, params, step, tokens) -> tuple[float, float]:
     """The single (params, step or tokens) a nested fit is asked about on the command line."""
     column = law.length_column
@@ -222,9 +299,10 @@ def _mixture_fit(fit_file, params, step, tokens, purpose: str):
     from bayes_mixlaw.model import BayesianLaw
     from bayes_mixlaw.nested import NestedLaw
     from bayes_mixlaw.scaling import ChinchillaLaw
+    from bayes_mixlaw.scheduled import ScheduledScalingLaw
 
     law = BayesianLaw.load(fit_file)
-    if isinstance(law, ChinchillaLaw):
+    if isinstance(law, (ChinchillaLaw, ScheduledScalingLaw)):
         raise UserError(f"{fit_file} is a scaling-law fit of one data mixture: there is no mixture to {purpose}")
     if isinstance(law, NestedLaw):
         size, length = _one_scale(fit_file, law, [params] if params else None, [step] if step else None, [tokens] if tokens else None)
@@ -351,7 +429,7 @@ def report(
         started = time.perf_counter()
         if params is None and step is None and tokens is None:
             law, scale = BayesianLaw.load(fit_file), None
-            if law.kind == "chinchilla_law":
+            if law.kind in ("chinchilla_law", "scheduled_scaling_law"):
                 raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law and nested fits")
         else:
             law, scale = _mixture_fit(fit_file, params, step, tokens, "report on")
