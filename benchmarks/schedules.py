@@ -3,6 +3,7 @@
     python benchmarks/schedules.py            # the full run (a few minutes on 2 cores)
     python benchmarks/schedules.py --quick    # short chains, one simulation, for a smoke test
     python benchmarks/schedules.py --choose   # also: leave-one-schedule-out point fits, multi-power vs Tissue
+    python benchmarks/schedules.py --rows ac  # only the rows (a) and (c)
 
 Rows (markdown tables on stdout):
 (a) per size (25M, 100M, 400M): fit cosine_24000, constant_24000, wsdcon_9; predict wsd_20000_24000 from
@@ -11,7 +12,8 @@ Rows (markdown tables on stdout):
 (c) data simulated from the law (the 100M fit's posterior means) with known schedules: fit the three
     training schedules, 90% coverage of the simulated held-out WSD curve.
 Each row: mean and max relative error of the posterior predictive median on the held-out curve, 90%
-coverage, mean interval width, R-hat max and bulk-ESS min, wall time; next to a point fit of the same
+coverage, mean interval width, R-hat max and bulk-ESS min (4 chains; "converged": R-hat <= 1.01 and
+bulk ESS >= 400), wall time; next to a point fit of the same
 law on the same runs (scipy L-BFGS-B on a Huber loss of the log loss, delta 1e-3, multi-start) and the
 published multi-power law errors (0.11% 25M, 0.14% 100M, 0.17% 400M).
 """
@@ -114,7 +116,7 @@ def bayes_row(name, train, tests, sampler, starts, published=None, config=None):
     y = np.concatenate([t[3] for t in tests])
     row = {"experiment": name, **score(pd.concat(preds, ignore_index=True), y)}
     d = law.diagnostics
-    row.update({"R-hat max": d.max_rhat, "bulk ESS min": d.min_ess_bulk, "divergences": d.divergences, "wall s": wall})
+    row.update(_diagnostics(law, wall))
     if starts:
         predict, _ = point_fit(law, train, starts)
         point = np.concatenate([predict(n, s, steps) for n, s, steps, _ in tests])
@@ -122,6 +124,12 @@ def bayes_row(name, train, tests, sampler, starts, published=None, config=None):
         row.update({"point fit mean %": 100 * rel.mean(), "point fit max %": 100 * rel.max()})
     row["published %"] = published if published is not None else np.nan
     return row, law
+
+
+def _diagnostics(law, wall: float) -> dict:
+    d = law.diagnostics
+    return {"R-hat max": d.max_rhat, "bulk ESS min": d.min_ess_bulk, "converged": bool(d.max_rhat <= 1.01 and d.min_ess_bulk >= 400),
+            "divergences": d.divergences, "wall s": wall}
 
 
 def curve(runs, size, schedule):
@@ -168,27 +176,33 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="short chains, fewer starts, one simulation")
     parser.add_argument("--choose", action="store_true", help="also run the multi-power vs Tissue choice")
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--rows", default="abc", help="which rows to run: any of a, b, c (c needs a)")
+    parser.add_argument("--cores", type=int, default=1, help="cores for the chains")
     args = parser.parse_args(argv)
-    sampler = {"chains": 2, "cores": 1, "draws": 300, "tune": 300} if args.quick else {"chains": 2, "cores": 1, "draws": 2000, "tune": 1500, "target_accept": 0.9}
+    sampler = ({"chains": 2, "cores": 1, "draws": 300, "tune": 300} if args.quick
+               else {"chains": 4, "cores": args.cores, "draws": 2000, "tune": 1500})  # target_accept: the law's default (0.95)
     starts = 4 if args.quick else 20
     runs = load_runs(args.data)
     data = runs.data
     rows = []
     fits = {}
-    for size in (25, 100, 400):
+    for size in (25, 100, 400) if "a" in args.rows or "c" in args.rows else ():
+        if "a" not in args.rows and size != 100:
+            continue
         train = data[(data["params"] == size * 1_000_000) & data["run"].isin([f"{size}/{s}" for s in TRAIN])].reset_index(drop=True)
         steps, y = curve(runs, size, "wsd_20000_24000")
         row, law = bayes_row(f"(a) {size}M: 3 schedules -> WSD", train, [(size * 1e6, Schedule.from_dict(SCHEDULES["wsd_20000_24000"]), steps, y)], sampler, starts, PUBLISHED[size])
         rows.append(row)
         fits[size] = law
         print(f"done {row['experiment']} ({row['wall s']:.0f}s)", file=sys.stderr, flush=True)
-    train = data[data["params"].isin([25_000_000, 100_000_000])].reset_index(drop=True)
-    tests = [(400e6, Schedule.from_dict(SCHEDULES[s]), *curve(runs, 400, s)) for s in SCHEDULES]
-    row, _ = bayes_row("(b) 25M+100M, 4 schedules -> 400M (4 curves)", train, tests, sampler, starts, PUBLISHED[400])
-    rows.append(row)
-    print(f"done {row['experiment']}", file=sys.stderr, flush=True)
+    if "b" in args.rows:
+        train = data[data["params"].isin([25_000_000, 100_000_000])].reset_index(drop=True)
+        tests = [(400e6, Schedule.from_dict(SCHEDULES[s]), *curve(runs, 400, s)) for s in SCHEDULES]
+        row, _ = bayes_row("(b) 25M+100M, 4 schedules -> 400M (4 curves)", train, tests, sampler, starts, PUBLISHED[400])
+        rows.append(row)
+        print(f"done {row['experiment']}", file=sys.stderr, flush=True)
     rng = np.random.default_rng(7)
-    for rep in range(1 if args.quick else 3):
+    for rep in range((1 if args.quick else 3) if "c" in args.rows else 0):
         sims = simulate(fits[100], rng, 100, noise=float(fits[100].idata["posterior"]["noise_sigma"].mean()))
         frame = pd.concat([pd.DataFrame({"run": f"sim/{n}", "params": 100_000_000, "step": s, "valid_domain": "valid", "loss": l})
                            for n, (s, l, _) in sims.items() if n in TRAIN], ignore_index=True)
@@ -200,8 +214,7 @@ def main(argv=None):
             warnings.simplefilter("ignore")
             law.fit(frame, schedule=schedules, seed=rep, progress=False, **sampler)
         row = {"experiment": f"(c) simulated 100M, replicate {rep + 1} -> WSD", **score(law.predict(1e8, sched, steps), y),
-               "R-hat max": law.diagnostics.max_rhat, "bulk ESS min": law.diagnostics.min_ess_bulk,
-               "divergences": law.diagnostics.divergences, "wall s": time.perf_counter() - start}
+               **_diagnostics(law, time.perf_counter() - start)}
         rows.append(row)
         print(f"done {row['experiment']}", file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)

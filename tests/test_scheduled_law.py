@@ -103,3 +103,56 @@ def test_config_rejects_unknown_priors_and_step_terms():
         ScheduledLawConfig(priors={"t_mu": {"dist": "Normal", "kwargs": {"mu": 0, "sigma": 1}}})
     with pytest.raises(ValueError):
         ScheduledLawConfig(step_term="cosine")
+
+
+def test_predictive_mean_is_finite_and_near_the_median_on_heavy_tailed_noise(curves):
+    """Losses with Student-t noise (3 degrees of freedom: spikes) on the log scale: the law's Normal on
+    the log loss gives a log-normal predictive whose mean exists, so two seeds' means agree and sit next
+    to the median (exp of a Student-t has no mean: its draws' average jumps from seed to seed)."""
+    rng = np.random.default_rng(5)
+    train = curves[curves["run"].isin(TRAIN)]
+    train = train[train.groupby("run").cumcount() % 3 == 0].reset_index(drop=True)
+    train["loss"] = train["loss"] * np.exp(0.001 * rng.standard_t(3.0, size=len(train)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law = ScheduledScalingLaw().fit(train, seed=4, progress=False, draws=300, tune=400, chains=2, cores=1)
+    steps = [12000, 21000, 24000]
+    a = law.predict(1e8, Schedule.from_dict(WSD), steps, seed=0)
+    b = law.predict(1e8, Schedule.from_dict(WSD), steps, seed=1)
+    for pred in (a, b):
+        assert np.all(np.isfinite(pred["mean"]))
+        assert np.all(np.abs(pred["mean"] / pred["median"] - 1) < 0.003), pred
+    assert np.all(np.abs(a["mean"] / b["mean"] - 1) < 0.001)
+    held = curves[(curves["run"] == "100/wsd_20000_24000")].set_index("step")["loss"]
+    assert abs(a["median"].iloc[-1] / held.iloc[-1] - 1) < 0.01
+
+
+def test_the_level_likelihood_is_the_marginal_of_a_random_intercept():
+    """run_effects.marginal_loglik with no slope (y = 0, any tau_w) is the Normal marginal of a curve
+    with a N(0, tau_u^2) level: what the scheduled law's likelihood relies on."""
+    from scipy.stats import multivariate_normal
+
+    from bayes_mixlaw.run_effects import curve_sums, marginal_loglik
+
+    rng = np.random.default_rng(0)
+    e = rng.normal(0.002, 0.003, size=7)
+    sigma, tau = 0.003, 0.004
+    se, _, see = curve_sums(e, np.zeros(7), np.zeros(7, dtype=int), 1)
+    ours = marginal_loglik(7.0, 0.0, 0.0, se, 0.0, see, sigma, tau, 1.0)
+    exact = multivariate_normal(np.zeros(7), sigma**2 * np.eye(7) + tau**2).logpdf(e)
+    assert np.allclose(ours, exact)
+    assert np.allclose(marginal_loglik(7.0, 0.0, 0.0, se, 0.0, see, sigma, tau, 0.3), exact)  # the slope scale cancels
+
+
+def test_student_t_is_refused_and_run_effects_are_integrated_or_centred(curves, mocked_sampling):
+    with pytest.raises(ValueError, match="likelihood"):
+        ScheduledLawConfig(likelihood="studentt")
+    frame = curves[curves["run"].isin(TRAIN)]
+    frame = frame[frame.groupby("run").cumcount() % 8 == 0].reset_index(drop=True)
+    law = ScheduledScalingLaw().fit(frame, draws=10, chains=1)
+    free = {v.name for v in law.model.free_RVs}
+    assert "run_level_z" not in free and "run_log_d" in free  # levels integrated out, annealing amplitudes sampled
+    assert list(law.idata["posterior"]["annealing_run"].values) == ["100/cosine_24000", "100/wsdcon_9"]  # the constant run has no decay
+    plain = ScheduledScalingLaw(ScheduledLawConfig(run_effects=False)).fit(frame, draws=10, chains=1)
+    assert {v.name for v in plain.model.free_RVs} == {"log_e", "log_b", "beta", "log_d", "noise_sigma"}
+    assert np.all(np.isfinite(plain.predict(1e8, Schedule.from_dict(WSD), [21000])[["mean", "lower", "upper"]]))
