@@ -48,19 +48,21 @@ def redpajama(shared: str) -> RunsTable:
     return load_runs(f"{shared}/mixinglaws/RedPajama")
 
 
-def point_pipeline(train: pd.DataFrame, test_params: list[int], size_check: bool, valid: list[str]) -> dict:
+def point_pipeline(train: pd.DataFrame, test_params: list[int], size_check: bool, valid: list[str], target_step: int = STEP_30K,
+                   target_size: int = SIZE_410M) -> dict:
     """The paper's chain of point fits. Returns {(params, mixture key, domain): prediction} for the
     per-mixture stage and after the mixing-law stage."""
     mix_cols = [c for c in train.columns if c.startswith("mix:")]
     train = train.assign(mixture=train[mix_cols].round(9).astype(str).agg("|".join, axis=1))
     at_target = {}
     for (run, params, mixture, domain), g in train.groupby(["run", "params", "mixture", "valid_domain"]):
-        at_target[(params, mixture, domain)] = point_power_law_predict(g["step"].to_numpy(float), g["loss"].to_numpy(float), STEP_30K)
+        at_target[(params, mixture, domain)] = point_power_law_predict(g["step"].to_numpy(float), g["loss"].to_numpy(float), target_step)
     if size_check:
         per_size = pd.Series(at_target).rename_axis(["params", "mixture", "domain"]).rename("loss").reset_index()
         at_target = {}
         for (mixture, domain), g in per_size.groupby(["mixture", "domain"]):
-            at_target[(SIZE_410M, mixture, domain)] = point_power_law_predict(g["params"].to_numpy(float), g["loss"].to_numpy(float), SIZE_410M)
+            if g["params"].nunique() >= 2:
+                at_target[(target_size, mixture, domain)] = point_power_law_predict(g["params"].to_numpy(float), g["loss"].to_numpy(float), target_size)
     frame = pd.Series(at_target).rename_axis(["params", "mixture", "domain"]).rename("loss").reset_index()
     chained = {}
     for params in test_params:
@@ -80,13 +82,14 @@ def leapfrog_steps(law: NestedLaw) -> float:
     return float(stats["n_steps"].values.mean()) if "n_steps" in stats else float("nan")
 
 
-def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chains: int, seed: int, methods: set,
-             point_baseline: bool = True) -> list[dict]:
+def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int | None, chains: int | None, seed: int, methods: set,
+             point_baseline: bool = True, target_step: int = STEP_30K) -> list[dict]:
     data = runs.data
     train = RunsTable(data[train_mask].reset_index(drop=True), runs.source)
     test = data[test_mask]
     targets = Targets(datasets.pile_targets().weights)  # the weighted total (absent domains renormalised)
-    sampler = dict(draws=draws, tune=draws, chains=chains, progress=False)
+    # the law's default sampler unless --draws / --chains say otherwise
+    sampler = {k: v for k, v in dict(draws=draws, tune=draws, chains=chains).items() if v is not None} | {"progress": False}
     fits = {}
     if methods & {"joint", "calibrated"}:
         law = NestedLaw(targets=targets)
@@ -128,9 +131,9 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chai
         mixtures = g.groupby("mixture")[mix_cols].first().loc[wide.index].reset_index(drop=True)
         for label, (fit, _) in fits.items():
             if isinstance(fit, NestedLaw):
-                draws_ = fit.predict_draws(mixtures, params=params, step=STEP_30K)
+                draws_ = fit.predict_draws(mixtures, params=params, step=target_step)
             else:
-                draws_ = fit[params].predict_draws(mixtures)
+                draws_ = fit[params].predict_draws(mixtures)  # noqa: F841 (stage-wise: one target scale)
             order = list(draws_["target"].values)
             flat = draws_.values.reshape(-1, *draws_.shape[2:])[..., [order.index(v) for v in valid] + [order.index("total")]]
             bayes[label].append((np.median(flat, 0), np.quantile(flat, 0.05, 0), np.quantile(flat, 0.95, 0)))
@@ -143,7 +146,8 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chai
                "max abs error (total)": err[:, -1].max(), "bias (total)": (pred - obs_all)[:, -1].mean()}
         if lower is not None:
             inside = (lower <= obs_all) & (obs_all <= upper)
-            row.update({"90% coverage (domains)": inside[:, :-1].mean(), "90% coverage (total)": inside[:, -1].mean()})
+            row.update({"90% coverage (domains)": inside[:, :-1].mean(), "90% coverage (total)": inside[:, -1].mean(),
+                        "90% width (total)": (upper - lower)[:, -1].mean()})
         row["fit seconds"] = note
         rows.append(row)
 
@@ -153,16 +157,16 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chai
         d = first.diagnostics
         b = bayes[label]
         add(label, np.vstack([x[0] for x in b]), np.vstack([x[1] for x in b]), np.vstack([x[2] for x in b]),
-            f"{seconds:.0f} ({chains}x{draws}; {leapfrog_steps(first):.0f} steps/draw; R-hat {d.max_rhat:.3f}, {d.divergences} div.)")
+            f"{seconds:.0f} ({d.chains}x{d.draws}; {leapfrog_steps(first):.0f} steps/draw; R-hat {d.max_rhat:.3f}, ESS {d.min_ess_bulk:.0f}, {d.divergences} div.)")
     if not point_baseline:
         return rows
     start = time.perf_counter()
-    point = point_pipeline(train.data, sorted({p for p, _, _ in observed}), name.startswith("size"), valid)
+    point = point_pipeline(train.data, sorted({p for p, _, _ in observed}), name.startswith("size"), valid, target_step, max(p for p, _, _ in observed))
     point_seconds = time.perf_counter() - start
     for method, table in point.items():
         pred = []
         for params, keys, _ in observed:
-            domains = np.array([[table[(params, k, v)] for v in valid] for k in keys])
+            domains = np.array([[table.get((params, k, v), np.nan) for v in valid] for k in keys])
             pred.append(np.column_stack([domains, domains @ weights]))
         add(f"point pipeline ({method})", np.vstack(pred), note=f"{point_seconds:.0f}")
     return rows
@@ -171,14 +175,14 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int, chai
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", default="../shared/data")
-    parser.add_argument("--draws", type=int, default=300)
-    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--draws", type=int, default=None, help="draws and tuning steps a chain (default: the law's sampler settings)")
+    parser.add_argument("--chains", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-full", action="store_true")
     parser.add_argument("--domains", default=None, help="comma-separated validation domains (a quick subset; default all 22)")
-    parser.add_argument("--methods", default="joint,stagewise", help="Bayesian methods to run: joint, joint-amplitude, stagewise, calibrated")
+    parser.add_argument("--methods", default="joint", help="Bayesian methods to run: joint, joint-amplitude, stagewise, calibrated")
     parser.add_argument("--full", default="share", help="parameterisations of the whole-RedPajama fit to time: share, amplitude")
-    parser.add_argument("--checks", default="size,steps", help="which checks to run: size, steps")
+    parser.add_argument("--checks", default="size,steps", help="which checks to run: size, steps, 5mix, 3mix")
     parser.add_argument("--no-point", action="store_true", help="skip the point pipeline (its numbers are in benchmarks/README.md)")
     args = parser.parse_args()
     runs = redpajama(args.shared)
@@ -195,16 +199,32 @@ def main():
     if "steps" in checks:
         rows += evaluate("steps: fit <=20k, predict 30k", runs, data["step"] <= 20_000, data["step"] == STEP_30K,
                          args.draws, args.chains, args.seed, methods, point)
+        print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"), flush=True)
+    if "5mix" in checks:  # the same size check on the 5Mix pilots
+        five = load_runs(f"{args.shared}/mixinglaws/5Mix")
+        fd = five.data[five.data["step"] <= STEP_30K]
+        five = RunsTable(fd.reset_index(drop=True), five.source)
+        rows += evaluate("5mix size: fit 70M-305M, predict 410M@30k", five, fd["params"] < SIZE_410M,
+                         (fd["params"] == SIZE_410M) & (fd["step"] == STEP_30K), args.draws, args.chains, args.seed, methods, point)
+        print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"), flush=True)
+    if "3mix" in checks:  # longer training: every size up to 30k steps, predict the 410M runs at 60k
+        three = load_runs(f"{args.shared}/mixinglaws/3Mix")
+        td = three.data
+        rows += evaluate("3mix steps: fit <=30k, predict 410M@60k", three, td["step"] <= STEP_30K,
+                         (td["params"] == SIZE_410M) & (td["step"] == 60_000), args.draws, args.chains, args.seed, methods, point,
+                         target_step=60_000)
     table = pd.DataFrame(rows)
     print(table.to_markdown(index=False, floatfmt=".4f"))
     if not args.skip_full:
         for parameterisation in args.full.split(","):
             law = NestedLaw(NestedLawConfig(scaling_parameterisation=parameterisation), datasets.pile_targets())
             start = time.perf_counter()
-            law.fit(runs, seed=args.seed, draws=args.draws, tune=args.draws, chains=args.chains, progress=False)
+            law.fit(runs, seed=args.seed, progress=False, **{k: v for k, v in dict(draws=args.draws, tune=args.draws, chains=args.chains).items() if v is not None})
             fit_seconds = time.perf_counter() - start
-            print(f"\nwhole RedPajama nested fit ({len(data)} losses, {parameterisation} parameterisation), NUTS {args.chains}x({args.draws}+{args.draws}): "
-                  f"{fit_seconds:.0f} s, {leapfrog_steps(law):.0f} leapfrog steps a draw; {law.diagnostics.summary()}", flush=True)
+            d = law.diagnostics
+            print(f"\nwhole RedPajama nested fit ({len(data)} losses, {parameterisation} parameterisation), NUTS {d.chains}x{d.draws}: "
+                  f"{fit_seconds:.0f} s (model build and compilation included), {leapfrog_steps(law):.0f} leapfrog steps a draw; "
+                  f"max R-hat {d.max_rhat:.4f}, min bulk ESS {d.min_ess_bulk:.0f}, {d.divergences} divergences; {d.summary()}", flush=True)
         start = time.perf_counter()
         default = runs.mixtures().drop_duplicates().iloc[[0]]
         best = optimal_mixture(law, params=805_736_448, step=100_000, reference=default, seed=args.seed)
