@@ -105,9 +105,10 @@ def test_config_rejects_unknown_priors_and_step_terms():
         ScheduledLawConfig(step_term="cosine")
 
 
-def test_predictive_mean_is_finite_and_near_the_median_on_heavy_tailed_noise(curves):
-    """Losses with Student-t noise (3 degrees of freedom: spikes) on the log scale: the law's Normal on
-    the log loss gives a log-normal predictive whose mean exists, so two seeds' means agree and sit next
+@pytest.mark.parametrize("likelihood", ["laplace", "normal"])
+def test_predictive_mean_is_finite_and_near_the_median_on_heavy_tailed_noise(curves, likelihood):
+    """Losses with Student-t noise (3 degrees of freedom: spikes) on the log scale: the law's Laplace (or
+    Normal) on the log loss gives a predictive whose mean exists, so two seeds' means agree and sit next
     to the median (exp of a Student-t has no mean: its draws' average jumps from seed to seed)."""
     rng = np.random.default_rng(5)
     train = curves[curves["run"].isin(TRAIN)]
@@ -115,7 +116,7 @@ def test_predictive_mean_is_finite_and_near_the_median_on_heavy_tailed_noise(cur
     train["loss"] = train["loss"] * np.exp(0.001 * rng.standard_t(3.0, size=len(train)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        law = ScheduledScalingLaw().fit(train, seed=4, progress=False, draws=300, tune=400, chains=2, cores=1)
+        law = ScheduledScalingLaw(ScheduledLawConfig(likelihood=likelihood)).fit(train, seed=4, progress=False, draws=300, tune=400, chains=2, cores=1)
     steps = [12000, 21000, 24000]
     a = law.predict(1e8, Schedule.from_dict(WSD), steps, seed=0)
     b = law.predict(1e8, Schedule.from_dict(WSD), steps, seed=1)
@@ -144,15 +145,20 @@ def test_the_level_likelihood_is_the_marginal_of_a_random_intercept():
     assert np.allclose(marginal_loglik(7.0, 0.0, 0.0, se, 0.0, see, sigma, tau, 0.3), exact)  # the slope scale cancels
 
 
-def test_student_t_is_refused_and_run_effects_are_integrated_or_centred(curves, mocked_sampling):
+def test_student_t_is_refused_and_run_effects_are_sampled_or_integrated(curves, mocked_sampling):
     with pytest.raises(ValueError, match="likelihood"):
         ScheduledLawConfig(likelihood="studentt")
     frame = curves[curves["run"].isin(TRAIN)]
     frame = frame[frame.groupby("run").cumcount() % 8 == 0].reset_index(drop=True)
-    law = ScheduledScalingLaw().fit(frame, draws=10, chains=1)
-    free = {v.name for v in law.model.free_RVs}
-    assert "run_level_z" not in free and "run_log_d" in free  # levels integrated out, annealing amplitudes sampled
+    law = ScheduledScalingLaw().fit(frame, draws=10, chains=1)  # Laplace: levels and annealing amplitudes sampled
+    assert law.config.likelihood == "laplace"
+    assert {"run_level", "run_log_d"} <= {v.name for v in law.model.free_RVs}
     assert list(law.idata["posterior"]["annealing_run"].values) == ["100/cosine_24000", "100/wsdcon_9"]  # the constant run has no decay
+    normal = ScheduledScalingLaw(ScheduledLawConfig(likelihood="normal")).fit(frame, draws=10, chains=1)
+    free = {v.name for v in normal.model.free_RVs}
+    assert "run_level" not in free and "run_log_d" in free and "run_level" in normal.idata["posterior"]  # integrated out, kept as conditional means
     plain = ScheduledScalingLaw(ScheduledLawConfig(run_effects=False)).fit(frame, draws=10, chains=1)
     assert {v.name for v in plain.model.free_RVs} == {"log_e", "log_b", "beta", "log_d", "noise_sigma"}
-    assert np.all(np.isfinite(plain.predict(1e8, Schedule.from_dict(WSD), [21000])[["mean", "lower", "upper"]]))
+    for fit in (law, normal, plain):
+        pred = fit.predict(1e8, Schedule.from_dict(WSD), [21000])
+        assert np.all(np.isfinite(pred[["mean", "lower", "upper"]].to_numpy())) and (pred["lower"] < pred["upper"]).all()
