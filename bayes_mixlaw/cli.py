@@ -77,7 +77,7 @@ def _check_output(path: Path, force: bool):
 
 @app.command()
 def fit(
-    runs: Annotated[Path, typer.Argument(help="Runs table: tidy CSV/Parquet, mixinglaws .txt file or folder, RegMix folder")],
+    runs: Annotated[Path, typer.Argument(help="Runs table: tidy CSV/Parquet, mixinglaws .txt file or folder, RegMix folder, Epoch's Chinchilla CSV, multi-power law curves folder (see --format)")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Fit file to write (netCDF)")],
     format: Annotated[Format, typer.Option(help="Format of RUNS (auto: guessed from the path)")] = Format.auto,
     params: Annotated[Optional[int], typer.Option(help="Use the runs of this model size")] = None,

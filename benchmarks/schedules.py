@@ -139,7 +139,7 @@ def curve(runs, size, schedule):
 
 def simulate(law: ScheduledScalingLaw, rng, size: int, noise: float):
     """Curves of the four published schedules from the law's posterior means at one size, with run
-    effects and Student-t-free Gaussian noise of ``noise`` on the log loss."""
+    effects and noise of scale ``noise`` on the log loss from the law's likelihood (Laplace or Normal)."""
     post = law.idata["posterior"]
     mean = {k: post[k].mean(("chain", "draw")).values for k in post.data_vars}
     sims = {}
@@ -152,7 +152,8 @@ def simulate(law: ScheduledScalingLaw, rng, size: int, noise: float):
         p["log_d"] = p["log_d"] + mean["run_anneal_sigma"][0] * rng.standard_normal()
         x = {"log_n_rel": 0.0, "s1_rel": f.s1 / s0, "s2_rel": f.s2 / s0, "drop": f.drop, "eta": f.eta, "s_k": f.s_k}
         truth = law._law(np, x, p, False) * scale * np.exp(mean["run_sigma"][0] * rng.standard_normal())
-        sims[name] = (steps, truth * np.exp(noise * rng.standard_normal(len(steps))), schedule)
+        unit = rng.laplace(size=len(steps)) if law.config.likelihood == "laplace" else rng.standard_normal(len(steps))
+        sims[name] = (steps, truth * np.exp(noise * unit), schedule)
     return sims
 
 
