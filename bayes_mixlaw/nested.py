@@ -46,7 +46,7 @@ from bayes_mixlaw import discrepancy
 from bayes_mixlaw.calibrate import describe, discrepancy_factor
 from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
-from bayes_mixlaw.mixing import _BASE_SIGMA, MixingLaw, _centred_to_law
+from bayes_mixlaw.mixing import MixingLaw, _centred_to_law
 from bayes_mixlaw.model import MixtureLaw
 from bayes_mixlaw.run_effects import conditional_effects, curve_sums, draw_effects, marginal_loglik
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, read_mixtures, validate_runs
@@ -55,6 +55,8 @@ from bayes_mixlaw.targets import Targets
 
 # prior scale of the sampled reference-scale losses, whose density the departure potential cancels
 _REF_BASE_SIGMA = 1.0
+# scale of the interactions' base distribution (cancelled in the model; sets what prior draws look like)
+_T_BASE = 3.0
 # version of the nested law's fit-file layout: 2 = Normal likelihood with the run effects integrated
 # out (bayes_mixlaw.run_effects) and the model discrepancy (bayes_mixlaw.discrepancy)
 NESTED_FORMAT = 2
@@ -90,16 +92,17 @@ def _slope_interactions(t_mu, t_sigma, logit_f, dims):
     Near the pilots' mean mixture ``ref_i(r) ~ m_i [1 + g_i.(r - rbar) + (g_i.(r - rbar))^2 / (2 f_i)]``:
     the pilots pin the slope ``g_i`` and see ``f_i`` only in the curvature, so ``f_i`` and ``t_i`` trade
     along a ridge (R-hat 1.05 on the whole RedPajama table when ``t`` was sampled). Sampling ``g``
-    (a wide ZeroSumNormal whose density is cancelled) and putting the pooled prior on ``t = g / f``,
+    (a ZeroSumNormal whose density is cancelled) and putting the pooled prior on ``t = g / f``,
     with the Jacobian ``|dt/dg| = f^-(M-1)`` per row, is the same model in coordinates the data pin.
     """
-    g = pm.ZeroSumNormal("mixture_slope", sigma=_BASE_SIGMA, dims=dims)
     f = pm.math.sigmoid(logit_f)[:, None]
+    # base g ~ ZeroSumNormal(_T_BASE f), i.e. t = g / f ~ ZeroSumNormal(_T_BASE): its density, Jacobian
+    # included, is cancelled below, so the posterior is the pooled prior's; prior draws stay sane
+    g = pm.ZeroSumNormal("mixture_slope", sigma=_T_BASE * f, dims=dims)
     t = pm.Deterministic("t", g / f, dims=dims)
     m = t.shape[-1]
     prior = -0.5 * ((t - t_mu) ** 2).sum() / t_sigma**2 - t.shape[0] * (m - 1) * pm.math.log(t_sigma)
-    jacobian = -(m - 1) * pm.math.log(f).sum()
-    pm.Potential("t_prior", prior + jacobian + 0.5 * (g**2).sum() / _BASE_SIGMA**2)
+    pm.Potential("t_prior", prior + 0.5 * (t**2).sum() / _T_BASE**2)
     return t
 
 
@@ -268,14 +271,12 @@ class NestedLaw(MixtureLaw):
                 # the exponents follow as slope / share, and their priors apply to them unchanged
                 # (log alpha = log slope - log q_a has a unit Jacobian): along the poorly pinned
                 # irreducible share the slopes stay put and only the derived exponents move
+                # (the slope's prior is the exponent's, shifted by log q: the same density, and
+                # prior draws of it give the exponents their prior)
                 log_total = pm.math.log1pexp(log_ab)
-                slope_prior = {"mu": -2.5, "sigma": 1.0}  # cancelled below: only the exponents' prior stays
-                log_alpha = pm.Normal("log_size_slope", **slope_prior, dims="valid_domain") - (log_a_dom - log_total)
-                log_beta = pm.Normal("log_step_slope", **slope_prior, dims="valid_domain") - (log_b_dom - log_total)
-                pm.Potential("exponent_prior", pm.logp(pm.Normal.dist(alpha_mu, e_sigma), log_alpha).sum()
-                             + pm.logp(pm.Normal.dist(beta_mu, e_sigma), log_beta).sum()
-                             - pm.logp(pm.Normal.dist(**slope_prior), log_alpha + log_a_dom - log_total).sum()
-                             - pm.logp(pm.Normal.dist(**slope_prior), log_beta + log_b_dom - log_total).sum())
+                log_share_a, log_share_b = log_a_dom - log_total, log_b_dom - log_total
+                log_alpha = pm.Normal("log_size_slope", alpha_mu + log_share_a, e_sigma, dims="valid_domain") - log_share_a
+                log_beta = pm.Normal("log_step_slope", beta_mu + log_share_b, e_sigma, dims="valid_domain") - log_share_b
             else:
                 log_alpha = pm.Normal("log_alpha", alpha_mu, e_sigma, dims="valid_domain")
                 log_beta = pm.Normal("log_beta", beta_mu, e_sigma, dims="valid_domain")
