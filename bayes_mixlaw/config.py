@@ -45,7 +45,8 @@ DEFAULT_PRIORS: dict[str, Prior] = {
     "t_sigma": Prior("HalfNormal", sigma=2.0),
     # observation noise relative to the loss scale: pilot losses scatter by about a percent
     "noise_sigma": Prior("HalfNormal", sigma=0.02),
-    # Student-t degrees of freedom (Juarez and Steel's weakly informative choice)
+    # Student-t degrees of freedom minus one (Juarez and Steel's weakly informative Gamma(2, 0.1),
+    # shifted so that nu > 1: the additive noise then has a mean, and so does every prediction)
     "nu": Prior("Gamma", alpha=2.0, beta=0.1),
     # implicit law: composition of each validation domain over the K latent domains
     "implicit_weights": Prior("Dirichlet", a=1.0),

@@ -268,10 +268,17 @@ class MixingLaw(MixtureLaw):
 
     def predict(self, mixtures, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per mixture and target: ``name`` (if given), ``mix:*``, ``target``, ``mean``,
-        ``median``, ``lower``, ``upper`` (equal-tailed interval of probability ``ci``)."""
+        ``median``, ``lower``, ``upper`` (equal-tailed interval of probability ``ci``).
+
+        ``mean`` is the predictive's expectation, the posterior mean of the law: the noise is additive
+        with mean zero (a Student-t's nu > 1), so the two agree exactly, where the sample mean of
+        heavy-tailed noise draws would be dominated by a few of them."""
         self._require_fit()
         frame = read_mixtures(mixtures, self.train_domains)
-        return summarize_draws(self._draws_at(frame, kind, seed), frame, ci)
+        table = summarize_draws(self._draws_at(frame, kind, seed), frame, ci)
+        if kind == "predictive":
+            table["mean"] = summarize_draws(self._draws_at(frame, "mean", seed), frame, ci)["mean"].to_numpy()
+        return table
 
     def parameters(self, ci: float = 0.9) -> pd.DataFrame:
         r"""Posterior mean and equal-tailed interval of the law's parameters, one row per element.

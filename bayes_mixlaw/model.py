@@ -69,9 +69,11 @@ class BayesianLaw:
     # shared pieces of the subclasses' models ------------------------------------------------------
 
     def _likelihood(self, mu, sigma, observed):
-        """The observed ``loss``: Student-t (robust; ``nu`` from the priors) or Normal, per config."""
+        """The observed ``loss``: Student-t (robust) or Normal, per config. The Student-t's degrees of
+        freedom are ``nu = 1 + x`` with ``x`` from the ``nu`` prior: above 1, so an additive Student-t
+        noise has a mean and a predictive's ``mean`` is a finite summary (issue 13)."""
         if self.config.likelihood == "studentt":
-            nu = self.config.prior("nu").create_variable("nu")
+            nu = pm.Deterministic("nu", 1.0 + self.config.prior("nu").create_variable("nu_minus_one"))
             return pm.StudentT("loss", nu=nu, mu=mu, sigma=sigma, observed=observed, dims="obs")
         return pm.Normal("loss", mu=mu, sigma=sigma, observed=observed, dims="obs")
 

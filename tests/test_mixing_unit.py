@@ -84,6 +84,27 @@ def test_predict_columns_and_targets(fitted, runs):
     assert (pred["lower"] <= pred["median"]).all() and (pred["median"] <= pred["upper"]).all()
 
 
+def test_reported_mean_exists_under_heavy_tailed_noise(fitted, runs):
+    """nu > 1 in every draw (nu - 1 has the prior), and the reported mean is the predictive's
+    expectation, the law's posterior mean, not a sample mean that one heavy-tailed draw dominates."""
+    import xarray as xr
+
+    assert (fitted.idata["posterior"]["nu"].values > 1).all()
+    posterior = fitted.idata["posterior"].to_dataset()
+    fitted.idata["posterior"] = xr.DataTree(posterior.assign(nu=posterior["nu"] * 0 + 1.01))  # nearly Cauchy noise
+    try:
+        m = mixtures(runs.train_domains)
+        pred = fitted.predict(m, seed=5)
+        law_mean = fitted.predict(m, kind="mean")["mean"]
+        other_seed = fitted.predict(m, seed=6)
+    finally:
+        fitted.idata["posterior"] = xr.DataTree(posterior)
+    assert np.isfinite(pred["mean"]).all()
+    np.testing.assert_allclose(pred["mean"], law_mean)
+    np.testing.assert_allclose(pred["mean"], other_seed["mean"])  # not at the mercy of the noise draws
+    assert not np.allclose(pred["upper"], other_seed["upper"])
+
+
 def test_aggregates_are_taken_per_draw(fitted, runs):
     draws = fitted.predict_draws(mixtures(runs.train_domains), kind="mean")
     names, matrix = fitted.targets.matrix(fitted.valid_domains)
