@@ -398,12 +398,7 @@ class NestedLaw(MixtureLaw):
                 "model discrepancy): refit the runs table with this version")
 
     def _diagnostic_quantities(self) -> xr.Dataset:
-        post = self.idata["posterior"].to_dataset()
-        names = ["log_ref", "log_a_mixture", "log_b_mixture", "alpha", "beta", "gamma", "noise_sigma"]
-        names += ["run_sigma", "run_slope_sigma"] if self.config.run_effects else []
-        if self.config.mixture_model == "law":
-            names += ["log_c", "log_k", "t"]
-        return post[names]
+        return self.idata["posterior"].to_dataset()  # every variable: a fit converges as a whole or not at all
 
     # ------------------------------------------------------------------------------------------
     # predict

@@ -1,0 +1,123 @@
+"""Calibration of the nested law on data simulated from the model itself, extrapolations included.
+
+A "truth" is one posterior draw of the nested law fitted to real pilots (RedPajama, a few validation
+domains). From it a whole table is simulated exactly as the model generates data: each mixture's
+departure from the mixing law, each run's level and slope in log-steps, the
+observation noise, and beyond the pilots the model discrepancy (a law-form error drawn from its prior).
+The nested law is refitted on the simulated pilots (every size but the largest) and predicts the
+held-out runs at the largest size and at a longer length; 90% intervals should cover about 90%.
+
+    python benchmarks/nested_simulated.py [--replicates 8] [--domains ArXiv,Github,Pile-CC,Books3,Wikipedia_en]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_mixlaw.nested import NestedLaw
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs
+from bayes_mixlaw.targets import Targets
+
+warnings.simplefilter("ignore")
+
+
+def one_draw(law: NestedLaw, index: int) -> NestedLaw:
+    """``law`` with its posterior cut to one draw (the simulation's truth)."""
+    truth = NestedLaw(law.config, law.targets)
+    post = law.idata["posterior"].to_dataset().stack(sample=("chain", "draw")).isel(sample=[index])
+    post = post.drop_vars(["sample", "chain", "draw"]).rename_dims({"sample": "draw"}).expand_dims("chain")
+    truth.idata = law.idata.copy()
+    truth.idata["posterior"] = xr.DataTree(post.transpose("chain", "draw", ...))
+    return truth
+
+
+def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.random.Generator, beyond: dict) -> pd.DataFrame:
+    """A runs table from the truth: every mixture (as a new one: its departure drawn),
+    size and length, each run with its own level and slope, noise, and the discrepancy beyond ``beyond``."""
+    post = truth.idata["posterior"]
+    valid = truth.valid_domains
+    seed = int(rng.integers(2**31))
+    reference = truth._relative_scale(1.0, 1.0)
+    s0 = 1.0 / reference[1]
+    tau_u, tau_w, noise = (post[k].values[0, 0] for k in ("run_sigma", "run_slope_sigma", "noise_sigma"))
+    run_u = rng.normal(size=(len(mixtures), len(sizes), len(valid))) * tau_u
+    run_w = rng.normal(size=(len(mixtures), len(sizes), len(valid))) * tau_w
+    z = {name: np.sqrt(0.75) * rng.normal() + np.sqrt(0.25) * rng.normal(size=len(valid)) for name in beyond}
+    kappa = {name: float(post[name].values[0, 0]) for name in beyond}
+    rows = []
+    pilots = truth._pilot_index
+    truth._pilot_index = lambda r: np.full(len(r), -1)  # every mixture as a new one: its departure drawn
+    try:
+        for i, n in enumerate(sizes):
+            for s in lengths:
+                # the same seed for every scale: a mixture's drawn departure and slope are its own at every scale
+                law = truth.law_draws(mixtures, float(n), float(s), rng=np.random.default_rng(seed), new_runs=False, run_effects=False)[0, 0]
+                log_loss = np.log(law) + run_u[:, i] + run_w[:, i] * np.log(s / s0) + noise * rng.normal(size=law.shape)
+                for name, edge in beyond.items():  # the law-form error beyond the pilots
+                    d = np.log(n / edge) if name == "discrepancy_size" else np.log(s / edge)
+                    log_loss = log_loss + max(0.0, d) * kappa[name] * z[name]
+                for m, mix in enumerate(mixtures):
+                    for v, domain in enumerate(valid):
+                        rows.append({"run": f"{int(n)}_sim{m}", "params": int(n), "step": int(s), "valid_domain": domain,
+                                     "loss": float(np.exp(log_loss[m, v])), **{MIX_PREFIX + t: float(x) for t, x in zip(truth.train_domains, mix)}})
+    finally:
+        truth._pilot_index = pilots
+    return pd.DataFrame(rows)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shared", default="../shared/data")
+    parser.add_argument("--replicates", type=int, default=8)
+    parser.add_argument("--domains", default="ArXiv,Github,Pile-CC,Books3,Wikipedia_en")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    runs = load_runs(f"{args.shared}/mixinglaws/RedPajama")
+    data = runs.data[runs.data["valid_domain"].isin(args.domains.split(","))]
+    runs = RunsTable(data.reset_index(drop=True), runs.source)
+    targets = Targets()
+    start = time.perf_counter()
+    base = NestedLaw(targets=targets).fit(runs, seed=args.seed, progress=False)
+    print(f"truth fit: {time.perf_counter() - start:.0f} s; {base.diagnostics.summary()}", flush=True)
+    sizes = sorted(data["params"].unique())
+    lengths = sorted(data["step"].unique())
+    mixtures = base.pilot_mixtures
+    rng = np.random.default_rng(args.seed)
+    total = len(base.idata["posterior"]["draw"]) * len(base.idata["posterior"]["chain"])
+    rows = []
+    for rep in range(args.replicates):
+        truth = one_draw(base, int(rng.integers(total)))
+        # pilots: sizes below the largest, steps up to 20k; held out: the largest size at 30k, and 60k at a pilot size
+        beyond = {"discrepancy_size": sizes[-2], "discrepancy_length": 20_000}
+        table = simulate(truth, mixtures, sizes, [*lengths, 60_000], rng, beyond)
+        pilots = table[(table["params"] < sizes[-1]) & (table["step"] <= 20_000)]
+        law = NestedLaw(targets=targets).fit(RunsTable(pilots.reset_index(drop=True), "simulated"), seed=rep, progress=False)
+        d = law.diagnostics
+        for label, mask in (("size: largest model at 30k", (table["params"] == sizes[-1]) & (table["step"] == 30_000)),
+                            ("length: 60k at the pilot sizes", (table["params"] < sizes[-1]) & (table["step"] == 60_000))):
+            held = table[mask]
+            for (n, s), g in held.groupby(["params", "step"]):
+                wide = g.pivot(index="run", columns="valid_domain", values="loss")
+                mix = g.groupby("run")[[c for c in g.columns if c.startswith(MIX_PREFIX)]].first().loc[wide.index]
+                pred = law.predict(mix.reset_index(drop=True).assign(name=list(wide.index)), params=n, step=s, seed=rep)
+                merged = pred.merge(g.rename(columns={"run": "name", "valid_domain": "target"})[["name", "target", "loss"]], on=["name", "target"])
+                inside = (merged["lower"] <= merged["loss"]) & (merged["loss"] <= merged["upper"])
+                rows.append({"replicate": rep, "check": label, "n": len(merged), "covered": int(inside.sum()),
+                             "width": float((merged["upper"] - merged["lower"]).mean()), "R-hat": d.max_rhat, "ESS": d.min_ess_bulk})
+        print(pd.DataFrame(rows).tail(2).to_markdown(index=False, floatfmt=".3f"), flush=True)
+    table = pd.DataFrame(rows)
+    summary = table.groupby("check").agg(losses=("n", "sum"), covered=("covered", "sum"), width=("width", "mean"),
+                                         max_rhat=("R-hat", "max"), min_ess=("ESS", "min"))
+    summary["90% coverage"] = summary["covered"] / summary["losses"]
+    print()
+    print(summary.to_markdown(floatfmt=".3f"))
+
+
+if __name__ == "__main__":
+    main()
