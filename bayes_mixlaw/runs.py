@@ -264,13 +264,17 @@ def validate_runs(
         else:
             frame[c] = numbers.astype(float)
 
-    if LR in frame:
-        lr = pd.to_numeric(frame[LR], errors="coerce")
-        bad = (lr.isna() & frame[LR].notna()).to_numpy()
+    def optional_numbers(column: str) -> tuple[np.ndarray, np.ndarray]:
+        """The column as floats (NaN where left empty) and where it is given; a non-number fails."""
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = (numbers.isna() & frame[column].notna()).to_numpy()
         if bad.any():
-            fail(bad, LR, lambda row: f"lr {row[LR]!r} is not a number")
-        values = lr.to_numpy(dtype=float)
-        given = ~np.isnan(values)
+            fail(bad, column, lambda row: f"{column} {row[column]!r} is not a number")
+        values = numbers.to_numpy(dtype=float)
+        return values, ~np.isnan(values)
+
+    if LR in frame:
+        values, given = optional_numbers(LR)
         bad = given & ~np.isfinite(values)
         if bad.any():
             fail(bad, LR, lambda row: f"lr is {row[LR]}; a learning rate must be finite")
@@ -294,12 +298,7 @@ def validate_runs(
             )
 
     if WARMUP in frame:
-        warm = pd.to_numeric(frame[WARMUP], errors="coerce")
-        bad = (warm.isna() & frame[WARMUP].notna()).to_numpy()
-        if bad.any():
-            fail(bad, WARMUP, lambda row: f"warmup_steps {row[WARMUP]!r} is not a number")
-        values = warm.to_numpy(dtype=float)
-        given = ~np.isnan(values)
+        values, given = optional_numbers(WARMUP)
         bad = given & (~np.isfinite(values) | (values < 0) | (values != np.round(values)))
         if bad.any():
             fail(bad, WARMUP, lambda row: f"warmup_steps is {row[WARMUP]!r}; it must be a whole number of steps >= 0")
