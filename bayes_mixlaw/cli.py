@@ -219,6 +219,11 @@ def predict(
                 raise UserError(f"{fit_file} is a nested fit: give --mixtures M.csv")
             n, length = _one_scale(fit_file, law, params, step, tokens)
             table = law.predict(mixtures, params=n, ci=ci, kind=kind, seed=seed, **{law.length_column: length})
+            from bayes_mixlaw import discrepancy
+
+            beyond = discrepancy.describe(law, {"params": n, law.length_column: length})
+            if beyond and not quiet:
+                console.print(f"extrapolation: {beyond}; the intervals carry it", markup=False, highlight=False, soft_wrap=True)
         elif isinstance(law, MixingLaw):
             if mixtures is None:
                 raise UserError(f"{fit_file} is a mixing-law fit: give --mixtures M.csv")

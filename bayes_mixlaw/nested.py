@@ -615,7 +615,18 @@ class NestedLaw(MixtureLaw):
         return (
             f"{what} ({self.config.likelihood}) on {n_mix} mixtures x sizes {sizes} x {len(lengths)} {self.length_column}s "
             f"({lengths[0]:g}-{lengths[-1]:g}) x {len(self.valid_domains)} validation domains; {d.summary()}{describe(self)}"
+            f"{self._assumptions()}"
         )
+
+    def _assumptions(self) -> str:
+        """What the fit assumed that the data do not say: the schedule, and the discrepancy beyond the pilots."""
+        if not self.config.discrepancy:
+            return "; no model discrepancy: intervals beyond the pilots cover the law's form only"
+        post = self.idata["posterior"]
+        kappa = {axis: float(np.median(post[f"discrepancy_{axis}"].values)) for axis in discrepancy.AXES}
+        return ("; learning-rate schedule not given: checkpoints are taken as they come, and beyond the longest pilot run "
+                f"the model discrepancy carries the law's (and the schedule's) error, {100 * kappa['length']:.1f}% per log-unit of length "
+                f"({100 * kappa['size']:.1f}% per log-unit of size)")
 
 
 class StagewiseNestedFit:

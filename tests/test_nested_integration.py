@@ -63,6 +63,7 @@ def test_nested_fit_predicts_held_out_410m_and_optimizes(tmp_path, shared_data):
     assert result.exit_code != 0 and "--renormalize" in result.output
     result = cli.invoke(app, [*args, "--renormalize", "-o", str(tmp_path / "llama_pred.csv")])
     assert result.exit_code == 0, result.output
+    assert "size 4x beyond the pilots" in result.output and "length 3.3x beyond the pilots" in result.output
     assert np.isfinite(pd.read_csv(tmp_path / "llama_pred.csv")[["mean", "lower", "upper"]].to_numpy()).all()
 
     caps = tmp_path / "caps.json"
