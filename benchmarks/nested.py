@@ -133,7 +133,7 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int | Non
             if isinstance(fit, NestedLaw):
                 draws_ = fit.predict_draws(mixtures, params=params, step=target_step)
             else:
-                draws_ = fit[params].predict_draws(mixtures)  # noqa: F841 (stage-wise: one target scale)
+                draws_ = fit[params].predict_draws(mixtures)
             order = list(draws_["target"].values)
             flat = draws_.values.reshape(-1, *draws_.shape[2:])[..., [order.index(v) for v in valid] + [order.index("total")]]
             bayes[label].append((np.median(flat, 0), np.quantile(flat, 0.05, 0), np.quantile(flat, 0.95, 0)))
