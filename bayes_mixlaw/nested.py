@@ -10,20 +10,26 @@ median loss::
 
     law  (the joint model, default):
         ref_i(r) = m_i [(1 - f_i) + f_i exp(t_i . (r - rbar))] exp(d_ri)    mixing law at (N0, S0)
-        log a_i(r) = log_a_i + u_i . (r - rbar),   log b_i(r) = log_b_i + w_i . (r - rbar)
+        log(a_i + b_i)(r) = log(a_i + b_i) + u_i . (r - rbar),  log(a_i / b_i)(r) = log(a_i / b_i) + w_i . (r - rbar)
         t_i, u_i, w_i pooled across domains (rows sum to zero); d_ri ~ Normal(0, mixture_sigma)
     free (first stage of the stage-wise pipeline):
         log ref_i(r) = log m_i + d_ri,  log a_i(r) = log_a_i + d'_ri,  log b_i(r) = log_b_i + d''_ri
 
     log(a_i + b_i) ~ Normal(log_ab_mu, sigma),  logit(a_i / (a_i + b_i)) ~ Normal(ab_split_mu, sigma)
-        (``scaling_parameterisation="share"``; ``"amplitude"``: log a_i ~ Normal(log_a_mu, sigma), same for b)
+        (``scaling_parameterisation="share"``; ``"amplitude"``: log a_i ~ Normal(log_a_mu, sigma), same
+        for b, and the mixture moves log a and log b)
     log alpha_i ~ Normal(log_alpha_mu, sigma_e)   (same for beta)
-    log loss ~ StudentT(nu, log L_i, noise_sigma_i)
+    log loss = log L_i + u_run + w_run log s + e,   e ~ Normal(0, noise_sigma_i)
+        u_run ~ Normal(0, run_sigma_i), w_run ~ Normal(0, run_slope_sigma_i): each run's level and slope
+        in log-steps, integrated out of the likelihood (``bayes_mixlaw.run_effects``)
+    beyond the pilots: x exp(D kappa z), the model discrepancy (``bayes_mixlaw.discrepancy``)
 
 The pilots' range of sizes and lengths pins down the local slopes well and the irreducible share
-1 / (1 + a + b) poorly: along that ridge a and b grow together (posterior correlation of log a and
-log b 0.96-1.0 on RedPajama), so the default samples their sum and split, which NUTS crosses in
-2.4x fewer leapfrog steps on the whole RedPajama table (``benchmarks/README.md``).
+1 / (1 + a + b) poorly: along that ridge a and b grow together and the exponents slide, so the
+default samples log(a + b), the split, and the slopes alpha q_a and beta q_b of the log loss at the
+reference scale (q the shares of the loss the size and step terms remove there) instead of the
+exponents, and the mixing law's slopes f_i t_i instead of t_i: the whole RedPajama table converges
+in ~2 minutes (``benchmarks/README.md``).
 
 So each pilot mixture follows Chinchilla's L(N, S) = E + A N^-alpha + B S^-beta with exponents
 shared across mixtures (pooled across domains), the step-law parameters (b, beta) shared by every
@@ -238,7 +244,7 @@ class NestedLaw(MixtureLaw):
                 pm.Deterministic("log_k", law_k + data["log_loss_scale"], dims="valid_domain")
                 # The data pin down each pilot mixture's loss at the reference scale, not how it
                 # splits into law and departure: sample that loss and put the departure's prior on it
-                # as a potential (as _centred_zero_sum does for t).
+                # as a potential.
                 log_ref = pm.Normal("log_ref_rel", 0.0, _REF_BASE_SIGMA, dims=mv)
                 departure = pm.Deterministic("departure", log_ref - pm.math.log(mixing_law(mixtures, law_c, law_k, t)), dims=mv)
                 pm.Potential(
