@@ -102,7 +102,7 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int | Non
             with tempfile.TemporaryDirectory() as folder:
                 calibrated = NestedLaw.load(law.save(Path(folder) / "joint.nc"))
             start = time.perf_counter()
-            calibrate_extrapolation(calibrated, train, axis="params" if name.startswith("size") else "length", seed=seed, **sampler)
+            calibrate_extrapolation(calibrated, train, axis="params" if "size" in name.split(":")[0] else "length", seed=seed, **sampler)
             fits["Bayesian joint nested law + calibrated extrapolation"] = (calibrated, seconds + time.perf_counter() - start)
     if "joint-amplitude" in methods:  # the same law sampled in log a, log b (the earlier parameterisation)
         law = NestedLaw(NestedLawConfig(scaling_parameterisation="amplitude"), targets)
@@ -161,7 +161,7 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int | Non
     if not point_baseline:
         return rows
     start = time.perf_counter()
-    point = point_pipeline(train.data, sorted({p for p, _, _ in observed}), name.startswith("size"), valid, target_step, max(p for p, _, _ in observed))
+    point = point_pipeline(train.data, sorted({p for p, _, _ in observed}), "size" in name.split(":")[0], valid, target_step, max(p for p, _, _ in observed))
     point_seconds = time.perf_counter() - start
     for method, table in point.items():
         pred = []
