@@ -42,6 +42,7 @@ the mixing law fits.
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -55,7 +56,7 @@ from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scali
 from bayes_mixlaw.mixing import MixingLaw, _centred_to_law
 from bayes_mixlaw.model import MixtureLaw
 from bayes_mixlaw.run_effects import conditional_effects, curve_sums, draw_effects, marginal_loglik
-from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, read_mixtures, validate_runs
+from bayes_mixlaw.runs import LR, MIX_PREFIX, WARMUP, RunsTable, read_mixtures, validate_runs
 from bayes_mixlaw.summary import summarize_draws
 from bayes_mixlaw.targets import Targets
 
@@ -148,6 +149,9 @@ class NestedLaw(MixtureLaw):
         for column in ("params", length):
             if data[column].nunique() < 2:
                 raise ValueError(f"{runs.source}: '{column}' takes one value; fit a MixingLaw at one scale instead (or add pilots)")
+        if LR in data or WARMUP in data:  # said, not silently dropped
+            warnings.warn(f"{runs.source}: the nested law does not use the learning-rate schedule yet ('{LR}'/'{WARMUP}' columns are "
+                          "ignored); beyond the longest pilot run the model discrepancy carries the schedule's error", UserWarning, stacklevel=3)
         valid = runs.valid_domains
         targets = self.targets.check(valid, "targets")
         run_names = runs.runs

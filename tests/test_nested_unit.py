@@ -154,6 +154,12 @@ def test_save_load_predicts_identically(fitted, redpajama, tmp_path):
     pd.testing.assert_frame_equal(fitted.predict(m, params=3e8, step=3e4), loaded.predict(m, params=3e8, step=3e4))
 
 
+def test_an_lr_column_is_said_to_be_ignored_not_dropped_silently(redpajama):
+    with_lr = RunsTable(redpajama.data.assign(lr=3e-4), redpajama.source)
+    with pytest.warns(UserWarning, match="does not use the learning-rate schedule yet"):
+        NestedLaw(targets=Targets(WEIGHTS)).build_model(with_lr)
+
+
 def test_nested_needs_sizes_and_lengths(redpajama):
     one_size = RunsTable(redpajama.data[redpajama.data["params"] == 18_915_328].reset_index(drop=True), "x.csv")
     with pytest.raises(ValueError, match="x.csv: 'params' takes one value"):
