@@ -121,3 +121,15 @@ def test_cli_fit_predict_roundtrip_and_clear_errors(tmp_path, shared_data):
     result = cli.invoke(app, ["fit", str(csv), "-o", str(tmp_path / "x.nc"), "-q"])
     assert result.exit_code == 2
     assert f"{csv}, row 5, column 'loss'" in result.output.replace("\n", "") and "Traceback" not in result.output
+
+
+def test_runtime_dependencies_cover_what_the_report_imports():
+    """A plain `pip install .` must give the report: every optional package pandas loads for it is a
+    runtime dependency, not only a test extra (tabulate was once test-only and the report failed)."""
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    runtime = {d.split(">")[0].split("=")[0].split("<")[0].strip().lower() for d in project["dependencies"]}
+    for module in ("tabulate", "jinja2", "matplotlib"):
+        assert module in runtime, f"{module} is needed at run time (report) but is not a runtime dependency"
