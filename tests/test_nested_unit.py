@@ -154,6 +154,14 @@ def test_save_load_predicts_identically(fitted, redpajama, tmp_path):
     pd.testing.assert_frame_equal(fitted.predict(m, params=3e8, step=3e4), loaded.predict(m, params=3e8, step=3e4))
 
 
+def test_a_fit_in_the_earlier_nested_format_is_refused_with_both_versions_named(fitted, tmp_path):
+    fitted.idata.attrs["nested_format"] = 1  # as written before the run effects were integrated out
+    fitted.idata.attrs["bayes_mixlaw_version"] = "0.0.9"
+    path = fitted.save(tmp_path / "old.nc")
+    with pytest.raises(ValueError, match=r"bayes_mixlaw 0\.0\.9 in nested-law format 1; .* reads format 2 .* refit"):
+        BayesianLaw.load(path)
+
+
 def test_an_lr_column_is_said_to_be_ignored_not_dropped_silently(redpajama):
     with_lr = RunsTable(redpajama.data.assign(lr=3e-4), redpajama.source)
     with pytest.warns(UserWarning, match="does not use the learning-rate schedule yet"):
