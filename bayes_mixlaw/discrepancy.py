@@ -69,13 +69,22 @@ def log_factor(kappas: dict[str, np.ndarray], axes: dict[str, float], n_valid: i
     return total
 
 
+def extrapolation_factor(law, scale: dict, kappas: dict[str, np.ndarray], shape: tuple, rng: np.random.Generator, predictive: bool):
+    """Multiplier of the losses at ``scale``, broadcastable to ``shape`` (*draws, mixture, valid_domain):
+    the calibrated drift where an axis was calibrated on the pilots (:mod:`bayes_mixlaw.calibrate`), the
+    model discrepancy on the other active axes (``kappas``: their posterior draws, shape ``draws``)."""
+    from bayes_mixlaw.calibrate import discrepancy_factor
+
+    axes = active_axes(law, scale)
+    calibrated = discrepancy_factor(law, scale, shape, rng, predictive=predictive)
+    return calibrated * np.exp(log_factor({k: kappas[k] for k in axes}, axes, shape[-1], law.config.discrepancy_correlation, rng))
+
+
 def describe(law, scale: dict) -> str:
     """One sentence: how far ``scale`` is beyond the pilots and the discrepancy's 90% factor there."""
     post = law.idata["posterior"]
     parts = []
-    for axis, d in distances(law, scale).items():
-        name = f"discrepancy_{axis}"
-        if d > 0 and name in post:
-            spread = 1.645 * d * float(np.sqrt(np.mean(post[name].values ** 2)))
-            parts.append(f"{axis} {np.exp(d):.2g}x beyond the pilots (law-form error +-{100 * spread:.1f}% at 90%)")
+    for name, d in active_axes(law, scale).items():
+        spread = 1.645 * d * float(np.sqrt(np.mean(post[name].values ** 2)))
+        parts.append(f"{name.removeprefix('discrepancy_')} {np.exp(d):.2g}x beyond the pilots (law-form error +-{100 * spread:.1f}% at 90%)")
     return "; ".join(parts)

@@ -50,7 +50,7 @@ import pymc as pm
 import xarray as xr
 
 from bayes_mixlaw import discrepancy
-from bayes_mixlaw.calibrate import describe, discrepancy_factor
+from bayes_mixlaw.calibrate import describe
 from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
 from bayes_mixlaw.mixing import MixingLaw, _centred_to_law
@@ -121,6 +121,8 @@ class NestedLaw(MixtureLaw):
     """
 
     kind = "nested_law"
+    config_class = NestedLawConfig
+    pilot_mixture_var = "mixture_proportions"
 
     @property
     def _share(self) -> bool:
@@ -131,8 +133,6 @@ class NestedLaw(MixtureLaw):
         """How the mixture moves the scaling terms (rows sum to zero; ``laws.mixture_log_amplitudes``):
         on log(a + b) and the split log(a / b) (``share``), or on log a and log b (``amplitude``)."""
         return ("reducible_t", "split_t") if self._share else ("size_t", "step_t")
-    config_class = NestedLawConfig
-    pilot_mixture_var = "mixture_proportions"
 
     # ------------------------------------------------------------------------------------------
     # model
@@ -374,6 +374,8 @@ class NestedLaw(MixtureLaw):
                 lay["length"]: ("obs", lay["lengths"]),
                 "obs_mixture": ("obs", np.asarray(lay["mixture_labels"], dtype=object)[lay["mix_idx"]].astype(str)),
                 "obs_valid_domain": ("obs", np.asarray(lay["valid"], dtype=object)[lay["valid_idx"]].astype(str)),
+                "obs_curve": ("obs", lay["curve"]),  # index into the (mixture, size, valid_domain) curves
+                "obs_log_length": ("obs", lay["log_length"]),
             }
         )
         constant = xr.Dataset(
@@ -475,23 +477,16 @@ class NestedLaw(MixtureLaw):
             raise ValueError("a nested fit without run effects has one likelihood term per loss, not per curve")
         obs, constant, post = self.idata["observed_data"], self.idata["constant_data"], self.idata["posterior"]
         column = self.length_column
-        labels = {m: i for i, m in enumerate(constant["mixture"].values)}
-        valid = {v: i for i, v in enumerate(self.valid_domains)}
-        sizes = list(constant["size"].values)
-        mi = np.array([labels[m] for m in obs["obs_mixture"].values])
-        vi = np.array([valid[v] for v in obs["obs_valid_domain"].values])
-        si = np.array([sizes.index(p) for p in obs["params"].values])
         shape = constant["curve_m"].shape
-        curve = np.ravel_multi_index((mi, si, vi), shape)
+        curve = obs["obs_curve"].values
+        mi, _, vi = np.unravel_index(curve, shape)
         log_mu = np.empty(post["noise_sigma"].shape[:2] + (len(curve),))
         frame = pd.DataFrame({"params": obs["params"].values, column: obs[column].values})
         for (n, s), rows in frame.groupby(["params", column]).groups.items():
             rows = np.asarray(rows)
             draws = self.law_draws(self.pilot_mixtures, float(n), float(s), rng=np.random.default_rng(0), new_runs=False, run_effects=False)
             log_mu[:, :, rows] = np.log(draws[:, :, mi[rows], vi[rows]])
-        reference = json.loads(self.idata.attrs["reference_scale"])
-        y = np.log(obs[column].values / reference[column])
-        sums = curve_sums(np.log(obs["loss"].values) - log_mu, y, curve, int(np.prod(shape)))
+        sums = curve_sums(np.log(obs["loss"].values) - log_mu, obs["obs_log_length"].values, curve, int(np.prod(shape)))
         observed = np.flatnonzero(constant["curve_m"].values.ravel() > 0)
         block = [constant[k].values.ravel()[observed] for k in ("curve_m", "curve_sy", "curve_syy")]
         curve_valid = np.unravel_index(observed, shape)[2]
@@ -551,12 +546,11 @@ class NestedLaw(MixtureLaw):
     def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, *, params: float, length: float) -> np.ndarray:
         losses = self.law_draws(r, params, length, rng=rng, new_runs=kind == "predictive")
         scale = {"params": params, self.length_column: length}
-        losses = losses * discrepancy_factor(self, scale, losses.shape, rng, predictive=kind == "predictive")
-        axes = discrepancy.active_axes(self, scale)
         post = self.idata["posterior"]
-        losses = losses * np.exp(discrepancy.log_factor({k: post[k].values for k in axes}, axes, losses.shape[-1], self.config.discrepancy_correlation, rng))
+        kappas = {k: post[k].values for k in discrepancy.active_axes(self, scale)}
+        losses = losses * discrepancy.extrapolation_factor(self, scale, kappas, losses.shape, rng, predictive=kind == "predictive")
         if kind == "predictive":
-            noise = self.idata["posterior"]["noise_sigma"].values[:, :, None, :]
+            noise = post["noise_sigma"].values[:, :, None, :]
             losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
         return losses
 
@@ -591,9 +585,9 @@ class NestedLaw(MixtureLaw):
         scaling = self.config.mixture_scaling
         n_draws, n_valid = len(p["t"]), len(self.valid_domains)
         shape = (n_draws, 1, 1, n_valid)  # one extrapolation factor per draw and domain (ones if none is attached)
-        factor = discrepancy_factor(self, {"params": n, self.length_column: length}, shape, np.random.default_rng(seed + 1), predictive=False)
-        factor = factor * np.exp(discrepancy.log_factor({k: p[k].numpy()[:, None] for k in axes}, axes, n_valid,
-                                                        self.config.discrepancy_correlation, np.random.default_rng(seed + 2)))
+        kappas = {k: p[k].numpy()[:, None] for k in axes}
+        factor = discrepancy.extrapolation_factor(self, {"params": n, self.length_column: length}, kappas, shape,
+                                                  np.random.default_rng(seed + 1), predictive=False)
         extrapolation = torch.as_tensor(np.broadcast_to(factor, shape).reshape(n_draws, 1, n_valid).copy())  # a broadcast view is read-only
 
         def f(r):
