@@ -68,11 +68,38 @@ def _setup(quiet: bool):
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
+def _to_stdout(path: Path) -> bool:
+    """``-o -``: the table goes to standard output."""
+    return str(path) == "-"
+
+
 def _check_output(path: Path, force: bool):
+    if _to_stdout(path):
+        return
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; -o takes the file to write (e.g. {path / 'out.csv'})")
     if path.exists() and not force:
         raise UserError(f"{path} exists; pass --force to overwrite it")
     if not path.parent.exists():
         raise UserError(f"folder {path.parent} does not exist")
+
+
+def _write_table(table, path: Path, what: str):
+    """Write a command's CSV (to stdout for ``-o -``) after checking that every predicted number is
+    finite (:func:`~bayes_mixlaw.summary.require_finite`); a file is written whole or not at all."""
+    from bayes_mixlaw.summary import require_finite
+
+    require_finite(table, what)
+    if _to_stdout(path):
+        table.to_csv(sys.stdout, index=False)
+        sys.stdout.flush()
+        return
+    partial = path.with_name(path.name + ".partial")
+    try:
+        table.to_csv(partial, index=False)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @app.command()
@@ -240,8 +267,8 @@ def predict(
             if len(params) != len(amounts) and 1 not in (len(params), len(amounts)):
                 raise UserError(f"give as many --params as --{column} values (or one of either); got {len(params)} and {len(amounts)}")
             table = law.predict(params, amounts, ci=ci, kind=kind, seed=seed)
-        table.to_csv(output, index=False)
-        if not quiet:
+        _write_table(table, output, f"predictions of {fit_file}")
+        if not quiet and not _to_stdout(output):
             console.print(f"wrote {len(table)} rows ({table['target'].nunique()} targets) to {output}")
 
     _run(body)
@@ -346,8 +373,8 @@ def optimize(
         result = optimal_mixture(law, target=target, bounds=bounds, reference=reference, ci=ci, draws=draws, seed=seed,
                                  caps_source=str(caps) if caps else "caps", **scale)
         table = result.table()
-        table.to_csv(output, index=False)
-        if not quiet:
+        _write_table(table, output, f"optimum of {fit_file}")
+        if not quiet and not _to_stdout(output):
             shown = Table(title=f"Best mixture for '{target}' ({ci:.0%} intervals over the posterior's optima)")
             for column in ("domain", "optimum", "interval", "reference"):
                 shown.add_column(column, justify="right" if column != "domain" else "left")
@@ -397,8 +424,8 @@ def suggest(
         law, scale = _mixture_fit(fit_file, params, step, tokens, "choose")
         table = suggest_runs(law, n, acquisition=acquisition, bounds=MixtureBounds.from_file(caps) if caps else None, target=target,
                              seed=seed, caps_source=str(caps) if caps else "caps", grid=grid, residual_gp_model=residual_gp, exploit=exploit, **scale)
-        table.to_csv(output, index=False)
-        if not quiet:
+        _write_table(table, output, f"suggestions from {fit_file}")
+        if not quiet and not _to_stdout(output):
             out.print(table.round(4).to_string(index=False))
             out.print(f"wrote {output}")
 
@@ -500,7 +527,7 @@ def demo(
         }
         mixtures = pd.DataFrame([{"name": name, **{MIX_PREFIX + d: v for d, v in zip(domains, r)}} for name, r in rows.items()])
         predictions = law.predict(mixtures, ci=0.9)
-        predictions.to_csv(pred_path, index=False)
+        _write_table(predictions, pred_path, "demo predictions")
         table = Table(title="Predicted 70M/30k loss, 90% credible intervals (posterior predictive)")
         table.add_column("mixture")
         table.add_column("academic/prose/dialogue/symbolic/internet")

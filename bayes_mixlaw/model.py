@@ -26,6 +26,74 @@ from bayes_mixlaw.targets import Targets
 
 # Unconstrained copies of variables that PyMC adds; the fit keeps the constrained ones.
 _TRANSFORMED_SUFFIXES = ("_log__", "_interval__", "_simplex__", "_zerosum__")
+# Root attribute of a fit file: SHA-256 of everything else in it (:func:`content_checksum`).
+CHECKSUM_ATTR = "content_sha256"
+
+
+class FitFileError(ValueError):
+    """A fit file that cannot be trusted: unreadable, damaged (checksum mismatch) or of another kind."""
+
+
+def _canonical(value):
+    """An attribute value as plain JSON-able Python (numpy scalars and arrays read back from netCDF
+    compare equal to the values written)."""
+    if isinstance(value, np.ndarray):
+        return [_canonical(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode()
+    return value
+
+
+def content_checksum(tree: xr.DataTree) -> str:
+    """SHA-256 of a fit's contents: every node's attributes and every variable's name, dims, values
+    and attributes (the checksum attribute itself left out). Numbers are hashed in a fixed width and
+    byte order and text as text, so the value written by :meth:`BayesianLaw.save` is the value
+    recomputed from the file by :meth:`BayesianLaw.load`; any damage to the data changes it."""
+    digest = hashlib.sha256()
+
+    def add_attrs(attrs):
+        plain = {str(k): _canonical(v) for k, v in attrs.items() if k != CHECKSUM_ATTR}
+        digest.update(json.dumps(plain, sort_keys=True, default=str).encode())
+
+    for node in sorted(tree.subtree, key=lambda n: n.path):
+        digest.update(f"node {node.path}".encode())
+        add_attrs(node.attrs)
+        dataset = node.to_dataset(inherit=False)
+        for name in sorted(dataset.variables, key=str):
+            variable = dataset.variables[name]
+            values = np.asarray(variable.values)
+            digest.update(json.dumps([str(name), list(map(str, variable.dims)), list(values.shape)]).encode())
+            if values.dtype.kind in "biu":
+                digest.update(np.ascontiguousarray(values, dtype="<i8").tobytes())
+            elif values.dtype.kind == "f":
+                digest.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
+            else:
+                digest.update(json.dumps([str(_canonical(v)) for v in values.ravel()]).encode())
+            add_attrs(variable.attrs)
+    return digest.hexdigest()
+
+
+def row_seed_sequence(seed: int, row) -> np.random.SeedSequence:
+    """The seed of one row's random draws, derived from ``seed`` and the row's own values (its
+    mixture, or its scale): the row's numbers do not depend on the other rows or their order."""
+    values = np.round(np.asarray(row, dtype=float).ravel(), 12) + 0.0  # + 0.0: -0.0 -> 0.0
+    words = np.frombuffer(hashlib.sha256(values.tobytes()).digest(), dtype="<u4")
+    return np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words.tolist()])
+
+
+def row_generators(seed: int, rows: np.ndarray) -> list[np.random.Generator]:
+    """One generator per row of ``rows`` (2-D: row x values), each from :func:`row_seed_sequence`."""
+    return [np.random.default_rng(row_seed_sequence(seed, row)) for row in np.atleast_2d(rows)]
+
+
+def shared_generator(seed: int) -> np.random.Generator:
+    """The generator of what every row of one call shares (the law's error at a target scale): from
+    ``seed`` alone, the same for every row."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x5EED]))
 
 
 class NotFittedError(RuntimeError):
@@ -93,6 +161,12 @@ class BayesianLaw:
             return rng.standard_t(np.broadcast_to(nu.reshape(nu.shape + (1,) * (len(shape) - 2)), shape))
         return rng.standard_normal(shape)
 
+    def _row_noise(self, shape: tuple, generators: list[np.random.Generator]) -> np.ndarray:
+        """:meth:`_standard_noise` of shape (chain, draw, row, ...), each row from its own generator
+        (:func:`row_generators`)."""
+        one = (*shape[:2], 1, *shape[3:])
+        return np.concatenate([self._standard_noise(one, g) for g in generators], axis=2)
+
     # fit ---------------------------------------------------------------------------------------
 
     def fit(self, runs, *, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler):
@@ -130,6 +204,7 @@ class BayesianLaw:
             "config": self.config.model_copy(update={"sampler": settings}).to_json(),
             "source": lay["table"].source,
             "seed": -1 if seed is None else int(seed),
+            "structure_key": self._model_key or "",
             **self._attrs(lay),
         }
         return xr.DataTree.from_dict({"/": xr.Dataset(attrs=attrs), **nodes})
@@ -152,9 +227,13 @@ class BayesianLaw:
         path = Path(path)
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
+        self.idata.attrs[CHECKSUM_ATTR] = content_checksum(self.idata)
         tmp = path.with_name(path.name + ".partial")
-        self.idata.to_netcdf(tmp, engine="h5netcdf")
-        tmp.replace(path)
+        try:
+            self.idata.to_netcdf(tmp, engine="h5netcdf")
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod
@@ -165,16 +244,34 @@ class BayesianLaw:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no fit at {path}")
+        if path.is_dir():
+            raise FitFileError(f"{path} is a folder, not a fit file (a .nc file written by 'bayes-mixlaw fit')")
+        if path.stat().st_size == 0:
+            raise FitFileError(f"{path} is empty (0 bytes), not a fit file; was it written to the end?")
         try:
             tree = xr.open_datatree(path, engine="h5netcdf").load()
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{path} is not a bayes_mixlaw fit file: {err}") from None
+        except Exception as err:  # h5py and xarray raise many kinds on a damaged or foreign file
+            raise FitFileError(f"{path} could not be read as a bayes_mixlaw fit file (damaged, or not a fit file): "
+                               f"{type(err).__name__}: {err}") from None
+        written = tree.attrs.get(CHECKSUM_ATTR)
+        if written is None:
+            if "kind" in tree.attrs:
+                import warnings
+
+                warnings.warn(f"{path} carries no checksum (written by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')}, "
+                              "before fit files had one): its contents cannot be verified; re-save it to add one", UserWarning, stacklevel=2)
+        elif content_checksum(tree) != str(written):
+            raise FitFileError(f"{path} is damaged: its contents do not match the checksum written when it was saved "
+                               f"(by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')}); refit or restore the file from a copy")
         kind = tree.attrs.get("kind")
+        if kind is None:
+            raise FitFileError(f"{path} is a netCDF file but not a bayes_mixlaw fit (it has no 'kind' attribute); "
+                               "fit files are written by 'bayes-mixlaw fit'")
         import bayes_mixlaw.mixing, bayes_mixlaw.nested, bayes_mixlaw.scaling, bayes_mixlaw.scheduled  # noqa: F401, E401  (register every law)
 
         classes = {c.kind: c for c in _subclasses(BayesianLaw) if hasattr(c, "kind")}  # concrete laws only
         if kind not in classes or (cls is not BayesianLaw and classes[kind] is not cls):
-            raise ValueError(f"{path} holds a fit of kind {kind!r}, not a {getattr(cls, 'kind', 'bayes_mixlaw')} fit")
+            raise FitFileError(f"{path} holds a fit of kind {kind!r}, not a {getattr(cls, 'kind', 'bayes_mixlaw')} fit")
         law_class = classes[kind]
         law = law_class(law_class.config_class.from_dict(json.loads(tree.attrs["config"])))
         law.idata = tree

@@ -42,3 +42,26 @@ def mocked_sampling(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+def _fake_sample_posterior(model, data, key, sampler, seed, progress):
+    with model:
+        pm.set_data({k: v for k, v in data.items()})
+        return mock_sample(draws=sampler.draws, chains=sampler.chains, random_seed=seed,
+                           sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)})
+
+
+@pytest.fixture(scope="session")
+def mock_mixing_fit(tmp_path_factory) -> Path:
+    """A saved mixing-law fit of 5Mix 70M at 30k steps with mocked sampling (prior draws), for the
+    command line's tests: a read-only file (copy it to change it)."""
+    from bayes_mixlaw import MixingLaw, MixingLawConfig, datasets
+
+    with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        patch.setattr("bayes_mixlaw.model.sample_posterior", _fake_sample_posterior)
+        law = MixingLaw(MixingLawConfig(sampler={"draws": 25, "chains": 2}), datasets.pile_targets())
+        law.fit(datasets.mixinglaws_5mix_70m().select(step=30000), seed=3, progress=False)
+    path = tmp_path_factory.mktemp("mock_fit") / "fit.nc"
+    law.save(path)
+    return path

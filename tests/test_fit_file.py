@@ -1,0 +1,136 @@
+"""Fit files carry a checksum of their contents (and the version and structure key that wrote them),
+checked on load; no command writes a NaN or infinite prediction (issue 15, item 1)."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayes_mixlaw import BayesianLaw
+from bayes_mixlaw.cli import app
+from bayes_mixlaw.model import CHECKSUM_ATTR, FitFileError, content_checksum
+from bayes_mixlaw.summary import NonFiniteError, require_finite
+
+cli = CliRunner()
+
+
+def flat(result) -> str:
+    return " ".join(result.output.split())
+
+
+def mixtures_csv(path, domains):
+    rows = [{"name": "uniform", **{f"mix:{d}": 1 / len(domains) for d in domains}},
+            {"name": "web", **{f"mix:{d}": float(d == "internet") for d in domains}}]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_saved_fit_carries_checksum_version_and_structure_key(mock_mixing_fit):
+    law = BayesianLaw.load(mock_mixing_fit)
+    attrs = law.idata.attrs
+    assert len(attrs[CHECKSUM_ATTR]) == 64 and attrs["bayes_mixlaw_version"] and len(attrs["structure_key"]) == 64
+    assert content_checksum(law.idata) == attrs[CHECKSUM_ATTR]
+
+
+def damaged_copies(source, folder):
+    """Copies of ``source`` with 4 KB of random bytes written at several places in the middle."""
+    raw = source.read_bytes()
+    rng = np.random.default_rng(0)
+    for k, where in enumerate((0.25, 0.4, 0.5, 0.6, 0.75)):
+        data = bytearray(raw)
+        i = int(len(data) * where)
+        data[i : i + 4096] = rng.bytes(4096)
+        path = folder / f"damaged{k}.nc"
+        path.write_bytes(bytes(data))
+        yield path
+
+
+def test_damaged_fit_is_refused_naming_the_file(mock_mixing_fit, tmp_path):
+    refused = 0
+    for path in damaged_copies(mock_mixing_fit, tmp_path):
+        try:
+            law = BayesianLaw.load(path)
+        except FitFileError as err:
+            assert str(path) in str(err) and ("damaged" in str(err))
+            refused += 1
+        else:  # the bytes hit space the file does not use: the contents are intact, predictions identical
+            assert content_checksum(law.idata) == law.idata.attrs[CHECKSUM_ATTR]
+    assert refused >= 3
+
+
+def test_damaged_fit_fails_predict_on_the_command_line(mock_mixing_fit, tmp_path):
+    path = next(p for p in damaged_copies(mock_mixing_fit, tmp_path) if _refused(p))
+    mixtures = mixtures_csv(tmp_path / "m.csv", ["academic", "prose", "dialogue", "symbolic", "internet"])
+    result = cli.invoke(app, ["predict", str(path), "--mixtures", str(mixtures), "-o", str(tmp_path / "p.csv")])
+    assert result.exit_code == 2 and str(path) in flat(result) and "damaged" in flat(result)
+    assert not (tmp_path / "p.csv").exists()
+
+
+def _refused(path) -> bool:
+    try:
+        BayesianLaw.load(path)
+    except FitFileError:
+        return True
+    return False
+
+
+def test_file_without_checksum_loads_with_a_warning(mock_mixing_fit, tmp_path):
+    law = BayesianLaw.load(mock_mixing_fit)
+    del law.idata.attrs[CHECKSUM_ATTR]
+    old = tmp_path / "old.nc"
+    law.idata.to_netcdf(old, engine="h5netcdf")
+    with pytest.warns(UserWarning, match="carries no checksum"):
+        BayesianLaw.load(old)
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "is empty"),
+    (b"not a netcdf file at all\n" * 50, "could not be read"),
+])
+def test_unreadable_fit_files(tmp_path, content, match):
+    path = tmp_path / "fit.nc"
+    path.write_bytes(content)
+    with pytest.raises(FitFileError, match=match):
+        BayesianLaw.load(path)
+
+
+def test_nan_prediction_is_never_written(mock_mixing_fit, tmp_path):
+    """A fit whose posterior holds a NaN (saved with a valid checksum): predict fails naming the row
+    and target and writes nothing."""
+    law = BayesianLaw.load(mock_mixing_fit)
+    law.idata["posterior"]["log_c"].values[..., 3] = np.nan  # one validation domain, in place
+    nan_fit = tmp_path / "nan.nc"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        law.save(nan_fit)
+    mixtures = mixtures_csv(tmp_path / "m.csv", law.train_domains)
+    out = tmp_path / "p.csv"
+    result = cli.invoke(app, ["predict", str(nan_fit), "--mixtures", str(mixtures), "-o", str(out)])
+    text = flat(result)
+    assert result.exit_code == 2, text
+    assert "name 'uniform'" in text and "target=" in text and "nothing was written" in text
+    assert not out.exists()
+
+
+def test_require_finite_names_row_target_and_column():
+    table = pd.DataFrame({"name": ["a", "b"], "target": ["total", "total"], "mean": [1.0, np.inf], "lower": [0.5, 0.6], "upper": [1.5, 1.6]})
+    with pytest.raises(NonFiniteError, match=r"mean of row 3 \(name 'b', target=total\) is inf"):
+        require_finite(table, "x")
+    probability = pd.DataFrame({"quantity": ["loss", "p_beats_reference"], "item": ["total"] * 2, "optimum": [1.0, 0.7], "mean": [1.0, np.nan]})
+    assert require_finite(probability, "x") is probability
+
+
+def test_save_is_atomic_and_never_overwrites(mock_mixing_fit, tmp_path):
+    target = tmp_path / "fit.nc"
+    shutil.copy(mock_mixing_fit, target)
+    law = BayesianLaw.load(target)
+    with pytest.raises(FileExistsError, match="--force"):
+        law.save(target)
+    law.save(target, overwrite=True)
+    assert not list(tmp_path.glob("*.partial"))
+    BayesianLaw.load(target)
