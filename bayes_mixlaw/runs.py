@@ -13,6 +13,12 @@ learning rate at each logged step (a schedule-aware step law reads the run's sch
 text format (a file or a folder of them), the RegMix CSV pair, Epoch's Chinchilla points or the
 multi-power law curves (``csv_<size>/<schedule>.csv``). Every problem found is reported with the file,
 row and column it is in.
+
+Continual pre-training: every run continues one trained checkpoint. Its losses are not a run (no
+mixture, no step of the continued training) and are kept beside the table, as
+``RunsTable.reference`` (a :class:`Reference`): the mixinglaws text format carries them as lines of a
+base checkpoint (``.../pythia_70m_step20000``, the ``ct`` experiment), and in Python any table takes
+one with ``dataclasses.replace(table, reference=Reference(...))`` or the law's ``reference=`` argument.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import gzip
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +66,10 @@ MIXINGLAWS_TRAIN_DOMAINS = {
     "2Mix": ["Github", "Pile-CC"],
     "ct": ["Pile", "Python"],
 }
+# Continual pre-training experiments: the training domain the starting checkpoint was trained on.
+MIXINGLAWS_ORIGINAL_DOMAIN = {"ct": "Pile"}
+# A base checkpoint in the mixinglaws format (the model every run continues from): ``<name>_step<N>``.
+_BASE_CHECKPOINT = re.compile(r"^(?P<name>.+)_step(?P<step>\d+)$")
 
 
 class RunsTableError(ValueError):
@@ -77,17 +87,71 @@ class RunsTableError(ValueError):
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """Losses of the checkpoint every run continues from (continual pre-training), the "starting loss".
+
+    ``losses``: loss per validation domain (a Series indexed by domain name); ``checkpoint``: its name
+    (e.g. ``pythia_70m_step20000``); ``original_domain``: the training domain (a ``mix:`` column) that
+    checkpoint was trained on, where known (``None``: say it when asking for the critical proportion).
+    """
+
+    losses: pd.Series
+    checkpoint: str = "reference"
+    original_domain: str | None = None
+
+    @classmethod
+    def from_any(cls, value, *, checkpoint: str = "reference", original_domain: str | None = None) -> "Reference":
+        """A Reference from itself, a mapping or Series (domain -> loss), or a DataFrame with
+        ``valid_domain`` and ``loss`` columns; each loss must be a finite positive number. Errors name
+        ``checkpoint``."""
+        source = checkpoint
+        if isinstance(value, Reference):
+            return value if original_domain is None else cls(value.losses, value.checkpoint, original_domain)
+        if isinstance(value, pd.DataFrame):
+            missing = [c for c in ("valid_domain", "loss") if c not in value]
+            if missing:
+                raise RunsTableError(f"a reference table needs 'valid_domain' and 'loss' columns; missing {missing}", source=source, column=missing[0])
+            value = pd.Series(value["loss"].to_numpy(), index=value["valid_domain"].astype(str))
+        losses = pd.Series(value, dtype=object) if not isinstance(value, pd.Series) else value.copy()
+        if len(losses) == 0:
+            raise RunsTableError("the reference has no losses", source=source)
+        numbers = pd.to_numeric(losses, errors="coerce").astype(float)
+        bad = ~np.isfinite(numbers.to_numpy()) | (numbers.to_numpy() <= 0)
+        if bad.any():
+            name = numbers.index[np.flatnonzero(bad)[0]]
+            raise RunsTableError(f"the reference loss of '{name}' is {losses[name]!r}; losses must be finite positive numbers", source=source, column="loss")
+        if numbers.index.duplicated().any():
+            raise RunsTableError(f"validation domain '{numbers.index[numbers.index.duplicated()][0]}' has two reference losses", source=source)
+        numbers.index = numbers.index.astype(str)
+        return cls(numbers, checkpoint, original_domain)
+
+    def check(self, valid_domains: list[str], source: str = "reference") -> "Reference":
+        """This reference over exactly ``valid_domains``: a domain without a reference loss is an error
+        naming it; reference losses of domains absent from the runs are dropped."""
+        missing = [d for d in valid_domains if d not in self.losses.index]
+        if missing:
+            raise RunsTableError(
+                f"no reference (starting) loss for validation domain(s) {_short_list(missing, 5)}; the reference '{self.checkpoint}' has "
+                f"{_short_list(list(self.losses.index), 5)}",
+                source=source,
+            )
+        return Reference(self.losses.loc[list(valid_domains)], self.checkpoint, self.original_domain)
+
+
 @dataclass(frozen=True)
 class RunsTable:
     """A validated runs table.
 
     ``data`` holds the tidy rows (the user's row numbers are kept out of it); ``source`` names where
-    it came from, for messages.
+    it came from, for messages. ``reference``: the starting checkpoint's losses where the runs continue
+    one (continual pre-training), else ``None``.
     """
 
     data: pd.DataFrame
     source: str = "<DataFrame>"
     notes: tuple[str, ...] = field(default=())
+    reference: Reference | None = None
 
     @property
     def train_domains(self) -> list[str]:
@@ -131,7 +195,7 @@ class RunsTable:
                     column=column,
                 )
             data = data[data[column] == value]
-        return RunsTable(data.reset_index(drop=True), self.source, self.notes)
+        return replace(self, data=data.reset_index(drop=True))
 
     def single_scale(self) -> "RunsTable":
         """This table if it holds one scale; otherwise an error saying which option chooses one."""
@@ -406,8 +470,10 @@ def load_runs(
     """Read a runs table from a DataFrame, CSV, Parquet, mixinglaws text file/folder, RegMix pair,
     Epoch's Chinchilla points or the multi-power law curves.
 
-    ``format`` is ``auto`` (guessed from the path), ``tidy``, ``mixinglaws``, ``regmix``,
-    ``chinchilla`` or ``multipowerlaw``.
+    ``format`` is ``auto`` (guessed from the path), ``tidy``, ``mixinglaws``, ``ct``, ``regmix``,
+    ``chinchilla`` or ``multipowerlaw``. ``ct`` is the mixinglaws format of a continual pre-training
+    experiment: it must hold the starting checkpoint's losses, which become ``.reference`` (the
+    ``mixinglaws`` format keeps them too where a file has them).
     ``train_domains`` names the proportions of the mixinglaws format (guessed from the folder
     name for the published experiments). ``tolerance`` and ``renormalize``: see :func:`validate_runs`.
     """
@@ -420,10 +486,17 @@ def load_runs(
         raise RunsTableError(f"no such file or folder: {path}")
     if format == "auto":
         format = _guess_format(path)
+    reference = None
     if format == "tidy":
         frame = read_tidy(path)
-    elif format == "mixinglaws":
-        frame = read_mixinglaws(path, train_domains=train_domains)
+    elif format in ("mixinglaws", "ct"):
+        frame, reference = _read_mixinglaws(path, train_domains)
+        if format == "ct" and reference is None:
+            raise RunsTableError(
+                "no starting checkpoint in these files: the ct format needs lines of the checkpoint every run continues from "
+                "(checkpoint path ending in '<name>_step<N>', e.g. pythia_70m_step20000)",
+                source=str(path),
+            )
     elif format == "regmix":
         frame = read_regmix(path)
     elif format == "chinchilla":
@@ -432,10 +505,11 @@ def load_runs(
         frame = read_multipowerlaw(path)
     else:
         raise RunsTableError(f"unknown format '{format}'; choose one of {', '.join(FORMATS)}", source=str(path))
-    return validate_runs(frame, str(path), tolerance=tolerance, renormalize=renormalize)
+    table = validate_runs(frame, str(path), tolerance=tolerance, renormalize=renormalize)
+    return table if reference is None else replace(table, reference=reference.check(table.valid_domains, str(path)))
 
 
-FORMATS = ("auto", "tidy", "mixinglaws", "regmix", "chinchilla", "multipowerlaw")
+FORMATS = ("auto", "tidy", "mixinglaws", "ct", "regmix", "chinchilla", "multipowerlaw")
 
 
 def _guess_format(path: Path) -> str:
@@ -498,10 +572,24 @@ def read_mixinglaws(path: Path, train_domains: list[str] | None = None) -> pd.Da
 
     The run is the last-but-one component of the checkpoint path, ``<size>_<tag>_<id>-<p1>-<p2>...``
     (or ``<id>-<p1>-...`` with the size taken from the file name, ``410M.txt``); the step is the last
-    component. Lines whose step is not a number (the ``last`` alias, base checkpoints) are left out
-    with a warning. ``path`` is one file or a folder of them (searched recursively). ``params`` are
-    the Pythia non-embedding sizes and ``tokens = step x 1,048,576``.
+    component. Lines whose step is not a number (the ``last`` alias) are left out with a warning; a
+    base checkpoint's lines (last component ``<name>_step<N>``: the model a continual pre-training
+    run starts from) are left out here and read by :func:`load_runs` as the table's ``reference``.
+    ``path`` is one file or a folder of them (searched recursively). ``params`` are the Pythia
+    non-embedding sizes and ``tokens = step x 1,048,576``. Validation files ``<x>.valid.<Domain>.bin``
+    give ``<Domain>``; ``<name>.valid.bin`` (the ct experiment's ``starcoder.python.valid.bin``) gives ``<name>``.
     """
+    return _read_mixinglaws(path, train_domains)[0]
+
+
+def _validation_name(valid_file: str) -> str:
+    valid = re.sub(r"\.bin$", "", Path(valid_file).name)
+    valid = re.sub(r"^.*\.valid\.", "", valid)
+    return re.sub(r"\.valid$", "", valid)
+
+
+def _read_mixinglaws(path: Path, train_domains: list[str] | None = None) -> tuple[pd.DataFrame, Reference | None]:
+    """:func:`read_mixinglaws` and the base checkpoint's losses (a :class:`Reference`, or None)."""
     files = sorted(p for p in path.rglob("*") if p.name.endswith((".txt", ".txt.gz"))) if path.is_dir() else [path]
     if not files:
         raise RunsTableError("no mixinglaws .txt files in this folder", source=str(path))
@@ -510,7 +598,8 @@ def read_mixinglaws(path: Path, train_domains: list[str] | None = None) -> pd.Da
             if part in MIXINGLAWS_TRAIN_DOMAINS:
                 train_domains = MIXINGLAWS_TRAIN_DOMAINS[part]
                 break
-    frames, skipped = [], {}
+    frames, skipped, base = [], {}, {}
+    original = next((MIXINGLAWS_ORIGINAL_DOMAIN[part] for part in [path.name, *[p.name for p in path.parents]] if part in MIXINGLAWS_ORIGINAL_DOMAIN), None)
     for file in files:
         size_from_name = file.name.split(".")[0]
         records = []
@@ -526,6 +615,12 @@ def read_mixinglaws(path: Path, train_domains: list[str] | None = None) -> pd.Da
                 raise RunsTableError(f"checkpoint path {checkpoint!r} has no run/step components", source=str(file), row=lineno, column="checkpoint")
             run, step = parts[-2], parts[-1]
             if not step.isdigit():
+                if _BASE_CHECKPOINT.match(step):
+                    try:
+                        base.setdefault(step, []).append((_validation_name(valid_file), float(loss_text), f"{file.name}:{lineno}"))
+                    except ValueError:
+                        raise RunsTableError(f"loss {loss_text!r} is not a number", source=str(file), row=lineno, column="loss") from None
+                    continue
                 skipped[step] = skipped.get(step, 0) + 1
                 continue
             size, _, rest = run.partition("_")
@@ -541,9 +636,7 @@ def read_mixinglaws(path: Path, train_domains: list[str] | None = None) -> pd.Da
                 raise RunsTableError(f"cannot read mixture proportions from run name {run!r}", source=str(file), row=lineno, column="checkpoint") from None
             if not proportions:
                 raise RunsTableError(f"run name {run!r} has no '-<proportion>' parts", source=str(file), row=lineno, column="checkpoint")
-            valid = Path(valid_file).name
-            valid = re.sub(r"\.bin$", "", valid)
-            valid = re.sub(r"^.*\.valid\.", "", valid)
+            valid = _validation_name(valid_file)
             try:
                 loss = float(loss_text)
             except ValueError:
@@ -588,7 +681,23 @@ def read_mixinglaws(path: Path, train_domains: list[str] | None = None) -> pd.Da
             UserWarning,
             stacklevel=3,
         )
-    return frame
+    return frame, _base_reference(base, path, original)
+
+
+def _base_reference(base: dict, path: Path, original: str | None) -> Reference | None:
+    """The one base checkpoint's losses (duplicated lines with equal losses are one; different losses
+    for one domain, or two base checkpoints, are errors naming them)."""
+    if not base:
+        return None
+    if len(base) > 1:
+        raise RunsTableError(f"the files hold {len(base)} base checkpoints ({_short_list(sorted(base), 4)}); runs continue one", source=str(path))
+    (name, lines), = base.items()
+    losses: dict[str, float] = {}
+    for domain, loss, where in lines:
+        if domain in losses and losses[domain] != loss:
+            raise RunsTableError(f"base checkpoint '{name}' has two losses for '{domain}' ({losses[domain]} and {loss}, the second at {where})", source=str(path))
+        losses[domain] = loss
+    return Reference.from_any(pd.Series(losses), checkpoint=name, original_domain=original)
 
 
 def read_regmix(path: Path) -> pd.DataFrame:
