@@ -74,7 +74,6 @@ class MixingLaw(MixtureLaw):
     kind = "mixing_law"
     config_class = MixingLawConfig
     pilot_mixture_var = "run_mixture"
-    prediction_chunk = 256
 
     # ------------------------------------------------------------------------------------------
     # model
@@ -262,7 +261,7 @@ class MixingLaw(MixtureLaw):
         self._require_fit()
         return self._draws_at(read_mixtures(mixtures, self.train_domains), kind, seed)
 
-    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, *, shared_rng=None) -> np.ndarray:
         losses = self._law_draws(r)
         return losses + self._noise_draws(losses.shape, rng) if kind == "predictive" else losses
 

@@ -312,7 +312,6 @@ class MixtureLaw(BayesianLaw):
     and gives the domain losses of a chunk of mixtures (``_domain_draws``)."""
 
     pilot_mixture_var: ClassVar[str]
-    prediction_chunk: ClassVar[int] = 128
 
     def __init__(self, config: LawConfig | None = None, targets: Targets | None = None):
         super().__init__(config)
@@ -337,9 +336,11 @@ class MixtureLaw(BayesianLaw):
         self._require_fit()
         return self.idata["constant_data"][self.pilot_mixture_var].values
 
-    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, **scale) -> np.ndarray:  # pragma: no cover - abstract
+    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, *, shared_rng: np.random.Generator,
+                      **scale) -> np.ndarray:  # pragma: no cover - abstract
         """Loss draws (chain, draw, mixture, valid_domain) at the mixtures ``r``: the law's (``mean``)
-        or a new run's (``predictive``)."""
+        or a new run's (``predictive``); ``rng`` draws what belongs to these mixtures, ``shared_rng``
+        what every mixture of the call shares."""
         raise NotImplementedError
 
     def _draws_at(self, frame: pd.DataFrame, kind: str, seed: int, **scale) -> xr.DataArray:
@@ -347,9 +348,11 @@ class MixtureLaw(BayesianLaw):
         self._check_kind(kind)
         r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
         names, matrix = self.targets.matrix(self.valid_domains)
-        rng = np.random.default_rng(seed)
-        out = [self._domain_draws(r[start : start + self.prediction_chunk], kind, rng, **scale) @ matrix.T
-               for start in range(0, len(r), self.prediction_chunk)]
+        # each mixture's draws from its own generator (seed and its proportions), what the mixtures of
+        # one call share (the law's error at the scale) from one generator of the seed: a row's numbers
+        # do not depend on the other rows of the table or their order
+        out = [self._domain_draws(r[i : i + 1], kind, rng, shared_rng=shared_generator(seed), **scale) @ matrix.T
+               for i, rng in enumerate(row_generators(seed, r))]
         labels = frame["name"].tolist() if "name" in frame else [f"mixture {i}" for i in range(len(frame))]
         return xr.DataArray(np.concatenate(out, axis=2), dims=("chain", "draw", "mixture", "target"),
                             coords={"mixture": labels, "target": names}, name="loss")

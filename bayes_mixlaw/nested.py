@@ -543,12 +543,13 @@ class NestedLaw(MixtureLaw):
         n, length = self._read_scale(params, step, tokens)
         return self._draws_at(frame, kind, seed, params=n, length=length)
 
-    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, *, params: float, length: float) -> np.ndarray:
+    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, *, params: float, length: float,
+                      shared_rng: np.random.Generator | None = None) -> np.ndarray:
         losses = self.law_draws(r, params, length, rng=rng, new_runs=kind == "predictive")
         scale = {"params": params, self.length_column: length}
         post = self.idata["posterior"]
         kappas = {k: post[k].values for k in discrepancy.active_axes(self, scale)}
-        losses = losses * discrepancy.extrapolation_factor(self, scale, kappas, losses.shape, rng, predictive=kind == "predictive")
+        losses = losses * discrepancy.extrapolation_factor(self, scale, kappas, losses.shape, shared_rng or rng, predictive=kind == "predictive")
         if kind == "predictive":
             noise = post["noise_sigma"].values[:, :, None, :]
             losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))

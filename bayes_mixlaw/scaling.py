@@ -23,7 +23,7 @@ import xarray as xr
 
 from bayes_mixlaw.config import ScalingLawConfig
 from bayes_mixlaw.laws import chinchilla_law
-from bayes_mixlaw.model import BayesianLaw
+from bayes_mixlaw.model import BayesianLaw, row_generators
 from bayes_mixlaw.runs import RunsTable
 from bayes_mixlaw.summary import interval_bounds, summarize_draws
 
@@ -170,7 +170,7 @@ class ChinchillaLaw(BayesianLaw):
         get = lambda name: post[name].values[:, :, None, :]  # noqa: E731  (chain, draw, 1, valid)
         mean = chinchilla_law(n[:, None], d[:, None], get("E"), get("A"), get("B"), get("alpha"), get("beta"))
         if kind == "predictive":
-            mean = mean * np.exp(get("noise_sigma") * self._standard_noise(mean.shape, np.random.default_rng(seed)))
+            mean = mean * np.exp(get("noise_sigma") * self._row_noise(mean.shape, row_generators(seed, np.c_[n, d])))  # a point's noise is its own
         return xr.DataArray(mean, dims=("chain", "draw", "point", "target"), coords={"target": self.valid_domains}, name="loss")
 
     def predict(self, params, tokens, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:

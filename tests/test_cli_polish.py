@@ -1,0 +1,75 @@
+"""A row's predictions are its own (issue 15, item 7) and the command line's polish (item 9)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayes_mixlaw import BayesianLaw, Targets
+from bayes_mixlaw.cli import app
+from bayes_mixlaw.config import NestedLawConfig
+from bayes_mixlaw.nested import NestedLaw
+from bayes_mixlaw.runs import RunsTable, load_runs
+from bayes_mixlaw.scaling import ChinchillaLaw
+
+cli = CliRunner()
+FIVE = ["academic", "prose", "dialogue", "symbolic", "internet"]
+
+
+def flat(result) -> str:
+    return " ".join(result.output.split())
+
+
+def five_mixtures() -> pd.DataFrame:
+    rows = {"uniform": [0.2] * 5, "academic-heavy": [0.5, 0.15, 0.1, 0.1, 0.15], "web": [0, 0, 0, 0, 1.0],
+            "prose": [0.1, 0.6, 0.1, 0.1, 0.1]}
+    return pd.DataFrame([{"name": k, **{f"mix:{d}": x for d, x in zip(FIVE, v)}} for k, v in rows.items()])
+
+
+# item 7: a row's numbers do not depend on the other rows ------------------------------------------------
+
+
+def test_mixing_predictions_of_a_row_do_not_depend_on_the_other_rows(mock_mixing_fit):
+    law = BayesianLaw.load(mock_mixing_fit)
+    frame = five_mixtures()
+    together = law.predict(frame, seed=4).set_index(["name", "target"])
+    swapped = law.predict(frame.iloc[::-1], seed=4).set_index(["name", "target"])
+    for i in range(len(frame)):
+        alone = law.predict(frame.iloc[[i]], seed=4).set_index(["name", "target"])
+        pd.testing.assert_frame_equal(alone, together.loc[alone.index])
+    pd.testing.assert_frame_equal(swapped.loc[together.index], together)
+    assert not together.equals(law.predict(frame, seed=5).set_index(["name", "target"]))  # the seed still matters
+
+
+def test_nested_predictions_of_a_row_do_not_depend_on_the_other_rows(shared_data, mocked_sampling):
+    """Beyond the pilots (the shared discrepancy applies) and with the fresh departure of new mixtures."""
+    domains = ["Pile-CC", "Github"]
+    table = load_runs(shared_data / "mixinglaws" / "RedPajama")
+    data = table.data[table.data["valid_domain"].isin(domains) & (table.data["params"] < 201_541_632)]
+    law = NestedLaw(NestedLawConfig(sampler={"draws": 10, "chains": 1}), Targets({"Pile-CC": 0.6, "Github": 0.4}))
+    law.fit(RunsTable(data.reset_index(drop=True), table.source), seed=1, progress=False)
+    pilots = law.pilot_mixtures
+    frame = pd.DataFrame(np.vstack([pilots[:2], np.full((1, pilots.shape[1]), 1 / pilots.shape[1])]),
+                         columns=[f"mix:{d}" for d in law.train_domains]).assign(name=["p0", "p1", "new"])
+    scale = {"params": 8e8, "step": 100_000}
+    together = law.predict_draws(frame, seed=2, **scale)
+    swapped = law.predict_draws(frame.iloc[::-1], seed=2, **scale)
+    for name in frame["name"]:
+        alone = law.predict_draws(frame[frame["name"] == name], seed=2, **scale)
+        np.testing.assert_array_equal(alone.sel(mixture=name).values, together.sel(mixture=name).values)
+        np.testing.assert_array_equal(swapped.sel(mixture=name).values, together.sel(mixture=name).values)
+
+
+def test_scaling_law_points_are_their_own(mocked_sampling):
+    rng = np.random.default_rng(0)
+    n, d = np.repeat([1e7, 3e7, 1e8], 3), np.tile([1e9, 3e9, 1e10], 3)
+    loss = 2 + 400 / n**0.34 + 400 / d**0.28 + 0.01 * rng.standard_normal(9)
+    runs = pd.DataFrame({"run": [f"r{i}" for i in range(9)], "params": n.astype(int), "tokens": d, "valid_domain": "v", "loss": loss})
+    law = ChinchillaLaw().fit(runs, seed=0, draws=10, chains=1, progress=False)
+    both = law.predict([1e9, 2e9], [2e10, 4e10], seed=1)
+    one = law.predict([2e9], [4e10], seed=1)
+    pd.testing.assert_frame_equal(one, both.iloc[[1]].reset_index(drop=True))
