@@ -456,6 +456,8 @@ def report(
         from bayes_mixlaw.model import BayesianLaw
         from bayes_mixlaw.report import write_report
 
+        if output.exists() and not output.is_dir():
+            raise UserError(f"{output} is a file, not a folder: -o takes the folder to write report.html, its figures and tables in")
         if (output / "report.html").exists() and not force:
             raise UserError(f"{output / 'report.html'} exists; pass --force to overwrite the report in {output}")
         started = time.perf_counter()

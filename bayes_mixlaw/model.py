@@ -317,6 +317,29 @@ class MixtureLaw(BayesianLaw):
         super().__init__(config)
         self.targets = targets or Targets()
 
+    def fit(self, runs, **kwargs):
+        """:meth:`BayesianLaw.fit`, after :func:`check_pilot_mixtures` refuses pilots whose mixtures
+        cannot inform a mixing law."""
+        runs = load_runs(runs)
+        if getattr(self.config, "mixture_model", "law") != "free":  # a free fit keeps each mixture's own curve
+            check_pilot_mixtures(runs, self.kind.replace("_", " "))
+        return super().fit(runs, **kwargs)
+
+    def prior_reliance(self, frame: pd.DataFrame) -> list[str]:
+        """Where predictions at the mixtures of ``frame`` (a validated mixtures table) rest on the prior
+        rather than the pilots: a training domain no pilot used, or a share far beyond the largest any
+        pilot used (0.2 above it, or 0.1 above and 1.5x it). One sentence per such mixture."""
+        r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
+        most = self.pilot_mixtures.max(axis=0)
+        labels = frame["name"].tolist() if "name" in frame else [f"row {i}" for i in range(len(frame))]
+        notes = []
+        for label, row in zip(labels, r):
+            parts = [f"{d} {x:.2f} (no pilot used {d})" if m == 0 else f"{d} {x:.2f} ({x / m:.1f}x the largest pilot share, {m:.2f})"
+                     for d, x, m in zip(self.train_domains, row, most) if x > 0 and (m == 0 or (x - m >= 0.1 and (x >= 1.5 * m or x - m >= 0.2)))]
+            if parts:
+                notes.append(f"mixture '{label}': {', '.join(parts)}")
+        return notes
+
     def _restore(self, tree: xr.DataTree) -> None:
         self.targets = Targets.from_json(tree.attrs["targets"])
 
@@ -346,6 +369,12 @@ class MixtureLaw(BayesianLaw):
     def _draws_at(self, frame: pd.DataFrame, kind: str, seed: int, **scale) -> xr.DataArray:
         """Draws of every target at a validated mixtures table: dims (chain, draw, mixture, target)."""
         self._check_kind(kind)
+        notes = self.prior_reliance(frame)
+        if notes:
+            import warnings
+
+            warnings.warn(f"{len(notes)} mixture(s) go beyond what the pilots cover, so their predictions rest mostly on the prior "
+                          f"and the law's form, not on data: {'; '.join(notes[:5])}{'; ...' if len(notes) > 5 else ''}", UserWarning, stacklevel=3)
         r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
         names, matrix = self.targets.matrix(self.valid_domains)
         # each mixture's draws from its own generator (seed and its proportions), what the mixtures of
@@ -375,6 +404,44 @@ class MixtureLaw(BayesianLaw):
         if target not in names:
             raise ValueError(f"unknown target {target!r}; the fit's targets are {names}")
         return torch.as_tensor(matrix[names.index(target)], dtype=torch.float64)
+
+
+def check_pilot_mixtures(runs: RunsTable, law: str = "mixing law") -> None:
+    """Refuse pilots a mixing law cannot be fitted on, naming what is missing: fewer than two different
+    mixtures, or a training domain that is 0 in every pilot (nothing tells how it moves the loss).
+    Fewer distinct mixtures than training domains is allowed with a warning (the prior fills in)."""
+    from bayes_mixlaw.runs import RunsTableError
+
+    if not runs.mix_columns:
+        return
+    distinct = runs.mixtures().drop_duplicates()
+    if len(distinct) < 2:
+        raise RunsTableError(
+            f"the pilots have only {len(distinct)} mixture ({len(runs.runs)} run(s), {len(runs.data)} row(s)); a {law} cannot be "
+            f"fitted on it: it needs pilots of at least 2 different mixtures (better, more than the {len(runs.mix_columns)} "
+            "training domains) to learn how the loss moves with the mixture. For one data mixture, drop the mix: columns "
+            "(the scaling law over size and data)",
+            source=runs.source,
+        )
+    never = [c for c in runs.mix_columns if (distinct[c] == 0).all()]
+    if never:
+        names = ", ".join(f"'{c[len(MIX_PREFIX):]}'" for c in never)
+        raise RunsTableError(
+            f"training domain {names} is 0 in every pilot: the pilots say nothing about how it moves the loss, so any "
+            f"prediction with some of it would rest on the prior alone; drop its column ({', '.join(never)}) or add pilots "
+            "that train on it",
+            source=runs.source,
+            column=never[0],
+        )
+    if len(distinct) <= len(runs.mix_columns):
+        import warnings
+
+        warnings.warn(
+            f"{runs.source}: {len(distinct)} distinct pilot mixtures for {len(runs.mix_columns)} training domains: the data "
+            "cannot pin down every interaction of the law, so predictions away from the pilots lean on the prior",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _subclasses(cls):

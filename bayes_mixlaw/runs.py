@@ -216,6 +216,11 @@ class RunsTable:
         return self.single_scale().data.pivot(index="run", columns="valid_domain", values="loss")
 
 
+def _plain(value):
+    """A numpy scalar as the Python value it holds (messages show 5, not np.int64(5))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _short_list(values, n: int = 8) -> str:
     values = list(values)
     shown = ", ".join(str(v) for v in values[:n])
@@ -232,6 +237,7 @@ def validate_runs(
     *,
     tolerance: float = 0.01,
     renormalize: bool = False,
+    unit: str = "run",
 ) -> RunsTable:
     """Check a tidy runs table and return it as a :class:`RunsTable`.
 
@@ -241,9 +247,13 @@ def validate_runs(
     do not sum to one within ``tolerance``; a run whose mixture changes between rows; and the same
     (run, params, step, tokens, valid_domain) twice with different losses. With ``renormalize`` a
     mixture whose sum is off is divided by its sum instead, with a warning that names the runs.
+    ``unit`` is what messages call a row's ``run`` (``mixture`` for :func:`read_mixtures`).
     """
     if not isinstance(frame, pd.DataFrame):
         raise RunsTableError(f"expected a pandas DataFrame, got {type(frame).__name__}", source=source)
+    if not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
+        raise RunsTableError(f"the tolerance (--tolerance) is {tolerance:g}; it is how far a mixture's sum may be from 1, "
+                             "a number >= 0 and below 1 (default 0.01)", source=source)
     frame = frame.copy()
     if _ROW not in frame:
         frame[_ROW] = frame.index
@@ -282,7 +292,8 @@ def validate_runs(
         i = int(np.flatnonzero(np.asarray(mask))[0])
         extra = int(np.sum(mask)) - 1
         more = f" ({extra} more row(s) like it)" if extra else ""
-        raise RunsTableError(message(frame.iloc[i]) + more, source=source, row=rows[i], column=column)
+        row = pd.Series({k: _plain(v) for k, v in frame.iloc[i].items()}, dtype=object)  # 1.5, not np.float64(1.5)
+        raise RunsTableError(message(row) + more, source=source, row=rows[i], column=column)
 
     for c in ("run", "valid_domain"):
         bad = frame[c].isna() | (frame[c].astype(str).str.strip() == "")
@@ -396,8 +407,8 @@ def validate_runs(
             i = int(np.flatnonzero(off)[0])
             runs_off = pd.unique(frame["run"][off])
             raise RunsTableError(
-                f"the proportions of run '{frame['run'].iloc[i]}' sum to {totals[i]:.6g}, not 1 "
-                f"(tolerance {tolerance:g}; {len(runs_off)} run(s) like it: {_short_list(runs_off, 5)}). "
+                f"the proportions of {unit} '{frame['run'].iloc[i]}' sum to {totals[i]:.6g}, not 1 "
+                f"(tolerance {tolerance:g}; {len(runs_off)} {unit}(s) like it: {_short_list(runs_off, 5)}). "
                 "Fix the table, raise the tolerance, or renormalise (--renormalize; Python: renormalize=True)",
                 source=source,
                 row=rows[i],
@@ -406,7 +417,7 @@ def validate_runs(
         if off.any():
             runs_off = pd.unique(frame["run"][off])
             warnings.warn(
-                f"{source}: renormalised the mixtures of {len(runs_off)} run(s) whose proportions did not sum "
+                f"{source}: renormalised the mixtures of {len(runs_off)} {unit}(s) whose proportions did not sum "
                 f"to 1 within {tolerance:g}: {_short_list(runs_off, 5)} (sums {_short_list(np.unique(totals[off].round(6)), 5)})",
                 UserWarning,
                 stacklevel=2,
@@ -443,7 +454,7 @@ def validate_runs(
                 mask &= (frame[k] == v).to_numpy()
             clash = frame[mask]
             raise RunsTableError(
-                f"{dict(zip(keys, key))} appears {len(clash)} times with different losses "
+                f"{ {k: _plain(v) for k, v in zip(keys, key)} } appears {len(clash)} times with different losses "
                 f"{_short_list(clash['loss'].tolist(), 4)} (rows {_short_list(clash[_ROW].tolist(), 4)})",
                 source=source,
                 row=clash[_ROW].iloc[1],
@@ -484,6 +495,7 @@ def load_runs(
     path = Path(source)
     if not path.exists():
         raise RunsTableError(f"no such file or folder: {path}")
+    _check_not_empty(path)
     if format == "auto":
         format = _guess_format(path)
     reference = None
@@ -536,17 +548,42 @@ def _guess_format(path: Path) -> str:
     raise RunsTableError("cannot tell the format from the file name; pass --format", source=str(path))
 
 
-def read_tidy(path: Path) -> pd.DataFrame:
-    """A tidy CSV or Parquet file; ``__row__`` holds the line number (CSV) or row number (Parquet)."""
+_SEPARATORS = {";": "';'", "\t": "tabs", "|": "'|'"}
+
+
+def _check_not_empty(path: Path) -> None:
+    if path.is_file() and path.stat().st_size == 0:
+        raise RunsTableError("the file is empty (0 bytes)", source=str(path))
+
+
+def read_table_file(path: Path) -> pd.DataFrame:
+    """A CSV (comma-separated, UTF-8) or Parquet file as read; an empty file, a file that is not text
+    and one whose columns are separated by something other than commas are each named as such."""
+    path = Path(path)
+    _check_not_empty(path)
     try:
         if path.name.lower().endswith((".parquet", ".pq")):
-            frame = pd.read_parquet(path)
-            frame[_ROW] = np.arange(len(frame))
-        else:
-            frame = pd.read_csv(path)
-            frame[_ROW] = np.arange(len(frame)) + 2  # line 1 is the header
+            return pd.read_parquet(path)
+        frame = pd.read_csv(path)
+    except UnicodeDecodeError:
+        raise RunsTableError("the file is not a UTF-8 text CSV (binary or another encoding)", source=str(path)) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as err:
         raise RunsTableError(f"could not read the table: {err}", source=str(path)) from None
+    header = [str(c) for c in frame.columns]
+    for sep, label in _SEPARATORS.items():
+        if any(sep in c for c in header):
+            raise RunsTableError(
+                f"its columns are separated by {label}, not commas (header {_short_list(header, 2)[:100]!r}); "
+                "save it as a comma-separated CSV (pandas: to_csv(path, index=False))",
+                source=str(path),
+            )
+    return frame
+
+
+def read_tidy(path: Path) -> pd.DataFrame:
+    """A tidy CSV or Parquet file; ``__row__`` holds the line number (CSV) or row number (Parquet)."""
+    frame = read_table_file(path)
+    frame[_ROW] = np.arange(len(frame)) + (0 if path.name.lower().endswith((".parquet", ".pq")) else 2)  # line 1 is the header
     return frame
 
 
@@ -653,7 +690,12 @@ def _read_mixinglaws(path: Path, train_domains: list[str] | None = None) -> tupl
         raise RunsTableError("no usable lines", source=str(path))
     width = len(frames[0][1][0][5])
     if train_domains is None:
-        train_domains = [f"domain{j}" for j in range(width)]
+        raise RunsTableError(
+            f"cannot tell which training domains the run names' {width} proportions are: '{path.name}' is not a published "
+            f"mixinglaws experiment ({', '.join(MIXINGLAWS_TRAIN_DOMAINS)}); name them in order with --train-domains "
+            f"{','.join(f'd{j + 1}' for j in range(width))} (Python: train_domains=[...])",
+            source=str(path),
+        )
     if len(train_domains) != width:
         raise RunsTableError(f"run names carry {width} proportions but {len(train_domains)} training domains were named: {train_domains}", source=str(path))
     rows = []
@@ -715,8 +757,8 @@ def read_regmix(path: Path) -> pd.DataFrame:
             f"expected one train_mixture*.csv and one train_pile_loss*.csv, found {[p.name for p in mixture_files + loss_files]}",
             source=str(folder),
         )
-    mixture = pd.read_csv(mixture_files[0])
-    losses = pd.read_csv(loss_files[0])
+    mixture = read_table_file(mixture_files[0])
+    losses = read_table_file(loss_files[0])
     for file, table in ((mixture_files[0], mixture), (loss_files[0], losses)):
         if "index" not in table:
             raise RunsTableError("no 'index' column to join on", source=str(file), column="index")
@@ -743,14 +785,31 @@ def read_chinchilla(path: Path, drop_highest: int = 5) -> pd.DataFrame:
     Tokens are ``D = C / (6 N)``. As in Epoch's refit (Besiroglu et al., 2024), the
     ``drop_highest`` highest losses are left out; the validation domain is ``MassiveText``.
     """
-    frame = pd.read_csv(path)
+    frame = read_table_file(path)
     missing = [c for c in ("Model Size", "Training FLOP", "loss") if c not in frame]
     if missing:
         raise RunsTableError(f"not Epoch's Chinchilla format: missing column(s) {missing}", source=str(path), column=missing[0])
     frame[_ROW] = np.arange(len(frame)) + 2
-    frame = frame.drop(frame["loss"].nlargest(drop_highest).index) if drop_highest else frame
-    n = pd.to_numeric(frame["Model Size"], errors="coerce")
-    c = pd.to_numeric(frame["Training FLOP"], errors="coerce")
+    for column in ("Model Size", "Training FLOP", "loss"):
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        bad = ~np.isfinite(numbers.to_numpy(dtype=float)) | (numbers.to_numpy(dtype=float) <= 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise RunsTableError(f"{column} is {_plain(frame[column].iloc[i])!r}; it must be a positive number", source=str(path),
+                                 row=int(frame[_ROW].iloc[i]), column=column)
+        frame[column] = numbers
+    if drop_highest:
+        dropped = frame["loss"].nlargest(drop_highest)
+        warnings.warn(
+            f"{path}: left out the {len(dropped)} highest losses ({_short_list(dropped.round(3).tolist(), 5)}; rows "
+            f"{_short_list(frame.loc[dropped.index, _ROW].tolist(), 5)}), as Epoch's refit does (Besiroglu et al., 2024); "
+            "Python: read_chinchilla(path, drop_highest=0) keeps them",
+            UserWarning,
+            stacklevel=3,
+        )
+        frame = frame.drop(dropped.index)
+    n = frame["Model Size"]
+    c = frame["Training FLOP"]
     return pd.DataFrame(
         {
             "run": [f"chinchilla_{r}" for r in frame[_ROW]],
@@ -829,7 +888,7 @@ def read_mixtures(source, train_domains: list[str] | None = None, *, tolerance: 
         path = Path(source)
         if not path.exists():
             raise RunsTableError(f"no such file: {path}")
-        frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+        frame = read_table_file(path)
         name, offset = str(path), 2
     if len(frame) == 0:
         raise RunsTableError("the mixtures table is empty", source=name)
@@ -848,11 +907,21 @@ def read_mixtures(source, train_domains: list[str] | None = None, *, tolerance: 
                 column=(missing or extra)[0],
             )
         mix_cols = expected
+    labels = [f"row {i + offset}" for i in range(len(frame))]
+    if "name" in frame:
+        given = frame["name"].notna() & (frame["name"].astype(str).str.strip() != "")
+        twice = frame["name"].duplicated() & given
+        if twice.any():
+            i = int(np.flatnonzero(twice)[0])
+            first = int(np.flatnonzero((frame["name"] == frame["name"].iloc[i]).to_numpy())[0])
+            raise RunsTableError(f"the name {frame['name'].iloc[i]!r} is given twice (rows {first + offset} and {i + offset}); "
+                                 "each mixture needs its own name", source=name, row=i + offset, column="name")
+        labels = [str(v) if ok else label for v, ok, label in zip(frame["name"], given, labels)]
     check = frame[mix_cols].copy()
-    check.insert(0, "run", [f"mixture {i + offset}" for i in range(len(frame))])
+    check.insert(0, "run", labels)
     check["valid_domain"], check["loss"] = "-", 1.0
     check[_ROW] = np.arange(len(frame)) + offset
-    table = validate_runs(check, name, tolerance=tolerance, renormalize=renormalize)
+    table = validate_runs(check, name, tolerance=tolerance, renormalize=renormalize, unit="mixture")
     out = table.data[mix_cols].copy()
     if "name" in frame:
         out.insert(0, "name", frame["name"].astype(str).to_numpy())

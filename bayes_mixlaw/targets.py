@@ -8,6 +8,7 @@ Aggregates are taken per posterior draw, so their intervals carry the joint unce
 
 from __future__ import annotations
 
+import difflib
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -30,13 +31,21 @@ class Targets:
 
     weights: dict[str, float] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
+    # the files they were read from, for messages (not part of the targets)
+    weights_source: str | None = field(default=None, compare=False, repr=False)
+    groups_source: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_files(cls, weights=None, groups=None) -> "Targets":
-        return cls(_read_mapping(weights, "weights") if weights else {}, _read_mapping(groups, "groups") if groups else {})
+        source = lambda x: None if not x or isinstance(x, dict) else str(x)  # noqa: E731
+        return cls(_read_mapping(weights, "weights") if weights else {}, _read_mapping(groups, "groups") if groups else {},
+                   source(weights), source(groups))
 
     def check(self, valid_domains: list[str], source: str = "targets") -> "Targets":
-        """Check against the fit's validation domains; drop weights of absent domains with a warning."""
+        """Check against the fit's validation domains. A weight for a domain the data lack is an error
+        where its name is close to one of the data's (a misspelling), else dropped with a warning that
+        says how the total is then taken. Messages name the weights or groups file where there is one."""
+        groups_source, source = self.groups_source or source, self.weights_source or source
         weights = {}
         for name, w in self.weights.items():
             if not isinstance(w, (int, float)) or not np.isfinite(w) or w < 0:
@@ -45,12 +54,22 @@ class Targets:
         if weights:
             missing = [d for d in valid_domains if d not in weights]
             if missing:
-                raise TargetsError(f"{source}: no weight for validation domain(s) {missing} of the data")
+                near = {m: difflib.get_close_matches(m, [d for d in weights if d not in valid_domains], n=1, cutoff=0.75) for m in missing}
+                hint = "; ".join(f"'{n[0]}' in the file is not in the data: is it '{m}'?" for m, n in near.items() if n)
+                raise TargetsError(f"{source}: no weight for validation domain(s) {missing} of the data" + (f" ({hint})" if hint else ""))
             absent = [d for d in weights if d not in valid_domains]
+            unused = [d for d in valid_domains if d not in weights] or list(valid_domains)
+            for name in absent:
+                close = difflib.get_close_matches(name, unused, n=1, cutoff=0.75)
+                if close:
+                    raise TargetsError(f"{source}: '{name}' is not a validation domain of the data; did you mean '{close[0]}'? "
+                                       f"(the data's domains: {', '.join(valid_domains)})")
             if absent:
+                kept = sum(weights[d] for d in valid_domains)
                 warnings.warn(
-                    f"{source}: weights given for {len(absent)} domain(s) not in the data ({', '.join(absent[:5])}"
-                    f"{', ...' if len(absent) > 5 else ''}); the total is renormalised over the {len(valid_domains)} present",
+                    f"{source}: weights {len(absent)} validation domain(s) the data do not have ({', '.join(absent[:5])}"
+                    f"{', ...' if len(absent) > 5 else ''}): they are left out, and 'total' (and each group) is the weighted mean "
+                    f"renormalised over the {len(valid_domains)} present, their weights (summing to {kept:.4g}) rescaled to sum to 1",
                     UserWarning,
                     stacklevel=2,
                 )
@@ -58,6 +77,7 @@ class Targets:
             if sum(weights.values()) <= 0:
                 raise TargetsError(f"{source}: the weights of the data's validation domains sum to zero")
         groups = {}
+        source = groups_source
         for name, members in self.groups.items():
             if name == TOTAL or name in valid_domains:
                 raise TargetsError(f"{source}: group name '{name}' clashes with a validation domain or '{TOTAL}'")
@@ -67,7 +87,7 @@ class Targets:
             if unknown:
                 raise TargetsError(f"{source}: group '{name}' names domain(s) {unknown} not in the data; it has {valid_domains}")
             groups[name] = list(members)
-        return Targets(weights, groups)
+        return Targets(weights, groups, self.weights_source, self.groups_source)
 
     def weight_vector(self, valid_domains: list[str]) -> np.ndarray:
         if not self.weights:
@@ -134,9 +154,12 @@ def _read_mapping(source, what: str) -> dict:
         return dict(source)
     path = Path(source)
     try:
-        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
-    except (OSError, yaml.YAMLError) as err:
+        text = path.read_text()
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise TargetsError(f"{path}: cannot read the {what} file: {err}") from None
+    if not text.strip():
+        raise TargetsError(f"{path}: the {what} file is empty")
     if not isinstance(data, dict):
         raise TargetsError(f"{path}: the {what} file must map names to {'numbers' if what == 'weights' else 'lists of domains'}")
     return data

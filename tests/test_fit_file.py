@@ -134,3 +134,19 @@ def test_save_is_atomic_and_never_overwrites(mock_mixing_fit, tmp_path):
     law.save(target, overwrite=True)
     assert not list(tmp_path.glob("*.partial"))
     BayesianLaw.load(target)
+
+
+def test_prediction_resting_on_the_prior_is_flagged_in_words(mock_mixing_fit, tmp_path):
+    """A share far beyond any pilot's (dialogue: pilots use at most 0.094) is named on the terminal;
+    mixtures inside the pilots' range are not."""
+    law = BayesianLaw.load(mock_mixing_fit)
+    domains = law.train_domains
+    inside = {"name": "inside", **{f"mix:{d}": x for d, x in zip(domains, [0.3, 0.15, 0.05, 0.1, 0.4])}}
+    chatty = {"name": "chatty", **{f"mix:{d}": 0.125 for d in domains}, "mix:dialogue": 0.5}
+    pd.DataFrame([inside, chatty]).to_csv(tmp_path / "m.csv", index=False)
+    assert law.prior_reliance(pd.DataFrame([inside])) == []
+    notes = law.prior_reliance(pd.DataFrame([chatty]))
+    assert notes == ["mixture 'chatty': dialogue 0.50 (5.3x the largest pilot share, 0.09)"]
+    result = cli.invoke(app, ["predict", str(mock_mixing_fit), "--mixtures", str(tmp_path / "m.csv"), "-o", str(tmp_path / "p.csv")])
+    assert result.exit_code == 0 and "rest mostly on the prior" in flat(result) and "mixture 'chatty'" in flat(result)
+    assert "mixture 'inside'" not in flat(result)
