@@ -22,9 +22,18 @@ app = typer.Typer(
 console = Console(stderr=True)
 out = Console(width=150)
 
-from bayes_mixlaw.runs import FORMATS  # noqa: E402  (the --format choices come from the loaders' list)
+from bayes_mixlaw.runs import FORMAT_DESCRIPTIONS, FORMATS  # noqa: E402  (the --format choices come from the loaders' list)
 
 Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)
+
+
+FORMAT_HELP = "Format of RUNS: " + "; ".join(f"{name} ({FORMAT_DESCRIPTIONS[name]})" for name in FORMATS)
+QUIET_HELP = "No progress output: only the results, warnings and errors"
+
+
+def _flag(*names: str, help: str = QUIET_HELP):
+    """An on/off option, shown in --help without a value placeholder."""
+    return typer.Option(*names, help=help, metavar="")
 
 
 class UserError(Exception):
@@ -104,10 +113,10 @@ def _write_table(table, path: Path, what: str):
 
 @app.command()
 def fit(
-    runs: Annotated[Path, typer.Argument(help="Runs table: tidy CSV/Parquet, mixinglaws .txt file or folder, RegMix folder, Epoch's Chinchilla CSV, multi-power law curves folder (see --format)")],
+    runs: Annotated[Path, typer.Argument(help="Runs table: " + ", ".join(FORMAT_DESCRIPTIONS[f] for f in FORMATS if f != "auto") + " (see --format)")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Fit file to write (netCDF)")],
-    format: Annotated[Format, typer.Option(help="Format of RUNS (auto: guessed from the path)")] = Format.auto,
-    params: Annotated[Optional[int], typer.Option(help="Use the runs of this model size")] = None,
+    format: Annotated[Format, typer.Option(help=FORMAT_HELP)] = Format.auto,
+    params: Annotated[Optional[float], typer.Option(help="Use the runs of this model size (parameters, e.g. 18915328 or 1.89e7)")] = None,
     step: Annotated[Optional[int], typer.Option(help="Use the checkpoints at this step")] = None,
     tokens: Annotated[Optional[float], typer.Option(help="Use the checkpoints at this many tokens")] = None,
     valid_weights: Annotated[Optional[Path], typer.Option(help="JSON/YAML of validation-domain weights (defines 'total')")] = None,
@@ -115,13 +124,13 @@ def fit(
     config: Annotated[Optional[Path], typer.Option(help="YAML/JSON config: law, likelihood, priors, sampler")] = None,
     train_domains: Annotated[Optional[str], typer.Option(help="Comma-separated training domain names (mixinglaws format)")] = None,
     schedule: Annotated[Optional[Path], typer.Option(help="JSON learning-rate schedule of the runs without an 'lr' column (one data mixture: the schedule-aware scaling law)")] = None,
-    fast: Annotated[bool, typer.Option("--fast", help="Short NUTS run (2 chains x 300+250): ~2 s once compiled, for planning loops")] = False,
+    fast: Annotated[bool, _flag("--fast", help="Short NUTS run (2 chains x 300+250): ~2 s once compiled, for planning loops")] = False,
     calibrate: Annotated[Optional[list[str]], typer.Option(help="Nested fits: measure the extrapolation discrepancy along 'length' and/or 'params' by refitting without the pilots' last scale (one extra fit each); repeat")] = None,
-    renormalize: Annotated[bool, typer.Option(help="Divide mixtures that do not sum to 1 by their sum (warns)")] = False,
+    renormalize: Annotated[bool, _flag(help="Divide mixtures that do not sum to 1 by their sum (warns)")] = False,
     tolerance: Annotated[float, typer.Option(help="How far a mixture's sum may be from 1")] = 0.01,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same numbers)")] = 0,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output")] = False,
+    force: Annotated[bool, _flag("--force", help="Overwrite the output file")] = False,
+    quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
 ):
     """Fit pilot runs: the Bayesian data mixing law at one scale; the nested law (mixture x model size
     x steps) when the table has several sizes and steps; for a table of one data mixture (no or
@@ -145,7 +154,7 @@ def fit(
         table = load_runs(
             runs, format.value, train_domains=train_domains.split(",") if train_domains else None, tolerance=tolerance, renormalize=renormalize
         )
-        table = table.select(params=params, step=step, tokens=tokens)
+        table = table.select(params=int(params) if params is not None and float(params).is_integer() else params, step=step, tokens=tokens)
         length = "step" if len(table.scale_values("step")) > 1 else "tokens"
         mixtures = len(table.mixtures().drop_duplicates()) if table.mix_columns else 1
         logged_lr = LR in table.data and bool(table.data[LR].notna().any())
@@ -214,9 +223,9 @@ def predict(
     ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible interval")] = 0.9,
     kind: Annotated[str, typer.Option(help="'predictive' (a new run's loss, with noise) or 'mean' (the law's expected loss)")] = "predictive",
     seed: Annotated[int, typer.Option(help="Seed of the predictive noise draws")] = 0,
-    renormalize: Annotated[bool, typer.Option(help="Divide --mixtures rows that do not sum to 1 by their sum (warns)")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    renormalize: Annotated[bool, _flag(help="Divide --mixtures rows that do not sum to 1 by their sum (warns)")] = False,
+    force: Annotated[bool, _flag("--force", help="Overwrite the output file")] = False,
+    quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
 ):
     """Predict the loss of each target with credible intervals: at new mixtures (mixing-law fits), at
     model sizes and data amounts (scaling-law fits), or at steps of a target run with its learning-rate
@@ -239,8 +248,6 @@ def predict(
             mixtures = read_mixtures(mixtures, getattr(law, "train_domains", None), renormalize=True)
         if isinstance(law, ScheduledScalingLaw):
             table = _predict_scheduled(fit_file, law, schedule, params, step, tokens, mixtures, ci, kind, seed)
-            if not quiet:
-                _show_scheduled(table, ci)
         elif isinstance(law, NestedLaw):
             if mixtures is None:
                 raise UserError(f"{fit_file} is a nested fit: give --mixtures M.csv")
@@ -269,6 +276,9 @@ def predict(
             table = law.predict(params, amounts, ci=ci, kind=kind, seed=seed)
         _write_table(table, output, f"predictions of {fit_file}")
         if not quiet and not _to_stdout(output):
+            domains = set(getattr(law, "valid_domains", []) if isinstance(law, (MixingLaw, NestedLaw)) else [])
+            aggregates = [t for t in table["target"].unique() if t not in domains]  # total and groups, where the fit has them
+            _show_predictions(table, ci, aggregates or None)
             console.print(f"wrote {len(table)} rows ({table['target'].nunique()} targets) to {output}")
 
     _run(body)
@@ -298,16 +308,22 @@ def _predict_scheduled(fit_file, law, schedule, params, step, tokens, mixtures, 
     return pd.concat([law.predict(n, target, steps, ci=ci, kind=kind, seed=seed) for n in params], ignore_index=True)
 
 
-def _show_scheduled(table, ci: float, limit: int = 30):
-    """A short table of a schedule-aware fit's predictions (the first ``limit`` rows)."""
-    shown = Table(title=f"Predicted loss, {ci:.0%} credible intervals")
-    for column in ("params", "step", "target", "mean", "median", "interval"):
-        shown.add_column(column, justify="left" if column == "target" else "right")
-    for row in table.head(limit).itertuples():
-        shown.add_row(f"{row.params:.3g}", str(row.step), str(row.target), f"{row.mean:.4f}", f"{row.median:.4f}", f"[{row.lower:.4f}, {row.upper:.4f}]")
+def _show_predictions(table, ci: float, targets: list[str] | None = None, limit: int = 30):
+    """A short table of predictions on the terminal: the first ``limit`` rows of ``targets`` (all if
+    None), with the mixture's name and the scale where the table has them."""
+    rows = table if targets is None else table[table["target"].isin(targets)]
+    keys = [c for c in ("name", "params", "step", "tokens") if c in rows]
+    what = "" if targets is None or len(targets) == table["target"].nunique() else " (the CSV has every target)"
+    shown = Table(title=f"Predicted loss, {ci:.0%} credible intervals{what}")
+    for column in (*keys, "target", "mean", "median", "interval"):
+        shown.add_column(column, justify="left" if column in ("name", "target") else "right")
+    cell = {"name": str, "params": lambda v: f"{v:.3g}", "step": lambda v: f"{v:g}", "tokens": lambda v: f"{v:.3g}"}
+    for row in rows.head(limit).to_dict("records"):
+        shown.add_row(*(cell[k](row[k]) for k in keys), str(row["target"]), f"{row['mean']:.4f}", f"{row['median']:.4f}",
+                      f"[{row['lower']:.4f}, {row['upper']:.4f}]")
     out.print(shown)
-    if len(table) > limit:
-        out.print(f"({len(table) - limit} more rows in the CSV)")
+    if len(rows) > limit or len(rows) < len(table):
+        out.print(f"({len(table) - min(limit, len(rows))} more rows in the CSV)")
 
 
 def _one_scale(fit_file, law, params, step, tokens) -> tuple[float, float]:
@@ -356,9 +372,9 @@ def optimize(
     reference: Annotated[Optional[Path], typer.Option(help="Mixtures CSV whose first row is the reference (e.g. the default mixture)")] = None,
     ci: Annotated[float, typer.Option(help="Probability of the credible intervals")] = 0.9,
     draws: Annotated[int, typer.Option(help="Posterior draws to optimise (thinned at random)")] = 1000,
-    seed: Annotated[int, typer.Option()] = 0,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the posterior thinning and the predictive draws (same seed, same numbers)")] = 0,
+    force: Annotated[bool, _flag("--force", help="Overwrite the output file")] = False,
+    quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
 ):
     """The posterior over the best mixture under caps and minimums: the Bayes-optimal mixture, each
     proportion's interval over the draws' optima, its predicted loss and P(it beats the reference)."""
@@ -405,11 +421,11 @@ def suggest(
     target: Annotated[str, typer.Option(help="Which loss to improve: 'total', a group or a validation domain")] = "total",
     caps: Annotated[Optional[Path], typer.Option(help='JSON/YAML {"caps": {...}, "minimums": {...}}')] = None,
     grid: Annotated[Optional[float], typer.Option(help="Only mixtures whose proportions are multiples of this step (e.g. 0.125)")] = None,
-    residual_gp: Annotated[bool, typer.Option("--residual-gp", help="qlognei on the law plus a GP on its residuals (one-scale fits; for a misspecified law)")] = False,
-    exploit: Annotated[bool, typer.Option("--exploit", help="thompson: make the first suggestion the posterior-mean optimum (the current best guess)")] = False,
-    seed: Annotated[int, typer.Option()] = 0,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite the output file")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    residual_gp: Annotated[bool, _flag("--residual-gp", help="qlognei on the law plus a GP on its residuals (one-scale fits; for a misspecified law)")] = False,
+    exploit: Annotated[bool, _flag("--exploit", help="thompson: make the first suggestion the posterior-mean optimum (the current best guess)")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the acquisition's draws and restarts (same seed, same suggestions)")] = 0,
+    force: Annotated[bool, _flag("--force", help="Overwrite the output file")] = False,
+    quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
 ):
     """Suggest the next pilot mixtures by Bayesian optimisation on the fit's posterior (BoTorch)."""
     _setup(quiet)
@@ -438,14 +454,14 @@ def report(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for report.html, its PNGs and tables")],
     target: Annotated[str, typer.Option(help="The loss the figures and the optimum are about")] = "total",
     compare: Annotated[Optional[list[Path]], typer.Option(help="Other fits of the same data (variants) to rank by PSIS-LOO; repeat")] = None,
-    holdout: Annotated[bool, typer.Option("--holdout", help="Also refit each variant without the largest size (or farthest mixtures) and score it on them (slow)")] = False,
+    holdout: Annotated[bool, _flag("--holdout", help="Also refit each variant without the largest size (or farthest mixtures) and score it on them (slow)")] = False,
     along: Annotated[Optional[str], typer.Option(help="Training domain whose share the per-validation-domain panels vary (default: the one the pilots vary most)")] = None,
     mixture: Annotated[Optional[str], typer.Option(help="Nested fits: the pilot mixture whose curves against steps and size are shown (default: the one nearest the pilots' mean)")] = None,
     params: Annotated[Optional[float], typer.Option(help="Nested fits: target model size for the share bands, simplex slice and optimum (default: the largest pilot scale)")] = None,
     step: Annotated[Optional[float], typer.Option(help="Nested fits on steps: target training steps (with --params)")] = None,
     tokens: Annotated[Optional[float], typer.Option(help="Nested fits on tokens: target training tokens (with --params)")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Write into a folder that already has a report")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    force: Annotated[bool, _flag("--force", help="Write into a folder that already has a report")] = False,
+    quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
 ):
     """Write an HTML report (figures embedded) with its PNGs and CSV/Markdown/LaTeX tables."""
     _setup(quiet)
@@ -485,9 +501,9 @@ def report(
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the fit and predictions")] = Path("bayes-mixlaw-demo"),
-    fast: Annotated[bool, typer.Option("--fast", help="Short NUTS run instead of the full one")] = False,
-    seed: Annotated[int, typer.Option()] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    fast: Annotated[bool, _flag("--fast", help="Short NUTS run instead of the full one")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed of the fit and the predictions (same seed, same numbers)")] = 0,
+    quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
 ):
     """Fit the packaged real data (Data Mixing Laws' 5Mix, Pythia-70M at 30k steps) and predict."""
     _setup(quiet)

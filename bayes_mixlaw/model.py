@@ -316,6 +316,7 @@ class MixtureLaw(BayesianLaw):
     def __init__(self, config: LawConfig | None = None, targets: Targets | None = None):
         super().__init__(config)
         self.targets = targets or Targets()
+        self._flagged: set[str] = set()  # mixtures already said to rest on the prior
 
     def fit(self, runs, **kwargs):
         """:meth:`BayesianLaw.fit`, after :func:`check_pilot_mixtures` refuses pilots whose mixtures
@@ -369,12 +370,13 @@ class MixtureLaw(BayesianLaw):
     def _draws_at(self, frame: pd.DataFrame, kind: str, seed: int, **scale) -> xr.DataArray:
         """Draws of every target at a validated mixtures table: dims (chain, draw, mixture, target)."""
         self._check_kind(kind)
-        notes = self.prior_reliance(frame)
+        notes = [n for n in self.prior_reliance(frame) if n not in self._flagged]  # each mixture once per law
+        self._flagged.update(notes)
         if notes:
             import warnings
 
             warnings.warn(f"{len(notes)} mixture(s) go beyond what the pilots cover, so their predictions rest mostly on the prior "
-                          f"and the law's form, not on data: {'; '.join(notes[:5])}{'; ...' if len(notes) > 5 else ''}", UserWarning, stacklevel=3)
+                          f"and the law's form, not on data: {'; '.join(notes[:5])}{'; ...' if len(notes) > 5 else ''}", UserWarning)
         r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
         names, matrix = self.targets.matrix(self.valid_domains)
         # each mixture's draws from its own generator (seed and its proportions), what the mixtures of

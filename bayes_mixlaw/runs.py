@@ -522,6 +522,16 @@ def load_runs(
 
 
 FORMATS = ("auto", "tidy", "mixinglaws", "ct", "regmix", "chinchilla", "multipowerlaw")
+# What each format reads, for --help (every format of FORMATS has one).
+FORMAT_DESCRIPTIONS = {
+    "auto": "guessed from the path",
+    "tidy": "CSV/Parquet runs table",
+    "mixinglaws": "Data Mixing Laws .txt file or folder",
+    "ct": "mixinglaws files of a continual pre-training run with its starting checkpoint",
+    "regmix": "RegMix train_mixture/train_pile_loss CSV pair or folder",
+    "chinchilla": "Epoch AI's digitised Chinchilla points CSV",
+    "multipowerlaw": "multi-power law loss curves, csv_<size>/<schedule>.csv",
+}
 
 
 def _guess_format(path: Path) -> str:
