@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -41,9 +42,38 @@ def _compiled(model: pm.Model, key: str):
     import nutpie
 
     if key not in _COMPILED:
+        log.info("compiling the model (numba; once per model structure and process, up to a few minutes) ...")
         # numba compilation dominates a first fit; later fits of the same structure reuse it.
         _COMPILED[key] = nutpie.compile_pymc_model(model, backend="numba", freeze_model=False)
     return _COMPILED[key]
+
+
+class ProgressLines:
+    """nutpie's progress as log lines every ``every`` seconds, where no terminal shows its bar (a log
+    file, CI, a pipe): draws done of all chains, divergences, time so far. Called on nutpie's thread."""
+
+    def __init__(self, every: float = 15.0, clock=time.monotonic):
+        self.every, self.clock = every, clock
+        self.started = self.last = clock()
+        self.finished = False
+
+    def __call__(self, chains) -> None:
+        now = self.clock()
+        done, total = sum(c.finished_draws for c in chains), sum(c.total_draws for c in chains)
+        if self.finished or (now - self.last < self.every and done < total):
+            return
+        self.last, self.finished = now, done >= total
+        tuning = sum(bool(c.tuning) for c in chains)
+        log.info(f"sampling: {done:,}/{total:,} draws of {len(chains)} chain(s) ({100 * done / max(total, 1):.0f}%)"
+                 f"{f', {tuning} still tuning' if tuning else ''}, {sum(c.divergences for c in chains)} divergence(s), "
+                 f"{now - self.started:.0f} s")
+
+
+def _progress_options(progress: bool) -> dict:
+    """nutpie's bar on a terminal; log lines (:class:`ProgressLines`) elsewhere; nothing if not ``progress``."""
+    if progress and not sys.stderr.isatty():
+        return {"progress_bar": False, "progress_callback": ProgressLines(), "progress_rate": 1000}
+    return {"progress_bar": progress}
 
 
 def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sampler: SamplerConfig, seed: int | None, progress: bool) -> xr.DataTree:
@@ -64,10 +94,10 @@ def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sam
             chains=sampler.chains,
             cores=cores,
             seed=seed,
-            progress_bar=progress,
             target_accept=sampler.target_accept,
             adaptation=sampler.adaptation,
             save_warmup=False,
+            **_progress_options(progress),
         )
     if sampler.method == "advi":
         with model:

@@ -143,3 +143,24 @@ def test_fit_params_as_float_selects_the_size(tmp_path, mocked_sampling):
     config.write_text("sampler: {draws: 5, chains: 1}\n")
     result = cli.invoke(app, ["fit", str(tmp_path / "runs.csv"), "-o", str(tmp_path / "f.nc"), "--params", "1.8915328e7", "--config", str(config), "-q"])
     assert result.exit_code == 0, result.output
+
+
+def test_progress_lines_where_no_terminal_shows_a_bar(caplog):
+    """Issue 15 item 5: a fit run from a log file or CI says how far it is, every few seconds."""
+    import logging
+    from types import SimpleNamespace
+
+    from bayes_mixlaw.inference import ProgressLines, _progress_options
+
+    now = [0.0]
+    lines = ProgressLines(every=10, clock=lambda: now[0])
+    chain = lambda done, tuning: SimpleNamespace(finished_draws=done, total_draws=100, tuning=tuning, divergences=1)  # noqa: E731
+    with caplog.at_level(logging.INFO, logger="bayes_mixlaw"):
+        for t, done in ((1, 10), (5, 20), (12, 40), (15, 50), (30, 100), (31, 100)):
+            now[0] = t
+            lines([chain(done, done < 50), chain(done, False)])
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["sampling: 80/200 draws of 2 chain(s) (40%), 1 still tuning, 2 divergence(s), 12 s",
+                        "sampling: 200/200 draws of 2 chain(s) (100%), 2 divergence(s), 30 s"]
+    assert "progress_callback" in _progress_options(True)  # under pytest stderr is not a terminal
+    assert _progress_options(False) == {"progress_bar": False}
