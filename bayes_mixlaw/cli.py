@@ -460,6 +460,7 @@ def report(
     params: Annotated[Optional[float], typer.Option(help="Nested fits: target model size for the share bands, simplex slice and optimum (default: the largest pilot scale)")] = None,
     step: Annotated[Optional[float], typer.Option(help="Nested fits on steps: target training steps (with --params)")] = None,
     tokens: Annotated[Optional[float], typer.Option(help="Nested fits on tokens: target training tokens (with --params)")] = None,
+    caps: Annotated[Optional[Path], typer.Option(help='Caps and minimums of the optimal mixture, as optimize takes them: JSON/YAML {"caps": {domain: max}, "minimums": {domain: min}} (a flat mapping = caps)')] = None,
     force: Annotated[bool, _flag("--force", help="Write into a folder that already has a report")] = False,
     quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
 ):
@@ -490,7 +491,14 @@ def report(
         others = {name: BayesianLaw.load(p) for name, p in zip(names, compare or [])}
         if mixture is not None and law.kind != "nested_law":
             raise UserError(f"--mixture picks the curves of a nested fit; {fit_file} is a mixing law at one scale")
-        path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along, scale=scale, mixture=mixture)
+        bounds = None
+        if caps is not None:
+            from bayes_mixlaw.optimize import MixtureBounds
+
+            bounds = MixtureBounds.from_file(caps)
+            bounds.arrays(law.train_domains, str(caps))  # checked before the figures take their time
+        path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along, scale=scale, mixture=mixture,
+                            bounds=bounds, caps_source=str(caps) if caps else "caps")
         if not quiet:
             console.print(law.summary_line(), highlight=False, soft_wrap=True)
             out.print(f"wrote {path} and its figures and tables in {output} ({time.perf_counter() - started:.0f} s)")

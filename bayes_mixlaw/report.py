@@ -457,7 +457,8 @@ def diagnostics_table(law) -> pd.DataFrame:
 
 
 def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None, holdout: bool = False,
-                 along: str | None = None, scale: dict | None = None, mixture: str | None = None) -> Path:
+                 along: str | None = None, scale: dict | None = None, mixture: str | None = None, bounds=None,
+                 caps_source: str = "caps") -> Path:
     """Write report.html, the PNGs and the tables of a mixing-law or nested fit into ``folder``.
     ``scale``: for a nested fit, the target run's ``params`` and ``step``/``tokens``, where the share
     bands, the simplex slice and the optimal mixture are shown (default: the largest pilot scale;
@@ -467,7 +468,9 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     farthest from the pilots' mean, and score its predictions of them (extrapolation; slow).
     ``along``: the training domain whose share the per-validation-domain panels vary (default: the
     one whose share varies most across the pilots). ``mixture``: the pilot mixture whose curves a
-    nested fit's report shows against steps and size (default: the one nearest the pilots' mean)."""
+    nested fit's report shows against steps and size (default: the one nearest the pilots' mean).
+    ``bounds``: caps and minimums of the optimal mixture (:class:`~bayes_mixlaw.optimize.MixtureBounds`,
+    read from ``caps_source``), as ``optimize --caps`` takes them."""
     if law.kind == "nested_law":  # checked first: the figures take a while
         labels = [str(m) for m in law.idata["constant_data"]["mixture"].values]
         typical = labels[int(np.argmin(np.linalg.norm(law.pilot_mixtures - law.pilot_mixtures.mean(axis=0), axis=1)))]
@@ -503,14 +506,15 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
         from bayes_mixlaw.optimize import optimal_mixture
 
         with step(f"optimal mixture for '{target}'"):
-            optimum = optimal_mixture(law, target=target, draws=400, **scale)
+            optimum = optimal_mixture(law, target=target, draws=400, bounds=bounds, caps_source=caps_source, **scale)
     figure("optimum", f"Optimal mixture{at}", lambda: figure_optimum(optimum, law.pilot_mixtures, _at(scale, " at ")))
     for name, _, png in figures:
         (folder / f"{name}.png").write_bytes(png)
     params = parameter_table(law, table=estimates)
     write_tables(params, folder, "parameters", f"Posterior means and {CI:.0%} credible intervals of the law's parameters.")
     optimum_table = optimum.table().dropna(axis=1, how="all")
-    write_tables(optimum_table, folder, "optimum", f"Optimal mixture for '{target}'{at}: the Bayes-optimal proportions, the posterior "
+    capped = f" under the caps and minimums of {caps_source}" if bounds is not None else ""
+    write_tables(optimum_table, folder, "optimum", f"Optimal mixture for '{target}'{at}{capped}: the Bayes-optimal proportions, the posterior "
                  f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.")
     with step("predictions at the optimum and the pilots' mean"):
         predictions = prediction_table(law, optimum, scale=scale)

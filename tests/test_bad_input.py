@@ -640,6 +640,18 @@ def report_compare_missing(x):
     return ["report", x.fit, "-o", x.path("rep"), "--compare", x.path("other.nc")], r"no fit at \S*other\.nc"
 
 
+@case
+def report_caps_unknown_domain(x):
+    caps = x.text(json.dumps({"caps": {"code": 0.3}}), "caps.json")
+    return ["report", x.fit, "-o", x.path("rep"), "--caps", caps], r"caps\.json: cap for 'code', which is not a training domain"
+
+
+@case
+def report_caps_infeasible(x):
+    caps = x.text(json.dumps({"minimums": {"prose": 0.7, "academic": 0.6}}), "caps.json")
+    return ["report", x.fit, "-o", x.path("rep"), "--caps", caps], r"caps\.json: the minimums sum to 1\.300 > 1"
+
+
 KINDS = len(CASES)
 
 

@@ -164,3 +164,17 @@ def test_progress_lines_where_no_terminal_shows_a_bar(caplog):
                         "sampling: 200/200 draws of 2 chain(s) (100%), 2 divergence(s), 30 s"]
     assert "progress_callback" in _progress_options(True)  # under pytest stderr is not a terminal
     assert _progress_options(False) == {"progress_bar": False}
+
+
+def test_report_takes_caps_and_minimums(mock_mixing_fit, tmp_path, monkeypatch):
+    """Issue 15 item 5: report --caps gives the report's optimum the user's caps (the whole report
+    takes ~40 s, so write_report is replaced here; tests/test_bad_input.py checks the caps' errors)."""
+    import json
+
+    seen = {}
+    monkeypatch.setattr("bayes_mixlaw.report.write_report", lambda law, folder, **kw: seen.update(kw) or folder / "report.html")
+    caps = tmp_path / "caps.json"
+    caps.write_text(json.dumps({"caps": {"internet": 0.3}, "minimums": {"prose": 0.2}}))
+    result = cli.invoke(app, ["report", str(mock_mixing_fit), "-o", str(tmp_path / "rep"), "--caps", str(caps)])
+    assert result.exit_code == 0, result.output
+    assert seen["bounds"].caps == {"internet": 0.3} and seen["bounds"].minimums == {"prose": 0.2} and seen["caps_source"] == str(caps)
