@@ -48,6 +48,24 @@ def _canonical(value):
     return value
 
 
+def _canonical_bytes(values: np.ndarray) -> bytes:
+    """An array's values as bytes that survive netCDF: integers and booleans as int64, numbers as
+    float64, text as JSON. An object array of None (and numbers) is written as floats (None: NaN),
+    one of text and None as text (None: ''), so both are hashed so here."""
+    if values.dtype.kind in "biu":
+        return np.ascontiguousarray(values, dtype="<i8").tobytes()
+    if values.dtype.kind == "f":
+        return np.ascontiguousarray(values, dtype="<f8").tobytes()
+    flat = [v.item() if isinstance(v, np.generic) else v for v in values.ravel().tolist()]
+    if not any(isinstance(v, (str, bytes)) for v in flat):
+        try:
+            return np.array([np.nan if v is None else v for v in flat], dtype="<f8").tobytes()
+        except (TypeError, ValueError):
+            pass
+    missing = lambda v: v is None or (isinstance(v, float) and v != v)  # noqa: E731
+    return json.dumps(["" if missing(v) else v.decode() if isinstance(v, bytes) else str(v) for v in flat]).encode()
+
+
 def content_checksum(tree: xr.DataTree) -> str:
     """SHA-256 of a fit's contents: every node's attributes and every variable's name, dims, values
     and attributes (the checksum attribute itself left out). Numbers are hashed in a fixed width and
@@ -67,12 +85,7 @@ def content_checksum(tree: xr.DataTree) -> str:
             variable = dataset.variables[name]
             values = np.asarray(variable.values)
             digest.update(json.dumps([str(name), list(map(str, variable.dims)), list(values.shape)]).encode())
-            if values.dtype.kind in "biu":
-                digest.update(np.ascontiguousarray(values, dtype="<i8").tobytes())
-            elif values.dtype.kind == "f":
-                digest.update(np.ascontiguousarray(values, dtype="<f8").tobytes())
-            else:
-                digest.update(json.dumps([str(_canonical(v)) for v in values.ravel()]).encode())
+            digest.update(_canonical_bytes(values))
             add_attrs(variable.attrs)
     return digest.hexdigest()
 
