@@ -44,6 +44,39 @@ def distances(law, scale: dict) -> dict[str, float]:
     return out
 
 
+def mixture_distance(r: np.ndarray, pilots: np.ndarray) -> np.ndarray:
+    r"""How far each mixture lies outside the pilots' convex hull, in total variation.
+
+    .. math:: D(r) = \min_{w \ge 0,\ \sum w = 1} \tfrac12 \lVert r - P^\top w \rVert_1
+
+    the share of the mixture that would have to move for it to become a blend of pilot mixtures
+    (0 inside the hull, at most 1). ``r``: (n, M) mixtures; ``pilots``: (p, M). Returns (n,).
+    Solved as a linear programme per mixture (``scipy.optimize.linprog``)."""
+    from scipy.optimize import linprog
+
+    r, pilots = np.atleast_2d(np.asarray(r, dtype=float)), np.asarray(pilots, dtype=float)
+    n_pilots, m = pilots.shape
+    # variables: w (n_pilots), then the positive and negative parts of r - P^T w (m each)
+    cost = np.concatenate([np.zeros(n_pilots), np.full(2 * m, 0.5)])
+    equality = np.block([[pilots.T, np.eye(m), -np.eye(m)], [np.ones((1, n_pilots)), np.zeros((1, 2 * m))]])
+    out = np.empty(len(r))
+    for k, row in enumerate(r):
+        result = linprog(cost, A_eq=equality, b_eq=np.concatenate([row, [1.0]]), bounds=(0, None), method="highs")
+        out[k] = max(0.0, float(result.fun)) if result.success else np.nan
+    return out
+
+
+def beyond_pilots(law, mixtures: np.ndarray, scale: dict | None = None) -> dict[str, np.ndarray]:
+    """Columns saying how far each prediction lies beyond the pilots: ``beyond_mixture`` (total
+    variation from their hull, :func:`mixture_distance`) and, at a ``scale``, ``beyond_log_size`` and
+    ``beyond_log_length`` (log-distance beyond the largest pilot size and longest run, :func:`distances`)."""
+    columns = {"beyond_mixture": np.round(mixture_distance(mixtures, law.pilot_mixtures), 6)}
+    if scale is not None:
+        for axis, d in distances(law, scale).items():
+            columns[f"beyond_log_{axis}"] = np.full(len(mixtures), round(d, 6))
+    return columns
+
+
 def active_axes(law, scale: dict) -> dict[str, float]:
     """The axes whose discrepancy applies at ``scale``: {posterior variable: log-distance > 0};
     axes calibrated on the pilots (:mod:`bayes_mixlaw.calibrate`) are left to the calibration."""

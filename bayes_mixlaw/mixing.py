@@ -24,10 +24,11 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
+from bayes_mixlaw import discrepancy
 from bayes_mixlaw.config import MixingLawConfig
 from bayes_mixlaw.model import MixtureLaw
 from bayes_mixlaw.laws import array_namespace, implicit_mixing_law, mixing_law
-from bayes_mixlaw.runs import RunsTable, load_runs, read_mixtures
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
 from bayes_mixlaw.summary import summarize_draws
 
 
@@ -267,7 +268,8 @@ class MixingLaw(MixtureLaw):
 
     def predict(self, mixtures, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per mixture and target: ``name`` (if given), ``mix:*``, ``target``, ``mean``,
-        ``median``, ``lower``, ``upper`` (equal-tailed interval of probability ``ci``).
+        ``median``, ``lower``, ``upper`` (equal-tailed interval of probability ``ci``), ``beyond_mixture``
+        (how far the mixture lies outside the pilots' hull, :func:`bayes_mixlaw.discrepancy.mixture_distance`).
 
         ``mean`` is the predictive's expectation, the posterior mean of the law: the noise is additive
         with mean zero (a Student-t's nu > 1), so the two agree exactly, where the sample mean of
@@ -277,7 +279,8 @@ class MixingLaw(MixtureLaw):
         table = summarize_draws(self._draws_at(frame, kind, seed), frame, ci)
         if kind == "predictive":
             table["mean"] = summarize_draws(self._draws_at(frame, "mean", seed), frame, ci)["mean"].to_numpy()
-        return table
+        beyond = discrepancy.beyond_pilots(self, frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float))
+        return table.assign(**{k: np.repeat(v, len(table) // len(frame)) for k, v in beyond.items()})
 
     def parameters(self, ci: float = 0.9) -> pd.DataFrame:
         r"""Posterior mean and equal-tailed interval of the law's parameters, one row per element.

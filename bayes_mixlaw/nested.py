@@ -41,6 +41,7 @@ the mixing law fits.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 
@@ -64,6 +65,7 @@ from bayes_mixlaw.targets import Targets
 _REF_BASE_SIGMA = 1.0
 # scale of the interactions' base distribution (cancelled in the model; sets what prior draws look like)
 _T_BASE = 3.0
+_SLOPE_POWER = 1.0
 # version of the nested law's fit-file layout: 2 = Normal likelihood with the run effects integrated
 # out (bayes_mixlaw.run_effects) and the model discrepancy (bayes_mixlaw.discrepancy)
 NESTED_FORMAT = 2
@@ -102,7 +104,9 @@ def _slope_interactions(t_mu, t_sigma, logit_f, dims):
     (a ZeroSumNormal whose density is cancelled) and putting the pooled prior on ``t = g / f``,
     with the Jacobian ``|dt/dg| = f^-(M-1)`` per row, is the same model in coordinates the data pin.
     """
-    f = pm.math.sigmoid(logit_f)[:, None]
+    import os
+    power = float(os.environ.get("BMX_SLOPE_POWER", _SLOPE_POWER))
+    f = pm.math.sigmoid(logit_f)[:, None] ** power
     # base g ~ ZeroSumNormal(_T_BASE f), i.e. t = g / f ~ ZeroSumNormal(_T_BASE): its density, Jacobian
     # included, is cancelled below, so the posterior is the pooled prior's; prior draws stay sane
     g = pm.ZeroSumNormal("mixture_slope", sigma=_T_BASE * f, dims=dims)
@@ -146,6 +150,8 @@ class NestedLaw(MixtureLaw):
         length = "step" if "step" in data else "tokens" if "tokens" in data else None
         if length is None:
             raise ValueError(f"{runs.source}: the nested law needs a 'step' or 'tokens' column (training length)")
+        data, early = self._drop_transient(data, length, runs.source)
+        runs = dataclasses.replace(runs, data=data) if early else runs
         for column in ("params", length):
             if data[column].nunique() < 2:
                 raise ValueError(f"{runs.source}: '{column}' takes one value; fit a MixingLaw at one scale instead (or add pilots)")
@@ -194,6 +200,7 @@ class NestedLaw(MixtureLaw):
             "curve_sy": np.bincount(curve, weights=log_length, minlength=n_curves),
             "curve_syy": np.bincount(curve, weights=log_length**2, minlength=n_curves),
             "curve_valid": np.unravel_index(np.arange(n_curves), curve_shape)[2],
+            "transient": early,
             "valid_idx": valid_idx,
             "params": n,
             "lengths": s,
@@ -202,6 +209,22 @@ class NestedLaw(MixtureLaw):
             "loss": loss,
             "scale": data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy(),
         }
+
+    def _drop_transient(self, data: pd.DataFrame, length: str, source: str) -> tuple[pd.DataFrame, dict]:
+        """Leave out the checkpoints before ``transient_fraction`` of the longest pilot run, saying so.
+
+        Returns the kept rows and what was left out (``{}`` when nothing was): the cut, how many losses
+        and checkpoints."""
+        cut = self.config.transient_fraction * float(data[length].max())
+        early = data[length] < cut
+        if not early.any():
+            return data, {}
+        left_out = {"cut": cut, "losses": int(early.sum()), "checkpoints": sorted(float(x) for x in data.loc[early, length].unique())}
+        warnings.warn(
+            f"{source}: left out {left_out['losses']} losses at {length}s below {cut:g} ({len(left_out['checkpoints'])} checkpoints, "
+            f"{length} {left_out['checkpoints'][0]:g}-{left_out['checkpoints'][-1]:g}): a power law in {length}s describes training after "
+            f"its early transient; NestedLawConfig(transient_fraction=0) keeps them", UserWarning, stacklevel=4)
+        return data[~early].reset_index(drop=True), left_out
 
     def build_model(self, runs: RunsTable) -> pm.Model:
         """The PyMC model; every data array enters through ``pm.Data`` so refits reuse it."""
@@ -396,6 +419,7 @@ class NestedLaw(MixtureLaw):
             "length_column": lay["length"],
             "reference_scale": json.dumps({"params": lay["n0"], lay["length"]: lay["s0"]}),
             "pilot_scales": json.dumps({"params": sorted(set(lay["params"].tolist())), lay["length"]: sorted(set(lay["lengths"].tolist()))}),
+            "transient": json.dumps(lay["transient"]),
         }
 
     def _restore(self, tree: xr.DataTree) -> None:
@@ -557,13 +581,18 @@ class NestedLaw(MixtureLaw):
 
     def predict(self, mixtures, *, params=None, step=None, tokens=None, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per mixture and target at the given scale: ``name`` (if given), ``mix:*``,
-        ``params``, ``step`` (or ``tokens``), ``target``, ``mean``, ``median``, ``lower``, ``upper``."""
+        ``params``, ``step`` (or ``tokens``), ``target``, ``mean``, ``median``, ``lower``, ``upper``, then how far the
+        row lies beyond the pilots (``beyond_mixture``, ``beyond_log_size``, ``beyond_log_length``:
+        :func:`bayes_mixlaw.discrepancy.beyond_pilots`)."""
         self._require_fit()
         frame = read_mixtures(mixtures, self.train_domains)
         n, length = self._read_scale(params, step, tokens)
         draws = self._draws_at(frame, kind, seed, params=n, length=length)
         inputs = frame.assign(params=int(n) if n == round(n) else n, **{self.length_column: int(length) if length == round(length) else length})
-        return summarize_draws(draws, inputs, ci)
+        table = summarize_draws(draws, inputs, ci)
+        beyond = discrepancy.beyond_pilots(self, frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float),
+                                           {"params": n, self.length_column: length})
+        return table.assign(**{k: np.repeat(v, draws.sizes["target"]) for k, v in beyond.items()})
 
     def target_function(self, target: str = "total", *, params=None, step=None, tokens=None, draws: int | None = None, seed: int = 0):
         """The law's expected ``target`` loss at (params, step or tokens) as a function of a new
@@ -619,9 +648,16 @@ class NestedLaw(MixtureLaw):
         what = "joint nested law" if self.config.mixture_model == "law" else "nested law (free mixtures)"
         return (
             f"{what} ({self.config.likelihood}) on {n_mix} mixtures x sizes {sizes} x {len(lengths)} {self.length_column}s "
-            f"({lengths[0]:g}-{lengths[-1]:g}) x {len(self.valid_domains)} validation domains; {d.summary()}{describe(self)}"
+            f"({lengths[0]:g}-{lengths[-1]:g}{self._transient_note()}) x {len(self.valid_domains)} validation domains; {d.summary()}{describe(self)}"
             f"{self._assumptions()}"
         )
+
+    def _transient_note(self) -> str:
+        """What the fit left out as the early transient (``transient_fraction``), in words."""
+        left_out = json.loads(self.idata.attrs.get("transient", "{}"))
+        if not left_out:
+            return ""
+        return f"; {left_out['losses']} losses before {left_out['cut']:g} left out as the early transient"
 
     def _assumptions(self) -> str:
         """What the fit assumed that the data do not say: the schedule, and the discrepancy beyond the pilots."""

@@ -78,8 +78,9 @@ def test_implicit_model_builds(runs):
 
 def test_predict_columns_and_targets(fitted, runs):
     pred = fitted.predict(mixtures(runs.train_domains), ci=0.8)
-    assert list(pred.columns) == ["name", *[f"mix:{d}" for d in runs.train_domains], "target", "mean", "median", "lower", "upper"]
+    assert list(pred.columns) == ["name", *[f"mix:{d}" for d in runs.train_domains], "target", "mean", "median", "lower", "upper", "beyond_mixture"]
     assert len(pred) == 2 * (22 + 5 + 1)
+    assert (pred["beyond_mixture"] >= 0).all() and pred.groupby("name")["beyond_mixture"].nunique().eq(1).all()
     assert set(pred["target"]) >= {"total", "academic", "ArXiv"}
     assert (pred["lower"] <= pred["median"]).all() and (pred["median"] <= pred["upper"]).all()
 

@@ -111,6 +111,17 @@ def test_discrepancy_widens_only_beyond_the_pilots_and_is_shared_by_mixtures(fit
     axes = discrepancy.distances(fitted, {"params": 8e8, "step": 100_000})
     assert axes["size"] == pytest.approx(np.log(8e8 / 201_541_632)) and axes["length"] == pytest.approx(np.log(100_000 / 30_000))
     assert "beyond the pilots" in discrepancy.describe(fitted, {"params": 8e8, "step": 100_000})
+    table = fitted.predict(r, params=8e8, step=100_000)
+    assert table["beyond_log_size"].iloc[0] == pytest.approx(axes["size"], abs=1e-6) and (table["beyond_mixture"] == 0).all()
+
+
+def test_mixture_distance_is_total_variation_from_the_pilots_hull():
+    from bayes_mixlaw.discrepancy import mixture_distance
+
+    pilots = np.array([[0.5, 0.5, 0.0], [0.3, 0.3, 0.4], [0.6, 0.2, 0.2]])
+    inside = 0.2 * pilots[0] + 0.5 * pilots[1] + 0.3 * pilots[2]
+    np.testing.assert_allclose(mixture_distance(np.vstack([inside, pilots, [1, 0, 0], [0, 0, 1]]), pilots),
+                               [0, 0, 0, 0, 0.4, 0.6], atol=1e-9)  # a pure domain: the share no pilot blend reaches
 
 
 def test_pilot_mixtures_keep_their_departure_new_ones_draw_it(fitted, redpajama):
