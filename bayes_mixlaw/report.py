@@ -22,12 +22,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import BoundaryNorm  # noqa: E402
 from matplotlib.tri import Triangulation  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bayes_mixlaw.feedback import step  # noqa: E402
-from bayes_mixlaw.runs import MIX_PREFIX  # noqa: E402
+from bayes_mixlaw.runs import MIX_PREFIX, PYTHIA_PARAMS  # noqa: E402
 from bayes_mixlaw.summary import interval_bounds  # noqa: E402
 
 CI = 0.9
@@ -42,13 +43,17 @@ HOW_TO_READ = {  # one line under each figure of the HTML page: what it shows an
     "interactions": "How each training domain's share moves each validation loss (rows: validation domains; columns: "
                     "training domains; negative: more of it lowers that loss). Bold cells' 90% intervals exclude zero.",
     "proportions": "The predicted loss as one domain's share goes from 0 to 1 (the others keep the pilots' mean ratio), "
-                   "median and 90% band of the law. Grey: the range of shares the pilots covered; outside it the law "
-                   "extrapolates and the band says how far to trust it.",
+                   "median and 90% band of the law, on one y-axis for every domain (steeper: more sensitive). Grey: the range "
+                   "of shares the pilots covered; outside it the law extrapolates and the band says how far to trust it. At a "
+                   "scale beyond the pilots' sizes or lengths every point is an extrapolation, grey included (the title says so).",
     "domains": "One panel per validation domain along one training domain's share: the law's band, and every pilot's "
                "observed loss with its own 90% predictive interval (red: outside it). Pilots off the curve differ in their "
                "other shares; red ones are the law's misses.",
-    "ternary": "Left: the predicted loss over three domains (the others fixed; star: the lowest). Right: the width of its "
-               "90% interval: dark where the pilots pin the law down, bright where a prediction is a guess.",
+    "ternary": "Left: the predicted loss over three domains (the others fixed at their pilot-mean share, so a corner is "
+               "that domain plus the others, as its label says; star: the lowest; circles: the pilots by their relative "
+               "shares of the three). Colour levels sit at quantiles of the values, so the region near the optimum is "
+               "resolved. Right: the width of its 90% interval: dark where the pilots pin the law down, bright where a "
+               "prediction is a guess.",
     "optimum": "Bars: the mixture with the lowest posterior expected loss. Points and lines: the median and 90% interval "
                "of each posterior draw's own optimum (wide: the data do not pin that share down). Red ticks: the largest "
                "share any pilot had; a bar above its tick rests on extrapolation.",
@@ -61,6 +66,29 @@ def _scale(law) -> dict:
         return {}
     scales = law.pilot_scales()
     return {"params": scales["params"][-1], law.length_column: scales[law.length_column][-1]}
+
+
+def _size_label(params: float) -> str:
+    """A model size as users know it: the Pythia name where the size is one (non-embedding 18,915,328
+    is Pythia-70M), else millions or billions of parameters."""
+    for name, n in PYTHIA_PARAMS.items():
+        if np.isclose(params, n, rtol=1e-9):
+            return f"Pythia-{name}"
+    return f"{params / 1e9:.3g}B" if params >= 1e9 else f"{params / 1e6:.3g}M"
+
+
+def _beyond(law, scale: dict) -> str:
+    """'' inside the pilots' scales; else a clause saying every point of a figure at ``scale`` is an
+    extrapolation in size and/or length (nested fits)."""
+    if law.kind != "nested_law" or not scale:
+        return ""
+    from bayes_mixlaw.discrepancy import distances
+
+    far = {axis: d for axis, d in distances(law, scale).items() if d > 0}
+    if not far:
+        return ""
+    return ("; every point is an extrapolation beyond the pilots (" + ", ".join(f"{axis} {np.exp(d):.2g}x" for axis, d in far.items())
+            + "): the grey mixture range is where pilots were, not where predictions are safe")
 
 
 def _at(scale: dict, lead: str = "; at ") -> str:
@@ -125,7 +153,7 @@ def _png(fig) -> bytes:
 
 
 def figure_ppc(table: pd.DataFrame) -> bytes:
-    inside = ((table["lower"] <= table["loss"]) & (table["loss"] <= table["upper"])).mean()
+    inside, said = coverage_verdict(table)
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.errorbar(table["median"], table["loss"], xerr=[table["median"] - table["lower"], table["upper"] - table["median"]],
                 fmt=".", ms=2, alpha=0.35, elinewidth=0.5)
@@ -133,7 +161,8 @@ def figure_ppc(table: pd.DataFrame) -> bytes:
     ax.plot(lims, lims, "k--", lw=0.8)
     ax.set_xlabel(f"fitted (posterior predictive median, {CI:.0%} interval)")
     ax.set_ylabel("observed loss")
-    ax.set_title(f"Posterior predictive check: {inside:.1%} of {len(table)} losses inside their {CI:.0%} interval")
+    ax.set_title(f"Posterior predictive check: {inside:.1%} of {len(table)} losses inside their {CI:.0%} interval"
+                 + ("" if said == "ok" else f"\n{said.split(':')[0]}: {said.split(': ', 1)[1].split(',')[0]}"), fontsize=9)
     return _png(fig)
 
 
@@ -183,12 +212,16 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41, scale:
     lo, hi = interval_bounds(CI)
     cols = min(len(domains), 4)
     rows = int(np.ceil(len(domains) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, layout="constrained", sharey=True)
     pilots = law.pilot_mixtures
     share = np.linspace(0, 1, points)
+    near = []  # the bands near the pilots' range set the shared y-axis (far out a band may run off it)
     for j, domain in enumerate(domains):
         r = _share_line(center, j, share)
         flat = _law_draws(law, r, target, scale)
+        covered = (share >= pilots[:, j].min() - 0.15) & (share <= pilots[:, j].max() + 0.15)
+        inside = (share >= pilots[:, j].min()) & (share <= pilots[:, j].max())
+        near.append(np.concatenate([np.median(flat[:, covered], 0), np.quantile(flat[:, inside], [lo, hi], 0).ravel()]))
         ax = axes.flat[j]
         ax.fill_between(share, np.quantile(flat, lo, 0), np.quantile(flat, hi, 0), alpha=0.3, label=f"{CI:.0%} interval")
         ax.plot(share, np.median(flat, 0), lw=1.2, label="median")
@@ -198,9 +231,14 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41, scale:
         ax.tick_params(labelsize=7)
     for ax in axes.flat[len(domains):]:
         ax.axis("off")
+    span = np.concatenate(near)
+    bottom, top = span.min(), np.quantile(span, 0.95)  # a few extreme band ends would flatten every curve
+    pad = 0.1 * (top - bottom + 1e-9)
+    axes.flat[0].set_ylim(bottom - pad, top + pad)  # one y-axis: the domains' sensitivities compare
     axes.flat[0].set_ylabel(f"predicted {target} loss")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"Expected {target} loss along each domain's share (others in the pilots' mean ratio){_at(scale)}", fontsize=9)
+    fig.suptitle(f"Expected {target} loss along each domain's share (others in the pilots' mean ratio; one y-axis){_at(scale)}"
+                 f"{_beyond(law, scale)}", fontsize=9)
     return _png(fig)
 
 
@@ -279,21 +317,31 @@ def figure_ternary(law, domains3: list[str] | None = None, target: str = "total"
     median, width = np.median(flat, 0), np.quantile(flat, hi, 0) - np.quantile(flat, lo, 0)
     x = bary[:, 1] + bary[:, 2] / 2
     y = bary[:, 2] * np.sqrt(3) / 2
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    # the pilots, placed by their relative shares of the three domains (their other shares may differ)
+    own = law.pilot_mixtures[:, idx]
+    own = own[own.sum(axis=1) > 0] / own[own.sum(axis=1) > 0].sum(axis=1, keepdims=True)
+    px, py = own[:, 1] + own[:, 2] / 2, own[:, 2] * np.sqrt(3) / 2
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.6))
     mesh = Triangulation(x, y)  # explicit: tricontourf(x, y, z) first tries z as triangle indices
+    corner = lambda k: f"{pick[k]} {1 - rest:.2g}" + (f"\n(+ others {rest:.2g})" if rest > 0 else "")  # noqa: E731
     for ax, values, label in ((axes[0], median, f"median {target} loss"), (axes[1], width, f"{CI:.0%} interval width")):
-        filled = ax.tricontourf(mesh, values, levels=14, cmap="viridis")
-        fig.colorbar(filled, ax=ax, label=label)
+        # levels at quantiles of the values: as many colours near the optimum as at the extreme corners
+        levels = np.unique(np.quantile(values, np.linspace(0, 1, 15)))
+        norm = BoundaryNorm(levels, plt.get_cmap("viridis").N) if len(levels) > 2 else None
+        filled = ax.tricontourf(mesh, values, levels=levels if norm else 14, cmap="viridis", norm=norm)
+        fig.colorbar(filled, ax=ax, label=f"{label} (levels at its quantiles)", format="%.3g")
         ax.plot([0, 1, 0.5, 0], [0, 0, np.sqrt(3) / 2, 0], "k-", lw=0.8)
-        ax.text(-0.02, -0.08, pick[0], ha="left", fontsize=8)
-        ax.text(1.02, -0.08, pick[1], ha="right", fontsize=8)
-        ax.text(0.5, np.sqrt(3) / 2 + 0.03, pick[2], ha="center", fontsize=8)
+        ax.text(-0.02, -0.1, corner(0), ha="left", va="top", fontsize=7)
+        ax.text(1.02, -0.1, corner(1), ha="right", va="top", fontsize=7)
+        ax.text(0.5, np.sqrt(3) / 2 + 0.03, corner(2), ha="center", fontsize=7)
+        ax.plot(px, py, "o", ms=3.5, mfc="white", mec="k", mew=0.6, label="pilots (relative shares)")
         ax.set_aspect("equal")
         ax.axis("off")
     best = np.argmin(median)
-    axes[0].plot(x[best], y[best], "r*", ms=10)
+    axes[0].plot(x[best], y[best], "r*", ms=10, label="lowest median")
+    axes[0].legend(fontsize=6, loc="upper left")
     fixed = f"; other domains fixed at their pilot-mean share ({rest:.2f} in all)" if rest > 0 else ""
-    fig.suptitle(f"Simplex slice over {', '.join(pick)}{fixed}{_at(scale)}", fontsize=9)
+    fig.suptitle(f"Simplex slice over {', '.join(pick)}{fixed}{_at(scale)}{_beyond(law, scale)}", fontsize=9, wrap=True)
     return _png(fig)
 
 
@@ -314,8 +362,8 @@ def figure_optimum(result, pilots: np.ndarray | None = None, where: str = "") ->
     ax.set_xticks(pos, props["item"], rotation=30, ha="right")
     ax.set_ylabel("proportion")
     loss = table[table["quantity"] == "loss"].iloc[0]
-    ax.set_title(f"Optimal mixture for '{result.target}'{where}: predicted {loss['mean']:.3f} [{loss['lower']:.3f}, {loss['upper']:.3f}]",
-                 fontsize=9)
+    ax.set_title(f"Optimal mixture for '{result.target}'{where}: a new run's loss {loss['mean']:.3f} "
+                 f"[{loss['lower']:.3f}, {loss['upper']:.3f}] ({CI:.0%} predictive interval)", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
@@ -336,7 +384,7 @@ def figure_curves(law, table: pd.DataFrame, against: str, mixture: str | None = 
         shown = levels if against == "length" else levels[-1:]
         for k, level in enumerate(shown):
             h = g[g[other] == level].sort_values(column)
-            label = f"{level / 1e6:.0f}M" if other == "params" else f"{other} {level:g}"
+            label = _size_label(level) if other == "params" else f"{other} {level:g}"
             ax.fill_between(h[column], h["lower"], h["upper"], alpha=0.2, color=f"C{k}")
             ax.plot(h[column], h["median"], color=f"C{k}", lw=1, label=label)
             ax.plot(h[column], h["loss"], ".", color=f"C{k}", ms=3)
@@ -344,7 +392,7 @@ def figure_curves(law, table: pd.DataFrame, against: str, mixture: str | None = 
         ax.minorticks_off()
         ticks = sorted(pd.unique(g[column]))
         ticks = ticks if len(ticks) <= 5 else ticks[:: int(np.ceil(len(ticks) / 4))]
-        ax.set_xticks(ticks, [f"{t / 1e6:.0f}M" if column == "params" else f"{t / 1e3:g}k" for t in ticks], fontsize=7)
+        ax.set_xticks(ticks, [_size_label(t) if column == "params" else f"{t / 1e3:g}k" for t in ticks], fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
         ax.set_title(domain, fontsize=8)
     for ax in axes.flat[len(domains):]:
@@ -443,15 +491,40 @@ def _latex_escape(text: str) -> str:
     return "".join(special.get(c, c) for c in text)
 
 
-def diagnostics_table(law) -> pd.DataFrame:
+def coverage_verdict(table: pd.DataFrame, ci: float = CI) -> tuple[float, str]:
+    """The share of pilot losses inside their ``ci`` posterior predictive interval and what it says:
+    'ok' within sampling error (2.5 binomial SE, at least 3 points) of ``ci``; above it the noise is
+    over-estimated (intervals too wide), below it under-estimated or the law misses the pilots."""
+    inside = float(((table["lower"] <= table["loss"]) & (table["loss"] <= table["upper"])).mean())
+    slack = max(0.03, 2.5 * np.sqrt(ci * (1 - ci) / max(len(table), 1)))
+    if inside > ci + slack:
+        return inside, (f"over-covers ({inside:.1%} at a nominal {ci:.0%}): the noise is over-estimated, so predictive "
+                        "intervals are too wide")
+    if inside < ci - slack:
+        return inside, (f"under-covers ({inside:.1%} at a nominal {ci:.0%}): intervals are too narrow; the noise is "
+                        "under-estimated or the law misses some pilots (see the red points)")
+    return inside, "ok"
+
+
+def diagnostics_table(law, ppc: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Convergence checks and, with ``ppc`` (:func:`fitted_vs_observed`), the predictive coverage of
+    the pilots; 'no problems' only where every check is ok."""
     d = law.diagnostics
-    verdict = "no problems: the chains agree and the draws are enough" if not d.problems else "; ".join(d.problems)
+    problems = list(d.problems)
+    rows = []
+    if ppc is not None:
+        inside, said = coverage_verdict(ppc)
+        rows.append({"check": f"posterior predictive coverage ({CI:.0%} intervals)", "value": f"{inside:.1%}", "verdict": said})
+        if said != "ok":
+            problems.append(said)
+    verdict = "no problems: the chains agree, the draws are enough and the intervals cover as they should" if not problems else "; ".join(problems)
     return pd.DataFrame([
         {"check": "method", "value": f"{d.method} ({d.chains} chains x {d.draws} draws)", "verdict": ""},
         {"check": "divergent transitions", "value": d.divergences, "verdict": "ok" if d.divergences == 0 else "biased posterior possible"},
         {"check": "max R-hat", "value": f"{d.max_rhat:.3f}", "verdict": "ok" if not d.max_rhat > 1.01 else "chains disagree: run longer"},
         {"check": "min bulk ESS", "value": f"{d.min_ess_bulk:.0f}", "verdict": "ok" if d.min_ess_bulk >= 100 * d.chains else "few effective draws: intervals are noisy"},
         {"check": "sampling time", "value": f"{d.seconds:.1f} s", "verdict": ""},
+        *rows,
         {"check": "overall", "value": "", "verdict": verdict},
     ])
 
@@ -513,6 +586,8 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     params = parameter_table(law, table=estimates)
     write_tables(params, folder, "parameters", f"Posterior means and {CI:.0%} credible intervals of the law's parameters.")
     optimum_table = optimum.table().dropna(axis=1, how="all")
+    optimum_table["quantity"] = optimum_table["quantity"].replace(  # say which interval each loss row is
+        {"loss": "loss (a new run: predictive interval)", "reference_loss": "reference loss (a new run: predictive interval)"})
     capped = f" under the caps and minimums of {caps_source}" if bounds is not None else ""
     write_tables(optimum_table, folder, "optimum", f"Optimal mixture for '{target}'{at}{capped}: the Bayes-optimal proportions, the posterior "
                  f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.")
@@ -527,7 +602,7 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
         write_tables(matrix, folder, "interactions", f"Domain interactions ({matrix.attrs['parameter']}) of each validation domain "
                      f"(row) with each training domain (column): posterior mean [{CI:.0%} credible interval].")
         tables.append("interactions")
-    diagnostics = diagnostics_table(law)
+    diagnostics = diagnostics_table(law, table)
     elpd = None
     try:
         from bayes_mixlaw.compare import loo
@@ -564,8 +639,8 @@ td,th{{border:1px solid #ccc;padding:2px 6px}} .how{{color:#444;font-size:14px}}
 <h2>Diagnostics</h2>{diagnostics.to_html(index=False)}
 {''.join(sections)}
 {comparison}
-<h2>Optimal mixture{html.escape(at)}</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}
-<h2>Predicted loss of every target{html.escape(at)} ({CI:.0%} intervals of the law's expected loss)</h2>{_by_target(predictions, 4).to_html(index=False)}
+<h2>Optimal mixture{html.escape(at)}: proportions and a new run's loss (table)</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}
+<h2>Predicted loss of every target{html.escape(at)} ({CI:.0%} intervals of the law's expected loss, the mean over runs: narrower than a new run's)</h2>{_by_target(predictions, 4).to_html(index=False)}
 <h2>Parameters ({CI:.0%} intervals)</h2>{paper_table(params).to_html(index=False, max_rows=300)}
 <p>Tables (CSV with every number; Markdown and LaTeX with estimates and intervals): {", ".join(f"{n}.csv/.md/.tex" for n in tables)}.
 Also diagnostics.csv and fitted_vs_observed.csv (every observed loss with its fitted median and {CI:.0%} interval).</p>

@@ -178,3 +178,43 @@ def test_report_takes_caps_and_minimums(mock_mixing_fit, tmp_path, monkeypatch):
     result = cli.invoke(app, ["report", str(mock_mixing_fit), "-o", str(tmp_path / "rep"), "--caps", str(caps)])
     assert result.exit_code == 0, result.output
     assert seen["bounds"].caps == {"internet": 0.3} and seen["bounds"].minimums == {"prose": 0.2} and seen["caps_source"] == str(caps)
+
+
+# item 10: the report's figures and tables say what they show ------------------------------------------------
+
+
+def test_coverage_verdict_names_over_and_under_coverage(mock_mixing_fit):
+    from bayes_mixlaw.report import coverage_verdict, diagnostics_table
+
+    def table(inside, n=200):
+        loss = np.ones(n)
+        return pd.DataFrame({"loss": loss, "lower": np.where(np.arange(n) < inside, 0.5, 1.5), "upper": np.full(n, 2.0)})
+
+    assert coverage_verdict(table(180)) == (0.9, "ok")
+    inside, said = coverage_verdict(table(197))
+    assert inside == 0.985 and "noise is over-estimated" in said
+    assert "intervals are too narrow" in coverage_verdict(table(150))[1]
+    law = BayesianLaw.load(mock_mixing_fit)
+    overall = diagnostics_table(law, table(197)).set_index("check").loc["overall", "verdict"]
+    assert "noise is over-estimated" in overall and "no problems" not in overall
+
+
+def test_sizes_as_users_know_them_and_extrapolation_said():
+    from types import SimpleNamespace
+
+    from bayes_mixlaw.report import _beyond, _size_label
+
+    assert [_size_label(n) for n in (18_915_328, 805_736_448, 2.5e7, 1.3e9)] == ["Pythia-70M", "Pythia-1B", "25M", "1.3B"]
+    nested = SimpleNamespace(kind="nested_law", length_column="step",
+                             pilot_scales=lambda: {"params": [18_915_328, 302_311_424], "step": [10_000, 30_000]})
+    assert _beyond(nested, {"params": 302_311_424, "step": 30_000}) == ""
+    said = _beyond(nested, {"params": 805_736_448, "step": 100_000})
+    assert "every point is an extrapolation" in said and "size 2.7x" in said and "length 3.3x" in said
+
+
+def test_report_figures_draw_on_a_fit(mock_mixing_fit):
+    from bayes_mixlaw.report import figure_proportion_bands, figure_ternary
+
+    law = BayesianLaw.load(mock_mixing_fit)
+    for png in (figure_ternary(law, resolution=12), figure_proportion_bands(law, points=11)):
+        assert png[:4] == b"\x89PNG"
