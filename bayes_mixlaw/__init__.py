@@ -8,6 +8,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
 from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig, SamplerConfig, ScalingLawConfig
+from bayes_mixlaw.continual import ContinualLaw, ContinualLawConfig
 from bayes_mixlaw.inference import SamplingWarning
 from bayes_mixlaw.mixing import MixingLaw
 from bayes_mixlaw.model import BayesianLaw, NotFittedError
@@ -19,6 +20,8 @@ from bayes_mixlaw.targets import Targets
 __all__ = [
     "BayesianLaw",
     "ChinchillaLaw",
+    "ContinualLaw",
+    "ContinualLawConfig",
     "NotFittedError",
     "ScalingLawConfig",
     "MixingLaw",

@@ -1,0 +1,393 @@
+"""Continual pre-training: the data mixing law at every checkpoint of runs that continue one model.
+
+Every run starts from one trained checkpoint (its losses: the table's ``reference``, the "starting
+loss") and trains on a mixture of the original data (share p) and new data (share 1 - p). For
+validation domain i and a run at its checkpoint s (one of the pilots' steps), in units of the domain's
+loss scale sigma_i (its median observed loss) and with x = p - pbar (pbar the pilots' mean share)::
+
+    L_i(p, s) / sigma_i = m_is + g_is (exp(tau_i x) - 1) / tau_i                  (continual_mixing_law)
+
+m_is is the loss at the pilots' mean share, g_is its slope there and tau_i the relative curvature,
+shared by every checkpoint of the domain. This is Ye et al.'s explicit mixing law
+(``laws.mixing_law``) on the two-domain simplex, ``c + k exp(t . r)`` with
+
+    tau = t_original - t_new,   k exp(tau pbar + t_new) = g / tau,   c = m - g / tau,
+
+written in the coordinates the pilots pin down (level, slope, curvature) and without the law's signs
+c > 0, k > 0 imposed: with four pilot shares the curvature is barely seen, and in the law's own
+coordinates (or the mixing law's m, f, t) the sampler followed the ridge towards the straight line
+(f -> 1, R-hat 1.23 and ESS 7 on the ct table); here tau -> 0 is the straight line, inside the space.
+For every tau the curve is monotone in p (its slope is g exp(tau x)), so a crossing is unique.
+
+    log m_is ~ Normal(0, 0.2)                               free per checkpoint
+    g_is ~ Normal(g_mu_i, g_sigma),  g_mu_i ~ Normal(0, 0.5),  g_sigma ~ HalfNormal(0.2)   pooled over steps
+    tau_i ~ Normal(tau_mu, tau_sigma),  tau_mu ~ Normal(0, 3),  tau_sigma ~ HalfNormal(3)   pooled over domains
+    loss / sigma_i ~ StudentT(1 + nu', L_i(p, s) / sigma_i, noise_sigma_i)   (or Normal)
+
+The noise is independent across validation domains. On the ct runs it is not
+quite: one checkpoint of the held-out run sits 0.4% above its neighbours on every Pile domain at
+once. A shared shock per checkpoint (integrated out, with a loading per domain) was tried and did not
+converge: with four runs a checkpoint, shocks that follow the share trade with the law's slopes
+(R-hat 1.3-2 on the ct table). Intervals of a new run's checkpoint are therefore somewhat too narrow
+where such shocks occur (``benchmarks/README.md``: 90% intervals cover ~82% of the held-out run), and
+far too narrow for an aggregate target (``total``), whose noise averages over domains.
+
+The step enters through the per-checkpoint level and slope, not through a step law
+``E + B S^-beta`` (``laws.step_law``): the original data's losses first rise as the new data displace
+them (forgetting) and fall again as the learning rate decays, which a power law in steps cannot follow
+(on the ct runs a point fit of ``mixing law + (b0 + b1 p) S^-beta`` predicted the held-out run with
+twice the median error of the per-checkpoint mixing law, 0.13% against 0.064%). The law therefore
+speaks about the pilots' checkpoints, at any share; it does not extrapolate in steps.
+
+Targets (``total``, groups) are weighted means of the domain losses per draw (``targets.py``); the
+reference's targets are the same weighted means of the starting checkpoint's losses. The critical
+share of the original data (:mod:`bayes_mixlaw.critical`) is read off these draws.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import xarray as xr
+from pydantic import Field
+from pymc_extras.prior import Prior
+
+from bayes_mixlaw.config import DEFAULT_PRIORS, LawConfig, SamplerConfig
+from bayes_mixlaw.laws import array_namespace
+from bayes_mixlaw.model import MixtureLaw
+from bayes_mixlaw.runs import MIX_PREFIX, Reference, RunsTable, read_mixtures
+from bayes_mixlaw.summary import summarize_draws
+from bayes_mixlaw.targets import Targets
+
+# in units of each validation domain's median loss; shares are fractions of the mixture
+CONTINUAL_PRIORS: dict[str, Prior] = {
+    # log of the loss at the pilots' mean share, relative to the median loss: near 0
+    "loss_at_mean": DEFAULT_PRIORS["loss_at_mean"],
+    # slope of the (relative) loss per unit of the original data's share, pooled over checkpoints;
+    # on the ct runs -0.07 (Pile-CC) to +0.12 (Python)
+    "slope_mu": Prior("Normal", mu=0.0, sigma=0.5),
+    "slope_sigma": Prior("HalfNormal", sigma=0.2),
+    # relative curvature tau (the mixing law's t_original - t_new): a few units, as the published t
+    "curvature_mu": Prior("Normal", mu=0.0, sigma=3.0),
+    "curvature_sigma": Prior("HalfNormal", sigma=3.0),
+    # observation noise relative to the loss scale, and the Student-t's degrees of freedom minus one
+    "noise_sigma": DEFAULT_PRIORS["noise_sigma"],
+    "nu": DEFAULT_PRIORS["nu"],
+}
+
+
+def continual_mixing_law(x, m, g, tau):
+    r"""The two-domain mixing law in centred coordinates, one curve per validation domain:
+
+    .. math:: L(x) = m + g\,\frac{e^{\tau x} - 1}{\tau}, \qquad x = p - \bar p
+
+    (level m and slope g at the pilots' mean share, relative curvature tau; tau -> 0 is the straight
+    line ``m + g x``). Equal to Ye et al.'s ``c + k exp(t . r)`` with ``tau = t_1 - t_2``,
+    ``c = m - g / tau`` and ``k exp(t . r) = (g / tau) exp(tau x)``. Arrays of numpy or PyTensor broadcast.
+    """
+    xp = array_namespace(x, m, g, tau)
+    tau = xp.where(abs(tau) < 1e-8, 1e-8, tau)
+    return m + g * xp.expm1(tau * x) / tau
+
+
+class ContinualLawConfig(LawConfig):
+    """Everything that defines a continual pre-training fit apart from the data (priors: ``CONTINUAL_PRIORS``).
+
+    Sampler: 2 chains x (1000 + 2000); the ct table (4 runs x 10 steps x 23 domains) takes well under
+    a minute on 2 cores (``benchmarks/critical.py``)."""
+
+    DEFAULT_PRIORS: ClassVar[dict[str, Prior]] = CONTINUAL_PRIORS
+    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=2000, tune=1000, chains=2))
+
+
+class ContinualLaw(MixtureLaw):
+    """The mixing law at every checkpoint of continual pre-training runs, with their starting loss.
+
+    >>> runs = load_runs("mixinglaws/ct")                    # .reference: the starting checkpoint
+    >>> law = ContinualLaw(targets=ct_targets()).fit(runs, seed=0)
+    >>> law.predict(mixtures, step=10_000)                     # any mixture, at a pilot checkpoint
+    >>> critical_share(law, "total")                           # bayes_mixlaw.critical
+    """
+
+    kind = "continual_law"
+    config_class = ContinualLawConfig
+    pilot_mixture_var = "run_mixture"
+
+    # ------------------------------------------------------------------------------------------
+    # model
+
+    def _layout(self, runs: RunsTable, reference=None, original_domain: str | None = None) -> dict:
+        data = runs.data
+        if not runs.mix_columns:
+            raise ValueError(f"{runs.source}: the table has no 'mix:<domain>' columns; a continual pre-training law needs each run's mixture")
+        if "step" not in data:
+            raise ValueError(f"{runs.source}: the continual pre-training law needs a 'step' column (the checkpoints of the continued runs)")
+        if "params" in data and data["params"].nunique() > 1:
+            raise ValueError(f"{runs.source}: the runs have {data['params'].nunique()} model sizes; the continual pre-training law "
+                             "fits one model (select one with --params / .select(params=...))")
+        reference = reference if reference is not None else runs.reference
+        if reference is None:
+            raise ValueError(f"{runs.source}: no starting loss: continual pre-training needs the losses of the checkpoint the runs continue "
+                             "(the ct format reads them from its base checkpoint's lines; in Python pass reference={domain: loss})")
+        valid = runs.valid_domains
+        reference = Reference.from_any(reference).check(valid, runs.source)
+        original = original_domain or reference.original_domain
+        if len(runs.train_domains) != 2:
+            raise ValueError(f"{runs.source}: the runs mix {len(runs.train_domains)} training domains ({runs.train_domains}); continual "
+                             "pre-training mixes two, the original data and the new data")
+        if original is None:
+            raise ValueError(f"{runs.source}: which training domain is the original data (the one the starting checkpoint was trained "
+                             f"on)? pass original_domain= one of {runs.train_domains}")
+        if original not in runs.train_domains:
+            raise ValueError(f"original domain '{original}' is not a training domain of {runs.source}; they are {runs.train_domains}")
+        targets = self.targets.check(valid, "targets")
+        run_names = runs.runs
+        mixtures = runs.mixtures().loc[run_names].to_numpy(dtype=float)
+        if len(np.unique(mixtures.round(9), axis=0)) < 3:
+            raise ValueError(f"{runs.source}: {len(np.unique(mixtures.round(9), axis=0))} distinct mixture(s); a mixing law needs at least 3")
+        share = mixtures[:, runs.train_domains.index(original)]
+        steps = runs.scale_values("step")
+        loss = data["loss"].to_numpy(dtype=float)
+        return {
+            "table": runs,
+            "targets": targets,
+            "reference": reference,
+            "original": original,
+            "valid": valid,
+            "train": runs.train_domains,
+            "runs": run_names,
+            "steps": steps,
+            "mixtures": mixtures,
+            "share": share,
+            "run_idx": data["run"].map({r: i for i, r in enumerate(run_names)}).to_numpy(),
+            "step_idx": data["step"].map({s: i for i, s in enumerate(steps)}).to_numpy(),
+            "valid_idx": data["valid_domain"].map({v: i for i, v in enumerate(valid)}).to_numpy(),
+            "loss": loss,
+            "scale": data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy(),
+            "params": int(data["params"].iloc[0]) if "params" in data else None,
+        }
+
+    def build_model(self, runs: RunsTable, reference=None, original_domain: str | None = None) -> pm.Model:
+        """The PyMC model (module docstring); every data array enters through ``pm.Data``. ``reference``
+        and ``original_domain`` as in :meth:`fit` (default: those given to the running ``fit``, else the table's)."""
+        given = getattr(self, "_given", (None, None))
+        lay = self._layout(runs, reference if reference is not None else given[0], original_domain or given[1])
+        cfg = self.config
+        coords = {"valid_domain": lay["valid"], "train_domain": lay["train"], "step": np.asarray(lay["steps"], dtype=np.int64),
+                  "run": lay["runs"], "obs": np.arange(len(lay["loss"]))}
+        sv = ("step", "valid_domain")
+        with pm.Model(coords=coords) as model:
+            data = {k: pm.Data(k, v, dims=self._DATA_DIMS[k]) for k, v in self._data(lay).items()}
+            log_m = cfg.prior("loss_at_mean", dims=sv).create_variable("log_loss_at_mean")
+            slope_mu = cfg.prior("slope_mu", dims="valid_domain").create_variable("slope_mu")
+            slope = pm.Normal("slope", slope_mu[None, :], cfg.prior("slope_sigma").create_variable("slope_sigma"), dims=sv)
+            curvature_mu = cfg.prior("curvature_mu").create_variable("curvature_mu")
+            curvature = pm.Normal("curvature", curvature_mu, cfg.prior("curvature_sigma").create_variable("curvature_sigma"), dims="valid_domain")
+            offset = data["run_share"] - data["share_center"]  # (run,)
+            mean = continual_mixing_law(offset[None, :, None], pm.math.exp(log_m)[:, None, :], slope[:, None, :], curvature)  # (step, run, valid)
+            noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
+            i = data["valid_idx"]
+            self._likelihood(mean[data["step_idx"], data["run_idx"], i], noise[i], data["loss_scaled"])
+        self._model_key = self._structure_key(lay["valid"], lay["train"], len(lay["steps"]), len(lay["runs"]))
+        self._layout_cache = lay
+        return model
+
+    _DATA_DIMS = {
+        "run_share": "run",
+        "share_center": (),
+        "run_idx": "obs",
+        "step_idx": "obs",
+        "valid_idx": "obs",
+        "log_loss_scale": "valid_domain",
+        "loss_scaled": "obs",
+    }
+
+    def fit(self, runs, *, reference=None, original_domain: str | None = None, seed: int | None = None, method: str | None = None,
+            progress: bool = True, **sampler):
+        """Fit to continual pre-training runs. ``reference``: the starting checkpoint's losses (a
+        :class:`~bayes_mixlaw.runs.Reference`, a mapping domain -> loss, or a table with ``valid_domain``
+        and ``loss``; default the table's own, e.g. from the ct format); ``original_domain``: the training
+        domain the starting checkpoint was trained on (default the reference's). Other arguments as
+        :meth:`BayesianLaw.fit <bayes_mixlaw.model.BayesianLaw.fit>`."""
+        self._given = (reference, original_domain)
+        try:
+            return super().fit(runs, seed=seed, method=method, progress=progress, **sampler)
+        finally:
+            self._given = (None, None)
+
+    # ------------------------------------------------------------------------------------------
+    # hooks of BayesianLaw.fit
+
+    def _data(self, lay: dict) -> dict:
+        return {
+            "run_share": lay["share"],
+            "share_center": np.asarray(lay["share"].mean()),
+            "run_idx": lay["run_idx"],
+            "step_idx": lay["step_idx"],
+            "valid_idx": lay["valid_idx"],
+            "log_loss_scale": np.log(lay["scale"]),
+            "loss_scaled": lay["loss"] / lay["scale"][lay["valid_idx"]],
+        }
+
+    def _data_groups(self, lay: dict) -> dict[str, xr.Dataset]:
+        self.targets = lay["targets"]
+        observed = xr.Dataset(
+            {
+                "loss": ("obs", lay["loss"]),
+                "obs_run": ("obs", np.asarray(lay["runs"], dtype=object)[lay["run_idx"]].astype(str)),
+                "obs_step": ("obs", np.asarray(lay["steps"], dtype=np.int64)[lay["step_idx"]]),
+                "obs_valid_domain": ("obs", np.asarray(lay["valid"], dtype=object)[lay["valid_idx"]].astype(str)),
+            }
+        )
+        constant = xr.Dataset(
+            {
+                "run_mixture": (("run", "train_domain"), lay["mixtures"]),
+                "share_center": ((), float(lay["share"].mean())),
+                "loss_scale": ("valid_domain", lay["scale"]),
+                "reference_loss": ("valid_domain", lay["reference"].losses.to_numpy(dtype=float)),
+            },
+            coords={"run": lay["runs"], "train_domain": lay["train"], "valid_domain": lay["valid"], "step": np.asarray(lay["steps"], dtype=np.int64)},
+        )
+        return {"observed_data": observed, "constant_data": constant}
+
+    def _attrs(self, lay: dict) -> dict:
+        return {
+            "targets": self.targets.to_json(),
+            "reference_checkpoint": lay["reference"].checkpoint,
+            "original_domain": lay["original"],
+            "params": -1 if lay["params"] is None else lay["params"],
+        }
+
+    def _diagnostic_quantities(self) -> xr.Dataset:
+        posterior = self.idata["posterior"].to_dataset()
+        return posterior[["log_loss_at_mean", "slope", "curvature", "noise_sigma", "slope_mu", "slope_sigma", "curvature_mu", "curvature_sigma",
+]]
+
+    # ------------------------------------------------------------------------------------------
+    # what the fit knows
+
+    @property
+    def steps(self) -> list[int]:
+        """The pilots' checkpoints (steps of the continued training) the law speaks about."""
+        self._require_fit()
+        return [int(s) for s in self.idata["constant_data"]["step"].values]
+
+    @property
+    def original_domain(self) -> str:
+        """The training domain the starting checkpoint was trained on (the share the law is written in)."""
+        self._require_fit()
+        return str(self.idata.attrs["original_domain"])
+
+    @property
+    def new_domain(self) -> str:
+        """The other training domain: the new data of the continued training."""
+        return next(d for d in self.train_domains if d != self.original_domain)
+
+    @property
+    def reference_checkpoint(self) -> str:
+        self._require_fit()
+        return str(self.idata.attrs.get("reference_checkpoint", "reference"))
+
+    def reference_losses(self) -> pd.Series:
+        """The starting checkpoint's loss of every target (validation domains, groups, ``total``)."""
+        self._require_fit()
+        names, matrix = self.targets.matrix(self.valid_domains)
+        return pd.Series(matrix @ self.idata["constant_data"]["reference_loss"].values, index=names, name="reference_loss")
+
+    def step_index(self, step) -> int:
+        """Position of ``step`` among the fit's checkpoints (None: the last); another step is an
+        error listing them: the law is fitted per checkpoint and does not extrapolate in steps."""
+        steps = self.steps
+        if step is None:
+            return len(steps) - 1
+        if not (isinstance(step, (int, float, np.integer, np.floating)) and float(step) in [float(s) for s in steps]):
+            raise ValueError(f"step {step!r} is not a checkpoint of this fit; it has steps {', '.join(str(s) for s in steps)} "
+                             "(the continual pre-training law is fitted per checkpoint and does not extrapolate in steps)")
+        return [float(s) for s in steps].index(float(step))
+
+    # ------------------------------------------------------------------------------------------
+    # predict
+
+    def law_draws(self, r: np.ndarray, step_idx: int | None = None) -> np.ndarray:
+        """The law's expected loss per draw, in absolute units, at mixtures ``r`` (n, 2): (chain, draw,
+        mixture, valid_domain) at one checkpoint, or (chain, draw, step, mixture, valid_domain) at every
+        checkpoint (``None``)."""
+        post, constant = self.idata["posterior"], self.idata["constant_data"]
+        x = np.asarray(r, dtype=float)[:, self.train_domains.index(self.original_domain)] - float(constant["share_center"].values)
+        m, g = np.exp(post["log_loss_at_mean"].values), post["slope"].values  # (chain, draw, step, valid)
+        if step_idx is not None:
+            m, g = m[:, :, step_idx], g[:, :, step_idx]
+        tau = post["curvature"].values[(slice(None), slice(None)) + (None,) * (m.ndim - 2)]  # (chain, draw, [1,] 1, valid)
+        rel = continual_mixing_law(x[:, None], m[..., None, :], g[..., None, :], tau)
+        return rel * constant["loss_scale"].values
+
+    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, *, step_idx: int, **_) -> np.ndarray:
+        """(chain, draw, mixture, valid_domain) at one checkpoint: the law's loss (``mean``), or a new
+        run's (``predictive``: plus the noise, drawn independently per domain)."""
+        losses = self.law_draws(r, step_idx)
+        if kind == "predictive":
+            sigma = (self.idata["posterior"]["noise_sigma"].values * self.idata["constant_data"]["loss_scale"].values)[:, :, None, :]
+            losses = losses + sigma * self._standard_noise(losses.shape, rng)
+        return losses
+
+    def predict_draws(self, mixtures, *, step=None, kind: str = "predictive", seed: int = 0) -> xr.DataArray:
+        """Draws of every target at each mixture and checkpoint: dims (chain, draw, mixture, step, target).
+
+        ``step``: one checkpoint, a list of them, or None (every checkpoint of the fit). ``kind``:
+        ``mean`` (the law's expected loss) or ``predictive`` (a new run's loss: the law plus its noise)."""
+        self._require_fit()
+        self._check_kind(kind)
+        frame = read_mixtures(mixtures, self.train_domains)
+        r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
+        wanted = self.steps if step is None else list(np.atleast_1d(step))
+        index = [self.step_index(s) for s in wanted]
+        names, matrix = self.targets.matrix(self.valid_domains)
+        rng = np.random.default_rng(seed)
+        draws = np.stack([self._domain_draws(r, kind, rng, step_idx=i) @ matrix.T for i in index], axis=3)
+        labels = frame["name"].tolist() if "name" in frame else [f"mixture {i}" for i in range(len(frame))]
+        return xr.DataArray(draws, dims=("chain", "draw", "mixture", "step", "target"),
+                            coords={"mixture": labels, "step": [self.steps[i] for i in index], "target": names}, name="loss")
+
+    def predict(self, mixtures, *, step=None, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+        """One row per mixture, checkpoint and target: ``name`` (if given), ``mix:*``, ``step``,
+        ``target``, ``mean``, ``median``, ``lower``, ``upper`` (equal-tailed interval of probability
+        ``ci``). ``mean`` is the law's posterior mean (the noise has mean zero), as for the mixing law."""
+        self._require_fit()
+        frame = read_mixtures(mixtures, self.train_domains)
+        draws = self.predict_draws(frame, step=step, kind=kind, seed=seed)
+        stacked = draws.stack(case=("mixture", "step")).transpose("chain", "draw", "case", "target")
+        inputs = frame.loc[np.repeat(np.arange(len(frame)), draws.sizes["step"])].reset_index(drop=True)
+        inputs["step"] = np.tile(draws["step"].values, len(frame))
+        stacked = xr.DataArray(stacked.values, dims=("chain", "draw", "case", "target"), coords={"target": draws["target"].values})
+        table = summarize_draws(stacked, inputs, ci)
+        if kind == "predictive":
+            mean = self.predict_draws(frame, step=step, kind="mean", seed=seed).mean(("chain", "draw"))
+            table["mean"] = mean.transpose("mixture", "step", "target").values.ravel()
+        return table
+
+    def parameters(self, ci: float = 0.9) -> pd.DataFrame:
+        """Posterior mean and equal-tailed interval of the law's parameters (relative to each domain's
+        loss scale): the curvature tau per validation domain, the slope and the log loss at the pilots'
+        mean share per checkpoint, and the noise."""
+        self._require_fit()
+        return self._parameter_table(["curvature", "slope", "log_loss_at_mean", "noise_sigma"], ci)
+
+    def summary_line(self) -> str:
+        self._require_fit()
+        steps = self.steps
+        return (f"continual pre-training law ({self.config.likelihood}) on {len(self.idata['constant_data']['run'])} runs x "
+                f"{len(steps)} checkpoints ({steps[0]}-{steps[-1]}) x {len(self.valid_domains)} validation domains, starting from "
+                f"{self.reference_checkpoint}" + (f" (trained on {self.original_domain})" if self.original_domain else "")
+                + f"; {self.diagnostics.summary()}")
+
+
+def ct_targets() -> Targets:
+    """Targets for the ct experiment: ``total`` is the Pile validation loss (the 22 Pile subsets at their
+    weights, the new domain's Python validation at weight 0) and the paper's five Pile groups."""
+    from bayes_mixlaw.datasets import PILE_GROUPS, PILE_VALID_WEIGHTS
+
+    pile = Targets.from_files(PILE_VALID_WEIGHTS, PILE_GROUPS)
+    return Targets({**pile.weights, "starcoder.python": 0.0}, pile.groups)
