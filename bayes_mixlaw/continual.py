@@ -324,6 +324,15 @@ class ContinualLaw(MixtureLaw):
         rel = continual_mixing_law(x[:, None], m[..., None, :], g[..., None, :], tau)
         return rel * constant["loss_scale"].values
 
+    def share_draws(self, share: np.ndarray, step_idx: int) -> np.ndarray:
+        """The law's expected loss per draw at shares of the original data that may differ by draw:
+        ``share`` broadcastable to (chain, draw, n) -> (chain, draw, n, valid_domain), absolute units."""
+        post, constant = self.idata["posterior"], self.idata["constant_data"]
+        x = np.asarray(share, dtype=float)[..., None] - float(constant["share_center"].values)
+        per = {k: post[k].values[:, :, step_idx, None, :] for k in ("log_loss_at_mean", "slope")}
+        rel = continual_mixing_law(x, np.exp(per["log_loss_at_mean"]), per["slope"], post["curvature"].values[:, :, None, :])
+        return rel * constant["loss_scale"].values
+
     def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, *, step_idx: int, **_) -> np.ndarray:
         """(chain, draw, mixture, valid_domain) at one checkpoint: the law's loss (``mean``), or a new
         run's (``predictive``: plus the noise, drawn independently per domain)."""
