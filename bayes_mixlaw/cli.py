@@ -165,6 +165,12 @@ def fit(
             how = "lr column" + (f" and {schedule}" if given is not None else "") if logged_lr else str(schedule)
             what = (f"schedule-aware scaling law on {len(table.runs)} runs ({len(table.data)} rows, "
                     f"{len(table.scale_values('params')) or 1} size(s); schedules from the {how})")
+        elif table.mix_columns and table.reference is not None:  # continual pre-training: runs continue one checkpoint
+            from bayes_mixlaw.continual import ContinualLaw, ContinualLawConfig
+
+            law = ContinualLaw(ContinualLawConfig.from_file(config) if config else ContinualLawConfig(), Targets.from_files(valid_weights, groups))
+            what = (f"continual pre-training law on {len(table.runs)} runs x {len(table.scale_values('step'))} checkpoints x "
+                    f"{len(table.valid_domains)} validation domains, from {table.reference.checkpoint}")
         elif table.mix_columns and len(table.scale_values("params")) > 1 and len(table.scale_values(length)) > 1:
             law = NestedLaw(NestedLawConfig.from_file(config) if config else NestedLawConfig(), Targets.from_files(valid_weights, groups))
             what = (f"nested law on {len(table.runs)} runs ({len(table.mixtures().drop_duplicates())} mixtures x "
@@ -358,6 +364,52 @@ def _mixture_fit(fit_file, params, step, tokens, purpose: str):
     if params or step or tokens:
         raise UserError(f"{fit_file} is a mixing law at one scale; --params/--step/--tokens need a nested fit")
     return law, {}
+
+
+@app.command()
+def critical(
+    fit_file: Annotated[Path, typer.Argument(help="Fit file of a continual pre-training fit ('fit' on runs with a starting checkpoint, e.g. the ct format)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write: one row per --keep target")],
+    keep: Annotated[list[str], typer.Option(help="Target whose loss must stay at or below its starting value: a validation domain, a group or 'total'; repeat for several")],
+    tolerance: Annotated[float, typer.Option(help="How far above its starting loss the target may end (loss units)")] = 0.0,
+    step: Annotated[Optional[int], typer.Option(help="Checkpoint of the continued training (default: the last)")] = None,
+    ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible intervals")] = 0.9,
+    share: Annotated[Optional[list[float]], typer.Option(help="Share of the original data whose probability of keeping the loss is reported (default: the pilots'); repeat")] = None,
+    new_target: Annotated[Optional[str], typer.Option(help="Validation domain of the new data (default: the one named after it)")] = None,
+    force: Annotated[bool, _flag("--force", help="Overwrite the output file")] = False,
+    quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
+):
+    """The critical proportion of continual pre-training: the posterior of the smallest share of the
+    original data that keeps each --keep target's loss at step S at or below its starting value plus
+    --tolerance, P(a share keeps it), and the new domain's loss at that share. An 'inf' in the share's
+    columns means that some draws keep it at no share (their probability: p_never)."""
+    _setup(quiet)
+
+    def body():
+        from bayes_mixlaw.critical import critical_share
+
+        _check_output(output, force)
+        table = critical_share(fit_file, keep, tolerance=tolerance, step=step, ci=ci, shares=share, new_target=new_target)
+        if _to_stdout(output):
+            table.to_csv(sys.stdout, index=False)
+        else:
+            partial = output.with_name(output.name + ".partial")
+            try:
+                table.to_csv(partial, index=False)
+                partial.replace(output)
+            finally:
+                partial.unlink(missing_ok=True)
+        if not quiet and not _to_stdout(output):
+            shown = Table(title=f"Critical share of {table['domain'].iloc[0]} at step {table['step'].iloc[0]} ({ci:.0%} intervals)")
+            for column in ("target", "start loss", "critical share", "interval", "P(none)", f"{table['new_target'].iloc[0]} at it"):
+                shown.add_column(column, justify="left" if column == "target" else "right")
+            for row in table.itertuples():
+                shown.add_row(row.target, f"{row.threshold:.4f}", f"{row.median:.4f}", f"[{row.lower:.4f}, {row.upper:.4f}]",
+                              f"{row.p_never:.3f}", f"{row.new_median:.4f} [{row.new_lower:.4f}, {row.new_upper:.4f}]")
+            out.print(shown)
+            out.print(f"wrote {output}")
+
+    _run(body)
 
 
 @app.command()
