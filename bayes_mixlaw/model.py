@@ -90,6 +90,23 @@ def content_checksum(tree: xr.DataTree) -> str:
     return digest.hexdigest()
 
 
+def _check_version(path, written: str) -> None:
+    """Warn where a fit file was written by a newer bayes_mixlaw than the one reading it."""
+    from packaging.version import InvalidVersion, Version
+
+    from bayes_mixlaw import __version__
+
+    try:
+        newer = Version(written) > Version(__version__)
+    except InvalidVersion:
+        return
+    if newer:
+        import warnings
+
+        warnings.warn(f"{path} was written by bayes_mixlaw {written}, newer than this {__version__}: it may hold what this "
+                      "version cannot read right; upgrade bayes_mixlaw", UserWarning, stacklevel=3)
+
+
 def row_seed_sequence(seed: int, row) -> np.random.SeedSequence:
     """The seed of one row's random draws, derived from ``seed`` and the row's own values (its
     mixture, or its scale): the row's numbers do not depend on the other rows or their order."""
@@ -276,6 +293,7 @@ class BayesianLaw:
         elif content_checksum(tree) != str(written):
             raise FitFileError(f"{path} is damaged: its contents do not match the checksum written when it was saved "
                                f"(by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')}); refit or restore the file from a copy")
+        _check_version(path, str(tree.attrs.get("bayes_mixlaw_version", "")))
         kind = tree.attrs.get("kind")
         if kind is None:
             raise FitFileError(f"{path} is a netCDF file but not a bayes_mixlaw fit (it has no 'kind' attribute); "

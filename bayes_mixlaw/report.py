@@ -593,6 +593,10 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
                  f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.")
     with step("predictions at the optimum and the pilots' mean"):
         predictions = prediction_table(law, optimum, scale=scale)
+    from bayes_mixlaw.summary import require_finite
+
+    require_finite(optimum.table(), f"the report's optimum for '{target}'")  # never a NaN written as a number
+    require_finite(predictions, "the report's predictions")
     write_tables(predictions, folder, "predictions", f"Predicted loss{at} (the law's expected loss, posterior mean "
                  f"[{CI:.0%} credible interval]) of each target at the Bayes-optimal mixture for '{target}', at the "
                  f"pilots' mean mixture{' and at the reference' if optimum.reference is not None else ''}.", shown=_by_target(predictions))

@@ -56,8 +56,8 @@ def require_finite(table: pd.DataFrame, what: str, columns=("optimum", "mean", "
         return table
     i, j = (int(x[0]) for x in np.nonzero(bad))
     row = table.iloc[i]
-    label = [f"{k} {row[k]!r}" if k in ("name", "item", "quantity") else f"{k}={row[k]}"
-             for k in ("name", "quantity", "item", "params", "step", "tokens", "target") if k in table]
+    label = [f"{k} {row[k]!r}" if k in ("name", "mixture", "item", "quantity") else f"{k}={row[k]}"
+             for k in ("name", "mixture", "quantity", "item", "params", "step", "tokens", "target") if k in table]
     raise NonFiniteError(
         f"{what}: the {present[j]} of row {i + 2} ({', '.join(label) or f'row {i}'}) is {values[i, j]}, "
         f"and {int(bad.any(axis=1).sum())} row(s) in all are not finite; nothing was written. A non-finite "

@@ -150,3 +150,11 @@ def test_prediction_resting_on_the_prior_is_flagged_in_words(mock_mixing_fit, tm
     result = cli.invoke(app, ["predict", str(mock_mixing_fit), "--mixtures", str(tmp_path / "m.csv"), "-o", str(tmp_path / "p.csv")])
     assert result.exit_code == 0 and "rest mostly on the prior" in flat(result) and "mixture 'chatty'" in flat(result)
     assert "mixture 'inside'" not in flat(result)
+
+
+def test_fit_from_a_newer_version_warns(mock_mixing_fit, tmp_path):
+    law = BayesianLaw.load(mock_mixing_fit)
+    law.idata.attrs["bayes_mixlaw_version"] = "99.0"
+    law.save(tmp_path / "new.nc")
+    with pytest.warns(UserWarning, match=r"new\.nc was written by bayes_mixlaw 99\.0, newer than this"):
+        BayesianLaw.load(tmp_path / "new.nc")
