@@ -54,6 +54,9 @@ HOW_TO_READ = {  # one line under each figure of the HTML page: what it shows an
                "shares of the three). Colour levels sit at quantiles of the values, so the region near the optimum is "
                "resolved. Right: the width of its 90% interval: dark where the pilots pin the law down, bright where a "
                "prediction is a guess.",
+    "critical": "Continual pre-training: the kept target's and the new domain's loss against the share of the original data "
+                "(bands: the law's 90% interval; dots: the pilots; dashed: each starting loss). Beneath: the posterior of the "
+                "critical share, where the kept target's band crosses its starting loss.",
     "optimum": "Bars: the mixture with the lowest posterior expected loss. Points and lines: the median and 90% interval "
                "of each posterior draw's own optimum (wide: the data do not pin that share down). Red ticks: the largest "
                "share any pilot had; a bar above its tick rests on extrapolation.",
@@ -365,6 +368,62 @@ def figure_optimum(result, pilots: np.ndarray | None = None, where: str = "") ->
     ax.set_title(f"Optimal mixture for '{result.target}'{where}: a new run's loss {loss['mean']:.3f} "
                  f"[{loss['lower']:.3f}, {loss['upper']:.3f}] ({CI:.0%} predictive interval)", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _png(fig)
+
+
+def figure_critical(law, keep: str = "total", *, tolerance: float = 0.0, step=None, new_target: str | None = None, points: int = 101) -> bytes:
+    """Continual pre-training fits: the ``keep`` target's and the new domain's expected loss against the
+    share of the original data at checkpoint ``step`` (median and 90% band of the law; dots: the pilots'
+    observed losses there), each starting loss as a horizontal line, and beneath, the posterior of the
+    critical share (:mod:`bayes_mixlaw.critical`) with its median and 90% interval."""
+    from bayes_mixlaw.critical import _target_row, critical_share_draws, new_domain_target
+
+    step_idx = law.step_index(step)
+    step_value = law.steps[step_idx]
+    new = new_domain_target(law, new_target)
+    share = np.linspace(0, 1, points)
+    post = law.idata["posterior"]
+    grid = np.broadcast_to(share, (post.sizes["chain"], post.sizes["draw"], points))
+    domains = law.share_draws(grid, step_idx)  # (chain, draw, share, valid_domain)
+    reference = law.reference_losses()
+    obs = law.idata["observed_data"].to_dataset().to_dataframe()
+    obs = obs[obs["obs_step"] == step_value].pivot_table(index="obs_run", columns="obs_valid_domain", values="loss")
+    runs_share = pd.Series(law.pilot_mixtures[:, law.train_domains.index(law.original_domain)], index=law.idata["constant_data"]["run"].values)
+    lo, hi = interval_bounds(CI)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.4), height_ratios=[2.2, 1], layout="constrained")
+    right = top.twinx()
+    for ax, target, color in ((top, keep, "C0"), (right, new, "C1")):
+        weights = _target_row(law, target)
+        flat = (domains @ weights).reshape(-1, points)
+        ax.fill_between(share, np.quantile(flat, lo, 0), np.quantile(flat, hi, 0), color=color, alpha=0.25, lw=0)
+        ax.plot(share, np.median(flat, 0), color=color, lw=1.3, label=f"{target} (law, {CI:.0%} band)")
+        ax.axhline(reference[target], color=color, ls="--", lw=1, label=f"{target} at the start")
+        seen = obs.reindex(columns=law.valid_domains).dropna()
+        if len(seen):
+            ax.plot(runs_share.loc[seen.index], seen.to_numpy() @ weights, "o", color=color, ms=4, mec="k", mew=0.4)
+        ax.tick_params(labelsize=7)
+        ax.set_ylabel(f"{target} loss", color=color, fontsize=8)
+    if tolerance:
+        top.axhline(reference[keep] + tolerance, color="C0", ls=":", lw=1, label=f"start + tolerance {tolerance:g}")
+    handles = top.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+    top.legend(handles=handles, fontsize=7, loc="upper center")
+    draws = critical_share_draws(law, keep, tolerance=tolerance, step=step_value).ravel()
+    found = draws[np.isfinite(draws)]
+    if len(found):
+        bottom.hist(found, bins=60, color="C0", alpha=0.7)
+        q = np.quantile(found, [0.5, lo, hi])
+        for v, style in zip(q, ("-", ":", ":")):
+            bottom.axvline(v, color="k", ls=style, lw=1)
+        bottom.set_title(f"posterior of the critical share of {law.original_domain} for '{keep}': {q[0]:.3f} [{q[1]:.3f}, {q[2]:.3f}] ({CI:.0%})"
+                         + (f"; P(no share keeps it) = {1 - len(found) / len(draws):.2f}" if len(found) < len(draws) else ""), fontsize=8)
+        top.axvspan(q[1], q[2], color="grey", alpha=0.3, lw=0)
+        pad = max(q[2] - q[1], 0.005) * 2
+        bottom.set_xlim(max(found.min(), q[1] - pad), min(found.max(), q[2] + pad))
+    bottom.set_yticks([])
+    bottom.tick_params(labelsize=7)
+    bottom.set_xlabel(f"share of {law.original_domain} (zoomed; the grey span above)", fontsize=8)
+    top.set_xlabel(f"share of {law.original_domain} (the original data); dots: the pilots at this step", fontsize=8)
+    top.set_title(f"Continual pre-training from {law.reference_checkpoint}, at step {step_value:,}", fontsize=9)
     return _png(fig)
 
 

@@ -169,3 +169,10 @@ def test_real_fit_predicts_the_held_out_run_and_its_critical_share(ct, tmp_path)
     # the saved fit gives the same numbers
     again = critical_share(law.save(tmp_path / "fit.nc"), ["Pile-CC", "pile"])
     pd.testing.assert_frame_equal(table, again)
+
+
+def test_figure_critical(mock_law):
+    from bayes_mixlaw.report import figure_critical
+
+    png = figure_critical(mock_law, "pile", tolerance=0.01)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
