@@ -149,6 +149,8 @@ def fit(
         from bayes_mixlaw.schedules import Schedule
         from bayes_mixlaw.targets import Targets
 
+        if _to_stdout(output):
+            raise UserError("-o - writes a CSV to standard output; a fit is a netCDF file: give its path (e.g. -o fit.nc)")
         _check_output(output, force)
         given = Schedule.from_file(schedule) if schedule is not None else None  # errors name the file and field
         table = load_runs(

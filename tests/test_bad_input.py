@@ -324,6 +324,11 @@ def output_exists(x):
 
 
 @case
+def fit_output_to_stdout(x):
+    return ["fit", x.csv(x.frame), "-o", "-"], r"-o - writes a CSV to standard output; a fit is a netCDF file"
+
+
+@case
 def output_is_a_folder(x):
     return ["fit", x.csv(x.frame), "-o", str(x.folder)], r"is a folder; -o takes the file"
 
