@@ -657,6 +657,50 @@ def report_caps_infeasible(x):
     return ["report", x.fit, "-o", x.path("rep"), "--caps", caps], r"caps\.json: the minimums sum to 1\.300 > 1"
 
 
+@case
+def runs_duplicate_column(x):
+    frame = x.frame.copy()
+    frame.insert(len(frame.columns), "loss_copy", frame["loss"])
+    x.csv(frame)
+    text = (x.folder / "runs.csv").read_text().replace("loss_copy", "loss", 1)
+    return ["fit", x.text(text, "runs.csv"), "-o", x.path("new.nc")], r"column 'loss\.1': unknown column\(s\) \['loss\.1'\]"
+
+
+@case
+def runs_parquet_damaged(x):
+    return ["fit", x.text(b"PAR1" + bytes(200) + b"PAR1", "runs.parquet"), "-o", x.path("new.nc")], r"runs\.parquet: could not read the table"
+
+
+@case
+def weights_yaml_syntax(x):
+    return x.fit_args(x.frame, "--valid-weights", x.text("Github: [1\n", "w.yaml")), r"w\.yaml: cannot read the weights file"
+
+
+@case
+def groups_named_total(x):
+    return x.fit_args(x.frame, "--groups", x.text(json.dumps({"total": ["Github"]}), "g.json")), r"g\.json: group name 'total' clashes"
+
+
+@case
+def regmix_losses_without_mixture(x):
+    folder = x.folder / "regmix"
+    folder.mkdir()
+    pd.DataFrame({"index": [0, 1], "train_the_pile_a": [0.5, 1], "train_the_pile_b": [0.5, 0]}).to_csv(folder / "train_mixture_1m.csv", index=False)
+    pd.DataFrame({"index": [0, 1, 7], "metric/the_pile_a_val_loss": [3.0, 3.1, 3.2]}).to_csv(folder / "train_pile_loss_1m.csv", index=False)
+    return ["fit", str(folder), "-o", x.path("new.nc")], r"train_pile_loss_1m\.csv, column 'index': runs 7 have losses but no mixture"
+
+
+@case
+def predict_ci_zero(x):
+    return x.predict_args(x.mixtures(), "--ci", "0"), r"ci must be between 0 and 1 \(exclusive\), got 0"
+
+
+@case
+def caps_value_out_of_range(x):
+    caps = x.text(json.dumps({"caps": {"prose": 1.5}}), "caps.json")
+    return ["optimize", x.fit, "-o", x.out, "--caps", caps], r"caps\.json: cap of 'prose' is 1\.5; it must be a proportion in \[0, 1\]"
+
+
 KINDS = len(CASES)
 
 
