@@ -395,8 +395,8 @@ class ContinualLaw(MixtureLaw):
 
 def ct_targets() -> Targets:
     """Targets for the ct experiment: ``total`` is the Pile validation loss (the 22 Pile subsets at their
-    weights, the new domain's Python validation at weight 0) and the paper's five Pile groups."""
-    from bayes_mixlaw.datasets import PILE_GROUPS, PILE_VALID_WEIGHTS
+    weights, the new domain's Python validation at weight 0: ``data/ct_valid_weight.json``) and the
+    paper's five Pile groups."""
+    from bayes_mixlaw.datasets import DATA, PILE_GROUPS
 
-    pile = Targets.from_files(PILE_VALID_WEIGHTS, PILE_GROUPS)
-    return Targets({**pile.weights, "starcoder.python": 0.0}, pile.groups)
+    return Targets.from_files(DATA / "ct_valid_weight.json", PILE_GROUPS)
