@@ -104,12 +104,15 @@ def critical_share_draws(law, target: str = "total", *, tolerance: float = 0.0, 
 
 
 def _summary(values: np.ndarray, ci: float, prefix: str = "") -> dict:
+    """Mean, median and equal-tailed interval of draws. Where some draws are ``inf`` (shares: no share
+    keeps the loss) they count as above every share, and a quantile that reaches them (above 1) is ``inf``,
+    as is the mean."""
     lo, hi = interval_bounds(ci)
-    flat = np.where(np.isfinite(values), values, _NEVER).ravel()
-    q = np.quantile(flat, [0.5, lo, hi])
-    back = lambda v: float(v) if v < 1.5 else np.inf  # noqa: E731  (a quantile among the 'never' draws)
-    return {f"{prefix}mean": float(np.mean(values)) if np.all(np.isfinite(values)) else np.inf,
-            f"{prefix}median": back(q[0]), f"{prefix}lower": back(q[1]), f"{prefix}upper": back(q[2])}
+    finite = np.isfinite(values)
+    q = np.quantile(np.where(finite, values, _NEVER).ravel(), [0.5, lo, hi])
+    median, lower, upper = (float(v) if finite.all() or v <= 1.0 else np.inf for v in q)
+    return {f"{prefix}mean": float(np.mean(values)) if finite.all() else np.inf,
+            f"{prefix}median": median, f"{prefix}lower": lower, f"{prefix}upper": upper}
 
 
 def critical_share(law, keep="total", *, tolerance: float = 0.0, step=None, ci: float = 0.9, shares=None,

@@ -51,7 +51,7 @@ def point_fit(train, steps, seed: int = 0) -> dict:
         scale = float(np.median(y))
         n = len(steps)
 
-        def residual(theta):
+        def residual(theta, x=x, s=s, y=y, scale=scale, n=n):
             m, g, tau = theta[:n], theta[n:2 * n], theta[-1]
             return (continual_mixing_law(x, m[s], g[s], tau) * scale - y) / y
 

@@ -10,7 +10,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayes_mixlaw.continual import ContinualLaw, ContinualLawConfig, continual_mixing_law, ct_targets
+from bayes_mixlaw.continual import (
+    ContinualLaw,
+    ContinualLawConfig,
+    continual_mixing_law,
+)
 from bayes_mixlaw.critical import critical_share, critical_share_draws
 from bayes_mixlaw.laws import mixing_law
 from bayes_mixlaw.runs import Reference, RunsTableError, load_runs
@@ -25,7 +29,7 @@ def ct(shared_data):
     return load_runs(shared_data / "mixinglaws" / "ct")
 
 
-def _small(ct, steps=None, held_out=True) -> "RunsTable":  # noqa: F821
+def _small(ct, steps=None, held_out=True):
     data = ct.data[ct.data["valid_domain"].isin(DOMAINS)]
     if held_out:
         data = data[data["run"] != HELD_OUT]
@@ -176,3 +180,11 @@ def test_figure_critical(mock_law):
 
     png = figure_critical(mock_law, "pile", tolerance=0.01)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_never_keeping_draws_are_infinite():
+    from bayes_mixlaw.critical import _summary
+
+    out = _summary(np.array([0.2, 0.3, 0.4, np.inf]), 0.5)
+    assert out["median"] == pytest.approx(0.35) and out["upper"] == np.inf and out["mean"] == np.inf
+    assert _summary(np.array([3.6, 3.7]), 0.9, "new_")["new_upper"] == pytest.approx(3.695)  # losses are not shares
