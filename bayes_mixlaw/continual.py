@@ -26,9 +26,9 @@ For every tau the curve is monotone in p (its slope is g exp(tau x)), so a cross
 
 The noise is independent across validation domains. On the ct runs it is not
 quite: one checkpoint of the held-out run sits 0.4% above its neighbours on every Pile domain at
-once. A shared shock per checkpoint (integrated out, with a loading per domain) was tried and did not
-converge: with four runs a checkpoint, shocks that follow the share trade with the law's slopes
-(R-hat 1.3-2 on the ct table). Intervals of a new run's checkpoint are therefore somewhat too narrow
+once. A shared shock per checkpoint was tried three ways (latent, integrated out in closed form,
+restricted to what a checkpoint's level and slope cannot take) and did not converge: with four runs a
+checkpoint, shocks trade with the law's per-checkpoint levels and slopes (R-hat 1.2-2). Intervals of a new run's checkpoint are therefore somewhat too narrow
 where such shocks occur (``benchmarks/README.md``: 90% intervals cover ~82% of the held-out run), and
 far too narrow for an aggregate target (``total``), whose noise averages over domains.
 
