@@ -39,19 +39,21 @@ leave-one-schedule-out per size) choose ``STEP_TERM_DEFAULT`` below.
 from __future__ import annotations
 
 import json
+import warnings
 from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pymc_extras.prior import Prior
 
 from bayes_mixlaw.config import LawConfig, SamplerConfig
+from bayes_mixlaw.inference import SamplingWarning
 from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.runs import LR, WARMUP, RunsTable
-from bayes_mixlaw.schedules import DEFAULT_LAMBDA, Schedule, StepFeatures
+from bayes_mixlaw.schedules import DEFAULT_LAMBDA, Schedule, StepFeatures, decay_areas
 from bayes_mixlaw.run_effects import conditional_effects, curve_sums, marginal_loglik
 from bayes_mixlaw.step_laws import annealing_step, multi_power_step
 from bayes_mixlaw.summary import summarize_draws
@@ -76,6 +78,13 @@ SCHEDULED_PRIORS: dict[str, Prior] = {
     "beta": Prior("Gamma", alpha=3.0, beta=8.0),
     # loss-drop amplitude per unit of relative LR decrease (annealing: per unit of S2 / S0)
     "log_d": Prior("Normal", mu=-3.0, sigma=1.5),
+    # annealing term: log of D / s, the loss drop per step of annealing area at the reference LR,
+    # relative to the domain's median loss (the model's log_d is this + log S0). Luo et al.'s curves
+    # give 3.4e-5, 4.6e-5, 5.9e-5 at 25M/100M/400M (log -10.3 to -9.7); sd 0.75 lets a setup differ by
+    # a factor 4.4 at 2 sd. It was N(-3, 1.5) on log(D S0 / s): on the 3Mix curves cut at 15k (a cosine
+    # that has decayed to ~0.55 of the peak) D then traded with B and beta and ran to a fifth of what
+    # the whole 30k curve gives, predicting the 30k loss ~1% too high (benchmarks/README.md)
+    "log_d_step": Prior("Normal", mu=-10.0, sigma=0.75),
     # multi-power law: G's rate per step at the reference LR, its exponent, the LR exponent
     "log_c": Prior("Normal", mu=-3.5, sigma=1.5),
     "kappa": Prior("Gamma", alpha=4.0, beta=7.0),
@@ -99,8 +108,50 @@ SCHEDULED_PRIORS: dict[str, Prior] = {
     "noise_sigma": Prior("HalfNormal", sigma=0.01),
 }
 
+def _logsumexp(a: np.ndarray) -> np.ndarray:
+    """log sum exp over the last axis, kept as a length-1 axis."""
+    top = np.max(a, axis=-1, keepdims=True)
+    return top + np.log(np.exp(a - top).sum(-1, keepdims=True))
+
+
 SIZE_PRIORS = ("log_a", "alpha", "rho_b", "rho_d", "rho_beta")
 MULTI_POWER_PRIORS = ("log_c", "kappa", "gamma")
+
+
+class UnknownSchedule(BaseModel):
+    """What a run may have been trained with when its schedule is unknown (no ``lr`` column, none given).
+
+    The runs of unknown schedule share one schedule (runs of one study share theirs): a linear warm-up
+    over ``warmup_steps`` W, then a ``family`` decay (cosine or linear) to ``final_lr_ratio`` of the
+    peak LR at an unknown total length T, then the final LR (the GPT-NeoX / Pythia defaults: cosine to
+    10% of the peak). T is a parameter with a log-uniform prior between L, the last checkpoint of those
+    runs (the decay ends there), and ``max_factor`` L (8 L: at L a cosine has decayed by 4%, nearly a
+    constant LR): ``log T = log L + z log(max_factor)``, z ~ Uniform(0, 1). The posterior weighs the
+    length from the curvature of the curves. W defaults to 2% of L (1% of a typical T = 2 L). The law
+    sees only LRs relative to the peak, so the peak LR needs no assumption.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    family: Literal["cosine", "linear"] = "cosine"
+    warmup_steps: int | None = Field(None, ge=0)
+    final_lr_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    max_factor: float = Field(8.0, gt=1.0, le=1000.0)
+
+    def warmup(self, last: int) -> int:
+        return int(self.warmup_steps) if self.warmup_steps is not None else int(round(0.02 * last))
+
+    def areas(self, steps, total, last: int):
+        """(S1, S2) at ``steps`` for total length(s) ``total`` (:func:`decay_areas`; numpy or PyTensor)."""
+        return decay_areas(steps, total, warmup=self.warmup(last), final_ratio=self.final_lr_ratio, family=self.family)
+
+    def schedule(self, total: int, last: int) -> Schedule:
+        """The schedule of length ``total`` (for describing and checking)."""
+        return Schedule(kind=self.family, total_steps=int(total), warmup_steps=self.warmup(last), peak_lr=1.0, final_lr=self.final_lr_ratio)
+
+    def describe(self, last: int) -> str:
+        return (f"{self.family} decay after a {self.warmup(last)}-step warm-up to {self.final_lr_ratio:g} x the peak LR at an unknown "
+                f"total length T, log-uniform in [{last}, {int(round(self.max_factor * last))}]")
 
 
 class ScheduledLawConfig(LawConfig):
@@ -130,6 +181,9 @@ class ScheduledLawConfig(LawConfig):
     # draws at 400M, annealing law); target_accept 0.95: the centred annealing effects' funnel at a small spread
     # gave 17-24 divergences of 2000 at 0.8 on 25M/100M, 0-1 at 0.95 (R-hat <= 1.008, ESS >= 640)
     sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=1000, tune=1000, adaptation="low_rank", target_accept=0.95))
+    # what a run without an lr column, and without a given schedule, may have been trained with
+    # (None: such a run is an error; the annealing step term only)
+    unknown_schedule: UnknownSchedule | None = Field(default_factory=lambda: UnknownSchedule())
 
 
 def _as_schedule(value, what: str) -> Schedule:
@@ -140,11 +194,12 @@ def _as_schedule(value, what: str) -> Schedule:
     return Schedule.from_file(value)
 
 
-def run_schedules(runs: RunsTable, schedule=None) -> tuple[dict[str, Schedule], dict[str, str]]:
-    """Each run's schedule and where it came from (``lr column`` or ``schedule``).
+def run_schedules(runs: RunsTable, schedule=None, allow_unknown: bool = False) -> tuple[dict[str, Schedule | None], dict[str, str]]:
+    """Each run's schedule and where it came from (``lr column``, ``schedule`` or ``unknown``).
 
     A run's logged ``lr`` column wins; otherwise ``schedule``: one :class:`Schedule` (or its dict, or
-    a JSON path) for every such run, or a mapping run -> schedule. A run with neither is an error.
+    a JSON path) for every such run, or a mapping run -> schedule. A run with neither is an error,
+    or with ``allow_unknown`` a run of unknown schedule (``None``).
     """
     data = runs.data
     out, origin = {}, {}
@@ -161,6 +216,9 @@ def run_schedules(runs: RunsTable, schedule=None) -> tuple[dict[str, Schedule], 
         elif schedule is not None and mapping is None:
             out[run] = _as_schedule(schedule, "schedule")
             origin[run] = "schedule"
+        elif allow_unknown:
+            out[run], origin[run] = None, "unknown"
+            continue
         else:
             raise ValueError(f"{runs.source}: run '{run}' has no 'lr' column values and no schedule was given "
                              "(pass schedule=Schedule(...) or a mapping run -> schedule; CLI: --schedule SCHED.json)")
@@ -204,14 +262,24 @@ class ScheduledScalingLaw(BayesianLaw):
         if runs.mix_columns and len(runs.mixtures().drop_duplicates()) > 1:
             raise ValueError(f"{runs.source}: the runs have {len(runs.mixtures().drop_duplicates())} different mixtures; "
                              "ScheduledScalingLaw fits one data mixture (select one, or use the nested model)")
-        schedules, origin = run_schedules(runs, self._schedule_arg)
-        lr_ref = max(s.peak for s in schedules.values())
         cfg = self.config
+        schedules, origin = run_schedules(runs, self._schedule_arg, allow_unknown=cfg.unknown_schedule is not None)
+        known = [s for s in schedules.values() if s is not None]
+        lr_ref = max(s.peak for s in known) if known else 1.0
+        unknown = [r for r, s in schedules.items() if s is None]
+        last = int(data.loc[data["run"].isin(unknown), "step"].max()) if unknown else 0
+        if unknown and cfg.step_term != "annealing":
+            raise ValueError(f"{runs.source}: runs {unknown[:3]} have no schedule (no 'lr' column, none given); an unknown schedule is "
+                             "weighed with the annealing step term only (step_term: annealing), or give the schedule")
+        # the runs of unknown schedule get features of a reference length (2 L, the prior median), replaced in the model
+        reference = cfg.unknown_schedule.schedule(2 * last, last) if unknown else None
         parts, order = [], []
         for run, rows in data.groupby("run", sort=False):
-            parts.append(schedules[run].features(rows["step"].to_numpy(), lr_ref=lr_ref, knots=cfg.knots, lam=cfg.annealing_lambda))
+            sched = schedules[run] if schedules[run] is not None else reference
+            parts.append(sched.features(rows["step"].to_numpy(), lr_ref=lr_ref if schedules[run] is not None else 1.0, knots=cfg.knots, lam=cfg.annealing_lambda))
             order.append(rows.index.to_numpy())
-        feats = StepFeatures.concat(parts).take(np.argsort(np.concatenate(order), kind="stable"))
+        feats = StepFeatures.concat([f if f.lr_ref == lr_ref else StepFeatures(f.steps, f.s1, f.s2, f.drop, f.eta, f.s_k, lr_ref, f.lam) for f in parts])
+        feats = feats.take(np.argsort(np.concatenate(order), kind="stable"))
         if np.any(feats.s1 <= 0):
             bad = data.iloc[int(np.flatnonzero(feats.s1 <= 0)[0])]
             raise ValueError(f"{runs.source}: run '{bad['run']}' has a loss at step {bad['step']}, where its learning rate has not moved the model yet (S1 = 0)")
@@ -231,6 +299,9 @@ class ScheduledScalingLaw(BayesianLaw):
             "origin": origin,
             "lr_ref": float(lr_ref),
             "features": feats,
+            "unknown_runs": unknown,
+            "unknown_row": data["run"].isin(unknown).to_numpy(),
+            "unknown_last": last,
             "n": n,
             "n0": float(np.exp(np.log(n).mean())),
             "s0": float(np.exp(np.log(feats.s1).mean())),
@@ -241,7 +312,7 @@ class ScheduledScalingLaw(BayesianLaw):
         }
 
     def _parameter_names(self, multi_size: bool) -> list[str]:
-        names = ["log_e", "log_b", "beta", "log_d"]
+        names = ["log_e", "log_b", "beta", "log_d_step" if self.config.step_term == "annealing" else "log_d"]
         if self.config.step_term == "multi_power":
             names += list(MULTI_POWER_PRIORS)
         if multi_size:
@@ -253,6 +324,7 @@ class ScheduledScalingLaw(BayesianLaw):
         lay = self._layout(runs)
         cfg = self.config
         f = lay["features"]
+        uncertain = bool(lay["unknown_runs"])
         coords = {"valid_domain": lay["valid"], "obs": np.arange(len(lay["loss"])), "knot": np.arange(f.knots), "run": lay["runs"],
                   "annealing_run": lay["annealing_runs"],
                   "curve": np.arange(len(lay["runs"]) * len(lay["valid"]))}
@@ -260,29 +332,92 @@ class ScheduledScalingLaw(BayesianLaw):
             dims = {"log_loss_scale": "valid_domain", "log_n0": None, "log_s0": None, "drop": ("obs", "knot"), "eta": ("obs", "knot"), "s_k": ("obs", "knot"),
                     "curve_m": "curve"}
             data = {k: pm.Data(k, v, dims=dims.get(k, "obs")) for k, v in self._data(lay).items()}
-            p = {name: cfg.prior(name, dims="valid_domain").create_variable(name) for name in self._parameter_names(lay["multi_size"])}
+            names = self._parameter_names(lay["multi_size"])
+            total = None
+            if uncertain:
+                data, total = self._unknown_length(data, lay)
+                names = [n for n in names if n != "log_d_step"]
+            p = {name: cfg.prior(name, dims="valid_domain").create_variable(name) for name in names}
+            if uncertain:
+                p["log_d"] = self._annealing_at_last(data, lay, total)
+            elif "log_d_step" in p:  # the annealing amplitude per unit of S2 / S0 (the law's units)
+                p["log_d"] = pm.Deterministic("log_d", p.pop("log_d_step") + data["log_s0"], dims="valid_domain")
             i = data["valid_idx"]
             log_scale = data["log_loss_scale"]
             per_obs = {k: v[i] for k, v in p.items()}
-            if cfg.run_effects:
+            # one run: its level and annealing amplitude are the law's E and D (effects would only add a ridge)
+            effects = cfg.run_effects and len(lay["runs"]) > 1
+            if effects:
                 per_obs["log_d"] = self._annealing_effects(p["log_d"], data, i, len(lay["annealing_runs"]))
             mean = self._law(pm.math, data, per_obs, lay["multi_size"])
             self._absolute(p, log_scale, data["log_n0"], data["log_s0"], lay["multi_size"])
             mu = pm.math.log(mean) + log_scale[i]
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
             if cfg.likelihood == "laplace":  # robust (the published fits' Huber loss), a finite predictive mean
-                if cfg.run_effects:  # centred: each curve pins its own level (R-hat <= 1.004, ESS >= 620 of 2 x 1000)
+                if effects:  # centred: each curve pins its own level (R-hat <= 1.004, ESS >= 620 of 2 x 1000)
                     tau_u = cfg.prior("run_sigma", dims="valid_domain").create_variable("run_sigma")
                     level = pm.Normal("run_level", 0.0, tau_u[None, :], dims=("run", "valid_domain"))
                     mu = mu + level[data["run_idx"], i]
                 pm.Laplace("loss", mu=mu, b=noise[i], observed=data["log_loss"], dims="obs")
-            elif cfg.run_effects:
+            elif effects:
                 self._level_likelihood(data, mu, noise, len(lay["runs"]), len(lay["valid"]))
             else:
                 self._likelihood(mu, noise[i], data["log_loss"])
-        self._model_key = self._structure_key(lay["valid"], lay["multi_size"], f.knots, len(lay["runs"]), len(lay["annealing_runs"]))
+        self._model_key = self._structure_key(lay["valid"], lay["multi_size"], f.knots, len(lay["runs"]), len(lay["annealing_runs"]), effects,
+                                              lay["unknown_last"] if uncertain else None)
         self._layout_cache = lay
         return model
+
+    def _unknown_length(self, data: dict, lay: dict) -> dict:
+        """The features of the runs of unknown schedule as functions of its sampled total length.
+
+        ``total_steps = L max_factor^z``, ``z = schedule_z ~ Uniform(0, 1)`` (:class:`UnknownSchedule`); their rows
+        of S1 / S0 and S2 / S0 are :func:`bayes_mixlaw.schedules.decay_areas` of the sampled T, the other
+        rows keep their known schedules' areas. The length is continuous, so NUTS moves the law's
+        parameters and T together (K fixed candidate lengths summed out gave one separate mode of the
+        law's parameters per candidate: chains stuck in different ones; an unbounded T, L / T ~ Beta(1, 1),
+        left a flat tail towards a constant LR: R-hat 1.07, bulk ESS 27 of 1000 on a 3Mix run)."""
+        import pytensor.tensor as pt
+
+        unk = self.config.unknown_schedule
+        last = lay["unknown_last"]
+        z = pm.Uniform("schedule_z", 0.0, 1.0)
+        total = pm.Deterministic("total_steps", last * pt.exp(z * np.log(unk.max_factor)))
+        s1, s2 = unk.areas(data["step"], total, last)
+        s0 = lay["s0"]
+        mask = data["unknown_row"]
+        out = dict(data)
+        out["s1_rel"] = pt.where(mask, s1 / s0, data["s1_rel"])
+        out["s2_rel"] = pt.where(mask, s2 / s0, data["s2_rel"])
+        return out, total
+
+    def _annealing_at_last(self, data: dict, lay: dict, total):
+        """``log_d`` when the schedule's length is sampled, through what the data pin: the annealing
+        drop at the unknown runs' last checkpoint L, ``log_anneal_drop = log d + log(S2(L; T) / S0)``
+        (a carrier Normal whose density is taken back out), with the prior of ``log_d_step`` (= log d - log S0) added as a potential. The map
+        (log_anneal_drop, z) -> (log d, z) has unit Jacobian, so the model is the same as sampling
+        ``log_d_step``; but d alone trades with T (a shorter schedule anneals more by L), and that
+        ridge held the length's bulk ESS to 54 of 2000 on a 3Mix run."""
+        import pytensor.tensor as pt
+
+        cfg = self.config
+        unk = cfg.unknown_schedule
+        last = lay["unknown_last"]
+        s0 = lay["s0"]
+        prior = cfg.prior("log_d_step")
+        mu, sigma = float(prior.parameters["mu"]), float(prior.parameters["sigma"])
+        if prior.distribution != "Normal":
+            raise ValueError("with an unknown schedule, the prior 'log_d_step' must be a Normal")
+        ref = float(unk.areas(np.array([float(last)]), last * np.sqrt(unk.max_factor), last)[1][0]) / s0
+        start = np.full(len(lay["valid"]), mu + np.log(s0) + np.log(ref))
+        # a wide Normal whose density the potential takes back out (a Flat would do, but cannot be drawn
+        # from the prior); what remains is the prior of log_d_step
+        carrier = pm.Normal.dist(start, 5.0)
+        drop = pm.Normal("log_anneal_drop", mu=start, sigma=5.0, dims="valid_domain")
+        s2_last = unk.areas(pt.as_tensor_variable(np.array([float(last)])), total, last)[1][0] / s0
+        log_d = pm.Deterministic("log_d", drop - pt.log(s2_last), dims="valid_domain")
+        pm.Potential("log_d_step_prior", pm.logp(pm.Normal.dist(mu, sigma), log_d - data["log_s0"]).sum() - pm.logp(carrier, drop).sum())
+        return log_d
 
     def _annealing_effects(self, log_d, data: dict, i, n_annealing: int):
         """Each annealing run's own log annealing amplitude, per observation.
@@ -366,6 +501,9 @@ class ScheduledScalingLaw(BayesianLaw):
             "log_n0": np.log(lay["n0"]),
             "log_s0": np.log(lay["s0"]),
         }
+        if lay["unknown_runs"]:
+            out["step"] = lay["table"].data["step"].to_numpy(dtype=float)
+            out["unknown_row"] = lay["unknown_row"]
         if self.config.step_term == "annealing":
             out["s2_rel"] = f.s2 / lay["s0"]
         else:
@@ -392,12 +530,14 @@ class ScheduledScalingLaw(BayesianLaw):
             "n0": lay["n0"],
             "s0": lay["s0"],
             "multi_size": int(lay["multi_size"]),
-            "schedules": json.dumps({run: {"origin": lay["origin"][run], "schedule": s.to_dict()} for run, s in lay["schedules"].items()}),
+            "schedules": json.dumps({run: {"origin": lay["origin"][run], "schedule": None if s is None else s.to_dict()} for run, s in lay["schedules"].items()}),
+            "unknown_last": int(lay["unknown_last"]),
         }
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         post = self.idata["posterior"].to_dataset()
-        names = [n for n in ("E", "A", "B", "D", "C", "beta", "kappa", "gamma", "alpha", "rho_b", "rho_d", "rho_beta", "noise_sigma", "run_sigma", "run_anneal_sigma") if n in post]
+        names = [n for n in ("E", "A", "B", "D", "C", "beta", "kappa", "gamma", "alpha", "rho_b", "rho_d", "rho_beta", "noise_sigma", "run_sigma", "run_anneal_sigma",
+                             "schedule_z") if n in post]
         return post[names]
 
     def _standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
@@ -414,20 +554,33 @@ class ScheduledScalingLaw(BayesianLaw):
 
     @property
     def schedules(self) -> dict[str, Schedule]:
-        """The schedule each pilot run was fitted with."""
+        """The schedule each pilot run was fitted with (the runs of unknown schedule are left out:
+        :meth:`schedule_candidates`)."""
         self._require_fit()
-        return {run: Schedule.from_dict(v["schedule"]) for run, v in json.loads(self.idata.attrs["schedules"]).items()}
+        return {run: Schedule.from_dict(v["schedule"]) for run, v in json.loads(self.idata.attrs["schedules"]).items() if v["schedule"] is not None}
 
     def schedule_origins(self) -> dict[str, str]:
-        """Where each pilot run's schedule came from: its ``lr`` column or the given schedule."""
+        """Where each pilot run's schedule came from: its ``lr`` column, the given schedule, or ``unknown``."""
         self._require_fit()
         return {run: v["origin"] for run, v in json.loads(self.idata.attrs["schedules"]).items()}
 
+    @property
+    def unknown_runs(self) -> list[str]:
+        """The pilot runs whose schedule was unknown (their total length sampled: ``total_steps``)."""
+        return [run for run, origin in self.schedule_origins().items() if origin == "unknown"]
+
+    @property
+    def unknown_schedule(self) -> UnknownSchedule | None:
+        """What the fit assumed for the runs of unknown schedule (None: every schedule was known)."""
+        return self.config.unknown_schedule if self.unknown_runs else None
+
     def parameters(self, ci: float = 0.95) -> pd.DataFrame:
-        """Posterior mean and equal-tailed interval of the law's parameters in absolute units, per domain."""
+        """Posterior mean and equal-tailed interval of the law's parameters in absolute units, per domain
+        (and ``total_steps``, the sampled length of an unknown schedule)."""
         self._require_fit()
         post = self.idata["posterior"]
-        names = [n for n in ("E", "A", "alpha", "B", "beta", "D", "C", "kappa", "gamma", "rho_b", "rho_d", "rho_beta", "noise_sigma", "run_sigma", "run_anneal_sigma") if n in post]
+        names = [n for n in ("E", "A", "alpha", "B", "beta", "D", "C", "kappa", "gamma", "rho_b", "rho_d", "rho_beta", "noise_sigma", "run_sigma", "run_anneal_sigma",
+                             "total_steps") if n in post]
         return self._parameter_table(names, ci)
 
     def features(self, schedule: Schedule, steps) -> StepFeatures:
@@ -435,49 +588,128 @@ class ScheduledScalingLaw(BayesianLaw):
         self._require_fit()
         return _as_schedule(schedule, "schedule").features(steps, lr_ref=float(self.idata.attrs["lr_ref"]), knots=self.config.knots, lam=self.config.annealing_lambda)
 
-    def predict_draws(self, params, schedule, steps, *, kind: str = "predictive", seed: int = 0, chunk: int = 64) -> xr.DataArray:
+    def _unknown_totals(self, steps, total_steps, rng) -> np.ndarray:
+        """Per draw (chain, draw), the total length of a target trained like the runs of unknown
+        schedule: ``total_steps`` if given (``inf``: a constant LR), else the posterior's draws of T
+        that reach the last requested step (a run with a checkpoint there was planned at least that
+        long), resampled to the posterior's shape."""
+        post = self.idata["posterior"]
+        C, D = post.sizes["chain"], post.sizes["draw"]
+        if total_steps is not None:
+            total = float(total_steps)
+            if total < int(np.max(steps)):
+                raise ValueError(f"total_steps {total:g} ends before step {int(np.max(steps))}")
+            return np.full((C, D), min(total, 1e6 * float(self.idata.attrs["unknown_last"])))  # inf: constant to 1e-6
+        T = post["total_steps"].values
+        keep = np.flatnonzero(T.ravel() >= np.max(steps))
+        share = len(keep) / T.size
+        if share == 0:
+            raise ValueError(f"no posterior draw of the unknown schedule's length reaches step {int(np.max(steps))}: give the target's schedule")
+        if share < 0.05:
+            warnings.warn(f"only {share:.1%} of the posterior's draws of the unknown schedule's length reach step {int(np.max(steps))}: "
+                          "the pilots' curves point to a schedule that ends before it; the prediction rests on few draws", SamplingWarning, stacklevel=3)
+        if share == 1:
+            return T
+        return T.ravel()[rng.choice(keep, size=T.size)].reshape(C, D)
+
+    def predict_draws(self, params, schedule=None, steps=None, *, kind: str = "predictive", seed: int = 0, run: str | None = None,
+                      total_steps: float | None = None, chunk: int = 64) -> xr.DataArray:
         """Draws of the loss of a run of ``params`` parameters trained with ``schedule``, at ``steps``:
-        dims (chain, draw, point, target). ``predictive``: a new run's losses (its own run effects and
-        noise); ``mean``: the law's."""
+        dims (chain, draw, point, target). ``predictive``: a run's losses (run effects and noise);
+        ``mean``: the law's.
+
+        ``run``: the target continues that pilot run (its own level and annealing amplitude, and its
+        schedule unless ``schedule`` is given); otherwise a new run draws fresh ones. Without
+        ``schedule`` (and a pilot ``run`` of unknown schedule, or none), the target is trained like the
+        runs of unknown schedule: each draw's total length T from the posterior, among the draws whose T
+        reaches the last step, so the interval carries the schedule's uncertainty; ``total_steps``
+        fixes T instead (``float('inf')``: a constant LR), to see what an assumption would give."""
         self._require_fit()
         self._check_kind(kind)
         params = float(np.asarray(params, dtype=float).ravel()[0]) if np.ndim(params) else float(params)
         if not (np.isfinite(params) and params > 0):
             raise ValueError(f"params must be positive and finite, got {params}")
+        if steps is None:
+            raise ValueError("give the steps to predict at")
         steps = np.atleast_1d(np.asarray(steps))
-        feats = self.features(schedule, steps)
-        if np.any(feats.s1 <= 0):
-            raise ValueError(f"step {int(steps[np.flatnonzero(feats.s1 <= 0)[0]])} is before the learning rate has moved the model (S1 = 0)")
+        origins = self.schedule_origins()
+        if run is not None and run not in origins:
+            raise ValueError(f"run '{run}' is not a pilot run of this fit (its runs: {list(origins)})")
+        if schedule is None and run is not None and origins[run] != "unknown":
+            schedule = self.schedules[run]
+        if schedule is None and not self.unknown_runs:
+            raise ValueError("give the target run's schedule (every pilot schedule was known: there is nothing to carry over)")
         attrs = self.idata.attrs
         multi = bool(attrs["multi_size"])
         post = self.idata["posterior"]
         scale = self.idata["constant_data"]["loss_scale"].values
-        names = self._parameter_names(multi)
+        names = ["log_d" if k == "log_d_step" else k for k in self._parameter_names(multi)]
         rng = np.random.default_rng(seed)
-        out = np.empty((post.sizes["chain"], post.sizes["draw"], len(steps), len(self.valid_domains)))
-        log_n = np.log(params / float(attrs["n0"]))
+        C, D = post.sizes["chain"], post.sizes["draw"]
         s0 = float(attrs["s0"])
-        effects = kind == "predictive" and self.config.run_effects
-        shape = (post.sizes["chain"], post.sizes["draw"], 1)
+        if schedule is not None:
+            feats = self.features(schedule, steps)
+            if np.any(feats.s1 <= 0):
+                raise ValueError(f"step {int(steps[np.flatnonzero(feats.s1 <= 0)[0]])} is before the learning rate has moved the model (S1 = 0)")
+            xs = {"s1_rel": feats.s1 / s0, "s2_rel": feats.s2 / s0, "drop": feats.drop, "eta": feats.eta, "s_k": feats.s_k}
+        else:  # the unknown schedule: areas per draw of its length (annealing term only)
+            if np.any(np.asarray(steps) < 0) or np.any(np.asarray(steps) != np.round(steps)):
+                raise ValueError("steps must be whole numbers >= 0")
+            totals = self._unknown_totals(steps, total_steps, rng)[:, :, None]
+            s1, s2 = self.config.unknown_schedule.areas(np.asarray(steps, dtype=float), totals, int(attrs["unknown_last"]))
+            if np.any(s1 <= 0):
+                raise ValueError("a step is before the learning rate has moved the model (S1 = 0)")
+            xs = {"s1_rel": s1 / s0, "s2_rel": s2 / s0}
+        out = np.empty((C, D, len(steps), len(self.valid_domains)))
+        log_n = np.log(params / float(attrs["n0"]))
+        effects = kind == "predictive" and "run_sigma" in post  # a fit of one run has no run effects
+        shape = (C, D, 1)
+        annealing = [str(r) for r in post["annealing_run"].values] if "annealing_run" in post.coords else []
         for v in range(len(self.valid_domains)):
             p = {k: post[k].values[:, :, v, None] for k in names}  # (chain, draw, 1)
             u = np.zeros(shape)
-            if effects:  # a new run: a fresh level and annealing amplitude
+            if effects and run is not None:  # the pilot run continued: its own level and annealing amplitude
+                u = post["run_level"].sel(run=run).values[:, :, v, None]
+                if run in annealing:
+                    p["log_d"] = post["run_log_d"].sel(annealing_run=run).values[:, :, v, None]
+                else:  # its curve never showed a decay: a fresh amplitude
+                    p["log_d"] = p["log_d"] + post["run_anneal_sigma"].values[:, :, v, None] * rng.standard_normal(shape)
+            elif effects:  # a new run: a fresh level and annealing amplitude
                 u = post["run_sigma"].values[:, :, v, None] * rng.standard_normal(shape)
                 p["log_d"] = p["log_d"] + post["run_anneal_sigma"].values[:, :, v, None] * rng.standard_normal(shape)
             for start in range(0, len(steps), chunk):
-                f = feats.take(np.arange(start, min(start + chunk, len(steps))))
-                x = {"log_n_rel": log_n, "s1_rel": f.s1 / s0, "s2_rel": f.s2 / s0, "drop": f.drop, "eta": f.eta, "s_k": f.s_k}
-                out[:, :, start : start + len(f), v] = self._law(np, x, p, multi) * scale[v] * np.exp(u)
+                rows = slice(start, min(start + chunk, len(steps)))
+                # areas: rows on the last axis ((n,) or (chain, draw, n)); knots: (n, K)
+                x = {"log_n_rel": log_n, **{k: val[..., rows] if k in ("s1_rel", "s2_rel") else val[rows] for k, val in xs.items()}}
+                out[:, :, rows, v] = self._law(np, x, p, multi) * scale[v] * np.exp(u)
         if kind == "predictive":
             sigma = post["noise_sigma"].values[:, :, None, :]
             out = out * np.exp(sigma * self._standard_noise(out.shape, rng))
         return xr.DataArray(out, dims=("chain", "draw", "point", "target"), coords={"target": self.valid_domains}, name="loss")
 
-    def predict(self, params, schedule, steps, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+    def schedule_assumptions(self, params, steps, *, run: str | None = None, ci: float = 0.9, seed: int = 0) -> pd.DataFrame:
+        """How much the unknown schedule moves a prediction: the target (``params`` at ``steps``, a new
+        run or pilot ``run`` continued) with the schedule's length weighed by the posterior, and under
+        the extreme assumptions with the law's other draws: the decay ends at the last requested step
+        (the shortest schedule that reaches it), it ends at twice that step, and a constant LR (no decay).
+        Columns ``assumption``, then the :meth:`predict` columns."""
+        if not self.unknown_runs:
+            raise ValueError("every pilot schedule was known: there are no schedule assumptions to compare")
+        steps = np.atleast_1d(np.asarray(steps))
+        end = int(steps.max())
+        fam = self.config.unknown_schedule.family
+        cases = [("weighed: T from the posterior", None), (f"{fam} ending at step {end}", end), (f"{fam} ending at step {2 * end}", 2 * end),
+                 ("constant LR (no decay)", np.inf)]
+        frames = [self.predict(params, None, steps, ci=ci, seed=seed, run=run, total_steps=T).assign(assumption=name) for name, T in cases]
+        out = pd.concat(frames, ignore_index=True)
+        return out[["assumption", *[c for c in out.columns if c != "assumption"]]]
+
+    def predict(self, params, schedule=None, steps=None, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0, run: str | None = None,
+                total_steps: float | None = None) -> pd.DataFrame:
         """One row per step and validation domain: ``params``, ``step``, ``target``, ``mean``,
-        ``median``, ``lower``, ``upper`` (posterior predictive of a new run, or ``kind='mean'``: the law)."""
-        draws = self.predict_draws(params, schedule, steps, kind=kind, seed=seed)
+        ``median``, ``lower``, ``upper`` (posterior predictive of a new run, or of pilot ``run``
+        continued, or ``kind='mean'``: the law). ``schedule=None``: see :meth:`predict_draws`."""
+        draws = self.predict_draws(params, schedule, steps, kind=kind, seed=seed, run=run, total_steps=total_steps)
         steps = np.atleast_1d(np.asarray(steps)).astype(np.int64)
         p = float(np.asarray(params, dtype=float).ravel()[0])
         p = int(p) if p == round(p) else p
@@ -491,8 +723,37 @@ class ScheduledScalingLaw(BayesianLaw):
         shown = " ".join(f"{k}={p[(k, v)]:.4g}" for k in ("E", "A", "alpha", "B", "beta", "D", "C", "kappa", "gamma") if (k, v) in p)
         origins = self.schedule_origins()
         schedules = self.schedules
-        runs = "; ".join(f"{run}: {schedules[run].describe()} [{origins[run]}]" for run in schedules)
-        return (
+        runs = "; ".join(f"{run}: {schedules[run].describe()} [{origins[run]}]" for run in schedules) or "none known"
+        line = (
             f"Schedule-aware scaling law ({self.config.step_term}) on {self.idata['observed_data'].sizes['obs']} points x "
             f"{len(self.valid_domains)} validation domain(s): {shown} ({v}); {d.summary()}. Schedules: {runs}"
         )
+        return line + (self.unknown_schedule_note() if self.unknown_runs else "")
+
+    def unknown_schedule_note(self) -> str:
+        """What was assumed for the runs of unknown schedule, what the posterior says of its length,
+        and how much the assumption moves a prediction: a new run of the pilots' largest size at twice
+        their last checkpoint, median (first validation domain) with the length weighed, and under the
+        extremes (the decay ends there; a constant LR)."""
+        self._require_fit()
+        unknown = self.unknown_runs
+        if not unknown:
+            return ""
+        last = int(self.idata.attrs["unknown_last"])
+        T = self.idata["posterior"]["total_steps"].values.ravel()
+        q = np.quantile(T, [0.05, 0.5, 0.95])
+        step = 2 * last
+        size = float(np.max(self.idata["observed_data"]["params"].values))
+        v = self.valid_domains[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)
+            sens = self.schedule_assumptions(size, [step]).query("target == @v").set_index("assumption")
+        med = sens["median"]
+        weighed = sens.iloc[0]
+        spread = 100 * (med.iloc[1:].max() / med.iloc[1:].min() - 1)
+        fmt = lambda x: f"{x:.0f}"  # noqa: E731
+        return (f". Unknown schedule for {len(unknown)} run(s) ({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}): not assumed but "
+                f"weighed, {self.config.unknown_schedule.describe(last)}; posterior T median {fmt(q[1])} [90%: {fmt(q[0])}, {fmt(q[2])}], "
+                f"P(T >= {step}) = {np.mean(T >= step):.2f}. At step {step}, a new {size:.3g}-parameter run ({v}): median {weighed['median']:.4g} "
+                f"[{weighed['lower']:.4g}, {weighed['upper']:.4g}] weighed; " + ", ".join(f"{m:.4g} ({name})" for name, m in med.iloc[1:].items())
+                + f": the assumption moves it by {spread:.2f}%")

@@ -422,3 +422,59 @@ def exact_multi_power_drop(eta: np.ndarray, steps, c: float, beta: float, gamma:
         s = cum[t] - cum[k - 1]
         out.append(np.sum(dk * (1 - (c * eta[k] ** (-gamma) * s + 1) ** (-beta))))
     return np.asarray(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# areas of a parametric decay as functions of its total length (an unknown schedule's length sampled)
+
+
+def decay_areas(t, total, *, warmup: float, final_ratio: float, lam: float = DEFAULT_LAMBDA, family: str = "cosine"):
+    r"""S1(t) and S2(t) of a warm-up + decay schedule in closed form, as array operations of ``total``.
+
+    The relative LR (peak 1): a linear warm-up ``s / W`` over [0, W], then over [W, T] (D = T - W,
+    x = s - W, r = ``final_ratio``)
+
+    - cosine: :math:`\eta = r + (1 - r)(1 + \cos(\pi x / D)) / 2`;
+    - linear: :math:`\eta = 1 - (1 - r) x / D`;
+
+    and r after T. With the sums of :meth:`Schedule.features` taken as integrals (u = min(max(t, W), T) - W,
+    c = -log lambda):
+
+    .. math::
+
+        S_1(t) = \min(t, W)^2 / (2W) + \int_0^u \eta + r \max(t - T, 0)
+
+        S_2(t) = \int_0^u g(x)\,\frac{1 - \lambda^{t - W + 1 - x}}{1 - \lambda}\,dx,
+        \quad g = -\eta' \text{ (the LR's decrease rate)}
+
+    cosine: :math:`\int_0^u \eta = r u + (1 - r)(u + \sin(a u)/a)/2`, a = pi / D, and
+    :math:`S_2 = \frac{1 - r}{2(1 - \lambda)}\big[1 - \cos(a u) - a\,\frac{e^{-c(t - W + 1 - u)}(c \sin(a u) - a \cos(a u)) + a e^{-c(t - W + 1)}}{a^2 + c^2}\big]`;
+    linear: :math:`\int_0^u \eta = u - (1 - r) u^2 / (2D)`,
+    :math:`S_2 = \frac{1 - r}{D(1 - \lambda)}\big[u - (e^{-c(t - W + 1 - u)} - e^{-c(t - W + 1)}) / c\big]`.
+
+    They match the step sums of :meth:`Schedule.features` to a step or so of area (tests). ``t``: (n,)
+    steps; ``total``: a scalar or (..., 1) (numpy or PyTensor; any T > W); returns (s1, s2) of shape (..., n).
+    """
+    from bayes_mixlaw.laws import array_namespace
+
+    xp = array_namespace(t, total)
+    W = float(warmup)
+    r = float(final_ratio)
+    c = -math.log(lam)
+    t = np.asarray(t, dtype=float) if xp is np else t
+    D = total - W
+    u = xp.minimum(xp.maximum(t, W), total) - W
+    warm = xp.minimum(t, W) ** 2 / (2 * W) if W > 0 else 0.0 * t
+    tail = r * xp.maximum(t - total, 0.0)
+    after = xp.exp(-c * (t - W + 1 - u))  # lambda^(t - W + 1 - u)
+    start = xp.exp(-c * (t - W + 1))
+    if family == "cosine":
+        a = math.pi / D
+        s1 = warm + r * u + (1 - r) * (u + xp.sin(a * u) / a) / 2 + tail
+        s2 = (1 - r) / (2 * (1 - lam)) * (1 - xp.cos(a * u) - a * (after * (c * xp.sin(a * u) - a * xp.cos(a * u)) + a * start) / (a**2 + c**2))
+    elif family == "linear":
+        s1 = warm + u - (1 - r) * u**2 / (2 * D) + tail
+        s2 = (1 - r) / (D * (1 - lam)) * (u - (after - start) / c)
+    else:
+        raise ValueError(f"decay family must be cosine or linear, got {family!r}")
+    return s1, s2

@@ -10,7 +10,9 @@ Rows (markdown tables on stdout):
     its schedule (the JSON contract: wsd, exponential decay from 20,000 to 24,000);
 (b) fit all four schedules at 25M and 100M; predict the four 400M curves;
 (c) data simulated from the law (the 100M fit's posterior means) with known schedules: fit the three
-    training schedules, 90% coverage of the simulated held-out WSD curve.
+    training schedules, 90% coverage of the simulated held-out WSD curve;
+(d) the mixinglaws 3Mix 70M/160M dense checkpoints (3 mixtures at both sizes): fit 4k..15k, predict the
+    same run's checkpoints to 30k, with the schedule given (assumed cosine to 30k) or unknown.
 Each row: mean and max relative error of the posterior predictive median on the held-out curve, 90%
 coverage, mean interval width, R-hat max and bulk-ESS min (4 chains; "converged": R-hat <= 1.01 and
 bulk ESS >= 400), wall time; next to a point fit of the same
@@ -63,9 +65,16 @@ def _draw(prior, rng) -> float:
     raise ValueError(f"no start for a {prior.distribution} prior")
 
 
-def point_fit(law: ScheduledScalingLaw, runs, starts: int, seed: int = 0):
-    """Huber fit of ``law``'s mean function (no run effects) on ``runs``; returns a predict function."""
-    lay = law._layout(validate_runs(runs))
+def point_fit(law: ScheduledScalingLaw, runs, starts: int, seed: int = 0, schedule=None):
+    """Huber fit of ``law``'s mean function (no run effects) on ``runs`` (one validation domain;
+    ``schedule``: for runs without an lr column); returns a predict function."""
+    if schedule is not None:
+        law._schedule_arg = schedule
+    try:
+        lay = law._layout(validate_runs(runs))
+    finally:
+        if schedule is not None:
+            law._schedule_arg = None
     x = law._data(lay)
     names = law._parameter_names(lay["multi_size"])
     prior = {k: law.config.prior(k) for k in names}
@@ -73,7 +82,7 @@ def point_fit(law: ScheduledScalingLaw, runs, starts: int, seed: int = 0):
     target = x["log_loss"] - x["log_loss_scale"][x["valid_idx"]]
 
     def objective(theta):
-        p = dict(zip(names, theta))
+        p = _law_parameters(dict(zip(names, theta)), x["log_s0"])
         with np.errstate(all="ignore"):
             mean = law._law(np, x, p, lay["multi_size"])
         if not np.all(np.isfinite(mean)) or np.any(mean <= 0):
@@ -86,7 +95,7 @@ def point_fit(law: ScheduledScalingLaw, runs, starts: int, seed: int = 0):
         res = minimize(objective, theta0, method="L-BFGS-B")
         if best is None or res.fun < best.fun:
             best = res
-    p = {k: np.asarray(v) for k, v in zip(names, best.x)}
+    p = _law_parameters({k: np.asarray(v) for k, v in zip(names, best.x)}, x["log_s0"])
 
     def predict(params, schedule, steps):
         f = schedule.features(steps, lr_ref=lay["lr_ref"], knots=law.config.knots, lam=law.config.annealing_lambda)
@@ -95,6 +104,14 @@ def point_fit(law: ScheduledScalingLaw, runs, starts: int, seed: int = 0):
         return law._law(np, xx, p, lay["multi_size"]) * lay["scale"][0]
 
     return predict, best
+
+
+def _law_parameters(p: dict, log_s0) -> dict:
+    """The law's parameters from the sampled ones (the annealing amplitude is sampled per step)."""
+    p = dict(p)
+    if "log_d_step" in p:
+        p["log_d"] = p.pop("log_d_step") + log_s0
+    return p
 
 
 def score(pred: pd.DataFrame, y: np.ndarray) -> dict:
@@ -137,24 +154,98 @@ def curve(runs, size, schedule):
     return rows["step"].to_numpy(), rows["loss"].to_numpy()
 
 
-def simulate(law: ScheduledScalingLaw, rng, size: int, noise: float):
-    """Curves of the four published schedules from the law's posterior means at one size, with run
-    effects and noise of scale ``noise`` on the log loss from the law's likelihood (Laplace or Normal)."""
+def simulate(law: ScheduledScalingLaw, rng, size: int, noise: float | None = None):
+    """Curves of the four published schedules from one posterior draw of the law at one size (drawn
+    with ``rng``: the truth varies over replicates as the posterior says, so the intervals' coverage
+    is checked where the fit's uncertainty about the run-effect spreads is real), with run effects
+    from that draw's spreads and noise on the log loss from the law's likelihood (Laplace or Normal)
+    of scale ``noise`` (default: the draw's)."""
     post = law.idata["posterior"]
-    mean = {k: post[k].mean(("chain", "draw")).values for k in post.data_vars}
+    c, dr = int(rng.integers(post.sizes["chain"])), int(rng.integers(post.sizes["draw"]))
+    mean = {k: post[k].values[c, dr] for k in post.data_vars}
+    noise = float(mean["noise_sigma"][0]) if noise is None else noise
     sims = {}
     for name, spec in SCHEDULES.items():
         schedule = Schedule.from_dict(spec)
         steps = np.arange(2176, schedule.horizon + 1, 128)
         f = law.features(schedule, steps)
         s0, scale = float(law.idata.attrs["s0"]), law.idata["constant_data"]["loss_scale"].values[0]
-        p = {k: np.asarray(mean[k][0]) for k in law._parameter_names(False)}
+        p = {k: np.asarray(mean[k][0]) for k in law._parameter_names(False) if k != "log_d_step"}
+        p["log_d"] = np.asarray(mean["log_d"][0])
         p["log_d"] = p["log_d"] + mean["run_anneal_sigma"][0] * rng.standard_normal()
         x = {"log_n_rel": 0.0, "s1_rel": f.s1 / s0, "s2_rel": f.s2 / s0, "drop": f.drop, "eta": f.eta, "s_k": f.s_k}
         truth = law._law(np, x, p, False) * scale * np.exp(mean["run_sigma"][0] * rng.standard_normal())
         unit = rng.laplace(size=len(steps)) if law.config.likelihood == "laplace" else rng.standard_normal(len(steps))
         sims[name] = (steps, truth * np.exp(noise * unit), schedule)
     return sims
+
+
+MIXINGLAWS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mixinglaws" / "3Mix"
+# the 3Mix mixtures with dense checkpoints at both 70M and 160M
+MIX_RUNS = ("13-0.25-0.125-0.625", "14-0.25-0.25-0.5", "8-0.125-0.25-0.625")
+# the assumption of the "given" rows: a cosine to 30k (the runs' last checkpoint), the GPT-NeoX / Pythia
+# defaults of a 1% warm-up and a final LR of 10% of the peak (the mixinglaws authors do not document theirs)
+COSINE_30K = {"kind": "cosine", "total_steps": 30000, "warmup_steps": 300, "peak_lr": 1.0, "final_lr": 0.1}
+FIT_FROM, FIT_TO, TARGET = 4000, 15000, 30000
+
+
+def mixinglaws_check(sampler: dict, starts: int, quick: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(d) 3Mix 70M/160M dense checkpoints: fit each run's curves (3 validation domains) on steps
+    4k..15k, predict the same run's checkpoints in (15k, 30k], with the schedule given (assumed
+    cosine to 30k) or unknown (its length weighed; the prediction keeps the posterior's lengths that
+    reach 30k). Returns the per-condition rows and the per-run table."""
+    table = load_runs(MIXINGLAWS).data
+    table = table.drop(columns=[c for c in table.columns if c.startswith("mix:")])
+    per_run = []
+    names = [f"{size}_{mix}" for size in ("70M", "160M") for mix in MIX_RUNS]
+    if quick:
+        names = names[:1]
+    for name in names:
+        curve_ = table[table["run"] == name]
+        train = curve_[(curve_["step"] >= FIT_FROM) & (curve_["step"] <= FIT_TO)].reset_index(drop=True)
+        held = curve_[curve_["step"] > FIT_TO]
+        steps = np.sort(held["step"].unique())
+        params = float(curve_["params"].iloc[0])
+        # the same law's point fit under the assumed cosine to 30k (per validation domain)
+        point = {}
+        for v, rows_v in train.groupby("valid_domain"):
+            predict, _ = point_fit(ScheduledScalingLaw(), rows_v.reset_index(drop=True), starts, schedule=COSINE_30K)
+            point[v] = dict(zip(steps, predict(params, Schedule.from_dict(COSINE_30K), steps)))
+        for condition, schedule in (("given: cosine to 30k", COSINE_30K), ("unknown", None)):
+            law = ScheduledScalingLaw()
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                law.fit(train, schedule=schedule, seed=11, progress=False, **sampler)
+                pred = law.predict(params, None, steps, run=name)
+            wall = time.perf_counter() - start
+            m = pred.merge(held[["step", "valid_domain", "loss"]], left_on=["step", "target"], right_on=["step", "valid_domain"])
+            m["point"] = [point[v][t] for v, t in zip(m["target"], m["step"])]
+            d = law.diagnostics
+            T = law.idata["posterior"]["total_steps"].values if "total_steps" in law.idata["posterior"] else np.array([np.nan])
+            for _, r in m.iterrows():
+                per_run.append({"size": name.split("_")[0], "run": name, "condition": condition, "target": r["target"], "step": r["step"],
+                                "loss": r["loss"], "median": r["median"], "lower": r["lower"], "upper": r["upper"], "point": r["point"],
+                                "R-hat max": d.max_rhat, "bulk ESS min": d.min_ess_bulk, "divergences": d.divergences, "wall s": wall,
+                                "T median": float(np.median(T)), "T 5%": float(np.quantile(T, 0.05)), "T 95%": float(np.quantile(T, 0.95))})
+            print(f"done (d) {name} {condition} ({wall:.0f}s, R-hat {d.max_rhat:.3f}, ESS {d.min_ess_bulk:.0f}, div {d.divergences})", file=sys.stderr, flush=True)
+    frame = pd.DataFrame(per_run)
+    frame["rel"] = (frame["median"] / frame["loss"] - 1).abs()
+    frame["point rel"] = (frame["point"] / frame["loss"] - 1).abs()
+    frame["inside"] = (frame["lower"] <= frame["loss"]) & (frame["loss"] <= frame["upper"])
+    frame["width"] = (frame["upper"] - frame["lower"]) / frame["median"]
+    rows = []
+    for (size, condition), g in frame.groupby(["size", "condition"], sort=False):
+        end = g[g["step"] == TARGET]
+        fits = g.drop_duplicates("run")
+        rows.append({"experiment": f"(d) 3Mix {size}, {len(fits)} runs x 3 domains: <=15k -> (15k, 30k], schedule {condition}",
+                     "mean rel err %": 100 * g["rel"].mean(), "max rel err %": 100 * g["rel"].max(), "rel err at 30k %": 100 * end["rel"].mean(),
+                     "90% coverage": g["inside"].mean(), "coverage at 30k": end["inside"].mean(), "mean rel width %": 100 * g["width"].mean(),
+                     "R-hat max": fits["R-hat max"].max(), "bulk ESS min": fits["bulk ESS min"].min(),
+                     "converged": bool((fits["R-hat max"] <= 1.01).all() and (fits["divergences"] == 0).all()),
+                     "divergences": int(fits["divergences"].sum()), "wall s": fits["wall s"].sum(),
+                     "point fit mean %": 100 * g["point rel"].mean(), "point fit max %": 100 * g["point rel"].max(), "published %": np.nan})
+    return pd.DataFrame(rows), frame
 
 
 def choose(runs, starts: int) -> pd.DataFrame:
@@ -177,11 +268,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="short chains, fewer starts, one simulation")
     parser.add_argument("--choose", action="store_true", help="also run the multi-power vs Tissue choice")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--rows", default="abc", help="which rows to run: any of a, b, c (c needs a)")
+    parser.add_argument("--rows", default="abcd", help="which rows to run: any of a, b, c, d (c needs the 100M fit of a)")
     parser.add_argument("--cores", type=int, default=1, help="cores for the chains")
     args = parser.parse_args(argv)
     sampler = ({"chains": 2, "cores": 1, "draws": 300, "tune": 300} if args.quick
-               else {"chains": 4, "cores": args.cores, "draws": 2000, "tune": 1500})  # target_accept: the law's default (0.95)
+               else {"chains": 2, "cores": args.cores, "draws": 2000, "tune": 1500})  # target_accept: the law's default (0.95)
     starts = 4 if args.quick else 20
     runs = load_runs(args.data)
     data = runs.data
@@ -203,8 +294,8 @@ def main(argv=None):
         rows.append(row)
         print(f"done {row['experiment']}", file=sys.stderr, flush=True)
     rng = np.random.default_rng(7)
-    for rep in range((1 if args.quick else 3) if "c" in args.rows else 0):
-        sims = simulate(fits[100], rng, 100, noise=float(fits[100].idata["posterior"]["noise_sigma"].mean()))
+    for rep in range((1 if args.quick else 10) if "c" in args.rows else 0):
+        sims = simulate(fits[100], rng, 100)
         frame = pd.concat([pd.DataFrame({"run": f"sim/{n}", "params": 100_000_000, "step": s, "valid_domain": "valid", "loss": l})
                            for n, (s, l, _) in sims.items() if n in TRAIN], ignore_index=True)
         schedules = {f"sim/{n}": sched for n, (_, _, sched) in sims.items() if n in TRAIN}
@@ -214,16 +305,33 @@ def main(argv=None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             law.fit(frame, schedule=schedules, seed=rep, progress=False, **sampler)
-        row = {"experiment": f"(c) simulated 100M, replicate {rep + 1} -> WSD", **score(law.predict(1e8, sched, steps), y),
-               **_diagnostics(law, time.perf_counter() - start)}
+        pred = law.predict(1e8, sched, steps)
+        end = pred.iloc[-1]
+        row = {"experiment": f"(c) simulated 100M, replicate {rep + 1} -> WSD", **score(pred, y),
+               "last point inside": bool(end["lower"] <= y[-1] <= end["upper"]), **_diagnostics(law, time.perf_counter() - start)}
+        if starts:
+            predict, _ = point_fit(law, frame, starts, schedule=schedules)
+            rel = np.abs(predict(1e8, sched, steps) / y - 1)
+            row.update({"point fit mean %": 100 * rel.mean(), "point fit max %": 100 * rel.max()})
         rows.append(row)
         print(f"done {row['experiment']}", file=sys.stderr, flush=True)
+    per_run = None
+    if "d" in args.rows:
+        drows, per_run = mixinglaws_check(sampler, starts, args.quick)
+        rows.extend(drows.to_dict("records"))
     table = pd.DataFrame(rows)
     print(f"## Schedule-aware scaling law ({ScheduledLawConfig().step_term}) on the multi-power law curves"
           f"{' (quick)' if args.quick else ''}\n")
     print(table.to_markdown(index=False, floatfmt=".4g"))
-    print("\nPosterior means of the (a) fits:\n")
-    print(pd.concat([fits[s].parameters().assign(size=f"{s}M") for s in fits]).pivot_table(index="parameter", columns="size", values="mean", sort=False).to_markdown(floatfmt=".4g"))
+    if fits:
+        print("\nPosterior means of the (a) fits:\n")
+        print(pd.concat([fits[s].parameters().assign(size=f"{s}M") for s in fits]).pivot_table(index="parameter", columns="size", values="mean", sort=False).to_markdown(floatfmt=".4g"))
+    if per_run is not None:
+        print("\n(d) per run, at step 30k (median [90% interval], the true loss; unknown: the posterior of the total length T):\n")
+        end = per_run[per_run["step"] == TARGET].copy()
+        end["prediction"] = [f"{m:.4f} [{lo:.4f}, {hi:.4f}]" for m, lo, hi in zip(end["median"], end["lower"], end["upper"])]
+        end["T (unknown)"] = [f"{a:.0f} [{b:.0f}, {c:.0f}]" if np.isfinite(a) else "" for a, b, c in zip(end["T median"], end["T 5%"], end["T 95%"])]
+        print(end[["run", "condition", "target", "loss", "prediction", "point", "R-hat max", "bulk ESS min", "divergences", "T (unknown)"]].to_markdown(index=False, floatfmt=".4g"))
     if args.choose:
         choice = choose(runs, 4 if args.quick else 12)
         print("\n## Choice of the step term: leave-one-schedule-out point fits (mean / max relative error, %)\n")
