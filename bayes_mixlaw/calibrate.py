@@ -140,9 +140,12 @@ def discrepancy(law) -> dict:
     return json.loads(law.idata.attrs.get(ATTR, "{}"))
 
 
-def discrepancy_factor(law, scale: dict, shape: tuple, rng: np.random.Generator, predictive: bool) -> np.ndarray | float:
+def discrepancy_factor(law, scale: dict, shape: tuple, rng: np.random.Generator, predictive: bool,
+                       row_rng: np.random.Generator | None = None) -> np.ndarray | float:
     """Multiplier of the losses (chain, draw, mixture, valid_domain) at ``scale`` ({column: value})
-    for the attached discrepancies; 1.0 where none applies (inside the pilots' range)."""
+    for the attached discrepancies; 1.0 where none applies (inside the pilots' range). The drift's
+    uncertainty (``se``, shared by the mixtures) is drawn from ``rng``, a new run's own spread (``sd``,
+    ``predictive``) from ``row_rng`` (default ``rng``)."""
     entries = discrepancy(law)
     if not entries:
         return 1.0
@@ -156,7 +159,7 @@ def discrepancy_factor(law, scale: dict, shape: tuple, rng: np.random.Generator,
         root = np.linalg.cholesky(np.asarray(e["corr"])).T if "corr" in e else np.eye(shape[3])
         drift = np.asarray(e["mean"]) + np.asarray(e["se"]) * (rng.standard_normal((shape[0], shape[1], 1, shape[3])) @ root)
         if predictive:
-            drift = drift + np.asarray(e["sd"]) * (rng.standard_normal(shape) @ root)
+            drift = drift + np.asarray(e["sd"]) * ((row_rng or rng).standard_normal(shape) @ root)  # each run's own
         log_factor = log_factor + distance * drift
     return np.exp(log_factor)
 

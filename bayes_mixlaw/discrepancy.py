@@ -102,14 +102,16 @@ def log_factor(kappas: dict[str, np.ndarray], axes: dict[str, float], n_valid: i
     return total
 
 
-def extrapolation_factor(law, scale: dict, kappas: dict[str, np.ndarray], shape: tuple, rng: np.random.Generator, predictive: bool):
+def extrapolation_factor(law, scale: dict, kappas: dict[str, np.ndarray], shape: tuple, rng: np.random.Generator, predictive: bool,
+                         row_rng: np.random.Generator | None = None):
     """Multiplier of the losses at ``scale``, broadcastable to ``shape`` (*draws, mixture, valid_domain):
     the calibrated drift where an axis was calibrated on the pilots (:mod:`bayes_mixlaw.calibrate`), the
-    model discrepancy on the other active axes (``kappas``: their posterior draws, shape ``draws``)."""
+    model discrepancy on the other active axes (``kappas``: their posterior draws, shape ``draws``).
+    ``rng`` draws what the mixtures share; ``row_rng`` (default ``rng``) a new run's own drift."""
     from bayes_mixlaw.calibrate import discrepancy_factor
 
     axes = active_axes(law, scale)
-    calibrated = discrepancy_factor(law, scale, shape, rng, predictive=predictive)
+    calibrated = discrepancy_factor(law, scale, shape, rng, predictive=predictive, row_rng=row_rng)
     return calibrated * np.exp(log_factor({k: kappas[k] for k in axes}, axes, shape[-1], law.config.discrepancy_correlation, rng))
 
 

@@ -578,7 +578,8 @@ class NestedLaw(MixtureLaw):
         scale = {"params": params, self.length_column: length}
         post = self.idata["posterior"]
         kappas = {k: post[k].values for k in discrepancy.active_axes(self, scale)}
-        losses = losses * discrepancy.extrapolation_factor(self, scale, kappas, losses.shape, shared_rng or rng, predictive=kind == "predictive")
+        losses = losses * discrepancy.extrapolation_factor(self, scale, kappas, losses.shape, shared_rng or rng, predictive=kind == "predictive",
+                                                           row_rng=rng)
         if kind == "predictive":
             noise = post["noise_sigma"].values[:, :, None, :]
             losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
