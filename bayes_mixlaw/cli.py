@@ -123,7 +123,7 @@ def fit(
     groups: Annotated[Optional[Path], typer.Option(help="JSON/YAML of group -> validation domains")] = None,
     config: Annotated[Optional[Path], typer.Option(help="YAML/JSON config: law, likelihood, priors, sampler")] = None,
     train_domains: Annotated[Optional[str], typer.Option(help="Comma-separated training domain names (mixinglaws format)")] = None,
-    schedule: Annotated[Optional[Path], typer.Option(help="JSON learning-rate schedule of the runs without an 'lr' column (one data mixture: the schedule-aware scaling law)")] = None,
+    schedule: Annotated[Optional[Path], typer.Option(help="JSON learning-rate schedule of the runs without an 'lr' column (one data mixture: the schedule-aware scaling law); 'unknown': the schedule-aware law weighs the schedule's length (cosine decay)")] = None,
     fast: Annotated[bool, _flag("--fast", help="Short NUTS run (2 chains x 300+250): ~2 s once compiled, for planning loops")] = False,
     calibrate: Annotated[Optional[list[str]], typer.Option(help="Nested fits: measure the extrapolation discrepancy along 'length' and/or 'params' by refitting without the pilots' last scale (one extra fit each); repeat")] = None,
     renormalize: Annotated[bool, _flag(help="Divide mixtures that do not sum to 1 by their sum (warns)")] = False,
@@ -152,7 +152,8 @@ def fit(
         if _to_stdout(output):
             raise UserError("-o - writes a CSV to standard output; a fit is a netCDF file: give its path (e.g. -o fit.nc)")
         _check_output(output, force)
-        given = Schedule.from_file(schedule) if schedule is not None else None  # errors name the file and field
+        unknown_schedule = schedule is not None and str(schedule) == "unknown"  # the length weighed by the posterior
+        given = Schedule.from_file(schedule) if schedule is not None and not unknown_schedule else None  # errors name the file and field
         table = load_runs(
             runs, format.value, train_domains=train_domains.split(",") if train_domains else None, tolerance=tolerance, renormalize=renormalize
         )
@@ -160,11 +161,12 @@ def fit(
         length = "step" if len(table.scale_values("step")) > 1 else "tokens"
         mixtures = len(table.mixtures().drop_duplicates()) if table.mix_columns else 1
         logged_lr = LR in table.data and bool(table.data[LR].notna().any())
-        if given is not None and mixtures > 1:
+        if (given is not None or unknown_schedule) and mixtures > 1:
             _refuse_schedule_for_mixtures(schedule, table, mixtures)
-        if mixtures == 1 and (given is not None or logged_lr):
+        if mixtures == 1 and (given is not None or logged_lr or unknown_schedule):
             law = ScheduledScalingLaw(ScheduledLawConfig.from_file(config) if config else ScheduledLawConfig())
             how = "lr column" + (f" and {schedule}" if given is not None else "") if logged_lr else str(schedule)
+            how = "lr column where there is one, otherwise unknown: their length weighed" if unknown_schedule else how
             what = (f"schedule-aware scaling law on {len(table.runs)} runs ({len(table.data)} rows, "
                     f"{len(table.scale_values('params')) or 1} size(s); schedules from the {how})")
         elif table.mix_columns and table.reference is not None:  # continual pre-training: runs continue one checkpoint
@@ -302,17 +304,24 @@ def _predict_scheduled(fit_file, law, schedule, params, step, tokens, mixtures, 
         raise UserError(f"{fit_file} is a schedule-aware fit of one data mixture: it takes no --mixtures")
     if tokens:
         raise UserError(f"{fit_file} is a schedule-aware fit on steps: give --step, not --tokens")
-    if schedule is None or not params or not step:
+    unknown = bool(law.unknown_runs)  # without --schedule, the target is trained like the pilots of unknown schedule
+    if (schedule is None and not unknown) or not params or not step:
         fitted = ", ".join(f"{run}: {s.describe()}" for run, s in law.schedules.items())
         raise UserError(f"{fit_file} is a schedule-aware fit: give the target run's schedule and scale with --schedule SCHED.json "
                         f"--params N --step S (repeat --step for several; the pilots' schedules: {fitted})")
-    target = Schedule.from_file(schedule)
+    target = Schedule.from_file(schedule) if schedule is not None else None
     for s in step:
         if not (s == s and s >= 0 and float(s).is_integer()):
             raise UserError(f"--step {s:g}: steps are whole numbers >= 0")
-        if s > target.horizon:
+        if target is not None and s > target.horizon:
             raise UserError(f"--step {s:g} is beyond the schedule in {schedule}, which ends at step {target.horizon} ({target.describe()})")
     steps = [int(s) for s in step]
+    if target is None:  # say what the unknown schedule was taken to be, and how much the assumption moves the last step
+        sens = law.schedule_assumptions(params[-1], [max(steps)], ci=ci, seed=seed)
+        first = sens[sens["target"] == sens["target"].iloc[0]]
+        console.print(f"no --schedule: the target is trained like the pilots of unknown schedule ({law.config.unknown_schedule.family}, its length "
+                      f"weighed by the posterior); at step {max(steps)}, {first['target'].iloc[0]}: "
+                      + "; ".join(f"{a} {m:.4f}" for a, m in zip(first["assumption"], first["median"])))
     return pd.concat([law.predict(n, target, steps, ci=ci, kind=kind, seed=seed) for n in params], ignore_index=True)
 
 

@@ -123,3 +123,26 @@ def test_nuts_weighs_the_length_and_covers_the_continued_run():
     pred = law.predict(7e7, None, [30000], run="sim").iloc[0]
     assert pred["lower"] <= truth[30000] <= pred["upper"], (pred, truth[30000])
     assert abs(pred["median"] / truth[30000] - 1) < 0.02
+
+
+def test_cli_fit_with_an_unknown_schedule_and_predict_without_one(tmp_path, mocked_sampling):
+    from typer.testing import CliRunner
+
+    from bayes_mixlaw.cli import app
+
+    frame, _ = _simulated()
+    csv = tmp_path / "runs.csv"
+    frame[frame["step"] <= 15000].to_csv(csv, index=False)
+    fit = tmp_path / "fit.nc"
+    cli = CliRunner()
+    result = cli.invoke(app, ["fit", str(csv), "--schedule", "unknown", "-o", str(fit)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "schedule-aware scaling law" in text and "Unknown schedule for 1 run(s)" in text
+    out = tmp_path / "pred.csv"
+    result = cli.invoke(app, ["predict", str(fit), "--params", "7e7", "--step", "20000", "--step", "30000", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "no --schedule: the target is trained like the pilots of unknown schedule" in text and "constant LR (no decay)" in text
+    pred = pd.read_csv(out)
+    assert list(pred["step"]) == [20000, 30000] and (pred["lower"] < pred["upper"]).all()
