@@ -384,7 +384,7 @@ class ScheduledScalingLaw(BayesianLaw):
         z = pm.Uniform("schedule_z", 0.0, 1.0)
         total = pm.Deterministic("total_steps", last * pt.exp(z * np.log(unk.max_factor)))
         s1, s2 = unk.areas(data["step"], total, last)
-        s0 = lay["s0"]
+        s0 = pt.exp(data["log_s0"])  # data, not a constant: a cached compiled model serves the next fit's S0
         mask = data["unknown_row"]
         out = dict(data)
         out["s1_rel"] = pt.where(mask, s1 / s0, data["s1_rel"])
@@ -414,7 +414,7 @@ class ScheduledScalingLaw(BayesianLaw):
         # from the prior); what remains is the prior of log_d_step
         carrier = pm.Normal.dist(start, 5.0)
         drop = pm.Normal("log_anneal_drop", mu=start, sigma=5.0, dims="valid_domain")
-        s2_last = unk.areas(pt.as_tensor_variable(np.array([float(last)])), total, last)[1][0] / s0
+        s2_last = unk.areas(pt.as_tensor_variable(np.array([float(last)])), total, last)[1][0] / pt.exp(data["log_s0"])
         log_d = pm.Deterministic("log_d", drop - pt.log(s2_last), dims="valid_domain")
         pm.Potential("log_d_step_prior", pm.logp(pm.Normal.dist(mu, sigma), log_d - data["log_s0"]).sum() - pm.logp(carrier, drop).sum())
         return log_d

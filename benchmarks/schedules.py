@@ -189,6 +189,10 @@ COSINE_30K = {"kind": "cosine", "total_steps": 30000, "warmup_steps": 300, "peak
 FIT_FROM, FIT_TO, TARGET = 4000, 15000, 30000
 
 
+# the unknown schedule's length mixes slower (bulk ESS ~0.1 per draw): more draws for those fits
+UNKNOWN_DRAWS = 3000
+
+
 def mixinglaws_check(sampler: dict, starts: int, quick: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(d) 3Mix 70M/160M dense checkpoints: fit each run's curves (3 validation domains) on steps
     4k..15k, predict the same run's checkpoints in (15k, 30k], with the schedule given (assumed
@@ -216,7 +220,8 @@ def mixinglaws_check(sampler: dict, starts: int, quick: bool = False) -> tuple[p
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                law.fit(train, schedule=schedule, seed=11, progress=False, **sampler)
+                more = {} if schedule is not None or quick else {"draws": max(sampler["draws"], UNKNOWN_DRAWS)}
+                law.fit(train, schedule=schedule, seed=11, progress=False, **{**sampler, **more})
                 pred = law.predict(params, None, steps, run=name)
             wall = time.perf_counter() - start
             m = pred.merge(held[["step", "valid_domain", "loss"]], left_on=["step", "target"], right_on=["step", "valid_domain"])
