@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -109,6 +110,56 @@ def _write_table(table, path: Path, what: str):
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+FAR_BEYOND = 10.0  # a target scale this many times the largest pilot's is said to be far beyond the pilots
+
+
+def _unconverged(law, fit_file, where: str = "the output's fit_* columns") -> dict:
+    """Warn on the terminal where the numbers of an unconverged fit are used (R-hat, ESS or divergences
+    beyond their limits: :class:`~bayes_mixlaw.inference.Diagnostics`); the fit's diagnostics as the
+    columns every output computed from it carries (``fit_converged``, ``fit_max_rhat``, ...)."""
+    from bayes_mixlaw.inference import SamplingWarning
+
+    diagnostics = law.diagnostics
+    message = diagnostics.unconverged_message(str(fit_file), where)
+    if message:
+        warnings.warn(message, SamplingWarning, stacklevel=2)
+    return diagnostics.columns()
+
+
+def _pilot_range(law) -> dict[str, tuple[float, float]]:
+    """The smallest and largest pilot value of each scale column (params, step or tokens) of a fit."""
+    if hasattr(law, "pilot_scales"):
+        return {column: (min(values), max(values)) for column, values in law.pilot_scales().items()}
+    if "observed_data" not in law.idata.children:
+        return {}
+    observed = law.idata["observed_data"]
+    return {c: (float(observed[c].min()), float(observed[c].max())) for c in ("params", "step", "tokens") if c in observed}
+
+
+def _far_extrapolation(law, scale: dict) -> list[str]:
+    """Sentences for the terminal where a target scale ({column: value or values}) lies below the
+    smallest pilot's or more than :data:`FAR_BEYOND` times beyond the largest: there the prediction is
+    the law's form carried where no pilot checks it."""
+    notes = []
+    for column, (lo, hi) in _pilot_range(law).items():
+        for value in sorted({float(v) for v in np.atleast_1d(scale.get(column, []))}):
+            if value < lo:
+                factor = "" if value <= 0 else f", {lo / value:.3g}x smaller"
+                notes.append(f"--{column} {value:.4g} is below the smallest pilot's {column} ({lo:.4g}{factor}): the law was fitted on "
+                             f"{'larger models' if column == 'params' else 'later checkpoints'} and is not checked there "
+                             f"({'small models' if column == 'params' else 'early training'} need not follow it); read this prediction as a guess")
+            elif value > FAR_BEYOND * hi:
+                notes.append(f"--{column} {value:.4g} is {value / hi:.3g}x the largest pilot's {column} ({hi:.4g}): far beyond what the pilots "
+                             "cover; the prediction is the law's form carried that far, and its interval a guess at that form's error, not a measurement")
+    return notes
+
+
+def _say_extrapolation(law, scale: dict) -> None:
+    """Warn (on the terminal, also with -q) where a prediction's scale is far outside the pilots'."""
+    for note in _far_extrapolation(law, scale):
+        warnings.warn(f"extrapolation: {note}", UserWarning, stacklevel=2)
 
 
 @app.command()
@@ -263,6 +314,7 @@ def predict(
                 raise UserError(f"{fit_file} is a nested fit: give --mixtures M.csv")
             n, length = _one_scale(fit_file, law, params, step, tokens)
             table = law.predict(mixtures, params=n, ci=ci, kind=kind, seed=seed, **{law.length_column: length})
+            _say_extrapolation(law, {"params": n, law.length_column: length})
             from bayes_mixlaw import discrepancy
 
             beyond = discrepancy.describe(law, {"params": n, law.length_column: length})
@@ -283,7 +335,9 @@ def predict(
                 raise UserError(f"{fit_file} was fitted on params and {column}: give --params N and --{column} D (repeat for several)")
             if len(params) != len(amounts) and 1 not in (len(params), len(amounts)):
                 raise UserError(f"give as many --params as --{column} values (or one of either); got {len(params)} and {len(amounts)}")
+            _say_extrapolation(law, {"params": params, column: amounts})
             table = law.predict(params, amounts, ci=ci, kind=kind, seed=seed)
+        table = table.assign(**_unconverged(law, fit_file))
         _write_table(table, output, f"predictions of {fit_file}")
         if not quiet and not _to_stdout(output):
             domains = set(getattr(law, "valid_domains", []) if isinstance(law, (MixingLaw, NestedLaw)) else [])
@@ -316,6 +370,7 @@ def _predict_scheduled(fit_file, law, schedule, params, step, tokens, mixtures, 
         if target is not None and s > target.horizon:
             raise UserError(f"--step {s:g} is beyond the schedule in {schedule}, which ends at step {target.horizon} ({target.describe()})")
     steps = [int(s) for s in step]
+    _say_extrapolation(law, {"params": params, "step": steps})
     if target is None:  # say what the unknown schedule was taken to be, and how much the assumption moves the last step
         sens = law.schedule_assumptions(params[-1], [max(steps)], ci=ci, seed=seed)
         first = sens[sens["target"] == sens["target"].iloc[0]]
@@ -451,7 +506,7 @@ def optimize(
         bounds = MixtureBounds.from_file(caps) if caps else None
         result = optimal_mixture(law, target=target, bounds=bounds, reference=reference, ci=ci, draws=draws, seed=seed,
                                  caps_source=str(caps) if caps else "caps", **scale)
-        table = result.table()
+        table = result.table().assign(**_unconverged(law, fit_file))
         _write_table(table, output, f"optimum of {fit_file}")
         if not quiet and not _to_stdout(output):
             shown = Table(title=f"Best mixture for '{target}' ({ci:.0%} intervals over the posterior's optima)")
@@ -503,9 +558,10 @@ def suggest(
         law, scale = _mixture_fit(fit_file, params, step, tokens, "choose")
         table = suggest_runs(law, n, acquisition=acquisition, bounds=MixtureBounds.from_file(caps) if caps else None, target=target,
                              seed=seed, caps_source=str(caps) if caps else "caps", grid=grid, residual_gp_model=residual_gp, exploit=exploit, **scale)
+        table = table.assign(**_unconverged(law, fit_file))
         _write_table(table, output, f"suggestions from {fit_file}")
         if not quiet and not _to_stdout(output):
-            out.print(table.round(4).to_string(index=False))
+            out.print(table.drop(columns=[c for c in table if c.startswith("fit_")]).round(4).to_string(index=False))
             out.print(f"wrote {output}")
 
     _run(body)
@@ -549,6 +605,7 @@ def report(
             law, scale = _mixture_fit(fit_file, params, step, tokens, "report on")
         if along is not None and along not in law.train_domains:
             raise UserError(f"--along {along!r} is not a training domain of {fit_file}; it has {law.train_domains}")
+        _unconverged(law, fit_file, where=f"the report's diagnostics table and {output / 'diagnostics.csv'}")
         names = [p.name for p in compare or []]
         names = names if len(set(names)) == len(names) else [str(p) for p in compare]  # file names, or paths where two share one
         others = {name: BayesianLaw.load(p) for name, p in zip(names, compare or [])}

@@ -135,6 +135,26 @@ class Diagnostics:
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([{k: v for k, v in self.__dict__.items() if k != "problems"} | {"problems": "; ".join(self.problems) or "none"}])
 
+    @property
+    def converged(self) -> bool:
+        """No sampler problem (R-hat, ESS, divergences within their limits)."""
+        return not self.problems
+
+    def columns(self) -> dict:
+        """The fit's diagnostics as columns of every table computed from it (``predict``, ``optimize``,
+        ``suggest``): ``fit_converged``, ``fit_max_rhat``, ``fit_min_ess_bulk``, ``fit_divergences``."""
+        return {"fit_converged": self.converged, "fit_max_rhat": round(self.max_rhat, 4), "fit_min_ess_bulk": round(self.min_ess_bulk, 1),
+                "fit_divergences": self.divergences}
+
+    def unconverged_message(self, source: str, where: str = "the output's fit_* columns") -> str | None:
+        """A sentence for the terminal where the numbers of an unconverged fit are used (``where``: where
+        the output keeps the diagnostics); None if converged."""
+        if self.converged:
+            return None
+        return (f"{source} did not converge ({'; '.join(self.problems)}): the numbers computed from it are for a first look, "
+                f"not for a decision or a paper; refit with the full sampler ({'without --fast' if self.method == 'fast' else 'more draws and tuning in --config'}) "
+                f"(its diagnostics: {where})")
+
 
 def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, method: str, seconds: float, var_names: list[str]) -> Diagnostics:
     """R-hat, bulk ESS and divergences over ``var_names``; problems described in plain words."""
