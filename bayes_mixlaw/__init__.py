@@ -7,15 +7,25 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig, SamplerConfig, ScalingLawConfig
-from bayes_mixlaw.continual import ContinualLaw, ContinualLawConfig
-from bayes_mixlaw.inference import SamplingWarning
-from bayes_mixlaw.mixing import MixingLaw
-from bayes_mixlaw.model import BayesianLaw, NotFittedError
-from bayes_mixlaw.nested import NestedLaw
-from bayes_mixlaw.scaling import ChinchillaLaw
-from bayes_mixlaw.runs import RunsTable, RunsTableError, load_runs, read_mixtures
-from bayes_mixlaw.targets import Targets
+# The laws import PyMC and friends (seconds): they load on first use, so a pilot's worker process or the
+# reference trainer, which import bayes_mixlaw.runners / bayes_mixlaw.trainer, start without them.
+_LAZY = {
+    "MixingLawConfig": "config", "NestedLawConfig": "config", "SamplerConfig": "config", "ScalingLawConfig": "config",
+    "ContinualLaw": "continual", "ContinualLawConfig": "continual", "SamplingWarning": "inference", "MixingLaw": "mixing",
+    "BayesianLaw": "model", "NotFittedError": "model", "NestedLaw": "nested", "ChinchillaLaw": "scaling",
+    "RunsTable": "runs", "RunsTableError": "runs", "load_runs": "runs", "read_mixtures": "runs", "Targets": "targets",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"bayes_mixlaw.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bayes_mixlaw' has no attribute {name!r}")
+
 
 __all__ = [
     "BayesianLaw",

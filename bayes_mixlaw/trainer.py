@@ -102,12 +102,14 @@ def _prose_text() -> str:
 
 def _numbers_text() -> str:
     rng = np.random.default_rng(20250101)
+    n = 12_000
+    day = np.arange(1, n + 1)
+    station, temperature = rng.integers(1, 40, n), rng.normal(12, 8, n)
+    pressure, count = rng.normal(1013, 9, n), rng.poisson(30, n)
+    code = np.array(list("ABCDEF0123456789"))[rng.integers(0, 16, (n, 4))]
     lines = ["date,station,temperature,pressure,count,code"]
-    day = 0
-    while sum(map(len, lines)) < _DOMAIN_BYTES * 1.1:
-        day += 1
-        lines.append(f"2024-{1 + day // 28 % 12:02d}-{1 + day % 28:02d},S{rng.integers(1, 40):03d},{rng.normal(12, 8):.2f},"
-                     f"{rng.normal(1013, 9):.1f},{rng.poisson(30)},{''.join(rng.choice(list('ABCDEF0123456789'), 4))}")
+    lines += [f"2024-{1 + d // 28 % 12:02d}-{1 + d % 28:02d},S{s:03d},{t:.2f},{p:.1f},{c},{''.join(k)}"
+              for d, s, t, p, c, k in zip(day, station, temperature, pressure, count, code)]
     return "\n".join(lines)
 
 
