@@ -28,10 +28,30 @@ import pandas as pd
 import torch
 from botorch.models.ensemble import EnsembleModel
 
+from bayes_mixlaw.inference import Progress
 from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, minimize_posterior_mean, random_feasible, simplex_grid, within_bounds
 from bayes_mixlaw.runs import MIX_PREFIX, load_runs, read_mixtures, validate_runs
 
 ACQUISITIONS = ("qlognei", "thompson", "info")
+# the most suggestions one call makes, per acquisition, and why (time and memory grow with n)
+MAX_SUGGESTIONS = {
+    "qlognei": (16, "each suggestion re-optimises the joint acquisition of itself and every earlier one, so time and memory "
+                    "grow faster than n (-n 16 takes minutes on 2 cores)"),
+    "thompson": (256, "each suggestion is the optimum of one of 256 posterior draws; more would repeat draws"),
+    "info": (32, "suggestions are picked, at least 0.05 apart, from 400 random candidate mixtures per pilot size"),
+}
+
+
+def check_suggestions(n: int, acquisition: str, option: str = "n") -> None:
+    """Refuse a number of suggestions below 1 or above the acquisition's limit (:data:`MAX_SUGGESTIONS`),
+    naming ``option`` (the command line's ``-n``), the limit and the reason."""
+    if n < 1:
+        raise ValueError(f"{option} must be at least 1, got {n}")
+    if acquisition in MAX_SUGGESTIONS and n > MAX_SUGGESTIONS[acquisition][0]:
+        limit, why = MAX_SUGGESTIONS[acquisition]
+        others = [f"{a} up to {m}" for a, (m, _) in MAX_SUGGESTIONS.items() if m > limit]
+        raise ValueError(f"{option} {n} is above the limit of {limit} suggestions for the {acquisition} acquisition: {why}; ask for fewer and "
+                         f"refit with their results before asking again{' (or ' + ', '.join(others) + ')' if others else ''}")
 
 
 class LawEnsembleModel(EnsembleModel):
@@ -112,6 +132,7 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
     ``exploit`` (``thompson`` only): the first suggestion is the posterior-mean optimum, the others Thompson draws."""
     if acquisition not in ACQUISITIONS:
         raise ValueError(f"unknown acquisition {acquisition!r}; choose one of {', '.join(ACQUISITIONS)}")
+    check_suggestions(n, acquisition)
     if acquisition == "info":
         return suggest_informative(law, n, bounds=bounds, target=target, draws=draws, seed=seed, caps_source=caps_source, grid=grid, **scale)
     domains = law.train_domains
@@ -156,7 +177,7 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
         n_draws_picked = n - exploit
         picks = rng.choice(model.n_draws, size=n_draws_picked, replace=model.n_draws < n_draws_picked)
         start = torch.as_tensor(random_feasible(8, lo, hi, rng))[None].expand(model.n_draws, -1, -1).clone()
-        optima, _ = minimize_batch(model._f, start, lo, hi, steps=200)
+        optima, _ = minimize_batch(model._f, start, lo, hi, steps=200, progress=f"thompson: each of {model.n_draws:,} draws' best mixture")
         candidates = optima[torch.as_tensor(picks, dtype=torch.long)]
         acq_values = torch.zeros(0, dtype=torch.float64)
         if n_draws_picked:
@@ -175,11 +196,13 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
         if choices is not None:
             from botorch.optim import optimize_acqf_discrete
 
-            candidates, _ = optimize_acqf_discrete(acqf, q=n, choices=choices, unique=True)
+            with Progress(f"qLogNEI: choosing {n} of {len(choices):,} allowed mixtures"):
+                candidates, _ = optimize_acqf_discrete(acqf, q=n, choices=choices, unique=True)
         else:
             box = torch.as_tensor(np.stack([lo, hi]), dtype=torch.float64)
-            candidates, _ = optimize_acqf(acqf, bounds=box, q=n, num_restarts=4, raw_samples=64,
-                                          equality_constraints=_simplex_constraint(len(domains)), sequential=True, options={"maxiter": 100})
+            with Progress(f"qLogNEI: optimising the acquisition for {n} suggestion(s), one after another"):
+                candidates, _ = optimize_acqf(acqf, bounds=box, q=n, num_restarts=4, raw_samples=64,
+                                              equality_constraints=_simplex_constraint(len(domains)), sequential=True, options={"maxiter": 100})
         with torch.no_grad():
             acq_values = torch.stack([acqf(c[None, None]) for c in candidates])
     frame = pd.DataFrame(candidates.detach().numpy().clip(0, 1), columns=[MIX_PREFIX + d for d in domains])
@@ -216,7 +239,7 @@ def information_gain(law, candidates: np.ndarray, *, target: str = "total", draw
     f_run = law.target_function(target, draws=draws, seed=seed, **candidate_scale)  # the same draws (same seed)
     n_draws = f_target.n_draws
     start = torch.as_tensor(random_feasible(6, lo, hi, rng))[None].expand(n_draws, -1, -1).clone()
-    _, optimum_value = minimize_batch(f_target, start, lo, hi, steps=150)
+    _, optimum_value = minimize_batch(f_target, start, lo, hi, steps=150, progress=f"info: each of {n_draws:,} draws' best loss")
     v = optimum_value.numpy()  # (S,)
     with torch.no_grad():
         m = f_run(torch.as_tensor(candidates)[None].expand(n_draws, -1, -1)).numpy()  # (S, C)

@@ -69,6 +69,66 @@ class ProgressLines:
                  f"{now - self.started:.0f} s")
 
 
+class Progress:
+    """Progress of a step that may take more than a few seconds (``optimize``'s and ``suggest``'s
+    optimisation): rich's bar (or a spinner where ``total`` is None) on a terminal; elsewhere (a log
+    file, CI, a pipe) a log line every ``every`` seconds from a background thread, so a step with no
+    loop to count (BoTorch's acquisition optimisation) still says it is running. Silent where the
+    package's log level is above INFO (``-q``; Python without logging switched on).
+
+    Use as ``with Progress("what", total) as advance: ... advance()`` (``advance(k)`` counts k)."""
+
+    def __init__(self, what: str, total: int | None = None, *, every: float = 15.0, terminal: bool | None = None, clock=time.monotonic):
+        self.what, self.total, self.every, self.clock = what, total, every, clock
+        self.terminal = sys.stderr.isatty() if terminal is None else terminal
+        self.done, self._bar, self._thread = 0, None, None
+
+    def line(self) -> str:
+        """The log line for the time so far."""
+        counted = f"{self.done:,}/{self.total:,} ({100 * self.done / max(self.total, 1):.0f}%), " if self.total else ""
+        return f"{self.what}: {counted}{self.clock() - self.started:.0f} s so far"
+
+    def __enter__(self):
+        import threading
+
+        self.started = self.clock()
+        if not log.isEnabledFor(logging.INFO):
+            return self.advance
+        if self.terminal:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress as Bar, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            columns = [SpinnerColumn(), TextColumn("{task.description}"), *([BarColumn(), TextColumn("{task.completed}/{task.total}")] if self.total else []),
+                       TimeElapsedColumn()]
+            self._bar = Bar(*columns, console=Console(stderr=True), transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.what, total=self.total)
+        else:
+            self._stop = threading.Event()
+
+            def beat():
+                while not self._stop.wait(self.every):
+                    log.info(self.line())
+
+            self._thread = threading.Thread(target=beat, daemon=True, name="bayes_mixlaw-progress")
+            self._thread.start()
+        return self.advance
+
+    def advance(self, k: int = 1) -> None:
+        self.done += k
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.stop()
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+        if log.isEnabledFor(logging.INFO) and exc[0] is None and self.clock() - self.started >= 1.0:
+            log.info(f"{self.what}: {self.clock() - self.started:.1f} s")
+
+
 def _progress_options(progress: bool) -> dict:
     """nutpie's bar on a terminal; log lines (:class:`ProgressLines`) elsewhere; nothing if not ``progress``."""
     if progress and not sys.stderr.isatty():
