@@ -1,0 +1,134 @@
+"""The closed loop: LOOP.yaml errors, the state's transactions, and a real loop (reference torch trainer,
+local worker processes, fast NUTS fits) interrupted by SIGINT and SIGKILL and resumed to the same budget."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from bayes_mixlaw.loop_config import LoopConfigError, load_loop_config
+from bayes_mixlaw.loop_state import LoopState
+from bayes_mixlaw.runners import Pilot
+
+CLI = str(Path(sys.executable).with_name("bayes-mixlaw"))
+SMALL = {"trainer": {"reference": {"threads": 1}, "timeout_s": 120, "retries": 1}, "backend": {"kind": "local", "workers": 1},
+         "budget": {"runs": 4}, "pilots": {"sizes": [11712], "steps": [60]}, "initial_design": {"runs": 3}, "batch_size": 1,
+         "acquisition": "thompson", "poll_s": 0.2}
+
+
+def _write(tmp_path, data, name="loop.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda c: c.pop("budget"), "budget: Field required"),
+    (lambda c: c["budget"].update(runs=0), "budget.runs: Input should be greater than or equal to 1"),
+    (lambda c: c["budget"].update(runs=None), "budget: give runs and/or cost"),
+    (lambda c: c["trainer"].update(command="train.sh"), "trainer: give exactly one of reference, command or callable"),
+    (lambda c: c["backend"].update(kind="kubernetes"), "backend.kind: Input should be 'local', 'ray' or 'submitit'"),
+    (lambda c: c.update(batchsize=2), "batchsize: unknown key"),
+    (lambda c: c["pilots"].update(sizes=[11712, 35712]), "target: pilots at several sizes"),
+    (lambda c: c.update(domains=["code", "poetry"]), "['poetry'] are not among them"),
+    (lambda c: c["trainer"].update(reference=None, callable="no_colon"), "callable is 'module:function'"),
+])
+def test_bad_loop_config_names_the_key_and_the_file(tmp_path, change, words):
+    config = json.loads(json.dumps(SMALL))
+    change(config)
+    path = _write(tmp_path, config)
+    with pytest.raises(LoopConfigError) as err:
+        load_loop_config(path)
+    assert str(err.value).startswith(str(path)) and words in str(err.value), str(err.value)
+
+
+def test_unreadable_loop_config(tmp_path):
+    with pytest.raises(LoopConfigError, match="no such loop config"):
+        load_loop_config(tmp_path / "missing.yaml")
+    with pytest.raises(LoopConfigError, match="cannot read"):
+        load_loop_config(_write(tmp_path, "trainer: [unclosed"))
+    assert load_loop_config(Path(__file__).parents[1] / "examples" / "loop_local.yaml").nested
+
+
+def test_state_adds_a_pilots_rows_once_and_whole(tmp_path):
+    state = LoopState(tmp_path)
+    pilot = Pilot("p001", {"a": 0.5, "b": 0.5}, 10, 5)
+    state.add_pilots([pilot], 0, [50.0], "design")
+    state.started("p001", 1, str(tmp_path / "x"), None)
+    rows = pd.DataFrame({"run": "p001", "params": 10, "step": [5], "valid_domain": "a", "loss": [1.5], "mix:a": 0.5, "mix:b": 0.5})
+    state.done("p001", rows)
+    with pytest.raises(RuntimeError, match="already done"):
+        state.done("p001", rows)
+    assert len(state.runs_frame()) == 1 and state.counts()["done"] == 1 and state.spent() == 50.0
+    # a transaction that fails half way leaves nothing behind
+    state.add_pilots([Pilot("p002", {"a": 1.0, "b": 0.0}, 10, 5)], 1, [50.0], "x")
+    state.started("p002", 1, "y", None)
+    with pytest.raises(AttributeError):
+        state.done("p002", None)  # fails inside the transaction, after the status check
+    assert state.counts() == {"queued": 0, "running": 1, "done": 1, "failed": 0} and len(state.runs_frame()) == 1
+    assert pd.read_csv(state.export_runs())["run"].tolist() == ["p001"]
+    assert state.requeue_running() == ["p002"] and state.counts()["queued"] == 1
+
+
+def _status(state_dir):
+    try:
+        db = sqlite3.connect(f"file:{state_dir}/state.sqlite?mode=ro", uri=True, timeout=5)
+        counts = dict(db.execute("SELECT status, COUNT(*) FROM pilots GROUP BY status").fetchall())
+        db.close()
+        return counts
+    except sqlite3.Error:
+        return {}
+
+
+def _start_and_stop(args, state_dir, until, sig, log):
+    proc = subprocess.Popen([CLI, "loop", *args, "--state", str(state_dir)], stdout=log, stderr=subprocess.STDOUT)
+    start = time.time()
+    while not until(_status(state_dir)):
+        assert proc.poll() is None, Path(log.name).read_text()
+        assert time.time() - start < 240, "the loop made no progress"
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    return proc.wait(timeout=60)
+
+
+def test_loop_interrupted_by_sigint_and_killed_resumes_without_losing_or_repeating_a_pilot(tmp_path):
+    config, state_dir = _write(tmp_path, SMALL), tmp_path / "state"
+    with open(tmp_path / "loop.log", "w") as log:
+        # Ctrl-C while the first pilot runs: the worker is stopped, the state says where it was
+        code = _start_and_stop([str(config)], state_dir, lambda s: s.get("running", 0) >= 1, signal.SIGINT, log)
+        assert code == 130
+        # SIGKILL (no chance to clean up) once a pilot is done and the next runs
+        code = _start_and_stop(["--resume"], state_dir, lambda s: s.get("done", 0) >= 1 and s.get("running", 0) >= 1, signal.SIGKILL, log)
+        assert code == -signal.SIGKILL
+    assert (tmp_path / "loop.log").read_text().count("--resume") >= 1  # Ctrl-C said how to continue
+    done = subprocess.run([CLI, "loop", "--resume", "--state", str(state_dir)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "best mixture:" in done.stdout and "4 pilots done, 0 failed" in done.stdout
+    runs = pd.read_csv(state_dir / "runs.csv")
+    assert sorted(runs["run"].unique()) == ["p001", "p002", "p003", "p004"]  # 3 designed, 1 suggested: none lost
+    assert (runs.groupby("run").size() == 12).all()  # 4 checkpoints x 3 domains each: none twice
+    assert not runs.duplicated(["run", "step", "valid_domain"]).any()
+    state = LoopState(state_dir)
+    events = state.events()
+    assert (events["kind"] == "interrupted").sum() >= 3  # two pilots requeued + the Ctrl-C mark
+    pilots = state.pilots().set_index("id")
+    assert (pilots["status"] == "done").all() and pilots["attempts"].max() >= 2
+    assert pilots.loc["p004", "acquisition"] == "thompson"
+    assert (state_dir / "fit.nc").exists() and state.last_fit()["runs"] == 4
+    # no worker of the killed loop is left running
+    for pid_file in state_dir.glob("pilots/*/*/worker.pid"):
+        pid = json.loads(pid_file.read_text())["pid"]
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    # a second start on the same state is refused, a resume of nothing too
+    again = subprocess.run([CLI, "loop", str(config), "--state", str(state_dir)], capture_output=True, text=True)
+    assert again.returncode == 2 and "already holds a loop" in again.stderr
+    nothing = subprocess.run([CLI, "loop", "--resume", "--state", str(tmp_path / "none")], capture_output=True, text=True)
+    assert nothing.returncode == 2 and "no loop state to resume" in nothing.stderr
