@@ -286,6 +286,19 @@ def execute(job: Job) -> pd.DataFrame:
     return check_rows(rows, job.pilot, f"{job.pilot.id} (rows returned by {trainer.function})")
 
 
+def execute_outcome(job: Job):
+    """:func:`execute` with the failure as a value (``("failed", reason, message, log)``, else
+    ``("done", rows)``): what a Slurm job returns, so no exception has to cross the pickle."""
+    try:
+        return ("done", execute(job))
+    except PilotFailed as err:
+        return ("failed", err.reason, err.message, err.log)
+
+
+def _from_outcome(outcome):
+    return outcome[1] if outcome[0] == "done" else PilotFailed(*outcome[1:])
+
+
 def _killpg(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -470,7 +483,7 @@ class SubmititBackend:
     def submit(self, job: Job) -> Handle:
         if job.timeout_s and "timeout_min" not in (self.executor._executor.parameters or {}):
             self.executor.update_parameters(timeout_min=max(1, int(np.ceil(job.timeout_s / 60)) + 1))
-        sjob = self.executor.submit(execute, job)
+        sjob = self.executor.submit(execute_outcome, job)
         return Handle(job, time.time(), str(sjob.job_id), sjob)
 
     def poll(self, handle: Handle):
@@ -478,22 +491,14 @@ class SubmititBackend:
         if not sjob.done():
             return None
         try:
-            return sjob.result()
-        except PilotFailed as err:
-            return err
-        except Exception as err:  # noqa: BLE001 - submitit's FailedJobError carries the remote traceback
-            text = str(err)
-            if "PilotFailed" in text:  # submitit re-raises remote exceptions as text
-                reason = text.split("PilotFailed:", 1)[-1].strip().split(":", 1)[0].strip() or "error"
-                reason = reason if reason in ("exit", "timeout", "error", "missing", "malformed") else "error"
-            else:
-                reason = "lost"
-            log = ""
+            return _from_outcome(sjob.result())
+        except Exception as err:  # noqa: BLE001 - the job itself died (killed, preempted, out of time)
+            log = _tail(Path(handle.job.out_dir) / "log.txt")
             try:
-                log = (sjob.stderr() or "") + (sjob.stdout() or "")
+                log += sjob.stderr() or ""
             except Exception:  # noqa: BLE001
                 pass
-            return PilotFailed(reason, f"{handle.job.pilot.id}: submitit job {sjob.job_id} failed: {text[-800:]}", log)
+            return PilotFailed("lost", f"{handle.job.pilot.id}: submitit job {sjob.job_id} failed: {str(err)[-800:]}", log)
 
     def cancel(self, handle: Handle) -> None:
         try:
