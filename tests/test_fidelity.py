@@ -1,0 +1,41 @@
+"""Multi-fidelity choice: value per unit cost across pilot sizes and lengths (the gain itself is
+bayes_mixlaw.bo.information_gain, replaced here by a known function of the scale)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bayes_mixlaw import bo
+from bayes_mixlaw.fidelity import choose_pilots
+from bayes_mixlaw.optimize import MixtureBounds
+
+LAW = SimpleNamespace(kind="nested_law", train_domains=["a", "b", "c"], length_column="step")
+
+
+@pytest.mark.parametrize("big_gain, expected_size", [(2.0, 10), (4.0, 30)])
+def test_value_per_cost_picks_the_size(monkeypatch, big_gain, expected_size):
+    seen = []
+
+    def gain(law, pool, *, candidate_scale, target_scale, **kw):
+        seen.append((candidate_scale, target_scale))
+        base = {10: 1.0, 30: big_gain}[candidate_scale["params"]] * (1 if candidate_scale["step"] == 100 else 1.2)
+        return base * (1 + 0.01 * pool[:, 0])  # more of 'a' is a little more informative
+
+    monkeypatch.setattr(bo, "information_gain", gain)
+    picks = choose_pilots(LAW, 3, sizes=[10, 30], steps=[100, 200], cost=lambda p, s: p * s, target_scale={"params": 1e6, "step": 1e4},
+                          bounds=MixtureBounds(caps={"a": 0.6}), seed=0, candidates=50)
+    assert len(seen) == 4 and all(t == {"params": 1e6, "step": 1e4} for _, t in seen)
+    assert [p["params"] for p in picks] == [expected_size] * 3 and all(p["steps"] == 100 for p in picks)  # 1.2x the gain for 2x the cost: no
+    assert all(p["mixture"]["a"] <= 0.6 + 1e-9 and abs(sum(p["mixture"].values()) - 1) < 1e-9 for p in picks)
+    values = [p["value"] for p in picks]
+    assert values == sorted(values, reverse=True) and picks[0]["cost"] == expected_size * 100
+    mixtures = np.array([list(p["mixture"].values()) for p in picks])
+    assert min(np.abs(mixtures[i] - mixtures[j]).max() for i in range(3) for j in range(i)) > 0.05  # distinct at one scale
+
+
+def test_options_beyond_the_budget_left_are_dropped(monkeypatch):
+    monkeypatch.setattr(bo, "information_gain", lambda law, pool, **kw: np.full(len(pool), 5.0 if kw["candidate_scale"]["params"] == 30 else 1.0))
+    picks = choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, max_cost=2000, candidates=20)
+    assert {p["params"] for p in picks} == {10}
+    assert choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, max_cost=10) == []
