@@ -132,3 +132,27 @@ def test_loop_interrupted_by_sigint_and_killed_resumes_without_losing_or_repeati
     assert again.returncode == 2 and "already holds a loop" in again.stderr
     nothing = subprocess.run([CLI, "loop", "--resume", "--state", str(tmp_path / "none")], capture_output=True, text=True)
     assert nothing.returncode == 2 and "no loop state to resume" in nothing.stderr
+
+
+def test_live_panel_and_budget_accounting(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from bayes_mixlaw.loop import LoopDisplay, _budget_left, _summary
+    from bayes_mixlaw.loop_config import loop_config_from_dict
+
+    config = loop_config_from_dict({**SMALL, "budget": {"runs": 3, "cost": 2000}})
+    state = LoopState(tmp_path)
+    state.add_pilots([Pilot("p001", {"code": 1.0}, 10, 50), Pilot("p002", {"code": 1.0}, 10, 50)], 0, [500.0, 500.0], "design")
+    state.started("p001", 1, "x", None)
+    assert _budget_left(config, state) == (1, 1000.0)  # one more pilot; the queued one's cost is committed
+    summary = _summary(state, config)
+    assert summary["running"] == 1 and summary["queued"] == 1 and "0/3 pilots done" in summary["budget"]
+    display = LoopDisplay(live=True)
+    with display:
+        display._live.console.file = buffer = io.StringIO()
+        display.update(summary)
+        display.event("p001 started")
+    assert "queued 1  running 1" in buffer.getvalue() and "p001 started" in buffer.getvalue()
+    assert isinstance(display._render(), object) and LoopDisplay(live=None).live_mode is False  # not a terminal: log lines
