@@ -201,7 +201,7 @@ class Loop:
         queued = self.state.pilots("queued")
         for _, row in queued.head(self.dispatcher.free).iterrows():
             pilot = self.state.pilot(row)
-            event = self.dispatcher.submit(pilot, int(row["attempts"]) + 1)
+            event = self.dispatcher.submit(pilot, int(row["attempts"]) + 1, self.state.failures(pilot.id))
             self.state.started(pilot.id, event.attempt, event.out_dir, event.external_id)
             self.display.event(f"{pilot.id} started (attempt {event.attempt}, {pilot.params} params, {pilot.steps} steps"
                                + (f", {event.external_id}" if event.external_id else "") + ")")

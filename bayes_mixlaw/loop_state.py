@@ -138,6 +138,10 @@ class LoopState:
                 self._event(db, "interrupted", pid, None)
         return ids
 
+    def failures(self, pilot_id: str) -> int:
+        """Failed attempts of a pilot so far (interrupted ones are not failures)."""
+        return int(self.db.execute("SELECT COUNT(*) FROM events WHERE kind = 'retry' AND pilot = ?", (pilot_id,)).fetchone()[0])
+
     def pilots(self, status: str | None = None) -> pd.DataFrame:
         query = "SELECT * FROM pilots" + (" WHERE status = ?" if status else "") + " ORDER BY created, id"
         return pd.read_sql_query(query, self.db, params=(status,) if status else ())

@@ -43,7 +43,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -551,13 +550,16 @@ class Dispatcher:
         self.trainer, self.backend, self.root = trainer, backend, Path(root)
         self.retries, self.timeout_s, self.workers = retries, timeout_s, workers
         self.running: dict[str, Handle] = {}
-        self._lock = threading.Lock()
+        self._failures: dict[str, int] = {}
 
     @property
     def free(self) -> int:
         return max(0, self.workers - len(self.running))
 
-    def submit(self, pilot: Pilot, attempt: int = 1) -> Event:
+    def submit(self, pilot: Pilot, attempt: int = 1, failures: int | None = None) -> Event:
+        """Start an attempt; ``failures``: how many earlier attempts failed (an interrupted one does not
+        count; default ``attempt - 1``)."""
+        self._failures[pilot.id] = attempt - 1 if failures is None else failures
         out = self.root / pilot.id / f"attempt{attempt}"
         if out.exists():  # an abandoned attempt of an earlier session: kill what is left, start afresh
             self.backend.reap(out)
@@ -580,9 +582,9 @@ class Dispatcher:
             job = handle.job
             if isinstance(result, pd.DataFrame):
                 events.append(Event("done", job.pilot, job.attempt, job.out_dir, rows=result))
-            elif job.attempt <= self.retries:
+            elif self._failures.get(pid, 0) < self.retries:
                 events.append(Event("retry", job.pilot, job.attempt, job.out_dir, error=result))
-                events.append(self.submit(job.pilot, job.attempt + 1))
+                events.append(self.submit(job.pilot, job.attempt + 1, self._failures.get(pid, 0) + 1))
             else:
                 events.append(Event("failed", job.pilot, job.attempt, job.out_dir, error=result))
         return events
