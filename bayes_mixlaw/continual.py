@@ -57,7 +57,7 @@ from pymc_extras.prior import Prior
 
 from bayes_mixlaw.config import DEFAULT_PRIORS, LawConfig, SamplerConfig
 from bayes_mixlaw.laws import array_namespace
-from bayes_mixlaw.model import MixtureLaw
+from bayes_mixlaw.model import MixtureLaw, row_generators
 from bayes_mixlaw.runs import MIX_PREFIX, Reference, RunsTable, read_mixtures
 from bayes_mixlaw.summary import summarize_draws
 from bayes_mixlaw.targets import Targets
@@ -354,8 +354,13 @@ class ContinualLaw(MixtureLaw):
         wanted = self.steps if step is None else list(np.atleast_1d(step))
         index = [self.step_index(s) for s in wanted]
         names, matrix = self.targets.matrix(self.valid_domains)
-        rng = np.random.default_rng(seed)
-        draws = np.stack([self._domain_draws(r, kind, rng, step_idx=i) @ matrix.T for i in index], axis=3)
+
+        def at(i):  # one checkpoint; each mixture's noise from its own generator (the seed, its proportions and the step):
+            # a row's numbers do not depend on the other rows, their order, or the other checkpoints asked for
+            generators = row_generators(seed, np.c_[r, np.full(len(r), float(self.steps[i]))])
+            return np.concatenate([self._domain_draws(r[j : j + 1], kind, g, step_idx=i) for j, g in enumerate(generators)], axis=2) @ matrix.T
+
+        draws = np.stack([at(i) for i in index], axis=3)
         labels = frame["name"].tolist() if "name" in frame else [f"mixture {i}" for i in range(len(frame))]
         return xr.DataArray(draws, dims=("chain", "draw", "mixture", "step", "target"),
                             coords={"mixture": labels, "step": [self.steps[i] for i in index], "target": names}, name="loss")
