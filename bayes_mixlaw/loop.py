@@ -227,6 +227,22 @@ class Loop:
                 self.display.event(f"{pid} failed after {event.attempt} attempt(s): {err.message} (log: {event.out_dir}/log.txt)")
         self.display.update(_summary(self.state, self.config))
 
+    def resume_running(self) -> None:
+        """After an interruption: follow the attempts the back end can find again (Slurm jobs), kill what
+        else the dead loop left running, and queue those pilots again (a fresh folder each)."""
+        adopted = []
+        for _, row in self.state.pilots("running").iterrows():
+            pilot = self.state.pilot(row)
+            if self.dispatcher.adopt(pilot, int(row["attempts"]), row["out_dir"], row["external_id"], self.state.failures(pilot.id)):
+                adopted.append(pilot.id)
+        requeued = self.state.requeue_running(keep=adopted)  # the others go back to the queue
+        for out_dir in self.state.pilots()["out_dir"].dropna():
+            if Path(out_dir).exists() and not any(str(out_dir) == h.job.out_dir for h in self.dispatcher.running.values()):
+                self.backend.reap(Path(out_dir))
+        parts = ([f"{len(requeued)} interrupted pilot(s) queued again ({', '.join(requeued)})"] if requeued else []) + \
+                ([f"following {len(adopted)} running job(s) ({', '.join(adopted)})"] if adopted else [])
+        self.display.event("resumed" + (": " + "; ".join(parts) if parts else ""))
+
     # fitting and choosing ----------------------------------------------------------------------------
     def _scale(self) -> dict:
         t = self.config.target
@@ -260,7 +276,9 @@ class Loop:
             self.display.event(f"round {round_}: cannot fit yet ({err}); adding design pilots")
             return None
         scale = self._scale()
-        best = optimal_mixture(self.law, bounds=self.bounds, draws=128, starts=4, steps=150, seed=config.seed + round_, **scale)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an optimum beyond the pilots: its wide interval says so
+            best = optimal_mixture(self.law, bounds=self.bounds, draws=128, starts=4, steps=150, seed=config.seed + round_, **scale)
         rows = best.table()
         loss = rows[rows["quantity"] == "loss"].iloc[0]
         mixture = dict(zip(best.train_domains, map(float, best.optimum)))
@@ -286,8 +304,12 @@ class Loop:
         config = self.config
         sizes = config.pilots.sizes
         steps = config.pilots.steps if config.nested else config.pilots.steps[-1:]
-        picks = choose_pilots(self.law, n, sizes=sizes, steps=steps, cost=config.cost, acquisition=config.acquisition,
-                              target_scale=self._scale(), bounds=self.bounds, seed=config.seed + round_, max_cost=max_cost)
+        import warnings
+
+        with warnings.catch_warnings():  # candidates beyond the pilots are what exploration is for: not a warning here
+            warnings.simplefilter("ignore")
+            picks = choose_pilots(self.law, n, sizes=sizes, steps=steps, cost=config.cost, acquisition=config.acquisition,
+                                  target_scale=self._scale(), bounds=self.bounds, seed=config.seed + round_, max_cost=max_cost)
         pilots, costs, left = [], [], max_cost
         first = self.state.next_id()
         for k, pick in enumerate(picks):
@@ -419,17 +441,9 @@ def run_loop(config: LoopConfig | str | Path | dict | None, state_dir: str | Pat
     loop = None
     try:
         with display:
-            if resume:
-                requeued = state.requeue_running()
-                pilots = state.pilots()
-                for out_dir in pilots["out_dir"].dropna():
-                    reap = getattr(make_backend("local"), "reap")
-                    reap(Path(out_dir))
-                if requeued:
-                    display.event(f"resumed: {len(requeued)} interrupted pilot(s) queued again ({', '.join(requeued)})")
-                else:
-                    display.event("resumed")
             loop = Loop(config, state, display, trainer)
+            if resume:
+                loop.resume_running()
             display.update(_summary(state, config))
             stopped = loop.run()
             display.event(f"stopped: {stopped}")

@@ -128,13 +128,13 @@ class LoopState:
                        (time.time(), f"{reason}: {message}", log, pilot_id))
             self._event(db, "failed", pilot_id, {"attempt": attempt, "reason": reason, "message": message})
 
-    def requeue_running(self) -> list[str]:
-        """After an interruption: pilots that were running go back to the queue (their next attempt
-        starts in a fresh folder); returns their ids."""
+    def requeue_running(self, keep: list[str] = ()) -> list[str]:
+        """After an interruption: pilots that were running, except those in ``keep`` (jobs followed
+        again), go back to the queue (their next attempt starts in a fresh folder); returns their ids."""
         with self.transaction() as db:
-            ids = [r[0] for r in db.execute("SELECT id FROM pilots WHERE status = 'running' ORDER BY id")]
-            db.execute("UPDATE pilots SET status = 'queued' WHERE status = 'running'")
+            ids = [r[0] for r in db.execute("SELECT id FROM pilots WHERE status = 'running' ORDER BY id") if r[0] not in keep]
             for pid in ids:
+                db.execute("UPDATE pilots SET status = 'queued' WHERE id = ?", (pid,))
                 self._event(db, "interrupted", pid, None)
         return ids
 

@@ -387,6 +387,9 @@ class LocalBackend:
         else:
             handle.inner.cancel()  # a running thread cannot be stopped; its result is ignored
 
+    def reattach(self, job: Job, external_id: str | None) -> None:  # a dead loop's worker processes are gone
+        return None
+
     def reap(self, out_dir: Path) -> None:
         """Kill what an abandoned attempt (in ``out_dir``) left running."""
         for name in ("worker.pid", "command.pid"):
@@ -453,7 +456,10 @@ class RayBackend:
         except Exception:  # noqa: BLE001 - already finished
             pass
 
-    def reap(self, out_dir: Path) -> None:  # tasks of a dead driver die with it
+    def reattach(self, job: Job, external_id: str | None) -> None:  # tasks of a dead driver die with it
+        return None
+
+    def reap(self, out_dir: Path) -> None:
         pass
 
     def close(self) -> None:
@@ -498,6 +504,16 @@ class SubmititBackend:
             except Exception:  # noqa: BLE001
                 pass
             return PilotFailed("lost", f"{handle.job.pilot.id}: submitit job {sjob.job_id} failed: {str(err)[-800:]}", log)
+
+    def reattach(self, job: Job, external_id: str | None) -> Handle | None:
+        """A Slurm job of an interrupted loop, found again by its id (it kept running while the loop was
+        down; its result is read from the shared folder); ``None`` where that is not possible."""
+        if not external_id or self.executor.cluster != "slurm":
+            return None
+        try:
+            return Handle(job, time.time(), external_id, self._submitit.SlurmJob(folder=self.folder, job_id=external_id))
+        except Exception:  # noqa: BLE001 - then the pilot is sent again
+            return None
 
     def cancel(self, handle: Handle) -> None:
         try:
@@ -568,6 +584,15 @@ class Dispatcher:
         handle = self.backend.submit(job)
         self.running[pilot.id] = handle
         return Event("started", pilot, attempt, str(out), external_id=handle.external_id)
+
+    def adopt(self, pilot: Pilot, attempt: int, out_dir: str, external_id: str | None, failures: int = 0) -> bool:
+        """Follow an attempt an interrupted loop started, if the back end can find it again (Slurm)."""
+        handle = self.backend.reattach(Job(pilot, self.trainer, out_dir, attempt, self.timeout_s), external_id)
+        if handle is None:
+            return False
+        self.running[pilot.id] = handle
+        self._failures[pilot.id] = failures
+        return True
 
     def poll(self) -> list[Event]:
         events = []

@@ -156,3 +156,27 @@ def test_live_panel_and_budget_accounting(tmp_path):
         display.event("p001 started")
     assert "queued 1  running 1" in buffer.getvalue() and "p001 started" in buffer.getvalue()
     assert isinstance(display._render(), object) and LoopDisplay(live=None).live_mode is False  # not a terminal: log lines
+
+
+def test_resume_follows_jobs_the_back_end_finds_again_and_requeues_the_rest(tmp_path):
+    """Slurm jobs outlive the loop: on resume submitit finds them by id (faked here); local workers do not."""
+    from bayes_mixlaw.loop import Loop, LoopDisplay
+    from bayes_mixlaw.loop_config import loop_config_from_dict
+    from bayes_mixlaw.runners import Handle
+
+    class Found:
+        def reattach(self, job, external_id):
+            return Handle(job, time.time(), external_id, "job") if external_id == "4242" else None
+
+        def reap(self, out_dir):
+            pass
+
+    state = LoopState(tmp_path)
+    state.add_pilots([Pilot("p001", {"code": 1.0}, 10, 50), Pilot("p002", {"code": 1.0}, 10, 50)], 0, [500.0, 500.0], "design")
+    state.started("p001", 1, str(tmp_path / "a"), "4242")
+    state.started("p002", 1, str(tmp_path / "b"), "pid 1")
+    loop = Loop(loop_config_from_dict(SMALL), state, LoopDisplay(live=False))
+    loop.backend = loop.dispatcher.backend = Found()
+    loop.resume_running()
+    assert list(loop.dispatcher.running) == ["p001"]
+    assert state.pilots().set_index("id")["status"].to_dict() == {"p001": "running", "p002": "queued"}
