@@ -162,16 +162,20 @@ def _initial_pilots(config: LoopConfig, state: LoopState, n: int) -> tuple[list[
     pilots, costs = [], []
     for k in range(n):
         size = config.pilots.sizes[k % len(config.pilots.sizes)]
-        mixture = {d: round(float(v), 6) for d, v in zip(config.domains, mixtures[k])}
-        mixture = _normalised(mixture)
+        mixture = _normalised(dict(zip(config.domains, mixtures[k])))
         pilots.append(Pilot(f"p{first + k:03d}", mixture, size, steps, config.pilots.schedule, config.seed + first + k))
         costs.append(config.cost(size, steps))
     return pilots, costs
 
 
 def _normalised(mixture: dict) -> dict:
-    total = sum(mixture.values())
-    return {d: v / total for d, v in mixture.items()}
+    """Shares rounded to 6 decimals (no 1e-17 crumbs from the optimiser) that sum to one."""
+    clean = {d: max(0.0, round(float(v), 6)) for d, v in mixture.items()}
+    total = sum(clean.values())
+    clean = {d: round(v / total, 6) for d, v in clean.items()}
+    largest = max(clean, key=clean.get)
+    clean[largest] = round(clean[largest] + 1.0 - sum(clean.values()), 6)
+    return clean
 
 
 def _budget_left(config: LoopConfig, state: LoopState) -> tuple[int | None, float | None]:
