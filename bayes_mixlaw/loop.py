@@ -139,7 +139,8 @@ def _summary(state: LoopState, config: LoopConfig) -> dict:
     if config.budget.runs:
         parts.append(f"{counts['done']}/{config.budget.runs} pilots done")
     spent = state.spent()
-    parts.append(f"cost {spent:.3g}" + (f"/{config.budget.cost:.3g}" if config.budget.cost else "") + " (params x steps)")
+    unit = "cost units" if config.costs else "FLOPs" if config.tokens_per_step else "params x steps"
+    parts.append(f"cost {spent:.3g}" + (f"/{config.budget.cost:.3g}" if config.budget.cost else "") + f" ({unit})")
     fit = state.last_fit()
     best = "(no fit yet)"
     if fit and fit["mixture"]:

@@ -20,6 +20,7 @@
     caps: {caps: {numbers: 0.5}, minimums: {}}  # or a path to a caps file
     valid_weights: null           # {valid_domain: weight} or a path; 'total' is their weighted sum (default: the mean)
     costs: null                   # {params: cost of one step}; default params (so cost = params x steps)
+    tokens_per_step: null         # given: costs and budget.cost in FLOPs, 6 x params x steps x tokens_per_step
     fit: {method: fast, seed: 0}
     seed: 0
 """
@@ -125,6 +126,7 @@ class LoopConfig(_Strict):
     caps: Optional[dict | str] = None
     valid_weights: Optional[dict | str] = None
     costs: Optional[dict[int, float]] = None
+    tokens_per_step: Optional[int] = Field(None, gt=0, description="with it, costs and budget.cost are FLOPs: 6 x params x steps x tokens_per_step")
     fit: FitSettings = FitSettings()
     seed: int = 0
     poll_s: float = Field(0.5, gt=0, description="seconds between looks at the running pilots")
@@ -153,7 +155,13 @@ class LoopConfig(_Strict):
         return len(self.pilots.sizes) >= 2
 
     def cost(self, params: int, steps: int) -> float:
-        return float(self.costs[params] if self.costs else params) * float(steps)
+        """One pilot's cost: ``costs[params] x steps`` where costs are given, else ``params x steps``,
+        or the FLOPs ``6 x params x steps x tokens_per_step`` where that is given."""
+        if self.costs:
+            return float(self.costs[params]) * float(steps)
+        if self.tokens_per_step:
+            return 6.0 * float(params) * float(steps) * float(self.tokens_per_step)
+        return float(params) * float(steps)
 
 
 def load_loop_config(path: str | Path) -> LoopConfig:
