@@ -109,3 +109,12 @@ def test_importing_the_package_imports_no_cluster_library():
 
     code = "import sys, bayes_mixlaw, bayes_mixlaw.runners, bayes_mixlaw.loop; print(sorted(m for m in ('ray', 'submitit') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("kind, module", [("ray", "ray"), ("submitit", "submitit")])
+def test_a_missing_cluster_library_names_the_extra(monkeypatch, tmp_path, kind, module):
+    from bayes_mixlaw.runners import make_backend
+
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'bayes_mixlaw\[cluster\]'"):
+        make_backend(kind, state_dir=tmp_path)
