@@ -17,7 +17,7 @@ sends the pilots that were running again (their next attempt in a fresh folder: 
 the table twice, and none is lost), and finishes the same budget.
 
 Progress: in a terminal a live panel (pilots queued/running/done/failed, budget used, the best
-predicted mixture and its interval, the last events); elsewhere one log line per event.
+predicted mixture and its interval) below the events' lines; elsewhere one log line per event.
 """
 
 from __future__ import annotations
@@ -110,10 +110,11 @@ class LoopDisplay:
             self._live = None
 
     def event(self, text: str) -> None:
-        self.lines = (self.lines + [time.strftime("%H:%M:%S ") + text])[-6:]
+        self.lines = (self.lines + [time.strftime("%H:%M:%S ") + text])[-100:]
         if self._live is None and not self.quiet:
             log.info(text)
-        elif self._live is not None:
+        elif self._live is not None:  # the line above the panel (the terminal keeps them all), the panel below
+            self._live.console.print(self.lines[-1], highlight=False, soft_wrap=True, style="dim")
             self._live.update(self._render())
 
     def update(self, summary: dict) -> None:
@@ -130,7 +131,7 @@ class LoopDisplay:
         table.add_row("pilots", f"queued {s.get('queued', 0)}  running {s.get('running', 0)}  done {s.get('done', 0)}  failed {s.get('failed', 0)}")
         table.add_row("budget", s.get("budget", ""))
         table.add_row("best mixture", s.get("best", "(no fit yet)"))
-        return Group(table, *self.lines)
+        return Group(table)
 
 
 def _summary(state: LoopState, config: LoopConfig) -> dict:
