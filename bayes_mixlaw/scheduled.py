@@ -46,15 +46,15 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from pymc_extras.prior import Prior
 
 from bayes_mixlaw.config import LawConfig, SamplerConfig
 from bayes_mixlaw.inference import SamplingWarning
 from bayes_mixlaw.model import BayesianLaw
+from bayes_mixlaw.run_effects import conditional_effects, curve_sums, marginal_loglik
 from bayes_mixlaw.runs import LR, WARMUP, RunsTable
 from bayes_mixlaw.schedules import DEFAULT_LAMBDA, Schedule, StepFeatures, decay_areas
-from bayes_mixlaw.run_effects import conditional_effects, curve_sums, marginal_loglik
 from bayes_mixlaw.step_laws import annealing_step, multi_power_step
 from bayes_mixlaw.summary import summarize_draws
 
@@ -108,12 +108,6 @@ SCHEDULED_PRIORS: dict[str, Prior] = {
     "noise_sigma": Prior("HalfNormal", sigma=0.01),
 }
 
-def _logsumexp(a: np.ndarray) -> np.ndarray:
-    """log sum exp over the last axis, kept as a length-1 axis."""
-    top = np.max(a, axis=-1, keepdims=True)
-    return top + np.log(np.exp(a - top).sum(-1, keepdims=True))
-
-
 SIZE_PRIORS = ("log_a", "alpha", "rho_b", "rho_d", "rho_beta")
 MULTI_POWER_PRIORS = ("log_c", "kappa", "gamma")
 
@@ -139,7 +133,7 @@ class UnknownSchedule(BaseModel):
     max_factor: float = Field(8.0, gt=1.0, le=1000.0)
 
     def warmup(self, last: int) -> int:
-        return int(self.warmup_steps) if self.warmup_steps is not None else int(round(0.02 * last))
+        return int(self.warmup_steps) if self.warmup_steps is not None else round(0.02 * last)
 
     def areas(self, steps, total, last: int):
         """(S1, S2) at ``steps`` for total length(s) ``total`` (:func:`decay_areas`; numpy or PyTensor)."""
@@ -151,7 +145,7 @@ class UnknownSchedule(BaseModel):
 
     def describe(self, last: int) -> str:
         return (f"{self.family} decay after a {self.warmup(last)}-step warm-up to {self.final_lr_ratio:g} x the peak LR at an unknown "
-                f"total length T, log-uniform in [{last}, {int(round(self.max_factor * last))}]")
+                f"total length T, log-uniform in [{last}, {round(self.max_factor * last)}]")
 
 
 class ScheduledLawConfig(LawConfig):
@@ -555,7 +549,7 @@ class ScheduledScalingLaw(BayesianLaw):
     @property
     def schedules(self) -> dict[str, Schedule]:
         """The schedule each pilot run was fitted with (the runs of unknown schedule are left out:
-        :meth:`schedule_candidates`)."""
+        :attr:`unknown_runs`, their sampled length ``total_steps``)."""
         self._require_fit()
         return {run: Schedule.from_dict(v["schedule"]) for run, v in json.loads(self.idata.attrs["schedules"]).items() if v["schedule"] is not None}
 
@@ -751,9 +745,8 @@ class ScheduledScalingLaw(BayesianLaw):
         med = sens["median"]
         weighed = sens.iloc[0]
         spread = 100 * (med.iloc[1:].max() / med.iloc[1:].min() - 1)
-        fmt = lambda x: f"{x:.0f}"  # noqa: E731
         return (f". Unknown schedule for {len(unknown)} run(s) ({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}): not assumed but "
-                f"weighed, {self.config.unknown_schedule.describe(last)}; posterior T median {fmt(q[1])} [90%: {fmt(q[0])}, {fmt(q[2])}], "
+                f"weighed, {self.config.unknown_schedule.describe(last)}; posterior T median {q[1]:.0f} [90%: {q[0]:.0f}, {q[2]:.0f}], "
                 f"P(T >= {step}) = {np.mean(T >= step):.2f}. At step {step}, a new {size:.3g}-parameter run ({v}): median {weighed['median']:.4g} "
                 f"[{weighed['lower']:.4g}, {weighed['upper']:.4g}] weighed; " + ", ".join(f"{m:.4g} ({name})" for name, m in med.iloc[1:].items())
                 + f": the assumption moves it by {spread:.2f}%")

@@ -132,7 +132,6 @@ def bayes_row(name, train, tests, sampler, starts, published=None, config=None):
     preds = [law.predict(n, s, steps) for n, s, steps, _ in tests]
     y = np.concatenate([t[3] for t in tests])
     row = {"experiment": name, **score(pd.concat(preds, ignore_index=True), y)}
-    d = law.diagnostics
     row.update(_diagnostics(law, wall))
     if starts:
         predict, _ = point_fit(law, train, starts)

@@ -13,8 +13,11 @@ import pytensor.tensor as pt
 import pytest
 
 from bayes_mixlaw import BayesianLaw
-from bayes_mixlaw.runs import load_runs
-from bayes_mixlaw.scheduled import ScheduledLawConfig, ScheduledScalingLaw, UnknownSchedule
+from bayes_mixlaw.scheduled import (
+    ScheduledLawConfig,
+    ScheduledScalingLaw,
+    UnknownSchedule,
+)
 from bayes_mixlaw.schedules import Schedule, decay_areas
 from bayes_mixlaw.step_laws import annealing_law
 
