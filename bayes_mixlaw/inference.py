@@ -35,17 +35,82 @@ class SamplingWarning(UserWarning):
     """The sampler reported a problem (divergences, high R-hat, low ESS)."""
 
 
-_COMPILED: dict[str, object] = {}
+_COMPILED: dict[tuple[str, str], object] = {}
 
 
-def _compiled(model: pm.Model, key: str):
+def _compiled(model: pm.Model, key: str, *, kernels: bool = False):
+    """The model compiled for nutpie, once per model structure (``key``) and process.
+
+    ``kernels=False`` (full NUTS): nutpie's own compilation, one numba C callback of the whole log
+    density; the fastest sampler, but numba cannot cache it on disk (it embeds this process's
+    addresses), so every new process compiles it again (20-60 s on 2 cores).
+
+    ``kernels=True`` (``--fast``): :func:`compile_kernels`, the log density and its gradient as
+    PyTensor's numba kernels called through nutpie's Python-function model. PyTensor caches those
+    kernels on disk (its ``compiledir``), keyed by the graph, so a new process with the same model
+    structure loads them in about a second instead of compiling; sampling is ~1.4x slower per
+    draw, which a short run pays back many times (``benchmarks/fast_cache.py``)."""
     import nutpie
 
-    if key not in _COMPILED:
-        log.info("compiling the model (numba; once per model structure and process, up to a few minutes) ...")
-        # numba compilation dominates a first fit; later fits of the same structure reuse it.
-        _COMPILED[key] = nutpie.compile_pymc_model(model, backend="numba", freeze_model=False)
-    return _COMPILED[key]
+    if (key, str(kernels)) not in _COMPILED:
+        if kernels:
+            with Timer() as timer:
+                _COMPILED[key, "True"] = compile_kernels(model)
+            log.info(f"model ready in {timer.seconds:.1f} s (numba kernels; cached on disk, so a new process with this model structure reuses them)")
+        else:
+            log.info("compiling the model (numba; once per model structure and process, up to a few minutes) ...")
+            # numba compilation dominates a first fit; later fits of the same structure reuse it.
+            _COMPILED[key, "False"] = nutpie.compile_pymc_model(model, backend="numba", freeze_model=False)
+    return _COMPILED[key, str(kernels)]
+
+
+def compile_kernels(model: pm.Model):
+    """``model`` as a nutpie model of PyTensor's numba kernels (log density with gradient, and the
+    expansion to the model's variables) called from Python, with its ``pm.Data`` as shared data
+    (``with_data`` swaps them). PyTensor caches the kernels on disk (``pytensor.config.compiledir``;
+    ``numba__cache``), so only the first process with a model structure compiles them."""
+    from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords, _wrap_with_lock
+    from nutpie.compiled_pyfunc import from_pyfunc
+    from pymc.initial_point import make_initial_point_fn
+
+    initial_point = _wrap_with_lock(make_initial_point_fn(model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs),
+                                                          return_transformed=True))
+    n_dim, _, logp_pt, expand_pt, initial_point, shape_info, reparameterized = _make_functions(
+        model, mode="NUMBA", compute_grad=True, join_expanded=False, pymc_initial_point_fn=initial_point, var_names=None)
+    logp_kernel, expand_kernel = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
+    logp_names = [var.name for var in logp_pt.get_shared()]
+    expand_names = [var.name for var in expand_pt.get_shared()]
+    shared = {}
+    for var in [*logp_pt.get_shared(), *expand_pt.get_shared()]:
+        shared[var.name] = np.asarray(var.get_value())
+    names, _, shapes = shape_info
+
+    def make_logp():
+        def logp(x, /, **data):
+            value, grad = logp_kernel(x, *[data[n] for n in logp_names])[:2]
+            return float(value), np.asarray(grad, dtype="float64", order="C")
+
+        return logp
+
+    def make_expand(seed1, seed2, chain):
+        def expand(x, /, **data):
+            values = expand_kernel(x, *[data[n] for n in expand_names])
+            return {n: np.asarray(v, dtype="float64", order="C").reshape(shape) for n, v, shape in zip(names, values, shapes, strict=True)}
+
+        return expand
+
+    make_logp()(np.zeros(n_dim), **shared)  # numba compiles (or loads from its disk cache) the kernels here, not in a sampler thread
+    dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
+    return from_pyfunc(ndim=n_dim, make_logp_fn=make_logp, make_expand_fn=make_expand, make_initial_point_fn=initial_point,
+                       expanded_dtypes=[np.dtype("float64")] * len(names), expanded_shapes=shapes, expanded_names=names,
+                       shared_data=shared, dims=dims, coords=coords, reparameterized_names=reparameterized)
+
+
+def _shared_names(compiled) -> dict[str, np.dtype]:
+    """The data a compiled model's graph uses (``pm.Data`` the graph does not use are not shared), with their dtypes."""
+    if hasattr(compiled, "shared_var_keys"):
+        return {var.name: compiled.shared_data[key].dtype for var, key in compiled.shared_var_keys.items()}
+    return {name: np.asarray(value).dtype for name, value in compiled._shared_data.items()}
 
 
 class ProgressLines:
@@ -143,9 +208,9 @@ def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sam
 
         if sampler.method == "fast":
             sampler = sampler.model_copy(update=FAST_NUTS)
-        compiled = _compiled(model, key)
-        known = {var.name for var in compiled.shared_var_keys}  # data the graph does not use are not shared
-        compiled = compiled.with_data(**{k: v for k, v in data.items() if k in known})
+        compiled = _compiled(model, key, kernels=sampler.method == "fast")
+        known = _shared_names(compiled)
+        compiled = compiled.with_data(**{k: np.asarray(v, dtype=known[k]) for k, v in data.items() if k in known})
         cores = sampler.cores or min(sampler.chains, os.cpu_count() or 1)
         return nutpie.sample(
             compiled,

@@ -1,0 +1,62 @@
+"""Issue 15 item 6: ``fit --fast`` does not recompile in every new process: its model is PyTensor's numba
+kernels, which PyTensor caches on disk (``inference.compile_kernels``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pymc as pm
+
+from bayes_mixlaw.config import SamplerConfig
+from bayes_mixlaw.inference import _COMPILED, sample_posterior
+
+TINY = textwrap.dedent("""
+    import time, warnings
+    warnings.simplefilter("ignore")
+    import numpy as np, pymc as pm
+    from bayes_mixlaw.inference import compile_kernels
+    with pm.Model() as model:
+        x = pm.Data("x", np.linspace(0, 1, 20))
+        slope = pm.Normal("slope_issue15", 0, 3)
+        noise = pm.HalfNormal("noise", 1)
+        pm.Normal("y", slope * x, noise, observed=np.linspace(0, 2, 20))
+    started = time.perf_counter()
+    compile_kernels(model)
+    print(f"seconds {time.perf_counter() - started:.3f}")
+""")
+
+
+def test_fast_fit_samples_the_kernel_model_and_swaps_data():
+    rng = np.random.default_rng(0)
+    x = np.linspace(0, 1, 40)
+    with pm.Model() as model:
+        data_x = pm.Data("x", x)
+        data_y = pm.Data("y_obs", 2.0 * x + 0.05 * rng.standard_normal(40))
+        slope = pm.Normal("slope", 0, 5)
+        pm.Normal("y", slope * data_x, 0.05, observed=data_y)
+    key = "test-fast-cache-swap"
+    try:
+        fast = SamplerConfig(method="fast")
+        first = sample_posterior(model, {"x": x, "y_obs": 2.0 * x}, key, fast, seed=1, progress=False)
+        assert type(_COMPILED[key, "True"]).__name__ == "PyFuncModel"
+        second = sample_posterior(model, {"x": x, "y_obs": -1.0 * x}, key, fast, seed=1, progress=False)  # same compiled model, new data
+        assert abs(float(first["posterior"]["slope"].mean()) - 2.0) < 0.05
+        assert abs(float(second["posterior"]["slope"].mean()) + 1.0) < 0.05
+        assert first["posterior"].sizes["chain"] == 2 and first["posterior"].sizes["draw"] == 250
+    finally:
+        _COMPILED.pop((key, "True"), None)
+
+
+def test_a_second_process_loads_the_kernels_from_disk(tmp_path):
+    env = os.environ | {"PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'pytensor'}"}
+    times = []
+    for _ in range(2):
+        result = subprocess.run([sys.executable, "-c", TINY], env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        times.append(float(result.stdout.split("seconds")[-1]))
+    assert any((tmp_path / "pytensor" / "numba").iterdir())  # the kernels are on disk
+    assert times[1] < 0.5 * times[0], f"first process {times[0]:.1f} s, second {times[1]:.1f} s: the second did not reuse the kernels"
