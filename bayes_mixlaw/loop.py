@@ -332,7 +332,7 @@ class Loop:
                                    + ", ".join(f"{d} {v:.2f}" for d, v in p.mixture.items()))
         return len(pilots)
 
-    def add_design(self, n: int, round_: int) -> int:
+    def add_design(self, n: int, round_: int, meta: dict | None = None) -> int:
         runs_left, cost_left = _budget_left(self.config, self.state)
         n = min(n, runs_left) if runs_left is not None else n
         if n <= 0:
@@ -342,16 +342,16 @@ class Loop:
             keep = np.cumsum(costs) <= cost_left * (1 + 1e-9)
             pilots, costs = [p for p, k in zip(pilots, keep) if k], [c for c, k in zip(costs, keep) if k]
         if pilots:
-            self.state.add_pilots(pilots, round_, costs, "initial design")
+            self.state.add_pilots(pilots, round_, costs, "initial design", meta)
             self.display.event(f"initial design: {len(pilots)} pilots queued")
         return len(pilots)
 
     # the loop ----------------------------------------------------------------------------------------
     def run(self) -> str:
         config, state = self.config, self.state
-        if state.get("round") is None:
-            state.set("round", 0)
-            self.add_design(config.initial_design.runs, 0)
+        if state.get("round") is None:  # the design and the mark that it exists commit together
+            if not self.add_design(config.initial_design.runs, 0, meta={"round": 0}):
+                state.set("round", 0)
         stopped = ""
         while True:
             self._launch()

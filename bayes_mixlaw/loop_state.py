@@ -90,9 +90,11 @@ class LoopState:
             self._event(db, kind, pilot, detail)
 
     # pilots ----------------------------------------------------------------------------------------
-    def add_pilots(self, pilots: list[Pilot], round_: int, costs: list[float], acquisition: str) -> None:
-        """Suggested pilots, queued, in one transaction."""
+    def add_pilots(self, pilots: list[Pilot], round_: int, costs: list[float], acquisition: str, meta: dict | None = None) -> None:
+        """Suggested pilots, queued, in one transaction (with ``meta`` keys set in it too)."""
         with self.transaction() as db:
+            for key, value in (meta or {}).items():
+                self.set(key, value, db)
             for pilot, cost in zip(pilots, costs):
                 db.execute("INSERT INTO pilots (id, round, mixture, params, steps, schedule, seed, status, cost, acquisition, created) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",

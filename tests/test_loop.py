@@ -100,7 +100,9 @@ def _start_and_stop(args, state_dir, until, sig, log):
 
 
 def test_loop_interrupted_by_sigint_and_killed_resumes_without_losing_or_repeating_a_pilot(tmp_path):
-    config, state_dir = _write(tmp_path, SMALL), tmp_path / "state"
+    # three pilots, one fit at the end (the rounds of suggestions: notebooks/closed_loop.ipynb and the Ray loop test)
+    small = {**SMALL, "budget": {"runs": 3}, "pilots": {"sizes": [11712], "steps": [40]}}
+    config, state_dir = _write(tmp_path, small), tmp_path / "state"
     with open(tmp_path / "loop.log", "w") as log:
         # Ctrl-C while the first pilot runs: the worker is stopped, the state says where it was
         code = _start_and_stop([str(config)], state_dir, lambda s: s.get("running", 0) >= 1, signal.SIGINT, log)
@@ -111,9 +113,9 @@ def test_loop_interrupted_by_sigint_and_killed_resumes_without_losing_or_repeati
     assert (tmp_path / "loop.log").read_text().count("--resume") >= 1  # Ctrl-C said how to continue
     done = subprocess.run([CLI, "loop", "--resume", "--state", str(state_dir)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "best mixture:" in done.stdout and "4 pilots done, 0 failed" in done.stdout
+    assert "best mixture:" in done.stdout and "3 pilots done, 0 failed" in done.stdout
     runs = pd.read_csv(state_dir / "runs.csv")
-    assert sorted(runs["run"].unique()) == ["p001", "p002", "p003", "p004"]  # 3 designed, 1 suggested: none lost
+    assert sorted(runs["run"].unique()) == ["p001", "p002", "p003"]  # none lost
     assert (runs.groupby("run").size() == 12).all()  # 4 checkpoints x 3 domains each: none twice
     assert not runs.duplicated(["run", "step", "valid_domain"]).any()
     state = LoopState(state_dir)
@@ -121,8 +123,10 @@ def test_loop_interrupted_by_sigint_and_killed_resumes_without_losing_or_repeati
     assert (events["kind"] == "interrupted").sum() >= 3  # two pilots requeued + the Ctrl-C mark
     pilots = state.pilots().set_index("id")
     assert (pilots["status"] == "done").all() and pilots["attempts"].max() >= 2
-    assert pilots.loc["p004", "acquisition"] == "thompson"
-    assert (state_dir / "fit.nc").exists() and state.last_fit()["runs"] == 4
+    assert (state_dir / "fit.nc").exists() and state.last_fit()["runs"] == 3
+    from bayes_mixlaw.mixing import MixingLaw
+
+    assert MixingLaw.load(state_dir / "fit.nc").train_domains == ["code", "prose", "numbers"]
     # no worker of the killed loop is left running
     for pid_file in state_dir.glob("pilots/*/*/worker.pid"):
         pid = json.loads(pid_file.read_text())["pid"]
