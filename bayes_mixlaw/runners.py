@@ -420,19 +420,21 @@ def _missing_extra(module: str, err: Exception):
 
 class RayBackend:
     """Each attempt as a Ray task (``num_cpus`` each) on the cluster at ``address`` (``None``: a local
-    runtime started here; ``"auto"``: the one this machine belongs to). The rows come back as the task's
+    runtime started here with room for ``workers`` tasks, unless ``ray.init`` was called already;
+    ``"auto"``: the cluster this machine belongs to). The rows come back as the task's
     value; ``out_dir`` is on the worker's machine (its log is also returned with a failure)."""
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: float = 1, init_kwargs: dict | None = None):
+    def __init__(self, address: str | None = None, num_cpus: float = 1, init_kwargs: dict | None = None, workers: int = 1):
         try:
             import ray
         except ImportError as err:
             raise _missing_extra("ray", err) from None
         self._ray = ray
         if not ray.is_initialized():
-            ray.init(address=address, **({"num_cpus": 1, "include_dashboard": False} if address is None else {}), **(init_kwargs or {}))
+            local = {"num_cpus": max(1, int(np.ceil(workers * num_cpus))), "include_dashboard": False} if address is None else {}
+            ray.init(address=address, **local, **(init_kwargs or {}))  # a local runtime: room for `workers` pilots at once
         self._remote = ray.remote(execute).options(num_cpus=num_cpus, max_retries=0)
 
     def submit(self, job: Job) -> Handle:
@@ -534,7 +536,7 @@ def make_backend(kind: str = "local", *, workers: int = 1, state_dir: str | Path
     if kind == "local":
         return LocalBackend(workers)
     if kind == "ray":
-        return RayBackend(address, num_cpus)
+        return RayBackend(address, num_cpus, workers=workers)
     if kind == "submitit":
         return SubmititBackend(Path(state_dir) / "submitit", cluster, parameters)
     raise ValueError(f"unknown back end {kind!r}; choose local, ray or submitit")
