@@ -175,7 +175,7 @@ def fit(
     config: Annotated[Optional[Path], typer.Option(help="YAML/JSON config: law, likelihood, priors, sampler")] = None,
     train_domains: Annotated[Optional[str], typer.Option(help="Comma-separated training domain names (mixinglaws format)")] = None,
     schedule: Annotated[Optional[Path], typer.Option(help="JSON learning-rate schedule of the runs without an 'lr' column (one data mixture: the schedule-aware scaling law); 'unknown': the schedule-aware law weighs the schedule's length (cosine decay)")] = None,
-    fast: Annotated[bool, _flag("--fast", help="Short NUTS run (2 chains x 300+250): ~2 s once compiled, for planning loops")] = False,
+    fast: Annotated[bool, _flag("--fast", help="Short NUTS run (2 chains x 300+250) for planning loops: its compiled model is cached on disk, so only the first call compiles")] = False,
     calibrate: Annotated[Optional[list[str]], typer.Option(help="Nested fits: measure the extrapolation discrepancy along 'length' and/or 'params' by refitting without the pilots' last scale (one extra fit each); repeat")] = None,
     renormalize: Annotated[bool, _flag(help="Divide mixtures that do not sum to 1 by their sum (warns)")] = False,
     tolerance: Annotated[float, typer.Option(help="How far a mixture's sum may be from 1")] = 0.01,

@@ -6,7 +6,8 @@ at 30k steps, 21 mixtures x 22 Pile domains, pile weights and groups). The first
 PyTensor compile folder (``PYTENSOR_FLAGS=base_compiledir=...``), so it compiles everything; the
 second and third calls use the folder the first one filled, as a user's second call does. Printed:
 each call's wall time, its model set-up time (the fit's "model ready in" line) and the ratio to the
-first call.
+first call. For comparison, the previous fast path (nutpie's own C callback, which numba cannot cache
+on disk) is timed the same way, twice, with the same compile folder.
 
     python benchmarks/fast_cache.py [--shared ../shared/data]
 """
@@ -25,8 +26,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def one_call(folder: Path, compiledir: Path, name: str, shared: Path) -> dict:
-    command = [str(Path(sys.executable).parent / "bayes-mixlaw"), "fit", str(shared / "mixinglaws" / "5Mix"), "--params", "18915328",
+# the previous fast path: the C callback for every method (the kernels flag ignored)
+PREVIOUS = ("import bayes_mixlaw.inference as inference; compiled = inference._compiled; "
+            "inference._compiled = lambda model, key, kernels=False: compiled(model, key); from bayes_mixlaw.cli import app; app()")
+
+
+def one_call(folder: Path, compiledir: Path, name: str, shared: Path, previous: bool = False) -> dict:
+    program = [sys.executable, "-c", PREVIOUS] if previous else [str(Path(sys.executable).parent / "bayes-mixlaw")]
+    command = [*program, "fit", str(shared / "mixinglaws" / "5Mix"), "--params", "18915328",
                "--step", "30000", "--valid-weights", str(REPO / "bayes_mixlaw/data/pile_valid_weight.json"),
                "--groups", str(REPO / "bayes_mixlaw/data/pile_groups.json"), "--fast", "--seed", "1", "-o", str(folder / f"{name}.nc")]
     env = os.environ | {"PYTENSOR_FLAGS": f"base_compiledir={compiledir}", "COLUMNS": "200"}
@@ -35,7 +42,7 @@ def one_call(folder: Path, compiledir: Path, name: str, shared: Path) -> dict:
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"{name} failed:\n{result.stderr[-3000:]}")
-    ready = re.search(r"model ready in ([\d.]+) s", result.stderr)
+    ready = re.search(r"model ready in ([\d.]+) s", result.stderr)  # (the C callback says no such line)
     return {"call": name, "wall_s": seconds, "model_ready_s": float(ready.group(1)) if ready else float("nan")}
 
 
@@ -46,6 +53,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         folder, compiledir = Path(tmp), Path(tmp) / "pytensor"
         rows = [one_call(folder, compiledir, name, args.shared) for name in ("first (cold)", "second (new process)", "third (new process)")]
+        rows += [one_call(folder, compiledir, name, args.shared, previous=True) for name in ("C callback, new process", "C callback, again")]
     first = rows[0]["wall_s"]
     print(f"{'call':<22} {'wall s':>8} {'model ready s':>14} {'ratio to first':>15}")
     for row in rows:
