@@ -18,6 +18,14 @@ not average the error away. The discrepancy is a property of the law at a scale:
 predicted in one call shares it, so it widens every interval (and P(beats reference) honestly
 reflects that both mixtures are predicted by the same law) without reordering mixtures.
 
+A mixture outside the pilots' convex hull is predicted by the mixing law's form, too, so it carries
+a third factor of the same kind, :math:`\exp(D_m \kappa_m (\sqrt\rho z_r + \sqrt{1-\rho} z_{rv}))`,
+with ``D_m`` the total-variation distance of the mixture from the hull (:func:`mixture_distance`; 0
+inside, where the fitted departure ``mixture_sigma`` already says how well the law fits) and ``z``
+drawn per mixture: unlike the scale axes it is a property of the mixture, so it widens the intervals
+of far mixtures and can reorder them. ``optimize``'s differentiable target leaves it out (it has mean
+zero on the log scale and does not move the best mixture); ``predict`` at the chosen mixture shows it.
+
 The pilots cannot inform ``kappa`` (they are all at ``D = 0``), so its prior is informative, measured
 outside any user's table by ``benchmarks/discrepancy_prior.py``: point fits of the law's form on the
 small end of Chinchilla's models and of Luo et al.'s loss curves (schedules the law does not know),
@@ -32,6 +40,8 @@ from __future__ import annotations
 import numpy as np
 
 AXES = {"size": "params", "length": None}  # axis -> scale column (None: the fit's length column)
+MIXTURE = "discrepancy_mixture"  # the mixture axis's posterior variable (distance from the pilots' hull)
+PRIORS = (*(f"discrepancy_{axis}" for axis in AXES), MIXTURE)  # the discrepancy's parameters
 
 
 def distances(law, scale: dict) -> dict[str, float]:
@@ -89,17 +99,31 @@ def active_axes(law, scale: dict) -> dict[str, float]:
             if d > 0 and f"discrepancy_{axis}" in post and (AXES[axis] or law.length_column) not in skip}
 
 
-def log_factor(kappas: dict[str, np.ndarray], axes: dict[str, float], n_valid: int, rho: float, rng: np.random.Generator):
-    """The discrepancy's log-multiplier of the losses, shape (*draws, 1, n_valid): ``kappas`` maps each
-    active axis (:func:`active_axes`) to its posterior draws (any shape ``draws``); one error per
-    draw and domain, shared by the mixtures. 0.0 where no axis is active."""
+def log_factor(kappas: dict[str, np.ndarray], axes: dict[str, float | np.ndarray], n_valid: int, rho: float, rng: np.random.Generator,
+               rows: int = 1):
+    """The discrepancy's log-multiplier of the losses, shape (*draws, rows, n_valid): ``kappas`` maps each
+    active axis (:func:`active_axes`) to its posterior draws (any shape ``draws``) and ``axes`` to its
+    distance (a number, or one per row); one error per draw, row and domain. With ``rows=1`` (a scale
+    axis) the error is shared by every mixture of a call; the mixture axis draws one per mixture.
+    0.0 where no axis is active."""
     total = 0.0
     for name, d in axes.items():
         kappa = np.asarray(kappas[name])[..., None, None]
         draws = kappa.shape[:-2]
-        z = np.sqrt(rho) * rng.standard_normal(draws + (1, 1)) + np.sqrt(1 - rho) * rng.standard_normal(draws + (1, n_valid))
-        total = total + d * kappa * z
+        z = np.sqrt(rho) * rng.standard_normal(draws + (rows, 1)) + np.sqrt(1 - rho) * rng.standard_normal(draws + (rows, n_valid))
+        total = total + np.reshape(d, (-1, 1)) * kappa * z
     return total
+
+
+def mixture_factor(law, r: np.ndarray, kappa: np.ndarray, n_valid: int, rng: np.random.Generator) -> np.ndarray | float:
+    r"""Multiplier of the losses of mixtures ``r`` (n, M) beyond the pilots' hull, broadcastable to
+    (*draws, n, n_valid): :math:`\exp(D_m \kappa_m (\sqrt\rho z_r + \sqrt{1-\rho} z_{rv}))` with
+    ``D_m`` the total-variation distance from the hull (:func:`mixture_distance`) and ``z`` drawn per
+    mixture (``rng``: the row's own generator). 1.0 for mixtures inside the hull."""
+    distance = mixture_distance(r, law.pilot_mixtures)
+    if not (distance > 0).any():
+        return 1.0
+    return np.exp(log_factor({MIXTURE: kappa}, {MIXTURE: distance}, n_valid, law.config.discrepancy_correlation, rng, rows=len(r)))
 
 
 def extrapolation_factor(law, scale: dict, kappas: dict[str, np.ndarray], shape: tuple, rng: np.random.Generator, predictive: bool,

@@ -331,8 +331,8 @@ class NestedLaw(MixtureLaw):
             mu = grid.flatten()[data["obs_cell"]]
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
             if cfg.discrepancy:  # the law-form error per log-unit beyond the pilots (bayes_mixlaw.discrepancy)
-                for axis in discrepancy.AXES:
-                    cfg.prior(f"discrepancy_{axis}").create_variable(f"discrepancy_{axis}")
+                for name in discrepancy.PRIORS:
+                    cfg.prior(name).create_variable(name)
             if cfg.run_effects:
                 self._curve_likelihood(data, mu, noise)
             else:
@@ -580,6 +580,8 @@ class NestedLaw(MixtureLaw):
         kappas = {k: post[k].values for k in discrepancy.active_axes(self, scale)}
         losses = losses * discrepancy.extrapolation_factor(self, scale, kappas, losses.shape, shared_rng or rng, predictive=kind == "predictive",
                                                            row_rng=rng)
+        if self.config.discrepancy and discrepancy.MIXTURE in post:  # beyond the pilots' hull, each mixture its own error
+            losses = losses * discrepancy.mixture_factor(self, r, post[discrepancy.MIXTURE].values, losses.shape[-1], rng)
         if kind == "predictive":
             noise = post["noise_sigma"].values[:, :, None, :]
             losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
@@ -673,7 +675,9 @@ class NestedLaw(MixtureLaw):
         kappa = {axis: float(np.median(post[f"discrepancy_{axis}"].values)) for axis in discrepancy.AXES}
         return ("; learning-rate schedule not given: checkpoints are taken as they come, and beyond the longest pilot run "
                 f"the model discrepancy carries the law's (and the schedule's) error, {100 * kappa['length']:.1f}% per log-unit of length "
-                f"({100 * kappa['size']:.1f}% per log-unit of size)")
+                f"({100 * kappa['size']:.1f}% per log-unit of size"
+                + (f", {100 * float(np.median(post[discrepancy.MIXTURE].values)):.1f}% per unit of a mixture's distance from the pilots' hull"
+                   if discrepancy.MIXTURE in post else "") + ")")
 
 
 class StagewiseNestedFit:

@@ -115,6 +115,22 @@ def test_discrepancy_widens_only_beyond_the_pilots_and_is_shared_by_mixtures(fit
     assert table["beyond_log_size"].iloc[0] == pytest.approx(axes["size"], abs=1e-6) and (table["beyond_mixture"] == 0).all()
 
 
+def test_a_mixture_beyond_the_pilots_hull_carries_its_own_discrepancy(fitted, redpajama):
+    """Inside the hull nothing changes; outside, each mixture gets its own error, growing with its distance."""
+    from bayes_mixlaw import discrepancy
+
+    assert discrepancy.MIXTURE in fitted.idata["posterior"]
+    pilots = fitted.pilot_mixtures
+    kappa = fitted.idata["posterior"][discrepancy.MIXTURE].values
+    assert discrepancy.mixture_factor(fitted, pilots[:3], kappa, 4, np.random.default_rng(0)) == 1.0
+    corner = np.eye(pilots.shape[1])[:2]  # pure domains, far outside
+    d = discrepancy.mixture_distance(corner, pilots)
+    log_factor = np.log(discrepancy.mixture_factor(fitted, corner, kappa, 4, np.random.default_rng(0)))
+    assert log_factor.shape[-2:] == (2, 4) and (d > 0.3).all()
+    np.testing.assert_allclose(log_factor.std(axis=(0, 1, 3)) / d, np.sqrt(np.mean(kappa**2)), rtol=0.15)
+    assert not np.allclose(log_factor[..., 0, :], log_factor[..., 1, :])  # each mixture its own
+
+
 def test_mixture_distance_is_total_variation_from_the_pilots_hull():
     from bayes_mixlaw.discrepancy import mixture_distance
 
