@@ -83,17 +83,20 @@ class MixtureBounds:
         return lo, hi
 
 
-def project_capped_simplex(y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, iterations: int = 60) -> torch.Tensor:
+def project_capped_simplex(y: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """Euclidean projection of each row of ``y`` (..., M) onto {sum r = 1, lo <= r <= hi}:
-    ``r = clip(y - tau, lo, hi)`` with the shift tau found by bisection (sum is monotone in tau)."""
-    low = (y - hi).min(dim=-1, keepdim=True).values
-    high = (y - lo).max(dim=-1, keepdim=True).values
-    for _ in range(iterations):
-        tau = (low + high) / 2
-        too_big = (y - tau).clamp(min=lo, max=hi).sum(dim=-1, keepdim=True) > 1
-        low = torch.where(too_big, tau, low)
-        high = torch.where(too_big, high, tau)
-    return (y - (low + high) / 2).clamp(min=lo, max=hi)
+    ``r = clip(y - tau, lo, hi)`` with the shift tau where ``g(tau) = sum clip(y - tau, lo, hi)`` is 1.
+    ``g`` is piecewise linear and non-increasing with breakpoints ``y - lo`` and ``y - hi``: it is
+    evaluated at all 2M of them at once and tau interpolated between the two that bracket 1 (exact, in
+    a handful of tensor operations; a bisection took 60 rounds of them, which dominated optimize's time)."""
+    lo, hi = torch.broadcast_to(lo, y.shape[-1:]), torch.broadcast_to(hi, y.shape[-1:])
+    breaks = torch.cat([y - hi, y - lo], dim=-1).sort(dim=-1).values  # (..., 2M), ascending
+    g = (y[..., None, :] - breaks[..., :, None]).clamp(min=lo, max=hi).sum(dim=-1)  # (..., 2M), non-increasing
+    k = ((g >= 1).sum(dim=-1, keepdim=True) - 1).clamp(0, breaks.shape[-1] - 2)  # the last breakpoint with g >= 1
+    b0, b1, g0, g1 = breaks.gather(-1, k), breaks.gather(-1, k + 1), g.gather(-1, k), g.gather(-1, k + 1)
+    drop = g0 - g1
+    share = torch.where(drop > 0, (g0 - 1) / torch.where(drop > 0, drop, torch.ones_like(drop)), torch.zeros_like(drop)).clamp(0, 1)
+    return (y - (b0 + share * (b1 - b0))).clamp(min=lo, max=hi)
 
 
 def random_feasible(n: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
