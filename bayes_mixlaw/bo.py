@@ -29,14 +29,21 @@ import torch
 from botorch.models.ensemble import EnsembleModel
 
 from bayes_mixlaw.inference import Progress
-from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, minimize_posterior_mean, random_feasible, simplex_grid, within_bounds
+from bayes_mixlaw.optimize import (
+    MixtureBounds,
+    minimize_batch,
+    minimize_posterior_mean,
+    random_feasible,
+    simplex_grid,
+    within_bounds,
+)
 from bayes_mixlaw.runs import MIX_PREFIX, load_runs, read_mixtures, validate_runs
 
 ACQUISITIONS = ("qlognei", "thompson", "info")
 # the most suggestions one call makes, per acquisition, and why (time and memory grow with n)
 MAX_SUGGESTIONS = {
-    "qlognei": (16, "each suggestion re-optimises the joint acquisition of itself and every earlier one, so time and memory "
-                    "grow faster than n (-n 16 takes minutes on 2 cores)"),
+    "qlognei": (16, ("each suggestion re-optimises the joint acquisition of itself and every earlier one, so time and memory "
+                     "grow faster than n (-n 16 takes minutes on 2 cores)")),
     "thompson": (256, "each suggestion is the optimum of one of 256 posterior draws; more would repeat draws"),
     "info": (32, "suggestions are picked, at least 0.05 apart, from 400 random candidate mixtures per pilot size"),
 }

@@ -550,10 +550,9 @@ def suggest(
     _setup(quiet)
 
     def body():
+        from bayes_mixlaw.bo import check_suggestions
         from bayes_mixlaw.bo import suggest as suggest_runs
         from bayes_mixlaw.optimize import MixtureBounds
-
-        from bayes_mixlaw.bo import check_suggestions
 
         _check_output(output, force)
         check_suggestions(n, acquisition, "-n")  # before the fit is read: the limit and its reason
@@ -641,7 +640,7 @@ def _earlier_demo(fit_path: Path, pred_path: Path, source: str) -> bool:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ours = BayesianLaw.load(fit_path).idata.attrs.get("source") == source
-    except Exception:  # unreadable or damaged: not the demo's output
+    except (OSError, ValueError):  # unreadable or damaged (FitFileError is a ValueError): not the demo's output
         ours = False
     if not ours:
         raise UserError(f"{fit_path} exists and is not an earlier demo's fit; remove it or pass another -o folder")

@@ -69,7 +69,11 @@ def compile_kernels(model: pm.Model):
     expansion to the model's variables) called from Python, with its ``pm.Data`` as shared data
     (``with_data`` swaps them). PyTensor caches the kernels on disk (``pytensor.config.compiledir``;
     ``numba__cache``), so only the first process with a model structure compiles them."""
-    from nutpie.compile_pymc import _make_functions, _prepare_dims_and_coords, _wrap_with_lock
+    from nutpie.compile_pymc import (
+        _make_functions,
+        _prepare_dims_and_coords,
+        _wrap_with_lock,
+    )
     from nutpie.compiled_pyfunc import from_pyfunc
     from pymc.initial_point import make_initial_point_fn
 
@@ -161,7 +165,13 @@ class Progress:
             return self.advance
         if self.terminal:
             from rich.console import Console
-            from rich.progress import BarColumn, Progress as Bar, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.progress import Progress as Bar
 
             columns = [SpinnerColumn(), TextColumn("{task.description}"), *([BarColumn(), TextColumn("{task.completed}/{task.total}")] if self.total else []),
                        TimeElapsedColumn()]

@@ -55,7 +55,7 @@ def test_a_second_process_loads_the_kernels_from_disk(tmp_path):
     env = os.environ | {"PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'pytensor'}"}
     times = []
     for _ in range(2):
-        result = subprocess.run([sys.executable, "-c", TINY], env=env, capture_output=True, text=True, timeout=600)
+        result = subprocess.run([sys.executable, "-c", TINY], check=False, env=env, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         times.append(float(result.stdout.split("seconds")[-1]))
     assert any((tmp_path / "pytensor" / "numba").iterdir())  # the kernels are on disk

@@ -4,7 +4,6 @@ predictions far outside the pilots' scales are said to be so in words."""
 from __future__ import annotations
 
 import json
-import shutil
 from types import SimpleNamespace
 
 import numpy as np
