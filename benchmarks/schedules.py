@@ -192,17 +192,22 @@ FIT_FROM, FIT_TO, TARGET = 4000, 15000, 30000
 UNKNOWN_DRAWS = 3000
 
 
-def mixinglaws_check(sampler: dict, starts: int, quick: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+def mixinglaws_check(sampler: dict, starts: int, quick: bool = False, only: list[str] | None = None, draws: int | None = None,
+                     conditions: tuple[str, ...] = ("given", "unknown")) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(d) 3Mix 70M/160M dense checkpoints: fit each run's curves (3 validation domains) on steps
     4k..15k, predict the same run's checkpoints in (15k, 30k], with the schedule given (assumed
     cosine to 30k) or unknown (its length weighed; the prediction keeps the posterior's lengths that
-    reach 30k). Returns the per-condition rows and the per-run table."""
+    reach 30k). ``only``: these runs; ``draws``: draws a chain for every fit; ``conditions``: given
+    and/or unknown (the reruns with more draws in benchmarks/README.md). Returns the per-condition rows
+    and the per-run table."""
     table = load_runs(MIXINGLAWS).data
     table = table.drop(columns=[c for c in table.columns if c.startswith("mix:")])
     per_run = []
     names = [f"{size}_{mix}" for size in ("70M", "160M") for mix in MIX_RUNS]
     if quick:
         names = names[:1]
+    if only:
+        names = [n for n in names if n in only]
     for name in names:
         curve_ = table[table["run"] == name]
         train = curve_[(curve_["step"] >= FIT_FROM) & (curve_["step"] <= FIT_TO)].reset_index(drop=True)
@@ -215,11 +220,15 @@ def mixinglaws_check(sampler: dict, starts: int, quick: bool = False) -> tuple[p
             predict, _ = point_fit(ScheduledScalingLaw(), rows_v.reset_index(drop=True), starts, schedule=COSINE_30K)
             point[v] = dict(zip(steps, predict(params, Schedule.from_dict(COSINE_30K), steps)))
         for condition, schedule in (("given: cosine to 30k", COSINE_30K), ("unknown", None)):
+            if condition.split(":")[0] not in conditions:
+                continue
             law = ScheduledScalingLaw()
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 more = {} if schedule is not None or quick else {"draws": max(sampler["draws"], UNKNOWN_DRAWS)}
+                if draws:
+                    more = {"draws": draws}
                 law.fit(train, schedule=schedule, seed=11, progress=False, **{**sampler, **more})
                 pred = law.predict(params, None, steps, run=name)
             wall = time.perf_counter() - start
@@ -274,6 +283,9 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--rows", default="abcd", help="which rows to run: any of a, b, c, d (c needs the 100M fit of a)")
     parser.add_argument("--cores", type=int, default=1, help="cores for the chains")
+    parser.add_argument("--d-runs", nargs="*", help="(d): only these 3Mix runs (e.g. 70M_13-0.25-0.125-0.625)")
+    parser.add_argument("--d-draws", type=int, help="(d): draws a chain for every fit")
+    parser.add_argument("--d-conditions", default="given,unknown", help="(d): given and/or unknown")
     args = parser.parse_args(argv)
     sampler = ({"chains": 2, "cores": 1, "draws": 300, "tune": 300} if args.quick
                else {"chains": 2, "cores": args.cores, "draws": 2000, "tune": 1500})  # target_accept: the law's default (0.95)
@@ -321,7 +333,7 @@ def main(argv=None):
         print(f"done {row['experiment']}", file=sys.stderr, flush=True)
     per_run = None
     if "d" in args.rows:
-        drows, per_run = mixinglaws_check(sampler, starts, args.quick)
+        drows, per_run = mixinglaws_check(sampler, starts, args.quick, args.d_runs, args.d_draws, tuple(args.d_conditions.split(",")))
         rows.extend(drows.to_dict("records"))
     table = pd.DataFrame(rows)
     print(f"## Schedule-aware scaling law ({ScheduledLawConfig().step_term}) on the multi-power law curves"
