@@ -109,7 +109,9 @@ def test_cli_fit_predict_roundtrip_and_clear_errors(tmp_path, shared_data):
     result = cli.invoke(app, ["predict", str(fit), "--mixtures", str(mixtures), "--ci", "0.8", "-o", str(pred)])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(pred)
-    assert list(table.columns) == ["name", "mix:Github", "mix:Pile-CC", "target", "mean", "median", "lower", "upper"]
+    assert list(table.columns) == ["name", "mix:Github", "mix:Pile-CC", "target", "mean", "median", "lower", "upper", "beyond_mixture",
+                                   "fit_converged", "fit_max_rhat", "fit_min_ess_bulk", "fit_divergences"]
+    assert (table.set_index("name")["beyond_mixture"].groupby(level=0).first() >= 0).all()
     assert set(table["target"]) == {"Github", "Pile-CC", "total"}
     # never overwrite without --force
     result = cli.invoke(app, ["predict", str(fit), "--mixtures", str(mixtures), "-o", str(pred)])
