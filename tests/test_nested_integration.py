@@ -36,7 +36,9 @@ def test_nested_fit_predicts_held_out_410m_and_optimizes(tmp_path, shared_data):
     result = cli.invoke(app, ["predict", str(fit), "--mixtures", str(mixtures_csv), "--params", str(SIZE_410M), "--step", "30000", "-o", str(pred_csv)])
     assert result.exit_code == 0, result.output
     pred = pd.read_csv(pred_csv)
-    assert list(pred.columns) == ["name", *mix_cols, "params", "step", "target", "mean", "median", "lower", "upper"]
+    assert list(pred.columns)[:len(mix_cols) + 8] == ["name", *mix_cols, "params", "step", "target", "mean", "median", "lower", "upper"]
+    assert {"beyond_mixture", "beyond_log_size", "beyond_log_length", "fit_converged"} <= set(pred.columns)
+    assert (pred["beyond_mixture"] == 0).all() and (pred["beyond_log_size"] > 0).all() and (pred["beyond_log_length"] == 0).all()
     merged = pred.merge(held.rename(columns={"run": "name", "valid_domain": "target"})[["name", "target", "loss"]], on=["name", "target"])
     assert len(merged) == 60
     error = (merged["median"] - merged["loss"]).abs()
