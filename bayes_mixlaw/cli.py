@@ -104,12 +104,9 @@ def _write_table(table, path: Path, what: str):
         table.to_csv(sys.stdout, index=False)
         sys.stdout.flush()
         return
-    partial = path.with_name(path.name + ".partial")
-    try:
-        table.to_csv(partial, index=False)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
+    from bayes_mixlaw.atomic import write_atomically
+
+    write_atomically(path, lambda partial: table.to_csv(partial, index=False))
 
 
 FAR_BEYOND = 10.0  # a target scale this many times the largest pilot's is said to be far beyond the pilots
@@ -459,12 +456,9 @@ def critical(
         if _to_stdout(output):
             table.to_csv(sys.stdout, index=False)
         else:
-            partial = output.with_name(output.name + ".partial")
-            try:
-                table.to_csv(partial, index=False)
-                partial.replace(output)
-            finally:
-                partial.unlink(missing_ok=True)
+            from bayes_mixlaw.atomic import write_atomically
+
+            write_atomically(output, lambda partial: table.to_csv(partial, index=False))
         if not quiet and not _to_stdout(output):
             shown = Table(title=f"Critical share of {table['domain'].iloc[0]} at step {table['step'].iloc[0]} ({ci:.0%} intervals)")
             for column in ("target", "start loss", "critical share", "interval", "P(none)", f"{table['new_target'].iloc[0]} at it"):

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayes_mixlaw.atomic import write_atomically
 from bayes_mixlaw.loop_config import LoopConfig, LoopConfigError, load_loop_config, loop_config_from_dict
 from bayes_mixlaw.loop_state import LoopState
 from bayes_mixlaw.runners import CallableTrainer, CommandTrainer, Dispatcher, Pilot, make_backend
@@ -397,10 +398,7 @@ class Loop:
             fit = self.state.last_fit()
         if fit is None:
             return runs_csv, None
-        final = self.state.folder / "fit.nc"
-        partial = final.with_name("fit.nc.partial")
-        partial.write_bytes(Path(fit["path"]).read_bytes())
-        partial.replace(final)
+        final = write_atomically(self.state.folder / "fit.nc", lambda partial: partial.write_bytes(Path(fit["path"]).read_bytes()))
         return runs_csv, final
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bayes_mixlaw.atomic import write_atomically
 from bayes_mixlaw.runners import Pilot
 
 SCHEMA = """
@@ -179,10 +180,7 @@ class LoopState:
         """Write the runs table (tidy CSV) atomically: a temporary file renamed over the old one."""
         path = Path(path or self.folder / "runs.csv")
         frame = self.runs_frame()
-        partial = path.with_name(path.name + ".partial")
-        frame.to_csv(partial, index=False)
-        partial.replace(path)
-        return path
+        return write_atomically(path, lambda partial: frame.to_csv(partial, index=False))
 
     def add_fit(self, round_: int, runs: int, path: str | None, mixture: dict | None, loss, lower, upper, seconds: float, summary: str) -> None:
         with self.transaction() as db:

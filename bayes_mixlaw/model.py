@@ -19,6 +19,7 @@ import pymc as pm
 import xarray as xr
 
 from bayes_mixlaw.config import LawConfig, SamplerConfig
+from bayes_mixlaw.atomic import write_atomically
 from bayes_mixlaw.inference import Diagnostics, Timer, diagnose, sample_posterior, warn_problems
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs
 from bayes_mixlaw.summary import interval_bounds
@@ -258,13 +259,7 @@ class BayesianLaw:
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
         self.idata.attrs[CHECKSUM_ATTR] = content_checksum(self.idata)
-        tmp = path.with_name(path.name + ".partial")
-        try:
-            self.idata.to_netcdf(tmp, engine="h5netcdf")
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return write_atomically(path, lambda partial: self.idata.to_netcdf(partial, engine="h5netcdf"))
 
     @classmethod
     def load(cls, path):

@@ -52,6 +52,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from bayes_mixlaw.atomic import write_atomically
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTableError, validate_runs
 
 LOG_TAIL = 4000  # characters of a failed attempt's log kept with the failure
@@ -629,15 +630,11 @@ def _worker_main(spec_path: str) -> int:
     out = Path(job.out_dir)
     try:
         rows = execute(job)
-        partial = out / "checked_rows.csv.partial"
-        rows.to_csv(partial, index=False)
-        partial.replace(out / "checked_rows.csv")
+        write_atomically(out / "checked_rows.csv", lambda partial: rows.to_csv(partial, index=False))
         outcome = {"status": "done"}
     except PilotFailed as err:
         outcome = {"status": "failed", "reason": err.reason, "message": err.message, "log": err.log}
-    partial = out / "outcome.json.partial"
-    partial.write_text(json.dumps(outcome))
-    partial.replace(out / "outcome.json")
+    write_atomically(out / "outcome.json", lambda partial: partial.write_text(json.dumps(outcome)))
     return 0
 
 

@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bayes_mixlaw.atomic import write_atomically
+
 DOMAINS = ("code", "prose", "numbers")
 CONTEXT = 64
 BATCH = 16
@@ -261,9 +263,7 @@ def train_pilot(pilot, out_dir, *, checkpoints: list[int] | None = None, threads
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        partial = out / "rows.csv.partial"
-        frame.to_csv(partial, index=False)
-        partial.replace(out / "rows.csv")  # the rows appear whole or not at all
+        write_atomically(out / "rows.csv", lambda partial: frame.to_csv(partial, index=False))  # whole or not at all
     return frame
 
 
