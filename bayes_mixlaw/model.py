@@ -31,6 +31,12 @@ _TRANSFORMED_SUFFIXES = ("_log__", "_interval__", "_simplex__", "_zerosum__")
 CHECKSUM_ATTR = "content_sha256"
 
 
+def _is_hdf5(path: Path) -> bool:
+    """Whether the file starts with the HDF5 signature (netCDF-4 files do), so a failed read means damage."""
+    with open(path, "rb") as handle:
+        return handle.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
 class FitFileError(ValueError):
     """A fit file that cannot be trusted: unreadable, damaged (checksum mismatch) or of another kind."""
 
@@ -276,6 +282,9 @@ class BayesianLaw:
         try:
             tree = xr.open_datatree(path, engine="h5netcdf").load()
         except Exception as err:  # h5py and xarray raise many kinds on a damaged or foreign file
+            if _is_hdf5(path):
+                raise FitFileError(f"{path} is damaged: it is a netCDF/HDF5 file but its structure cannot be read "
+                                   f"({type(err).__name__}: {err}); refit or restore the file from a copy") from None
             raise FitFileError(f"{path} could not be read as a bayes_mixlaw fit file (damaged, or not a fit file): "
                                f"{type(err).__name__}: {err}") from None
         written = tree.attrs.get(CHECKSUM_ATTR)

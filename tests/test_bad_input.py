@@ -497,6 +497,13 @@ def fit_file_damaged(x):
 
 
 @case
+def fit_file_damaged_metadata(x):
+    raw = bytearray((x.folder / "fit.nc").read_bytes())
+    raw[600 : 600 + 4096] = np.random.default_rng(1).bytes(4096)  # past the signature, into HDF5's own structures
+    return ["predict", x.text(bytes(raw), "damaged.nc"), "--mixtures", x.mixtures(), "-o", x.out], r"damaged\.nc is damaged"
+
+
+@case
 def fit_file_is_a_folder(x):
     return ["predict", str(x.folder), "--mixtures", x.mixtures(), "-o", x.out], r"is a folder, not a fit file"
 
