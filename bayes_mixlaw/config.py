@@ -278,6 +278,10 @@ class NestedLawConfig(LawConfig):
     # it validation domains share (the correlation of their errors at one target scale)
     discrepancy: bool = True
     discrepancy_correlation: float = Field(0.75, ge=0, le=1)
+    # learn the discrepancy's scale per axis from the pilots by leaving their largest size and the last
+    # fifth of their log-length range out (bayes_mixlaw.discrepancy_scale: one extra, shorter fit); the
+    # external priors above are its starting point. Off: the external priors alone.
+    learn_discrepancy: bool = True
     # checkpoints before this fraction of the longest pilot run are left out (and said so): a power
     # law in steps describes training after its early transient, not the warm-up and the first
     # fast drop. On 5Mix (checkpoints from 3k of 30k steps) keeping them splits the posterior

@@ -50,12 +50,13 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from bayes_mixlaw import discrepancy
+from bayes_mixlaw import discrepancy, discrepancy_scale
 from bayes_mixlaw.calibrate import describe
 from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
 from bayes_mixlaw.mixing import MixingLaw, _centred_to_law
 from bayes_mixlaw.model import MixtureLaw
+from bayes_mixlaw.runs import load_runs
 from bayes_mixlaw.run_effects import conditional_effects, curve_sums, draw_effects, marginal_loglik
 from bayes_mixlaw.runs import LR, MIX_PREFIX, WARMUP, RunsTable, read_mixtures, validate_runs
 from bayes_mixlaw.summary import summarize_draws
@@ -142,6 +143,42 @@ class NestedLaw(MixtureLaw):
         """How the mixture moves the scaling terms (rows sum to zero; ``laws.mixture_log_amplitudes``):
         on log(a + b) and the split log(a / b) (``share``), or on log a and log b (``amplitude``)."""
         return ("reducible_t", "split_t") if self._share else ("size_t", "step_t")
+
+    # ------------------------------------------------------------------------------------------
+    # fit
+
+    def fit(self, runs, *, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler):
+        """:meth:`BayesianLaw.fit`, with the model discrepancy's scale (``discrepancy_*``) learned from the
+        pilots first (:mod:`bayes_mixlaw.discrepancy_scale`: one extra fit without their largest
+        scale), unless ``learn_discrepancy`` is off.
+
+        The discrepancy's scales enter no likelihood term (inside the pilots the distance beyond them is
+        0), so their posterior is their prior, independent of everything else: they are drawn from it
+        (learned or external) after sampling rather than sampled, which keeps the compiled model the same
+        whatever the pilots teach them."""
+        runs = load_runs(runs)
+        priors, record = {}, {}
+        cfg = self.config
+        if cfg.discrepancy and cfg.learn_discrepancy and cfg.mixture_model == "law":
+            priors, record = discrepancy_scale.learn(type(self), cfg, self.targets, runs, seed=seed, progress=progress,
+                                                     sampler={"method": method, **sampler})
+        super().fit(runs, seed=seed, method=method, progress=progress, **sampler)
+        if cfg.discrepancy:
+            self._draw_discrepancy(priors, seed)
+            self.idata.attrs[discrepancy_scale.ATTR] = json.dumps(record)
+        return self
+
+    def _draw_discrepancy(self, priors: dict, seed: int | None) -> None:
+        """Add the discrepancy's scales to the posterior, drawn from ``priors`` (learned) or the config's."""
+        node = self.idata["posterior"]
+        shape = (node.sizes["chain"], node.sizes["draw"])
+        rng = np.random.default_rng(None if seed is None else [int(seed), 7])
+        values = {}
+        with pm.Model():
+            for name in discrepancy.PRIORS:
+                variable = priors.get(name, self.config.prior(name)).create_variable(name)
+                values[name] = (("chain", "draw"), np.asarray(pm.draw(variable, draws=int(np.prod(shape)), random_seed=rng)).reshape(shape))
+        self.idata["posterior"] = xr.DataTree(node.to_dataset().assign(values))
 
     # ------------------------------------------------------------------------------------------
     # model
@@ -330,9 +367,6 @@ class NestedLaw(MixtureLaw):
             grid = log_ref[:, None, None, :] + data["log_loss_scale"] + pm.math.log(ratio)
             mu = grid.flatten()[data["obs_cell"]]
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
-            if cfg.discrepancy:  # the law-form error per log-unit beyond the pilots (bayes_mixlaw.discrepancy)
-                for name in discrepancy.PRIORS:
-                    cfg.prior(name).create_variable(name)
             if cfg.run_effects:
                 self._curve_likelihood(data, mu, noise)
             else:
@@ -657,7 +691,7 @@ class NestedLaw(MixtureLaw):
         return (
             f"{what} ({self.config.likelihood}) on {n_mix} mixtures x sizes {sizes} x {len(lengths)} {self.length_column}s "
             f"({lengths[0]:g}-{lengths[-1]:g}{self._transient_note()}) x {len(self.valid_domains)} validation domains; {d.summary()}{describe(self)}"
-            f"{self._assumptions()}"
+            f"{self._assumptions()}{discrepancy_scale.describe(discrepancy_scale.read(self))}"
         )
 
     def _transient_note(self) -> str:

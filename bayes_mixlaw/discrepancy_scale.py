@@ -1,0 +1,175 @@
+r"""The model discrepancy's scale, learned from the pilots by leaving their largest scale out.
+
+The nested law's discrepancy (:mod:`bayes_mixlaw.discrepancy`) multiplies a prediction at a
+log-distance ``D_a`` beyond the pilots on axis ``a`` (model size, training length) by
+:math:`\exp(D_a \kappa_a \xi_{av})`, with :math:`\xi_{a} \sim N(0, C)`, :math:`C = \rho 11^\top +
+(1-\rho) I` across the validation domains. Inside the pilots ``D = 0``, so the fit itself cannot
+learn :math:`\kappa_a`; its external prior (``discrepancy_size``, ``discrepancy_length``:
+:math:`\log\kappa_a \sim N(\mu_0, \sigma_0)`, from Chinchilla and Luo et al.'s curves) is what
+the package knows before it sees the user's pilots. This module lets the pilots speak:
+
+1. **Calibration fit.** The same law, without discrepancy, on the pilots less their largest model
+   size and less the last ``fraction`` of their log-length range (after the early transient).
+2. **Left-out losses.** Each left-out loss ``i`` beyond the calibration fit on exactly one axis
+   (the largest size at kept lengths: size; kept sizes at later checkpoints: length) at
+   log-distance :math:`d_i` gives the log-residual :math:`r_{ik} = \log L_i - \log \hat L_{ik}`
+   against each predictive draw ``k`` (parameters, run effects and noise: all the fit knows).
+3. **Slopes.** Per axis and validation domain, the least-squares slope of the residuals against
+   the distance, :math:`u_{av,k} = \sum_i d_i r_{ik} / \sum_i d_i^2`; its centre
+   :math:`\bar u_{av}` (mean over draws) and its variance :math:`s_{av}^2` over the draws, which
+   carries the calibration fit's own uncertainty, shared by the mixtures as it is.
+4. **Posterior of kappa.** Under the discrepancy :math:`\bar u_a \sim N(0, \kappa_a^2 C +
+   \mathrm{diag}(s_a^2))`; with the external prior, the posterior of :math:`\log\kappa_a` is
+   computed on a grid and summarised as a normal (its mean and sd), which becomes the full fit's
+   prior on :math:`\log\kappa_a`: the pilots cannot inform it there, so it is also the posterior.
+
+The discrepancy is taken to grow linearly in log-distance, as the model has it; the calibration's
+distance (e.g. 160M -> 305M, 0.64 log-units) need not equal the target's. An axis the pilots cannot
+calibrate (fewer than three sizes, or fewer than three lengths after the transient) keeps its external
+prior, and the fit's summary says which axes were learned and from what.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from bayes_mixlaw.runs import RunsTable
+
+ATTR = "discrepancy_learned"
+AXES = {"size": "params", "length": None}  # as bayes_mixlaw.discrepancy.AXES (None: the fit's length column)
+GRID = np.linspace(np.log(1e-4), np.log(1.0), 801)  # log kappa
+CALIBRATION_DRAWS = 1000  # a chain's draws in the calibration fit (its means and spreads, not its tails, are used)
+
+
+def split(runs: RunsTable, length_column: str, fraction: float) -> tuple[RunsTable, dict]:
+    """(kept, cuts): the pilots less their largest size and the last ``fraction`` of their log-length
+    range; ``cuts`` = {column: the largest kept value} for the axes that can be cut (three sizes,
+    four lengths at least: the calibration fit keeps two of each)."""
+    data = runs.data
+    cuts = {}
+    sizes = np.sort(data["params"].unique())
+    if len(sizes) >= 3:
+        cuts["params"] = float(sizes[-2])
+    lengths = np.sort(data[length_column].unique())
+    if len(lengths) >= 4:
+        log_cut = np.log(lengths[-1]) - (np.log(lengths[-1]) - np.log(lengths[0])) * fraction
+        index = int(np.searchsorted(np.log(lengths), log_cut, side="right")) - 1
+        cuts[length_column] = float(lengths[max(2, min(len(lengths) - 2, index))])
+    kept = np.ones(len(data), dtype=bool)
+    for column, cut in cuts.items():
+        kept &= data[column].to_numpy(float) <= cut
+    return RunsTable(data[kept].reset_index(drop=True), runs.source), cuts
+
+
+def residual_slopes(calibration, left_out: pd.DataFrame, column: str, cut: float, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    r"""(:math:`\bar u_v`, :math:`s_v^2`, number of losses) of the left-out losses beyond ``cut`` on ``column``."""
+    length = calibration.length_column
+    valid = calibration.valid_domains
+    mix_cols = [c for c in left_out.columns if c.startswith("mix:")]
+    zd, dd = 0.0, np.zeros(len(valid))
+    for (params, steps), g in left_out.groupby(["params", length]):
+        g = g[g["valid_domain"].isin(valid)]
+        runs_here = g.groupby("run")[mix_cols].first()
+        draws = calibration.predict_draws(runs_here.reset_index(drop=True), params=float(params), seed=seed, **{length: float(steps)})
+        log_pred = np.log(draws.sel(target=valid).values)  # (chain, draw, run, valid)
+        row = pd.Index(runs_here.index).get_indexer(g["run"])
+        col = pd.Index(valid).get_indexer(g["valid_domain"])
+        d = float(np.log((params if column == "params" else steps) / cut))
+        residual = np.log(g["loss"].to_numpy(float)) - log_pred[:, :, row, col]  # (chain, draw, loss)
+        per_domain = np.zeros(log_pred.shape[:2] + (len(valid),))
+        np.add.at(per_domain, (slice(None), slice(None), col), d * residual)
+        zd = zd + per_domain
+        dd += np.bincount(col, minlength=len(valid)) * d * d
+    slopes = np.asarray(zd).reshape(-1, len(valid)) / np.where(dd > 0, dd, np.nan)
+    return slopes.mean(axis=0), slopes.var(axis=0), int(np.count_nonzero(dd))
+
+
+def log_kappa_posterior(u: np.ndarray, s2: np.ndarray, rho: float, mu0: float, sigma0: float) -> tuple[float, float]:
+    r"""Mean and sd of :math:`\log\kappa` given slopes ``u`` ~ N(0, kappa^2 C + diag(s2)) and the prior
+    N(mu0, sigma0) on log kappa (grid :data:`GRID`). Domains with no left-out loss (NaN) are skipped."""
+    keep = np.isfinite(u)
+    u, s2 = u[keep], s2[keep]
+    n = len(u)
+    correlation = rho * np.ones((n, n)) + (1 - rho) * np.eye(n)
+    log_post = np.empty(len(GRID))
+    for j, log_kappa in enumerate(GRID):
+        cov = np.exp(2 * log_kappa) * correlation + np.diag(s2)
+        sign, logdet = np.linalg.slogdet(cov)
+        log_post[j] = -0.5 * (logdet + u @ np.linalg.solve(cov, u)) - 0.5 * ((log_kappa - mu0) / sigma0) ** 2
+    weight = np.exp(log_post - log_post.max())
+    weight /= weight.sum()
+    mean = float(weight @ GRID)
+    return mean, float(np.sqrt(weight @ (GRID - mean) ** 2))
+
+
+def learn(law_class, config, targets, runs: RunsTable, *, seed: int | None, sampler: dict, progress: bool = False,
+          fraction: float = 0.2) -> tuple[dict, dict]:
+    """(priors, record): fit ``law_class`` without discrepancy on the pilots less their largest scale,
+    read the left-out losses, and update each calibratable axis's prior on ``kappa`` (module
+    docstring). ``priors``: {posterior variable: learned Prior}; ``record`` (kept in the fit file as
+    :data:`ATTR`) says per axis what was left out, the external prior, the learned one and the
+    calibration fit's convergence. ``sampler``: the full fit's settings (method, draws, ...)."""
+    from pymc_extras.prior import Prior
+
+    data = runs.data
+    length = "step" if "step" in data else "tokens"
+    data = data[data[length] >= config.transient_fraction * float(data[length].max())]  # the rows the full fit keeps
+    kept, cuts = split(RunsTable(data.reset_index(drop=True), runs.source), length, fraction)
+    if not cuts:
+        return {}, {}
+    settings = {k: v for k, v in sampler.items() if v is not None}
+    if settings.get("method") in (None, "nuts"):
+        settings.setdefault("draws", min(CALIBRATION_DRAWS, config.sampler.draws))
+    calibration_config = config.model_copy(update={"discrepancy": False, "transient_fraction": 0.0})
+    with warnings.catch_warnings():  # the calibration fit's convergence is kept in the record
+        warnings.simplefilter("ignore")
+        calibration = law_class(calibration_config, targets).fit(kept, seed=seed, progress=progress, **settings)
+    priors, record = {}, {}
+    for axis, column in AXES.items():
+        column = column or length
+        if column not in cuts:
+            continue
+        beyond = data[column].to_numpy(float) > cuts[column]
+        for other in (c for c in cuts if c != column):  # beyond on this axis only
+            beyond &= data[other].to_numpy(float) <= cuts[other]
+        left_out = data[beyond]
+        u, s2, n_domains = residual_slopes(calibration, left_out, column, cuts[column], seed or 0)
+        name = f"discrepancy_{axis}"
+        prior = config.prior(name)
+        if prior.distribution != "LogNormal":
+            warnings.warn(f"the {name} prior is {prior.distribution}, not LogNormal: kept as given, not learned from the pilots", UserWarning, stacklevel=3)
+            continue
+        mu0, sigma0 = float(prior.parameters["mu"]), float(prior.parameters["sigma"])
+        mu, sigma = log_kappa_posterior(u, s2, config.discrepancy_correlation, mu0, sigma0)
+        priors[name] = Prior("LogNormal", mu=mu, sigma=sigma)
+        distance = np.log(left_out[column].to_numpy(float) / cuts[column])
+        record[axis] = {
+            "left_out": f"{column} > {cuts[column]:g}", "losses": int(len(left_out)), "domains": n_domains,
+            "distance": [round(float(distance.min()), 4), round(float(distance.max()), 4)],
+            "slope_rms": float(np.sqrt(np.nanmean(u ** 2))), "slope_mean": float(np.nanmean(u)),
+            "slope_sd_of_fit": float(np.sqrt(np.nanmean(s2))),
+            "external": [mu0, sigma0], "learned": [mu, sigma],
+        }
+    diagnostics = calibration.diagnostics
+    for entry in record.values():
+        entry |= {"calibration_rhat": diagnostics.max_rhat, "calibration_ess": diagnostics.min_ess_bulk,
+                  "calibration_divergences": diagnostics.divergences}
+    return priors, record
+
+
+def describe(record: dict) -> str:
+    """One clause for the fit's summary: which axes' discrepancy scale the pilots set, and how."""
+    if not record:
+        return ""
+    parts = [f"{axis} {100 * np.exp(e['learned'][0]):.1f}% per log-unit (external prior {100 * np.exp(e['external'][0]):.1f}%; "
+             f"{e['left_out']} left out, {e['losses']} losses)" for axis, e in record.items()]
+    return "; discrepancy learned from the pilots: " + ", ".join(parts)
+
+
+def read(law) -> dict:
+    """The record kept in a fit ({} if the discrepancy's scale was not learned)."""
+    return json.loads(law.idata.attrs.get(ATTR, "{}"))

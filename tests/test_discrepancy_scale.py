@@ -1,0 +1,88 @@
+"""The discrepancy's scale learned from the pilots (bayes_mixlaw.discrepancy_scale): the grid posterior
+of log kappa, the leave-largest-scale-out split, and a nested fit that records what it learned."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bayes_mixlaw import Targets, discrepancy_scale
+from bayes_mixlaw.config import NestedLawConfig
+from bayes_mixlaw.model import BayesianLaw
+from bayes_mixlaw.nested import NestedLaw
+from bayes_mixlaw.runs import RunsTable, load_runs
+
+DOMAINS = ["Pile-CC", "Github", "ArXiv"]
+
+
+def simulated_slopes(kappa, n_domains, rho, s, rng):
+    shared = np.sqrt(rho) * rng.standard_normal()
+    xi = shared + np.sqrt(1 - rho) * rng.standard_normal(n_domains)
+    return kappa * xi + s * rng.standard_normal(n_domains), np.full(n_domains, s ** 2)
+
+
+@pytest.mark.parametrize("kappa", [0.004, 0.02, 0.08])
+def test_log_kappa_posterior_recovers_the_scale_that_made_the_slopes(kappa):
+    """Slopes simulated from the discrepancy's own model (22 domains, rho 0.75, a calibration error of
+    0.002 per log-unit) under a vague prior: the truth lies within the posterior's 95% range in most
+    replicates, and the posterior means follow the truth's order."""
+    rng = np.random.default_rng(0)
+    inside, means = 0, []
+    for _ in range(40):
+        u, s2 = simulated_slopes(kappa, 22, 0.75, 0.002, rng)
+        mean, sd = discrepancy_scale.log_kappa_posterior(u, s2, 0.75, np.log(0.02), 3.0)
+        inside += abs(np.log(kappa) - mean) < 1.96 * sd
+        means.append(mean)
+    assert inside >= 32  # nominal 38 of 40; the normal summary of a skewed grid posterior is approximate
+    assert abs(np.median(means) - np.log(kappa)) < 0.5
+
+
+def test_the_pilots_move_the_external_prior_and_it_holds_where_they_say_little():
+    prior = (np.log(0.017), 0.5)
+    small = discrepancy_scale.log_kappa_posterior(np.full(22, 1e-4), np.full(22, 1e-8), 0.75, *prior)
+    large = discrepancy_scale.log_kappa_posterior(np.linspace(0.05, 0.15, 22), np.full(22, 1e-8), 0.75, *prior)
+    vague = discrepancy_scale.log_kappa_posterior(np.zeros(22), np.full(22, 1.0), 0.75, *prior)  # slopes known to +-1: no news
+    assert small[0] < prior[0] - 0.3 and large[0] > prior[0] + 0.3
+    assert vague == pytest.approx(prior, abs=0.02)
+    # a domain with no left-out loss is skipped, not a NaN posterior
+    u = np.r_[np.full(21, 0.01), np.nan]
+    assert np.isfinite(discrepancy_scale.log_kappa_posterior(u, np.full(22, 1e-6), 0.75, *prior)).all()
+
+
+def test_split_leaves_out_the_largest_size_and_the_last_fifth_of_the_log_length(shared_data):
+    runs = load_runs(shared_data / "mixinglaws" / "RedPajama")
+    kept, cuts = discrepancy_scale.split(runs, "step", 0.2)
+    sizes = np.sort(runs.data["params"].unique())
+    assert cuts["params"] == sizes[-2] and kept.data["params"].max() == sizes[-2]
+    steps = np.sort(runs.data["step"].unique())
+    assert steps[0] < cuts["step"] < steps[-1] and kept.data["step"].max() == cuts["step"]
+    assert np.log(steps[-1] / cuts["step"]) <= 0.2 * np.log(steps[-1] / steps[0]) + np.log(steps[-1] / steps[-2])
+    two_sizes = RunsTable(runs.data[runs.data["params"] <= sizes[1]].reset_index(drop=True), runs.source)
+    assert "params" not in discrepancy_scale.split(two_sizes, "step", 0.2)[1]  # three sizes needed
+
+
+def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mocked_sampling, tmp_path):
+    table = load_runs(shared_data / "mixinglaws" / "RedPajama")
+    data = table.data[table.data["valid_domain"].isin(DOMAINS)]
+    runs = RunsTable(data.reset_index(drop=True), table.source)
+    law = NestedLaw(NestedLawConfig(sampler={"draws": 30, "chains": 2}), Targets({"Pile-CC": 0.5, "Github": 0.3, "ArXiv": 0.2}))
+    law.fit(runs, seed=3, progress=False)
+    record = discrepancy_scale.read(law)
+    assert set(record) == {"size", "length"}
+    assert record["size"]["left_out"].startswith("params >") and record["size"]["losses"] > 0
+    for entry in record.values():
+        assert np.isfinite(entry["learned"]).all() and entry["learned"][1] <= entry["external"][1] + 1e-9
+    post = law.idata["posterior"]
+    assert post["discrepancy_size"].shape == post["noise_sigma"].shape[:2]
+    np.testing.assert_allclose(np.log(post["discrepancy_size"].values).mean(), record["size"]["learned"][0], atol=4 * record["size"]["learned"][1] / np.sqrt(60))
+    assert "discrepancy learned from the pilots" in law.summary_line()
+    # the saved config is the one asked for (a refit learns again from the external prior), and the fit reloads
+    assert json.loads(law.idata.attrs["config"])["priors"] == {}
+    law.save(tmp_path / "fit.nc")
+    assert discrepancy_scale.read(BayesianLaw.load(tmp_path / "fit.nc")) == record
+    # off: the external priors, no calibration fit
+    off = NestedLaw(NestedLawConfig(sampler={"draws": 30, "chains": 2}, learn_discrepancy=False), law.targets).fit(runs, seed=3, progress=False)
+    assert discrepancy_scale.read(off) == {}
+    assert np.median(off.idata["posterior"]["discrepancy_size"].values) == pytest.approx(0.017, rel=0.3)
