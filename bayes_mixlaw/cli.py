@@ -445,14 +445,17 @@ def critical(
     """The critical proportion of continual pre-training: the posterior of the smallest share of the
     original data that keeps each --keep target's loss at step S at or below its starting value plus
     --tolerance, P(a share keeps it), and the new domain's loss at that share. An 'inf' in the share's
-    columns means that some draws keep it at no share (their probability: p_never)."""
+    columns means that some draws keep it at no share (their probability: p_never). The CSV ends with
+    the fit's diagnostics (fit_converged, fit_max_rhat, fit_min_ess_bulk, fit_divergences)."""
     _setup(quiet)
 
     def body():
-        from bayes_mixlaw.critical import critical_share
+        from bayes_mixlaw.critical import critical_share, load_continual
 
         _check_output(output, force)
-        table = critical_share(fit_file, keep, tolerance=tolerance, step=step, ci=ci, shares=share, new_target=new_target)
+        law = load_continual(fit_file)
+        _unconverged(law, fit_file)  # its columns: critical_share's own fit_* columns
+        table = critical_share(law, keep, tolerance=tolerance, step=step, ci=ci, shares=share, new_target=new_target)
         if _to_stdout(output):
             table.to_csv(sys.stdout, index=False)
         else:
@@ -564,9 +567,9 @@ def suggest(
 
 @app.command()
 def report(
-    fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law or nested fit")],
+    fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law, nested or continual pre-training fit")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for report.html, its PNGs and tables")],
-    target: Annotated[str, typer.Option(help="The loss the figures and the optimum are about")] = "total",
+    target: Annotated[str, typer.Option(help="The loss the figures and the optimum are about (continual fits: the target whose critical share is shown)")] = "total",
     compare: Annotated[Optional[list[Path]], typer.Option(help="Other fits of the same data (variants) to rank by PSIS-LOO; repeat")] = None,
     holdout: Annotated[bool, _flag("--holdout", help="Also refit each variant without the largest size (or farthest mixtures) and score it on them (slow)")] = False,
     along: Annotated[Optional[str], typer.Option(help="Training domain whose share the per-validation-domain panels vary (default: the one the pilots vary most)")] = None,
@@ -575,15 +578,19 @@ def report(
     step: Annotated[Optional[float], typer.Option(help="Nested fits on steps: target training steps (with --params)")] = None,
     tokens: Annotated[Optional[float], typer.Option(help="Nested fits on tokens: target training tokens (with --params)")] = None,
     caps: Annotated[Optional[Path], typer.Option(help='Caps and minimums of the optimal mixture, as optimize takes them: JSON/YAML {"caps": {domain: max}, "minimums": {domain: min}} (a flat mapping = caps)')] = None,
+    new_target: Annotated[Optional[str], typer.Option(help="Continual fits: validation domain of the new data (default: the one named after it)")] = None,
     force: Annotated[bool, _flag("--force", help="Write into a folder that already has a report")] = False,
     quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
 ):
-    """Write an HTML report (figures embedded) with its PNGs and CSV/Markdown/LaTeX tables."""
+    """Write an HTML report (figures embedded) with its PNGs and CSV/Markdown/LaTeX tables. A continual
+    pre-training fit's report shows the critical share of --target (at the last checkpoint, tolerance 0)
+    instead of the simplex's figures and the optimal mixture."""
     _setup(quiet)
 
     def body():
         import time
 
+        import bayes_mixlaw.continual  # noqa: F401  (registers the continual law: BayesianLaw.load's own list lacks it)
         from bayes_mixlaw.model import BayesianLaw
         from bayes_mixlaw.report import write_report
 
@@ -595,7 +602,7 @@ def report(
         if params is None and step is None and tokens is None:
             law, scale = BayesianLaw.load(fit_file), None
             if law.kind in ("chinchilla_law", "scheduled_scaling_law"):
-                raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law and nested fits")
+                raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law, nested and continual fits")
         else:
             law, scale = _mixture_fit(fit_file, params, step, tokens, "report on")
         if along is not None and along not in law.train_domains:
@@ -613,7 +620,7 @@ def report(
             bounds = MixtureBounds.from_file(caps)
             bounds.arrays(law.train_domains, str(caps))  # checked before the figures take their time
         path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along, scale=scale, mixture=mixture,
-                            bounds=bounds, caps_source=str(caps) if caps else "caps")
+                            bounds=bounds, caps_source=str(caps) if caps else "caps", new_target=new_target)
         if not quiet:
             console.print(law.summary_line(), highlight=False, soft_wrap=True)
             out.print(f"wrote {path} and its figures and tables in {output} ({time.perf_counter() - started:.0f} s)")

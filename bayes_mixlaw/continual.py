@@ -117,6 +117,9 @@ class ContinualLaw(MixtureLaw):
     kind = "continual_law"
     config_class = ContinualLawConfig
     pilot_mixture_var = "run_mixture"
+    # the report's parts (bayes_mixlaw.report.report_sections): the critical share, not the simplex's
+    # figures, optimum or variant comparison (two domains, one share; no pointwise LOO for this law)
+    report_sections: ClassVar[frozenset[str]] = frozenset({"critical"})
 
     # ------------------------------------------------------------------------------------------
     # model

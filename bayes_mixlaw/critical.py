@@ -33,7 +33,9 @@ GRID = 101
 _NEVER = 1e9  # stands in for inf inside quantiles
 
 
-def _load(law):
+def load_continual(law):
+    """A fitted :class:`~bayes_mixlaw.continual.ContinualLaw`, or the one in the fit file ``law``; an
+    error naming the file's kind for any other fit."""
     from bayes_mixlaw.continual import ContinualLaw
     from bayes_mixlaw.model import BayesianLaw
 
@@ -81,7 +83,7 @@ def _target_at(law, weights: np.ndarray, share: np.ndarray, step_idx: int) -> np
 def critical_share_draws(law, target: str = "total", *, tolerance: float = 0.0, step=None) -> np.ndarray:
     """Posterior draws (chain, draw) of the critical share ``p*`` of ``target`` (module docstring);
     ``inf`` where no share keeps the loss."""
-    law = _load(law)
+    law = load_continual(law)
     if not np.isfinite(tolerance):
         raise ValueError(f"--tolerance must be a finite number, got {tolerance}")
     weights = _target_row(law, target)
@@ -131,9 +133,11 @@ def critical_share(law, keep="total", *, tolerance: float = 0.0, step=None, ci: 
     share keeps the loss); ``start_loss`` (the target's starting loss) and ``threshold`` (plus the
     tolerance); ``p_keep@<share>`` for each share; ``new_target``, its ``new_start_loss`` and
     ``new_mean``, ``new_median``, ``new_lower``, ``new_upper``: the new domain's expected loss at the
-    critical share (over the draws where one exists).
+    critical share (over the draws where one exists); last, the fit's diagnostics as every table
+    computed from a fit carries them (``fit_converged``, ``fit_max_rhat``, ``fit_min_ess_bulk``,
+    ``fit_divergences``: :meth:`~bayes_mixlaw.inference.Diagnostics.columns`).
     """
-    law = _load(law)
+    law = load_continual(law)
     targets = [keep] if isinstance(keep, str) else list(keep)
     if not targets:
         raise ValueError("give at least one target to keep (--keep)")
@@ -165,4 +169,4 @@ def critical_share(law, keep="total", *, tolerance: float = 0.0, step=None, ci: 
         new_loss = _target_at(law, new_weights, at[..., None], step_idx)[..., 0]
         row.update(_summary(new_loss[found], ci, "new_") if found.any() else {f"new_{k}": np.nan for k in ("mean", "median", "lower", "upper")})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).assign(**law.diagnostics.columns())

@@ -6,8 +6,10 @@ fitted with 90% intervals); the interaction matrix t as a heatmap with its inter
 total along each training domain's share (the others in the pilots' mean ratio) with credible bands;
 one panel per validation domain along one training domain's share with the pilots' observed losses;
 a ternary slice of the predicted loss and of its uncertainty; the optimal mixture's posterior; for a
-nested fit, observed and fitted curves against steps and against model size. The diagnostics table
-says in plain words what is wrong, if anything.
+nested fit, observed and fitted curves against steps and against model size. A continual
+pre-training fit gets the parts that apply to it (:func:`report_sections`): the posterior predictive
+check, the critical share of the original data (figure and ``critical`` table), the parameters and the
+diagnostics. The diagnostics table says in plain words what is wrong, if anything.
 """
 
 from __future__ import annotations
@@ -140,12 +142,15 @@ def fitted_vs_observed(law, ci: float = CI) -> pd.DataFrame:
             out.append(g.assign(median=q[0][mi, vi], lower=q[1][mi, vi], upper=q[2][mi, vi]))
         return pd.concat(out).sort_index()
     runs = list(law.idata["constant_data"]["run"].values)
-    draws = law.predict_draws(_frame(law, law.pilot_mixtures)).values
-    flat = draws.reshape(-1, *draws.shape[2:])
+    draws = law.predict_draws(_frame(law, law.pilot_mixtures))  # (chain, draw, mixture[, step], target)
+    flat = draws.values.reshape(-1, *draws.shape[2:])
     q = np.quantile(flat, [0.5, lo, hi], axis=0)
-    ri = obs["obs_run"].map({r: i for i, r in enumerate(runs)}).to_numpy()
-    vi = obs["obs_valid_domain"].map({v: i for i, v in enumerate(law.valid_domains)}).to_numpy()
-    return obs.assign(median=q[0][ri, vi], lower=q[1][ri, vi], upper=q[2][ri, vi])
+    index = [obs["obs_run"].map({r: i for i, r in enumerate(runs)}).to_numpy()]
+    if "step" in draws.dims:  # a law fitted per checkpoint (continual pre-training): each loss at its own step
+        index.append(obs["obs_step"].map({s: i for i, s in enumerate(draws["step"].values)}).to_numpy())
+    index.append(obs["obs_valid_domain"].map({v: i for i, v in enumerate(law.valid_domains)}).to_numpy())
+    at = tuple(index)
+    return obs.assign(median=q[0][at], lower=q[1][at], upper=q[2][at])
 
 
 def _png(fig) -> bytes:
@@ -588,10 +593,40 @@ def diagnostics_table(law, ppc: pd.DataFrame | None = None) -> pd.DataFrame:
     ])
 
 
+MIXTURE_REPORT = frozenset({"interactions", "proportions", "domains", "ternary", "optimum", "comparison"})
+"""The parts of a report that are about a law over the mixture simplex: the interaction matrix, the share
+bands, the per-domain panels, the ternary slice, the optimal mixture (with its predictions table) and the
+comparison of variants by PSIS-LOO. Every report also has the posterior predictive check (fitted against
+observed), the parameters and the diagnostics. A law class says which parts apply to it with a
+``report_sections`` attribute (default: these); ``"critical"`` adds the critical share of continual
+pre-training (:class:`~bayes_mixlaw.continual.ContinualLaw`)."""
+
+
+def report_sections(law) -> frozenset[str]:
+    """The optional parts of ``law``'s report: its class's ``report_sections``, else :data:`MIXTURE_REPORT`."""
+    return frozenset(getattr(law, "report_sections", MIXTURE_REPORT))
+
+
+def _critical_shown(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The critical-share table as a paper prints it: the target and where it is kept, the critical share
+    'mean [lower, upper]', P(no share keeps it), and the new domain's loss there 'mean [lower, upper]'."""
+    new = table[["new_mean", "new_lower", "new_upper"]].set_axis(["mean", "lower", "upper"], axis=1)
+    return pd.DataFrame({
+        "target": table["target"], "step": table["step"].map(lambda s: f"{s:,}"), "original data": table["domain"],
+        "start loss": table["start_loss"].map(lambda v: f"{v:.{digits + 1}f}"),
+        f"critical share, mean [{CI:.0%} interval]": _estimate(table, digits),
+        "P(no share keeps it)": table["p_never"].map(lambda v: f"{v:.{digits}f}"),
+        "new-data target": table["new_target"], f"its loss there, mean [{CI:.0%} interval]": _estimate(new, digits + 1),
+    })
+
+
 def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None, holdout: bool = False,
                  along: str | None = None, scale: dict | None = None, mixture: str | None = None, bounds=None,
-                 caps_source: str = "caps") -> Path:
-    """Write report.html, the PNGs and the tables of a mixing-law or nested fit into ``folder``.
+                 caps_source: str = "caps", new_target: str | None = None) -> Path:
+    """Write report.html, the PNGs and the tables of a mixing-law, nested or continual pre-training fit
+    into ``folder``. Which parts a fit gets: :func:`report_sections` (a continual fit: the posterior
+    predictive check, the critical share of ``target`` at the last checkpoint with tolerance 0, its
+    table ``critical``, the parameters and the diagnostics; no simplex, optimum or comparison).
     ``scale``: for a nested fit, the target run's ``params`` and ``step``/``tokens``, where the share
     bands, the simplex slice and the optimal mixture are shown (default: the largest pilot scale;
     the fitted-against-observed figures are always at the pilots' own scales)
@@ -602,7 +637,22 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     one whose share varies most across the pilots). ``mixture``: the pilot mixture whose curves a
     nested fit's report shows against steps and size (default: the one nearest the pilots' mean).
     ``bounds``: caps and minimums of the optimal mixture (:class:`~bayes_mixlaw.optimize.MixtureBounds`,
-    read from ``caps_source``), as ``optimize --caps`` takes them."""
+    read from ``caps_source``), as ``optimize --caps`` takes them. ``new_target``: for the critical
+    share, the validation domain of the new data (default: found by name,
+    :func:`~bayes_mixlaw.critical.new_domain_target`)."""
+    sections = report_sections(law)
+    what = f"a {law.kind.replace('_', ' ')} fit's report"
+    for given, needs, option in ((compare_with or holdout, "comparison", "comparing variants (--compare, --holdout)"),
+                                 (bounds is not None, "optimum", "caps and minimums of the optimal mixture (--caps)"),
+                                 (optimum is not None, "optimum", "an optimal mixture"),
+                                 (along is not None, "domains", "--along (the per-domain panels along a share)"),
+                                 (new_target is not None, "critical", "--new-target (the new data of continual pre-training)")):
+        if given and needs not in sections:  # checked first: the figures take a while
+            raise ValueError(f"{option} does not apply to {what}: it has no {needs} part")
+    if "critical" in sections:
+        from bayes_mixlaw.critical import new_domain_target
+
+        new_target = new_domain_target(law, new_target)  # checked first, as the nested fit's mixture below
     if law.kind == "nested_law":  # checked first: the figures take a while
         labels = [str(m) for m in law.idata["constant_data"]["mixture"].values]
         typical = labels[int(np.argmin(np.linalg.norm(law.pilot_mixtures - law.pilot_mixtures.mean(axis=0), axis=1)))]
@@ -614,6 +664,8 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     scale = _scale(law) if scale is None else scale
     at = _at(scale)
     figures: list[tuple[str, str, bytes]] = []
+    tables: list[str] = []
+    blocks: list[str] = []  # the HTML tables after the figures
 
     def figure(name: str, title: str, draw):
         with step(f"figure: {title}"):
@@ -628,43 +680,67 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
         figure("curves_steps", f"Against training steps: mixture {mixture}", lambda: figure_curves(law, table, "length", mixture))
         figure("curves_size", f"Against model size: mixture {mixture}", lambda: figure_curves(law, table, "size", mixture))
     estimates = law.parameters(ci=CI)
-    figure("interactions", "Domain interactions", lambda: figure_interactions(law, estimates))
-    figure("proportions", f"Along each domain's share{at}", lambda: figure_proportion_bands(law, target, scale=scale))
-    along = along or _widest_domain(law)
-    figure(f"domains_along_{along}", f"Per validation domain, along the share of {along}", lambda: figure_domain_bands(law, table, along))
-    if len(law.train_domains) >= 3:
-        figure("ternary", f"Simplex slice{at}", lambda: figure_ternary(law, target=target, scale=scale))
-    if optimum is None:
-        from bayes_mixlaw.optimize import optimal_mixture
+    if "critical" in sections:
+        from bayes_mixlaw.critical import critical_share
 
-        with step(f"optimal mixture for '{target}'"):
-            optimum = optimal_mixture(law, target=target, draws=400, bounds=bounds, caps_source=caps_source, **scale)
-    figure("optimum", f"Optimal mixture{at}", lambda: figure_optimum(optimum, law.pilot_mixtures, _at(scale, " at ")))
+        figure("critical", f"Critical share of {law.original_domain} for '{target}' at step {law.steps[-1]:,}",
+               lambda: figure_critical(law, target, new_target=new_target))
+        with step(f"critical share for '{target}'"):
+            critical = critical_share(law, target, ci=CI, new_target=new_target)
+        shown = _critical_shown(critical)
+        write_tables(critical, folder, "critical", f"Critical share of the original data ({law.original_domain}) that keeps '{target}' at or "
+                     f"below its starting loss at step {law.steps[-1]:,} (tolerance 0): posterior mean [{CI:.0%} credible interval], the "
+                     f"probability that no share keeps it, and the new data's loss ({new_target}) at the critical share.", shown=shown)
+        tables.append("critical")
+        blocks.append(f"<h2>Critical share of {html.escape(law.original_domain)} ({CI:.0%} intervals; every column in critical.csv)</h2>"
+                      f"{shown.to_html(index=False)}")
+    if "interactions" in sections:
+        figure("interactions", "Domain interactions", lambda: figure_interactions(law, estimates))
+    if "proportions" in sections:
+        figure("proportions", f"Along each domain's share{at}", lambda: figure_proportion_bands(law, target, scale=scale))
+    if "domains" in sections:
+        along = along or _widest_domain(law)
+        figure(f"domains_along_{along}", f"Per validation domain, along the share of {along}", lambda: figure_domain_bands(law, table, along))
+    if "ternary" in sections and len(law.train_domains) >= 3:
+        figure("ternary", f"Simplex slice{at}", lambda: figure_ternary(law, target=target, scale=scale))
+    if "optimum" in sections:
+        if optimum is None:
+            from bayes_mixlaw.optimize import optimal_mixture
+
+            with step(f"optimal mixture for '{target}'"):
+                optimum = optimal_mixture(law, target=target, draws=400, bounds=bounds, caps_source=caps_source, **scale)
+        figure("optimum", f"Optimal mixture{at}", lambda: figure_optimum(optimum, law.pilot_mixtures, _at(scale, " at ")))
     for name, _, png in figures:
         (folder / f"{name}.png").write_bytes(png)
     params = parameter_table(law, table=estimates)
     write_tables(params, folder, "parameters", f"Posterior means and {CI:.0%} credible intervals of the law's parameters.")
-    optimum_table = optimum.table().dropna(axis=1, how="all")
-    optimum_table["quantity"] = optimum_table["quantity"].replace(  # say which interval each loss row is
-        {"loss": "loss (a new run: predictive interval)", "reference_loss": "reference loss (a new run: predictive interval)"})
-    capped = f" under the caps and minimums of {caps_source}" if bounds is not None else ""
-    write_tables(optimum_table, folder, "optimum", f"Optimal mixture for '{target}'{at}{capped}: the Bayes-optimal proportions, the posterior "
-                 f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.")
-    with step("predictions at the optimum and the pilots' mean"):
-        predictions = prediction_table(law, optimum, scale=scale)
-    from bayes_mixlaw.summary import require_finite
+    tables.append("parameters")
+    if "optimum" in sections:
+        optimum_table = optimum.table().dropna(axis=1, how="all")
+        optimum_table["quantity"] = optimum_table["quantity"].replace(  # say which interval each loss row is
+            {"loss": "loss (a new run: predictive interval)", "reference_loss": "reference loss (a new run: predictive interval)"})
+        capped = f" under the caps and minimums of {caps_source}" if bounds is not None else ""
+        write_tables(optimum_table, folder, "optimum", f"Optimal mixture for '{target}'{at}{capped}: the Bayes-optimal proportions, the posterior "
+                     f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.")
+        with step("predictions at the optimum and the pilots' mean"):
+            predictions = prediction_table(law, optimum, scale=scale)
+        from bayes_mixlaw.summary import require_finite
 
-    require_finite(optimum.table(), f"the report's optimum for '{target}'")  # never a NaN written as a number
-    require_finite(predictions, "the report's predictions")
-    write_tables(predictions, folder, "predictions", f"Predicted loss{at} (the law's expected loss, posterior mean "
-                 f"[{CI:.0%} credible interval]) of each target at the Bayes-optimal mixture for '{target}', at the "
-                 f"pilots' mean mixture{' and at the reference' if optimum.reference is not None else ''}.", shown=_by_target(predictions))
-    tables = ["parameters", "optimum", "predictions"]
-    matrix = interaction_matrix(law, table=estimates)
+        require_finite(optimum.table(), f"the report's optimum for '{target}'")  # never a NaN written as a number
+        require_finite(predictions, "the report's predictions")
+        write_tables(predictions, folder, "predictions", f"Predicted loss{at} (the law's expected loss, posterior mean "
+                     f"[{CI:.0%} credible interval]) of each target at the Bayes-optimal mixture for '{target}', at the "
+                     f"pilots' mean mixture{' and at the reference' if optimum.reference is not None else ''}.", shown=_by_target(predictions))
+        tables += ["optimum", "predictions"]
+        blocks.append(f"<h2>Optimal mixture{html.escape(at)}: proportions and a new run's loss (table)</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}")
+        blocks.append(f"<h2>Predicted loss of every target{html.escape(at)} ({CI:.0%} intervals of the law's expected loss, the mean over runs: "
+                      f"narrower than a new run's)</h2>{_by_target(predictions, 4).to_html(index=False)}")
+    matrix = interaction_matrix(law, table=estimates) if "interactions" in sections else None
     if matrix is not None:
         write_tables(matrix, folder, "interactions", f"Domain interactions ({matrix.attrs['parameter']}) of each validation domain "
                      f"(row) with each training domain (column): posterior mean [{CI:.0%} credible interval].")
         tables.append("interactions")
+    blocks.append(f"<h2>Parameters ({CI:.0%} intervals)</h2>{paper_table(params).to_html(index=False, max_rows=300)}")
     diagnostics = diagnostics_table(law, table)
     elpd = None
     try:
@@ -692,19 +768,17 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
         ranked.to_csv(folder / "model_comparison.csv", index=False)
         title = "Model comparison: PSIS-LOO (best first)" + (" and held-out pilots (each variant refitted without them)" if holdout else "")
         comparison = f"<h2>{title}</h2>{ranked.round(4).to_html(index=False)}"
-    sections = [f"<h2>{html.escape(title)}</h2><p class='how'>{html.escape(HOW_TO_READ[name.split('_along_')[0]])}</p>"
-                f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
-                for name, title, png in figures]
+    shown_figures = [f"<h2>{html.escape(title)}</h2><p class='how'>{html.escape(HOW_TO_READ[name.split('_along_')[0]])}</p>"
+                     f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
+                     for name, title, png in figures]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bayes_mixlaw report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:2px 6px}} .how{{color:#444;font-size:14px}}</style></head><body>
 <h1>bayes_mixlaw report</h1><p>{html.escape(law.summary_line())}</p>
 <h2>Diagnostics</h2>{diagnostics.to_html(index=False)}
-{''.join(sections)}
+{''.join(shown_figures)}
 {comparison}
-<h2>Optimal mixture{html.escape(at)}: proportions and a new run's loss (table)</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}
-<h2>Predicted loss of every target{html.escape(at)} ({CI:.0%} intervals of the law's expected loss, the mean over runs: narrower than a new run's)</h2>{_by_target(predictions, 4).to_html(index=False)}
-<h2>Parameters ({CI:.0%} intervals)</h2>{paper_table(params).to_html(index=False, max_rows=300)}
+{chr(10).join(blocks)}
 <p>Tables (CSV with every number; Markdown and LaTeX with estimates and intervals): {", ".join(f"{n}.csv/.md/.tex" for n in tables)}.
 Also diagnostics.csv and fitted_vs_observed.csv (every observed loss with its fitted median and {CI:.0%} interval).</p>
 </body></html>"""
