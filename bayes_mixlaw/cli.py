@@ -590,7 +590,6 @@ def report(
     def body():
         import time
 
-        import bayes_mixlaw.continual  # noqa: F401  (registers the continual law: BayesianLaw.load's own list lacks it)
         from bayes_mixlaw.model import BayesianLaw
         from bayes_mixlaw.report import write_report
 

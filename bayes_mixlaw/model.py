@@ -302,7 +302,7 @@ class BayesianLaw:
         if kind is None:
             raise FitFileError(f"{path} is a netCDF file but not a bayes_mixlaw fit (it has no 'kind' attribute); "
                                "fit files are written by 'bayes-mixlaw fit'")
-        import bayes_mixlaw.mixing, bayes_mixlaw.nested, bayes_mixlaw.scaling, bayes_mixlaw.scheduled  # noqa: F401, E401  (register every law)
+        import bayes_mixlaw.continual, bayes_mixlaw.mixing, bayes_mixlaw.nested, bayes_mixlaw.scaling, bayes_mixlaw.scheduled  # noqa: F401, E401  (register every law)
 
         classes = {c.kind: c for c in _subclasses(BayesianLaw) if hasattr(c, "kind")}  # concrete laws only
         if kind not in classes or (cls is not BayesianLaw and classes[kind] is not cls):
