@@ -26,13 +26,15 @@ drawn per mixture: unlike the scale axes it is a property of the mixture, so it 
 of far mixtures and can reorder them. ``optimize``'s differentiable target leaves it out (it has mean
 zero on the log scale and does not move the best mixture); ``predict`` at the chosen mixture shows it.
 
-The pilots cannot inform ``kappa`` (they are all at ``D = 0``), so its prior is informative, measured
-outside any user's table by ``benchmarks/discrepancy_prior.py``: point fits of the law's form on the
+The fit cannot inform ``kappa`` (its pilots are all at ``D = 0``), so it starts from an informative prior
+measured outside any user's table by ``benchmarks/discrepancy_prior.py``: point fits of the law's form on the
 small end of Chinchilla's models and of Luo et al.'s loss curves (schedules the law does not know),
 read against the log-distance of their predictions (median RMS log-error per log-unit: size 0.017,
 length 0.025; the config's priors put their medians there with a factor 1.65 spread). Override the
-priors to use your own evidence, or replace an axis by a calibration on your pilots
-(:func:`bayes_mixlaw.calibrate.calibrate_extrapolation`), which then takes that axis's place.
+priors to use your own evidence. By default the pilots then update it: a calibration fit without
+their largest size and last checkpoints learns each scale axis's ``kappa`` and the direction the law
+erred in (:mod:`bayes_mixlaw.discrepancy_scale`, ``NestedLawConfig.learn_discrepancy``). The older
+post-hoc calibration (:func:`bayes_mixlaw.calibrate.calibrate_extrapolation`) replaces an axis instead.
 """
 
 from __future__ import annotations
@@ -130,13 +132,18 @@ def extrapolation_factor(law, scale: dict, kappas: dict[str, np.ndarray], shape:
                          row_rng: np.random.Generator | None = None):
     """Multiplier of the losses at ``scale``, broadcastable to ``shape`` (*draws, mixture, valid_domain):
     the calibrated drift where an axis was calibrated on the pilots (:mod:`bayes_mixlaw.calibrate`), the
-    model discrepancy on the other active axes (``kappas``: their posterior draws, shape ``draws``).
+    model discrepancy on the other active axes (``kappas``: their posterior draws, shape ``draws``), with
+    the drift the pilots showed where the fit learned it (:func:`bayes_mixlaw.discrepancy_scale.scale_error`).
     ``rng`` draws what the mixtures share; ``row_rng`` (default ``rng``) a new run's own drift."""
     from bayes_mixlaw.calibrate import discrepancy_factor
+    from bayes_mixlaw.discrepancy_scale import read, scale_error
 
-    axes = active_axes(law, scale)
     calibrated = discrepancy_factor(law, scale, shape, rng, predictive=predictive, row_rng=row_rng)
-    return calibrated * np.exp(log_factor({k: kappas[k] for k in axes}, axes, shape[-1], law.config.discrepancy_correlation, rng))
+    learned, rho = read(law), law.config.discrepancy_correlation
+    log = 0.0
+    for name, d in active_axes(law, scale).items():
+        log = log + d * scale_error(learned, name.removeprefix("discrepancy_"), kappas[name], shape[-1], rho, rng)
+    return calibrated * np.exp(log)
 
 
 def describe(law, scale: dict) -> str:

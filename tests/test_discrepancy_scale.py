@@ -63,7 +63,8 @@ def test_split_leaves_out_the_largest_size_and_the_last_fifth_of_the_log_length(
     assert "params" not in discrepancy_scale.split(two_sizes, "step", 0.2)[1]  # three sizes needed
 
 
-def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mocked_sampling, tmp_path):
+def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mocked_sampling, tmp_path, monkeypatch):
+    monkeypatch.setattr(discrepancy_scale, "MAX_CALIBRATION_RHAT", np.inf)  # mocked draws are not a posterior: no R-hat to meet
     table = load_runs(shared_data / "mixinglaws" / "RedPajama")
     data = table.data[table.data["valid_domain"].isin(DOMAINS)]
     runs = RunsTable(data.reset_index(drop=True), table.source)
@@ -82,7 +83,39 @@ def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mock
     assert json.loads(law.idata.attrs["config"])["priors"] == {}
     law.save(tmp_path / "fit.nc")
     assert discrepancy_scale.read(BayesianLaw.load(tmp_path / "fit.nc")) == record
+    # an unconverged calibration fit teaches nothing: the external priors stay, and the user is told
+    monkeypatch.setattr(discrepancy_scale, "MAX_CALIBRATION_RHAT", 1.0)
+    with pytest.warns(UserWarning, match="did not converge .* the external priors stay"):
+        unconverged = NestedLaw(law.config, law.targets).fit(runs, seed=3, progress=False)
+    assert discrepancy_scale.read(unconverged) == {}
     # off: the external priors, no calibration fit
     off = NestedLaw(NestedLawConfig(sampler={"draws": 30, "chains": 2}, learn_discrepancy=False), law.targets).fit(runs, seed=3, progress=False)
     assert discrepancy_scale.read(off) == {}
     assert np.median(off.idata["posterior"]["discrepancy_size"].values) == pytest.approx(0.017, rel=0.3)
+
+
+def test_the_drift_follows_the_slopes_and_shrinks_where_the_calibration_is_noisy():
+    prior = (np.log(0.017), 0.5)
+    u = np.r_[np.full(11, -0.01), np.full(11, -0.02)]
+    sharp, sharp_cov = discrepancy_scale.drift_posterior(u, np.full(22, 1e-8), 0.75, *prior)
+    np.testing.assert_allclose(sharp, u, atol=2e-4)  # known slopes: the drift is the slopes
+    assert np.all(np.diag(sharp_cov) < 1e-6)
+    noisy, noisy_cov = discrepancy_scale.drift_posterior(u, np.full(22, 0.02 ** 2), 0.75, *prior)
+    assert np.all(noisy < 0) and abs(noisy.mean()) < abs(u.mean())  # shrunk towards 0, same sign
+    assert np.ptp(noisy) < np.ptp(u)  # and the domains towards their shared part
+    assert np.all(np.diag(noisy_cov) > np.diag(sharp_cov))
+    missing = np.r_[u[:21], np.nan]
+    mean, cov = discrepancy_scale.drift_posterior(missing, np.full(22, 1e-8), 0.75, *prior)
+    assert np.isfinite(mean).all() and mean[-1] < 0  # the missing domain borrows the shared part
+
+
+def test_a_learned_axis_moves_the_prediction_by_the_persistent_part_of_the_drift():
+    rng = np.random.default_rng(0)
+    kappa = np.full((2, 4000), 0.01)
+    record = {"size": {"drift_mean": [-0.02, -0.04], "drift_chol": (1e-4 * np.eye(2)).tolist()}}
+    learned = discrepancy_scale.scale_error(record, "size", kappa, 2, 0.75, rng)
+    plain = discrepancy_scale.scale_error({}, "size", kappa, 2, 0.75, rng)
+    assert learned.shape == plain.shape == (2, 4000, 1, 2)
+    np.testing.assert_allclose(learned.mean(axis=(0, 1, 2)), [-0.01, -0.02], atol=1e-3)  # E[phi] = 1/2 of the drift
+    assert abs(plain.mean()) < 1e-3 and plain.std() == pytest.approx(0.01, rel=0.05)
+    assert learned[..., 1].max() < 0.03 and learned[..., 1].min() > -0.08  # from none to all of the drift, plus kappa xi
