@@ -47,20 +47,67 @@ def _centred_to_law(log_m, logit_f, t, center):
 _BASE_SIGMA = 10.0
 
 
-def _centred_zero_sum(name: str, mu, sigma, dims):
-    """``x_i ~ mu_i + ZeroSumNormal(sigma)`` (last axis sums to zero), sampled as x itself.
+def _centred_zero_sum(name: str, mu, sigma, dims, scale=None):
+    """``x_i ~ mu_i + ZeroSumNormal(sigma)`` (last axis sums to zero), sampled as ``scale_i x_i``.
 
     Written as ``mu + ZeroSumNormal(sigma)``, every deviation is tied to ``mu`` when the data pin
-    down x (posterior correlation -0.99 on 5Mix, ~390 leapfrog steps a draw). Here x is a
-    ZeroSumNormal with a wide base whose density is cancelled, and the pooled prior is added as a
-    potential: ``-|x - mu|^2 / (2 sigma^2) - (M - 1) log sigma`` per row, M the last axis' length.
+    down x (posterior correlation -0.99 on 5Mix, ~390 leapfrog steps a draw). Here ``g = scale x`` is
+    a ZeroSumNormal with a wide base ``_BASE_SIGMA scale`` whose density is cancelled, and the pooled
+    prior is added as a potential: ``-|x - mu|^2 / (2 sigma^2) - (M - 1) log sigma`` per row, M the last
+    axis' length. The base's normaliser ``-(M - 1) log scale_i`` per row is the Jacobian
+    ``|dx/dg|``, so in any ``scale`` this is the same distribution of x. ``scale=None``: x itself.
     """
-    x = pm.ZeroSumNormal(name, sigma=_BASE_SIGMA, dims=dims)
+    if scale is None:
+        x = pm.ZeroSumNormal(name, sigma=_BASE_SIGMA, dims=dims)
+    else:
+        g = pm.ZeroSumNormal(f"{name}_slope", sigma=_BASE_SIGMA * scale, dims=dims)
+        x = pm.Deterministic(name, g / scale, dims=dims)
     dev = x - mu
     rows, m = x.shape[0], x.shape[-1]
     prior = -0.5 * (dev**2).sum() / sigma**2 - rows * (m - 1) * pm.math.log(sigma)
     pm.Potential(f"{name}_prior", prior + 0.5 * (x**2).sum() / _BASE_SIGMA**2)
     return x
+
+
+# The interactions are sampled as g_i = f_i^p t_i (as the nested law does, nested._SLOPE_POWER).
+# The 5Mix pilots fix mostly the slope f_i t_i for domains whose mixture effect is small
+# (StackExchange: |t| ~ 2, logit f_i with a long tail to -4.8, corr(logit f, |t|) = -0.83), and
+# t_i itself where f_i is small and |t_i| large (PubMed_Central, DM_Mathematics). Sampling t (p = 0)
+# took ~210 leapfrog steps a draw and left the demo fit at R-hat 1.03, bulk ESS 148; the slopes
+# (p = 1) ~245 steps, R-hat 1.016; p = 0.5 ~85 steps (benchmarks/README.md, "The demo fit's convergence").
+_SLOPE_POWER = 0.5
+
+
+def _slope_interactions(name: str, mu, sigma, logit_f, dims):
+    """The pooled interactions ``t_i ~ mu_i + ZeroSumNormal(sigma)``, sampled as ``f_i^p t_i``."""
+    return _centred_zero_sum(name, mu, sigma, dims, scale=pm.math.sigmoid(logit_f)[:, None] ** _SLOPE_POWER)
+
+
+# The Student-t's noise scale is sampled as tau_i = sigma_i sqrt((nu + 3) / nu): for a Student-t of
+# scale sigma the Fisher information about the scale is 2 nu / ((nu + 3) sigma^2), a Normal's of scale
+# tau, so tau is the spread the losses pin whatever nu. Sampling sigma, the one nu and the 22 noise
+# scales moved together (corr(log nu, sum log sigma_i) = 0.85 on 5Mix; nu's bulk ESS ~200 in 4000 draws);
+# in tau it is 0.36 (nu's ESS ~800). The prior stays on sigma.
+_NOISE_A = 3.0
+_NOISE_BASE = 0.02
+
+
+def _studentt_noise(prior, nu, dims):
+    """``noise_sigma`` under ``prior``, sampled as ``noise_spread = noise_sigma sqrt((nu + 3) / nu)``.
+
+    ``noise_spread ~ HalfNormal(_NOISE_BASE k)`` with ``k = sqrt((nu + 3) / nu)`` makes
+    ``noise_sigma = noise_spread / k ~ HalfNormal(_NOISE_BASE)`` (the base's normaliser is the
+    Jacobian); the potential swaps that for ``prior``'s density (zero for the default prior).
+    ``None`` where the prior's parameters are not plain numbers (a hierarchical noise prior).
+    """
+    if not all(isinstance(v, (int, float, np.number, np.ndarray)) for v in prior.parameters.values()):
+        return None
+    k = pm.math.sqrt((nu + _NOISE_A) / nu)
+    spread = pm.HalfNormal("noise_spread", sigma=_NOISE_BASE * k, dims=dims)
+    sigma = pm.Deterministic("noise_sigma", spread / k, dims=dims)
+    wanted = pm.logp(getattr(pm, prior.distribution).dist(**prior.parameters), sigma)
+    pm.Potential("noise_sigma_prior", (wanted - pm.logp(pm.HalfNormal.dist(sigma=_NOISE_BASE), sigma)).sum())
+    return sigma
 
 
 class MixingLaw(MixtureLaw):
@@ -147,16 +194,16 @@ class MixingLaw(MixtureLaw):
                 t_mu = cfg.prior("t_mu", dims=("group", "train_domain")).create_variable("t_mu")
                 t_sigma = cfg.prior("t_sigma").create_variable("t_sigma")
                 log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
-                # Centred in logit_f and t (see _centred_zero_sum). A second ridge remains: near the
+                # Centred in logit_f and t (see _centred_zero_sum), t sampled as f^0.5 t: near the
                 # mean mixture the data fix mostly the slope f_i t_i, so logit f_i and |t_i| trade
-                # off (-0.96 on 5Mix); sampling the slopes with the Jacobian cost more time per
-                # effective draw (benchmarks/README.md).
+                # off (-0.96 on 5Mix); f^0.5 t sits between that ridge and the funnel of the slopes
+                # f t where f is small (see _SLOPE_POWER).
                 logit_f = pm.Normal("logit_f", f_mu[g], f_sigma, dims="valid_domain")
                 if generative:  # forward-samplable form of the same distribution
                     t_dev = pm.ZeroSumNormal("t_dev", sigma=t_sigma, dims=("valid_domain", "train_domain"))
                     t = pm.Deterministic("t", t_mu[g] + t_dev, dims=("valid_domain", "train_domain"))
                 else:
-                    t = _centred_zero_sum("t", t_mu[g], t_sigma, dims=("valid_domain", "train_domain"))
+                    t = _slope_interactions("t", t_mu[g], t_sigma, logit_f, dims=("valid_domain", "train_domain"))
                 a, b = _centred_to_law(log_m, logit_f, t, center)
                 pm.Deterministic("log_c", a + log_scale, dims="valid_domain")
                 pm.Deterministic("log_k", b + log_scale, dims="valid_domain")
@@ -171,13 +218,28 @@ class MixingLaw(MixtureLaw):
                 pm.Deterministic("latent_log_c", a, dims="latent")  # in units of each domain's loss scale
                 pm.Deterministic("latent_log_k", b, dims="latent")
             mean_scaled = (mixing_law if cfg.law == "explicit" else partial(implicit_mixing_law, weights=w))(run_mixture, a, b, t)
-            noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
-            self._likelihood(mean_scaled[run_idx, valid_idx], pm.math.sqrt(noise[valid_idx] ** 2 + sd_scaled**2), loss_scaled)
+            self._noise_and_likelihood(mean_scaled[run_idx, valid_idx], valid_idx, sd_scaled, loss_scaled, generative)
         self._model_key = self._structure_key(
             generative, lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist()
         )
         self._layout_cache = lay
         return model
+
+    def _noise_and_likelihood(self, mu, valid_idx, sd_scaled, observed, generative: bool):
+        """The noise scales and the observed losses: a Student-t's scales sampled against its nu
+        (:func:`_studentt_noise`); a Normal's, the generative form's and a hierarchical noise prior's
+        as the prior says. The variables (``noise_sigma``, ``nu``, ``loss``) are the same either way."""
+        cfg = self.config
+        if cfg.likelihood == "studentt" and not generative:
+            nu = pm.Deterministic("nu", 1.0 + cfg.prior("nu").create_variable("nu_minus_one"))
+            noise = _studentt_noise(cfg.prior("noise_sigma"), nu, dims="valid_domain")
+            if noise is not None:
+                sigma = pm.math.sqrt(noise[valid_idx] ** 2 + sd_scaled**2)
+                return pm.StudentT("loss", nu=nu, mu=mu, sigma=sigma, observed=observed, dims="obs")
+            noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
+            return pm.StudentT("loss", nu=nu, mu=mu, sigma=pm.math.sqrt(noise[valid_idx] ** 2 + sd_scaled**2), observed=observed, dims="obs")
+        noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
+        return self._likelihood(mu, pm.math.sqrt(noise[valid_idx] ** 2 + sd_scaled**2), observed)
 
     def sample_prior_predictive(self, runs, draws: int = 500, seed: int | None = None) -> xr.DataTree:
         """Prior and prior predictive draws for ``runs`` (observed losses in units of each domain's

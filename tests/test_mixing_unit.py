@@ -66,6 +66,53 @@ def test_centred_interactions_have_the_pooled_zero_sum_density():
     np.testing.assert_allclose(values, values[0], atol=1e-8)
 
 
+def test_slope_and_noise_coordinates_give_the_same_law():
+    """t sampled as g = f^p t and the Student-t's scales as sigma sqrt((nu + 3) / nu): base density,
+    potential and Jacobian together are the pooled ZeroSumNormal of t and the noise prior of sigma,
+    in the sampled coordinates (log |dt/dg| = -(M - 1) sum_i p log f_i, log |dsigma/dtau| = -n log k)."""
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+    from pymc_extras.prior import Prior
+
+    from bayes_mixlaw.mixing import _BASE_SIGMA, _SLOPE_POWER, _slope_interactions, _studentt_noise
+
+    rows, cols = 3, 4
+    mu_in, g_in, lf_in, sigma_in = pt.matrix("mu"), pt.matrix("g"), pt.vector("lf"), pt.scalar("sigma")
+    with pm.Model(coords={"r": range(rows), "c": range(cols)}) as model:
+        _slope_interactions("x", mu_in, sigma_in, lf_in, dims=("r", "c"))
+    g = model["x_slope"]
+    scale = pm.math.sigmoid(lf_in)[:, None] ** _SLOPE_POWER
+    potential = pytensor.graph.clone_replace(model.potentials[0], {g: g_in})
+    base = pm.logp(pm.ZeroSumNormal.dist(sigma=_BASE_SIGMA * scale, shape=(rows, cols)), g_in).sum()
+    x = g_in / scale
+    target = pm.logp(pm.ZeroSumNormal.dist(sigma=sigma_in, shape=(rows, cols)), x - mu_in).sum() - (cols - 1) * pt.log(scale).sum()
+    difference = pytensor.function([g_in, mu_in, lf_in, sigma_in], base + potential - target, on_unused_input="ignore")
+    rng = np.random.default_rng(0)
+
+    def zero_sum(shape):
+        z = rng.normal(size=shape)
+        return z - z.mean(axis=-1, keepdims=True)
+
+    values = [float(difference(zero_sum((rows, cols)) * 3, zero_sum((rows, cols)), rng.normal(-3, 1.5, rows), s)) for s in (0.3, 1.0, 2.5, 7.0)]
+    np.testing.assert_allclose(values, values[0], atol=1e-8)
+
+    n = 5
+    tau_in, nu_in = pt.vector("tau"), pt.scalar("nu")
+    for prior in (Prior("HalfNormal", sigma=0.02), Prior("HalfCauchy", beta=0.01)):
+        with pm.Model(coords={"d": range(n)}) as model:
+            _studentt_noise(prior, nu_in, dims="d")
+        spread = model["noise_spread"]
+        potential = pytensor.graph.clone_replace(model.potentials[0], {spread: tau_in})
+        k = pt.sqrt((nu_in + 3) / nu_in)
+        base = pm.logp(pm.HalfNormal.dist(sigma=0.02 * k), tau_in).sum()
+        target = pm.logp(getattr(pm, prior.distribution).dist(**prior.parameters), tau_in / k).sum() - n * pt.log(k)
+        difference = pytensor.function([tau_in, nu_in], base + potential - target)
+        values = [float(difference(rng.uniform(0.001, 0.05, n), nu)) for nu in (1.2, 3.0, 10.0, 80.0)]
+        np.testing.assert_allclose(values, values[0], atol=1e-8)
+    assert _studentt_noise(Prior("HalfNormal", sigma=Prior("HalfNormal", sigma=0.02)), nu_in, dims=None) is None
+
+
 def test_prior_predictive_uses_the_generative_form(runs):
     prior = MixingLaw().sample_prior_predictive(runs, draws=50, seed=0)["prior"]
     assert "t_dev" in prior and np.abs(prior["t"].sum("train_domain")).max() < 1e-8
