@@ -293,6 +293,8 @@ class MixingLaw(MixtureLaw):
         check = xr.Dataset({"fitted_loss": (("chain", "draw", "run", "valid_domain"), fitted), "noise_sigma": posterior["noise_sigma"]})
         if self.config.law == "explicit":
             check = check.assign(log_c=posterior["log_c"], log_k=posterior["log_k"], t=posterior["t"])
+        if "nu" in posterior:  # the Student-t's tail sets every predictive interval
+            check = check.assign(nu=posterior["nu"])
         return check
 
     # ------------------------------------------------------------------------------------------
