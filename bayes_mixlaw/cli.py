@@ -237,6 +237,9 @@ def fit(
             what = f"scaling law L(N, D) on {len(table.data)} rows (no mix: columns, one data mixture)"
         if not quiet:
             console.print(f"fitting the {what} from {table.source} ...")
+            if isinstance(law, NestedLaw) and law.config.discrepancy and law.config.learn_discrepancy:
+                console.print("first a calibration fit without the pilots' largest size and last checkpoints: how far the law misses "
+                              "them sets the model discrepancy beyond the pilots (learn_discrepancy: false in --config skips it)")
         unknown = [a for a in calibrate or [] if a not in ("length", "params")]
         if unknown:
             raise UserError(f"--calibrate takes 'length' or 'params', got {unknown}")
