@@ -517,8 +517,7 @@ class NestedLaw(MixtureLaw):
             law = np.log(mixing_law(r, post["log_c"].values, post["log_k"].values, post["t"].values))
             sigma = post["mixture_sigma"].values[:, :, None, None]
             fresh = sigma * rng.standard_normal(law.shape)
-            law_pilots = np.log(mixing_law(self.pilot_mixtures, post["log_c"].values, post["log_k"].values, post["t"].values))
-            fitted = (log_ref_pilots - law_pilots)[:, :, np.maximum(pilot, 0)]
+            fitted = self._pilot_departures()[:, :, np.maximum(pilot, 0)]
             log_ref = law + np.where((pilot >= 0)[None, None, :, None], fitted, fresh)
             offset = r - self.idata["constant_data"]["mixture_center"].values
             log_a = post["log_a"].values[:, :, None, :] + np.zeros((1, 1, len(r), 1))
@@ -531,6 +530,16 @@ class NestedLaw(MixtureLaw):
         if self.config.run_effects and run_effects:
             log_loss = log_loss + self._run_effects(pilot, params, float(np.log(s_rel)), log_loss.shape, rng, new_runs)
         return np.exp(log_loss)
+
+    def _pilot_departures(self) -> np.ndarray:
+        """Each pilot mixture's fitted departure from the mixing law, log scale, (chain, draw, mixture,
+        valid_domain); computed once per posterior (every predicted row needs it)."""
+        cached = self.__dict__.get("_departures")
+        if cached is None or cached[0] is not self.idata:
+            post = self.idata["posterior"]
+            law = np.log(mixing_law(self.pilot_mixtures, post["log_c"].values, post["log_k"].values, post["t"].values))
+            cached = self._departures = (self.idata, post["log_ref"].values - law)
+        return cached[1]
 
     def curve_log_likelihood(self) -> xr.DataArray:
         """log p(curve | draw) of every observed curve (one run on one validation domain, its run
