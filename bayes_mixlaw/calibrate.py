@@ -104,6 +104,14 @@ def calibrate_extrapolation(law, runs: RunsTable | None = None, *, axis: str = "
     runs = runs if runs is not None else runs_from_fit(law)
     kept, left_out = holdout_along(runs, column, fraction)
     calibration = type(law)(law.config, law.targets).fit(kept, seed=seed, progress=progress, **sampler)
+    from bayes_mixlaw.discrepancy_scale import MAX_CALIBRATION_RHAT
+
+    if not calibration.diagnostics.max_rhat <= MAX_CALIBRATION_RHAT:
+        import warnings
+
+        warnings.warn(f"the calibration fit along '{column}' did not converge (max R-hat {calibration.diagnostics.max_rhat:.3f}): "
+                      "its drift is attached but rests on an unconverged fit (fewer sizes or checkpoints than the law needs; "
+                      "the default learned discrepancy, bayes_mixlaw.discrepancy_scale, leaves such an axis at its prior)", UserWarning, stacklevel=2)
     slopes = residual_slopes(calibration, left_out, column, seed=seed)
     per_domain = slopes.groupby("valid_domain")["u"].agg(["mean", "std", "count"]).reindex(law.valid_domains)
     if per_domain["count"].isna().any():

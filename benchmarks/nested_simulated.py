@@ -7,7 +7,12 @@ observation noise, and beyond the pilots the model discrepancy (a law-form error
 The nested law is refitted on the simulated pilots (every size but the largest) and predicts the
 held-out runs at the largest size and at a longer length; 90% intervals should cover about 90%.
 
-    python benchmarks/nested_simulated.py [--replicates 8] [--domains ArXiv,Github,Pile-CC,Books3,Wikipedia_en]
+    python benchmarks/nested_simulated.py [--replicates 8] [--domains ArXiv,Github,Pile-CC,Books3,Wikipedia_en] [--error-inside]
+
+With ``--error-inside`` the law-form error starts inside the pilots (at their second-largest size and at
+16k steps) and goes on beyond them with a persistence phi ~ U(0, 1), its scale drawn from the external
+prior: the story the discrepancy learned from the pilots (``bayes_mixlaw.discrepancy_scale``) assumes,
+so its coverage should be nominal there.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_mixlaw.config import NestedLawConfig
 from bayes_mixlaw.nested import NestedLaw
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs
 from bayes_mixlaw.targets import Targets
@@ -37,9 +43,27 @@ def one_draw(law: NestedLaw, index: int) -> NestedLaw:
     return truth
 
 
-def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.random.Generator, beyond: dict) -> pd.DataFrame:
+def external_kappa(rng: np.random.Generator, names) -> dict:
+    """The truth's law-form error per log-unit, drawn from the external priors (``NESTED_PRIORS``)."""
+    from bayes_mixlaw.config import NESTED_PRIORS
+
+    return {name: float(np.exp(NESTED_PRIORS[name].parameters["mu"] + NESTED_PRIORS[name].parameters["sigma"] * rng.normal())) for name in names}
+
+
+def kinked_error(x: float, start: float, edge: float, kappa: float, z_inside: np.ndarray, z_fresh: np.ndarray, phi: float) -> np.ndarray:
+    """The learned discrepancy's own story (``bayes_mixlaw.discrepancy_scale``): the law starts to err at
+    ``start`` (inside the pilots), by kappa z_inside per log-unit; beyond the pilots' ``edge`` the error
+    goes on as phi kappa z_inside + sqrt(1 - phi^2) kappa z_fresh per log-unit."""
+    inside = max(0.0, np.log(min(x, edge) / start)) * kappa * z_inside
+    return inside + max(0.0, np.log(x / edge)) * kappa * (phi * z_inside + np.sqrt(1 - phi**2) * z_fresh)
+
+
+def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.random.Generator, beyond: dict,
+             inside: dict | None = None) -> pd.DataFrame:
     """A runs table from the truth: every mixture (as a new one: its departure drawn),
-    size and length, each run with its own level and slope, noise, and the discrepancy beyond ``beyond``."""
+    size and length, each run with its own level and slope, noise, and the discrepancy beyond ``beyond``.
+    ``inside`` ({name: where the law starts to err}): the error starts inside the pilots and persists
+    beyond them by a fraction phi ~ U(0, 1) (:func:`kinked_error`), with kappa from the external prior."""
     post = truth.idata["posterior"]
     valid = truth.valid_domains
     seed = int(rng.integers(2**31))
@@ -50,6 +74,9 @@ def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.ran
     run_w = rng.normal(size=(len(mixtures), len(sizes), len(valid))) * tau_w
     z = {name: np.sqrt(0.75) * rng.normal() + np.sqrt(0.25) * rng.normal(size=len(valid)) for name in beyond}
     kappa = {name: float(post[name].values[0, 0]) for name in beyond}
+    if inside:
+        fresh = {name: np.sqrt(0.75) * rng.normal() + np.sqrt(0.25) * rng.normal(size=len(valid)) for name in beyond}
+        kappa, phi = external_kappa(rng, beyond), {name: float(rng.uniform()) for name in beyond}
     rows = []
     pilots = truth._pilot_index
     truth._pilot_index = lambda r: np.full(len(r), -1)  # every mixture as a new one: its departure drawn
@@ -60,8 +87,11 @@ def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.ran
                 law = truth.law_draws(mixtures, float(n), float(s), rng=np.random.default_rng(seed), new_runs=False, run_effects=False)[0, 0]
                 log_loss = np.log(law) + run_u[:, i] + run_w[:, i] * np.log(s / s0) + noise * rng.normal(size=law.shape)
                 for name, edge in beyond.items():  # the law-form error beyond the pilots
-                    d = np.log(n / edge) if name == "discrepancy_size" else np.log(s / edge)
-                    log_loss = log_loss + max(0.0, d) * kappa[name] * z[name]
+                    x = n if name == "discrepancy_size" else s
+                    if inside:
+                        log_loss = log_loss + kinked_error(float(x), inside[name], edge, kappa[name], z[name], fresh[name], phi[name])
+                    else:
+                        log_loss = log_loss + max(0.0, np.log(x / edge)) * kappa[name] * z[name]
                 for m, mix in enumerate(mixtures):
                     for v, domain in enumerate(valid):
                         rows.append({"run": f"{int(n)}_sim{m}", "params": int(n), "step": int(s), "valid_domain": domain,
@@ -77,6 +107,10 @@ def main():
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--domains", default="ArXiv,Github,Pile-CC,Books3,Wikipedia_en")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--error-inside", action="store_true",
+                        help="the law starts to err inside the pilots (second-largest pilot size, 16k steps) and the error persists "
+                             "beyond them by phi ~ U(0, 1), kappa from the external prior: the story the learned discrepancy assumes")
+    parser.add_argument("--no-learn", action="store_true", help="fit with the external discrepancy priors only (learn_discrepancy off)")
     args = parser.parse_args()
     runs = load_runs(f"{args.shared}/mixinglaws/RedPajama")
     data = runs.data[runs.data["valid_domain"].isin(args.domains.split(","))]
@@ -95,9 +129,11 @@ def main():
         truth = one_draw(base, int(rng.integers(total)))
         # pilots: sizes below the largest, steps up to 20k; held out: the largest size at 30k, and 60k at a pilot size
         beyond = {"discrepancy_size": sizes[-2], "discrepancy_length": 20_000}
-        table = simulate(truth, mixtures, sizes, [*lengths, 60_000], rng, beyond)
+        inside = {"discrepancy_size": sizes[-3], "discrepancy_length": 16_000} if args.error_inside else None
+        table = simulate(truth, mixtures, sizes, [*lengths, 60_000], rng, beyond, inside)
         pilots = table[(table["params"] < sizes[-1]) & (table["step"] <= 20_000)]
-        law = NestedLaw(targets=targets).fit(RunsTable(pilots.reset_index(drop=True), "simulated"), seed=rep, progress=False)
+        config = NestedLawConfig(learn_discrepancy=not args.no_learn)
+        law = NestedLaw(config, targets).fit(RunsTable(pilots.reset_index(drop=True), "simulated"), seed=rep, progress=False)
         d = law.diagnostics
         for label, mask in (("size: largest model at 30k", (table["params"] == sizes[-1]) & (table["step"] == 30_000)),
                             ("length: 60k at the pilot sizes", (table["params"] < sizes[-1]) & (table["step"] == 60_000))):
