@@ -570,7 +570,7 @@ def suggest(
 
 @app.command()
 def report(
-    fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law, nested or continual pre-training fit")],
+    fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law, nested, continual pre-training or schedule-aware scaling-law fit")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for report.html, its PNGs and tables")],
     target: Annotated[str, typer.Option(help="The loss the figures and the optimum are about (continual fits: the target whose critical share is shown)")] = "total",
     compare: Annotated[Optional[list[Path]], typer.Option(help="Other fits of the same data (variants) to rank by PSIS-LOO; repeat")] = None,
@@ -587,14 +587,16 @@ def report(
 ):
     """Write an HTML report (figures embedded) with its PNGs and CSV/Markdown/LaTeX tables. A continual
     pre-training fit's report shows the critical share of --target (at the last checkpoint, tolerance 0)
-    instead of the simplex's figures and the optimal mixture."""
+    instead of the simplex's figures and the optimal mixture; a schedule-aware fit's (fit --schedule), each
+    run's curve against steps, the learning-rate schedules and, for an unknown schedule, what was assumed
+    and how much it moves the prediction."""
     _setup(quiet)
 
     def body():
         import time
 
         from bayes_mixlaw.model import BayesianLaw
-        from bayes_mixlaw.report import write_report
+        from bayes_mixlaw.report import report_sections, summary_text, write_report
 
         if output.exists() and not output.is_dir():
             raise UserError(f"{output} is a file, not a folder: -o takes the folder to write report.html, its figures and tables in")
@@ -603,11 +605,12 @@ def report(
         started = time.perf_counter()
         if params is None and step is None and tokens is None:
             law, scale = BayesianLaw.load(fit_file), None
-            if law.kind in ("chinchilla_law", "scheduled_scaling_law"):
-                raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law, nested and continual fits")
+            if law.kind == "chinchilla_law":
+                raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law, nested, continual "
+                                "and schedule-aware fits")
         else:
             law, scale = _mixture_fit(fit_file, params, step, tokens, "report on")
-        if along is not None and along not in law.train_domains:
+        if along is not None and "domains" in report_sections(law) and along not in law.train_domains:
             raise UserError(f"--along {along!r} is not a training domain of {fit_file}; it has {law.train_domains}")
         _unconverged(law, fit_file, where=f"the report's diagnostics table and {output / 'diagnostics.csv'}")
         names = [p.name for p in compare or []]
@@ -620,11 +623,12 @@ def report(
             from bayes_mixlaw.optimize import MixtureBounds
 
             bounds = MixtureBounds.from_file(caps)
-            bounds.arrays(law.train_domains, str(caps))  # checked before the figures take their time
+            if "optimum" in report_sections(law):  # else write_report says the caps do not apply
+                bounds.arrays(law.train_domains, str(caps))  # checked before the figures take their time
         path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along, scale=scale, mixture=mixture,
                             bounds=bounds, caps_source=str(caps) if caps else "caps", new_target=new_target)
         if not quiet:
-            console.print(law.summary_line(), highlight=False, soft_wrap=True)
+            console.print(summary_text(law), highlight=False, soft_wrap=True)
             out.print(f"wrote {path} and its figures and tables in {output} ({time.perf_counter() - started:.0f} s)")
 
     _run(body)

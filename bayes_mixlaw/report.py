@@ -9,7 +9,12 @@ a ternary slice of the predicted loss and of its uncertainty; the optimal mixtur
 nested fit, observed and fitted curves against steps and against model size. A continual
 pre-training fit gets the parts that apply to it (:func:`report_sections`): the posterior predictive
 check, the critical share of the original data (figure and ``critical`` table), the parameters and the
-diagnostics. The diagnostics table says in plain words what is wrong, if anything.
+diagnostics. A schedule-aware scaling-law fit (:class:`~bayes_mixlaw.scheduled.ScheduledScalingLaw`) gets
+the posterior predictive check, each pilot run's loss curve against steps with its fitted 90% band, the
+learning-rate schedule each run was fitted with (``schedules`` table), and where a schedule was unknown,
+the posterior of its total length and a ``schedule_assumptions`` table: what was assumed and how much it
+moves a new run's predicted loss at the longest pilot length and at twice it. The diagnostics table says
+in plain words what is wrong, if anything.
 """
 
 from __future__ import annotations
@@ -59,6 +64,15 @@ HOW_TO_READ = {  # one line under each figure of the HTML page: what it shows an
     "critical": "Continual pre-training: the kept target's and the new domain's loss against the share of the original data "
                 "(bands: the law's 90% interval; dots: the pilots; dashed: each starting loss). Beneath: the posterior of the "
                 "critical share, where the kept target's band crosses its starting loss.",
+    "schedule_curves": "Each pilot run's observed losses (dots) against training steps with the law's fitted median and 90% "
+                       "predictive band for that run (its own level, annealing amplitude and schedule). Dots leaving the band "
+                       "where the learning rate decays are what the step law misses of the schedule.",
+    "schedules": "The learning rate each run was fitted with, against steps (dotted: its last logged loss). A run of unknown "
+                 "schedule shows the assumed family relative to its peak: the line at the posterior median of the total length, "
+                 "the band between its 5% and 95% quantiles.",
+    "schedule_length": "The posterior of the unknown schedule's total length (log axis; the prior is log-uniform over the shaded "
+                       "range). Mass near the last checkpoint says the curves already anneal; mass spread to the right says "
+                       "the data cannot tell the length, and predictions beyond the pilots carry that (the assumptions table).",
     "optimum": "Bars: the mixture with the lowest posterior expected loss. Points and lines: the median and 90% interval "
                "of each posterior draw's own optimum (wide: the data do not pin that share down). Red ticks: the largest "
                "share any pilot had; a bar above its tick rests on extrapolation.",
@@ -125,7 +139,11 @@ def _frame(law, r: np.ndarray) -> pd.DataFrame:
 
 
 def fitted_vs_observed(law, ci: float = CI) -> pd.DataFrame:
-    """Every observed loss with the posterior predictive median and interval at its run and scale."""
+    """Every observed loss with the posterior predictive median and interval at its run and scale (a law
+    with its own ``pilot_predictions``, the schedule-aware one: each loss at its own run's schedule)."""
+    own = getattr(law, "pilot_predictions", None)
+    if own is not None:
+        return own(ci)
     lo, hi = interval_bounds(ci)
     obs = law.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
     if law.kind == "nested_law":
@@ -466,6 +484,177 @@ def figure_curves(law, table: pd.DataFrame, against: str, mixture: str | None = 
     return _png(fig)
 
 
+def _panels(n: int, cols: int, width: float, height: float):
+    cols = max(1, min(n, cols))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes
+
+
+def figure_schedule_curves(law, table: pd.DataFrame) -> bytes:
+    """Schedule-aware fits: one panel per pilot run, its observed losses (dots) against steps and the
+    fitted median and 90% predictive band of that run (``table``: :func:`fitted_vs_observed`), one
+    colour per validation domain; the y-axis leaves out the first tenth of the steps (the early losses
+    would flatten the rest)."""
+    runs = list(dict.fromkeys(table["run"].astype(str)))
+    origins = law.schedule_origins()
+    fig, axes = _panels(len(runs), 4, 3.4, 2.5)
+    for ax, run in zip(axes.flat, runs):
+        g = table[table["run"].astype(str) == run]
+        for k, domain in enumerate(law.valid_domains):
+            h = g[g["obs_valid_domain"] == domain].sort_values("step")
+            ax.fill_between(h["step"], h["lower"], h["upper"], alpha=0.25, color=f"C{k}", lw=0)
+            ax.plot(h["step"], h["median"], color=f"C{k}", lw=1, label=f"{domain} (law, {CI:.0%} band)")
+            inside = (h["lower"] <= h["loss"]) & (h["loss"] <= h["upper"])
+            ax.plot(h["step"][inside], h["loss"][inside], ".", color=f"C{k}", ms=2.5, mec="k", mew=0.2)
+            ax.plot(h["step"][~inside], h["loss"][~inside], "x", color="C3", ms=3, mew=0.8)
+        late = g[g["step"] >= 0.1 * g["step"].max()]
+        if len(late):
+            low = min(late["loss"].min(), late["lower"].min())
+            high = max(late["loss"].max(), late["upper"].max())
+            pad = 0.08 * (high - low + 1e-9)
+            ax.set_ylim(low - pad, high + pad)
+        ax.set_title(f"{run} ({origins.get(run, '?')})", fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("step", fontsize=7)
+    axes.flat[0].set_ylabel("loss", fontsize=7)
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle(f"Pilot runs: observed loss (dots; red x: outside the band) and the fitted law ({CI:.0%} predictive band of each run) "
+                 "against steps", fontsize=9)
+    return _png(fig)
+
+
+def _length_quantiles(law, q=(0.05, 0.5, 0.95)) -> np.ndarray:
+    """Quantiles of the posterior of the unknown schedule's total length."""
+    return np.quantile(law.idata["posterior"]["total_steps"].values.ravel(), q)
+
+
+def figure_schedules(law) -> bytes:
+    """Schedule-aware fits: the learning rate of each pilot run against steps, as fitted (its ``lr``
+    column or the given schedule; a run of unknown schedule: the assumed family relative to its peak,
+    at the posterior median of its length with a band from the 5% to the 95% quantile); dotted: the
+    run's last logged loss."""
+    origins = law.schedule_origins()
+    known = law.schedules
+    obs = law.idata["observed_data"]
+    last = pd.Series(obs["step"].values).groupby(obs["run"].values.astype(str)).max()
+    fig, axes = _panels(len(origins), 4, 2.6, 1.9)
+    unknown = law.unknown_schedule
+    for ax, run in zip(axes.flat, origins):
+        end = int(last.get(run, 0))
+        if run in known:
+            sched = known[run]
+            steps = np.linspace(0, max(sched.horizon, end), 400)
+            ax.plot(steps, sched.lr(steps), color="C0", lw=1)
+            ax.set_title(f"{run}\n{sched.kind} ({origins[run]})", fontsize=6.5)
+            ax.set_ylabel("LR", fontsize=6)
+        else:
+            lo_t, mid_t, hi_t = _length_quantiles(law)
+            u_last = int(law.idata.attrs["unknown_last"])
+            steps = np.linspace(0, hi_t, 400)
+            rel = [unknown.schedule(round(t), u_last).lr(steps) for t in (lo_t, mid_t, hi_t)]
+            ax.fill_between(steps, rel[0], rel[2], color="C1", alpha=0.3, lw=0)
+            ax.plot(steps, rel[1], color="C1", lw=1)
+            ax.set_title(f"{run}\n{unknown.family} (unknown): T {mid_t:,.0f} [{lo_t:,.0f}, {hi_t:,.0f}]", fontsize=6.5)
+            ax.set_ylabel("LR / peak", fontsize=6)
+        ax.axvline(end, color="k", ls=":", lw=0.8)
+        ax.set_ylim(bottom=0)
+        ax.tick_params(labelsize=6)
+    fig.suptitle("Learning-rate schedules the fit used (dotted: each run's last logged loss)", fontsize=8)
+    return _png(fig)
+
+
+def figure_schedule_length(law) -> bytes:
+    """Fits with runs of unknown schedule: the posterior of its total length T (log axis) over its
+    log-uniform prior's range, with the posterior median and 90% interval, the last checkpoint L of
+    those runs and 2 L."""
+    T = law.idata["posterior"]["total_steps"].values.ravel()
+    last = int(law.idata.attrs["unknown_last"])
+    top = law.unknown_schedule.max_factor * last
+    fig, ax = plt.subplots(figsize=(5.5, 2.6), layout="constrained")
+    ax.axvspan(last, top, color="grey", alpha=0.1, lw=0, label="prior range (log-uniform)")
+    ax.hist(T, bins=np.geomspace(last, top, 50), color="C1", alpha=0.75)
+    q = _length_quantiles(law, (0.5, (1 - CI) / 2, (1 + CI) / 2))
+    for v, style in zip(q, ("-", ":", ":")):
+        ax.axvline(v, color="k", ls=style, lw=1)
+    ax.axvline(2 * last, color="C3", ls="--", lw=1, label=f"2 L = {2 * last:,}")
+    ax.set_xscale("log")
+    ax.set_yticks([])
+    ax.set_xlabel(f"total length T of the unknown schedule (steps; L = {last:,}, the last checkpoint of its runs)", fontsize=8)
+    ax.set_title(f"Posterior of the unknown schedule's length: median {q[0]:,.0f} [{q[1]:,.0f}, {q[2]:,.0f}] ({CI:.0%}); "
+                 f"P(T >= 2 L) = {np.mean(T >= 2 * last):.2f}", fontsize=8)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def schedule_table(law) -> pd.DataFrame:
+    """Schedule-aware fits: one row per pilot run, its size, its last logged step, where its schedule came
+    from (``lr column``, the given ``schedule``, or ``unknown``) and the schedule (for a run of unknown
+    schedule: what was assumed and the posterior of its length)."""
+    obs = law.idata["observed_data"]
+    frame = pd.DataFrame({"run": obs["run"].values.astype(str), "params": obs["params"].values, "step": obs["step"].values})
+    per_run = frame.groupby("run", sort=False).agg(params=("params", "max"), last_step=("step", "max"))
+    known = law.schedules
+    rows = []
+    for run, origin in law.schedule_origins().items():
+        if run in known:
+            said = known[run].describe()
+        else:
+            lo_t, mid_t, hi_t = _length_quantiles(law)
+            said = (f"assumed: {law.unknown_schedule.describe(int(law.idata.attrs['unknown_last']))}; posterior T median {mid_t:,.0f} "
+                    f"[{lo_t:,.0f}, {hi_t:,.0f}] ({CI:.0%})")
+        rows.append({"run": run, "params": per_run.loc[run, "params"], "last_step": int(per_run.loc[run, "last_step"]), "origin": origin,
+                     "schedule": said})
+    return pd.DataFrame(rows)
+
+
+def schedule_assumption_table(law, ci: float = CI) -> pd.DataFrame:
+    """Fits with runs of unknown schedule: :meth:`~bayes_mixlaw.scheduled.ScheduledScalingLaw.schedule_assumptions`
+    for a new run of the pilots' largest size at the longest pilot length L and at 2 L, each row with the
+    schedule it assumes (``schedule``) and how much it moves the median from the weighed prediction
+    (``moves_median_pct``, the same target and step)."""
+    obs = law.idata["observed_data"]
+    size = float(np.max(obs["params"].values))
+    longest = int(np.max(obs["step"].values))
+    unknown = law.unknown_schedule
+    last = int(law.idata.attrs["unknown_last"])
+    frames = []
+    for at in (longest, 2 * longest):
+        try:
+            sens = law.schedule_assumptions(size, [at], ci=ci)
+        except ValueError as err:  # no posterior draw of the length reaches the step: the extremes only, and why
+            weighed = pd.DataFrame({"assumption": "weighed: T from the posterior", "params": size, "step": at, "target": law.valid_domains})
+            fixed = [law.predict(size, None, [at], ci=ci, total_steps=T).assign(assumption=name)
+                     for name, T in ((f"{unknown.family} ending at step {at}", at), (f"{unknown.family} ending at step {2 * at}", 2 * at),
+                                     ("constant LR (no decay)", np.inf))]
+            sens = pd.concat([weighed, *fixed], ignore_index=True)
+            sens = sens[["assumption", *[c for c in sens.columns if c != "assumption"]]]
+            sens["note"] = np.where(sens["assumption"] == "weighed: T from the posterior", str(err), "")
+        said = {"weighed: T from the posterior": unknown.describe(last), "constant LR (no decay)": "constant LR at the peak after the warm-up"}
+        for total in (at, 2 * at):
+            said[f"{unknown.family} ending at step {total}"] = unknown.schedule(total, last).describe() + " (LRs relative to the peak)"
+        sens.insert(1, "schedule", sens["assumption"].map(said))
+        weighed = sens[sens["assumption"] == "weighed: T from the posterior"].set_index("target")["median"]
+        sens["moves_median_pct"] = 100 * (sens["median"] / sens["target"].map(weighed) - 1)
+        frames.append(sens)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _assumptions_shown(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """The assumptions table as a paper prints it: the assumption, the schedule, the step and target, the
+    median 'median [lower, upper]' and how much the assumption moves it."""
+    return pd.DataFrame({
+        "assumption": table["assumption"], "schedule": table["schedule"], "step": table["step"].map(lambda s: f"{s:,}"),
+        "target": table["target"],
+        f"median [{CI:.0%} interval]": [f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if m == m else ""
+                                        for m, lo, hi in zip(table["median"], table["lower"], table["upper"])],
+        "vs weighed": table["moves_median_pct"].map(lambda v: f"{v:+.2f}%" if v == v else ""),
+        **({"note": table["note"].fillna("")} if "note" in table else {}),
+    })
+
+
 def parameter_table(law, ci: float = CI, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """``law.parameters(ci)`` (or ``table``, if already computed) with the labels first and no column
     that no parameter has."""
@@ -599,11 +788,24 @@ bands, the per-domain panels, the ternary slice, the optimal mixture (with its p
 comparison of variants by PSIS-LOO. Every report also has the posterior predictive check (fitted against
 observed), the parameters and the diagnostics. A law class says which parts apply to it with a
 ``report_sections`` attribute (default: these); ``"critical"`` adds the critical share of continual
-pre-training (:class:`~bayes_mixlaw.continual.ContinualLaw`)."""
+pre-training (:class:`~bayes_mixlaw.continual.ContinualLaw`); ``"schedule_curves"`` (the runs' curves
+against steps), ``"schedules"`` (their learning rates and the ``schedules`` table) and
+``"unknown_schedule"`` (the posterior of an unknown schedule's length and the ``schedule_assumptions``
+table) are a schedule-aware fit's (:class:`~bayes_mixlaw.scheduled.ScheduledScalingLaw`, per fit)."""
+
+
+def summary_text(law) -> str:
+    """``law.summary_line()``, or where it cannot be computed (a schedule-aware fit whose posterior has no
+    length of the unknown schedule that reaches twice its runs' last checkpoint) what stands in its way."""
+    try:
+        return law.summary_line()
+    except ValueError as err:
+        return f"{law.kind.replace('_', ' ')} fit; its one-line summary could not be computed: {err}"
 
 
 def report_sections(law) -> frozenset[str]:
-    """The optional parts of ``law``'s report: its class's ``report_sections``, else :data:`MIXTURE_REPORT`."""
+    """The optional parts of ``law``'s report: its ``report_sections`` (a class attribute, or a property
+    where the parts depend on the fit), else :data:`MIXTURE_REPORT`."""
     return frozenset(getattr(law, "report_sections", MIXTURE_REPORT))
 
 
@@ -623,10 +825,13 @@ def _critical_shown(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None, holdout: bool = False,
                  along: str | None = None, scale: dict | None = None, mixture: str | None = None, bounds=None,
                  caps_source: str = "caps", new_target: str | None = None) -> Path:
-    """Write report.html, the PNGs and the tables of a mixing-law, nested or continual pre-training fit
-    into ``folder``. Which parts a fit gets: :func:`report_sections` (a continual fit: the posterior
-    predictive check, the critical share of ``target`` at the last checkpoint with tolerance 0, its
-    table ``critical``, the parameters and the diagnostics; no simplex, optimum or comparison).
+    """Write report.html, the PNGs and the tables of a mixing-law, nested, continual pre-training or
+    schedule-aware scaling-law fit into ``folder``. Which parts a fit gets: :func:`report_sections` (a
+    continual fit: the posterior predictive check, the critical share of ``target`` at the last checkpoint
+    with tolerance 0, its table ``critical``, the parameters and the diagnostics; no simplex, optimum or
+    comparison. A schedule-aware fit: the posterior predictive check, each run's curve against steps, the
+    schedules (figure and ``schedules`` table), with an unknown schedule its length's posterior and the
+    ``schedule_assumptions`` table, the parameters and the diagnostics).
     ``scale``: for a nested fit, the target run's ``params`` and ``step``/``tokens``, where the share
     bands, the simplex slice and the optimal mixture are shown (default: the largest pilot scale;
     the fitted-against-observed figures are always at the pilots' own scales)
@@ -679,6 +884,31 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     if law.kind == "nested_law":
         figure("curves_steps", f"Against training steps: mixture {mixture}", lambda: figure_curves(law, table, "length", mixture))
         figure("curves_size", f"Against model size: mixture {mixture}", lambda: figure_curves(law, table, "size", mixture))
+    if "schedule_curves" in sections:
+        figure("schedule_curves", "Pilot runs against training steps", lambda: figure_schedule_curves(law, table))
+    if "schedules" in sections:
+        figure("schedules", "Learning-rate schedules", lambda: figure_schedules(law))
+    if "unknown_schedule" in sections:
+        figure("schedule_length", "The unknown schedule's total length", lambda: figure_schedule_length(law))
+        with step("what the unknown schedule's assumptions move"):
+            assumed = schedule_assumption_table(law)
+        shown = _assumptions_shown(assumed)
+        size = _size_label(float(assumed["params"].iloc[0]))
+        caption = (f"What was assumed for the runs of unknown schedule ({law.unknown_schedule.describe(int(law.idata.attrs['unknown_last']))}) "
+                   f"and how much it moves a new {size} run's predicted loss at the longest pilot length and at twice it: the length "
+                   f"weighed by the posterior (the interval carries it) against the extremes (the decay ends at that step, at twice it, "
+                   f"a constant LR); median [{CI:.0%} predictive interval] and its change from the weighed median.")
+        write_tables(assumed, folder, "schedule_assumptions", caption, shown=shown)
+        tables.append("schedule_assumptions")
+        blocks.append(f"<h2>What the unknown schedule's assumptions move (table)</h2><p class='how'>{html.escape(caption)}</p>"
+                      f"{shown.to_html(index=False)}")
+    if "schedules" in sections:
+        runs_table = schedule_table(law)
+        runs_shown = runs_table.assign(params=runs_table["params"].map(_size_label), last_step=runs_table["last_step"].map(lambda s: f"{s:,}"))
+        write_tables(runs_table, folder, "schedules", "The learning-rate schedule each pilot run was fitted with and where it came "
+                     "from (its lr column, the given schedule, or unknown: what was assumed and the posterior of its length).", shown=runs_shown)
+        tables.append("schedules")
+        blocks.append(f"<h2>Schedules of the pilot runs (table)</h2>{runs_shown.to_html(index=False)}")
     estimates = law.parameters(ci=CI)
     if "critical" in sections:
         from bayes_mixlaw.critical import critical_share
@@ -774,7 +1004,7 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bayes_mixlaw report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:2px 6px}} .how{{color:#444;font-size:14px}}</style></head><body>
-<h1>bayes_mixlaw report</h1><p>{html.escape(law.summary_line())}</p>
+<h1>bayes_mixlaw report</h1><p>{html.escape(summary_text(law))}</p>
 <h2>Diagnostics</h2>{diagnostics.to_html(index=False)}
 {''.join(shown_figures)}
 {comparison}

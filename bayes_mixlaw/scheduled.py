@@ -568,6 +568,34 @@ class ScheduledScalingLaw(BayesianLaw):
         """What the fit assumed for the runs of unknown schedule (None: every schedule was known)."""
         return self.config.unknown_schedule if self.unknown_runs else None
 
+    @property
+    def report_sections(self) -> frozenset[str]:
+        """The parts of this fit's report (:func:`bayes_mixlaw.report.report_sections`): the pilots' curves
+        against steps with the law's bands, the learning-rate schedules, and with runs of unknown
+        schedule the posterior of its length and what the assumption moves (``unknown_schedule``);
+        none of the mixture simplex's."""
+        unknown = self.idata is not None and bool(self.unknown_runs)
+        return frozenset({"schedule_curves", "schedules"} | ({"unknown_schedule"} if unknown else set()))
+
+    def pilot_predictions(self, ci: float = 0.9, seed: int = 0) -> pd.DataFrame:
+        """Every observed loss (``loss``, ``params``, ``step``, ``run``, ``obs_valid_domain``) with the
+        posterior predictive ``median``, ``lower`` and ``upper`` of its own run continued (its level,
+        annealing amplitude and schedule; a run of unknown schedule: each draw's sampled length)."""
+        self._require_fit()
+        lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
+        obs = self.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
+        domains = {v: i for i, v in enumerate(self.valid_domains)}
+        out = []
+        for (run, params), g in obs.groupby(["run", "params"], sort=False):
+            steps = np.unique(g["step"].to_numpy())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SamplingWarning)
+                draws = self.predict_draws(params, None, steps, run=str(run), seed=seed).values  # (chain, draw, step, target)
+            q = np.quantile(draws.reshape(-1, *draws.shape[2:]), [0.5, lo, hi], axis=0)
+            at = (np.searchsorted(steps, g["step"].to_numpy()), g["obs_valid_domain"].map(domains).to_numpy())
+            out.append(g.assign(median=q[0][at], lower=q[1][at], upper=q[2][at]))
+        return pd.concat(out).sort_index()
+
     def parameters(self, ci: float = 0.95) -> pd.DataFrame:
         """Posterior mean and equal-tailed interval of the law's parameters in absolute units, per domain
         (and ``total_steps``, the sampled length of an unknown schedule)."""
