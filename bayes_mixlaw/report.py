@@ -622,16 +622,11 @@ def schedule_assumption_table(law, ci: float = CI) -> pd.DataFrame:
     last = int(law.idata.attrs["unknown_last"])
     frames = []
     for at in (longest, 2 * longest):
-        try:
-            sens = law.schedule_assumptions(size, [at], ci=ci)
-        except ValueError as err:  # no posterior draw of the length reaches the step: the extremes only, and why
-            weighed = pd.DataFrame({"assumption": "weighed: T from the posterior", "params": size, "step": at, "target": law.valid_domains})
-            fixed = [law.predict(size, None, [at], ci=ci, total_steps=T).assign(assumption=name)
-                     for name, T in ((f"{unknown.family} ending at step {at}", at), (f"{unknown.family} ending at step {2 * at}", 2 * at),
-                                     ("constant LR (no decay)", np.inf))]
-            sens = pd.concat([weighed, *fixed], ignore_index=True)
-            sens = sens[["assumption", *[c for c in sens.columns if c != "assumption"]]]
-            sens["note"] = np.where(sens["assumption"] == "weighed: T from the posterior", str(err), "")
+        sens = law.schedule_assumptions(size, [at], ci=ci)
+        if not (sens["assumption"] == "weighed: T from the posterior").any():  # no draw of the length reaches the step
+            weighed = pd.DataFrame({"assumption": "weighed: T from the posterior", "params": size, "step": at, "target": law.valid_domains,
+                                    "note": f"no posterior draw of the unknown schedule's length reaches step {at}: the pilots say it ended before"})
+            sens = pd.concat([weighed, sens.assign(note="")], ignore_index=True)
         said = {"weighed: T from the posterior": unknown.describe(last), "constant LR (no decay)": "constant LR at the peak after the warm-up"}
         for total in (at, 2 * at):
             said[f"{unknown.family} ending at step {total}"] = unknown.schedule(total, last).describe() + " (LRs relative to the peak)"

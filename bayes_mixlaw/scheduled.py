@@ -714,7 +714,8 @@ class ScheduledScalingLaw(BayesianLaw):
         run or pilot ``run`` continued) with the schedule's length weighed by the posterior, and under
         the extreme assumptions with the law's other draws: the decay ends at the last requested step
         (the shortest schedule that reaches it), it ends at twice that step, and a constant LR (no decay).
-        Columns ``assumption``, then the :meth:`predict` columns."""
+        Where no posterior draw of the length reaches the last step, the weighed row is left out (the
+        pilots say the schedule ended before it). Columns ``assumption``, then the :meth:`predict` columns."""
         if not self.unknown_runs:
             raise ValueError("every pilot schedule was known: there are no schedule assumptions to compare")
         steps = np.atleast_1d(np.asarray(steps))
@@ -722,6 +723,9 @@ class ScheduledScalingLaw(BayesianLaw):
         fam = self.config.unknown_schedule.family
         cases = [("weighed: T from the posterior", None), (f"{fam} ending at step {end}", end), (f"{fam} ending at step {2 * end}", 2 * end),
                  ("constant LR (no decay)", np.inf)]
+        reached = np.mean(self.idata["posterior"]["total_steps"].values >= end) > 0
+        if not reached:  # no draw of the length reaches the step: the weighed prediction does not exist there
+            cases = cases[1:]
         frames = [self.predict(params, None, steps, ci=ci, seed=seed, run=run, total_steps=T).assign(assumption=name) for name, T in cases]
         out = pd.concat(frames, ignore_index=True)
         return out[["assumption", *[c for c in out.columns if c != "assumption"]]]
@@ -770,11 +774,12 @@ class ScheduledScalingLaw(BayesianLaw):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplingWarning)
             sens = self.schedule_assumptions(size, [step]).query("target == @v").set_index("assumption")
-        med = sens["median"]
-        weighed = sens.iloc[0]
-        spread = 100 * (med.iloc[1:].max() / med.iloc[1:].min() - 1)
+        weighed = sens[sens.index.str.startswith("weighed")]
+        med = sens["median"][~sens.index.str.startswith("weighed")]
+        spread = 100 * (med.max() / med.min() - 1)
+        at = (f"median {weighed['median'].iloc[0]:.4g} [{weighed['lower'].iloc[0]:.4g}, {weighed['upper'].iloc[0]:.4g}] weighed; " if len(weighed)
+              else "no posterior draw of T reaches it (the pilots say the schedule ended before), so no weighed prediction; ")
         return (f". Unknown schedule for {len(unknown)} run(s) ({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}): not assumed but "
                 f"weighed, {self.config.unknown_schedule.describe(last)}; posterior T median {q[1]:.0f} [90%: {q[0]:.0f}, {q[2]:.0f}], "
-                f"P(T >= {step}) = {np.mean(T >= step):.2f}. At step {step}, a new {size:.3g}-parameter run ({v}): median {weighed['median']:.4g} "
-                f"[{weighed['lower']:.4g}, {weighed['upper']:.4g}] weighed; " + ", ".join(f"{m:.4g} ({name})" for name, m in med.iloc[1:].items())
-                + f": the assumption moves it by {spread:.2f}%")
+                f"P(T >= {step}) = {np.mean(T >= step):.2f}. At step {step}, a new {size:.3g}-parameter run ({v}): {at}"
+                + ", ".join(f"{m:.4g} ({name})" for name, m in med.items()) + f": the assumption moves it by {spread:.2f}%")

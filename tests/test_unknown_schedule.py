@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 import pytensor
 import pytensor.tensor as pt
 import pytest
@@ -89,6 +90,12 @@ def test_unknown_schedule_is_sampled_reported_and_carried_to_predictions(mocked_
         law.predict(7e7, None, [30000], run="other")
     loaded = BayesianLaw.load(law.save(tmp_path / "unknown.nc"))
     pd.testing.assert_frame_equal(loaded.predict(7e7, None, [20000, 30000], run="sim"), pred)
+    # when the pilots say the schedule ended before twice their last step (no draw of T reaches it), the
+    # summary and the assumptions say so instead of failing the fit after sampling
+    post = loaded.idata["posterior"].to_dataset()
+    loaded.idata["posterior"] = xr.DataTree(post.assign(total_steps=post["total_steps"].clip(max=20000)))
+    assert "no weighed prediction" in loaded.summary_line()
+    assert "weighed: T from the posterior" not in set(loaded.schedule_assumptions(7e7, [30000])["assumption"])
 
 
 def test_unknown_schedule_options_and_refusals(mocked_sampling):
