@@ -30,7 +30,9 @@ def redpajama(shared_data):
 
 @pytest.fixture
 def fitted(redpajama, mocked_sampling):
-    law = NestedLaw(NestedLawConfig(sampler={"draws": 30, "chains": 2}), Targets(WEIGHTS))
+    # the discrepancy's scale learned from the pilots (one more fit) is tested in test_discrepancy_scale.py and,
+    # with real NUTS, in test_nested_integration.py; here the external priors keep each test's fit to one
+    law = NestedLaw(NestedLawConfig(sampler={"draws": 30, "chains": 2}, learn_discrepancy=False), Targets(WEIGHTS))
     return law.fit(redpajama, seed=2, progress=False)
 
 
