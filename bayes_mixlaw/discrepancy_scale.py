@@ -145,7 +145,7 @@ def _grid_posterior(u, s2, rho, mu0, sigma0):
     log_post = np.empty(len(GRID))
     for j, log_kappa in enumerate(GRID):
         cov = np.exp(2 * log_kappa) * correlation + np.diag(s2)
-        sign, logdet = np.linalg.slogdet(cov)
+        _, logdet = np.linalg.slogdet(cov)
         log_post[j] = -0.5 * (logdet + u @ np.linalg.solve(cov, u)) - 0.5 * ((log_kappa - mu0) / sigma0) ** 2
     weight = np.exp(log_post - log_post.max())
     return weight / weight.sum(), correlation, keep
@@ -203,7 +203,7 @@ def learn(law_class, config, targets, runs: RunsTable, *, seed: int | None, samp
         priors[name] = Prior("LogNormal", mu=mu, sigma=sigma)
         distance = np.log(left_out[column].to_numpy(float) / cuts[column])
         record[axis] = {
-            "left_out": f"{column} > {cuts[column]:g}", "losses": int(len(left_out)), "domains": n_domains,
+            "left_out": f"{column} > {cuts[column]:g}", "losses": len(left_out), "domains": n_domains,
             "distance": [round(float(distance.min()), 4), round(float(distance.max()), 4)],
             "slope_mean": float(np.nanmean(u)), "slope_rms": float(np.sqrt(np.nanmean(u ** 2))),
             "slope_sd_of_fit": float(np.sqrt(np.nanmean(s2))),

@@ -56,9 +56,8 @@ from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
 from bayes_mixlaw.mixing import MixingLaw, _centred_to_law
 from bayes_mixlaw.model import MixtureLaw
-from bayes_mixlaw.runs import load_runs
 from bayes_mixlaw.run_effects import conditional_effects, curve_sums, draw_effects, marginal_loglik
-from bayes_mixlaw.runs import LR, MIX_PREFIX, WARMUP, RunsTable, read_mixtures, validate_runs
+from bayes_mixlaw.runs import LR, MIX_PREFIX, WARMUP, RunsTable, load_runs, read_mixtures, validate_runs
 from bayes_mixlaw.summary import summarize_draws
 from bayes_mixlaw.targets import Targets
 
