@@ -11,6 +11,7 @@ divergences) are computed for every fit, stored in the fit and raised as warning
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -117,6 +118,15 @@ def _shared_names(compiled) -> dict[str, np.dtype]:
     return {name: np.asarray(value).dtype for name, value in compiled._shared_data.items()}
 
 
+def _with_coords(compiled, model: pm.Model):
+    """``compiled`` labelled with ``model``'s coordinates. A cached compiled model keeps the labels of
+    the model it was compiled from; a refit of the same structure (same sizes, other run or domain
+    names) must label its draws with its own."""
+    coords = dict(compiled.coords or {})
+    coords.update({name: pd.Index(values) for name, values in model.coords.items() if values is not None})
+    return dataclasses.replace(compiled, _coords=coords)
+
+
 class ProgressLines:
     """nutpie's progress as log lines every ``every`` seconds, where no terminal shows its bar (a log
     file, CI, a pipe): draws done of all chains, divergences, time so far. Called on nutpie's thread."""
@@ -221,6 +231,7 @@ def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sam
         compiled = _compiled(model, key, kernels=sampler.method == "fast")
         known = _shared_names(compiled)
         compiled = compiled.with_data(**{k: np.asarray(v, dtype=known[k]) for k, v in data.items() if k in known})
+        compiled = _with_coords(compiled, model)
         cores = sampler.cores or min(sampler.chains, os.cpu_count() or 1)
         return nutpie.sample(
             compiled,

@@ -60,3 +60,24 @@ def test_a_second_process_loads_the_kernels_from_disk(tmp_path):
         times.append(float(result.stdout.split("seconds")[-1]))
     assert any((tmp_path / "pytensor" / "numba").iterdir())  # the kernels are on disk
     assert times[1] < 0.5 * times[0], f"first process {times[0]:.1f} s, second {times[1]:.1f} s: the second did not reuse the kernels"
+
+
+def test_a_refit_of_the_same_structure_is_labelled_with_its_own_coordinates():
+    """The cached compiled model was built with the first model's labels; a second model of the same
+    structure (same sizes, other run names) must get its own labels on its draws, not the first's
+    (a scheduled fit of the 25M runs after one of the 100M runs once came back labelled '100/...')."""
+    key = "test-fast-cache-coords"
+
+    def model_of(runs):
+        with pm.Model(coords={"run": runs}) as model:
+            pm.Normal("level", 0, 1, dims="run")
+        return model
+
+    try:
+        fast = SamplerConfig(method="fast", draws=20, tune=20)
+        first = sample_posterior(model_of(["100/a", "100/b"]), {}, key, fast, seed=1, progress=False)
+        second = sample_posterior(model_of(["25/a", "25/b"]), {}, key, fast, seed=1, progress=False)
+        assert list(first["posterior"]["level"].coords["run"].values) == ["100/a", "100/b"]
+        assert list(second["posterior"]["level"].coords["run"].values) == ["25/a", "25/b"]
+    finally:
+        _COMPILED.pop((key, "True"), None)
