@@ -23,12 +23,13 @@ app = typer.Typer(
 console = Console(stderr=True)
 out = Console(width=150)
 
-from bayes_mixlaw.runs import FORMAT_DESCRIPTIONS, FORMATS  # noqa: E402  (the --format choices come from the loaders' list)
+from bayes_mixlaw.formats import format_descriptions  # noqa: E402  (the --format choices and help come from the readers' registry)
 
-Format = enum.Enum("Format", {name: name for name in FORMATS}, type=str)
+FORMAT_DESCRIPTIONS = format_descriptions()  # auto, then every registered format in auto-detection order
+Format = enum.Enum("Format", {name: name for name in FORMAT_DESCRIPTIONS}, type=str)
 
 
-FORMAT_HELP = "Format of RUNS: " + "; ".join(f"{name} ({FORMAT_DESCRIPTIONS[name]})" for name in FORMATS)
+FORMAT_HELP = "Format of RUNS (auto: the first, in this order, whose rule matches): " + "; ".join(f"{name} ({text})" for name, text in FORMAT_DESCRIPTIONS.items())
 QUIET_HELP = "No progress output: only the results, warnings and errors"
 
 
@@ -161,7 +162,7 @@ def _say_extrapolation(law, scale: dict) -> None:
 
 @app.command()
 def fit(
-    runs: Annotated[Path, typer.Argument(help="Runs table: " + ", ".join(FORMAT_DESCRIPTIONS[f] for f in FORMATS if f != "auto") + " (see --format)")],
+    runs: Annotated[Path, typer.Argument(help="Runs table: " + ", ".join(text for name, text in FORMAT_DESCRIPTIONS.items() if name != "auto") + " (see --format)")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Fit file to write (netCDF)")],
     format: Annotated[Format, typer.Option(help=FORMAT_HELP)] = Format.auto,
     params: Annotated[Optional[float], typer.Option(help="Use the runs of this model size (parameters, e.g. 18915328 or 1.89e7)")] = None,
