@@ -46,6 +46,26 @@ MIXTURE = "discrepancy_mixture"  # the mixture axis's posterior variable (distan
 PRIORS = (*(f"discrepancy_{axis}" for axis in AXES), MIXTURE)  # the discrepancy's parameters
 
 
+def draw_scales(law, names, priors: dict, seed: int | None) -> None:
+    """Add the discrepancy's scales ``names`` to ``law``'s posterior, one per draw, from ``priors``
+    (learned, :mod:`bayes_mixlaw.discrepancy_scale`) or else the config's. They enter no likelihood term
+    (inside the pilots the distance beyond them is 0), so their posterior is their prior, independent of
+    everything else: drawn after sampling rather than sampled, which keeps the compiled model the same
+    whatever they are."""
+    import pymc as pm
+    import xarray as xr
+
+    node = law.idata["posterior"]
+    shape = (node.sizes["chain"], node.sizes["draw"])
+    rng = np.random.default_rng(None if seed is None else [int(seed), 7])
+    values = {}
+    with pm.Model():
+        for name in names:
+            variable = priors.get(name, law.config.prior(name)).create_variable(name)
+            values[name] = (("chain", "draw"), np.asarray(pm.draw(variable, draws=int(np.prod(shape)), random_seed=rng)).reshape(shape))
+    law.idata["posterior"] = xr.DataTree(node.to_dataset().assign(values))
+
+
 def distances(law, scale: dict) -> dict[str, float]:
     """Log-distance beyond the pilots per axis ({axis: D >= 0}) at ``scale`` ({column: value})."""
     pilots = law.pilot_scales()

@@ -151,10 +151,8 @@ class NestedLaw(MixtureLaw):
         pilots first (:mod:`bayes_mixlaw.discrepancy_scale`: one extra fit without their largest
         scale), unless ``learn_discrepancy`` is off.
 
-        The discrepancy's scales enter no likelihood term (inside the pilots the distance beyond them is
-        0), so their posterior is their prior, independent of everything else: they are drawn from it
-        (learned or external) after sampling rather than sampled, which keeps the compiled model the same
-        whatever the pilots teach them."""
+        The discrepancy's scales are drawn from their learned or external prior after sampling
+        (:func:`bayes_mixlaw.discrepancy.draw_scales`)."""
         runs = load_runs(runs)
         priors, record = {}, {}
         cfg = self.config
@@ -163,21 +161,9 @@ class NestedLaw(MixtureLaw):
                                                      sampler={"method": method, **sampler})
         super().fit(runs, seed=seed, method=method, progress=progress, **sampler)
         if cfg.discrepancy:
-            self._draw_discrepancy(priors, seed)
+            discrepancy.draw_scales(self, discrepancy.PRIORS, priors, seed)
             self.idata.attrs[discrepancy_scale.ATTR] = json.dumps(record)
         return self
-
-    def _draw_discrepancy(self, priors: dict, seed: int | None) -> None:
-        """Add the discrepancy's scales to the posterior, drawn from ``priors`` (learned) or the config's."""
-        node = self.idata["posterior"]
-        shape = (node.sizes["chain"], node.sizes["draw"])
-        rng = np.random.default_rng(None if seed is None else [int(seed), 7])
-        values = {}
-        with pm.Model():
-            for name in discrepancy.PRIORS:
-                variable = priors.get(name, self.config.prior(name)).create_variable(name)
-                values[name] = (("chain", "draw"), np.asarray(pm.draw(variable, draws=int(np.prod(shape)), random_seed=rng)).reshape(shape))
-        self.idata["posterior"] = xr.DataTree(node.to_dataset().assign(values))
 
     # ------------------------------------------------------------------------------------------
     # model

@@ -15,7 +15,8 @@ S0 the geometric mean of the pilots' S1, in units of the domain's median loss s:
     b(n) = b n^rho_b,  d(n) = d n^rho_d,  beta(n) = beta n^rho_beta
 
 The size term a n^-alpha and the size dependence of the step term (rho_*) enter only when the pilots
-have several sizes; at one size, e is the loss the schedule cannot remove (Luo et al.'s L0) and the law
+have several sizes, e + a n^-alpha sampled through what they pin (:func:`size_term`: the level e + a at
+n = 1, its slope against log n, and the exponent's excess over that slope, whose prior is external); at one size, e is the loss the schedule cannot remove (Luo et al.'s L0) and the law
 is the published one. The losses are fitted on the log scale with a Laplace likelihood (robust, as the
 published fits' Huber loss on the log loss, and exp of a Laplace has a finite mean; a Student-t would
 leave the predictive loss without one) or a Normal one (``likelihood: normal``). Each run has its own
@@ -49,7 +50,8 @@ import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field
 from pymc_extras.prior import Prior
 
-from bayes_mixlaw.config import LawConfig, SamplerConfig
+from bayes_mixlaw import discrepancy
+from bayes_mixlaw.config import NESTED_PRIORS, LawConfig, SamplerConfig
 from bayes_mixlaw.inference import SamplingWarning
 from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.run_effects import conditional_effects, curve_sums, marginal_loglik
@@ -70,9 +72,16 @@ STEP_TERM_DEFAULT: Literal["multi_power", "annealing"] = "annealing"
 SCHEDULED_PRIORS: dict[str, Prior] = {
     # irreducible part: most of the loss (exp(-0.4) = 0.67 of the median; one size: about 0.9)
     "log_e": Prior("Normal", mu=-0.4, sigma=0.5),
-    # size term at the pilots' typical size (several sizes only)
-    "log_a": Prior("Normal", mu=-2.0, sigma=1.5),
-    "alpha": Prior("Gamma", alpha=3.0, beta=8.0),
+    # size term (several sizes only), sampled through what the pilots pin (size_term below): the level
+    # e + a n^-alpha at the largest pilot size (most of the median loss), its secant slope against log n
+    # from the smallest (25M -> 100M on the multi-power law curves: ~0.07), and the exponent's excess
+    # over that slope, alpha - sigma, which two sizes do not pin at all (their point fits are flat in
+    # alpha). Its prior is external: Chinchilla-type fits of E + A N^-alpha give alpha 0.34 (Hoffmann et
+    # al., 2022) and 0.35 (Besiroglu et al., 2024); Gamma(2.5, 10) (mean 0.25, 90% 0.05-0.53) on the excess
+    # puts alpha's prior mean near theirs and lets a setup differ by a factor two either way.
+    "log_level": Prior("Normal", mu=-0.2, sigma=0.5),
+    "log_size_slope": Prior("Normal", mu=-3.0, sigma=1.0),
+    "alpha_excess": Prior("Gamma", alpha=2.5, beta=10.0),
     # power-law term of the area S1 at S0: a tenth of the loss or so; its exponent ~0.4
     "log_b": Prior("Normal", mu=-2.5, sigma=1.5),
     "beta": Prior("Gamma", alpha=3.0, beta=8.0),
@@ -104,11 +113,43 @@ SCHEDULED_PRIORS: dict[str, Prior] = {
     # 1.02-1.03 at 100M). A boundary-avoiding Gamma (Chung et al., 2013) keeps the HalfNormal(0.1)'s
     # scale (mean 0.1, 95% in 0.027-0.22) without the funnel.
     "run_anneal_sigma": Prior("Gamma", alpha=4.0, beta=40.0),
+    # model discrepancy beyond the largest pilot size (bayes_mixlaw.discrepancy): the law-form error of
+    # the log loss per unit of log-size, the nested law's external prior (benchmarks/discrepancy_prior.py:
+    # Chinchilla's models, median 0.017 per log-unit)
+    "discrepancy_size": NESTED_PRIORS["discrepancy_size"],
     # noise on the log loss: logged training losses scatter by about 0.1%
     "noise_sigma": Prior("HalfNormal", sigma=0.01),
 }
 
-SIZE_PRIORS = ("log_a", "alpha", "rho_b", "rho_d", "rho_beta")
+def size_term(xp, log_n, log_n_lo, log_n_hi, log_level, log_size_slope, alpha_excess):
+    r"""The irreducible and size terms :math:`e + a\,n^{-\alpha}` through what pilots of a few sizes pin.
+
+    With :math:`n_1 < n_2` the smallest and largest pilot sizes, :math:`\rho = n_2 / n_1`,
+    :math:`\ell` the level at :math:`n_2` (``exp(log_level)``), :math:`\sigma` its secant slope against
+    log n between them (``exp(log_size_slope)``: :math:`\ell(n_1) = \ell \rho^\sigma`) and
+    :math:`\alpha = \sigma + \delta` (``alpha_excess`` = :math:`\delta > 0`):
+
+    .. math:: e + a\,n^{-\alpha} = \ell\,\frac{(\rho^\alpha - \rho^\sigma) + (\rho^\sigma - 1)(n / n_2)^{-\alpha}}{\rho^\alpha - 1}
+
+    Two sizes pin :math:`\ell` and :math:`\sigma` exactly and leave :math:`\delta` to its prior (their
+    point fits are flat in alpha), so the sampler meets an axis instead of the curved ridge of
+    (e, a, alpha) (R-hat 2.49 on 25M + 100M); more sizes inform :math:`\delta` too. Every value is a
+    valid law (e > 0 exactly when alpha > sigma). ``xp``: numpy or ``pm.math``; sizes are log n relative
+    to the pilots' geometric mean; arguments broadcast. Returns (e + a n^-alpha, e, a, alpha), a for n."""
+    alpha = xp.exp(log_size_slope) + alpha_excess
+    log_rho = log_n_hi - log_n_lo
+    r_alpha, r_sigma = xp.exp(alpha * log_rho), xp.exp(xp.exp(log_size_slope) * log_rho)
+    level = xp.exp(log_level) / (r_alpha - 1.0)
+    e = level * (r_alpha - r_sigma)
+    a = level * (r_sigma - 1.0) * xp.exp(alpha * log_n_hi)  # the amplitude of n^-alpha
+    return e + a * xp.exp(-alpha * log_n), e, a, alpha
+
+
+# version of the fit-file layout of a schedule-aware fit: 2 = the size term of several sizes sampled
+# through size_term (log_level, log_size_slope, alpha_excess) instead of (log_e, log_a, alpha)
+SCHEDULED_FORMAT = 2
+
+SIZE_PRIORS = ("log_level", "log_size_slope", "alpha_excess", "rho_b", "rho_d", "rho_beta")
 MULTI_POWER_PRIORS = ("log_c", "kappa", "gamma")
 
 
@@ -178,6 +219,11 @@ class ScheduledLawConfig(LawConfig):
     # what a run without an lr column, and without a given schedule, may have been trained with
     # (None: such a run is an error; the annealing step term only)
     unknown_schedule: UnknownSchedule | None = Field(default_factory=lambda: UnknownSchedule())
+    # model discrepancy beyond the largest pilot size (bayes_mixlaw.discrepancy), on by default: a size
+    # the pilots did not reach rests on the size term's form and (with two sizes) on the prior of its
+    # exponent; and how much of that error the validation domains share
+    discrepancy: bool = True
+    discrepancy_correlation: float = Field(0.75, ge=0, le=1)
 
 
 def _as_schedule(value, what: str) -> Schedule:
@@ -243,9 +289,12 @@ class ScheduledScalingLaw(BayesianLaw):
         Other keywords: :meth:`BayesianLaw.fit`."""
         self._schedule_arg = schedule
         try:
-            return super().fit(runs, **kwargs)
+            super().fit(runs, **kwargs)
         finally:
             self._schedule_arg = None
+        if self.config.discrepancy:
+            discrepancy.draw_scales(self, ["discrepancy_size"], {}, kwargs.get("seed"))
+        return self
 
     # layout and model ---------------------------------------------------------------------------
 
@@ -306,7 +355,8 @@ class ScheduledScalingLaw(BayesianLaw):
         }
 
     def _parameter_names(self, multi_size: bool) -> list[str]:
-        names = ["log_e", "log_b", "beta", "log_d_step" if self.config.step_term == "annealing" else "log_d"]
+        names = ["log_b", "beta", "log_d_step" if self.config.step_term == "annealing" else "log_d"]
+        names = names if multi_size else ["log_e", *names]  # several sizes: the level of size_term
         if self.config.step_term == "multi_power":
             names += list(MULTI_POWER_PRIORS)
         if multi_size:
@@ -323,7 +373,7 @@ class ScheduledScalingLaw(BayesianLaw):
                   "annealing_run": lay["annealing_runs"],
                   "curve": np.arange(len(lay["runs"]) * len(lay["valid"]))}
         with pm.Model(coords=coords) as model:
-            dims = {"log_loss_scale": "valid_domain", "log_n0": None, "log_s0": None, "drop": ("obs", "knot"), "eta": ("obs", "knot"), "s_k": ("obs", "knot"),
+            dims = {"log_loss_scale": "valid_domain", "log_n0": None, "log_s0": None, "log_n_lo": None, "log_n_hi": None, "drop": ("obs", "knot"), "eta": ("obs", "knot"), "s_k": ("obs", "knot"),
                     "curve_m": "curve"}
             data = {k: pm.Data(k, v, dims=dims.get(k, "obs")) for k, v in self._data(lay).items()}
             names = self._parameter_names(lay["multi_size"])
@@ -344,7 +394,7 @@ class ScheduledScalingLaw(BayesianLaw):
             if effects:
                 per_obs["log_d"] = self._annealing_effects(p["log_d"], data, i, len(lay["annealing_runs"]))
             mean = self._law(pm.math, data, per_obs, lay["multi_size"])
-            self._absolute(p, log_scale, data["log_n0"], data["log_s0"], lay["multi_size"])
+            self._absolute(p, log_scale, data, lay["multi_size"])
             mu = pm.math.log(mean) + log_scale[i]
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
             if cfg.likelihood == "laplace":  # robust (the published fits' Huber loss), a finite predictive mean
@@ -453,23 +503,27 @@ class ScheduledScalingLaw(BayesianLaw):
         """The law in relative units (L / s) from features ``x`` and parameters ``p`` (broadcastable)."""
         exp = xp.exp
         log_n = x["log_n_rel"]
-        level = exp(p["log_e"])
         if multi_size:
-            level = level + exp(p["log_a"] - p["alpha"] * log_n)
+            level = size_term(xp, log_n, x["log_n_lo"], x["log_n_hi"], p["log_level"], p["log_size_slope"], p["alpha_excess"])[0]
             b = exp(p["log_b"] + p["rho_b"] * log_n)
             d = exp(p["log_d"] + p["rho_d"] * log_n)
             beta = p["beta"] * exp(p["rho_beta"] * log_n)
         else:
-            b, d, beta = exp(p["log_b"]), exp(p["log_d"]), p["beta"]
+            level, b, d, beta = exp(p["log_e"]), exp(p["log_b"]), exp(p["log_d"]), p["beta"]
         if self.config.step_term == "annealing":
             return level + annealing_step(x["s1_rel"], x["s2_rel"], b, beta, d)
         return level + multi_power_step(x["s1_rel"], x["drop"], x["eta"], x["s_k"], b, beta, d, exp(p["log_c"]), p["kappa"], p["gamma"])
 
-    def _absolute(self, p, log_scale, log_n0, log_s0, multi_size):
+    def _absolute(self, p, log_scale, data, multi_size):
         dims = "valid_domain"
-        pm.Deterministic("E", pm.math.exp(p["log_e"] + log_scale), dims=dims)
+        log_n0, log_s0 = data["log_n0"], data["log_s0"]
         if multi_size:
-            pm.Deterministic("A", pm.math.exp(p["log_a"] + log_scale + p["alpha"] * log_n0), dims=dims)
+            _, e, a, alpha = size_term(pm.math, 0.0, data["log_n_lo"], data["log_n_hi"], p["log_level"], p["log_size_slope"], p["alpha_excess"])
+            pm.Deterministic("E", e * pm.math.exp(log_scale), dims=dims)
+            alpha = pm.Deterministic("alpha", alpha, dims=dims)
+            pm.Deterministic("A", a * pm.math.exp(log_scale + alpha * log_n0), dims=dims)
+        else:
+            pm.Deterministic("E", pm.math.exp(p["log_e"] + log_scale), dims=dims)
         pm.Deterministic("B", pm.math.exp(p["log_b"] + log_scale + p["beta"] * log_s0), dims=dims)
         if self.config.step_term == "annealing":
             pm.Deterministic("D", pm.math.exp(p["log_d"] + log_scale - log_s0), dims=dims)
@@ -494,6 +548,9 @@ class ScheduledScalingLaw(BayesianLaw):
             "log_loss_scale": np.log(lay["scale"]),
             "log_n0": np.log(lay["n0"]),
             "log_s0": np.log(lay["s0"]),
+            # the smallest and largest pilot sizes (size_term), relative to n0
+            "log_n_lo": np.log(lay["n"].min() / lay["n0"]),
+            "log_n_hi": np.log(lay["n"].max() / lay["n0"]),
         }
         if lay["unknown_runs"]:
             out["step"] = lay["table"].data["step"].to_numpy(dtype=float)
@@ -526,7 +583,31 @@ class ScheduledScalingLaw(BayesianLaw):
             "multi_size": int(lay["multi_size"]),
             "schedules": json.dumps({run: {"origin": lay["origin"][run], "schedule": None if s is None else s.to_dict()} for run, s in lay["schedules"].items()}),
             "unknown_last": int(lay["unknown_last"]),
+            "scheduled_format": SCHEDULED_FORMAT,
+            "pilot_params": json.dumps(sorted(float(v) for v in np.unique(lay["n"]))),
         }
+
+    def _restore(self, tree: xr.DataTree) -> None:
+        super()._restore(tree)
+        from bayes_mixlaw import __version__
+
+        written = int(tree.attrs.get("scheduled_format", 1))
+        if written != SCHEDULED_FORMAT and int(tree.attrs.get("multi_size", 0)):
+            raise ValueError(
+                f"this schedule-aware fit of several sizes was written by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')} in format "
+                f"{written}; bayes_mixlaw {__version__} reads format {SCHEDULED_FORMAT} (the size term sampled through what the pilots pin, "
+                "size_term): refit the runs table with this version")
+
+    def beyond_log_size(self, params: float) -> float:
+        """log(params / the largest pilot size), or 0 within the pilots' sizes (:mod:`bayes_mixlaw.discrepancy`)."""
+        sizes = json.loads(self.idata.attrs["pilot_params"]) if "pilot_params" in self.idata.attrs else [float(self.idata.attrs["n0"])]
+        return max(0.0, float(np.log(float(params) / max(sizes))))
+
+    def _size_span(self) -> dict[str, float]:
+        """log n of the smallest and largest pilot sizes relative to n0 (:func:`size_term`)."""
+        attrs = self.idata.attrs
+        sizes = np.asarray(json.loads(attrs["pilot_params"]), dtype=float)
+        return {"log_n_lo": float(np.log(sizes.min() / float(attrs["n0"]))), "log_n_hi": float(np.log(sizes.max() / float(attrs["n0"])))}
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         post = self.idata["posterior"].to_dataset()
@@ -602,7 +683,7 @@ class ScheduledScalingLaw(BayesianLaw):
         self._require_fit()
         post = self.idata["posterior"]
         names = [n for n in ("E", "A", "alpha", "B", "beta", "D", "C", "kappa", "gamma", "rho_b", "rho_d", "rho_beta", "noise_sigma", "run_sigma", "run_anneal_sigma",
-                             "total_steps") if n in post]
+                             "total_steps", "discrepancy_size") if n in post]
         return self._parameter_table(names, ci)
 
     def features(self, schedule: Schedule, steps) -> StepFeatures:
@@ -684,6 +765,7 @@ class ScheduledScalingLaw(BayesianLaw):
             xs = {"s1_rel": s1 / s0, "s2_rel": s2 / s0}
         out = np.empty((C, D, len(steps), len(self.valid_domains)))
         log_n = np.log(params / float(attrs["n0"]))
+        span = self._size_span() if multi else {}
         effects = kind == "predictive" and "run_sigma" in post  # a fit of one run has no run effects
         shape = (C, D, 1)
         annealing = [str(r) for r in post["annealing_run"].values] if "annealing_run" in post.coords else []
@@ -702,8 +784,12 @@ class ScheduledScalingLaw(BayesianLaw):
             for start in range(0, len(steps), chunk):
                 rows = slice(start, min(start + chunk, len(steps)))
                 # areas: rows on the last axis ((n,) or (chain, draw, n)); knots: (n, K)
-                x = {"log_n_rel": log_n, **{k: val[..., rows] if k in ("s1_rel", "s2_rel") else val[rows] for k, val in xs.items()}}
+                x = {"log_n_rel": log_n, **span, **{k: val[..., rows] if k in ("s1_rel", "s2_rel") else val[rows] for k, val in xs.items()}}
                 out[:, :, rows, v] = self._law(np, x, p, multi) * scale[v] * np.exp(u)
+        beyond = self.beyond_log_size(params)
+        if beyond > 0 and "discrepancy_size" in post:  # the law's form beyond the largest pilot size
+            kappa = {"discrepancy_size": post["discrepancy_size"].values}
+            out = out * np.exp(discrepancy.log_factor(kappa, {"discrepancy_size": beyond}, out.shape[-1], self.config.discrepancy_correlation, rng))
         if kind == "predictive":
             sigma = post["noise_sigma"].values[:, :, None, :]
             out = out * np.exp(sigma * self._standard_noise(out.shape, rng))
@@ -739,7 +825,8 @@ class ScheduledScalingLaw(BayesianLaw):
         steps = np.atleast_1d(np.asarray(steps)).astype(np.int64)
         p = float(np.asarray(params, dtype=float).ravel()[0])
         p = int(p) if p == round(p) else p
-        return summarize_draws(draws, pd.DataFrame({"params": p, "step": steps}), ci)
+        out = summarize_draws(draws, pd.DataFrame({"params": p, "step": steps}), ci)
+        return out.assign(beyond_log_size=round(self.beyond_log_size(p), 6))  # > 0: the model discrepancy applies
 
     def summary_line(self) -> str:
         self._require_fit()
@@ -754,7 +841,21 @@ class ScheduledScalingLaw(BayesianLaw):
             f"Schedule-aware scaling law ({self.config.step_term}) on {self.idata['observed_data'].sizes['obs']} points x "
             f"{len(self.valid_domains)} validation domain(s): {shown} ({v}); {d.summary()}. Schedules: {runs}"
         )
-        return line + (self.unknown_schedule_note() if self.unknown_runs else "")
+        return line + self._size_note() + (self.unknown_schedule_note() if self.unknown_runs else "")
+
+    def _size_note(self) -> str:
+        """What sizes beyond the pilots' rest on: the size exponent's prior (two sizes pin none of it) and
+        the model discrepancy."""
+        if not int(self.idata.attrs["multi_size"]):
+            return ""
+        post = self.idata["posterior"]
+        sizes = json.loads(self.idata.attrs["pilot_params"])
+        note = (f". Sizes beyond {max(sizes):.3g} parameters rest on the size term's form: its exponent alpha is "
+                + ("set by its prior's excess over the pilots' slope (two sizes pin none of it)" if len(sizes) == 2 else f"fitted to {len(sizes)} sizes"))
+        if "discrepancy_size" in post:
+            note += (f", with the model discrepancy of {100 * float(np.median(post['discrepancy_size'].values)):.1f}% per log-unit of size beyond "
+                     "them (external prior; discrepancy: false leaves it out)")
+        return note
 
     def unknown_schedule_note(self) -> str:
         """What was assumed for the runs of unknown schedule, what the posterior says of its length,

@@ -99,7 +99,7 @@ def point_fit(law: ScheduledScalingLaw, runs, starts: int, seed: int = 0, schedu
 
     def predict(params, schedule, steps):
         f = schedule.features(steps, lr_ref=lay["lr_ref"], knots=law.config.knots, lam=law.config.annealing_lambda)
-        xx = {"log_n_rel": np.log(params / lay["n0"]), "s1_rel": f.s1 / lay["s0"], "s2_rel": f.s2 / lay["s0"],
+        xx = {"log_n_rel": np.log(params / lay["n0"]), "log_n_lo": x["log_n_lo"], "log_n_hi": x["log_n_hi"], "s1_rel": f.s1 / lay["s0"], "s2_rel": f.s2 / lay["s0"],
               "drop": f.drop, "eta": f.eta, "s_k": f.s_k}
         return law._law(np, xx, p, lay["multi_size"]) * lay["scale"][0]
 

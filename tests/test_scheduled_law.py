@@ -35,7 +35,7 @@ def fitted(curves):
 def test_fit_predicts_the_held_out_wsd_curve(fitted, curves):
     held = curves[curves["run"] == "100/wsd_20000_24000"]
     pred = fitted.predict(1e8, Schedule.from_dict(WSD), held["step"].to_numpy())
-    assert list(pred.columns) == ["params", "step", "target", "mean", "median", "lower", "upper"]
+    assert list(pred.columns) == ["params", "step", "target", "mean", "median", "lower", "upper", "beyond_log_size"]
     y = held["loss"].to_numpy()
     rel = np.abs(pred["median"].to_numpy() / y - 1)
     assert rel.mean() < 0.003, rel.mean()  # the issue's target; the published multi-power law: 0.14%
@@ -162,3 +162,54 @@ def test_student_t_is_refused_and_run_effects_are_sampled_or_integrated(curves, 
     for fit in (law, normal, plain):
         pred = fit.predict(1e8, Schedule.from_dict(WSD), [21000])
         assert np.all(np.isfinite(pred[["mean", "lower", "upper"]].to_numpy())) and (pred["lower"] < pred["upper"]).all()
+
+
+def test_size_term_is_the_law_through_what_two_sizes_pin():
+    """size_term writes e + a n^-alpha through (level at the largest size, secant slope, exponent's excess):
+    the level and slope are what they say, every excess gives a valid law, numpy and PyTensor agree."""
+    import pytensor.tensor as pt
+
+    from bayes_mixlaw.scheduled import size_term
+
+    lo, hi, log_level, log_slope = np.log(0.5), np.log(2.0), np.log(0.8), np.log(0.07)
+    for excess in (0.01, 0.2, 0.9):
+        at_lo, e, a, alpha = size_term(np, lo, lo, hi, log_level, log_slope, excess)
+        at_hi = size_term(np, hi, lo, hi, log_level, log_slope, excess)[0]
+        assert at_hi == pytest.approx(0.8) and np.log(at_lo / at_hi) / (hi - lo) == pytest.approx(0.07)
+        assert e > 0 and a > 0 and alpha == pytest.approx(0.07 + excess)
+        n = np.array([0.25, 1.0, 8.0])
+        np.testing.assert_allclose(size_term(np, np.log(n), lo, hi, log_level, log_slope, excess)[0], e + a * n**-alpha)
+        symbolic = size_term(pt, pt.as_tensor(np.log(n)), lo, hi, log_level, log_slope, excess)[0].eval()
+        np.testing.assert_allclose(symbolic, e + a * n**-alpha)
+
+
+def test_beyond_the_largest_pilot_size_the_discrepancy_widens_the_interval_and_the_summary_says_why(shared_data, mocked_sampling):
+    runs = load_runs(shared_data / "multipowerlaw").data
+    two_sizes = runs[runs["run"].isin(["25/cosine_24000", "100/cosine_24000"])]
+    two_sizes = two_sizes[two_sizes.groupby("run").cumcount() % 8 == 0].reset_index(drop=True)
+    law = ScheduledScalingLaw().fit(two_sizes, draws=200, chains=2, seed=0)
+    assert "discrepancy_size" in law.idata["posterior"] and (law.parameters()["parameter"] == "discrepancy_size").any()
+    assert "two sizes pin none of it" in law.summary_line() and "model discrepancy" in law.summary_line()
+    wsd = Schedule.from_dict(WSD)
+    inside, beyond = (law.predict(n, wsd, [24000], kind="mean") for n in (1e8, 4e8))
+    assert inside["beyond_log_size"].item() == 0 and beyond["beyond_log_size"].item() == pytest.approx(np.log(4))
+    kappa = law.idata["posterior"]["discrepancy_size"]
+    law.idata["posterior"] = law.idata["posterior"].to_dataset().drop_vars("discrepancy_size")  # the same draws without it
+    pd.testing.assert_frame_equal(law.predict(1e8, wsd, [24000], kind="mean"), inside)  # within the pilots' sizes nothing changes
+    law_draws = law.predict_draws(4e8, wsd, [24000], kind="mean").values
+    law.idata["posterior"] = law.idata["posterior"].to_dataset().assign(discrepancy_size=kappa)
+    error = np.log(law.predict_draws(4e8, wsd, [24000], kind="mean").values / law_draws)
+    # the same law draws times the discrepancy exp(log(4) kappa z): log-variance log(4)^2 E[kappa^2], mean 0
+    assert error.var() == pytest.approx(np.log(4) ** 2 * float((kappa**2).mean()), rel=0.3)
+    assert abs(error.mean()) < 3 * error.std() / np.sqrt(error.size)
+
+
+def test_a_two_size_fit_file_of_the_earlier_layout_says_to_refit(shared_data, mocked_sampling, tmp_path):
+    runs = load_runs(shared_data / "multipowerlaw").data
+    two_sizes = runs[runs["run"].isin(["25/cosine_24000", "100/cosine_24000"])]
+    two_sizes = two_sizes[two_sizes.groupby("run").cumcount() % 8 == 0].reset_index(drop=True)
+    law = ScheduledScalingLaw().fit(two_sizes, draws=20, chains=2, seed=0)
+    law.idata.attrs["scheduled_format"] = 1
+    law.save(tmp_path / "old.nc")
+    with pytest.raises(Exception, match="format 1.*refit"):
+        ScheduledScalingLaw.load(tmp_path / "old.nc")
