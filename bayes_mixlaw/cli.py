@@ -353,10 +353,24 @@ def _predict_scheduled(fit_file, law, schedule, params, step, tokens, mixtures, 
     """The predictions of a schedule-aware fit: one row per --params, --step and target."""
     import pandas as pd
 
-    from bayes_mixlaw.schedules import Schedule
-
     if mixtures is not None:
         raise UserError(f"{fit_file} is a schedule-aware fit of one data mixture: it takes no --mixtures")
+    target, steps = _scheduled_target(fit_file, law, schedule, params, step, tokens)
+    _say_extrapolation(law, {"params": params, "step": steps})
+    if target is None:  # say what the unknown schedule was taken to be, and how much the assumption moves the last step
+        sens = law.schedule_assumptions(params[-1], [max(steps)], ci=ci, seed=seed)
+        first = sens[sens["target"] == sens["target"].iloc[0]]
+        console.print(f"no --schedule: the target is trained like the pilots of unknown schedule ({law.config.unknown_schedule.family}, its length "
+                      f"weighed by the posterior); at step {max(steps)}, {first['target'].iloc[0]}: "
+                      + "; ".join(f"{a} {m:.4f}" for a, m in zip(first["assumption"], first["median"])))
+    return pd.concat([law.predict(n, target, steps, ci=ci, kind=kind, seed=seed) for n in params], ignore_index=True)
+
+
+def _scheduled_target(fit_file, law, schedule, params, step, tokens):
+    """(the target's Schedule or None: trained like the pilots of unknown schedule, its steps) from
+    --schedule, --params and --step for a schedule-aware fit, checked."""
+    from bayes_mixlaw.schedules import Schedule
+
     if tokens:
         raise UserError(f"{fit_file} is a schedule-aware fit on steps: give --step, not --tokens")
     unknown = bool(law.unknown_runs)  # without --schedule, the target is trained like the pilots of unknown schedule
@@ -370,15 +384,7 @@ def _predict_scheduled(fit_file, law, schedule, params, step, tokens, mixtures, 
             raise UserError(f"--step {s:g}: steps are whole numbers >= 0")
         if target is not None and s > target.horizon:
             raise UserError(f"--step {s:g} is beyond the schedule in {schedule}, which ends at step {target.horizon} ({target.describe()})")
-    steps = [int(s) for s in step]
-    _say_extrapolation(law, {"params": params, "step": steps})
-    if target is None:  # say what the unknown schedule was taken to be, and how much the assumption moves the last step
-        sens = law.schedule_assumptions(params[-1], [max(steps)], ci=ci, seed=seed)
-        first = sens[sens["target"] == sens["target"].iloc[0]]
-        console.print(f"no --schedule: the target is trained like the pilots of unknown schedule ({law.config.unknown_schedule.family}, its length "
-                      f"weighed by the posterior); at step {max(steps)}, {first['target'].iloc[0]}: "
-                      + "; ".join(f"{a} {m:.4f}" for a, m in zip(first["assumption"], first["median"])))
-    return pd.concat([law.predict(n, target, steps, ci=ci, kind=kind, seed=seed) for n in params], ignore_index=True)
+    return target, [int(s) for s in step]
 
 
 def _show_predictions(table, ci: float, targets: list[str] | None = None, limit: int = 30):
@@ -578,8 +584,9 @@ def report(
     holdout: Annotated[bool, _flag("--holdout", help="Also refit each variant without the largest size (or farthest mixtures) and score it on them (slow)")] = False,
     along: Annotated[Optional[str], typer.Option(help="Training domain whose share the per-validation-domain panels vary (default: the one the pilots vary most)")] = None,
     mixture: Annotated[Optional[str], typer.Option(help="Nested fits: the pilot mixture whose curves against steps and size are shown (default: the one nearest the pilots' mean)")] = None,
-    params: Annotated[Optional[float], typer.Option(help="Nested fits: target model size for the share bands, simplex slice and optimum (default: the largest pilot scale)")] = None,
-    step: Annotated[Optional[float], typer.Option(help="Nested fits on steps: target training steps (with --params)")] = None,
+    params: Annotated[Optional[float], typer.Option(help="Nested fits: target model size for the share bands, simplex slice and optimum (default: the largest pilot scale); schedule-aware fits: the target run's size")] = None,
+    step: Annotated[Optional[float], typer.Option(help="Nested fits on steps: target training steps (with --params); schedule-aware fits: the target run's last step")] = None,
+    schedule: Annotated[Optional[Path], typer.Option(help="Schedule-aware fits: JSON learning-rate schedule of the target run, shown against steps with --params and --step (without it, a fit with pilots of unknown schedule trains the target like them)")] = None,
     tokens: Annotated[Optional[float], typer.Option(help="Nested fits on tokens: target training tokens (with --params)")] = None,
     caps: Annotated[Optional[Path], typer.Option(help='Caps and minimums of the optimal mixture, as optimize takes them: JSON/YAML {"caps": {domain: max}, "minimums": {domain: min}} (a flat mapping = caps)')] = None,
     new_target: Annotated[Optional[str], typer.Option(help="Continual fits: validation domain of the new data (default: the one named after it)")] = None,
@@ -604,12 +611,21 @@ def report(
         if (output / "report.html").exists() and not force:
             raise UserError(f"{output / 'report.html'} exists; pass --force to overwrite the report in {output}")
         started = time.perf_counter()
+        target_run = None
         if params is None and step is None and tokens is None:
             law, scale = BayesianLaw.load(fit_file), None
+            if schedule is not None:
+                raise UserError(f"--schedule is the target run's schedule: give --params and --step with it (a schedule-aware fit of {fit_file})")
             if law.kind == "chinchilla_law":
                 raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law, nested, continual "
                                 "and schedule-aware fits")
+        elif (law := BayesianLaw.load(fit_file)).kind == "scheduled_scaling_law":  # the target run against steps
+            run_schedule, steps = _scheduled_target(fit_file, law, schedule, [params] if params else None, [step] if step is not None else None, tokens)
+            target_run, scale = {"params": params, "schedule": run_schedule, "step": steps[0]}, None
+            _say_extrapolation(law, {"params": [params], "step": steps})
         else:
+            if schedule is not None:
+                raise UserError(f"--schedule is the target run's schedule of a schedule-aware fit; {fit_file} is a {law.kind.replace('_', ' ')} fit")
             law, scale = _mixture_fit(fit_file, params, step, tokens, "report on")
         if along is not None and "domains" in report_sections(law) and along not in law.train_domains:
             raise UserError(f"--along {along!r} is not a training domain of {fit_file}; it has {law.train_domains}")
@@ -627,7 +643,7 @@ def report(
             if "optimum" in report_sections(law):  # else write_report says the caps do not apply
                 bounds.arrays(law.train_domains, str(caps))  # checked before the figures take their time
         path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along, scale=scale, mixture=mixture,
-                            bounds=bounds, caps_source=str(caps) if caps else "caps", new_target=new_target)
+                            bounds=bounds, caps_source=str(caps) if caps else "caps", new_target=new_target, target_run=target_run)
         if not quiet:
             console.print(summary_text(law), highlight=False, soft_wrap=True)
             out.print(f"wrote {path} and its figures and tables in {output} ({time.perf_counter() - started:.0f} s)")

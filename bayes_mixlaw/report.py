@@ -67,6 +67,10 @@ HOW_TO_READ = {  # one line under each figure of the HTML page: what it shows an
     "schedule_curves": "Each pilot run's observed losses (dots) against training steps with the law's fitted median and 90% "
                        "predictive band for that run (its own level, annealing amplitude and schedule). Dots leaving the band "
                        "where the learning rate decays are what the step law misses of the schedule.",
+    "target_run": "The target run (--params, its --schedule or the pilots' unknown one, to --step): the posterior predictive "
+                  "median and 90% band of a new run against steps, one colour per validation domain, with the pilots of the "
+                  "nearest size for comparison (grey dots). Beyond the largest pilot size the band carries the size exponent's "
+                  "prior and the model discrepancy (the title says how far); right of the dotted line it is beyond the pilots' steps.",
     "schedules": "The learning rate each run was fitted with, against steps (dotted: its last logged loss). A run of unknown "
                  "schedule shows the assumed family relative to its peak: the line at the posterior median of the total length, "
                  "the band between its 5% and 95% quantiles.",
@@ -526,6 +530,44 @@ def figure_schedule_curves(law, table: pd.DataFrame) -> bytes:
     return _png(fig)
 
 
+def target_run_table(law, target_run: dict, points: int = 60) -> pd.DataFrame:
+    """Schedule-aware fits: a new run of ``target_run["params"]`` trained with ``target_run["schedule"]``
+    (None: like the pilots of unknown schedule) predicted at ``points`` steps up to ``target_run["step"]``
+    (:meth:`~bayes_mixlaw.scheduled.ScheduledScalingLaw.predict`: ``params``, ``step``, ``target``,
+    ``mean``, ``median``, ``lower``, ``upper``, ``beyond_log_size``)."""
+    first = int(law.idata["observed_data"]["step"].values.min())
+    end = int(target_run["step"])
+    steps = np.unique(np.round(np.linspace(min(first, end), end, points)).astype(int))
+    return law.predict(target_run["params"], target_run["schedule"], steps, ci=CI)
+
+
+def figure_target_run(law, prediction: pd.DataFrame, table: pd.DataFrame) -> bytes:
+    """Schedule-aware fits: the target run's predictive band against steps (``prediction``:
+    :func:`target_run_table`), with the observed losses of the pilots of the nearest size (``table``:
+    :func:`fitted_vs_observed`) in grey and the pilots' longest step dotted."""
+    params = float(prediction["params"].iloc[0])
+    sizes = np.unique(table["params"].to_numpy(float))
+    nearest = sizes[int(np.argmin(np.abs(np.log(sizes / params))))]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    pilots = table[table["params"] == nearest]
+    ax.plot(pilots["step"], pilots["loss"], ".", color="grey", ms=2, alpha=0.5, label=f"pilots of {_size_label(nearest)}")
+    for k, domain in enumerate(law.valid_domains):
+        h = prediction[prediction["target"] == domain].sort_values("step")
+        ax.fill_between(h["step"], h["lower"], h["upper"], alpha=0.25, color=f"C{k}", lw=0)
+        ax.plot(h["step"], h["median"], color=f"C{k}", lw=1.2, label=f"{domain}: target run, median and {CI:.0%} band")
+    ax.axvline(float(table["step"].max()), color="k", ls=":", lw=0.8)
+    late = prediction[prediction["step"] >= 0.1 * prediction["step"].max()]
+    low, high = min(late["lower"].min(), pilots["loss"].min()), late["upper"].max()
+    ax.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+    beyond = float(prediction["beyond_log_size"].iloc[0])
+    where = f"{np.exp(beyond):.2g}x the largest pilot size" if beyond > 0 else "within the pilots' sizes"
+    ax.set_title(f"Target run: {_size_label(params)} ({where})", fontsize=9)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
 def _length_quantiles(law, q=(0.05, 0.5, 0.95)) -> np.ndarray:
     """Quantiles of the posterior of the unknown schedule's total length."""
     return np.quantile(law.idata["posterior"]["total_steps"].values.ravel(), q)
@@ -819,7 +861,7 @@ def _critical_shown(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
 
 def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None, holdout: bool = False,
                  along: str | None = None, scale: dict | None = None, mixture: str | None = None, bounds=None,
-                 caps_source: str = "caps", new_target: str | None = None) -> Path:
+                 caps_source: str = "caps", new_target: str | None = None, target_run: dict | None = None) -> Path:
     """Write report.html, the PNGs and the tables of a mixing-law, nested, continual pre-training or
     schedule-aware scaling-law fit into ``folder``. Which parts a fit gets: :func:`report_sections` (a
     continual fit: the posterior predictive check, the critical share of ``target`` at the last checkpoint
@@ -839,14 +881,17 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     ``bounds``: caps and minimums of the optimal mixture (:class:`~bayes_mixlaw.optimize.MixtureBounds`,
     read from ``caps_source``), as ``optimize --caps`` takes them. ``new_target``: for the critical
     share, the validation domain of the new data (default: found by name,
-    :func:`~bayes_mixlaw.critical.new_domain_target`)."""
+    :func:`~bayes_mixlaw.critical.new_domain_target`). ``target_run``: for a schedule-aware fit, the target
+    run to predict against steps, ``{"params": N, "schedule": Schedule or None, "step": S}`` (None: trained
+    like the pilots of unknown schedule; figure and ``target_run`` table)."""
     sections = report_sections(law)
     what = f"a {law.kind.replace('_', ' ')} fit's report"
     for given, needs, option in ((compare_with or holdout, "comparison", "comparing variants (--compare, --holdout)"),
                                  (bounds is not None, "optimum", "caps and minimums of the optimal mixture (--caps)"),
                                  (optimum is not None, "optimum", "an optimal mixture"),
                                  (along is not None, "domains", "--along (the per-domain panels along a share)"),
-                                 (new_target is not None, "critical", "--new-target (the new data of continual pre-training)")):
+                                 (new_target is not None, "critical", "--new-target (the new data of continual pre-training)"),
+                                 (target_run is not None, "schedule_curves", "a target run against steps (--schedule with --params/--step)")):
         if given and needs not in sections:  # checked first: the figures take a while
             raise ValueError(f"{option} does not apply to {what}: it has no {needs} part")
     if "critical" in sections:
@@ -881,6 +926,18 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
         figure("curves_size", f"Against model size: mixture {mixture}", lambda: figure_curves(law, table, "size", mixture))
     if "schedule_curves" in sections:
         figure("schedule_curves", "Pilot runs against training steps", lambda: figure_schedule_curves(law, table))
+    if target_run is not None:
+        with step("the target run against steps"):
+            prediction = target_run_table(law, target_run)
+        figure("target_run", "The target run against steps", lambda: figure_target_run(law, prediction, table))
+        origin = target_run["schedule"].describe() if target_run["schedule"] is not None else "trained like the pilots of unknown schedule"
+        caption = (f"A new {_size_label(float(target_run['params']))} run ({origin}) against steps: posterior predictive mean, median "
+                   f"and {CI:.0%} interval per validation domain; beyond_log_size > 0: log-distance beyond the largest pilot size.")
+        write_tables(prediction, folder, "target_run", caption)
+        tables.append("target_run")
+        last = prediction[prediction["step"] == prediction["step"].max()]
+        blocks.append(f"<h2>The target run at step {int(last['step'].iloc[0]):,} ({CI:.0%} predictive intervals; every step in target_run.csv)</h2>"
+                      f"<p class='how'>{html.escape(caption)}</p>{last.round(4).to_html(index=False)}")
     if "schedules" in sections:
         figure("schedules", "Learning-rate schedules", lambda: figure_schedules(law))
     if "unknown_schedule" in sections:

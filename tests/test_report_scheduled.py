@@ -71,6 +71,24 @@ def test_report_of_a_known_schedule_fit(curves, tmp_path):
     assert "Learning-rate schedules" in page and "Pilot runs against training steps" in page and "Schedules of the pilot runs" in page
     assert "posterior predictive coverage" in pd.read_csv(out / "diagnostics.csv")["check"].str.cat()
     assert "Schedule-aware scaling law" in output
+    # the target run: a new 25M run trained with a WSD schedule, against steps to its end
+    wsd = {"kind": "wsd", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5, "decay_start": 20000, "decay_shape": "exponential"}
+    (tmp_path / "wsd.json").write_text(json.dumps(wsd))
+    target = tmp_path / "target"
+    result = cli.invoke(app, ["report", str(fit), "-o", str(target), "--params", "25e6", "--step", "24000", "--schedule", str(tmp_path / "wsd.json")])
+    assert result.exit_code == 0, result.output
+    assert {"target_run.png", "target_run.csv", "target_run.md", "target_run.tex"} <= {p.name for p in target.iterdir()}
+    run = pd.read_csv(target / "target_run.csv")
+    assert run["step"].max() == 24000 and len(run) > 30 and (run["beyond_log_size"] == 0).all()
+    assert ((run["lower"] <= run["median"]) & (run["median"] <= run["upper"])).all()
+    held = curves[curves["run"] == "25/wsd_20000_24000"].set_index("step")["loss"]  # the held-out WSD run, never fitted
+    last = run[run["step"] == 24000].iloc[0]
+    assert last["lower"] <= held.iloc[-1] <= last["upper"]
+    assert "The target run" in (target / "report.html").read_text()
+    result = cli.invoke(app, ["report", str(fit), "-o", str(tmp_path / "nope"), "--schedule", str(tmp_path / "wsd.json")])
+    assert result.exit_code != 0 and "give --params and --step" in " ".join(result.output.split())
+    result = cli.invoke(app, ["report", str(fit), "-o", str(tmp_path / "nope"), "--params", "25e6", "--step", "30000", "--schedule", str(tmp_path / "wsd.json")])
+    assert result.exit_code != 0 and "beyond the schedule" in " ".join(result.output.split())
 
 
 def test_report_of_an_unknown_schedule_fit_says_what_was_assumed_and_what_it_moves(curves, tmp_path, mocked_sampling):
