@@ -617,6 +617,17 @@ class Dispatcher:
                 events.append(Event("failed", job.pilot, job.attempt, job.out_dir, error=result))
         return events
 
+    def wait(self, timeout: float | None = None, every: float = 0.1) -> list[Event]:
+        """:meth:`poll` every ``every`` seconds until no attempt is running (retries included) or
+        ``timeout`` seconds have passed; every event on the way, in order. For a script that sends a
+        batch of pilots and needs them all; the loop polls instead, between its own steps."""
+        events, start = [], time.time()
+        while self.running and (timeout is None or time.time() - start < timeout):
+            events += self.poll()
+            if self.running:
+                time.sleep(every)
+        return events
+
     def cancel_all(self) -> None:
         for handle in self.running.values():
             self.backend.cancel(handle)

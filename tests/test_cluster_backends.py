@@ -1,8 +1,6 @@
 """Real cluster back ends: a local Ray runtime (ray.init(num_cpus=1)) and submitit's local executor,
 each running the reference torch trainer and a failing pilot; the loop on Ray."""
 
-import time
-
 import pandas as pd
 import pytest
 
@@ -13,10 +11,7 @@ MIX = {"code": 0.2, "prose": 0.5, "numbers": 0.3}
 
 
 def _drain(dispatcher, timeout=240):
-    events, start = [], time.time()
-    while dispatcher.running and time.time() - start < timeout:
-        events += dispatcher.poll()
-        time.sleep(0.1)
+    events = dispatcher.wait(timeout)
     assert not dispatcher.running, "pilots still running"
     return events
 

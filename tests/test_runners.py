@@ -15,11 +15,7 @@ MIX = {"code": 0.5, "prose": 0.3, "numbers": 0.2}
 
 
 def _drain(dispatcher, timeout=120):
-    events, start = [], time.time()
-    while dispatcher.running and time.time() - start < timeout:
-        events += dispatcher.poll()
-        time.sleep(0.05)
-    return events
+    return dispatcher.wait(timeout, every=0.05)
 
 
 def test_reference_trainer_rows_and_real_param_counts(tmp_path):
