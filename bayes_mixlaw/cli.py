@@ -30,6 +30,20 @@ Format = enum.Enum("Format", {name: name for name in FORMAT_DESCRIPTIONS}, type=
 
 
 FORMAT_HELP = "Format of RUNS (auto: the first, in this order, whose rule matches): " + "; ".join(f"{name} ({text})" for name, text in FORMAT_DESCRIPTIONS.items())
+
+# the --acquisition choices and help come from the acquisitions' registry
+from bayes_mixlaw.acquisitions import acquisitions
+
+ACQUISITION_DESCRIPTIONS = {a.name: a.description for a in acquisitions()}  # the default (qlognei) first
+AcquisitionChoice = enum.Enum("AcquisitionChoice", {name: name for name in ACQUISITION_DESCRIPTIONS}, type=str)
+DEFAULT_ACQUISITION = AcquisitionChoice("qlognei")
+ACQUISITION_HELP = "The acquisition function (bayes_mixlaw.acquisitions' registry): " + "; ".join(f"{n} ({d})" for n, d in ACQUISITION_DESCRIPTIONS.items())
+SUGGESTIONS_HELP = "How many pilot runs to suggest (q): at most " + ", ".join(f"{a.max_suggestions[0]} with {a.name}" for a in acquisitions() if a.max_suggestions)
+ACQUISITION_FLAGS = {"residual_gp_model": "--residual-gp", "exploit": "--exploit"}  # the options with a flag of their own; others by --option
+OPTION_HELP = "An option of the acquisition, KEY=VALUE (repeat; the value read as YAML): " + "; ".join(
+    f"{a.name}: " + ", ".join(f"{k} ({text})" for k, text in a.options.items() if k not in ACQUISITION_FLAGS)
+    for a in acquisitions() if set(a.options) - set(ACQUISITION_FLAGS))
+QUIET_HELP = "No progress output: only the results, warnings and errors"
 QUIET_HELP = "No progress output: only the results, warnings and errors"
 
 
@@ -535,12 +549,25 @@ def optimize(
     _run(body)
 
 
+def _acquisition_options(pairs: list[str] | None) -> dict:
+    """``--option KEY=VALUE`` pairs as {key: value}, each value read as YAML (``beta=0.5`` gives a number)."""
+    import yaml
+
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--option takes KEY=VALUE (e.g. --option beta=0.5), got {pair!r}")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
 @app.command()
 def suggest(
     fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law or nested fit")],
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV of the suggested pilot mixtures")],
-    n: Annotated[int, typer.Option("-n", help="How many pilot runs to suggest (q): at most 16 with qlognei, 256 with thompson, 32 with info")] = 4,
-    acquisition: Annotated[str, typer.Option(help="qlognei (q-log-noisy-expected-improvement), thompson, or info (expected reduction of the optimum's uncertainty per cost; for nested fits also picks the pilot's size)")] = "qlognei",
+    n: Annotated[int, typer.Option("-n", help=SUGGESTIONS_HELP)] = 4,
+    acquisition: Annotated[AcquisitionChoice, typer.Option(help=ACQUISITION_HELP)] = DEFAULT_ACQUISITION,
     params: Annotated[Optional[float], typer.Option(help="Target model size (nested fits)")] = None,
     step: Annotated[Optional[float], typer.Option(help="Target training steps (nested fits on steps)")] = None,
     tokens: Annotated[Optional[float], typer.Option(help="Target training tokens (nested fits on tokens)")] = None,
@@ -549,6 +576,7 @@ def suggest(
     grid: Annotated[Optional[float], typer.Option(help="Only mixtures whose proportions are multiples of this step (e.g. 0.125)")] = None,
     residual_gp: Annotated[bool, _flag("--residual-gp", help="qlognei on the law plus a GP on its residuals (one-scale fits; for a misspecified law)")] = False,
     exploit: Annotated[bool, _flag("--exploit", help="thompson: make the first suggestion the posterior-mean optimum (the current best guess)")] = False,
+    option: Annotated[Optional[list[str]], typer.Option("--option", help=OPTION_HELP, metavar="KEY=VALUE")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the acquisition's draws and restarts (same seed, same suggestions)")] = 0,
     force: Annotated[bool, _flag("--force", help="Overwrite the output file")] = False,
     quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
@@ -557,15 +585,17 @@ def suggest(
     _setup(quiet)
 
     def body():
-        from bayes_mixlaw.bo import check_suggestions
+        from bayes_mixlaw.acquisitions import get_acquisition
         from bayes_mixlaw.bo import suggest as suggest_runs
         from bayes_mixlaw.optimize import MixtureBounds
 
         _check_output(output, force)
-        check_suggestions(n, acquisition, "-n")  # before the fit is read: the limit and its reason
+        chosen = get_acquisition(acquisition.value)  # before the fit is read: the limit and its reason, the options it takes
+        chosen.check_n(n, "-n")
+        given = chosen.check_options({"residual_gp_model": residual_gp, "exploit": exploit, **_acquisition_options(option)}, ACQUISITION_FLAGS)
         law, scale = _mixture_fit(fit_file, params, step, tokens, "choose")
-        table = suggest_runs(law, n, acquisition=acquisition, bounds=MixtureBounds.from_file(caps) if caps else None, target=target,
-                             seed=seed, caps_source=str(caps) if caps else "caps", grid=grid, residual_gp_model=residual_gp, exploit=exploit, **scale)
+        table = suggest_runs(law, n, acquisition=acquisition.value, bounds=MixtureBounds.from_file(caps) if caps else None, target=target,
+                             seed=seed, caps_source=str(caps) if caps else "caps", grid=grid, **given, **scale)
         table = table.assign(**_unconverged(law, fit_file))
         _write_table(table, output, f"suggestions from {fit_file}")
         if not quiet and not _to_stdout(output):

@@ -15,7 +15,7 @@
     pilots: {sizes: [11712, 35712], steps: [150], schedule: constant}
     target: {params: 1000000, step: 2000}      # the run the mixture is for (nested law: pilots at >= 2 sizes)
     initial_design: {runs: 4, alpha: 1.0}      # Dirichlet(alpha) mixtures, sizes in turn, the longest steps
-    acquisition: info             # info (value per unit cost, picks size and length too), thompson, qlognei
+    acquisition: info             # info (value per unit cost, picks size and length too), thompson, qlognei, qucb (bayes_mixlaw.acquisitions)
     batch_size: 2                 # pilots suggested per round
     caps: {caps: {numbers: 0.5}, minimums: {}}  # or a path to a caps file
     valid_weights: null           # {valid_domain: weight} or a path; 'total' is their weighted sum (default: the mean)
@@ -121,7 +121,7 @@ class LoopConfig(_Strict):
     pilots: PilotsConfig
     target: Optional[TargetConfig] = None
     initial_design: DesignConfig = DesignConfig()
-    acquisition: Literal["info", "thompson", "qlognei"] = "info"
+    acquisition: str = Field("info", description="a registered acquisition (bayes_mixlaw.acquisitions)")
     batch_size: int = Field(2, ge=1)
     caps: Optional[dict | str] = None
     valid_weights: Optional[dict | str] = None
@@ -133,6 +133,10 @@ class LoopConfig(_Strict):
 
     @model_validator(mode="after")
     def _check(self):
+        from bayes_mixlaw.acquisitions import acquisition_names
+
+        if self.acquisition not in acquisition_names():
+            raise ValueError(f"acquisition: unknown acquisition {self.acquisition!r}; choose one of {', '.join(acquisition_names())}")
         if self.domains is None:
             if self.trainer.reference is None:
                 raise ValueError("domains: name the training domains (only the reference trainer has default ones)")

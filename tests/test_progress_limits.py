@@ -86,7 +86,6 @@ def test_optimize_steps_report_their_progress(package_log, monkeypatch):
 def test_suggest_and_optimize_print_progress_on_the_command_line(mock_mixing_fit, tmp_path, monkeypatch):
     """Where no terminal shows a bar, the command's log lines carry the optimisation's steps."""
     monkeypatch.setattr("bayes_mixlaw.inference.Progress", functools.partial(Progress, every=0.01, terminal=False))
-    monkeypatch.setattr("bayes_mixlaw.bo.Progress", functools.partial(Progress, every=0.01, terminal=False))
     result = cli.invoke(app, ["optimize", str(mock_mixing_fit), "--draws", "40", "-o", str(tmp_path / "opt.csv")])
     assert result.exit_code == 0, result.output
     assert "each of 40 posterior draws' best mixture" in flat(result) and "the Bayes-optimal mixture" in flat(result)

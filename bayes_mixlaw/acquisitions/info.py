@@ -1,0 +1,107 @@
+"""``info``: the expected reduction of the uncertainty about the target-scale optimum, per unit cost.
+
+The value of a run at mixture r is the expected reduction of the posterior standard deviation of the target-scale
+optimum ``v_s = min_r f_s(r)``, by reweighting the draws with fantasised outcomes of the candidate run (importance
+weights ``p(y | draw s)``), per unit cost (:func:`information_gain`). For a nested fit the candidates are pool mixtures
+at each pilot size and the longest pilot length, and the cost is parameters x steps (or option ``costs``, per size):
+a cheap small run that says as much about the target as a large one wins, and each suggestion is predicted at its
+pilot's scale. No ``AcquisitionFunction``: :meth:`Info.optimize` ranks a pool (option ``pool`` random feasible
+mixtures, or the grid or candidates) and keeps distinct picks (no two within 0.05 at one scale).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bayes_mixlaw.acquisitions.base import Acquisition, Proposal, register_acquisition
+from bayes_mixlaw.runs import MIX_PREFIX
+
+
+def _observation_noise(law, frame: pd.DataFrame, target: str, seed: int, scale: dict) -> np.ndarray:
+    """Standard deviation of a new run's observed ``target`` around the law, per candidate: the spread
+    of posterior predictive minus posterior mean draws (observation noise, and a new run's run effects)."""
+    predictive = law.predict_draws(frame, kind="predictive", seed=seed, **scale).sel(target=target).values
+    mean = law.predict_draws(frame, kind="mean", seed=seed, **scale).sel(target=target).values
+    return (predictive - mean).reshape(-1, len(frame)).std(axis=0)
+
+
+def information_gain(law, candidates: np.ndarray, *, target: str = "total", draws: int = 256, seed: int = 0, fantasies: int = 64,
+                     bounds=None, candidate_scale: dict | None = None, target_scale: dict | None = None) -> np.ndarray:
+    """Expected reduction of the posterior standard deviation of ``min_r f_s(r)`` (the best achievable
+    target loss, in loss units) from one run at each candidate mixture, run at ``candidate_scale`` (the
+    target scale by default). Returns one value per candidate."""
+    import torch
+
+    from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, random_feasible
+
+    target_scale = target_scale or {}
+    candidate_scale = candidate_scale if candidate_scale is not None else target_scale
+    lo, hi = (bounds or MixtureBounds()).arrays(law.train_domains)
+    rng = np.random.default_rng(seed)
+    f_target = law.target_function(target, draws=draws, seed=seed, **target_scale)
+    f_run = law.target_function(target, draws=draws, seed=seed, **candidate_scale)  # the same draws (same seed)
+    n_draws = f_target.n_draws
+    start = torch.as_tensor(random_feasible(6, lo, hi, rng))[None].expand(n_draws, -1, -1).clone()
+    _, optimum_value = minimize_batch(f_target, start, lo, hi, steps=150, progress=f"info: each of {n_draws:,} draws' best loss")
+    v = optimum_value.numpy()  # (S,)
+    with torch.no_grad():
+        m = f_run(torch.as_tensor(candidates)[None].expand(n_draws, -1, -1)).numpy()  # (S, C)
+    frame = pd.DataFrame(candidates, columns=[MIX_PREFIX + d for d in law.train_domains])
+    sd = _observation_noise(law, frame, target, seed, candidate_scale)  # (C,)
+    j = rng.choice(n_draws, size=fantasies)
+    y = m[j] + sd * rng.standard_normal((fantasies, len(sd)))  # (J, C): outcomes under draw j
+    log_w = -0.5 * ((y[None] - m[:, None]) / sd) ** 2  # (S, J, C)
+    w = np.exp(log_w - log_w.max(axis=0, keepdims=True))
+    w /= w.sum(axis=0, keepdims=True)
+    mean_v = np.einsum("sjc,s->jc", w, v)
+    var_v = np.einsum("sjc,s->jc", w, v**2) - mean_v**2
+    return v.std() - np.sqrt(np.clip(var_v, 0, None)).mean(axis=0)
+
+
+@register_acquisition("info", "expected reduction of the uncertainty about the target's optimum per unit cost (for nested fits it also picks the pilot's size)",
+                      options={"costs": "{pilot size: cost of one step} (nested fits; default params x steps)",
+                               "pool": "how many random feasible mixtures to rank (default 400; a grid or candidates replace them)"},
+                      max_suggestions=(32, "suggestions are picked, at least 0.05 apart, from 400 random candidate mixtures per pilot size"), order=30)
+class Info(Acquisition):
+    def build(self, law, model, *, context):
+        """The value of one run at each pool mixture and each pilot scale: (pool, [(scale, value per unit cost)])."""
+        from bayes_mixlaw.optimize import random_feasible
+
+        pool = context.choices.numpy() if context.choices is not None else random_feasible(context.option("pool", 400), context.lo, context.hi, context.rng)
+        if law.kind == "nested_law":
+            pilots = law.pilot_scales()
+            length = law.length_column
+            scales = [{"params": p, length: pilots[length][-1]} for p in pilots["params"]]
+            costs = context.option("costs")
+            cost = np.array([costs[o["params"]] if costs else o["params"] * o[length] for o in scales], dtype=float)
+            cost = cost / cost.min()  # relative to the cheapest pilot
+        else:
+            scales, cost = [{}], [1.0]
+        values = [information_gain(law, pool, target=context.target, draws=context.draws, seed=context.seed, bounds=context.bounds,
+                                   candidate_scale=scale, target_scale=context.scale) / c for scale, c in zip(scales, cost)]
+        return pool, list(zip(scales, values))
+
+    def optimize(self, acqf, context) -> Proposal:
+        """The best distinct (mixture, scale) pairs: no two mixtures within 0.05 of each other at one scale."""
+        pool, valued = acqf
+        rows = [{"index": i, "scale": scale, "value": v} for scale, values in valued for i, v in enumerate(values)]
+        ranked = sorted(rows, key=lambda row: -row["value"])
+        apart = 1e-9 if context.choices is not None else 0.05
+        chosen = []
+        for row in ranked:
+            if all(np.abs(pool[row["index"]] - pool[o["index"]]).max() > apart or o["scale"] != row["scale"] for o in chosen):
+                chosen.append(row)
+            if len(chosen) == context.n:
+                break
+        return Proposal(np.array([pool[r["index"]] for r in chosen]), np.array([r["value"] for r in chosen]), self.name, [r["scale"] for r in chosen])
+
+
+def suggest_informative(law, n: int = 4, *, bounds=None, target: str = "total", draws: int = 256, seed: int = 0, candidates: int = 400,
+                        costs: dict | None = None, caps_source: str = "caps", grid: float | None = None, **scale) -> pd.DataFrame:
+    """``n`` runs that most reduce the uncertainty about the target-scale optimum per unit cost: ``suggest(acquisition="info")``
+    with a pool of ``candidates`` random feasible mixtures."""
+    from bayes_mixlaw.bo import suggest
+
+    return suggest(law, n, acquisition="info", bounds=bounds, target=target, draws=draws, seed=seed, caps_source=caps_source, grid=grid,
+                   pool=candidates, costs=costs, **scale)
