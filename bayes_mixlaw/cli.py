@@ -45,6 +45,11 @@ OPTION_HELP = "An option of the acquisition, KEY=VALUE (repeat; the value read a
     for a in acquisitions() if set(a.options) - set(ACQUISITION_FLAGS))
 QUIET_HELP = "No progress output: only the results, warnings and errors"
 QUIET_HELP = "No progress output: only the results, warnings and errors"
+# the mixing law's forms, from the forms' registry (module names, so --help does not load PyMC)
+from bayes_mixlaw.mixing_forms.base import packaged_form_names
+
+CONFIG_HELP = (f"YAML/JSON config: law (the mixing law's form: {', '.join(packaged_form_names())}; see bayes_mixlaw.mixing_forms), "
+               "likelihood, priors, sampler")
 
 
 def _flag(*names: str, help: str = QUIET_HELP):
@@ -184,7 +189,7 @@ def fit(
     tokens: Annotated[Optional[float], typer.Option(help="Use the checkpoints at this many tokens")] = None,
     valid_weights: Annotated[Optional[Path], typer.Option(help="JSON/YAML of validation-domain weights (defines 'total')")] = None,
     groups: Annotated[Optional[Path], typer.Option(help="JSON/YAML of group -> validation domains")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML/JSON config: law, likelihood, priors, sampler")] = None,
+    config: Annotated[Optional[Path], typer.Option(help=CONFIG_HELP)] = None,
     train_domains: Annotated[Optional[str], typer.Option(help="Comma-separated training domain names (mixinglaws format)")] = None,
     schedule: Annotated[Optional[Path], typer.Option(help="JSON learning-rate schedule of the runs without an 'lr' column (one data mixture: the schedule-aware scaling law); 'unknown': the schedule-aware law weighs the schedule's length (cosine decay)")] = None,
     fast: Annotated[bool, _flag("--fast", help="Short NUTS run (2 chains x 300+250) for planning loops: its compiled model is cached on disk, so only the first call compiles")] = False,

@@ -3,7 +3,7 @@
 Priors are pymc-extras :class:`~pymc_extras.prior.Prior` objects named by their role. A config
 file (YAML or JSON) overrides any of them in pymc-extras' dictionary form::
 
-    law: explicit            # or implicit (K latent validation domains)
+    law: explicit            # a registered form: explicit, implicit (K latent validation domains), power_law
     n_implicit: 4
     likelihood: studentt     # or normal
     priors:
@@ -17,6 +17,7 @@ distribution and its parameters.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -25,32 +26,41 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pymc_extras.deserialize import deserialize
 from pymc_extras.prior import Prior
 
-# Priors of the mixing law, in units of each validation domain's loss scale s_i (its median
-# observed loss), so the same defaults suit any tokenizer or data set. With rbar the pilots' mean
-# mixture, the explicit law of validation domain i in group g is
-#   L_i(r) / s_i = m_i [(1 - f_i) + f_i exp(t_i . (r - rbar))]
-# i.e. m_i is the loss at rbar and f_i the share of it that the mixture moves:
-#   log m_i ~ loss_at_mean,  logit f_i ~ Normal(f_mu[g], f_sigma),  t_i ~ t_mu[g] + ZeroSumNormal(t_sigma)
-# and an observed loss ~ StudentT(nu, L_i / s_i, noise_sigma_i) in the same units. This centred
-# form has far better posterior geometry than (log c, log k), which it maps to one to one:
-#   log c_i = log m_i + log(1 - f_i) + log s_i,   log k_i = log m_i + log f_i - t_i . rbar + log s_i.
-DEFAULT_PRIORS: dict[str, Prior] = {
-    # log of the loss at the pilots' mean mixture, relative to the median loss: near 0
-    "loss_at_mean": Prior("Normal", mu=0.0, sigma=0.2),
-    # logit of the share of the loss that the mixture moves: about 20% (logit 0.2 = -1.4)
-    "f_mu": Prior("Normal", mu=-1.4, sigma=1.0),
-    "f_sigma": Prior("HalfNormal", sigma=0.5),
-    # interactions t_ij (sum over j is zero); |t| of a few units, as the published fits have
-    "t_mu": Prior("ZeroSumNormal", sigma=3.0),  # must stay a ZeroSumNormal: it fixes the shift of t
-    "t_sigma": Prior("HalfNormal", sigma=2.0),
+from bayes_mixlaw.mixing_forms.explicit import EXPLICIT_PRIORS
+from bayes_mixlaw.mixing_forms.implicit import IMPLICIT_PRIORS
+
+# Priors of the mixing law, in units of each validation domain's loss scale s_i (its median observed
+# loss), so the same defaults suit any tokenizer or data set. Each form of the law (bayes_mixlaw.mixing_forms)
+# brings its own (``default_priors``: the explicit law's loss_at_mean, f_mu, f_sigma, t_mu, t_sigma, the
+# implicit law's implicit_weights, the power law's power_weights and power_gamma); the likelihood's are here.
+LIKELIHOOD_PRIORS: dict[str, Prior] = {
     # observation noise relative to the loss scale: pilot losses scatter by about a percent
     "noise_sigma": Prior("HalfNormal", sigma=0.02),
     # Student-t degrees of freedom minus one (Juarez and Steel's weakly informative Gamma(2, 0.1),
     # shifted so that nu > 1: the additive noise then has a mean, and so does every prediction)
     "nu": Prior("Gamma", alpha=2.0, beta=0.1),
-    # implicit law: composition of each validation domain over the K latent domains
-    "implicit_weights": Prior("Dirichlet", a=1.0),
 }
+# The explicit and implicit laws' priors with the likelihood's, under the names the other laws reuse.
+DEFAULT_PRIORS: dict[str, Prior] = {**EXPLICIT_PRIORS, **LIKELIHOOD_PRIORS, "implicit_weights": IMPLICIT_PRIORS["implicit_weights"]}
+
+
+class _MixingPriors(Mapping):
+    """The mixing law's priors: the likelihood's and every registered form's, looked up when used (so a
+    form registered after this module was imported brings its priors to the config)."""
+
+    def _all(self) -> dict[str, Prior]:
+        from bayes_mixlaw.mixing_forms import form_priors
+
+        return {**LIKELIHOOD_PRIORS, **form_priors()}
+
+    def __getitem__(self, name):
+        return self._all()[name]
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self):
+        return len(self._all())
 
 
 class SamplerConfig(BaseModel):
@@ -152,14 +162,23 @@ class LawConfig(BaseModel):
 class MixingLawConfig(LawConfig):
     """Everything that defines a mixing-law fit apart from the data."""
 
-    DEFAULT_PRIORS: ClassVar[dict[str, Prior]] = DEFAULT_PRIORS
+    DEFAULT_PRIORS: ClassVar[Mapping[str, Prior]] = _MixingPriors()
 
-    law: Literal["explicit", "implicit"] = "explicit"
+    # the law's form, one of the registered forms (bayes_mixlaw.mixing_forms: explicit, implicit, power_law, ...)
+    law: str = "explicit"
     n_implicit: int = Field(4, ge=1, description="K, the number of latent domains of the implicit law")
     # Partial pooling of the validation domains' parameters: across all domains, or within the
     # user's groups (the groups file always defines group targets). On 5Mix the paper's five groups
     # pool worse than all 22 together (held-out MAE 0.0359 against 0.0334, benchmarks/README.md).
     pool_by: Literal["all", "groups"] = "all"
+
+    @field_validator("law")
+    @classmethod
+    def _known_form(cls, value: str) -> str:
+        from bayes_mixlaw.mixing_forms import get_form
+
+        get_form(value)  # an unknown name is an error listing the registered forms
+        return value
     # 4 x (1500 warm-up + 2000 draws): with t sampled as f^0.5 t and the Student-t's scales against
     # nu (bayes_mixlaw/mixing.py) a draw takes ~80 leapfrog steps (~210 before); on the demo fit
     # (seeds 0-3) every checked quantity, nu included, reaches R-hat <= 1.008 and bulk ESS >= 700 in

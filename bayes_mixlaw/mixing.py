@@ -1,23 +1,21 @@
 """The hierarchical Bayesian data mixing law at one scale (model size and training length).
 
-For validation domain i (in pooling group g) and a run with mixture r, in units of the domain's
-loss scale s_i (its median observed loss)::
+The law's form is a registered :class:`~bayes_mixlaw.mixing_forms.MixingForm`, named by the config's
+``law`` (``explicit``: Ye et al.'s law, one curve per validation domain; ``implicit``: K latent domains;
+``power_law``: Shukor et al.'s additive form; see :mod:`bayes_mixlaw.mixing_forms`). The form builds the
+mean loss of each run and validation domain i in units of the domain's loss scale s_i (its median
+observed loss), and the observed losses follow it with noise::
 
-    explicit:  L_i(r) / s_i = m_i [(1 - f_i) + f_i exp(sum_j t_ij (r_j - rbar_j))],  sum_j t_ij = 0
-               log m_i ~ Normal,  logit f_i ~ Normal(f_mu_g, f_sigma),
-               t_i ~ t_mu_g + ZeroSumNormal(t_sigma)       (g: all domains, or the user's groups)
-    implicit:  L_i(r) / s_i = sum_k w_ik [exp(a_k) + exp(b_k + sum_j t_kj r_j)],  w_i ~ Dirichlet
-    observed:  loss / s_i ~ StudentT(nu, L_i(r) / s_i, noise_sigma_i)   (or Normal)
+    loss / s_i ~ StudentT(nu, L_i(r) / s_i, noise_sigma_i)   (or Normal)
 
-The fit reports the paper's convention as deterministics, ``log_c_i = log m_i + log(1 - f_i) + log s_i``
-and ``log_k_i = log m_i + log f_i - t_i . rbar + log s_i``, with the rows of ``t`` summing to zero. Aggregate targets (``total``,
-groups) are weighted means of the domain losses, taken per draw.
+Predictions, the optimum, suggestions, the report and the comparison of variants evaluate the form's
+function on the posterior draws of its parameters, so they work unchanged for every form. Aggregate
+targets (``total``, groups) are weighted means of the domain losses, taken per draw.
 """
 
 from __future__ import annotations
 
 import json
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -26,62 +24,17 @@ import xarray as xr
 
 from bayes_mixlaw import discrepancy
 from bayes_mixlaw.config import MixingLawConfig
+from bayes_mixlaw.mixing_forms import MixingForm, ModelPieces, get_form
+from bayes_mixlaw.mixing_forms.explicit import (  # noqa: F401  (their home before the forms)
+    _BASE_SIGMA,
+    _SLOPE_POWER,
+    _centred_to_law,
+    _centred_zero_sum,
+    _slope_interactions,
+)
 from bayes_mixlaw.model import MixtureLaw
-from bayes_mixlaw.laws import array_namespace, implicit_mixing_law, mixing_law
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
 from bayes_mixlaw.summary import summarize_draws
-
-
-def _centred_to_law(log_m, logit_f, t, center):
-    """(log c, log k) of the law from the loss at the mean mixture and the share the mixture moves.
-
-    ``m [(1 - f) + f exp(t.(r - rbar))] = exp(log c) + exp(log k + t.r)`` with
-    ``log c = log m + log(1 - f)`` and ``log k = log m + log f - t.rbar``.
-    """
-    xp = array_namespace(log_m, logit_f, t)
-    log_f = -xp.log1p(xp.exp(-logit_f))
-    log_1mf = -xp.log1p(xp.exp(logit_f))
-    return log_m + log_1mf, log_m + log_f - (t * center).sum(axis=-1)
-
-
-_BASE_SIGMA = 10.0
-
-
-def _centred_zero_sum(name: str, mu, sigma, dims, scale=None):
-    """``x_i ~ mu_i + ZeroSumNormal(sigma)`` (last axis sums to zero), sampled as ``scale_i x_i``.
-
-    Written as ``mu + ZeroSumNormal(sigma)``, every deviation is tied to ``mu`` when the data pin
-    down x (posterior correlation -0.99 on 5Mix, ~390 leapfrog steps a draw). Here ``g = scale x`` is
-    a ZeroSumNormal with a wide base ``_BASE_SIGMA scale`` whose density is cancelled, and the pooled
-    prior is added as a potential: ``-|x - mu|^2 / (2 sigma^2) - (M - 1) log sigma`` per row, M the last
-    axis' length. The base's normaliser ``-(M - 1) log scale_i`` per row is the Jacobian
-    ``|dx/dg|``, so in any ``scale`` this is the same distribution of x. ``scale=None``: x itself.
-    """
-    if scale is None:
-        x = pm.ZeroSumNormal(name, sigma=_BASE_SIGMA, dims=dims)
-    else:
-        g = pm.ZeroSumNormal(f"{name}_slope", sigma=_BASE_SIGMA * scale, dims=dims)
-        x = pm.Deterministic(name, g / scale, dims=dims)
-    dev = x - mu
-    rows, m = x.shape[0], x.shape[-1]
-    prior = -0.5 * (dev**2).sum() / sigma**2 - rows * (m - 1) * pm.math.log(sigma)
-    pm.Potential(f"{name}_prior", prior + 0.5 * (x**2).sum() / _BASE_SIGMA**2)
-    return x
-
-
-# The interactions are sampled as g_i = f_i^p t_i (as the nested law does, nested._SLOPE_POWER).
-# The 5Mix pilots fix mostly the slope f_i t_i for domains whose mixture effect is small
-# (StackExchange: |t| ~ 2, logit f_i with a long tail to -4.8, corr(logit f, |t|) = -0.83), and
-# t_i itself where f_i is small and |t_i| large (PubMed_Central, DM_Mathematics). Sampling t (p = 0)
-# took ~210 leapfrog steps a draw and left the demo fit at R-hat 1.03, bulk ESS 148; the slopes
-# (p = 1) ~245 steps, R-hat 1.016; p = 0.5 ~85 steps (benchmarks/README.md, "The demo fit's convergence").
-_SLOPE_POWER = 0.5
-
-
-def _slope_interactions(name: str, mu, sigma, logit_f, dims):
-    """The pooled interactions ``t_i ~ mu_i + ZeroSumNormal(sigma)``, sampled as ``f_i^p t_i``."""
-    return _centred_zero_sum(name, mu, sigma, dims, scale=pm.math.sigmoid(logit_f)[:, None] ** _SLOPE_POWER)
-
 
 # The Student-t's noise scale is sampled as tau_i = sigma_i sqrt((nu + 3) / nu): for a Student-t of
 # scale sigma the Fisher information about the scale is 2 nu / ((nu + 3) sigma^2), a Normal's of scale
@@ -163,9 +116,10 @@ class MixingLaw(MixtureLaw):
     def build_model(self, runs: RunsTable, generative: bool = False) -> pm.Model:
         """The PyMC model for ``runs`` (one scale); data enter through ``pm.Data`` for reuse.
 
-        The pooled interactions are sampled centred, with their prior as a potential, which
-        forward sampling ignores; ``generative=True`` writes the same distribution as
-        ``t_mu + ZeroSumNormal(t_sigma)`` for prior predictive simulation (:meth:`sample_prior_predictive`).
+        The form (``config.law``) samples its parameters and gives the mean loss. The explicit law's pooled
+        interactions are sampled centred, with their prior as a potential, which forward sampling ignores;
+        ``generative=True`` asks the form for a forward-samplable version of the same distribution (the
+        explicit law: ``t_mu + ZeroSumNormal(t_sigma)``) for prior predictive simulation (:meth:`sample_prior_predictive`).
         """
         lay = self._layout(runs)
         cfg = self.config
@@ -176,8 +130,7 @@ class MixingLaw(MixtureLaw):
             "run": lay["runs"],
             "obs": np.arange(len(lay["loss"])),
         }
-        if cfg.law == "implicit":
-            coords["latent"] = [f"latent{k}" for k in range(cfg.n_implicit)]
+        coords.update(self.form.coords(cfg))
         with pm.Model(coords=coords) as model:
             run_mixture = pm.Data("run_mixture", lay["mixtures"], dims=("run", "train_domain"))
             run_idx = pm.Data("run_idx", lay["run_idx"], dims="obs")
@@ -187,37 +140,8 @@ class MixingLaw(MixtureLaw):
             # errors in variables: a loss given with a standard deviation (column loss_sd) adds it to the noise
             sd_scaled = pm.Data("loss_sd_scaled", lay["loss_sd"] / lay["scale"][lay["valid_idx"]], dims="obs")
             center = pm.Data("mixture_center", lay["mixtures"].mean(axis=0), dims="train_domain")
-            if cfg.law == "explicit":
-                g = lay["group_idx"]
-                f_mu = cfg.prior("f_mu", dims="group").create_variable("f_mu")
-                f_sigma = cfg.prior("f_sigma").create_variable("f_sigma")
-                t_mu = cfg.prior("t_mu", dims=("group", "train_domain")).create_variable("t_mu")
-                t_sigma = cfg.prior("t_sigma").create_variable("t_sigma")
-                log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
-                # Centred in logit_f and t (see _centred_zero_sum), t sampled as f^0.5 t: near the
-                # mean mixture the data fix mostly the slope f_i t_i, so logit f_i and |t_i| trade
-                # off (-0.96 on 5Mix); f^0.5 t sits between that ridge and the funnel of the slopes
-                # f t where f is small (see _SLOPE_POWER).
-                logit_f = pm.Normal("logit_f", f_mu[g], f_sigma, dims="valid_domain")
-                if generative:  # forward-samplable form of the same distribution
-                    t_dev = pm.ZeroSumNormal("t_dev", sigma=t_sigma, dims=("valid_domain", "train_domain"))
-                    t = pm.Deterministic("t", t_mu[g] + t_dev, dims=("valid_domain", "train_domain"))
-                else:
-                    t = _slope_interactions("t", t_mu[g], t_sigma, logit_f, dims=("valid_domain", "train_domain"))
-                a, b = _centred_to_law(log_m, logit_f, t, center)
-                pm.Deterministic("log_c", a + log_scale, dims="valid_domain")
-                pm.Deterministic("log_k", b + log_scale, dims="valid_domain")
-            else:
-                log_m = cfg.prior("loss_at_mean", dims="latent").create_variable("latent_log_loss_at_mean")
-                logit_f = cfg.prior("f_mu", dims="latent").create_variable("latent_logit_f")
-                t = cfg.prior("t_mu", dims=("latent", "train_domain")).create_variable("latent_t")
-                w_prior = cfg.prior("implicit_weights", dims=("valid_domain", "latent"))
-                concentration = np.broadcast_to(np.asarray(w_prior.parameters["a"], dtype=float), (cfg.n_implicit,))
-                w = type(w_prior)("Dirichlet", a=concentration, dims=w_prior.dims).create_variable("implicit_weights")
-                a, b = _centred_to_law(log_m, logit_f, t, center)
-                pm.Deterministic("latent_log_c", a, dims="latent")  # in units of each domain's loss scale
-                pm.Deterministic("latent_log_k", b, dims="latent")
-            mean_scaled = (mixing_law if cfg.law == "explicit" else partial(implicit_mixing_law, weights=w))(run_mixture, a, b, t)
+            pieces = ModelPieces(config=cfg, mixtures=run_mixture, center=center, log_scale=log_scale, group_idx=lay["group_idx"], generative=generative)
+            mean_scaled = self.form.build(pieces)  # (run, valid_domain), in units of each domain's loss scale
             self._noise_and_likelihood(mean_scaled[run_idx, valid_idx], valid_idx, sd_scaled, loss_scaled, generative)
         self._model_key = self._structure_key(
             generative, lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist()
@@ -291,8 +215,7 @@ class MixingLaw(MixtureLaw):
         mixtures = self.idata["constant_data"]["run_mixture"].values
         fitted = self._law_draws(mixtures)  # (chain, draw, run, valid_domain): identifiable under label switching
         check = xr.Dataset({"fitted_loss": (("chain", "draw", "run", "valid_domain"), fitted), "noise_sigma": posterior["noise_sigma"]})
-        if self.config.law == "explicit":
-            check = check.assign(log_c=posterior["log_c"], log_k=posterior["log_k"], t=posterior["t"])
+        check = check.assign({name: posterior[name] for name in self.form.diagnostic_names})  # the form's identified parameters
         if "nu" in posterior:  # the Student-t's tail sets every predictive interval
             check = check.assign(nu=posterior["nu"])
         return check
@@ -300,16 +223,21 @@ class MixingLaw(MixtureLaw):
     # ------------------------------------------------------------------------------------------
     # predict
 
+    @property
+    def form(self) -> MixingForm:
+        """The law's form (:mod:`bayes_mixlaw.mixing_forms`), named by ``config.law``."""
+        return get_form(self.config.law)
+
+    # Mixtures evaluated at once by _law_draws: a form's function may hold (draws, n, V, M) numbers (the power law).
+    _CHUNK = 64
+
     def _law_draws(self, mixtures: np.ndarray) -> np.ndarray:
         """Expected loss per draw: (chain, draw, mixture, valid_domain), in absolute units."""
         post = self.idata["posterior"]
         scale = self.idata["constant_data"]["loss_scale"].values
-        if self.config.law == "explicit":
-            return mixing_law(mixtures, post["log_c"].values, post["log_k"].values, post["t"].values)
-        latent = implicit_mixing_law(
-            mixtures, post["latent_log_c"].values, post["latent_log_k"].values, post["latent_t"].values, post["implicit_weights"].values
-        )
-        return latent * scale
+        params = {name: post[name].values for name in self.form.parameter_names}
+        mixtures = np.asarray(mixtures, dtype=float)
+        return np.concatenate([self.form.evaluate(mixtures[i : i + self._CHUNK], params, scale) for i in range(0, max(len(mixtures), 1), self._CHUNK)], axis=-2)
 
     def _noise_draws(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
         """Observation noise per draw in absolute units, shape (chain, draw, n, valid_domain)."""
@@ -347,53 +275,38 @@ class MixingLaw(MixtureLaw):
         return table.assign(**{k: np.repeat(v, len(table) // len(frame)) for k, v in beyond.items()})
 
     def parameters(self, ci: float = 0.9) -> pd.DataFrame:
-        r"""Posterior mean and equal-tailed interval of the law's parameters, one row per element.
-
-        Explicit law: ``log_c``, ``log_k`` and ``t`` (rows of t sum to zero). Implicit law: its latent
-        domains are identified only up to relabelling, so it reports what relabelling leaves alone:
-        ``slope[i, j]``, the change of validation loss i per unit of share moved to training domain j
-        at the pilots' mean mixture r̄,
+        r"""Posterior mean and equal-tailed interval of the law's parameters, one row per element: the
+        form's ``summary_names`` and, where the form says so, ``slope[i, j]``, the change of validation
+        loss i per unit of share moved to training domain j at the pilots' mean mixture r̄,
 
         .. math:: \partial L_i / \partial r_j - \frac{1}{M} \sum_{j'} \partial L_i / \partial r_{j'}
 
-        (centred, as only moves within the simplex are defined), with
-        :math:`\partial L_i / \partial r_j = s_i \sum_k w_{ik} e^{\log k_k + t_k \cdot \bar r} t_{kj}`.
-        Both report ``noise_sigma``, the observation noise per validation domain (relative to its scale).
+        (centred, as only moves within the simplex are defined; :func:`~bayes_mixlaw.mixing_forms.centred_slopes`).
+        Explicit law: ``log_c``, ``log_k`` and ``t`` (rows of t sum to zero). Implicit law: its latent domains
+        are identified only up to relabelling, so it reports only the slopes, which relabelling leaves alone.
+        Power law: ``power_e``, ``power_log_c``, ``power_gamma`` and the slopes. Every form reports
+        ``noise_sigma``, the observation noise per validation domain (relative to its scale).
         """
         self._require_fit()
-        if self.config.law == "explicit":
-            return self._parameter_table(["log_c", "log_k", "t", "noise_sigma"], ci)
-        post = self.idata["posterior"]
-        center = self.pilot_mixtures.mean(axis=0)
-        scale = self.idata["constant_data"]["loss_scale"]
-        t = post["latent_t"]  # (chain, draw, latent, train_domain)
-        rise = np.exp(post["latent_log_k"] + (t * xr.DataArray(center, dims="train_domain")).sum("train_domain"))
-        gradient = scale * (post["implicit_weights"] * rise * t).sum("latent")  # (chain, draw, valid_domain, train_domain)
-        slope = gradient - gradient.mean("train_domain")
-        return self._parameter_table(["slope", "noise_sigma"], ci, xr.Dataset({"slope": slope, "noise_sigma": post["noise_sigma"]}))
+        return self.form.parameter_table(self, ci)
 
     def target_function(self, target: str = "total", *, draws: int | None = None, seed: int = 0):
         """The law's expected ``target`` loss as a function of the mixture, one per posterior draw.
 
         Returns ``f`` with ``f(r)``: r a torch tensor (n_draws, n, M) -> (n_draws, n), float64 and
         differentiable in r (for optimisation and BoTorch), and ``f.n_draws``; ``draws`` thins the
-        posterior to that many.
+        posterior to that many. The form's function, evaluated in torch.
         """
+        import torch
+
         self._require_fit()
         weights = self._target_weights(target)
-        if self.config.law == "explicit":
-            param = self._torch_posterior(["log_c", "log_k", "t"], draws, seed)
+        form = self.form
+        param = self._torch_posterior(list(form.parameter_names), draws, seed)
+        scale = torch.as_tensor(self.idata["constant_data"]["loss_scale"].values, dtype=torch.float64)
 
-            def f(r):
-                return mixing_law(r, param["log_c"], param["log_k"], param["t"]) @ weights
-        else:  # the implicit law works in units of each domain's loss scale s_i: fold s_i into the weights
-            import torch
-
-            param = self._torch_posterior(["latent_log_c", "latent_log_k", "latent_t", "implicit_weights"], draws, seed)
-            weights = weights * torch.as_tensor(self.idata["constant_data"]["loss_scale"].values, dtype=torch.float64)
-
-            def f(r):
-                return implicit_mixing_law(r, param["latent_log_c"], param["latent_log_k"], param["latent_t"], param["implicit_weights"]) @ weights
+        def f(r):
+            return form.evaluate(r, param, scale) @ weights
 
         f.n_draws = len(next(iter(param.values())))
         return f

@@ -228,7 +228,7 @@ def figure_interactions(law, table: pd.DataFrame | None = None) -> bytes | None:
     ax.set_yticks(range(len(law.valid_domains)), law.valid_domains, fontsize=7)
     what = {"t": "t (rows sum to zero)", "slope": "dL/dr at the pilots' mean, centred"}[name]
     fig.colorbar(im, ax=ax, label=f"{what}; bold: interval excludes 0")
-    title = "Domain interactions t" if name == "t" else "Implicit law: loss change per unit share (label-free summary)"
+    title = "Domain interactions t" if name == "t" else f"{law.config.law.replace('_', ' ')} law: loss change per unit share (centred slopes)"
     ax.set_title(f"{title}: posterior mean [{CI:.0%} interval]")
     return _png(fig)
 
