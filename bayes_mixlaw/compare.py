@@ -38,6 +38,8 @@ def pointwise_log_likelihood(law) -> xr.DataArray:
     observations are its curves (dims (chain, draw, curve): one run's log losses on one validation
     domain, whose run effects the likelihood integrates out), so LOO leaves out whole curves."""
     law._require_fit()
+    if hasattr(law, "pointwise_log_likelihood"):  # a law that says its own (bayes_mixlaw.scheduled)
+        return law.pointwise_log_likelihood()
     obs = law.idata["observed_data"]
     valid = {v: i for i, v in enumerate(law.valid_domains)}
     vi = np.array([valid[v] for v in obs["obs_valid_domain"].values])

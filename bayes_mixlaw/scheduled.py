@@ -677,6 +677,36 @@ class ScheduledScalingLaw(BayesianLaw):
             out.append(g.assign(median=q[0][at], lower=q[1][at], upper=q[2][at]))
         return pd.concat(out).sort_index()
 
+    def pointwise_log_likelihood(self) -> xr.DataArray:
+        r"""log p(loss | draw) of every observed loss, dims (chain, draw, obs), for PSIS-LOO
+        (:func:`bayes_mixlaw.compare.loo`): the fitted likelihood of the log loss around its own run's
+        curve (its level, annealing amplitude and schedule; a run of unknown schedule: each draw's length),
+        less :math:`\log y` (the Jacobian), so that the density is of the loss itself. The Normal likelihood
+        with run effects integrates each run's level out, so its terms are curves, not losses: refused."""
+        self._require_fit()
+        post = self.idata["posterior"]
+        if self.config.likelihood != "laplace" and "run_sigma" in post:
+            raise ValueError("a schedule-aware fit with the Normal likelihood integrates each run's level out: its likelihood has one term "
+                             "per curve, not per loss; PSIS-LOO here needs likelihood: laplace (the default)")
+        obs = self.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
+        domains = {v: i for i, v in enumerate(self.valid_domains)}
+        log_mu = np.empty(post["noise_sigma"].shape[:2] + (len(obs),))
+        for (run, params), g in obs.groupby(["run", "params"], sort=False):
+            steps = np.unique(g["step"].to_numpy())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SamplingWarning)
+                draws = self.predict_draws(params, None, steps, run=str(run), noise=False).values  # (chain, draw, step, target)
+            at = (np.searchsorted(steps, g["step"].to_numpy()), g["obs_valid_domain"].map(domains).to_numpy())
+            log_mu[:, :, g.index.to_numpy()] = np.log(draws[:, :, at[0], at[1]])
+        log_y = np.log(obs["loss"].to_numpy(float))
+        sigma = post["noise_sigma"].values[:, :, obs["obs_valid_domain"].map(domains).to_numpy()]
+        residual = log_y - log_mu
+        if self.config.likelihood == "laplace":
+            loglik = -np.log(2 * sigma) - np.abs(residual) / sigma
+        else:
+            loglik = -0.5 * np.log(2 * np.pi * sigma**2) - 0.5 * (residual / sigma) ** 2
+        return xr.DataArray(loglik - log_y, dims=("chain", "draw", "obs"), name="loss")
+
     def parameters(self, ci: float = 0.95) -> pd.DataFrame:
         """Posterior mean and equal-tailed interval of the law's parameters in absolute units, per domain
         (and ``total_steps``, the sampled length of an unknown schedule)."""
@@ -716,7 +746,7 @@ class ScheduledScalingLaw(BayesianLaw):
         return T.ravel()[rng.choice(keep, size=T.size)].reshape(C, D)
 
     def predict_draws(self, params, schedule=None, steps=None, *, kind: str = "predictive", seed: int = 0, run: str | None = None,
-                      total_steps: float | None = None, chunk: int = 64) -> xr.DataArray:
+                      total_steps: float | None = None, chunk: int = 64, noise: bool = True) -> xr.DataArray:
         """Draws of the loss of a run of ``params`` parameters trained with ``schedule``, at ``steps``:
         dims (chain, draw, point, target). ``predictive``: a run's losses (run effects and noise);
         ``mean``: the law's.
@@ -726,7 +756,8 @@ class ScheduledScalingLaw(BayesianLaw):
         ``schedule`` (and a pilot ``run`` of unknown schedule, or none), the target is trained like the
         runs of unknown schedule: each draw's total length T from the posterior, among the draws whose T
         reaches the last step, so the interval carries the schedule's uncertainty; ``total_steps``
-        fixes T instead (``float('inf')``: a constant LR), to see what an assumption would give."""
+        fixes T instead (``float('inf')``: a constant LR), to see what an assumption would give.
+        ``noise=False``: a ``predictive`` run's curve without the likelihood's noise (its run effects only)."""
         self._require_fit()
         self._check_kind(kind)
         params = float(np.asarray(params, dtype=float).ravel()[0]) if np.ndim(params) else float(params)
@@ -790,7 +821,7 @@ class ScheduledScalingLaw(BayesianLaw):
         if beyond > 0 and "discrepancy_size" in post:  # the law's form beyond the largest pilot size
             kappa = {"discrepancy_size": post["discrepancy_size"].values}
             out = out * np.exp(discrepancy.log_factor(kappa, {"discrepancy_size": beyond}, out.shape[-1], self.config.discrepancy_correlation, rng))
-        if kind == "predictive":
+        if kind == "predictive" and noise:
             sigma = post["noise_sigma"].values[:, :, None, :]
             out = out * np.exp(sigma * self._standard_noise(out.shape, rng))
         return xr.DataArray(out, dims=("chain", "draw", "point", "target"), coords={"target": self.valid_domains}, name="loss")

@@ -69,7 +69,8 @@ def test_report_of_a_known_schedule_fit(curves, tmp_path):
     assert inside > 0.75  # each run's band at its own schedule hugs its curve
     page = (out / "report.html").read_text()
     assert "Learning-rate schedules" in page and "Pilot runs against training steps" in page and "Schedules of the pilot runs" in page
-    assert "posterior predictive coverage" in pd.read_csv(out / "diagnostics.csv")["check"].str.cat()
+    checks = pd.read_csv(out / "diagnostics.csv")["check"].str.cat()
+    assert "posterior predictive coverage" in checks and "PSIS-LOO elpd" in checks  # the schedule-aware law says its pointwise likelihood
     assert "Schedule-aware scaling law" in output
     # the target run: a new 25M run trained with a WSD schedule, against steps to its end
     wsd = {"kind": "wsd", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5, "decay_start": 20000, "decay_shape": "exponential"}

@@ -213,3 +213,22 @@ def test_a_two_size_fit_file_of_the_earlier_layout_says_to_refit(shared_data, mo
     law.save(tmp_path / "old.nc")
     with pytest.raises(Exception, match="format 1.*refit"):
         ScheduledScalingLaw.load(tmp_path / "old.nc")
+
+
+def test_pointwise_log_likelihood_is_the_models_and_loo_ranks_it(fitted):
+    """The log-likelihood that PSIS-LOO reads is the model's own: PyMC's for the same draws (on the log
+    loss), less log y; and compare.loo runs on a schedule-aware fit."""
+    import pymc as pm
+    import xarray as xr
+
+    from bayes_mixlaw.compare import loo
+
+    ours = fitted.pointwise_log_likelihood()
+    post = fitted.idata["posterior"].to_dataset().isel(draw=slice(0, 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = pm.compute_log_likelihood(xr.DataTree.from_dict({"posterior": post}), model=fitted.model, var_names=["loss"], progressbar=False)
+    log_y = np.log(fitted.idata["observed_data"]["loss"].values)
+    np.testing.assert_allclose(ours.values[:, :5] + log_y, theirs["log_likelihood"]["loss"].values, rtol=1e-6, atol=1e-6)
+    elpd = loo(fitted)
+    assert np.isfinite(float(elpd.elpd)) and np.asarray(elpd.pareto_k).size == ours.sizes["obs"]
