@@ -44,7 +44,6 @@ OPTION_HELP = "An option of the acquisition, KEY=VALUE (repeat; the value read a
     f"{a.name}: " + ", ".join(f"{k} ({text})" for k, text in a.options.items() if k not in ACQUISITION_FLAGS)
     for a in acquisitions() if set(a.options) - set(ACQUISITION_FLAGS))
 QUIET_HELP = "No progress output: only the results, warnings and errors"
-QUIET_HELP = "No progress output: only the results, warnings and errors"
 # the mixing law's forms, from the forms' registry (module names, so --help does not load PyMC)
 from bayes_mixlaw.mixing_forms.base import packaged_form_names
 
