@@ -6,13 +6,13 @@ registry's names and descriptions for its help, and the acquisitions import BoTo
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from bayes_mixlaw.registry import PackageRegistry
 
 #: the number of suggestions a gradient-optimised batch acquisition allows, and why (shared by qlognei and qucb)
 SEQUENTIAL_BATCH_LIMIT = (16, ("each suggestion re-optimises the joint acquisition of itself and every earlier one, so time and memory "
@@ -147,8 +147,7 @@ class Acquisition:
         return f"<acquisition '{self.name}'>"
 
 
-_REGISTRY: dict[str, Acquisition] = {}
-_DISCOVERED = False
+_REGISTRY = PackageRegistry(__package__)  # name -> Acquisition
 
 
 def register_acquisition(name: str, description: str, *, options: dict[str, str] | None = None, max_suggestions: tuple[int, str] | None = None,
@@ -178,28 +177,12 @@ def register_acquisition(name: str, description: str, *, options: dict[str, str]
 
 def unregister_acquisition(name: str) -> Acquisition:
     """Remove an acquisition from the registry (tests, or replacing a packaged one); returns it."""
-    _discover()
-    if name not in _REGISTRY:
-        raise KeyError(f"no acquisition named '{name}'; registered: {', '.join(acquisition_names())}")
-    return _REGISTRY.pop(name)
-
-
-def _discover() -> None:
-    """Import every module of this package once: each registers its acquisition as it is imported."""
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    _DISCOVERED = True
-    package = importlib.import_module(__package__)
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name != "base" and not module.name.startswith("_"):
-            importlib.import_module(f"{__package__}.{module.name}")
+    return _REGISTRY.remove(name, "acquisition", acquisition_names)
 
 
 def acquisitions() -> list[Acquisition]:
     """The registered acquisitions in listing order (``order``, then name)."""
-    _discover()
-    return sorted(_REGISTRY.values(), key=lambda a: (a.order, a.name))
+    return sorted(_REGISTRY.discover().values(), key=lambda a: (a.order, a.name))
 
 
 def acquisition_names() -> list[str]:
@@ -214,8 +197,7 @@ def acquisition_descriptions() -> dict[str, str]:
 
 def get_acquisition(name: str) -> Acquisition:
     """The acquisition registered as ``name``; an unknown name is an error listing those there are."""
-    _discover()
-    if name not in _REGISTRY:
+    if name not in _REGISTRY.discover():
         raise ValueError(f"unknown acquisition {name!r}; choose one of {', '.join(acquisition_names())}")
     return _REGISTRY[name]
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from pathlib import Path
 
 import pandas as pd
 
+from bayes_mixlaw.registry import PackageRegistry
 from bayes_mixlaw.runs import Reference, RunsTableError
 
 AUTO = "auto"
@@ -44,8 +43,7 @@ class Reader:
         return f"<{type(self).__name__} format '{self.name}'>"
 
 
-_REGISTRY: dict[str, Reader] = {}
-_DISCOVERED = False
+_REGISTRY = PackageRegistry(__package__)  # name -> Reader
 
 
 def register(reader):
@@ -70,28 +68,12 @@ def register(reader):
 
 def unregister(name: str) -> Reader:
     """Remove a reader from the registry (tests, or replacing a packaged reader); returns it."""
-    _discover()
-    if name not in _REGISTRY:
-        raise KeyError(f"no reader named '{name}'; registered: {', '.join(reader_names())}")
-    return _REGISTRY.pop(name)
-
-
-def _discover() -> None:
-    """Import every module of this package once: each registers its reader as it is imported."""
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    _DISCOVERED = True
-    package = importlib.import_module(__package__)
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name != "base" and not module.name.startswith("_"):
-            importlib.import_module(f"{__package__}.{module.name}")
+    return _REGISTRY.remove(name, "reader", reader_names)
 
 
 def readers() -> list[Reader]:
     """The registered readers in auto-detection order (``priority``, then name)."""
-    _discover()
-    return sorted(_REGISTRY.values(), key=lambda r: (r.priority, r.name))
+    return sorted(_REGISTRY.discover().values(), key=lambda r: (r.priority, r.name))
 
 
 def reader_names() -> list[str]:
@@ -111,8 +93,7 @@ def format_descriptions() -> dict[str, str]:
 
 def get_reader(name: str, source: str | None = None) -> Reader:
     """The reader registered as ``name``; an unknown name is an error listing the formats there are."""
-    _discover()
-    if name not in _REGISTRY:
+    if name not in _REGISTRY.discover():
         raise RunsTableError(f"unknown format '{name}'; choose one of {', '.join(format_names())}", source=source)
     return _REGISTRY[name]
 

@@ -6,14 +6,13 @@ PyMC; a form's own module imports PyMC, and the registry imports the form module
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from bayes_mixlaw.laws import array_namespace
+from bayes_mixlaw.registry import PackageRegistry
 
 
 @dataclass(frozen=True)
@@ -121,8 +120,7 @@ def dirichlet_rows(config, prior_name: str, var_name: str, dims: tuple[str, str]
     return type(prior)("Dirichlet", a=concentration, dims=prior.dims).create_variable(var_name)
 
 
-_REGISTRY: dict[str, MixingForm] = {}
-_DISCOVERED = False
+_REGISTRY = PackageRegistry(__package__)  # lookup name -> MixingForm
 
 
 def register(form):
@@ -152,32 +150,18 @@ def register(form):
 
 def unregister(name: str) -> MixingForm:
     """Remove a form from the registry (tests, or replacing a packaged form); returns it."""
-    _discover()
-    if name not in _REGISTRY:
-        raise KeyError(f"no law form named '{name}'; registered: {', '.join(form_names())}")
-    return _REGISTRY.pop(name)
+    return _REGISTRY.remove(name, "law form", form_names)
 
 
 def packaged_form_names() -> list[str]:
     """The forms that come with the package, without importing them (each module is named for its form):
     what the command line lists, so that its ``--help`` does not load PyMC."""
-    package = importlib.import_module(__package__)
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "base" and not m.name.startswith("_"))
-
-
-def _discover() -> None:
-    """Import every module of this package once: each registers its form as it is imported."""
-    global _DISCOVERED
-    if _DISCOVERED:
-        return
-    _DISCOVERED = True
-    for name in packaged_form_names():
-        importlib.import_module(f"{__package__}.{name}")
+    return _REGISTRY.module_names()
 
 
 def forms() -> list[MixingForm]:
     """The registered forms, by name."""
-    _discover()
+    _REGISTRY.discover()
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
@@ -198,7 +182,6 @@ def form_priors() -> dict:
 
 def get_form(name: str) -> MixingForm:
     """The form registered as ``name``; an unknown name is an error listing the forms there are."""
-    _discover()
-    if name not in _REGISTRY:
+    if name not in _REGISTRY.discover():
         raise ValueError(f"unknown law form '{name}'; the registered forms are {', '.join(form_names())} (bayes_mixlaw.mixing_forms)")
     return _REGISTRY[name]
