@@ -439,14 +439,15 @@ def _one_scale(fit_file, law, params, step, tokens) -> tuple[float, float]:
     return params[0], values[0]
 
 
-def _mixture_fit(fit_file, params, step, tokens, purpose: str):
-    """A mixing-law or nested fit and the target scale the command gives it (``{}`` for one scale)."""
+def _mixture_fit(fit_file, params, step, tokens, purpose: str, law=None):
+    """A mixing-law or nested fit and the target scale the command gives it (``{}`` for one scale);
+    ``law``: the fit already loaded from ``fit_file``."""
     from bayes_mixlaw.model import BayesianLaw
     from bayes_mixlaw.nested import NestedLaw
     from bayes_mixlaw.scaling import ChinchillaLaw
     from bayes_mixlaw.scheduled import ScheduledScalingLaw
 
-    law = BayesianLaw.load(fit_file)
+    law = BayesianLaw.load(fit_file) if law is None else law
     if isinstance(law, (ChinchillaLaw, ScheduledScalingLaw)):
         raise UserError(f"{fit_file} is a scaling-law fit of one data mixture: there is no mixture to {purpose}")
     if isinstance(law, NestedLaw):
@@ -645,22 +646,22 @@ def report(
         if (output / "report.html").exists() and not force:
             raise UserError(f"{output / 'report.html'} exists; pass --force to overwrite the report in {output}")
         started = time.perf_counter()
-        target_run = None
+        target_run, scale = None, None
+        law = BayesianLaw.load(fit_file)
         if params is None and step is None and tokens is None:
-            law, scale = BayesianLaw.load(fit_file), None
             if schedule is not None:
                 raise UserError(f"--schedule is the target run's schedule: give --params and --step with it (a schedule-aware fit of {fit_file})")
             if law.kind == "chinchilla_law":
                 raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law, nested, continual "
                                 "and schedule-aware fits")
-        elif (law := BayesianLaw.load(fit_file)).kind == "scheduled_scaling_law":  # the target run against steps
+        elif "schedule_curves" in report_sections(law):  # a schedule-aware fit: the target run against steps
             run_schedule, steps = _scheduled_target(fit_file, law, schedule, [params] if params else None, [step] if step is not None else None, tokens)
-            target_run, scale = {"params": params, "schedule": run_schedule, "step": steps[0]}, None
+            target_run = {"params": params, "schedule": run_schedule, "step": steps[0]}
             _say_extrapolation(law, {"params": [params], "step": steps})
         else:
             if schedule is not None:
                 raise UserError(f"--schedule is the target run's schedule of a schedule-aware fit; {fit_file} is a {law.kind.replace('_', ' ')} fit")
-            law, scale = _mixture_fit(fit_file, params, step, tokens, "report on")
+            law, scale = _mixture_fit(fit_file, params, step, tokens, "report on", law=law)
         if along is not None and "domains" in report_sections(law) and along not in law.train_domains:
             raise UserError(f"--along {along!r} is not a training domain of {fit_file}; it has {law.train_domains}")
         _unconverged(law, fit_file, where=f"the report's diagnostics table and {output / 'diagnostics.csv'}")

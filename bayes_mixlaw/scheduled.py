@@ -658,24 +658,32 @@ class ScheduledScalingLaw(BayesianLaw):
         unknown = self.idata is not None and bool(self.unknown_runs)
         return frozenset({"schedule_curves", "schedules"} | ({"unknown_schedule"} if unknown else set()))
 
+    def _own_run_draws(self, *, noise: bool, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+        """The observed losses (``loss``, ``params``, ``step``, ``run``, ``obs_valid_domain``; one row per
+        observation) and, per posterior draw, each one's own run continued to its step (its level, annealing
+        amplitude and schedule; a run of unknown schedule: each draw's sampled length), with the likelihood's
+        noise or without it (``noise``): shape (chain, draw, obs)."""
+        obs = self.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
+        domains = {v: i for i, v in enumerate(self.valid_domains)}
+        post = self.idata["posterior"]
+        out = np.empty((post.sizes["chain"], post.sizes["draw"], len(obs)))
+        for (run, params), g in obs.groupby(["run", "params"], sort=False):
+            steps = np.unique(g["step"].to_numpy())
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SamplingWarning)
+                draws = self.predict_draws(params, None, steps, run=str(run), seed=seed, noise=noise).values  # (chain, draw, step, target)
+            out[:, :, g.index.to_numpy()] = draws[:, :, np.searchsorted(steps, g["step"].to_numpy()), g["obs_valid_domain"].map(domains).to_numpy()]
+        return obs, out
+
     def pilot_predictions(self, ci: float = 0.9, seed: int = 0) -> pd.DataFrame:
         """Every observed loss (``loss``, ``params``, ``step``, ``run``, ``obs_valid_domain``) with the
         posterior predictive ``median``, ``lower`` and ``upper`` of its own run continued (its level,
         annealing amplitude and schedule; a run of unknown schedule: each draw's sampled length)."""
         self._require_fit()
         lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
-        obs = self.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
-        domains = {v: i for i, v in enumerate(self.valid_domains)}
-        out = []
-        for (run, params), g in obs.groupby(["run", "params"], sort=False):
-            steps = np.unique(g["step"].to_numpy())
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", SamplingWarning)
-                draws = self.predict_draws(params, None, steps, run=str(run), seed=seed).values  # (chain, draw, step, target)
-            q = np.quantile(draws.reshape(-1, *draws.shape[2:]), [0.5, lo, hi], axis=0)
-            at = (np.searchsorted(steps, g["step"].to_numpy()), g["obs_valid_domain"].map(domains).to_numpy())
-            out.append(g.assign(median=q[0][at], lower=q[1][at], upper=q[2][at]))
-        return pd.concat(out).sort_index()
+        obs, draws = self._own_run_draws(noise=True, seed=seed)
+        q = np.quantile(draws.reshape(-1, draws.shape[-1]), [0.5, lo, hi], axis=0)
+        return obs.assign(median=q[0], lower=q[1], upper=q[2])
 
     def pointwise_log_likelihood(self) -> xr.DataArray:
         r"""log p(loss | draw) of every observed loss, dims (chain, draw, obs), for PSIS-LOO
@@ -688,16 +696,9 @@ class ScheduledScalingLaw(BayesianLaw):
         if self.config.likelihood != "laplace" and "run_sigma" in post:
             raise ValueError("a schedule-aware fit with the Normal likelihood integrates each run's level out: its likelihood has one term "
                              "per curve, not per loss; PSIS-LOO here needs likelihood: laplace (the default)")
-        obs = self.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
+        obs, curves = self._own_run_draws(noise=False)
+        log_mu = np.log(curves)
         domains = {v: i for i, v in enumerate(self.valid_domains)}
-        log_mu = np.empty(post["noise_sigma"].shape[:2] + (len(obs),))
-        for (run, params), g in obs.groupby(["run", "params"], sort=False):
-            steps = np.unique(g["step"].to_numpy())
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", SamplingWarning)
-                draws = self.predict_draws(params, None, steps, run=str(run), noise=False).values  # (chain, draw, step, target)
-            at = (np.searchsorted(steps, g["step"].to_numpy()), g["obs_valid_domain"].map(domains).to_numpy())
-            log_mu[:, :, g.index.to_numpy()] = np.log(draws[:, :, at[0], at[1]])
         log_y = np.log(obs["loss"].to_numpy(float))
         sigma = post["noise_sigma"].values[:, :, obs["obs_valid_domain"].map(domains).to_numpy()]
         residual = log_y - log_mu
