@@ -126,6 +126,9 @@ def test_predictive_mean_is_finite_and_near_the_median_on_heavy_tailed_noise(cur
     assert np.all(np.abs(a["mean"] / b["mean"] - 1) < 0.001)
     held = curves[(curves["run"] == "100/wsd_20000_24000")].set_index("step")["loss"]
     assert abs(a["median"].iloc[-1] / held.iloc[-1] - 1) < 0.01
+    if likelihood == "normal":  # its run levels are integrated out: one likelihood term per curve, so no per-loss LOO
+        with pytest.raises(ValueError, match="PSIS-LOO here needs likelihood: laplace"):
+            law.pointwise_log_likelihood()
 
 
 def test_the_level_likelihood_is_the_marginal_of_a_random_intercept():
