@@ -48,6 +48,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pymc as pm
+import pytensor.tensor as pt
 import xarray as xr
 
 from bayes_mixlaw import discrepancy, discrepancy_scale
@@ -56,13 +57,18 @@ from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
 from bayes_mixlaw.mixing import MixingLaw, _centred_to_law
 from bayes_mixlaw.model import MixtureLaw
-from bayes_mixlaw.run_effects import conditional_effects, curve_sums, draw_effects, marginal_loglik
+from bayes_mixlaw.run_effects import (
+    conditional_effects,
+    curve_sums,
+    draw_effects,
+    integrate_shared_level,
+    marginal_loglik,
+    shift_information,
+)
 from bayes_mixlaw.runs import LR, MIX_PREFIX, WARMUP, RunsTable, load_runs, read_mixtures, validate_runs
 from bayes_mixlaw.summary import summarize_draws
 from bayes_mixlaw.targets import Targets
 
-# prior scale of the sampled reference-scale losses, whose density the departure potential cancels
-_REF_BASE_SIGMA = 1.0
 # scale of the interactions' base distribution (cancelled in the model; sets what prior draws look like)
 _T_BASE = 3.0
 # the interactions are sampled as g = f^p t (see _slope_interactions): p = 1 samples the slopes the
@@ -296,15 +302,10 @@ class NestedLaw(MixtureLaw):
                 law_c, law_k = _centred_to_law(log_m, logit_f, t, center)
                 pm.Deterministic("log_c", law_c + data["log_loss_scale"], dims="valid_domain")
                 pm.Deterministic("log_k", law_k + data["log_loss_scale"], dims="valid_domain")
-                # The data pin down each pilot mixture's loss at the reference scale, not how it
-                # splits into law and departure: sample that loss and put the departure's prior on it
-                # as a potential.
-                log_ref = pm.Normal("log_ref_rel", 0.0, _REF_BASE_SIGMA, dims=mv)
-                departure = pm.Deterministic("departure", log_ref - pm.math.log(mixing_law(mixtures, law_c, law_k, t)), dims=mv)
-                pm.Potential(
-                    "departure_prior",
-                    pm.logp(pm.Normal.dist(0.0, mixture_sigma), departure).sum() - pm.logp(pm.Normal.dist(0.0, _REF_BASE_SIGMA), log_ref).sum(),
-                )
+                # each pilot mixture's departure d from the mixing law is additive in the log loss:
+                # the likelihood integrates it out (_integrate_departures), so the sampler sees no
+                # funnel in mixture_sigma however well the pilots fix d
+                law_ref = pm.math.log(mixing_law(mixtures, law_c, law_k, t))
                 if cfg.mixture_scaling:
                     scale_sigma = cfg.prior("scale_t_sigma").create_variable("scale_t_sigma")
                     u_mu = cfg.prior("size_t_mu", dims="train_domain").create_variable("size_t_mu")
@@ -314,13 +315,12 @@ class NestedLaw(MixtureLaw):
                     w = pm.Deterministic(second, w_mu + scale_sigma * pm.ZeroSumNormal(f"{second}_z", sigma=1.0, dims=vt), dims=vt)
                     log_a, log_b = mixture_log_amplitudes(mixtures - center, log_a_dom, log_b_dom, u, w, self._share)  # (mixture, valid_domain)
                 else:
-                    log_a = pm.math.zeros_like(log_ref) + log_a_dom
-                    log_b = pm.math.zeros_like(log_ref) + log_b_dom
+                    log_a = pm.math.zeros_like(law_ref) + log_a_dom
+                    log_b = pm.math.zeros_like(law_ref) + log_b_dom
             else:
-                log_ref = log_m + pm.Normal("departure", 0.0, mixture_sigma, dims=mv)
+                law_ref = log_m + pm.Normal("departure", 0.0, mixture_sigma, dims=mv)
                 log_a = pm.Normal("log_a_free", log_a_dom[None, :], ab_sigma, dims=mv)
                 log_b = pm.Normal("log_b_free", log_b_dom[None, :], ab_sigma, dims=mv)
-            pm.Deterministic("log_ref", log_ref + data["log_loss_scale"], dims=mv)
             pm.Deterministic("log_a_mixture", log_a, dims=mv)
             pm.Deterministic("log_b_mixture", log_b, dims=mv)
             e_sigma = cfg.prior("log_exponent_sigma").create_variable("log_exponent_sigma")
@@ -349,34 +349,66 @@ class NestedLaw(MixtureLaw):
                 data["sizes_rel"][None, :, None, None], data["lengths_rel"][None, None, :, None],
                 log_a[:, None, None, :], log_b[:, None, None, :], alpha, beta, gamma,
             )
-            grid = log_ref[:, None, None, :] + data["log_loss_scale"] + pm.math.log(ratio)
+            grid = law_ref[:, None, None, :] + data["log_loss_scale"] + pm.math.log(ratio)
             mu = grid.flatten()[data["obs_cell"]]
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
-            if cfg.run_effects:
-                self._curve_likelihood(data, mu, noise)
-            else:
-                pm.Normal("loss", mu=mu, sigma=noise[i], observed=data["log_loss"], dims="obs")
+            departure = self._likelihood_terms(data, mu, noise, mixture_sigma if cfg.mixture_model == "law" else None)
+            log_ref = law_ref if departure is None else law_ref + departure
+            pm.Deterministic("log_ref", log_ref + data["log_loss_scale"], dims=mv)
         self._model_key = self._structure_key(
             lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"])
         )
         self._layout_cache = lay
         return model
 
-    def _curve_likelihood(self, data: dict, mu, noise) -> None:
-        """The observed log-losses with each curve's level and slope integrated out
-        (:mod:`bayes_mixlaw.run_effects`); their conditional means are kept for predictions."""
+    def _likelihood_terms(self, data: dict, mu, noise, mixture_sigma):
+        r"""The observed log-losses, given the law ``mu`` (per observation, without the pilot mixtures'
+        departures), as potentials; returns the departures (``None`` if sampled elsewhere).
+
+        Each curve (one run on one validation domain) has its level and slope in log-steps integrated
+        out (:func:`bayes_mixlaw.run_effects.marginal_loglik`; ``run_effects=False``: independent
+        Normal losses). With ``mixture_sigma`` given, the departure ``d ~ N(0, mixture_sigma)`` shared
+        by every curve of a pilot mixture on a domain is integrated out too
+        (:func:`bayes_mixlaw.run_effects.integrate_shared_level`); a draw of it from its exact
+        conditional, ``d = mean + sd z`` with ``z ~ N(0, 1)`` sampled alongside (a free standard
+        normal: no geometry for the sampler), is kept as ``departure``, and the run effects' conditional
+        means given it as ``run_level`` and ``run_slope``."""
         cfg = self.config
-        tau_u = cfg.prior("run_sigma", dims="valid_domain").create_variable("run_sigma")
-        tau_w = cfg.prior("run_slope_sigma", dims="valid_domain").create_variable("run_slope_sigma")
         cv = data["curve_valid"]
-        sums = curve_sums(data["log_loss"] - mu, data["log_length"], data["obs_curve"], self._n_curves)
-        block = (data["curve_m"], data["curve_sy"], data["curve_syy"])
-        scales = (noise[cv], tau_u[cv], tau_w[cv])
-        pm.Potential("loss", marginal_loglik(*block, *sums, *scales).sum())
-        mean_u, mean_w, *_ = conditional_effects(*block, *sums[:2], *scales)
+        residual = data["log_loss"] - mu
+        if cfg.run_effects:
+            tau_u = cfg.prior("run_sigma", dims="valid_domain").create_variable("run_sigma")
+            tau_w = cfg.prior("run_slope_sigma", dims="valid_domain").create_variable("run_slope_sigma")
+            sums = curve_sums(residual, data["log_length"], data["obs_curve"], self._n_curves)
+            block = (data["curve_m"], data["curve_sy"], data["curve_syy"])
+            scales = (noise[cv], tau_u[cv], tau_w[cv])
+            loglik = marginal_loglik(*block, *sums, *scales).sum()
+            mean_u, mean_w, *_ = conditional_effects(*block, *sums[:2], *scales)
+            if mixture_sigma is not None:
+                a, b, unit_u, unit_w = shift_information(*block, *sums[:2], *scales)
+        else:
+            sigma = noise[data["valid_idx"]]
+            loglik = pm.logp(pm.Normal.dist(mu, sigma), data["log_loss"]).sum()
+            if mixture_sigma is not None:
+                precision = 1.0 / sigma**2
+                a = pt.zeros((self._n_curves,))[data["obs_curve"]].inc(precision)
+                b = pt.zeros((self._n_curves,))[data["obs_curve"]].inc(residual * precision)
         shape = self._curve_shape
-        pm.Deterministic("run_level", mean_u.reshape(shape), dims=("mixture", "size", "valid_domain"))
-        pm.Deterministic("run_slope", mean_w.reshape(shape), dims=("mixture", "size", "valid_domain"))
+        mv = ("mixture", "valid_domain")
+        departure = None
+        if mixture_sigma is not None:
+            term, mean, sd = integrate_shared_level(a.reshape(shape).sum(axis=1), b.reshape(shape).sum(axis=1), mixture_sigma)
+            loglik = loglik + term.sum()
+            z = pm.Normal("departure_z", 0.0, 1.0, dims=mv)
+            departure = pm.Deterministic("departure", mean + sd * z, dims=mv)
+        pm.Potential("loss", loglik)
+        if cfg.run_effects:
+            if departure is not None:
+                shift = (pt.zeros(shape) + departure[:, None, :]).flatten()
+                mean_u, mean_w = mean_u - shift * unit_u, mean_w - shift * unit_w
+            pm.Deterministic("run_level", mean_u.reshape(shape), dims=("mixture", "size", "valid_domain"))
+            pm.Deterministic("run_slope", mean_w.reshape(shape), dims=("mixture", "size", "valid_domain"))
+        return departure
 
     _DATA_DIMS = {
         "mixture_proportions": ("mixture", "train_domain"),
@@ -528,7 +560,17 @@ class NestedLaw(MixtureLaw):
 
     def curve_log_likelihood(self) -> xr.DataArray:
         """log p(curve | draw) of every observed curve (one run on one validation domain, its run
-        effects integrated out: :func:`bayes_mixlaw.run_effects.marginal_loglik`), dims (chain, draw, curve)."""
+        effects integrated out: :func:`bayes_mixlaw.run_effects.marginal_loglik`), dims (chain, draw, curve).
+
+        Each draw holds its pilot mixtures' departures (drawn from their exact conditional), so the
+        terms are conditionally independent given the draw and PSIS-LOO leaves out whole curves."""
+        block, sums, scales = self._curve_terms()
+        return xr.DataArray(marginal_loglik(*block, *sums, *scales), dims=("chain", "draw", "curve"), name="loss")
+
+    def _curve_terms(self) -> tuple[list, tuple, list]:
+        """The observed curves' ``(m, sum y, sum y^2)``, their residual sums given each posterior draw
+        (``curve_sums`` of log loss minus the law with the draw's departures), and the draw's
+        ``(noise, run_sigma, run_slope_sigma)`` per curve: the arguments of ``marginal_loglik``."""
         self._require_fit()
         if not self.config.run_effects:
             raise ValueError("a nested fit without run effects has one likelihood term per loss, not per curve")
@@ -548,8 +590,7 @@ class NestedLaw(MixtureLaw):
         block = [constant[k].values.ravel()[observed] for k in ("curve_m", "curve_sy", "curve_syy")]
         curve_valid = np.unravel_index(observed, shape)[2]
         scales = [post[k].values[:, :, curve_valid] for k in ("noise_sigma", "run_sigma", "run_slope_sigma")]
-        loglik = marginal_loglik(*block, *(x[..., observed] for x in sums), *scales)
-        return xr.DataArray(loglik, dims=("chain", "draw", "curve"), name="loss")
+        return block, tuple(x[..., observed] for x in sums), scales
 
     def _run_effects(self, pilot: np.ndarray, params: float, log_length: float, shape: tuple, rng: np.random.Generator, new_runs: bool):
         """``u + w y`` per draw, (chain, draw, mixture, valid_domain), at ``y = log_length``: a

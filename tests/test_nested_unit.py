@@ -334,9 +334,12 @@ def test_exploit_puts_the_posterior_mean_optimum_first(fitted):
 
 
 def test_nested_pointwise_log_likelihood_matches_pymc(fitted):
-    """One term per curve (run x domain, run effects integrated out); with numpy predictions at the
-    pilots they sum to the model's likelihood term, draw by draw."""
+    """One term per curve (run x domain, run effects integrated out), given the draw's departures.
+    Shifting each curve's residuals back by its mixture's departure and integrating the departure out
+    in numpy (run_effects.shift_information, integrate_shared_level) gives the model's likelihood
+    term, draw by draw."""
     from bayes_mixlaw.compare import pointwise_log_likelihood
+    from bayes_mixlaw.run_effects import integrate_shared_level, marginal_loglik, shift_information
 
     ours = pointwise_log_likelihood(fitted)
     assert ours.dims == ("chain", "draw", "curve") and ours.sizes["curve"] == 20 * 3 * 3
@@ -347,9 +350,23 @@ def test_nested_pointwise_log_likelihood_matches_pymc(fitted):
         pm.set_data(fitted._data(fitted._layout_cache))
     term = pytensor.function(model.free_RVs, model["loss"], on_unused_input="ignore")
     post = fitted.idata["posterior"]
+    (m, sy, syy), (se, sey, see), scales = fitted._curve_terms()
+    observed = np.flatnonzero(fitted.idata["constant_data"]["curve_m"].values.ravel() > 0)
+    mixture, _, valid = np.unravel_index(observed, fitted.idata["constant_data"]["curve_m"].shape)
+    np.testing.assert_allclose(ours.values, marginal_loglik(m, sy, syy, se, sey, see, *scales))
     for chain, draw in [(0, 0), (1, 7)]:
+        d = post["departure"].values[chain, draw][mixture, valid]
+        at = (chain, draw)
+        base = (se[at] + m * d, sey[at] + sy * d, see[at] + 2 * d * se[at] + d * d * m)  # residuals without the departure
+        noise, tau_u, tau_w = (x[at] for x in scales)
+        a, b, _, _ = shift_information(m, sy, syy, *base[:2], noise, tau_u, tau_w)
+        cells = mixture * len(fitted.valid_domains) + valid
+        a_cell, b_cell = (np.bincount(cells, weights=x, minlength=20 * 3) for x in (a, b))
+        extra, *_ = integrate_shared_level(a_cell, b_cell, post["mixture_sigma"].values[chain, draw])
+        expected = marginal_loglik(m, sy, syy, *base, noise, tau_u, tau_w).sum() + extra.sum()
         values = [post[rv.name].values[chain, draw] for rv in model.free_RVs]
-        np.testing.assert_allclose(ours.values[chain, draw].sum(), term(*values), rtol=1e-8)
+        np.testing.assert_allclose(expected, term(*values), rtol=1e-8)
+        np.testing.assert_allclose(ours.values[chain, draw].sum(), (marginal_loglik(m, sy, syy, *base, noise, tau_u, tau_w) + d * b - 0.5 * d * d * a).sum(), rtol=1e-8)
 
 
 def test_run_effects_integrate_out_exactly():
@@ -374,6 +391,54 @@ def test_run_effects_integrate_out_exactly():
     np.testing.assert_allclose([mean_u, mean_w], gain @ e, rtol=1e-8)
     np.testing.assert_allclose([[var_u, cov_uw], [cov_uw, var_w]], prior - gain @ z @ prior, rtol=1e-8, atol=1e-14)
     assert marginal_loglik(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, sigma, tau_u, tau_w) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_level_shared_by_curves_integrates_out_exactly():
+    """A departure d ~ N(0, s^2) shared by three curves (a pilot mixture's runs at three sizes, each
+    with its own level and slope integrated out): the curves' marginals plus
+    integrate_shared_level's term equal the joint Gaussian's log density, its mean and sd are d's
+    exact conditional, and the run effects' means given d shift by unit_u, unit_w."""
+    from scipy import stats
+
+    from bayes_mixlaw.run_effects import conditional_effects, curve_sums, integrate_shared_level, marginal_loglik, shift_information
+
+    rng = np.random.default_rng(5)
+    sigma, tau_u, tau_w, s = 0.004, 0.02, 0.05, 0.03
+    ys = [np.log(np.linspace(10, 30, 11) / 17.0), np.log(np.linspace(10, 30, 6) / 17.0), np.log(np.array([30.0]) / 17.0)]
+    y = np.concatenate(ys)
+    curve = np.concatenate([np.full(len(v), k) for k, v in enumerate(ys)])
+    e = rng.normal(size=len(y)) * 0.01 + 0.03
+    cov = s**2 * np.ones((len(y), len(y)))
+    for k in range(3):
+        block = np.ix_(curve == k, curve == k)
+        cov[block] += sigma**2 * np.eye((curve == k).sum()) + tau_u**2 + tau_w**2 * np.outer(ys[k], ys[k])
+    exact = stats.multivariate_normal(np.zeros(len(y)), cov).logpdf(e)
+    se, sey, see = (x[0] for x in curve_sums(e[None], y, curve, 3))
+    m = np.bincount(curve).astype(float)
+    sy, syy = np.bincount(curve, weights=y), np.bincount(curve, weights=y**2)
+    a, b, unit_u, unit_w = shift_information(m, sy, syy, se, sey, sigma, tau_u, tau_w)
+    term, mean, sd = integrate_shared_level(a.sum(), b.sum(), s)
+    ours = marginal_loglik(m, sy, syy, se, sey, see, sigma, tau_u, tau_w).sum() + term
+    np.testing.assert_allclose(ours, exact, rtol=1e-10)
+    gain = s**2 * np.ones(len(y)) @ np.linalg.inv(cov)  # d | e, Gaussian regression
+    np.testing.assert_allclose(mean, gain @ e, rtol=1e-8)
+    np.testing.assert_allclose(sd**2, s**2 - gain @ np.ones(len(y)) * s**2, rtol=1e-8)
+    d = 0.017
+    shifted = curve_sums((e - d)[None], y, curve, 3)
+    mean_u, mean_w, *_ = conditional_effects(m, sy, syy, shifted[0][0], shifted[1][0], sigma, tau_u, tau_w)
+    base_u, base_w, *_ = conditional_effects(m, sy, syy, se, sey, sigma, tau_u, tau_w)
+    np.testing.assert_allclose(mean_u, base_u - d * unit_u, rtol=1e-10)
+    np.testing.assert_allclose(mean_w, base_w - d * unit_w, rtol=1e-10)
+    assert shift_information(0.0, 0.0, 0.0, 0.0, 0.0, sigma, tau_u, tau_w)[:2] == (0.0, 0.0)  # an empty curve
+
+
+def test_departures_are_integrated_out_not_sampled(redpajama):
+    """The law's model samples a free standard normal per pilot mixture and domain, not the departures:
+    the likelihood integrates them out, so mixture_sigma has no funnel."""
+    model = NestedLaw(targets=Targets(WEIGHTS)).build_model(redpajama)
+    free = {v.name for v in model.free_RVs}
+    assert "departure_z" in free and "departure" not in free and "departure" in model.named_vars
+    assert model.named_vars_to_dims["departure"] == ("mixture", "valid_domain")
 
 
 def test_information_suggestions_pick_a_pilot_scale_and_a_positive_value(fitted):
