@@ -71,29 +71,33 @@ def _cells(text: str, starts: list) -> list[str]:
 
 
 def _simple_tables(lines: list[str]) -> list[str]:
-    """RST simple tables (a rule of ``=`` runs, the header, a rule, the rows, a rule) -> Markdown tables."""
+    """RST simple tables -> Markdown tables: a rule of ``=`` runs, the header, a rule, the rows, a rule; or without a
+    header, a rule, the rows, a rule (Markdown needs a header row: it is left empty)."""
     out: list[str] = []
     i = 0
     while i < len(lines):
-        if RULE.match(lines[i].strip()) and lines[i].strip():
-            rule = lines[i]
-            spans = [(m.start(), m.end()) for m in re.finditer(r"=+", rule)]
+        if lines[i].strip() and RULE.match(lines[i].strip()):
+            spans = [(m.start(), m.end()) for m in re.finditer(r"=+", lines[i])]
             rules = [j for j in range(i + 1, len(lines)) if lines[j].strip() and RULE.match(lines[j].strip())]
-            if len(spans) >= 2 and len(rules) >= 2:
-                second, last = rules[0], rules[1]
-
+            if len(spans) >= 2 and rules:
                 starts = [s for s, _ in spans] + [None]
-                header = [_cells(lines[j], starts) for j in range(i + 1, second) if lines[j].strip()]
-                rows = [_cells(lines[j], starts) for j in range(second + 1, last) if lines[j].strip()]
-                if len(header) == 1:
-                    if out and out[-1].strip():
-                        out.append("")
-                    out.append("| " + " | ".join(header[0]) + " |")
-                    out.append("|" + "|".join("---" for _ in spans) + "|")
-                    out.extend("| " + " | ".join(row) + " |" for row in rows)
+                first = [j for j in range(i + 1, rules[0]) if lines[j].strip()]
+                if len(first) == 1 and len(rules) >= 2:  # a header, then the rows
+                    header = _cells(lines[first[0]], starts)
+                    rows = [_cells(lines[j], starts) for j in range(rules[0] + 1, rules[1]) if lines[j].strip()]
+                    end = rules[1]
+                else:
+                    header = [""] * len(spans)
+                    rows = [_cells(lines[j], starts) for j in first]
+                    end = rules[0]
+                if out and out[-1].strip():
                     out.append("")
-                    i = last + 1
-                    continue
+                out.append("| " + " | ".join(header) + " |")
+                out.append("|" + "|".join("---" for _ in spans) + "|")
+                out.extend("| " + " | ".join(row) + " |" for row in rows)
+                out.append("")
+                i = end + 1
+                continue
         out.append(lines[i])
         i += 1
     return out

@@ -29,14 +29,15 @@ README = REPO / "README.md"
 MATHJAX_DEST = "javascripts/mathjax/tex-svg.js"
 DIRECTIVE = re.compile(r"^<!--\s*(readme:|registry:|cli-reference)\s*(.*?)\s*-->[ \t]*$", re.MULTILINE)  # alone on its line
 
-# README.md's sections and the site's page that shows each (its anchors are linked there from other pages)
+# README.md's sections and the site's page that shows each (README's links to a section's anchor point there; a
+# ``page#anchor`` where the page's heading differs from the README's)
 README_SECTIONS = {
     "intro": "index.md",
     "Set-up (two commands, on a fresh machine with Python 3.12)": "getting-started.md",
     "Five-minute tour": "getting-started.md",
     "Running the pilots: the closed loop": "loop.md",
     "Reading the outputs": "outputs.md",
-    "Input: the runs table": "input.md",
+    "Input: the runs table": "input.md#the-runs-table",
     "The model": "model.md",
     "Validation on real data (tests/test_integration.py, benchmarks/)": "validation.md",
     "Limits": "validation.md",
@@ -120,10 +121,10 @@ def readme_section(title: str, page_uri: str) -> str:
 
     def link(match: re.Match) -> str:
         anchor = match.group(1)
-        page = anchors.get(anchor)
-        if page is None or page == page_uri:
-            return f"](#{anchor})"
-        return f"]({_relative(page, page_uri)}#{anchor})"
+        page, _, own = anchors.get(anchor, page_uri).partition("#")
+        if page == page_uri:
+            return f"](#{own or anchor})"
+        return f"]({_relative(page, page_uri)}#{own or anchor})"
 
     body = re.sub(r"\]\(#([\w-]+)\)", link, body)
     # the README's test marks mean nothing on the site
@@ -182,6 +183,11 @@ def cli_reference() -> str:
 # the registries' tables
 
 
+def _module_file(module: str) -> str:
+    """``bayes_mixlaw.formats.wide`` -> ``formats/wide.py`` (short enough for a table's column)."""
+    return "`" + module.removeprefix("bayes_mixlaw.").replace(".", "/") + ".py`"
+
+
 def registry_table(which: str) -> str:
     with warnings.catch_warnings():  # the forms import PyMC, whose dependencies' deprecation warnings are not the site's
         warnings.simplefilter("ignore")
@@ -192,7 +198,7 @@ def _registry_table(which: str) -> str:
     if which == "formats":
         from bayes_mixlaw.formats import readers
 
-        rows = [(f"`{r.name}`", str(r.priority), r.description, f"`{type(r).__module__}`") for r in readers()]
+        rows = [(f"`{r.name}`", str(r.priority), r.description, _module_file(type(r).__module__)) for r in readers()]
         head = ("`--format`", "auto-detection order", "description", "module")
     elif which == "acquisitions":
         from bayes_mixlaw.acquisitions import acquisitions
@@ -203,7 +209,7 @@ def _registry_table(which: str) -> str:
                 a.description,
                 ", ".join(f"`{k}`: {v}" for k, v in a.options.items()) or "none",
                 str(a.max_suggestions[0]) if a.max_suggestions else "none",
-                f"`{type(a).__module__ if type(a).__module__ != 'bayes_mixlaw.acquisitions.base' else a._build.__module__}`",
+                _module_file(type(a).__module__ if type(a).__module__ != "bayes_mixlaw.acquisitions.base" else a._build.__module__),
             )
             for a in acquisitions()
         ]
@@ -217,7 +223,7 @@ def _registry_table(which: str) -> str:
                 f.description,
                 ", ".join(f"`{p}`" for p in f.parameter_names),
                 ", ".join(f"`{p}`" for p in f.default_priors),
-                f"`{type(f).__module__}`",
+                _module_file(type(f).__module__),
             )
             for f in forms()
         ]
