@@ -21,7 +21,7 @@ def huber(residual: np.ndarray, delta: float) -> np.ndarray:
 def fit_point_mixing_law(mixtures: np.ndarray, losses: np.ndarray, *, starts: int = 64, delta: float = 1e-3, seed: int = 0) -> np.ndarray:
     """Best ``[log_c, log_k, t_1..t_M]`` for one validation domain (``losses``: one per mixture)."""
     rng = np.random.default_rng(seed)
-    n, m = mixtures.shape
+    _, m = mixtures.shape
 
     def objective(theta):
         pred = mixing_law(mixtures, theta[:1], theta[1:2], theta[None, 2:])[:, 0]

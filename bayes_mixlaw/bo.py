@@ -93,9 +93,20 @@ def residual_gp(law, target: str = "total", *, draws: int = 256, seed: int = 0):
     return gp
 
 
-def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBounds | None = None, target: str = "total",
-            draws: int = 256, seed: int = 0, caps_source: str = "caps", grid: float | None = None, candidates: np.ndarray | None = None,
-            **options) -> pd.DataFrame:
+def suggest(
+    law,
+    n: int = 4,
+    *,
+    acquisition: str = "qlognei",
+    bounds: MixtureBounds | None = None,
+    target: str = "total",
+    draws: int = 256,
+    seed: int = 0,
+    caps_source: str = "caps",
+    grid: float | None = None,
+    candidates: np.ndarray | None = None,
+    **options,
+) -> pd.DataFrame:
     """``n`` distinct mixtures to run next, best first: the ``mix:*`` proportions, the acquisition
     value and the predicted target loss with a 90% interval (plus ``params``/``step`` for a nested fit).
 
@@ -114,8 +125,22 @@ def suggest(law, n: int = 4, *, acquisition: str = "qlognei", bounds: MixtureBou
     domains = law.train_domains
     lo, hi = (bounds or MixtureBounds()).arrays(domains, caps_source)
     torch.manual_seed(seed)
-    context = SuggestContext(law, n, target, draws, seed, domains, lo, hi, bounds=bounds, caps_source=caps_source, grid=grid,
-                             options=given, scale=scale, rng=np.random.default_rng(seed))
+    context = SuggestContext(
+        law,
+        n,
+        target,
+        draws,
+        seed,
+        domains,
+        lo,
+        hi,
+        bounds=bounds,
+        caps_source=caps_source,
+        grid=grid,
+        options=given,
+        scale=scale,
+        rng=np.random.default_rng(seed),
+    )
     context.choices = _allowed(domains, lo, hi, grid, candidates)
     model = LawEnsembleModel.from_law(law, target, draws=draws, seed=seed, **scale)
     acqf = acq.build(law, model, context=context)
@@ -142,7 +167,7 @@ def _suggestion_table(law, context: SuggestContext, proposal) -> pd.DataFrame:
     """The proposal's mixtures with their labels, acquisition values and predicted target loss (at each one's own scale
     where the acquisition picked it, else at the target scale), sorted by acquisition value."""
     n, columns = len(proposal.candidates), [MIX_PREFIX + d for d in context.domains]
-    as_array = (lambda x: x.detach().numpy() if isinstance(x, torch.Tensor) else np.asarray(x))
+    as_array = lambda x: x.detach().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)  # noqa: E731
     labels = [proposal.labels] * n if isinstance(proposal.labels, str) else list(proposal.labels)
     if proposal.scales is None:
         frame = pd.DataFrame(as_array(proposal.candidates).clip(0, 1), columns=columns)
@@ -163,8 +188,21 @@ def _suggestion_table(law, context: SuggestContext, proposal) -> pd.DataFrame:
     return prediction.sort_values("acquisition_value", ascending=False, ignore_index=True, kind="stable")
 
 
-def pilot_loop(law, runs, evaluate, *, rounds: int, q: int = 1, acquisition: str = "thompson", method: str = "fast",
-               bounds: MixtureBounds | None = None, target: str = "total", seed: int = 0, progress: bool = False, **scale):
+def pilot_loop(
+    law,
+    runs,
+    evaluate,
+    *,
+    rounds: int,
+    q: int = 1,
+    acquisition: str = "thompson",
+    method: str = "fast",
+    bounds: MixtureBounds | None = None,
+    target: str = "total",
+    seed: int = 0,
+    progress: bool = False,
+    **scale,
+):
     """Fit -> suggest -> run the suggestions -> refit, ``rounds`` times; the compiled model is reused.
 
     ``evaluate(mixtures)`` receives the suggested mixtures (a DataFrame with ``name`` and ``mix:*``)

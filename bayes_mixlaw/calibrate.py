@@ -79,16 +79,25 @@ def residual_slopes(calibration_fit, left_out: RunsTable, column: str, seed: int
         pred = pd.DataFrame(median, index=runs_here.index, columns=valid).stack().rename("pred")
         merged = g.join(pred, on=["run", "valid_domain"])
         distance = np.log(merged["params" if column == "params" else length].to_numpy(float) / x_fit)
-        rows.append(pd.DataFrame({"run": merged["run"], "valid_domain": merged["valid_domain"], "d": distance,
-                                  "z": np.log(merged["loss"].to_numpy(float) / merged["pred"].to_numpy(float))}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "run": merged["run"],
+                    "valid_domain": merged["valid_domain"],
+                    "d": distance,
+                    "z": np.log(merged["loss"].to_numpy(float) / merged["pred"].to_numpy(float)),
+                }
+            )
+        )
     table = pd.concat(rows, ignore_index=True)
     table = table.assign(zd=table["z"] * table["d"], dd=table["d"] ** 2)
     sums = table.groupby(["run", "valid_domain"])[["zd", "dd"]].sum()
     return (sums["zd"] / sums["dd"]).rename("u").reset_index()
 
 
-def calibrate_extrapolation(law, runs: RunsTable | None = None, *, axis: str = "length", fraction: float = 0.2, seed: int = 0,
-                            progress: bool = False, **sampler):
+def calibrate_extrapolation(
+    law, runs: RunsTable | None = None, *, axis: str = "length", fraction: float = 0.2, seed: int = 0, progress: bool = False, **sampler
+):
     """Measure ``law``'s extrapolation discrepancy along ``axis`` (``length`` or ``params``) by a
     leave-last-scale-out refit, and attach it to ``law`` (kept in its fit file). Returns ``law``.
 
@@ -109,9 +118,13 @@ def calibrate_extrapolation(law, runs: RunsTable | None = None, *, axis: str = "
     if not calibration.diagnostics.max_rhat <= MAX_CALIBRATION_RHAT:
         import warnings
 
-        warnings.warn(f"the calibration fit along '{column}' did not converge (max R-hat {calibration.diagnostics.max_rhat:.3f}): "
-                      "its drift is attached but rests on an unconverged fit (fewer sizes or checkpoints than the law needs; "
-                      "the default learned discrepancy, bayes_mixlaw.discrepancy_scale, leaves such an axis at its prior)", UserWarning, stacklevel=2)
+        warnings.warn(
+            f"the calibration fit along '{column}' did not converge (max R-hat {calibration.diagnostics.max_rhat:.3f}): "
+            "its drift is attached but rests on an unconverged fit (fewer sizes or checkpoints than the law needs; "
+            "the default learned discrepancy, bayes_mixlaw.discrepancy_scale, leaves such an axis at its prior)",
+            UserWarning,
+            stacklevel=2,
+        )
     slopes = residual_slopes(calibration, left_out, column, seed=seed)
     per_domain = slopes.groupby("valid_domain")["u"].agg(["mean", "std", "count"]).reindex(law.valid_domains)
     if per_domain["count"].isna().any():
@@ -148,8 +161,9 @@ def discrepancy(law) -> dict:
     return json.loads(law.idata.attrs.get(ATTR, "{}"))
 
 
-def discrepancy_factor(law, scale: dict, shape: tuple, rng: np.random.Generator, predictive: bool,
-                       row_rng: np.random.Generator | None = None) -> np.ndarray | float:
+def discrepancy_factor(
+    law, scale: dict, shape: tuple, rng: np.random.Generator, predictive: bool, row_rng: np.random.Generator | None = None
+) -> np.ndarray | float:
     """Multiplier of the losses (chain, draw, mixture, valid_domain) at ``scale`` ({column: value})
     for the attached discrepancies; 1.0 where none applies (inside the pilots' range). The drift's
     uncertainty (``se``, shared by the mixtures) is drawn from ``rng``, a new run's own spread (``sd``,

@@ -7,12 +7,16 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from bayes_mixlaw.acquisitions import acquisitions
+from bayes_mixlaw.formats import format_descriptions
+from bayes_mixlaw.mixing_forms.base import packaged_form_names
 
 app = typer.Typer(
     add_completion=False,
@@ -23,32 +27,32 @@ app = typer.Typer(
 console = Console(stderr=True)
 out = Console(width=150)
 
-from bayes_mixlaw.formats import format_descriptions  # noqa: E402  (the --format choices and help come from the readers' registry)
-
+# the --format choices and help come from the readers' registry
 FORMAT_DESCRIPTIONS = format_descriptions()  # auto, then every registered format in auto-detection order
 Format = enum.Enum("Format", {name: name for name in FORMAT_DESCRIPTIONS}, type=str)
 
 
-FORMAT_HELP = "Format of RUNS (auto: the first, in this order, whose rule matches): " + "; ".join(f"{name} ({text})" for name, text in FORMAT_DESCRIPTIONS.items())
+FORMAT_HELP = "Format of RUNS (auto: the first, in this order, whose rule matches): " + "; ".join(
+    f"{name} ({text})" for name, text in FORMAT_DESCRIPTIONS.items()
+)
 
 # the --acquisition choices and help come from the acquisitions' registry
-from bayes_mixlaw.acquisitions import acquisitions
-
 ACQUISITION_DESCRIPTIONS = {a.name: a.description for a in acquisitions()}  # the default (qlognei) first
 AcquisitionChoice = enum.Enum("AcquisitionChoice", {name: name for name in ACQUISITION_DESCRIPTIONS}, type=str)
 DEFAULT_ACQUISITION = AcquisitionChoice("qlognei")
 ACQUISITION_HELP = "The acquisition function (bayes_mixlaw.acquisitions' registry): " + "; ".join(f"{n} ({d})" for n, d in ACQUISITION_DESCRIPTIONS.items())
-SUGGESTIONS_HELP = "How many pilot runs to suggest (q): at most " + ", ".join(f"{a.max_suggestions[0]} with {a.name}" for a in acquisitions() if a.max_suggestions)
+SUGGESTIONS_HELP = "How many pilot runs to suggest (q): at most " + ", ".join(
+    f"{a.max_suggestions[0]} with {a.name}" for a in acquisitions() if a.max_suggestions
+)
 ACQUISITION_FLAGS = {"residual_gp_model": "--residual-gp", "exploit": "--exploit"}  # the options with a flag of their own; others by --option
 OPTION_HELP = "An option of the acquisition, KEY=VALUE (repeat; the value read as YAML): " + "; ".join(
     f"{a.name}: " + ", ".join(f"{k} ({text})" for k, text in a.options.items() if k not in ACQUISITION_FLAGS)
-    for a in acquisitions() if set(a.options) - set(ACQUISITION_FLAGS))
+    for a in acquisitions()
+    if set(a.options) - set(ACQUISITION_FLAGS)
+)
 QUIET_HELP = "No progress output: only the results, warnings and errors"
 # the mixing law's forms, from the forms' registry (module names, so --help does not load PyMC)
-from bayes_mixlaw.mixing_forms.base import packaged_form_names
-
-CONFIG_HELP = (f"YAML/JSON config: law (the mixing law's form: {', '.join(packaged_form_names())}; see bayes_mixlaw.mixing_forms), "
-               "likelihood, priors, sampler")
+CONFIG_HELP = f"YAML/JSON config: law (the mixing law's form: {', '.join(packaged_form_names())}; see bayes_mixlaw.mixing_forms), likelihood, priors, sampler"
 
 
 def _flag(*names: str, help: str = QUIET_HELP):
@@ -163,12 +167,16 @@ def _far_extrapolation(law, scale: dict) -> list[str]:
         for value in sorted({float(v) for v in np.atleast_1d(scale.get(column, []))}):
             if value < lo:
                 factor = "" if value <= 0 else f", {lo / value:.3g}x smaller"
-                notes.append(f"--{column} {value:.4g} is below the smallest pilot's {column} ({lo:.4g}{factor}): the law was fitted on "
-                             f"{'larger models' if column == 'params' else 'later checkpoints'} and is not checked there "
-                             f"({'small models' if column == 'params' else 'early training'} need not follow it); read this prediction as a guess")
+                notes.append(
+                    f"--{column} {value:.4g} is below the smallest pilot's {column} ({lo:.4g}{factor}): the law was fitted on "
+                    f"{'larger models' if column == 'params' else 'later checkpoints'} and is not checked there "
+                    f"({'small models' if column == 'params' else 'early training'} need not follow it); read this prediction as a guess"
+                )
             elif value > FAR_BEYOND * hi:
-                notes.append(f"--{column} {value:.4g} is {value / hi:.3g}x the largest pilot's {column} ({hi:.4g}): far beyond what the pilots "
-                             "cover; the prediction is the law's form carried that far, and its interval a guess at that form's error, not a measurement")
+                notes.append(
+                    f"--{column} {value:.4g} is {value / hi:.3g}x the largest pilot's {column} ({hi:.4g}): far beyond what the pilots "
+                    "cover; the prediction is the law's form carried that far, and its interval a guess at that form's error, not a measurement"
+                )
     return notes
 
 
@@ -180,19 +188,36 @@ def _say_extrapolation(law, scale: dict) -> None:
 
 @app.command()
 def fit(
-    runs: Annotated[Path, typer.Argument(help="Runs table: " + ", ".join(text for name, text in FORMAT_DESCRIPTIONS.items() if name != "auto") + " (see --format)")],
+    runs: Annotated[
+        Path, typer.Argument(help="Runs table: " + ", ".join(text for name, text in FORMAT_DESCRIPTIONS.items() if name != "auto") + " (see --format)")
+    ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Fit file to write (netCDF)")],
     format: Annotated[Format, typer.Option(help=FORMAT_HELP)] = Format.auto,
-    params: Annotated[Optional[float], typer.Option(help="Use the runs of this model size (parameters, e.g. 18915328 or 1.89e7)")] = None,
-    step: Annotated[Optional[int], typer.Option(help="Use the checkpoints at this step")] = None,
-    tokens: Annotated[Optional[float], typer.Option(help="Use the checkpoints at this many tokens")] = None,
-    valid_weights: Annotated[Optional[Path], typer.Option(help="JSON/YAML of validation-domain weights (defines 'total')")] = None,
-    groups: Annotated[Optional[Path], typer.Option(help="JSON/YAML of group -> validation domains")] = None,
-    config: Annotated[Optional[Path], typer.Option(help=CONFIG_HELP)] = None,
-    train_domains: Annotated[Optional[str], typer.Option(help="Comma-separated training domain names (mixinglaws format)")] = None,
-    schedule: Annotated[Optional[Path], typer.Option(help="JSON learning-rate schedule of the runs without an 'lr' column (one data mixture: the schedule-aware scaling law); 'unknown': the schedule-aware law weighs the schedule's length (cosine decay)")] = None,
-    fast: Annotated[bool, _flag("--fast", help="Short NUTS run (2 chains x 300+250) for planning loops: its compiled model is cached on disk, so only the first call compiles")] = False,
-    calibrate: Annotated[Optional[list[str]], typer.Option(help="Nested fits: measure the extrapolation discrepancy along 'length' and/or 'params' by refitting without the pilots' last scale (one extra fit each); repeat")] = None,
+    params: Annotated[float | None, typer.Option(help="Use the runs of this model size (parameters, e.g. 18915328 or 1.89e7)")] = None,
+    step: Annotated[int | None, typer.Option(help="Use the checkpoints at this step")] = None,
+    tokens: Annotated[float | None, typer.Option(help="Use the checkpoints at this many tokens")] = None,
+    valid_weights: Annotated[Path | None, typer.Option(help="JSON/YAML of validation-domain weights (defines 'total')")] = None,
+    groups: Annotated[Path | None, typer.Option(help="JSON/YAML of group -> validation domains")] = None,
+    config: Annotated[Path | None, typer.Option(help=CONFIG_HELP)] = None,
+    train_domains: Annotated[str | None, typer.Option(help="Comma-separated training domain names (mixinglaws format)")] = None,
+    schedule: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON learning-rate schedule of the runs without an 'lr' column (one data mixture: the schedule-aware scaling law); "
+            "'unknown': the schedule-aware law weighs the schedule's length (cosine decay)"
+        ),
+    ] = None,
+    fast: Annotated[
+        bool,
+        _flag("--fast", help="Short NUTS run (2 chains x 300+250) for planning loops: its compiled model is cached on disk, so only the first call compiles"),
+    ] = False,
+    calibrate: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Nested fits: measure the extrapolation discrepancy along 'length' and/or 'params' by refitting without the pilots' last scale "
+            "(one extra fit each); repeat"
+        ),
+    ] = None,
     renormalize: Annotated[bool, _flag(help="Divide mixtures that do not sum to 1 by their sum (warns)")] = False,
     tolerance: Annotated[float, typer.Option(help="How far a mixture's sum may be from 1")] = 0.01,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same numbers)")] = 0,
@@ -221,9 +246,7 @@ def fit(
         _check_output(output, force)
         unknown_schedule = schedule is not None and str(schedule) == "unknown"  # the length weighed by the posterior
         given = Schedule.from_file(schedule) if schedule is not None and not unknown_schedule else None  # errors name the file and field
-        table = load_runs(
-            runs, format.value, train_domains=train_domains.split(",") if train_domains else None, tolerance=tolerance, renormalize=renormalize
-        )
+        table = load_runs(runs, format.value, train_domains=train_domains.split(",") if train_domains else None, tolerance=tolerance, renormalize=renormalize)
         table = table.select(params=int(params) if params is not None and float(params).is_integer() else params, step=step, tokens=tokens)
         length = "step" if len(table.scale_values("step")) > 1 else "tokens"
         mixtures = len(table.mixtures().drop_duplicates()) if table.mix_columns else 1
@@ -234,18 +257,24 @@ def fit(
             law = ScheduledScalingLaw(ScheduledLawConfig.from_file(config) if config else ScheduledLawConfig())
             how = "lr column" + (f" and {schedule}" if given is not None else "") if logged_lr else str(schedule)
             how = "lr column where there is one, otherwise unknown: their length weighed" if unknown_schedule else how
-            what = (f"schedule-aware scaling law on {len(table.runs)} runs ({len(table.data)} rows, "
-                    f"{len(table.scale_values('params')) or 1} size(s); schedules from the {how})")
+            what = (
+                f"schedule-aware scaling law on {len(table.runs)} runs ({len(table.data)} rows, "
+                f"{len(table.scale_values('params')) or 1} size(s); schedules from the {how})"
+            )
         elif table.mix_columns and table.reference is not None:  # continual pre-training: runs continue one checkpoint
             from bayes_mixlaw.continual import ContinualLaw, ContinualLawConfig
 
             law = ContinualLaw(ContinualLawConfig.from_file(config) if config else ContinualLawConfig(), Targets.from_files(valid_weights, groups))
-            what = (f"continual pre-training law on {len(table.runs)} runs x {len(table.scale_values('step'))} checkpoints x "
-                    f"{len(table.valid_domains)} validation domains, from {table.reference.checkpoint}")
+            what = (
+                f"continual pre-training law on {len(table.runs)} runs x {len(table.scale_values('step'))} checkpoints x "
+                f"{len(table.valid_domains)} validation domains, from {table.reference.checkpoint}"
+            )
         elif table.mix_columns and len(table.scale_values("params")) > 1 and len(table.scale_values(length)) > 1:
             law = NestedLaw(NestedLawConfig.from_file(config) if config else NestedLawConfig(), Targets.from_files(valid_weights, groups))
-            what = (f"nested law on {len(table.runs)} runs ({len(table.mixtures().drop_duplicates())} mixtures x "
-                    f"{len(table.scale_values('params'))} sizes x {len(table.scale_values(length))} {length}s) x {len(table.valid_domains)} validation domains")
+            what = (
+                f"nested law on {len(table.runs)} runs ({len(table.mixtures().drop_duplicates())} mixtures x "
+                f"{len(table.scale_values('params'))} sizes x {len(table.scale_values(length))} {length}s) x {len(table.valid_domains)} validation domains"
+            )
         elif table.mix_columns:
             cfg = MixingLawConfig.from_file(config) if config else MixingLawConfig()
             law = MixingLaw(cfg, Targets.from_files(valid_weights, groups))
@@ -257,8 +286,10 @@ def fit(
         if not quiet:
             console.print(f"fitting the {what} from {table.source} ...")
             if isinstance(law, NestedLaw) and law.config.discrepancy and law.config.learn_discrepancy:
-                console.print("first a calibration fit without the pilots' largest size and last checkpoints: how far the law misses "
-                              "them sets the model discrepancy beyond the pilots (learn_discrepancy: false in --config skips it)")
+                console.print(
+                    "first a calibration fit without the pilots' largest size and last checkpoints: how far the law misses "
+                    "them sets the model discrepancy beyond the pilots (learn_discrepancy: false in --config skips it)"
+                )
         unknown = [a for a in calibrate or [] if a not in ("length", "params")]
         if unknown:
             raise UserError(f"--calibrate takes 'length' or 'params', got {unknown}")
@@ -295,11 +326,13 @@ def _refuse_schedule_for_mixtures(schedule: Path, table, mixtures: int):
 def predict(
     fit_file: Annotated[Path, typer.Argument(help="Fit file written by 'bayes-mixlaw fit'")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Predictions CSV to write")],
-    mixtures: Annotated[Optional[Path], typer.Option(help="CSV with mix:<domain> columns and an optional 'name' (mixing-law and nested fits)")] = None,
-    params: Annotated[Optional[list[float]], typer.Option(help="Model size to predict at (nested and scaling-law fits; repeat for several with a scaling-law fit)")] = None,
-    tokens: Annotated[Optional[list[float]], typer.Option(help="Training tokens to predict at (fits on tokens)")] = None,
-    step: Annotated[Optional[list[float]], typer.Option(help="Training steps to predict at (fits on steps; repeat for several)")] = None,
-    schedule: Annotated[Optional[Path], typer.Option(help="JSON learning-rate schedule of the target run (schedule-aware fits)")] = None,
+    mixtures: Annotated[Path | None, typer.Option(help="CSV with mix:<domain> columns and an optional 'name' (mixing-law and nested fits)")] = None,
+    params: Annotated[
+        list[float] | None, typer.Option(help="Model size to predict at (nested and scaling-law fits; repeat for several with a scaling-law fit)")
+    ] = None,
+    tokens: Annotated[list[float] | None, typer.Option(help="Training tokens to predict at (fits on tokens)")] = None,
+    step: Annotated[list[float] | None, typer.Option(help="Training steps to predict at (fits on steps; repeat for several)")] = None,
+    schedule: Annotated[Path | None, typer.Option(help="JSON learning-rate schedule of the target run (schedule-aware fits)")] = None,
     ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible interval")] = 0.9,
     kind: Annotated[str, typer.Option(help="'predictive' (a new run's loss, with noise) or 'mean' (the law's expected loss)")] = "predictive",
     seed: Annotated[int, typer.Option(help="Seed of the predictive noise draws")] = 0,
@@ -378,9 +411,11 @@ def _predict_scheduled(fit_file, law, schedule, params, step, tokens, mixtures, 
     if target is None:  # say what the unknown schedule was taken to be, and how much the assumption moves the last step
         sens = law.schedule_assumptions(params[-1], [max(steps)], ci=ci, seed=seed)
         first = sens[sens["target"] == sens["target"].iloc[0]]
-        console.print(f"no --schedule: the target is trained like the pilots of unknown schedule ({law.config.unknown_schedule.family}, its length "
-                      f"weighed by the posterior); at step {max(steps)}, {first['target'].iloc[0]}: "
-                      + "; ".join(f"{a} {m:.4f}" for a, m in zip(first["assumption"], first["median"])))
+        console.print(
+            f"no --schedule: the target is trained like the pilots of unknown schedule ({law.config.unknown_schedule.family}, its length "
+            f"weighed by the posterior); at step {max(steps)}, {first['target'].iloc[0]}: "
+            + "; ".join(f"{a} {m:.4f}" for a, m in zip(first["assumption"], first["median"]))
+        )
     return pd.concat([law.predict(n, target, steps, ci=ci, kind=kind, seed=seed) for n in params], ignore_index=True)
 
 
@@ -394,8 +429,10 @@ def _scheduled_target(fit_file, law, schedule, params, step, tokens):
     unknown = bool(law.unknown_runs)  # without --schedule, the target is trained like the pilots of unknown schedule
     if (schedule is None and not unknown) or not params or not step:
         fitted = ", ".join(f"{run}: {s.describe()}" for run, s in law.schedules.items())
-        raise UserError(f"{fit_file} is a schedule-aware fit: give the target run's schedule and scale with --schedule SCHED.json "
-                        f"--params N --step S (repeat --step for several; the pilots' schedules: {fitted})")
+        raise UserError(
+            f"{fit_file} is a schedule-aware fit: give the target run's schedule and scale with --schedule SCHED.json "
+            f"--params N --step S (repeat --step for several; the pilots' schedules: {fitted})"
+        )
     target = Schedule.from_file(schedule) if schedule is not None else None
     for s in step:
         if not (s == s and s >= 0 and float(s).is_integer()):
@@ -416,8 +453,9 @@ def _show_predictions(table, ci: float, targets: list[str] | None = None, limit:
         shown.add_column(column, justify="left" if column in ("name", "target") else "right")
     cell = {"name": str, "params": lambda v: f"{v:.3g}", "step": lambda v: f"{v:g}", "tokens": lambda v: f"{v:.3g}"}
     for row in rows.head(limit).to_dict("records"):
-        shown.add_row(*(cell[k](row[k]) for k in keys), str(row["target"]), f"{row['mean']:.4f}", f"{row['median']:.4f}",
-                      f"[{row['lower']:.4f}, {row['upper']:.4f}]")
+        shown.add_row(
+            *(cell[k](row[k]) for k in keys), str(row["target"]), f"{row['mean']:.4f}", f"{row['median']:.4f}", f"[{row['lower']:.4f}, {row['upper']:.4f}]"
+        )
     out.print(shown)
     if len(rows) > limit or len(rows) < len(table):
         out.print(f"({len(table) - min(limit, len(rows))} more rows in the CSV)")
@@ -432,8 +470,10 @@ def _one_scale(fit_file, law, params, step, tokens) -> tuple[float, float]:
         raise UserError(f"{fit_file} was fitted on {column}s, not {other}: give --{column}")
     if not params or not values:
         scales = law.pilot_scales()
-        raise UserError(f"{fit_file} is a nested fit: give the target scale with --params N --{column} S "
-                        f"(its pilots span params {scales['params'][0]:.3g}-{scales['params'][-1]:.3g}, {column} {scales[column][0]:g}-{scales[column][-1]:g})")
+        raise UserError(
+            f"{fit_file} is a nested fit: give the target scale with --params N --{column} S "
+            f"(its pilots span params {scales['params'][0]:.3g}-{scales['params'][-1]:.3g}, {column} {scales[column][0]:g}-{scales[column][-1]:g})"
+        )
     if len(params) > 1 or len(values) > 1:
         raise UserError("a nested fit predicts at one target scale per call: give one --params and one --" + column)
     return params[0], values[0]
@@ -462,12 +502,16 @@ def _mixture_fit(fit_file, params, step, tokens, purpose: str, law=None):
 def critical(
     fit_file: Annotated[Path, typer.Argument(help="Fit file of a continual pre-training fit ('fit' on runs with a starting checkpoint, e.g. the ct format)")],
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write: one row per --keep target")],
-    keep: Annotated[list[str], typer.Option(help="Target whose loss must stay at or below its starting value: a validation domain, a group or 'total'; repeat for several")],
+    keep: Annotated[
+        list[str], typer.Option(help="Target whose loss must stay at or below its starting value: a validation domain, a group or 'total'; repeat for several")
+    ],
     tolerance: Annotated[float, typer.Option(help="How far above its starting loss the target may end (loss units)")] = 0.0,
-    step: Annotated[Optional[int], typer.Option(help="Checkpoint of the continued training (default: the last)")] = None,
+    step: Annotated[int | None, typer.Option(help="Checkpoint of the continued training (default: the last)")] = None,
     ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible intervals")] = 0.9,
-    share: Annotated[Optional[list[float]], typer.Option(help="Share of the original data whose probability of keeping the loss is reported (default: the pilots'); repeat")] = None,
-    new_target: Annotated[Optional[str], typer.Option(help="Validation domain of the new data (default: the one named after it)")] = None,
+    share: Annotated[
+        list[float] | None, typer.Option(help="Share of the original data whose probability of keeping the loss is reported (default: the pilots'); repeat")
+    ] = None,
+    new_target: Annotated[str | None, typer.Option(help="Validation domain of the new data (default: the one named after it)")] = None,
     force: Annotated[bool, _flag("--force", help="Overwrite the output file")] = False,
     quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
 ):
@@ -496,8 +540,14 @@ def critical(
             for column in ("target", "start loss", "critical share", "interval", "P(none)", f"{table['new_target'].iloc[0]} at it"):
                 shown.add_column(column, justify="left" if column == "target" else "right")
             for row in table.itertuples():
-                shown.add_row(row.target, f"{row.threshold:.4f}", f"{row.median:.4f}", f"[{row.lower:.4f}, {row.upper:.4f}]",
-                              f"{row.p_never:.3f}", f"{row.new_median:.4f} [{row.new_lower:.4f}, {row.new_upper:.4f}]")
+                shown.add_row(
+                    row.target,
+                    f"{row.threshold:.4f}",
+                    f"{row.median:.4f}",
+                    f"[{row.lower:.4f}, {row.upper:.4f}]",
+                    f"{row.p_never:.3f}",
+                    f"{row.new_median:.4f} [{row.new_lower:.4f}, {row.new_upper:.4f}]",
+                )
             out.print(shown)
             out.print(f"wrote {output}")
 
@@ -508,12 +558,12 @@ def critical(
 def optimize(
     fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law or nested fit")],
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write: best mixture, its loss, P(beats reference)")],
-    params: Annotated[Optional[float], typer.Option(help="Target model size (nested fits)")] = None,
-    step: Annotated[Optional[float], typer.Option(help="Target training steps (nested fits on steps)")] = None,
-    tokens: Annotated[Optional[float], typer.Option(help="Target training tokens (nested fits on tokens)")] = None,
+    params: Annotated[float | None, typer.Option(help="Target model size (nested fits)")] = None,
+    step: Annotated[float | None, typer.Option(help="Target training steps (nested fits on steps)")] = None,
+    tokens: Annotated[float | None, typer.Option(help="Target training tokens (nested fits on tokens)")] = None,
     target: Annotated[str, typer.Option(help="Which loss to minimise: 'total', a group or a validation domain")] = "total",
-    caps: Annotated[Optional[Path], typer.Option(help='JSON/YAML {"caps": {domain: max}, "minimums": {domain: min}} (a flat mapping = caps)')] = None,
-    reference: Annotated[Optional[Path], typer.Option(help="Mixtures CSV whose first row is the reference (e.g. the default mixture)")] = None,
+    caps: Annotated[Path | None, typer.Option(help='JSON/YAML {"caps": {domain: max}, "minimums": {domain: min}} (a flat mapping = caps)')] = None,
+    reference: Annotated[Path | None, typer.Option(help="Mixtures CSV whose first row is the reference (e.g. the default mixture)")] = None,
     ci: Annotated[float, typer.Option(help="Probability of the credible intervals")] = 0.9,
     draws: Annotated[int, typer.Option(help="Posterior draws to optimise (thinned at random; at most 4000, about 2.5 minutes per 1000 on 2 cores)")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the posterior thinning and the predictive draws (same seed, same numbers)")] = 0,
@@ -531,8 +581,9 @@ def optimize(
         check_draws(draws, "--draws")
         law, scale = _mixture_fit(fit_file, params, step, tokens, "optimise")
         bounds = MixtureBounds.from_file(caps) if caps else None
-        result = optimal_mixture(law, target=target, bounds=bounds, reference=reference, ci=ci, draws=draws, seed=seed,
-                                 caps_source=str(caps) if caps else "caps", **scale)
+        result = optimal_mixture(
+            law, target=target, bounds=bounds, reference=reference, ci=ci, draws=draws, seed=seed, caps_source=str(caps) if caps else "caps", **scale
+        )
         table = result.table().assign(**_unconverged(law, fit_file))
         _write_table(table, output, f"optimum of {fit_file}")
         if not quiet and not _to_stdout(output):
@@ -547,8 +598,10 @@ def optimize(
             out.print(f"predicted {target} loss at the optimum: {loss['mean']:.4f} [{loss['lower']:.4f}, {loss['upper']:.4f}]")
             if result.p_beats_reference is not None:
                 ref_loss = table[table["quantity"] == "reference_loss"].iloc[0]
-                out.print(f"reference: {ref_loss['mean']:.4f} [{ref_loss['lower']:.4f}, {ref_loss['upper']:.4f}]; "
-                          f"P(optimum beats reference) = {result.p_beats_reference:.3f}")
+                out.print(
+                    f"reference: {ref_loss['mean']:.4f} [{ref_loss['lower']:.4f}, {ref_loss['upper']:.4f}]; "
+                    f"P(optimum beats reference) = {result.p_beats_reference:.3f}"
+                )
             out.print(f"wrote {output}")
 
     _run(body)
@@ -573,15 +626,15 @@ def suggest(
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV of the suggested pilot mixtures")],
     n: Annotated[int, typer.Option("-n", help=SUGGESTIONS_HELP)] = 4,
     acquisition: Annotated[AcquisitionChoice, typer.Option(help=ACQUISITION_HELP)] = DEFAULT_ACQUISITION,
-    params: Annotated[Optional[float], typer.Option(help="Target model size (nested fits)")] = None,
-    step: Annotated[Optional[float], typer.Option(help="Target training steps (nested fits on steps)")] = None,
-    tokens: Annotated[Optional[float], typer.Option(help="Target training tokens (nested fits on tokens)")] = None,
+    params: Annotated[float | None, typer.Option(help="Target model size (nested fits)")] = None,
+    step: Annotated[float | None, typer.Option(help="Target training steps (nested fits on steps)")] = None,
+    tokens: Annotated[float | None, typer.Option(help="Target training tokens (nested fits on tokens)")] = None,
     target: Annotated[str, typer.Option(help="Which loss to improve: 'total', a group or a validation domain")] = "total",
-    caps: Annotated[Optional[Path], typer.Option(help='JSON/YAML {"caps": {...}, "minimums": {...}}')] = None,
-    grid: Annotated[Optional[float], typer.Option(help="Only mixtures whose proportions are multiples of this step (e.g. 0.125)")] = None,
+    caps: Annotated[Path | None, typer.Option(help='JSON/YAML {"caps": {...}, "minimums": {...}}')] = None,
+    grid: Annotated[float | None, typer.Option(help="Only mixtures whose proportions are multiples of this step (e.g. 0.125)")] = None,
     residual_gp: Annotated[bool, _flag("--residual-gp", help="qlognei on the law plus a GP on its residuals (one-scale fits; for a misspecified law)")] = False,
     exploit: Annotated[bool, _flag("--exploit", help="thompson: make the first suggestion the posterior-mean optimum (the current best guess)")] = False,
-    option: Annotated[Optional[list[str]], typer.Option("--option", help=OPTION_HELP, metavar="KEY=VALUE")] = None,
+    option: Annotated[list[str] | None, typer.Option("--option", help=OPTION_HELP, metavar="KEY=VALUE")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the acquisition's draws and restarts (same seed, same suggestions)")] = 0,
     force: Annotated[bool, _flag("--force", help="Overwrite the output file")] = False,
     quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
@@ -599,8 +652,18 @@ def suggest(
         chosen.check_n(n, "-n")
         given = chosen.check_options({"residual_gp_model": residual_gp, "exploit": exploit, **_acquisition_options(option)}, ACQUISITION_FLAGS)
         law, scale = _mixture_fit(fit_file, params, step, tokens, "choose")
-        table = suggest_runs(law, n, acquisition=acquisition.value, bounds=MixtureBounds.from_file(caps) if caps else None, target=target,
-                             seed=seed, caps_source=str(caps) if caps else "caps", grid=grid, **given, **scale)
+        table = suggest_runs(
+            law,
+            n,
+            acquisition=acquisition.value,
+            bounds=MixtureBounds.from_file(caps) if caps else None,
+            target=target,
+            seed=seed,
+            caps_source=str(caps) if caps else "caps",
+            grid=grid,
+            **given,
+            **scale,
+        )
         table = table.assign(**_unconverged(law, fit_file))
         _write_table(table, output, f"suggestions from {fit_file}")
         if not quiet and not _to_stdout(output):
@@ -614,17 +677,46 @@ def suggest(
 def report(
     fit_file: Annotated[Path, typer.Argument(help="Fit file of a mixing-law, nested, continual pre-training or schedule-aware scaling-law fit")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for report.html, its PNGs and tables")],
-    target: Annotated[str, typer.Option(help="The loss the figures and the optimum are about (continual fits: the target whose critical share is shown)")] = "total",
-    compare: Annotated[Optional[list[Path]], typer.Option(help="Other fits of the same data (variants) to rank by PSIS-LOO; repeat")] = None,
-    holdout: Annotated[bool, _flag("--holdout", help="Also refit each variant without the largest size (or farthest mixtures) and score it on them (slow)")] = False,
-    along: Annotated[Optional[str], typer.Option(help="Training domain whose share the per-validation-domain panels vary (default: the one the pilots vary most)")] = None,
-    mixture: Annotated[Optional[str], typer.Option(help="Nested fits: the pilot mixture whose curves against steps and size are shown (default: the one nearest the pilots' mean)")] = None,
-    params: Annotated[Optional[float], typer.Option(help="Nested fits: target model size for the share bands, simplex slice and optimum (default: the largest pilot scale); schedule-aware fits: the target run's size")] = None,
-    step: Annotated[Optional[float], typer.Option(help="Nested fits on steps: target training steps (with --params); schedule-aware fits: the target run's last step")] = None,
-    schedule: Annotated[Optional[Path], typer.Option(help="Schedule-aware fits: JSON learning-rate schedule of the target run, shown against steps with --params and --step (without it, a fit with pilots of unknown schedule trains the target like them)")] = None,
-    tokens: Annotated[Optional[float], typer.Option(help="Nested fits on tokens: target training tokens (with --params)")] = None,
-    caps: Annotated[Optional[Path], typer.Option(help='Caps and minimums of the optimal mixture, as optimize takes them: JSON/YAML {"caps": {domain: max}, "minimums": {domain: min}} (a flat mapping = caps)')] = None,
-    new_target: Annotated[Optional[str], typer.Option(help="Continual fits: validation domain of the new data (default: the one named after it)")] = None,
+    target: Annotated[
+        str, typer.Option(help="The loss the figures and the optimum are about (continual fits: the target whose critical share is shown)")
+    ] = "total",
+    compare: Annotated[list[Path] | None, typer.Option(help="Other fits of the same data (variants) to rank by PSIS-LOO; repeat")] = None,
+    holdout: Annotated[
+        bool, _flag("--holdout", help="Also refit each variant without the largest size (or farthest mixtures) and score it on them (slow)")
+    ] = False,
+    along: Annotated[
+        str | None, typer.Option(help="Training domain whose share the per-validation-domain panels vary (default: the one the pilots vary most)")
+    ] = None,
+    mixture: Annotated[
+        str | None,
+        typer.Option(help="Nested fits: the pilot mixture whose curves against steps and size are shown (default: the one nearest the pilots' mean)"),
+    ] = None,
+    params: Annotated[
+        float | None,
+        typer.Option(
+            help="Nested fits: target model size for the share bands, simplex slice and optimum (default: the largest pilot scale); "
+            "schedule-aware fits: the target run's size"
+        ),
+    ] = None,
+    step: Annotated[
+        float | None, typer.Option(help="Nested fits on steps: target training steps (with --params); schedule-aware fits: the target run's last step")
+    ] = None,
+    schedule: Annotated[
+        Path | None,
+        typer.Option(
+            help="Schedule-aware fits: JSON learning-rate schedule of the target run, shown against steps with --params and --step "
+            "(without it, a fit with pilots of unknown schedule trains the target like them)"
+        ),
+    ] = None,
+    tokens: Annotated[float | None, typer.Option(help="Nested fits on tokens: target training tokens (with --params)")] = None,
+    caps: Annotated[
+        Path | None,
+        typer.Option(
+            help="Caps and minimums of the optimal mixture, as optimize takes them: "
+            'JSON/YAML {"caps": {domain: max}, "minimums": {domain: min}} (a flat mapping = caps)'
+        ),
+    ] = None,
+    new_target: Annotated[str | None, typer.Option(help="Continual fits: validation domain of the new data (default: the one named after it)")] = None,
     force: Annotated[bool, _flag("--force", help="Write into a folder that already has a report")] = False,
     quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
 ):
@@ -652,8 +744,7 @@ def report(
             if schedule is not None:
                 raise UserError(f"--schedule is the target run's schedule: give --params and --step with it (a schedule-aware fit of {fit_file})")
             if law.kind == "chinchilla_law":
-                raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law, nested, continual "
-                                "and schedule-aware fits")
+                raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law, nested, continual and schedule-aware fits")
         elif "schedule_curves" in report_sections(law):  # a schedule-aware fit: the target run against steps
             run_schedule, steps = _scheduled_target(fit_file, law, schedule, [params] if params else None, [step] if step is not None else None, tokens)
             target_run = {"params": params, "schedule": run_schedule, "step": steps[0]}
@@ -677,8 +768,20 @@ def report(
             bounds = MixtureBounds.from_file(caps)
             if "optimum" in report_sections(law):  # else write_report says the caps do not apply
                 bounds.arrays(law.train_domains, str(caps))  # checked before the figures take their time
-        path = write_report(law, output, target=target, compare_with=others or None, holdout=holdout, along=along, scale=scale, mixture=mixture,
-                            bounds=bounds, caps_source=str(caps) if caps else "caps", new_target=new_target, target_run=target_run)
+        path = write_report(
+            law,
+            output,
+            target=target,
+            compare_with=others or None,
+            holdout=holdout,
+            along=along,
+            scale=scale,
+            mixture=mixture,
+            bounds=bounds,
+            caps_source=str(caps) if caps else "caps",
+            new_target=new_target,
+            target_run=target_run,
+        )
         if not quiet:
             console.print(summary_text(law), highlight=False, soft_wrap=True)
             out.print(f"wrote {path} and its figures and tables in {output} ({time.perf_counter() - started:.0f} s)")
@@ -767,17 +870,31 @@ def demo(
         out.print(table)
         out.print(f"fit: {fit_path}   predictions (all 22 domains, 5 groups, total): {pred_path}")
         if not quiet:
-            console.print(f"next: [bold]bayes-mixlaw report {fit_path} -o {output / 'report'}[/] (figures, diagnostics, tables for a paper), "
-                          f"[bold]bayes-mixlaw optimize {fit_path} -o {output / 'optimum.csv'}[/], "
-                          f"[bold]bayes-mixlaw suggest {fit_path} -n 4 -o {output / 'next.csv'}[/]", highlight=False, soft_wrap=True)
+            console.print(
+                f"next: [bold]bayes-mixlaw report {fit_path} -o {output / 'report'}[/] (figures, diagnostics, tables for a paper), "
+                f"[bold]bayes-mixlaw optimize {fit_path} -o {output / 'optimum.csv'}[/], "
+                f"[bold]bayes-mixlaw suggest {fit_path} -n 4 -o {output / 'next.csv'}[/]",
+                highlight=False,
+                soft_wrap=True,
+            )
 
     _run(body)
 
 
 @app.command()
 def loop(
-    config: Annotated[Optional[Path], typer.Argument(help="LOOP.yaml: trainer, backend, budget, pilot sizes and steps, target, caps, acquisition (bayes_mixlaw.loop_config); not needed with --resume")] = None,
-    state: Annotated[Path, typer.Option("--state", help="Folder of the loop's state: state.sqlite, pilots/ (each attempt's folder and log), fits/, and at the end runs.csv and fit.nc")] = Path("loop-state"),
+    config: Annotated[
+        Path | None,
+        typer.Argument(
+            help="LOOP.yaml: trainer, backend, budget, pilot sizes and steps, target, caps, acquisition (bayes_mixlaw.loop_config); not needed with --resume"
+        ),
+    ] = None,
+    state: Annotated[
+        Path,
+        typer.Option(
+            "--state", help="Folder of the loop's state: state.sqlite, pilots/ (each attempt's folder and log), fits/, and at the end runs.csv and fit.nc"
+        ),
+    ] = Path("loop-state"),
     resume: Annotated[bool, _flag("--resume", help="Continue the interrupted loop in --state (its config is read from there)")] = False,
     quiet: Annotated[bool, _flag("--quiet", "-q")] = False,
 ):
@@ -797,8 +914,10 @@ def loop(
         if best and best["mixture"]:
             mixture = ", ".join(f"{d} {v:.3f}" for d, v in best["mixture"].items())
             out.print(f"best mixture: {mixture}; predicted loss {best['loss']:.4f} [{best['lower']:.4f}, {best['upper']:.4f}]")
-        out.print(f"{result.stopped}; {result.counts['done']} pilots done, {result.counts['failed']} failed; wrote {result.runs_csv}"
-                  + (f" and {result.fit_path}" if result.fit_path else ""))
+        out.print(
+            f"{result.stopped}; {result.counts['done']} pilots done, {result.counts['failed']} failed; wrote {result.runs_csv}"
+            + (f" and {result.fit_path}" if result.fit_path else "")
+        )
 
     _run(body)
 

@@ -63,10 +63,12 @@ def loo(law):
     """PSIS-LOO of one fit (ArviZ's ELPDData, pointwise; its ``pareto_k`` flags influential observations)."""
     import arviz as az
 
-    tree = xr.DataTree.from_dict({
-        "posterior": law.idata["posterior"].to_dataset(),
-        "log_likelihood": xr.Dataset({"loss": pointwise_log_likelihood(law)}),
-    })
+    tree = xr.DataTree.from_dict(
+        {
+            "posterior": law.idata["posterior"].to_dataset(),
+            "log_likelihood": xr.Dataset({"loss": pointwise_log_likelihood(law)}),
+        }
+    )
     return az.loo(tree, var_name="loss", pointwise=True)
 
 
@@ -93,8 +95,15 @@ def runs_from_fit(law) -> RunsTable:
     elif law.kind == "nested_law":
         column = law.length_column
         mixtures = pd.DataFrame(law.pilot_mixtures, index=[str(m) for m in data["mixture"].values], columns=[MIX_PREFIX + d for d in domains])
-        frame = pd.DataFrame({"run": obs["obs_mixture"].astype(str) + "@" + obs["params"].astype("int64").astype(str), "params": obs["params"].astype("int64"),
-                              column: obs[column], "valid_domain": obs["obs_valid_domain"], "loss": obs["loss"]})
+        frame = pd.DataFrame(
+            {
+                "run": obs["obs_mixture"].astype(str) + "@" + obs["params"].astype("int64").astype(str),
+                "params": obs["params"].astype("int64"),
+                column: obs[column],
+                "valid_domain": obs["obs_valid_domain"],
+                "loss": obs["loss"],
+            }
+        )
         frame = pd.concat([frame, mixtures.loc[obs["obs_mixture"].astype(str)].reset_index(drop=True)], axis=1)
     else:
         raise ValueError(f"cannot rebuild the runs of a {law.kind} fit")
@@ -112,7 +121,7 @@ def holdout_split(runs: RunsTable, fraction: float = 0.25) -> tuple[RunsTable, R
     else:
         mix = runs.mixtures()
         distance = np.linalg.norm(mix.to_numpy() - mix.to_numpy().mean(axis=0), axis=1)
-        far = mix.index[np.argsort(-distance)[: max(1, int(round(fraction * len(mix))))]]
+        far = mix.index[np.argsort(-distance)[: max(1, round(fraction * len(mix)))]]
         mask = data["run"].isin(far)
         what = f"{len(far)} mixtures farthest from the pilots' mean held out"
     train = RunsTable(data[~mask].reset_index(drop=True), runs.source)
@@ -140,21 +149,26 @@ def holdout_score(law, runs, *, ci: float = 0.9, seed: int = 0, **fit_kw) -> dic
     data = held.data
     keys = [c for c in ("params", "step", "tokens") if c in data and law.kind == "nested_law"]
     errors, inside, log_density = [], [], []
-    for scale, g in (data.groupby(keys) if keys else [((), data)]):
+    for scale, g in data.groupby(keys) if keys else [((), data)]:
         scale = dict(zip(keys, np.atleast_1d(scale)))
         mixtures = g.groupby("run")[mix_cols].first()
         draws = law.predict_draws(mixtures.reset_index(drop=True), seed=seed, **scale)
         values = draws.values.reshape(-1, *draws.shape[2:])  # (sample, mixture, target)
         targets = list(draws["target"].values)
         observed = g.pivot_table(index="run", columns="valid_domain", values="loss").loc[mixtures.index]
-        for j, domain in enumerate(observed.columns):
+        for domain in observed.columns:
             y = observed[domain].to_numpy()
             sample = values[:, :, targets.index(domain)]
             errors.append(np.abs(np.median(sample, 0) - y))
             inside.append((np.quantile(sample, lo, 0) <= y) & (y <= np.quantile(sample, hi, 0)))
             log_density.append(log_kernel_density(y, sample))
-    return {"held_out": what, "MAE": float(np.concatenate(errors).mean()), f"{ci:.0%} coverage": float(np.concatenate(inside).mean()),
-            "log predictive density": float(np.concatenate(log_density).mean()), "n": int(np.concatenate(errors).size)}
+    return {
+        "held_out": what,
+        "MAE": float(np.concatenate(errors).mean()),
+        f"{ci:.0%} coverage": float(np.concatenate(inside).mean()),
+        "log predictive density": float(np.concatenate(log_density).mean()),
+        "n": int(np.concatenate(errors).size),
+    }
 
 
 def compare_variants(laws: dict, *, holdout: bool = False, runs=None, seed: int = 0, elpds: dict | None = None, **fit_kw) -> pd.DataFrame:
@@ -174,11 +188,18 @@ def compare_variants(laws: dict, *, holdout: bool = False, runs=None, seed: int 
         elpds = {name: known[name] if known.get(name) is not None else loo(law) for name, law in laws.items()}
         ranked = loo_compare(laws, elpds)
     unreliable = {name: int((np.asarray(elpd.pareto_k) > 0.7).sum()) for name, elpd in elpds.items()}
-    table = pd.DataFrame({
-        "variant": ranked.index, "rank": ranked["rank"].to_numpy(), "elpd_loo": ranked["elpd"].to_numpy(), "se": ranked["se"].to_numpy(),
-        "elpd_diff": ranked["elpd_diff"].to_numpy(), "dse": ranked["dse"].to_numpy(), "p_loo": ranked["p"].to_numpy(),
-        "pareto_k > 0.7": [unreliable[name] for name in ranked.index],
-    })
+    table = pd.DataFrame(
+        {
+            "variant": ranked.index,
+            "rank": ranked["rank"].to_numpy(),
+            "elpd_loo": ranked["elpd"].to_numpy(),
+            "se": ranked["se"].to_numpy(),
+            "elpd_diff": ranked["elpd_diff"].to_numpy(),
+            "dse": ranked["dse"].to_numpy(),
+            "p_loo": ranked["p"].to_numpy(),
+            "pareto_k > 0.7": [unreliable[name] for name in ranked.index],
+        }
+    )
     if holdout:
         runs = runs_from_fit(next(iter(laws.values()))) if runs is None else runs
         scores = {}

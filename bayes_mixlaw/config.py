@@ -139,11 +139,11 @@ class LawConfig(BaseModel):
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LawConfig":
+    def from_dict(cls, data: dict) -> LawConfig:
         return cls.model_validate(data)
 
     @classmethod
-    def from_file(cls, path) -> "LawConfig":
+    def from_file(cls, path) -> LawConfig:
         """Read a YAML or JSON config; errors name the file and the offending field."""
         path = Path(path)
         try:
@@ -179,6 +179,7 @@ class MixingLawConfig(LawConfig):
 
         get_form(value)  # an unknown name is an error listing the registered forms
         return value
+
     # 4 x (1500 warm-up + 2000 draws): with t sampled as f^0.5 t and the Student-t's scales against
     # nu (bayes_mixlaw/mixing.py) a draw takes ~80 leapfrog steps (~210 before); on the demo fit
     # (seeds 0-3) every checked quantity, nu included, reaches R-hat <= 1.008 and bulk ESS >= 700 in

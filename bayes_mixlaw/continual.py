@@ -131,21 +131,29 @@ class ContinualLaw(MixtureLaw):
         if "step" not in data:
             raise ValueError(f"{runs.source}: the continual pre-training law needs a 'step' column (the checkpoints of the continued runs)")
         if "params" in data and data["params"].nunique() > 1:
-            raise ValueError(f"{runs.source}: the runs have {data['params'].nunique()} model sizes; the continual pre-training law "
-                             "fits one model (select one with --params / .select(params=...))")
+            raise ValueError(
+                f"{runs.source}: the runs have {data['params'].nunique()} model sizes; the continual pre-training law "
+                "fits one model (select one with --params / .select(params=...))"
+            )
         reference = reference if reference is not None else runs.reference
         if reference is None:
-            raise ValueError(f"{runs.source}: no starting loss: continual pre-training needs the losses of the checkpoint the runs continue "
-                             "(the ct format reads them from its base checkpoint's lines; in Python pass reference={domain: loss})")
+            raise ValueError(
+                f"{runs.source}: no starting loss: continual pre-training needs the losses of the checkpoint the runs continue "
+                "(the ct format reads them from its base checkpoint's lines; in Python pass reference={domain: loss})"
+            )
         valid = runs.valid_domains
         reference = Reference.from_any(reference).check(valid, runs.source)
         original = original_domain or reference.original_domain
         if len(runs.train_domains) != 2:
-            raise ValueError(f"{runs.source}: the runs mix {len(runs.train_domains)} training domains ({runs.train_domains}); continual "
-                             "pre-training mixes two, the original data and the new data")
+            raise ValueError(
+                f"{runs.source}: the runs mix {len(runs.train_domains)} training domains ({runs.train_domains}); continual "
+                "pre-training mixes two, the original data and the new data"
+            )
         if original is None:
-            raise ValueError(f"{runs.source}: which training domain is the original data (the one the starting checkpoint was trained "
-                             f"on)? pass original_domain= one of {runs.train_domains}")
+            raise ValueError(
+                f"{runs.source}: which training domain is the original data (the one the starting checkpoint was trained "
+                f"on)? pass original_domain= one of {runs.train_domains}"
+            )
         if original not in runs.train_domains:
             raise ValueError(f"original domain '{original}' is not a training domain of {runs.source}; they are {runs.train_domains}")
         targets = self.targets.check(valid, "targets")
@@ -181,8 +189,13 @@ class ContinualLaw(MixtureLaw):
         given = getattr(self, "_given", (None, None))
         lay = self._layout(runs, reference if reference is not None else given[0], original_domain or given[1])
         cfg = self.config
-        coords = {"valid_domain": lay["valid"], "train_domain": lay["train"], "step": np.asarray(lay["steps"], dtype=np.int64),
-                  "run": lay["runs"], "obs": np.arange(len(lay["loss"]))}
+        coords = {
+            "valid_domain": lay["valid"],
+            "train_domain": lay["train"],
+            "step": np.asarray(lay["steps"], dtype=np.int64),
+            "run": lay["runs"],
+            "obs": np.arange(len(lay["loss"])),
+        }
         sv = ("step", "valid_domain")
         with pm.Model(coords=coords) as model:
             data = {k: pm.Data(k, v, dims=self._DATA_DIMS[k]) for k, v in self._data(lay).items()}
@@ -200,7 +213,7 @@ class ContinualLaw(MixtureLaw):
         self._layout_cache = lay
         return model
 
-    _DATA_DIMS = {
+    _DATA_DIMS: ClassVar[dict] = {
         "run_share": "run",
         "share_center": (),
         "run_idx": "obs",
@@ -210,8 +223,9 @@ class ContinualLaw(MixtureLaw):
         "loss_scaled": "obs",
     }
 
-    def fit(self, runs, *, reference=None, original_domain: str | None = None, seed: int | None = None, method: str | None = None,
-            progress: bool = True, **sampler):
+    def fit(
+        self, runs, *, reference=None, original_domain: str | None = None, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler
+    ):
         """Fit to continual pre-training runs. ``reference``: the starting checkpoint's losses (a
         :class:`~bayes_mixlaw.runs.Reference`, a mapping domain -> loss, or a table with ``valid_domain``
         and ``loss``; default the table's own, e.g. from the ct format); ``original_domain``: the training
@@ -303,8 +317,18 @@ class ContinualLaw(MixtureLaw):
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         posterior = self.idata["posterior"].to_dataset()
-        return posterior[["log_loss_at_mean", "slope", "curvature", "noise_sigma", "slope_mu", "slope_sigma", "curvature_mu", "curvature_sigma",
-]]
+        return posterior[
+            [
+                "log_loss_at_mean",
+                "slope",
+                "curvature",
+                "noise_sigma",
+                "slope_mu",
+                "slope_sigma",
+                "curvature_mu",
+                "curvature_sigma",
+            ]
+        ]
 
     # ------------------------------------------------------------------------------------------
     # what the fit knows
@@ -344,8 +368,10 @@ class ContinualLaw(MixtureLaw):
         if step is None:
             return len(steps) - 1
         if not (isinstance(step, (int, float, np.integer, np.floating)) and float(step) in [float(s) for s in steps]):
-            raise ValueError(f"step {step!r} is not a checkpoint of this fit; it has steps {', '.join(str(s) for s in steps)} "
-                             "(the continual pre-training law is fitted per checkpoint and does not extrapolate in steps)")
+            raise ValueError(
+                f"step {step!r} is not a checkpoint of this fit; it has steps {', '.join(str(s) for s in steps)} "
+                "(the continual pre-training law is fitted per checkpoint and does not extrapolate in steps)"
+            )
         return [float(s) for s in steps].index(float(step))
 
     # ------------------------------------------------------------------------------------------
@@ -404,8 +430,12 @@ class ContinualLaw(MixtureLaw):
 
         draws = np.stack([at(i) for i in index], axis=3)
         labels = frame["name"].tolist() if "name" in frame else [f"mixture {i}" for i in range(len(frame))]
-        return xr.DataArray(draws, dims=("chain", "draw", "mixture", "step", "target"),
-                            coords={"mixture": labels, "step": [self.steps[i] for i in index], "target": names}, name="loss")
+        return xr.DataArray(
+            draws,
+            dims=("chain", "draw", "mixture", "step", "target"),
+            coords={"mixture": labels, "step": [self.steps[i] for i in index], "target": names},
+            name="loss",
+        )
 
     def predict(self, mixtures, *, step=None, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per mixture, checkpoint and target: ``name`` (if given), ``mix:*``, ``step``,
@@ -434,10 +464,11 @@ class ContinualLaw(MixtureLaw):
     def summary_line(self) -> str:
         self._require_fit()
         steps = self.steps
-        return (f"continual pre-training law ({self.config.likelihood}) on {len(self.idata['constant_data']['run'])} runs x "
-                f"{len(steps)} checkpoints ({steps[0]}-{steps[-1]}) x {len(self.valid_domains)} validation domains, starting from "
-                f"{self.reference_checkpoint}" + (f" (trained on {self.original_domain})" if self.original_domain else "")
-                + f"; {self.diagnostics.summary()}")
+        return (
+            f"continual pre-training law ({self.config.likelihood}) on {len(self.idata['constant_data']['run'])} runs x "
+            f"{len(steps)} checkpoints ({steps[0]}-{steps[-1]}) x {len(self.valid_domains)} validation domains, starting from "
+            f"{self.reference_checkpoint}" + (f" (trained on {self.original_domain})" if self.original_domain else "") + f"; {self.diagnostics.summary()}"
+        )
 
 
 def ct_targets() -> Targets:

@@ -45,8 +45,10 @@ def load_continual(law):
     else:
         path = "this fit"
     if not isinstance(law, ContinualLaw):
-        raise ValueError(f"{path} is a {law.kind.replace('_', ' ')} fit; the critical share needs a continual pre-training fit "
-                         "(bayes-mixlaw fit on runs with a starting checkpoint, e.g. the ct format)")
+        raise ValueError(
+            f"{path} is a {law.kind.replace('_', ' ')} fit; the critical share needs a continual pre-training fit "
+            "(bayes-mixlaw fit on runs with a starting checkpoint, e.g. the ct format)"
+        )
     return law
 
 
@@ -69,9 +71,11 @@ def new_domain_target(law, new_target: str | None = None) -> str:
     new = law.new_domain.lower()
     found = [d for d in law.valid_domains if new in d.lower()]
     if len(found) != 1:
-        raise ValueError(f"cannot tell which validation domain measures the new data '{law.new_domain}' "
-                         f"({'none' if not found else 'several: ' + ', '.join(found)} has its name); name it with --new-target "
-                         f"(Python: new_target=), one of {', '.join(names)}")
+        raise ValueError(
+            f"cannot tell which validation domain measures the new data '{law.new_domain}' "
+            f"({'none' if not found else 'several: ' + ', '.join(found)} has its name); name it with --new-target "
+            f"(Python: new_target=), one of {', '.join(names)}"
+        )
     return found[0]
 
 
@@ -113,12 +117,10 @@ def _summary(values: np.ndarray, ci: float, prefix: str = "") -> dict:
     finite = np.isfinite(values)
     q = np.quantile(np.where(finite, values, _NEVER).ravel(), [0.5, lo, hi])
     median, lower, upper = (float(v) if finite.all() or v <= 1.0 else np.inf for v in q)
-    return {f"{prefix}mean": float(np.mean(values)) if finite.all() else np.inf,
-            f"{prefix}median": median, f"{prefix}lower": lower, f"{prefix}upper": upper}
+    return {f"{prefix}mean": float(np.mean(values)) if finite.all() else np.inf, f"{prefix}median": median, f"{prefix}lower": lower, f"{prefix}upper": upper}
 
 
-def critical_share(law, keep="total", *, tolerance: float = 0.0, step=None, ci: float = 0.9, shares=None,
-                   new_target: str | None = None) -> pd.DataFrame:
+def critical_share(law, keep="total", *, tolerance: float = 0.0, step=None, ci: float = 0.9, shares=None, new_target: str | None = None) -> pd.DataFrame:
     """The critical share of the original data for each target in ``keep``: one row per target.
 
     ``law``: a fitted :class:`~bayes_mixlaw.continual.ContinualLaw` or the path of its fit file;

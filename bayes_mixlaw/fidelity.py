@@ -22,9 +22,22 @@ import numpy as np
 from bayes_mixlaw.optimize import MixtureBounds, random_feasible
 
 
-def choose_pilots(law, n: int, *, sizes: list[int], steps: list[int], cost, acquisition: str = "info", target: str = "total",
-                  target_scale: dict | None = None, bounds: MixtureBounds | None = None, seed: int = 0, draws: int = 128,
-                  candidates: int = 200, max_cost: float | None = None) -> list[dict]:
+def choose_pilots(
+    law,
+    n: int,
+    *,
+    sizes: list[int],
+    steps: list[int],
+    cost,
+    acquisition: str = "info",
+    target: str = "total",
+    target_scale: dict | None = None,
+    bounds: MixtureBounds | None = None,
+    seed: int = 0,
+    draws: int = 128,
+    candidates: int = 200,
+    max_cost: float | None = None,
+) -> list[dict]:
     """Up to ``n`` pilots, best first: dicts with ``mixture`` ({domain: share}), ``params``, ``steps``,
     ``cost``, ``value`` (acquisition per unit cost, or the acquisition value) and ``acquisition``.
     ``cost(params, steps)`` gives a pilot's cost; ``max_cost`` drops options dearer than what is left."""
@@ -42,24 +55,41 @@ def choose_pilots(law, n: int, *, sizes: list[int], steps: list[int], cost, acqu
         pool = random_feasible(candidates, lo, hi, rng)
         rows = []
         for p, s in options:
-            gain = information_gain(law, pool, target=target, draws=draws, seed=seed, bounds=bounds,
-                                    candidate_scale={"params": p, law.length_column: s}, target_scale=target_scale)
+            gain = information_gain(
+                law, pool, target=target, draws=draws, seed=seed, bounds=bounds, candidate_scale={"params": p, law.length_column: s}, target_scale=target_scale
+            )
             c = cost(p, s)
             rows += [{"index": i, "params": p, "steps": s, "cost": c, "gain": float(g), "value": float(g) / c} for i, g in enumerate(gain)]
         rows.sort(key=lambda r: -r["value"])
         chosen = []
         for row in rows:
-            if all(np.abs(pool[row["index"]] - pool[o["index"]]).max() > 0.05 or (o["params"], o["steps"]) != (row["params"], row["steps"])
-                   for o in chosen):
+            if all(np.abs(pool[row["index"]] - pool[o["index"]]).max() > 0.05 or (o["params"], o["steps"]) != (row["params"], row["steps"]) for o in chosen):
                 chosen.append(row)
             if len(chosen) == n:
                 break
-        return [{"mixture": dict(zip(domains, map(float, pool[r["index"]]))), "params": r["params"], "steps": r["steps"], "cost": r["cost"],
-                 "value": r["value"], "acquisition": "info per cost"} for r in chosen]
+        return [
+            {
+                "mixture": dict(zip(domains, map(float, pool[r["index"]]))),
+                "params": r["params"],
+                "steps": r["steps"],
+                "cost": r["cost"],
+                "value": r["value"],
+                "acquisition": "info per cost",
+            }
+            for r in chosen
+        ]
     how = "thompson" if acquisition == "info" else acquisition
-    picks = suggest(law, n, acquisition=how, bounds=bounds, target=target, draws=draws, seed=seed,
-                    **(target_scale if law.kind == "nested_law" else {}))
+    picks = suggest(law, n, acquisition=how, bounds=bounds, target=target, draws=draws, seed=seed, **(target_scale if law.kind == "nested_law" else {}))
     p, s = max(options, key=lambda o: (o[0], o[1]))
     mix_cols = [c for c in picks.columns if c.startswith("mix:")]
-    return [{"mixture": {c[4:]: float(row[c]) for c in mix_cols}, "params": p, "steps": s, "cost": cost(p, s),
-             "value": float(row["acquisition_value"]), "acquisition": how} for _, row in picks.iterrows()]
+    return [
+        {
+            "mixture": {c[4:]: float(row[c]) for c in mix_cols},
+            "params": p,
+            "steps": s,
+            "cost": cost(p, s),
+            "value": float(row["acquisition_value"]),
+            "acquisition": how,
+        }
+        for _, row in picks.iterrows()
+    ]

@@ -78,10 +78,12 @@ def compile_kernels(model: pm.Model):
     from nutpie.compiled_pyfunc import from_pyfunc
     from pymc.initial_point import make_initial_point_fn
 
-    initial_point = _wrap_with_lock(make_initial_point_fn(model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs),
-                                                          return_transformed=True))
+    initial_point = _wrap_with_lock(
+        make_initial_point_fn(model=model, default_strategy="support_point", jitter_rvs=set(model.free_RVs), return_transformed=True)
+    )
     n_dim, _, logp_pt, expand_pt, initial_point, shape_info, reparameterized = _make_functions(
-        model, mode="NUMBA", compute_grad=True, join_expanded=False, pymc_initial_point_fn=initial_point, var_names=None)
+        model, mode="NUMBA", compute_grad=True, join_expanded=False, pymc_initial_point_fn=initial_point, var_names=None
+    )
     logp_kernel, expand_kernel = logp_pt.vm.jit_fn, expand_pt.vm.jit_fn
     logp_names = [var.name for var in logp_pt.get_shared()]
     expand_names = [var.name for var in expand_pt.get_shared()]
@@ -106,9 +108,19 @@ def compile_kernels(model: pm.Model):
 
     make_logp()(np.zeros(n_dim), **shared)  # numba compiles (or loads from its disk cache) the kernels here, not in a sampler thread
     dims, coords = _prepare_dims_and_coords(model, shape_info, reparameterized)
-    return from_pyfunc(ndim=n_dim, make_logp_fn=make_logp, make_expand_fn=make_expand, make_initial_point_fn=initial_point,
-                       expanded_dtypes=[np.dtype("float64")] * len(names), expanded_shapes=shapes, expanded_names=names,
-                       shared_data=shared, dims=dims, coords=coords, reparameterized_names=reparameterized)
+    return from_pyfunc(
+        ndim=n_dim,
+        make_logp_fn=make_logp,
+        make_expand_fn=make_expand,
+        make_initial_point_fn=initial_point,
+        expanded_dtypes=[np.dtype("float64")] * len(names),
+        expanded_shapes=shapes,
+        expanded_names=names,
+        shared_data=shared,
+        dims=dims,
+        coords=coords,
+        reparameterized_names=reparameterized,
+    )
 
 
 def _shared_names(compiled) -> dict[str, np.dtype]:
@@ -143,9 +155,11 @@ class ProgressLines:
             return
         self.last, self.finished = now, done >= total
         tuning = sum(bool(c.tuning) for c in chains)
-        log.info(f"sampling: {done:,}/{total:,} draws of {len(chains)} chain(s) ({100 * done / max(total, 1):.0f}%)"
-                 f"{f', {tuning} still tuning' if tuning else ''}, {sum(c.divergences for c in chains)} divergence(s), "
-                 f"{now - self.started:.0f} s")
+        log.info(
+            f"sampling: {done:,}/{total:,} draws of {len(chains)} chain(s) ({100 * done / max(total, 1):.0f}%)"
+            f"{f', {tuning} still tuning' if tuning else ''}, {sum(c.divergences for c in chains)} divergence(s), "
+            f"{now - self.started:.0f} s"
+        )
 
 
 class Progress:
@@ -183,8 +197,12 @@ class Progress:
             )
             from rich.progress import Progress as Bar
 
-            columns = [SpinnerColumn(), TextColumn("{task.description}"), *([BarColumn(), TextColumn("{task.completed}/{task.total}")] if self.total else []),
-                       TimeElapsedColumn()]
+            columns = [
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                *([BarColumn(), TextColumn("{task.completed}/{task.total}")] if self.total else []),
+                TimeElapsedColumn(),
+            ]
             self._bar = Bar(*columns, console=Console(stderr=True), transient=True)
             self._bar.start()
             self._task = self._bar.add_task(self.what, total=self.total)
@@ -289,17 +307,24 @@ class Diagnostics:
     def columns(self) -> dict:
         """The fit's diagnostics as columns of every table computed from it (``predict``, ``optimize``,
         ``suggest``): ``fit_converged``, ``fit_max_rhat``, ``fit_min_ess_bulk``, ``fit_divergences``."""
-        return {"fit_converged": self.converged, "fit_max_rhat": round(self.max_rhat, 4), "fit_min_ess_bulk": round(self.min_ess_bulk, 1),
-                "fit_divergences": self.divergences}
+        return {
+            "fit_converged": self.converged,
+            "fit_max_rhat": round(self.max_rhat, 4),
+            "fit_min_ess_bulk": round(self.min_ess_bulk, 1),
+            "fit_divergences": self.divergences,
+        }
 
     def unconverged_message(self, source: str, where: str = "the output's fit_* columns") -> str | None:
         """A sentence for the terminal where the numbers of an unconverged fit are used (``where``: where
         the output keeps the diagnostics); None if converged."""
         if self.converged:
             return None
-        return (f"{source} did not converge ({'; '.join(self.problems)}): the numbers computed from it are for a first look, "
-                f"not for a decision or a paper; refit with the full sampler ({'without --fast' if self.method == 'fast' else 'more draws and tuning in --config'}) "
-                f"(its diagnostics: {where})")
+        return (
+            f"{source} did not converge ({'; '.join(self.problems)}): the numbers computed from it are for a first look, "
+            "not for a decision or a paper; refit with the full sampler "
+            f"({'without --fast' if self.method == 'fast' else 'more draws and tuning in --config'}) "
+            f"(its diagnostics: {where})"
+        )
 
 
 def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, method: str, seconds: float, var_names: list[str]) -> Diagnostics:

@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from bayes_mixlaw.atomic import write_atomically
 from bayes_mixlaw.loop_config import LoopConfig, LoopConfigError, load_loop_config, loop_config_from_dict
@@ -196,10 +195,12 @@ class Loop:
         self.config, self.state, self.display = config, state, display
         self.trainer = trainer or make_trainer(config)
         b = config.backend
-        self.backend = make_backend(b.kind, workers=b.workers, state_dir=state.folder, address=b.address, num_cpus=b.num_cpus,
-                                    cluster=b.cluster, parameters=b.parameters)
-        self.dispatcher = Dispatcher(self.trainer, self.backend, state.folder / "pilots", retries=config.trainer.retries,
-                                     timeout_s=config.trainer.timeout_s, workers=b.workers)
+        self.backend = make_backend(
+            b.kind, workers=b.workers, state_dir=state.folder, address=b.address, num_cpus=b.num_cpus, cluster=b.cluster, parameters=b.parameters
+        )
+        self.dispatcher = Dispatcher(
+            self.trainer, self.backend, state.folder / "pilots", retries=config.trainer.retries, timeout_s=config.trainer.timeout_s, workers=b.workers
+        )
         self.law = None
         self.bounds = _bounds(config)
 
@@ -210,8 +211,11 @@ class Loop:
             pilot = self.state.pilot(row)
             event = self.dispatcher.submit(pilot, int(row["attempts"]) + 1, self.state.failures(pilot.id))
             self.state.started(pilot.id, event.attempt, event.out_dir, event.external_id)
-            self.display.event(f"{pilot.id} started (attempt {event.attempt}, {pilot.params} params, {pilot.steps} steps"
-                               + (f", {event.external_id}" if event.external_id else "") + ")")
+            self.display.event(
+                f"{pilot.id} started (attempt {event.attempt}, {pilot.params} params, {pilot.steps} steps"
+                + (f", {event.external_id}" if event.external_id else "")
+                + ")"
+            )
 
     def _collect(self) -> None:
         for event in self.dispatcher.poll():
@@ -246,8 +250,9 @@ class Loop:
         for out_dir in self.state.pilots()["out_dir"].dropna():
             if Path(out_dir).exists() and not any(str(out_dir) == h.job.out_dir for h in self.dispatcher.running.values()):
                 self.backend.reap(Path(out_dir))
-        parts = ([f"{len(requeued)} interrupted pilot(s) queued again ({', '.join(requeued)})"] if requeued else []) + \
-                ([f"following {len(adopted)} running job(s) ({', '.join(adopted)})"] if adopted else [])
+        parts = ([f"{len(requeued)} interrupted pilot(s) queued again ({', '.join(requeued)})"] if requeued else []) + (
+            [f"following {len(adopted)} running job(s) ({', '.join(adopted)})"] if adopted else []
+        )
         self.display.event("resumed" + (": " + "; ".join(parts) if parts else ""))
 
     # fitting and choosing ----------------------------------------------------------------------------
@@ -294,13 +299,24 @@ class Loop:
         self.law.save(path)
         seconds = time.perf_counter() - started
         n_runs = len(table.runs)
-        self.state.add_fit(round_, n_runs, str(path), mixture, float(loss["median"]), float(loss["lower"]), float(loss["upper"]), seconds,
-                           self.law.summary_line() if hasattr(self.law, "summary_line") else "")
+        self.state.add_fit(
+            round_,
+            n_runs,
+            str(path),
+            mixture,
+            float(loss["median"]),
+            float(loss["lower"]),
+            float(loss["upper"]),
+            seconds,
+            self.law.summary_line() if hasattr(self.law, "summary_line") else "",
+        )
         problems = getattr(self.law.diagnostics, "problems", None)
-        self.display.event(f"round {round_}: fitted {n_runs} pilots in {seconds:.1f} s; best mixture "
-                           + ", ".join(f"{d} {v:.2f}" for d, v in mixture.items())
-                           + f", predicted loss {loss['median']:.4f} [{loss['lower']:.4f}, {loss['upper']:.4f}]"
-                           + (f" ({'; '.join(problems)})" if problems else ""))
+        self.display.event(
+            f"round {round_}: fitted {n_runs} pilots in {seconds:.1f} s; best mixture "
+            + ", ".join(f"{d} {v:.2f}" for d, v in mixture.items())
+            + f", predicted loss {loss['median']:.4f} [{loss['lower']:.4f}, {loss['upper']:.4f}]"
+            + (f" ({'; '.join(problems)})" if problems else "")
+        )
         self.display.update(_summary(self.state, config))
         return self.law
 
@@ -315,22 +331,41 @@ class Loop:
 
         with warnings.catch_warnings():  # candidates beyond the pilots are what exploration is for: not a warning here
             warnings.simplefilter("ignore")
-            picks = choose_pilots(self.law, n, sizes=sizes, steps=steps, cost=config.cost, acquisition=config.acquisition,
-                                  target_scale=self._scale(), bounds=self.bounds, seed=config.seed + round_, max_cost=max_cost)
+            picks = choose_pilots(
+                self.law,
+                n,
+                sizes=sizes,
+                steps=steps,
+                cost=config.cost,
+                acquisition=config.acquisition,
+                target_scale=self._scale(),
+                bounds=self.bounds,
+                seed=config.seed + round_,
+                max_cost=max_cost,
+            )
         pilots, costs, left = [], [], max_cost
         first = self.state.next_id()
         for k, pick in enumerate(picks):
             if left is not None and pick["cost"] > left * (1 + 1e-9):
                 continue
             left = None if left is None else left - pick["cost"]
-            pilots.append(Pilot(f"p{first + len(pilots):03d}", _normalised(pick["mixture"]), int(pick["params"]), int(pick["steps"]),
-                                config.pilots.schedule, config.seed + first + k))
+            pilots.append(
+                Pilot(
+                    f"p{first + len(pilots):03d}",
+                    _normalised(pick["mixture"]),
+                    int(pick["params"]),
+                    int(pick["steps"]),
+                    config.pilots.schedule,
+                    config.seed + first + k,
+                )
+            )
             costs.append(pick["cost"])
         if pilots:
             self.state.add_pilots(pilots, round_, costs, picks[0]["acquisition"])
             for p in pilots:
-                self.display.event(f"round {round_}: suggested {p.id} at {p.params} params, {p.steps} steps: "
-                                   + ", ".join(f"{d} {v:.2f}" for d, v in p.mixture.items()))
+                self.display.event(
+                    f"round {round_}: suggested {p.id} at {p.params} params, {p.steps} steps: " + ", ".join(f"{d} {v:.2f}" for d, v in p.mixture.items())
+                )
         return len(pilots)
 
     def add_design(self, n: int, round_: int, meta: dict | None = None) -> int:
@@ -406,8 +441,9 @@ class Loop:
         self.backend.close()
 
 
-def run_loop(config: LoopConfig | str | Path | dict | None, state_dir: str | Path, *, resume: bool = False, trainer=None,
-             live: bool | None = None, quiet: bool = False) -> LoopResult:
+def run_loop(
+    config: LoopConfig | str | Path | dict | None, state_dir: str | Path, *, resume: bool = False, trainer=None, live: bool | None = None, quiet: bool = False
+) -> LoopResult:
     """Run (or with ``resume`` continue) the loop whose state lives in ``state_dir``.
 
     ``config``: a :class:`LoopConfig`, a LOOP.yaml path or a mapping (``None`` with ``resume``: the

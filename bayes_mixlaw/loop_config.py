@@ -28,7 +28,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -45,11 +45,11 @@ class _Strict(BaseModel):
 
 
 class TrainerConfig(_Strict):
-    reference: Optional[dict] = Field(None, description="the package's reference trainer; options for bayes_mixlaw.trainer.train_pilot")
-    command: Optional[str] = Field(None, description="a shell command template with {mixture_json}, {params}, {steps}, {out_dir}, ...")
-    callable: Optional[str] = Field(None, description="'module:function' taking (pilot, out_dir)")
+    reference: dict | None = Field(None, description="the package's reference trainer; options for bayes_mixlaw.trainer.train_pilot")
+    command: str | None = Field(None, description="a shell command template with {mixture_json}, {params}, {steps}, {out_dir}, ...")
+    callable: str | None = Field(None, description="'module:function' taking (pilot, out_dir)")
     rows_file: str = "rows.csv"
-    timeout_s: Optional[float] = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0)
     retries: int = Field(2, ge=0)
 
     @model_validator(mode="after")
@@ -65,15 +65,15 @@ class TrainerConfig(_Strict):
 class BackendConfig(_Strict):
     kind: Literal["local", "ray", "submitit"] = "local"
     workers: int = Field(1, ge=1, description="pilots run at once")
-    address: Optional[str] = Field(None, description="ray: the cluster's address ('auto', 'ray://host:10001'); none starts a local runtime")
+    address: str | None = Field(None, description="ray: the cluster's address ('auto', 'ray://host:10001'); none starts a local runtime")
     num_cpus: float = Field(1, gt=0, description="ray: CPUs per pilot task")
-    cluster: Optional[Literal["slurm", "local", "debug"]] = Field(None, description="submitit: slurm, local (its local executor), or none for auto")
+    cluster: Literal["slurm", "local", "debug"] | None = Field(None, description="submitit: slurm, local (its local executor), or none for auto")
     parameters: dict = Field(default_factory=dict, description="submitit: executor.update_parameters(...), e.g. slurm_partition, gpus_per_node")
 
 
 class BudgetConfig(_Strict):
-    runs: Optional[int] = Field(None, ge=1, description="pilots to complete")
-    cost: Optional[float] = Field(None, gt=0, description="params x steps summed over every attempt (or the costs given)")
+    runs: int | None = Field(None, ge=1, description="pilots to complete")
+    cost: float | None = Field(None, gt=0, description="params x steps summed over every attempt (or the costs given)")
     max_failures: int = Field(5, ge=1, description="pilots failing every attempt before the loop stops")
 
     @model_validator(mode="after")
@@ -115,18 +115,18 @@ class FitSettings(_Strict):
 
 class LoopConfig(_Strict):
     trainer: TrainerConfig
-    domains: Optional[list[str]] = None
+    domains: list[str] | None = None
     backend: BackendConfig = BackendConfig()
     budget: BudgetConfig
     pilots: PilotsConfig
-    target: Optional[TargetConfig] = None
+    target: TargetConfig | None = None
     initial_design: DesignConfig = DesignConfig()
     acquisition: str = Field("info", description="a registered acquisition (bayes_mixlaw.acquisitions)")
     batch_size: int = Field(2, ge=1)
-    caps: Optional[dict | str] = None
-    valid_weights: Optional[dict | str] = None
-    costs: Optional[dict[int, float]] = None
-    tokens_per_step: Optional[int] = Field(None, gt=0, description="with it, costs and budget.cost are FLOPs: 6 x params x steps x tokens_per_step")
+    caps: dict | str | None = None
+    valid_weights: dict | str | None = None
+    costs: dict[int, float] | None = None
+    tokens_per_step: int | None = Field(None, gt=0, description="with it, costs and budget.cost are FLOPs: 6 x params x steps x tokens_per_step")
     fit: FitSettings = FitSettings()
     seed: int = 0
     poll_s: float = Field(0.5, gt=0, description="seconds between looks at the running pilots")

@@ -83,8 +83,9 @@ class LoopState:
         (db or self.db).execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def _event(self, db, kind: str, pilot: str | None = None, detail=None) -> None:
-        db.execute("INSERT INTO events (time, kind, pilot, detail) VALUES (?, ?, ?, ?)",
-                   (time.time(), kind, pilot, None if detail is None else json.dumps(detail)))
+        db.execute(
+            "INSERT INTO events (time, kind, pilot, detail) VALUES (?, ?, ?, ?)", (time.time(), kind, pilot, None if detail is None else json.dumps(detail))
+        )
 
     def event(self, kind: str, pilot: str | None = None, detail=None) -> None:
         with self.transaction() as db:
@@ -97,17 +98,24 @@ class LoopState:
             for key, value in (meta or {}).items():
                 self.set(key, value, db)
             for pilot, cost in zip(pilots, costs):
-                db.execute("INSERT INTO pilots (id, round, mixture, params, steps, schedule, seed, status, cost, acquisition, created) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-                           (pilot.id, round_, json.dumps(pilot.mixture), pilot.params, pilot.steps, pilot.schedule, pilot.seed, cost,
-                            acquisition, time.time()))
-                self._event(db, "suggested", pilot.id, {"round": round_, "params": pilot.params, "steps": pilot.steps,
-                                                        "mixture": pilot.mixture, "acquisition": acquisition})
+                db.execute(
+                    "INSERT INTO pilots (id, round, mixture, params, steps, schedule, seed, status, cost, acquisition, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                    (pilot.id, round_, json.dumps(pilot.mixture), pilot.params, pilot.steps, pilot.schedule, pilot.seed, cost, acquisition, time.time()),
+                )
+                self._event(
+                    db,
+                    "suggested",
+                    pilot.id,
+                    {"round": round_, "params": pilot.params, "steps": pilot.steps, "mixture": pilot.mixture, "acquisition": acquisition},
+                )
 
     def started(self, pilot_id: str, attempt: int, out_dir: str, external_id: str | None) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE pilots SET status = 'running', attempts = ?, out_dir = ?, external_id = ?, spent = spent + cost WHERE id = ?",
-                       (attempt, out_dir, external_id, pilot_id))
+            db.execute(
+                "UPDATE pilots SET status = 'running', attempts = ?, out_dir = ?, external_id = ?, spent = spent + cost WHERE id = ?",
+                (attempt, out_dir, external_id, pilot_id),
+            )
             self._event(db, "started", pilot_id, {"attempt": attempt, "out_dir": out_dir, "external_id": external_id})
 
     def retry(self, pilot_id: str, attempt: int, reason: str, message: str, log: str) -> None:
@@ -127,8 +135,9 @@ class LoopState:
 
     def failed(self, pilot_id: str, attempt: int, reason: str, message: str, log: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE pilots SET status = 'failed', finished = ?, error = ?, log = ? WHERE id = ?",
-                       (time.time(), f"{reason}: {message}", log, pilot_id))
+            db.execute(
+                "UPDATE pilots SET status = 'failed', finished = ?, error = ?, log = ? WHERE id = ?", (time.time(), f"{reason}: {message}", log, pilot_id)
+            )
             self._event(db, "failed", pilot_id, {"attempt": attempt, "reason": reason, "message": message})
 
     def requeue_running(self, keep: list[str] = ()) -> list[str]:
@@ -184,8 +193,10 @@ class LoopState:
 
     def add_fit(self, round_: int, runs: int, path: str | None, mixture: dict | None, loss, lower, upper, seconds: float, summary: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO fits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (round_, time.time(), runs, path, json.dumps(mixture), loss, lower, upper, seconds, summary))
+            db.execute(
+                "INSERT OR REPLACE INTO fits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (round_, time.time(), runs, path, json.dumps(mixture), loss, lower, upper, seconds, summary),
+            )
             self._event(db, "fit", None, {"round": round_, "runs": runs, "loss": loss, "lower": lower, "upper": upper})
 
     def last_fit(self) -> dict | None:

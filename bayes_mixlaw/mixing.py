@@ -143,9 +143,7 @@ class MixingLaw(MixtureLaw):
             pieces = ModelPieces(config=cfg, mixtures=run_mixture, center=center, log_scale=log_scale, group_idx=lay["group_idx"], generative=generative)
             mean_scaled = self.form.build(pieces)  # (run, valid_domain), in units of each domain's loss scale
             self._noise_and_likelihood(mean_scaled[run_idx, valid_idx], valid_idx, sd_scaled, loss_scaled, generative)
-        self._model_key = self._structure_key(
-            generative, lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist()
-        )
+        self._model_key = self._structure_key(generative, lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist())
         self._layout_cache = lay
         return model
 

@@ -18,8 +18,8 @@ import pandas as pd
 import pymc as pm
 import xarray as xr
 
-from bayes_mixlaw.config import LawConfig, SamplerConfig
 from bayes_mixlaw.atomic import write_atomically
+from bayes_mixlaw.config import LawConfig, SamplerConfig
 from bayes_mixlaw.inference import Diagnostics, Timer, diagnose, sample_posterior, warn_problems
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs
 from bayes_mixlaw.summary import interval_bounds
@@ -110,8 +110,12 @@ def _check_version(path, written: str) -> None:
     if newer:
         import warnings
 
-        warnings.warn(f"{path} was written by bayes_mixlaw {written}, newer than this {__version__}: it may hold what this "
-                      "version cannot read right; upgrade bayes_mixlaw", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{path} was written by bayes_mixlaw {written}, newer than this {__version__}: it may hold what this "
+            "version cannot read right; upgrade bayes_mixlaw",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def row_seed_sequence(seed: int, row) -> np.random.SeedSequence:
@@ -212,9 +216,7 @@ class BayesianLaw:
         other keywords override the config's sampler settings (draws, tune, chains, cores, ...).
         Sampler problems are raised as :class:`~bayes_mixlaw.inference.SamplingWarning`."""
         runs = load_runs(runs)
-        settings = SamplerConfig.model_validate(
-            self.config.sampler.model_dump() | {k: v for k, v in {"method": method, **sampler}.items() if v is not None}
-        )
+        settings = SamplerConfig.model_validate(self.config.sampler.model_dump() | {k: v for k, v in {"method": method, **sampler}.items() if v is not None})
         self.model = self.build_model(runs)
         lay = self._layout_cache
         with Timer() as timer:
@@ -283,26 +285,35 @@ class BayesianLaw:
             tree = xr.open_datatree(path, engine="h5netcdf").load()
         except Exception as err:  # h5py and xarray raise many kinds on a damaged or foreign file
             if _is_hdf5(path):
-                raise FitFileError(f"{path} is damaged: it is a netCDF/HDF5 file but its structure cannot be read "
-                                   f"({type(err).__name__}: {err}); refit or restore the file from a copy") from None
-            raise FitFileError(f"{path} could not be read as a bayes_mixlaw fit file (damaged, or not a fit file): "
-                               f"{type(err).__name__}: {err}") from None
+                raise FitFileError(
+                    f"{path} is damaged: it is a netCDF/HDF5 file but its structure cannot be read "
+                    f"({type(err).__name__}: {err}); refit or restore the file from a copy"
+                ) from None
+            raise FitFileError(f"{path} could not be read as a bayes_mixlaw fit file (damaged, or not a fit file): {type(err).__name__}: {err}") from None
         written = tree.attrs.get(CHECKSUM_ATTR)
         if written is None:
             if "kind" in tree.attrs:
                 import warnings
 
-                warnings.warn(f"{path} carries no checksum (written by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')}, "
-                              "before fit files had one): its contents cannot be verified; re-save it to add one", UserWarning, stacklevel=2)
+                warnings.warn(
+                    f"{path} carries no checksum (written by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')}, "
+                    "before fit files had one): its contents cannot be verified; re-save it to add one",
+                    UserWarning,
+                    stacklevel=2,
+                )
         elif content_checksum(tree) != str(written):
-            raise FitFileError(f"{path} is damaged: its contents do not match the checksum written when it was saved "
-                               f"(by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')}); refit or restore the file from a copy")
+            raise FitFileError(
+                f"{path} is damaged: its contents do not match the checksum written when it was saved "
+                f"(by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')}); refit or restore the file from a copy"
+            )
         _check_version(path, str(tree.attrs.get("bayes_mixlaw_version", "")))
         kind = tree.attrs.get("kind")
         if kind is None:
-            raise FitFileError(f"{path} is a netCDF file but not a bayes_mixlaw fit (it has no 'kind' attribute); "
-                               "fit files are written by 'bayes-mixlaw fit'")
-        import bayes_mixlaw.continual, bayes_mixlaw.mixing, bayes_mixlaw.nested, bayes_mixlaw.scaling, bayes_mixlaw.scheduled  # noqa: F401, E401  (register every law)
+            raise FitFileError(f"{path} is a netCDF file but not a bayes_mixlaw fit (it has no 'kind' attribute); fit files are written by 'bayes-mixlaw fit'")
+        import importlib
+
+        for module in ("continual", "mixing", "nested", "scaling", "scheduled"):  # register every law (found below as subclasses)
+            importlib.import_module(f"bayes_mixlaw.{module}")
 
         classes = {c.kind: c for c in _subclasses(BayesianLaw) if hasattr(c, "kind")}  # concrete laws only
         if kind not in classes or (cls is not BayesianLaw and classes[kind] is not cls):
@@ -330,8 +341,9 @@ class BayesianLaw:
             mean, q = stacked.mean("sample"), stacked.quantile([lo, hi], dim="sample")
             for index in np.ndindex(*mean.shape):
                 sel = {d: str(mean[d].values[j]) for d, j in zip(mean.dims, index)}
-                rows.append({"parameter": name, **sel, "mean": float(mean.values[index]),
-                             "lower": float(q.values[(0, *index)]), "upper": float(q.values[(1, *index)])})
+                rows.append(
+                    {"parameter": name, **sel, "mean": float(mean.values[index]), "lower": float(q.values[(0, *index)]), "upper": float(q.values[(1, *index)])}
+                )
         return pd.DataFrame(rows)
 
     def _require_fit(self):
@@ -370,8 +382,11 @@ class MixtureLaw(BayesianLaw):
         labels = frame["name"].tolist() if "name" in frame else [f"row {i}" for i in range(len(frame))]
         notes = []
         for label, row in zip(labels, r):
-            parts = [f"{d} {x:.2f} (no pilot used {d})" if m == 0 else f"{d} {x:.2f} ({x / m:.1f}x the largest pilot share, {m:.2f})"
-                     for d, x, m in zip(self.train_domains, row, most) if x > 0 and (m == 0 or (x - m >= 0.1 and (x >= 1.5 * m or x - m >= 0.2)))]
+            parts = [
+                f"{d} {x:.2f} (no pilot used {d})" if m == 0 else f"{d} {x:.2f} ({x / m:.1f}x the largest pilot share, {m:.2f})"
+                for d, x, m in zip(self.train_domains, row, most)
+                if x > 0 and (m == 0 or (x - m >= 0.1 and (x >= 1.5 * m or x - m >= 0.2)))
+            ]
             if parts:
                 notes.append(f"mixture '{label}': {', '.join(parts)}")
         return notes
@@ -395,8 +410,9 @@ class MixtureLaw(BayesianLaw):
         self._require_fit()
         return self.idata["constant_data"][self.pilot_mixture_var].values
 
-    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, *, shared_rng: np.random.Generator,
-                      **scale) -> np.ndarray:  # pragma: no cover - abstract
+    def _domain_draws(
+        self, r: np.ndarray, kind: str, rng: np.random.Generator, *, shared_rng: np.random.Generator, **scale
+    ) -> np.ndarray:  # pragma: no cover - abstract
         """Loss draws (chain, draw, mixture, valid_domain) at the mixtures ``r``: the law's (``mean``)
         or a new run's (``predictive``); ``rng`` draws what belongs to these mixtures, ``shared_rng``
         what every mixture of the call shares."""
@@ -410,18 +426,22 @@ class MixtureLaw(BayesianLaw):
         if notes:
             import warnings
 
-            warnings.warn(f"{len(notes)} mixture(s) go beyond what the pilots cover, so their predictions rest mostly on the prior "
-                          f"and the law's form, not on data: {'; '.join(notes[:5])}{'; ...' if len(notes) > 5 else ''}", UserWarning)
+            warnings.warn(
+                f"{len(notes)} mixture(s) go beyond what the pilots cover, so their predictions rest mostly on the prior "
+                f"and the law's form, not on data: {'; '.join(notes[:5])}{'; ...' if len(notes) > 5 else ''}",
+                UserWarning,
+                stacklevel=1,  # as before: the line here (predict, predict_draws and optimize all come through it)
+            )
         r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
         names, matrix = self.targets.matrix(self.valid_domains)
         # each mixture's draws from its own generator (seed and its proportions), what the mixtures of
         # one call share (the law's error at the scale) from one generator of the seed: a row's numbers
         # do not depend on the other rows of the table or their order
-        out = [self._domain_draws(r[i : i + 1], kind, rng, shared_rng=shared_generator(seed), **scale) @ matrix.T
-               for i, rng in enumerate(row_generators(seed, r))]
+        out = [
+            self._domain_draws(r[i : i + 1], kind, rng, shared_rng=shared_generator(seed), **scale) @ matrix.T for i, rng in enumerate(row_generators(seed, r))
+        ]
         labels = frame["name"].tolist() if "name" in frame else [f"mixture {i}" for i in range(len(frame))]
-        return xr.DataArray(np.concatenate(out, axis=2), dims=("chain", "draw", "mixture", "target"),
-                            coords={"mixture": labels, "target": names}, name="loss")
+        return xr.DataArray(np.concatenate(out, axis=2), dims=("chain", "draw", "mixture", "target"), coords={"mixture": labels, "target": names}, name="loss")
 
     def _torch_posterior(self, names: list[str], draws: int | None, seed: int) -> dict:
         """Posterior draws of the named quantities as float64 torch tensors (sample, ...), thinned
@@ -462,7 +482,7 @@ def check_pilot_mixtures(runs: RunsTable, law: str = "mixing law") -> None:
         )
     never = [c for c in runs.mix_columns if (distinct[c] == 0).all()]
     if never:
-        names = ", ".join(f"'{c[len(MIX_PREFIX):]}'" for c in never)
+        names = ", ".join(f"'{c[len(MIX_PREFIX) :]}'" for c in never)
         raise RunsTableError(
             f"training domain {names} is 0 in every pilot: the pilots say nothing about how it moves the loss, so any "
             f"prediction with some of it would rest on the prior alone; drop its column ({', '.join(never)}) or add pilots "

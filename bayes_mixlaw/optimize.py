@@ -43,7 +43,7 @@ class MixtureBounds:
     caps: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_file(cls, path) -> "MixtureBounds":
+    def from_file(cls, path) -> MixtureBounds:
         """Read ``{"caps": {domain: max}, "minimums": {domain: min}}`` (JSON or YAML); a flat
         ``{domain: max}`` mapping is read as caps."""
         path = Path(path)
@@ -132,8 +132,9 @@ def simplex_grid(m: int, step: float, lo: np.ndarray | None = None, hi: np.ndarr
     return points
 
 
-def minimize_batch(f, starts: torch.Tensor, lo: np.ndarray, hi: np.ndarray, *, steps: int = 300, lr: float = 0.02,
-                   progress: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def minimize_batch(
+    f, starts: torch.Tensor, lo: np.ndarray, hi: np.ndarray, *, steps: int = 300, lr: float = 0.02, progress: str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise ``f`` over the capped simplex from every start at once.
 
     ``f`` maps (B, n, M) to (B, n); ``starts`` is (B, n, M). Returns the best end point and value of
@@ -164,8 +165,9 @@ def minimize_posterior_mean(f, n_draws: int, starts: torch.Tensor, lo: np.ndarra
     """The Bayes decision: minimise the posterior mean of ``f`` (per-draw losses, (S, n, M) -> (S, n))
     over the capped simplex from the ``starts`` (n, M). Returns the best mixture (M,) and its mean loss."""
     mean_f = lambda r: f(r.expand(n_draws, -1, -1)).mean(dim=0, keepdim=True)  # noqa: E731
-    optimum, value = minimize_batch(mean_f, starts[None], lo, hi, steps=steps,
-                                    progress=f"the Bayes-optimal mixture (lowest mean loss over {n_draws:,} draws, {len(starts)} starts)")
+    optimum, value = minimize_batch(
+        mean_f, starts[None], lo, hi, steps=steps, progress=f"the Bayes-optimal mixture (lowest mean loss over {n_draws:,} draws, {len(starts)} starts)"
+    )
     return optimum[0], value[0]
 
 
@@ -193,12 +195,31 @@ class OptimalMixture:
         rows = []
         for j, d in enumerate(self.train_domains):
             col = self.per_draw[:, j]
-            rows.append({"quantity": "proportion", "item": d, "optimum": self.optimum[j], "mean": col.mean(), "median": np.median(col),
-                         "lower": np.quantile(col, lo), "upper": np.quantile(col, hi), "reference": None if self.reference is None else self.reference[j]})
+            rows.append(
+                {
+                    "quantity": "proportion",
+                    "item": d,
+                    "optimum": self.optimum[j],
+                    "mean": col.mean(),
+                    "median": np.median(col),
+                    "lower": np.quantile(col, lo),
+                    "upper": np.quantile(col, hi),
+                    "reference": None if self.reference is None else self.reference[j],
+                }
+            )
         for name, draws in (("loss", self.loss_draws), ("reference_loss", self.reference_draws)):
             if draws is not None:
-                rows.append({"quantity": name, "item": self.target, "optimum": draws.mean(), "mean": draws.mean(), "median": np.median(draws),
-                             "lower": np.quantile(draws, lo), "upper": np.quantile(draws, hi)})
+                rows.append(
+                    {
+                        "quantity": name,
+                        "item": self.target,
+                        "optimum": draws.mean(),
+                        "mean": draws.mean(),
+                        "median": np.median(draws),
+                        "lower": np.quantile(draws, lo),
+                        "upper": np.quantile(draws, hi),
+                    }
+                )
         if self.p_beats_reference is not None:
             rows.append({"quantity": "p_beats_reference", "item": self.target, "optimum": self.p_beats_reference})
         return pd.DataFrame(rows)
@@ -218,13 +239,27 @@ def check_draws(draws: int, option: str = "draws") -> None:
     if draws < 1:
         raise ValueError(f"{option} must be at least 1, got {draws}")
     if draws > MAX_DRAWS:
-        raise ValueError(f"{option} {draws} is above the limit of {MAX_DRAWS:,}: every draw's best mixture is optimised, and the time "
-                         f"grows with the draws (about 2.5 minutes per 1,000 on 2 cores); {MAX_DRAWS:,} draws pin the optimum's "
-                         "interval far below the posterior's own spread")
+        raise ValueError(
+            f"{option} {draws} is above the limit of {MAX_DRAWS:,}: every draw's best mixture is optimised, and the time "
+            f"grows with the draws (about 2.5 minutes per 1,000 on 2 cores); {MAX_DRAWS:,} draws pin the optimum's "
+            "interval far below the posterior's own spread"
+        )
 
 
-def optimal_mixture(law, *, target: str = "total", bounds: MixtureBounds | None = None, reference=None, ci: float = 0.9,
-                    draws: int = 1000, starts: int = 8, steps: int = 300, seed: int = 0, caps_source: str = "caps", **scale) -> OptimalMixture:
+def optimal_mixture(
+    law,
+    *,
+    target: str = "total",
+    bounds: MixtureBounds | None = None,
+    reference=None,
+    ci: float = 0.9,
+    draws: int = 1000,
+    starts: int = 8,
+    steps: int = 300,
+    seed: int = 0,
+    caps_source: str = "caps",
+    **scale,
+) -> OptimalMixture:
     """The posterior optimal mixture of a fitted :class:`MixingLaw` or :class:`NestedLaw`.
 
     ``scale``: ``params`` and ``step``/``tokens`` of the target run for a nested fit. ``reference``: a
@@ -272,4 +307,3 @@ def _predictive(law, r: np.ndarray, target: str, seed: int, scale: dict) -> np.n
     frame = pd.DataFrame([{MIX_PREFIX + d: v for d, v in zip(law.train_domains, r)}])
     draws = law.predict_draws(frame, seed=seed, **scale)
     return draws.sel(target=target).values.reshape(-1)
-

@@ -28,58 +28,58 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import BoundaryNorm  # noqa: E402
-from matplotlib.tri import Triangulation  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.colors import BoundaryNorm
+from matplotlib.tri import Triangulation
 
-from bayes_mixlaw.feedback import step  # noqa: E402
-from bayes_mixlaw.runs import MIX_PREFIX, PYTHIA_PARAMS  # noqa: E402
-from bayes_mixlaw.summary import interval_bounds  # noqa: E402
+from bayes_mixlaw.feedback import step
+from bayes_mixlaw.runs import MIX_PREFIX, PYTHIA_PARAMS
+from bayes_mixlaw.summary import interval_bounds
 
 CI = 0.9
 
 HOW_TO_READ = {  # one line under each figure of the HTML page: what it shows and what to look for
     "ppc": "Each pilot loss against its fitted posterior predictive median and 90% interval. Points should hug the "
-           "diagonal, and about 90% of them should lie inside their interval; far more means the noise is overestimated, "
-           "far fewer that the law misses something.",
+    "diagonal, and about 90% of them should lie inside their interval; far more means the noise is overestimated, "
+    "far fewer that the law misses something.",
     "curves_steps": "One pilot mixture's observed losses (dots) and fitted 90% bands against training steps, one colour per "
-                    "model size. Dots leaving the band at the last checkpoints are where the step law bends (learning-rate schedule).",
+    "model size. Dots leaving the band at the last checkpoints are where the step law bends (learning-rate schedule).",
     "curves_size": "The same mixture's losses against model size at the longest length: the size law the target run is extrapolated on.",
     "interactions": "How each training domain's share moves each validation loss (rows: validation domains; columns: "
-                    "training domains; negative: more of it lowers that loss). Bold cells' 90% intervals exclude zero.",
+    "training domains; negative: more of it lowers that loss). Bold cells' 90% intervals exclude zero.",
     "proportions": "The predicted loss as one domain's share goes from 0 to 1 (the others keep the pilots' mean ratio), "
-                   "median and 90% band of the law, on one y-axis for every domain (steeper: more sensitive). Grey: the range "
-                   "of shares the pilots covered; outside it the law extrapolates and the band says how far to trust it. At a "
-                   "scale beyond the pilots' sizes or lengths every point is an extrapolation, grey included (the title says so).",
+    "median and 90% band of the law, on one y-axis for every domain (steeper: more sensitive). Grey: the range "
+    "of shares the pilots covered; outside it the law extrapolates and the band says how far to trust it. At a "
+    "scale beyond the pilots' sizes or lengths every point is an extrapolation, grey included (the title says so).",
     "domains": "One panel per validation domain along one training domain's share: the law's band, and every pilot's "
-               "observed loss with its own 90% predictive interval (red: outside it). Pilots off the curve differ in their "
-               "other shares; red ones are the law's misses.",
+    "observed loss with its own 90% predictive interval (red: outside it). Pilots off the curve differ in their "
+    "other shares; red ones are the law's misses.",
     "ternary": "Left: the predicted loss over three domains (the others fixed at their pilot-mean share, so a corner is "
-               "that domain plus the others, as its label says; star: the lowest; circles: the pilots by their relative "
-               "shares of the three). Colour levels sit at quantiles of the values, so the region near the optimum is "
-               "resolved. Right: the width of its 90% interval: dark where the pilots pin the law down, bright where a "
-               "prediction is a guess.",
+    "that domain plus the others, as its label says; star: the lowest; circles: the pilots by their relative "
+    "shares of the three). Colour levels sit at quantiles of the values, so the region near the optimum is "
+    "resolved. Right: the width of its 90% interval: dark where the pilots pin the law down, bright where a "
+    "prediction is a guess.",
     "critical": "Continual pre-training: the kept target's and the new domain's loss against the share of the original data "
-                "(bands: the law's 90% interval; dots: the pilots; dashed: each starting loss). Beneath: the posterior of the "
-                "critical share, where the kept target's band crosses its starting loss.",
+    "(bands: the law's 90% interval; dots: the pilots; dashed: each starting loss). Beneath: the posterior of the "
+    "critical share, where the kept target's band crosses its starting loss.",
     "schedule_curves": "Each pilot run's observed losses (dots) against training steps with the law's fitted median and 90% "
-                       "predictive band for that run (its own level, annealing amplitude and schedule). Dots leaving the band "
-                       "where the learning rate decays are what the step law misses of the schedule.",
+    "predictive band for that run (its own level, annealing amplitude and schedule). Dots leaving the band "
+    "where the learning rate decays are what the step law misses of the schedule.",
     "target_run": "The target run (--params, its --schedule or the pilots' unknown one, to --step): the posterior predictive "
-                  "median and 90% band of a new run against steps, one colour per validation domain, with the pilots of the "
-                  "nearest size for comparison (grey dots). Beyond the largest pilot size the band carries the size exponent's "
-                  "prior and the model discrepancy (the title says how far); right of the dotted line it is beyond the pilots' steps.",
+    "median and 90% band of a new run against steps, one colour per validation domain, with the pilots of the "
+    "nearest size for comparison (grey dots). Beyond the largest pilot size the band carries the size exponent's "
+    "prior and the model discrepancy (the title says how far); right of the dotted line it is beyond the pilots' steps.",
     "schedules": "The learning rate each run was fitted with, against steps (dotted: its last logged loss). A run of unknown "
-                 "schedule shows the assumed family relative to its peak: the line at the posterior median of the total length, "
-                 "the band between its 5% and 95% quantiles.",
+    "schedule shows the assumed family relative to its peak: the line at the posterior median of the total length, "
+    "the band between its 5% and 95% quantiles.",
     "schedule_length": "The posterior of the unknown schedule's total length (log axis; the prior is log-uniform over the shaded "
-                       "range). Mass near the last checkpoint says the curves already anneal; mass spread to the right says "
-                       "the data cannot tell the length, and predictions beyond the pilots carry that (the assumptions table).",
+    "range). Mass near the last checkpoint says the curves already anneal; mass spread to the right says "
+    "the data cannot tell the length, and predictions beyond the pilots carry that (the assumptions table).",
     "optimum": "Bars: the mixture with the lowest posterior expected loss. Points and lines: the median and 90% interval "
-               "of each posterior draw's own optimum (wide: the data do not pin that share down). Red ticks: the largest "
-               "share any pilot had; a bar above its tick rests on extrapolation.",
+    "of each posterior draw's own optimum (wide: the data do not pin that share down). Red ticks: the largest "
+    "share any pilot had; a bar above its tick rests on extrapolation.",
 }
 
 
@@ -110,8 +110,11 @@ def _beyond(law, scale: dict) -> str:
     far = {axis: d for axis, d in distances(law, scale).items() if d > 0}
     if not far:
         return ""
-    return ("; every point is an extrapolation beyond the pilots (" + ", ".join(f"{axis} {np.exp(d):.2g}x" for axis, d in far.items())
-            + "): the grey mixture range is where pilots were, not where predictions are safe")
+    return (
+        "; every point is an extrapolation beyond the pilots ("
+        + ", ".join(f"{axis} {np.exp(d):.2g}x" for axis, d in far.items())
+        + "): the grey mixture range is where pilots were, not where predictions are safe"
+    )
 
 
 def _at(scale: dict, lead: str = "; at ") -> str:
@@ -185,14 +188,18 @@ def _png(fig) -> bytes:
 def figure_ppc(table: pd.DataFrame) -> bytes:
     inside, said = coverage_verdict(table)
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.errorbar(table["median"], table["loss"], xerr=[table["median"] - table["lower"], table["upper"] - table["median"]],
-                fmt=".", ms=2, alpha=0.35, elinewidth=0.5)
+    ax.errorbar(
+        table["median"], table["loss"], xerr=[table["median"] - table["lower"], table["upper"] - table["median"]], fmt=".", ms=2, alpha=0.35, elinewidth=0.5
+    )
     lims = [table[["loss", "lower"]].min().min(), table[["loss", "upper"]].max().max()]
     ax.plot(lims, lims, "k--", lw=0.8)
     ax.set_xlabel(f"fitted (posterior predictive median, {CI:.0%} interval)")
     ax.set_ylabel("observed loss")
-    ax.set_title(f"Posterior predictive check: {inside:.1%} of {len(table)} losses inside their {CI:.0%} interval"
-                 + ("" if said == "ok" else f"\n{said.split(':')[0]}: {said.split(': ', 1)[1].split(',')[0]}"), fontsize=9)
+    ax.set_title(
+        f"Posterior predictive check: {inside:.1%} of {len(table)} losses inside their {CI:.0%} interval"
+        + ("" if said == "ok" else f"\n{said.split(':')[0]}: {said.split(': ', 1)[1].split(',')[0]}"),
+        fontsize=9,
+    )
     return _png(fig)
 
 
@@ -212,8 +219,10 @@ def figure_interactions(law, table: pd.DataFrame | None = None) -> bytes | None:
     name, rows = interaction_rows(law, table)
     if name is None:
         return None
-    grid = {k: rows.pivot(index="valid_domain", columns="train_domain", values=k).loc[law.valid_domains, law.train_domains].to_numpy()
-            for k in ("mean", "lower", "upper")}
+    grid = {
+        k: rows.pivot(index="valid_domain", columns="train_domain", values=k).loc[law.valid_domains, law.train_domains].to_numpy()
+        for k in ("mean", "lower", "upper")
+    }
     mean = grid["mean"]
     fig, ax = plt.subplots(figsize=(1.1 * len(law.train_domains) + 3, 0.32 * len(law.valid_domains) + 1.5))
     bound = np.abs(mean).max()
@@ -222,8 +231,15 @@ def figure_interactions(law, table: pd.DataFrame | None = None) -> bytes | None:
     for i in range(mean.shape[0]):
         for j in range(mean.shape[1]):
             lower, upper = grid["lower"][i, j], grid["upper"][i, j]
-            ax.text(j, i, f"{mean[i, j]:.{digits}f}\n[{lower:.{digits}f}, {upper:.{digits}f}]", ha="center", va="center", fontsize=5.5,
-                    fontweight="bold" if lower > 0 or upper < 0 else "normal")
+            ax.text(
+                j,
+                i,
+                f"{mean[i, j]:.{digits}f}\n[{lower:.{digits}f}, {upper:.{digits}f}]",
+                ha="center",
+                va="center",
+                fontsize=5.5,
+                fontweight="bold" if lower > 0 or upper < 0 else "normal",
+            )
     ax.set_xticks(range(len(law.train_domains)), law.train_domains, rotation=30, ha="right")
     ax.set_yticks(range(len(law.valid_domains)), law.valid_domains, fontsize=7)
     what = {"t": "t (rows sum to zero)", "slope": "dL/dr at the pilots' mean, centred"}[name]
@@ -259,7 +275,7 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41, scale:
         ax.axvspan(pilots[:, j].min(), pilots[:, j].max(), color="grey", alpha=0.08, lw=0)
         ax.set_xlabel(f"share of {domain} (grey: the pilots' range)", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in axes.flat[len(domains):]:
+    for ax in axes.flat[len(domains) :]:
         ax.axis("off")
     span = np.concatenate(near)
     bottom, top = span.min(), np.quantile(span, 0.95)  # a few extreme band ends would flatten every curve
@@ -267,8 +283,9 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41, scale:
     axes.flat[0].set_ylim(bottom - pad, top + pad)  # one y-axis: the domains' sensitivities compare
     axes.flat[0].set_ylabel(f"predicted {target} loss")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"Expected {target} loss along each domain's share (others in the pilots' mean ratio; one y-axis){_at(scale)}"
-                 f"{_beyond(law, scale)}", fontsize=9)
+    fig.suptitle(
+        f"Expected {target} loss along each domain's share (others in the pilots' mean ratio; one y-axis){_at(scale)}{_beyond(law, scale)}", fontsize=9
+    )
     return _png(fig)
 
 
@@ -309,8 +326,15 @@ def figure_domain_bands(law, table: pd.DataFrame, along: str | None = None, poin
         ax.plot(share, np.median(flat, 0), lw=1, color="C0")
         mine = observed["obs_valid_domain"] == domain
         g, x = observed[mine], pilot_share[mine]
-        ax.errorbar(x, g["loss"], yerr=[(g["loss"] - g["lower"]).clip(lower=0), (g["upper"] - g["loss"]).clip(lower=0)],
-                     fmt="none", ecolor="grey", elinewidth=0.6, alpha=0.6)
+        ax.errorbar(
+            x,
+            g["loss"],
+            yerr=[(g["loss"] - g["lower"]).clip(lower=0), (g["upper"] - g["loss"]).clip(lower=0)],
+            fmt="none",
+            ecolor="grey",
+            elinewidth=0.6,
+            alpha=0.6,
+        )
         inside = (g["lower"] <= g["loss"]) & (g["loss"] <= g["upper"])
         ax.plot(x[inside], g["loss"][inside], "o", ms=2.5, color="k")
         ax.plot(x[~inside], g["loss"][~inside], "o", ms=3, color="C3")
@@ -321,11 +345,14 @@ def figure_domain_bands(law, table: pd.DataFrame, along: str | None = None, poin
             ax.set_ylim(span.min() - pad, span.max() + pad)
         ax.set_title(domain, fontsize=8)
         ax.tick_params(labelsize=6)
-    for ax in axes.flat[len(domains):]:
+    for ax in axes.flat[len(domains) :]:
         ax.axis("off")
     fig.supxlabel(f"share of {along} (others in the pilots' mean ratio; grey: the pilots' range)", fontsize=8)
-    fig.suptitle(f"Loss per validation domain along the share of {along}{_at(_scale(law), ' at ')}: law median and {CI:.0%} band; "
-                 f"pilots' observed losses (red: outside their own {CI:.0%} predictive interval, bars)", fontsize=8)
+    fig.suptitle(
+        f"Loss per validation domain along the share of {along}{_at(_scale(law), ' at ')}: law median and {CI:.0%} band; "
+        f"pilots' observed losses (red: outside their own {CI:.0%} predictive interval, bars)",
+        fontsize=8,
+    )
     return _png(fig)
 
 
@@ -385,15 +412,25 @@ def figure_optimum(result, pilots: np.ndarray | None = None, where: str = "") ->
     pos = np.arange(len(props))
     ax.bar(pos, props["optimum"], color="C0", alpha=0.7, label="Bayes-optimal mixture")
     med = props["median"].to_numpy(float)
-    ax.errorbar(pos, med, yerr=[np.clip(med - props["lower"], 0, None), np.clip(props["upper"] - med, 0, None)], fmt="o", color="k",
-                ms=3, label=f"draws' optima: median, {CI:.0%} interval")
+    ax.errorbar(
+        pos,
+        med,
+        yerr=[np.clip(med - props["lower"], 0, None), np.clip(props["upper"] - med, 0, None)],
+        fmt="o",
+        color="k",
+        ms=3,
+        label=f"draws' optima: median, {CI:.0%} interval",
+    )
     if pilots is not None:
         ax.plot(pos, pilots.max(axis=0), "_", color="C3", ms=18, mew=1.5, label="largest share in any pilot")
     ax.set_xticks(pos, props["item"], rotation=30, ha="right")
     ax.set_ylabel("proportion")
     loss = table[table["quantity"] == "loss"].iloc[0]
-    ax.set_title(f"Optimal mixture for '{result.target}'{where}: a new run's loss {loss['mean']:.3f} "
-                 f"[{loss['lower']:.3f}, {loss['upper']:.3f}] ({CI:.0%} predictive interval)", fontsize=9)
+    ax.set_title(
+        f"Optimal mixture for '{result.target}'{where}: a new run's loss {loss['mean']:.3f} "
+        f"[{loss['lower']:.3f}, {loss['upper']:.3f}] ({CI:.0%} predictive interval)",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
@@ -441,8 +478,11 @@ def figure_critical(law, keep: str = "total", *, tolerance: float = 0.0, step=No
         q = np.quantile(found, [0.5, lo, hi])
         for v, style in zip(q, ("-", ":", ":")):
             bottom.axvline(v, color="k", ls=style, lw=1)
-        bottom.set_title(f"posterior of the critical share of {law.original_domain} for '{keep}': {q[0]:.3f} [{q[1]:.3f}, {q[2]:.3f}] ({CI:.0%})"
-                         + (f"; P(no share keeps it) = {1 - len(found) / len(draws):.2f}" if len(found) < len(draws) else ""), fontsize=8)
+        bottom.set_title(
+            f"posterior of the critical share of {law.original_domain} for '{keep}': {q[0]:.3f} [{q[1]:.3f}, {q[2]:.3f}] ({CI:.0%})"
+            + (f"; P(no share keeps it) = {1 - len(found) / len(draws):.2f}" if len(found) < len(draws) else ""),
+            fontsize=8,
+        )
         top.axvspan(q[1], q[2], color="grey", alpha=0.3, lw=0)
         pad = max(q[2] - q[1], 0.005) * 2
         bottom.set_xlim(max(found.min(), q[1] - pad), min(found.max(), q[2] + pad))
@@ -481,7 +521,7 @@ def figure_curves(law, table: pd.DataFrame, against: str, mixture: str | None = 
         ax.set_xticks(ticks, [_size_label(t) if column == "params" else f"{t / 1e3:g}k" for t in ticks], fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
         ax.set_title(domain, fontsize=8)
-    for ax in axes.flat[len(domains):]:
+    for ax in axes.flat[len(domains) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=6)
     fig.suptitle(f"Mixture {mixture}: observed (dots) and fitted ({CI:.0%} band) loss against {column}, per validation domain", fontsize=9)
@@ -525,8 +565,9 @@ def figure_schedule_curves(law, table: pd.DataFrame) -> bytes:
         ax.set_xlabel("step", fontsize=7)
     axes.flat[0].set_ylabel("loss", fontsize=7)
     axes.flat[0].legend(fontsize=6)
-    fig.suptitle(f"Pilot runs: observed loss (dots; red x: outside the band) and the fitted law ({CI:.0%} predictive band of each run) "
-                 "against steps", fontsize=9)
+    fig.suptitle(
+        f"Pilot runs: observed loss (dots; red x: outside the band) and the fitted law ({CI:.0%} predictive band of each run) against steps", fontsize=9
+    )
     return _png(fig)
 
 
@@ -625,8 +666,10 @@ def figure_schedule_length(law) -> bytes:
     ax.set_xscale("log")
     ax.set_yticks([])
     ax.set_xlabel(f"total length T of the unknown schedule (steps; L = {last:,}, the last checkpoint of its runs)", fontsize=8)
-    ax.set_title(f"Posterior of the unknown schedule's length: median {q[0]:,.0f} [{q[1]:,.0f}, {q[2]:,.0f}] ({CI:.0%}); "
-                 f"P(T >= 2 L) = {np.mean(T >= 2 * last):.2f}", fontsize=8)
+    ax.set_title(
+        f"Posterior of the unknown schedule's length: median {q[0]:,.0f} [{q[1]:,.0f}, {q[2]:,.0f}] ({CI:.0%}); P(T >= 2 L) = {np.mean(T >= 2 * last):.2f}",
+        fontsize=8,
+    )
     ax.legend(fontsize=7)
     return _png(fig)
 
@@ -645,10 +688,11 @@ def schedule_table(law) -> pd.DataFrame:
             said = known[run].describe()
         else:
             lo_t, mid_t, hi_t = _length_quantiles(law)
-            said = (f"assumed: {law.unknown_schedule.describe(int(law.idata.attrs['unknown_last']))}; posterior T median {mid_t:,.0f} "
-                    f"[{lo_t:,.0f}, {hi_t:,.0f}] ({CI:.0%})")
-        rows.append({"run": run, "params": per_run.loc[run, "params"], "last_step": int(per_run.loc[run, "last_step"]), "origin": origin,
-                     "schedule": said})
+            said = (
+                f"assumed: {law.unknown_schedule.describe(int(law.idata.attrs['unknown_last']))}; posterior T median {mid_t:,.0f} "
+                f"[{lo_t:,.0f}, {hi_t:,.0f}] ({CI:.0%})"
+            )
+        rows.append({"run": run, "params": per_run.loc[run, "params"], "last_step": int(per_run.loc[run, "last_step"]), "origin": origin, "schedule": said})
     return pd.DataFrame(rows)
 
 
@@ -666,8 +710,15 @@ def schedule_assumption_table(law, ci: float = CI) -> pd.DataFrame:
     for at in (longest, 2 * longest):
         sens = law.schedule_assumptions(size, [at], ci=ci)
         if not (sens["assumption"] == "weighed: T from the posterior").any():  # no draw of the length reaches the step
-            weighed = pd.DataFrame({"assumption": "weighed: T from the posterior", "params": size, "step": at, "target": law.valid_domains,
-                                    "note": f"no posterior draw of the unknown schedule's length reaches step {at}: the pilots say it ended before"})
+            weighed = pd.DataFrame(
+                {
+                    "assumption": "weighed: T from the posterior",
+                    "params": size,
+                    "step": at,
+                    "target": law.valid_domains,
+                    "note": f"no posterior draw of the unknown schedule's length reaches step {at}: the pilots say it ended before",
+                }
+            )
             sens = pd.concat([weighed, sens.assign(note="")], ignore_index=True)
         said = {"weighed: T from the posterior": unknown.describe(last), "constant LR (no decay)": "constant LR at the peak after the warm-up"}
         for total in (at, 2 * at):
@@ -682,14 +733,19 @@ def schedule_assumption_table(law, ci: float = CI) -> pd.DataFrame:
 def _assumptions_shown(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """The assumptions table as a paper prints it: the assumption, the schedule, the step and target, the
     median 'median [lower, upper]' and how much the assumption moves it."""
-    return pd.DataFrame({
-        "assumption": table["assumption"], "schedule": table["schedule"], "step": table["step"].map(lambda s: f"{s:,}"),
-        "target": table["target"],
-        f"median [{CI:.0%} interval]": [f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if m == m else ""
-                                        for m, lo, hi in zip(table["median"], table["lower"], table["upper"])],
-        "vs weighed": table["moves_median_pct"].map(lambda v: f"{v:+.2f}%" if v == v else ""),
-        **({"note": table["note"].fillna("")} if "note" in table else {}),
-    })
+    return pd.DataFrame(
+        {
+            "assumption": table["assumption"],
+            "schedule": table["schedule"],
+            "step": table["step"].map(lambda s: f"{s:,}"),
+            "target": table["target"],
+            f"median [{CI:.0%} interval]": [
+                f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if m == m else "" for m, lo, hi in zip(table["median"], table["lower"], table["upper"])
+            ],
+            "vs weighed": table["moves_median_pct"].map(lambda v: f"{v:+.2f}%" if v == v else ""),
+            **({"note": table["note"].fillna("")} if "note" in table else {}),
+        }
+    )
 
 
 def parameter_table(law, ci: float = CI, table: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -703,8 +759,10 @@ def parameter_table(law, ci: float = CI, table: pd.DataFrame | None = None) -> p
 def _estimate(table: pd.DataFrame, digits: int) -> pd.Series:
     """'mean [lower, upper]' per row, the way a paper prints an estimate with its interval (blank
     where a row has none)."""
-    return pd.Series([f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if m == m else ""
-                      for m, lo, hi in zip(table["mean"], table["lower"], table["upper"])], index=table.index)
+    return pd.Series(
+        [f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if m == m else "" for m, lo, hi in zip(table["mean"], table["lower"], table["upper"])],
+        index=table.index,
+    )
 
 
 def paper_table(table: pd.DataFrame, ci: float = CI, digits: int = 3) -> pd.DataFrame:
@@ -760,8 +818,9 @@ def _by_target(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     return cells.loc[order, list(dict.fromkeys(table["mixture"]))].rename_axis(columns=None).reset_index()
 
 
-def write_tables(table: pd.DataFrame, folder: Path, name: str, caption: str, ci: float = CI, digits: int = 3, index: bool = False,
-                 shown: pd.DataFrame | None = None):
+def write_tables(
+    table: pd.DataFrame, folder: Path, name: str, caption: str, ci: float = CI, digits: int = 3, index: bool = False, shown: pd.DataFrame | None = None
+):
     """``name``.csv (every number), and ``name``.md / ``name``.tex (estimates with intervals, LaTeX
     escaped, booktabs) ready to paste into a paper. The latter two show ``shown`` if given, else
     ``table`` formatted by :func:`paper_table` if it has ``mean``/``lower``/``upper`` columns, else
@@ -770,14 +829,25 @@ def write_tables(table: pd.DataFrame, folder: Path, name: str, caption: str, ci:
     if shown is None:
         shown = paper_table(table, ci, digits) if {"mean", "lower", "upper"} <= set(table.columns) else table
     (folder / f"{name}.md").write_text(shown.to_markdown(index=index, disable_numparse=True) + "\n")
-    (folder / f"{name}.tex").write_text(shown.to_latex(index=index, escape=True, caption=_latex_escape(caption), label=f"tab:{name}",
-                                                       longtable=len(shown) > 40))
+    (folder / f"{name}.tex").write_text(
+        shown.to_latex(index=index, escape=True, caption=_latex_escape(caption), label=f"tab:{name}", longtable=len(shown) > 40)
+    )
 
 
 def _latex_escape(text: str) -> str:
     """Text as LaTeX prints it literally (pandas escapes cells, not captions)."""
-    special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-               "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+    special = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+    }
     return "".join(special.get(c, c) for c in text)
 
 
@@ -788,11 +858,12 @@ def coverage_verdict(table: pd.DataFrame, ci: float = CI) -> tuple[float, str]:
     inside = float(((table["lower"] <= table["loss"]) & (table["loss"] <= table["upper"])).mean())
     slack = max(0.03, 2.5 * np.sqrt(ci * (1 - ci) / max(len(table), 1)))
     if inside > ci + slack:
-        return inside, (f"over-covers ({inside:.1%} at a nominal {ci:.0%}): the noise is over-estimated, so predictive "
-                        "intervals are too wide")
+        return inside, (f"over-covers ({inside:.1%} at a nominal {ci:.0%}): the noise is over-estimated, so predictive intervals are too wide")
     if inside < ci - slack:
-        return inside, (f"under-covers ({inside:.1%} at a nominal {ci:.0%}): intervals are too narrow; the noise is "
-                        "under-estimated or the law misses some pilots (see the red points)")
+        return inside, (
+            f"under-covers ({inside:.1%} at a nominal {ci:.0%}): intervals are too narrow; the noise is "
+            "under-estimated or the law misses some pilots (see the red points)"
+        )
     return inside, "ok"
 
 
@@ -808,15 +879,21 @@ def diagnostics_table(law, ppc: pd.DataFrame | None = None) -> pd.DataFrame:
         if said != "ok":
             problems.append(said)
     verdict = "no problems: the chains agree, the draws are enough and the intervals cover as they should" if not problems else "; ".join(problems)
-    return pd.DataFrame([
-        {"check": "method", "value": f"{d.method} ({d.chains} chains x {d.draws} draws)", "verdict": ""},
-        {"check": "divergent transitions", "value": d.divergences, "verdict": "ok" if d.divergences == 0 else "biased posterior possible"},
-        {"check": "max R-hat", "value": f"{d.max_rhat:.3f}", "verdict": "ok" if not d.max_rhat > 1.01 else "chains disagree: run longer"},
-        {"check": "min bulk ESS", "value": f"{d.min_ess_bulk:.0f}", "verdict": "ok" if d.min_ess_bulk >= 100 * d.chains else "few effective draws: intervals are noisy"},
-        {"check": "sampling time", "value": f"{d.seconds:.1f} s", "verdict": ""},
-        *rows,
-        {"check": "overall", "value": "", "verdict": verdict},
-    ])
+    return pd.DataFrame(
+        [
+            {"check": "method", "value": f"{d.method} ({d.chains} chains x {d.draws} draws)", "verdict": ""},
+            {"check": "divergent transitions", "value": d.divergences, "verdict": "ok" if d.divergences == 0 else "biased posterior possible"},
+            {"check": "max R-hat", "value": f"{d.max_rhat:.3f}", "verdict": "ok" if not d.max_rhat > 1.01 else "chains disagree: run longer"},
+            {
+                "check": "min bulk ESS",
+                "value": f"{d.min_ess_bulk:.0f}",
+                "verdict": "ok" if d.min_ess_bulk >= 100 * d.chains else "few effective draws: intervals are noisy",
+            },
+            {"check": "sampling time", "value": f"{d.seconds:.1f} s", "verdict": ""},
+            *rows,
+            {"check": "overall", "value": "", "verdict": verdict},
+        ]
+    )
 
 
 MIXTURE_REPORT = frozenset({"interactions", "proportions", "domains", "ternary", "optimum", "comparison"})
@@ -850,18 +927,36 @@ def _critical_shown(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """The critical-share table as a paper prints it: the target and where it is kept, the critical share
     'mean [lower, upper]', P(no share keeps it), and the new domain's loss there 'mean [lower, upper]'."""
     new = table[["new_mean", "new_lower", "new_upper"]].set_axis(["mean", "lower", "upper"], axis=1)
-    return pd.DataFrame({
-        "target": table["target"], "step": table["step"].map(lambda s: f"{s:,}"), "original data": table["domain"],
-        "start loss": table["start_loss"].map(lambda v: f"{v:.{digits + 1}f}"),
-        f"critical share, mean [{CI:.0%} interval]": _estimate(table, digits),
-        "P(no share keeps it)": table["p_never"].map(lambda v: f"{v:.{digits}f}"),
-        "new-data target": table["new_target"], f"its loss there, mean [{CI:.0%} interval]": _estimate(new, digits + 1),
-    })
+    return pd.DataFrame(
+        {
+            "target": table["target"],
+            "step": table["step"].map(lambda s: f"{s:,}"),
+            "original data": table["domain"],
+            "start loss": table["start_loss"].map(lambda v: f"{v:.{digits + 1}f}"),
+            f"critical share, mean [{CI:.0%} interval]": _estimate(table, digits),
+            "P(no share keeps it)": table["p_never"].map(lambda v: f"{v:.{digits}f}"),
+            "new-data target": table["new_target"],
+            f"its loss there, mean [{CI:.0%} interval]": _estimate(new, digits + 1),
+        }
+    )
 
 
-def write_report(law, folder, *, target: str = "total", optimum=None, compare_with: dict | None = None, holdout: bool = False,
-                 along: str | None = None, scale: dict | None = None, mixture: str | None = None, bounds=None,
-                 caps_source: str = "caps", new_target: str | None = None, target_run: dict | None = None) -> Path:
+def write_report(
+    law,
+    folder,
+    *,
+    target: str = "total",
+    optimum=None,
+    compare_with: dict | None = None,
+    holdout: bool = False,
+    along: str | None = None,
+    scale: dict | None = None,
+    mixture: str | None = None,
+    bounds=None,
+    caps_source: str = "caps",
+    new_target: str | None = None,
+    target_run: dict | None = None,
+) -> Path:
     """Write report.html, the PNGs and the tables of a mixing-law, nested, continual pre-training or
     schedule-aware scaling-law fit into ``folder``. Which parts a fit gets: :func:`report_sections` (a
     continual fit: the posterior predictive check, the critical share of ``target`` at the last checkpoint
@@ -886,12 +981,14 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     like the pilots of unknown schedule; figure and ``target_run`` table)."""
     sections = report_sections(law)
     what = f"a {law.kind.replace('_', ' ')} fit's report"
-    for given, needs, option in ((compare_with or holdout, "comparison", "comparing variants (--compare, --holdout)"),
-                                 (bounds is not None, "optimum", "caps and minimums of the optimal mixture (--caps)"),
-                                 (optimum is not None, "optimum", "an optimal mixture"),
-                                 (along is not None, "domains", "--along (the per-domain panels along a share)"),
-                                 (new_target is not None, "critical", "--new-target (the new data of continual pre-training)"),
-                                 (target_run is not None, "schedule_curves", "a target run against steps (--schedule with --params/--step)")):
+    for given, needs, option in (
+        (compare_with or holdout, "comparison", "comparing variants (--compare, --holdout)"),
+        (bounds is not None, "optimum", "caps and minimums of the optimal mixture (--caps)"),
+        (optimum is not None, "optimum", "an optimal mixture"),
+        (along is not None, "domains", "--along (the per-domain panels along a share)"),
+        (new_target is not None, "critical", "--new-target (the new data of continual pre-training)"),
+        (target_run is not None, "schedule_curves", "a target run against steps (--schedule with --params/--step)"),
+    ):
         if given and needs not in sections:  # checked first: the figures take a while
             raise ValueError(f"{option} does not apply to {what}: it has no {needs} part")
     if "critical" in sections:
@@ -931,13 +1028,17 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
             prediction = target_run_table(law, target_run)
         figure("target_run", "The target run against steps", lambda: figure_target_run(law, prediction, table))
         origin = target_run["schedule"].describe() if target_run["schedule"] is not None else "trained like the pilots of unknown schedule"
-        caption = (f"A new {_size_label(float(target_run['params']))} run ({origin}) against steps: posterior predictive mean, median "
-                   f"and {CI:.0%} interval per validation domain; beyond_log_size > 0: log-distance beyond the largest pilot size.")
+        caption = (
+            f"A new {_size_label(float(target_run['params']))} run ({origin}) against steps: posterior predictive mean, median "
+            f"and {CI:.0%} interval per validation domain; beyond_log_size > 0: log-distance beyond the largest pilot size."
+        )
         write_tables(prediction, folder, "target_run", caption)
         tables.append("target_run")
         last = prediction[prediction["step"] == prediction["step"].max()]
-        blocks.append(f"<h2>The target run at step {int(last['step'].iloc[0]):,} ({CI:.0%} predictive intervals; every step in target_run.csv)</h2>"
-                      f"<p class='how'>{html.escape(caption)}</p>{last.round(4).to_html(index=False)}")
+        blocks.append(
+            f"<h2>The target run at step {int(last['step'].iloc[0]):,} ({CI:.0%} predictive intervals; every step in target_run.csv)</h2>"
+            f"<p class='how'>{html.escape(caption)}</p>{last.round(4).to_html(index=False)}"
+        )
     if "schedules" in sections:
         figure("schedules", "Learning-rate schedules", lambda: figure_schedules(law))
     if "unknown_schedule" in sections:
@@ -946,36 +1047,53 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
             assumed = schedule_assumption_table(law)
         shown = _assumptions_shown(assumed)
         size = _size_label(float(assumed["params"].iloc[0]))
-        caption = (f"What was assumed for the runs of unknown schedule ({law.unknown_schedule.describe(int(law.idata.attrs['unknown_last']))}) "
-                   f"and how much it moves a new {size} run's predicted loss at the longest pilot length and at twice it: the length "
-                   f"weighed by the posterior (the interval carries it) against the extremes (the decay ends at that step, at twice it, "
-                   f"a constant LR); median [{CI:.0%} predictive interval] and its change from the weighed median.")
+        caption = (
+            f"What was assumed for the runs of unknown schedule ({law.unknown_schedule.describe(int(law.idata.attrs['unknown_last']))}) "
+            f"and how much it moves a new {size} run's predicted loss at the longest pilot length and at twice it: the length "
+            f"weighed by the posterior (the interval carries it) against the extremes (the decay ends at that step, at twice it, "
+            f"a constant LR); median [{CI:.0%} predictive interval] and its change from the weighed median."
+        )
         write_tables(assumed, folder, "schedule_assumptions", caption, shown=shown)
         tables.append("schedule_assumptions")
-        blocks.append(f"<h2>What the unknown schedule's assumptions move (table)</h2><p class='how'>{html.escape(caption)}</p>"
-                      f"{shown.to_html(index=False)}")
+        blocks.append(f"<h2>What the unknown schedule's assumptions move (table)</h2><p class='how'>{html.escape(caption)}</p>{shown.to_html(index=False)}")
     if "schedules" in sections:
         runs_table = schedule_table(law)
         runs_shown = runs_table.assign(params=runs_table["params"].map(_size_label), last_step=runs_table["last_step"].map(lambda s: f"{s:,}"))
-        write_tables(runs_table, folder, "schedules", "The learning-rate schedule each pilot run was fitted with and where it came "
-                     "from (its lr column, the given schedule, or unknown: what was assumed and the posterior of its length).", shown=runs_shown)
+        write_tables(
+            runs_table,
+            folder,
+            "schedules",
+            "The learning-rate schedule each pilot run was fitted with and where it came "
+            "from (its lr column, the given schedule, or unknown: what was assumed and the posterior of its length).",
+            shown=runs_shown,
+        )
         tables.append("schedules")
         blocks.append(f"<h2>Schedules of the pilot runs (table)</h2>{runs_shown.to_html(index=False)}")
     estimates = law.parameters(ci=CI)
     if "critical" in sections:
         from bayes_mixlaw.critical import critical_share
 
-        figure("critical", f"Critical share of {law.original_domain} for '{target}' at step {law.steps[-1]:,}",
-               lambda: figure_critical(law, target, new_target=new_target))
+        figure(
+            "critical",
+            f"Critical share of {law.original_domain} for '{target}' at step {law.steps[-1]:,}",
+            lambda: figure_critical(law, target, new_target=new_target),
+        )
         with step(f"critical share for '{target}'"):
             critical = critical_share(law, target, ci=CI, new_target=new_target)
         shown = _critical_shown(critical)
-        write_tables(critical, folder, "critical", f"Critical share of the original data ({law.original_domain}) that keeps '{target}' at or "
-                     f"below its starting loss at step {law.steps[-1]:,} (tolerance 0): posterior mean [{CI:.0%} credible interval], the "
-                     f"probability that no share keeps it, and the new data's loss ({new_target}) at the critical share.", shown=shown)
+        write_tables(
+            critical,
+            folder,
+            "critical",
+            f"Critical share of the original data ({law.original_domain}) that keeps '{target}' at or "
+            f"below its starting loss at step {law.steps[-1]:,} (tolerance 0): posterior mean [{CI:.0%} credible interval], the "
+            f"probability that no share keeps it, and the new data's loss ({new_target}) at the critical share.",
+            shown=shown,
+        )
         tables.append("critical")
-        blocks.append(f"<h2>Critical share of {html.escape(law.original_domain)} ({CI:.0%} intervals; every column in critical.csv)</h2>"
-                      f"{shown.to_html(index=False)}")
+        blocks.append(
+            f"<h2>Critical share of {html.escape(law.original_domain)} ({CI:.0%} intervals; every column in critical.csv)</h2>{shown.to_html(index=False)}"
+        )
     if "interactions" in sections:
         figure("interactions", "Domain interactions", lambda: figure_interactions(law, estimates))
     if "proportions" in sections:
@@ -1000,27 +1118,48 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
     if "optimum" in sections:
         optimum_table = optimum.table().dropna(axis=1, how="all")
         optimum_table["quantity"] = optimum_table["quantity"].replace(  # say which interval each loss row is
-            {"loss": "loss (a new run: predictive interval)", "reference_loss": "reference loss (a new run: predictive interval)"})
+            {"loss": "loss (a new run: predictive interval)", "reference_loss": "reference loss (a new run: predictive interval)"}
+        )
         capped = f" under the caps and minimums of {caps_source}" if bounds is not None else ""
-        write_tables(optimum_table, folder, "optimum", f"Optimal mixture for '{target}'{at}{capped}: the Bayes-optimal proportions, the posterior "
-                     f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.")
+        write_tables(
+            optimum_table,
+            folder,
+            "optimum",
+            f"Optimal mixture for '{target}'{at}{capped}: the Bayes-optimal proportions, the posterior "
+            f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.",
+        )
         with step("predictions at the optimum and the pilots' mean"):
             predictions = prediction_table(law, optimum, scale=scale)
         from bayes_mixlaw.summary import require_finite
 
         require_finite(optimum.table(), f"the report's optimum for '{target}'")  # never a NaN written as a number
         require_finite(predictions, "the report's predictions")
-        write_tables(predictions, folder, "predictions", f"Predicted loss{at} (the law's expected loss, posterior mean "
-                     f"[{CI:.0%} credible interval]) of each target at the Bayes-optimal mixture for '{target}', at the "
-                     f"pilots' mean mixture{' and at the reference' if optimum.reference is not None else ''}.", shown=_by_target(predictions))
+        write_tables(
+            predictions,
+            folder,
+            "predictions",
+            f"Predicted loss{at} (the law's expected loss, posterior mean "
+            f"[{CI:.0%} credible interval]) of each target at the Bayes-optimal mixture for '{target}', at the "
+            f"pilots' mean mixture{' and at the reference' if optimum.reference is not None else ''}.",
+            shown=_by_target(predictions),
+        )
         tables += ["optimum", "predictions"]
-        blocks.append(f"<h2>Optimal mixture{html.escape(at)}: proportions and a new run's loss (table)</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}")
-        blocks.append(f"<h2>Predicted loss of every target{html.escape(at)} ({CI:.0%} intervals of the law's expected loss, the mean over runs: "
-                      f"narrower than a new run's)</h2>{_by_target(predictions, 4).to_html(index=False)}")
+        blocks.append(
+            f"<h2>Optimal mixture{html.escape(at)}: proportions and a new run's loss (table)</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}"
+        )
+        blocks.append(
+            f"<h2>Predicted loss of every target{html.escape(at)} ({CI:.0%} intervals of the law's expected loss, the mean over runs: "
+            f"narrower than a new run's)</h2>{_by_target(predictions, 4).to_html(index=False)}"
+        )
     matrix = interaction_matrix(law, table=estimates) if "interactions" in sections else None
     if matrix is not None:
-        write_tables(matrix, folder, "interactions", f"Domain interactions ({matrix.attrs['parameter']}) of each validation domain "
-                     f"(row) with each training domain (column): posterior mean [{CI:.0%} credible interval].")
+        write_tables(
+            matrix,
+            folder,
+            "interactions",
+            f"Domain interactions ({matrix.attrs['parameter']}) of each validation domain "
+            f"(row) with each training domain (column): posterior mean [{CI:.0%} credible interval].",
+        )
         tables.append("interactions")
     blocks.append(f"<h2>Parameters ({CI:.0%} intervals)</h2>{paper_table(params).to_html(index=False, max_rows=300)}")
     diagnostics = diagnostics_table(law, table)
@@ -1033,10 +1172,16 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
             elpd = loo(law)
         bad = int((np.asarray(elpd.pareto_k) > 0.7).sum())
         if bad:
-            warnings.warn(f"PSIS-LOO: {bad} of {np.asarray(elpd.pareto_k).size} observations have Pareto k > 0.7, so LOO is unreliable "
-                          "there (influential pilots); the report's diagnostics table says so; compare variants by --holdout too", stacklevel=2)
-        loo_row = {"check": "PSIS-LOO elpd", "value": f"{float(elpd.elpd):.1f} (SE {float(elpd.se):.1f}, p_loo {float(elpd.p):.1f})",
-                   "verdict": "reliable" if bad == 0 else f"{bad} observation(s) with Pareto k > 0.7: LOO is unreliable there; compare by held-out scale"}
+            warnings.warn(
+                f"PSIS-LOO: {bad} of {np.asarray(elpd.pareto_k).size} observations have Pareto k > 0.7, so LOO is unreliable "
+                "there (influential pilots); the report's diagnostics table says so; compare variants by --holdout too",
+                stacklevel=2,
+            )
+        loo_row = {
+            "check": "PSIS-LOO elpd",
+            "value": f"{float(elpd.elpd):.1f} (SE {float(elpd.se):.1f}, p_loo {float(elpd.p):.1f})",
+            "verdict": "reliable" if bad == 0 else f"{bad} observation(s) with Pareto k > 0.7: LOO is unreliable there; compare by held-out scale",
+        }
         diagnostics = pd.concat([diagnostics.iloc[:-1], pd.DataFrame([loo_row]), diagnostics.iloc[-1:]], ignore_index=True)
     except Exception as err:  # LOO is a convenience here; never block the report
         diagnostics = pd.concat([diagnostics, pd.DataFrame([{"check": "PSIS-LOO", "value": "", "verdict": f"not computed: {err}"}])], ignore_index=True)
@@ -1050,15 +1195,17 @@ def write_report(law, folder, *, target: str = "total", optimum=None, compare_wi
         ranked.to_csv(folder / "model_comparison.csv", index=False)
         title = "Model comparison: PSIS-LOO (best first)" + (" and held-out pilots (each variant refitted without them)" if holdout else "")
         comparison = f"<h2>{title}</h2>{ranked.round(4).to_html(index=False)}"
-    shown_figures = [f"<h2>{html.escape(title)}</h2><p class='how'>{html.escape(HOW_TO_READ[name.split('_along_')[0]])}</p>"
-                     f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
-                     for name, title, png in figures]
+    shown_figures = [
+        f"<h2>{html.escape(title)}</h2><p class='how'>{html.escape(HOW_TO_READ[name.split('_along_')[0]])}</p>"
+        f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
+        for name, title, png in figures
+    ]
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bayes_mixlaw report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:2px 6px}} .how{{color:#444;font-size:14px}}</style></head><body>
 <h1>bayes_mixlaw report</h1><p>{html.escape(summary_text(law))}</p>
 <h2>Diagnostics</h2>{diagnostics.to_html(index=False)}
-{''.join(shown_figures)}
+{"".join(shown_figures)}
 {comparison}
 {chr(10).join(blocks)}
 <p>Tables (CSV with every number; Markdown and LaTeX with estimates and intervals): {", ".join(f"{n}.csv/.md/.tex" for n in tables)}.

@@ -45,9 +45,9 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -80,9 +80,15 @@ class Pilot:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Pilot":
-        return cls(id=str(d["id"]), mixture={k: float(v) for k, v in d["mixture"].items()}, params=int(d["params"]),
-                   steps=int(d["steps"]), schedule=str(d.get("schedule") or "constant"), seed=int(d.get("seed") or 0))
+    def from_dict(cls, d: dict) -> Pilot:
+        return cls(
+            id=str(d["id"]),
+            mixture={k: float(v) for k, v in d["mixture"].items()},
+            params=int(d["params"]),
+            steps=int(d["steps"]),
+            schedule=str(d.get("schedule") or "constant"),
+            seed=int(d.get("seed") or 0),
+        )
 
 
 class PilotFailed(Exception):
@@ -107,13 +113,21 @@ class CommandTrainer:
     def command(self, pilot: Pilot, out_dir: Path) -> str:
         mixture_file = out_dir / "mixture.json"
         mixture_file.write_text(json.dumps(pilot.mixture))
-        fields = {"run": pilot.id, "mixture_json": shlex.quote(json.dumps(pilot.mixture)), "mixture_file": str(mixture_file),
-                  "params": pilot.params, "steps": pilot.steps, "schedule": pilot.schedule, "seed": pilot.seed,
-                  "out_dir": shlex.quote(str(out_dir)), "python": shlex.quote(sys.executable)}
+        fields = {
+            "run": pilot.id,
+            "mixture_json": shlex.quote(json.dumps(pilot.mixture)),
+            "mixture_file": str(mixture_file),
+            "params": pilot.params,
+            "steps": pilot.steps,
+            "schedule": pilot.schedule,
+            "seed": pilot.seed,
+            "out_dir": shlex.quote(str(out_dir)),
+            "python": shlex.quote(sys.executable),
+        }
         try:
             return self.template.format(**fields)
         except (KeyError, IndexError) as err:
-            raise PilotFailed("error", f"the command template has an unknown field {err}; known: {', '.join('{' + f + '}' for f in fields)}")
+            raise PilotFailed("error", f"the command template has an unknown field {err}; known: {', '.join('{' + f + '}' for f in fields)}") from err
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +152,7 @@ class CallableTrainer:
         try:
             return getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError) as err:
-            raise PilotFailed("error", f"cannot import the trainer {self.function!r}: {err}")
+            raise PilotFailed("error", f"cannot import the trainer {self.function!r}: {err}") from err
 
 
 def reference_trainer(**kwargs) -> CallableTrainer:
@@ -218,8 +232,11 @@ def check_rows(frame: pd.DataFrame, pilot: Pilot, source: str) -> pd.DataFrame:
             frame[column] = share
         elif not np.allclose(pd.to_numeric(frame[column], errors="coerce"), share, atol=1e-6):
             raise PilotFailed("malformed", f"{source}: column '{column}' is not the pilot's share {share:g}")
-    extra = [c for c in frame.columns if c.startswith(MIX_PREFIX) and c[len(MIX_PREFIX):] not in pilot.mixture
-             and not np.allclose(pd.to_numeric(frame[c], errors="coerce"), 0.0)]  # a domain the mixture leaves out is 0
+    extra = [
+        c
+        for c in frame.columns
+        if c.startswith(MIX_PREFIX) and c[len(MIX_PREFIX) :] not in pilot.mixture and not np.allclose(pd.to_numeric(frame[c], errors="coerce"), 0.0)
+    ]  # a domain the mixture leaves out is 0
     if extra:
         raise PilotFailed("malformed", f"{source}: training domain(s) {extra} have shares but are not in the pilot's mixture {sorted(pilot.mixture)}")
     try:
@@ -238,7 +255,7 @@ def read_rows(path: Path, pilot: Pilot) -> pd.DataFrame:
         raise PilotFailed("missing", f"the trainer wrote no rows file {path}")
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except Exception as err:  # noqa: BLE001 - anything unreadable is malformed output
+    except Exception as err:
         raise PilotFailed("malformed", f"{path}: unreadable ({type(err).__name__}: {err})") from None
     return check_rows(frame, pilot, str(path))
 
@@ -254,8 +271,7 @@ def execute(job: Job) -> pd.DataFrame:
         with open(log_path, "ab") as log:
             log.write(f"$ {command}\n".encode())
             log.flush()
-            proc = subprocess.Popen(command, shell=True, cwd=out, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(command, shell=True, cwd=out, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             _write_pid(out / "command.pid", proc.pid)
             try:
                 code = proc.wait(timeout=job.timeout_s)
@@ -276,7 +292,7 @@ def execute(job: Job) -> pd.DataFrame:
         rows = trainer.resolve()(job.pilot, out, **trainer.kwargs)
     except PilotFailed:
         raise
-    except Exception as err:  # noqa: BLE001 - the trainer's exception is the failure, with its traceback
+    except Exception as err:
         text = traceback.format_exc()
         with open(log_path, "a") as log:
             log.write(text)
@@ -350,8 +366,14 @@ class LocalBackend:
         spec.write_text(json.dumps(_job_to_dict(job)))
         log = open(out / "worker.log", "ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        proc = subprocess.Popen([sys.executable, "-m", "bayes_mixlaw.runners", str(spec)], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bayes_mixlaw.runners", str(spec)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            env=env,
+        )
         log.close()
         _write_pid(out / "worker.pid", proc.pid)
         return Handle(job, time.time(), f"pid {proc.pid}", proc)
@@ -370,8 +392,9 @@ class LocalBackend:
         out = Path(handle.job.out_dir)
         outcome = out / "outcome.json"
         if not outcome.exists():
-            return PilotFailed("exit", f"{handle.job.pilot.id}: the worker process ended with code {code} before reporting",
-                               _tail(out / "worker.log") + _tail(out / "log.txt"))
+            return PilotFailed(
+                "exit", f"{handle.job.pilot.id}: the worker process ended with code {code} before reporting", _tail(out / "worker.log") + _tail(out / "log.txt")
+            )
         result = json.loads(outcome.read_text())
         if result["status"] != "done":
             return PilotFailed(result["reason"], result["message"], result.get("log", ""))
@@ -404,14 +427,18 @@ def _job_to_dict(job: Job) -> dict:
     trainer = job.trainer
     kind = "command" if isinstance(trainer, CommandTrainer) else "callable"
     spec = {"template": trainer.template} if kind == "command" else {"function": trainer.function, "kwargs": trainer.kwargs}
-    return {"pilot": job.pilot.as_dict(), "trainer": {"kind": kind, "rows_file": trainer.rows_file, **spec}, "out_dir": job.out_dir,
-            "attempt": job.attempt, "timeout_s": job.timeout_s}
+    return {
+        "pilot": job.pilot.as_dict(),
+        "trainer": {"kind": kind, "rows_file": trainer.rows_file, **spec},
+        "out_dir": job.out_dir,
+        "attempt": job.attempt,
+        "timeout_s": job.timeout_s,
+    }
 
 
 def _job_from_dict(d: dict) -> Job:
     t = d["trainer"]
-    trainer = (CommandTrainer(t["template"], t["rows_file"]) if t["kind"] == "command"
-               else CallableTrainer(t["function"], t["rows_file"], t.get("kwargs") or {}))
+    trainer = CommandTrainer(t["template"], t["rows_file"]) if t["kind"] == "command" else CallableTrainer(t["function"], t["rows_file"], t.get("kwargs") or {})
     return Job(Pilot.from_dict(d["pilot"]), trainer, d["out_dir"], d["attempt"], d["timeout_s"])
 
 
@@ -450,13 +477,13 @@ class RayBackend:
             return self._ray.get(handle.inner)
         except PilotFailed as err:  # Ray re-raises the task's exception as a subclass of it
             return PilotFailed(err.reason, err.message, err.log)
-        except Exception as err:  # noqa: BLE001 - a worker that died, a cancelled task
+        except Exception as err:
             return PilotFailed("lost", f"{handle.job.pilot.id}: the Ray task failed: {type(err).__name__}: {str(err)[:500]}")
 
     def cancel(self, handle: Handle) -> None:
         try:
             self._ray.cancel(handle.inner, force=True)
-        except Exception:  # noqa: BLE001 - already finished
+        except Exception:
             pass
 
     def reattach(self, job: Job, external_id: str | None) -> None:  # tasks of a dead driver die with it
@@ -500,11 +527,11 @@ class SubmititBackend:
             return None
         try:
             return _from_outcome(sjob.result())
-        except Exception as err:  # noqa: BLE001 - the job itself died (killed, preempted, out of time)
+        except Exception as err:
             log = _tail(Path(handle.job.out_dir) / "log.txt")
             try:
                 log += sjob.stderr() or ""
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             return PilotFailed("lost", f"{handle.job.pilot.id}: submitit job {sjob.job_id} failed: {str(err)[-800:]}", log)
 
@@ -515,13 +542,13 @@ class SubmititBackend:
             return None
         try:
             return Handle(job, time.time(), external_id, self._submitit.SlurmJob(folder=self.folder, job_id=external_id))
-        except Exception:  # noqa: BLE001 - then the pilot is sent again
+        except Exception:
             return None
 
     def cancel(self, handle: Handle) -> None:
         try:
             handle.inner.cancel(check=False)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
     def reap(self, out_dir: Path) -> None:
@@ -531,8 +558,16 @@ class SubmititBackend:
         pass
 
 
-def make_backend(kind: str = "local", *, workers: int = 1, state_dir: str | Path = ".", address: str | None = None,
-                 num_cpus: float = 1, cluster: str | None = None, parameters: dict | None = None):
+def make_backend(
+    kind: str = "local",
+    *,
+    workers: int = 1,
+    state_dir: str | Path = ".",
+    address: str | None = None,
+    num_cpus: float = 1,
+    cluster: str | None = None,
+    parameters: dict | None = None,
+):
     """A back end by name: ``local``, ``ray`` or ``submitit``."""
     if kind == "local":
         return LocalBackend(workers)

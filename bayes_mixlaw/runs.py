@@ -83,7 +83,7 @@ class Reference:
     original_domain: str | None = None
 
     @classmethod
-    def from_any(cls, value, *, checkpoint: str = "reference", original_domain: str | None = None) -> "Reference":
+    def from_any(cls, value, *, checkpoint: str = "reference", original_domain: str | None = None) -> Reference:
         """A Reference from itself, a mapping or Series (domain -> loss), or a DataFrame with
         ``valid_domain`` and ``loss`` columns; each loss must be a finite positive number. Errors name
         ``checkpoint``."""
@@ -108,7 +108,7 @@ class Reference:
         numbers.index = numbers.index.astype(str)
         return cls(numbers, checkpoint, original_domain)
 
-    def check(self, valid_domains: list[str], source: str = "reference") -> "Reference":
+    def check(self, valid_domains: list[str], source: str = "reference") -> Reference:
         """This reference over exactly ``valid_domains``: a domain without a reference loss is an error
         naming it; reference losses of domains absent from the runs are dropped."""
         missing = [d for d in valid_domains if d not in self.losses.index]
@@ -137,7 +137,7 @@ class RunsTable:
 
     @property
     def train_domains(self) -> list[str]:
-        return [c[len(MIX_PREFIX):] for c in self.data.columns if c.startswith(MIX_PREFIX)]
+        return [c[len(MIX_PREFIX) :] for c in self.data.columns if c.startswith(MIX_PREFIX)]
 
     @property
     def mix_columns(self) -> list[str]:
@@ -161,7 +161,7 @@ class RunsTable:
         """One row per run: its ``mix:*`` proportions."""
         return self.data.groupby("run", sort=False)[self.mix_columns].first()
 
-    def select(self, params: int | None = None, step: int | None = None, tokens: float | None = None) -> "RunsTable":
+    def select(self, params: int | None = None, step: int | None = None, tokens: float | None = None) -> RunsTable:
         """The rows at one scale. A value not in the table is an error that lists the ones that are."""
         data = self.data
         for column, value in (("params", params), ("step", step), ("tokens", tokens)):
@@ -179,7 +179,7 @@ class RunsTable:
             data = data[data[column] == value]
         return replace(self, data=data.reset_index(drop=True))
 
-    def single_scale(self) -> "RunsTable":
+    def single_scale(self) -> RunsTable:
         """This table if it holds one scale; otherwise an error saying which option chooses one."""
         for column in SCALE_COLUMNS:
             values = self.scale_values(column)
@@ -311,7 +311,6 @@ def read_table_file(path: Path) -> pd.DataFrame:
     return frame
 
 
-
 def read_mixtures(source, train_domains: list[str] | None = None, *, tolerance: float = 0.01, renormalize: bool = False) -> pd.DataFrame:
     """A table of mixtures to predict at: ``mix:<domain>`` columns and an optional ``name``.
 
@@ -337,14 +336,19 @@ def read_mixtures(source, train_domains: list[str] | None = None, *, tolerance: 
     mix_cols = [c for c in frame.columns if str(c).startswith(MIX_PREFIX)]
     other = [c for c in frame.columns if c not in mix_cols and c != "name"]
     if other:
-        raise RunsTableError(f"unknown column(s) {other}; a mixtures table has 'mix:<domain>' columns and an optional 'name'", source=name, column=str(other[0]))
+        raise RunsTableError(
+            f"unknown column(s) {other}; a mixtures table has 'mix:<domain>' columns and an optional 'name'", source=name, column=str(other[0])
+        )
     if train_domains is not None:
         expected = [MIX_PREFIX + d for d in train_domains]
         missing = [c for c in expected if c not in mix_cols]
         extra = [c for c in mix_cols if c not in expected]
         if missing or extra:
             raise RunsTableError(
-                f"the fit's training domains are {expected}; " + (f"missing {missing}" if missing else "") + ("; " if missing and extra else "") + (f"not in the fit: {extra}" if extra else ""),
+                f"the fit's training domains are {expected}; "
+                + (f"missing {missing}" if missing else "")
+                + ("; " if missing and extra else "")
+                + (f"not in the fit: {extra}" if extra else ""),
                 source=name,
                 column=(missing or extra)[0],
             )
@@ -356,8 +360,12 @@ def read_mixtures(source, train_domains: list[str] | None = None, *, tolerance: 
         if twice.any():
             i = int(np.flatnonzero(twice)[0])
             first = int(np.flatnonzero((frame["name"] == frame["name"].iloc[i]).to_numpy())[0])
-            raise RunsTableError(f"the name {frame['name'].iloc[i]!r} is given twice (rows {first + offset} and {i + offset}); "
-                                 "each mixture needs its own name", source=name, row=i + offset, column="name")
+            raise RunsTableError(
+                f"the name {frame['name'].iloc[i]!r} is given twice (rows {first + offset} and {i + offset}); each mixture needs its own name",
+                source=name,
+                row=i + offset,
+                column="name",
+            )
         labels = [str(v) if ok else label for v, ok, label in zip(frame["name"], given, labels)]
     check = frame[mix_cols].copy()
     check.insert(0, "run", labels)

@@ -57,8 +57,10 @@ class ChinchillaLaw(BayesianLaw):
         if d_column is None:
             raise ValueError(f"{runs.source}: a scaling law needs a 'tokens' (or 'step') column")
         if runs.mix_columns and len(runs.mixtures().drop_duplicates()) > 1:
-            raise ValueError(f"{runs.source}: the runs have {len(runs.mixtures().drop_duplicates())} different mixtures; "
-                             "ChinchillaLaw fits one data mixture (select one, or use the nested model)")
+            raise ValueError(
+                f"{runs.source}: the runs have {len(runs.mixtures().drop_duplicates())} different mixtures; "
+                "ChinchillaLaw fits one data mixture (select one, or use the nested model)"
+            )
         for column in ("params", d_column):
             if data[column].nunique() < 2:
                 raise ValueError(f"{runs.source}: '{column}' takes one value; a scaling law needs several")
@@ -155,8 +157,16 @@ class ChinchillaLaw(BayesianLaw):
         for name in PARAMETERS:
             values = post[name].stack(sample=("chain", "draw")).transpose("valid_domain", "sample").values
             for v, draws in zip(self.valid_domains, values):
-                rows.append({"parameter": name, "valid_domain": v, "mean": draws.mean(), "median": np.median(draws),
-                             "lower": np.quantile(draws, lo), "upper": np.quantile(draws, hi)})
+                rows.append(
+                    {
+                        "parameter": name,
+                        "valid_domain": v,
+                        "mean": draws.mean(),
+                        "median": np.median(draws),
+                        "lower": np.quantile(draws, lo),
+                        "upper": np.quantile(draws, hi),
+                    }
+                )
         return pd.DataFrame(rows)
 
     def predict_draws(self, params, tokens, *, kind: str = "predictive", seed: int = 0) -> xr.DataArray:

@@ -16,10 +16,11 @@ S0 the geometric mean of the pilots' S1, in units of the domain's median loss s:
 
 The size term a n^-alpha and the size dependence of the step term (rho_*) enter only when the pilots
 have several sizes, e + a n^-alpha sampled through what they pin (:func:`size_term`: the level e + a at
-n = 1, its slope against log n, and the exponent's excess over that slope, whose prior is external); at one size, e is the loss the schedule cannot remove (Luo et al.'s L0) and the law
-is the published one. The losses are fitted on the log scale with a Laplace likelihood (robust, as the
-published fits' Huber loss on the log loss, and exp of a Laplace has a finite mean; a Student-t would
-leave the predictive loss without one) or a Normal one (``likelihood: normal``). Each run has its own
+n = 1, its slope against log n, and the exponent's excess over that slope, whose prior is external); at
+one size, e is the loss the schedule cannot remove (Luo et al.'s L0) and the law is the published one.
+The losses are fitted on the log scale with a Laplace likelihood (robust, as the published fits' Huber
+loss on the log loss, and exp of a Laplace has a finite mean; a Student-t would leave the predictive
+loss without one) or a Normal one (``likelihood: normal``). Each run has its own
 level u (``log L = log L_law + u``: sampled centred, or with the Normal likelihood integrated out in
 closed form, :mod:`bayes_mixlaw.run_effects`), and each run whose LR decays its own annealing amplitude
 ``d_r = d exp(w_r)``, sampled centred (each curve pins its own); a new run draws fresh ones, so a new
@@ -121,6 +122,7 @@ SCHEDULED_PRIORS: dict[str, Prior] = {
     "noise_sigma": Prior("HalfNormal", sigma=0.01),
 }
 
+
 def size_term(xp, log_n, log_n_lo, log_n_hi, log_level, log_size_slope, alpha_excess):
     r"""The irreducible and size terms :math:`e + a\,n^{-\alpha}` through what pilots of a few sizes pin.
 
@@ -185,8 +187,10 @@ class UnknownSchedule(BaseModel):
         return Schedule(kind=self.family, total_steps=int(total), warmup_steps=self.warmup(last), peak_lr=1.0, final_lr=self.final_lr_ratio)
 
     def describe(self, last: int) -> str:
-        return (f"{self.family} decay after a {self.warmup(last)}-step warm-up to {self.final_lr_ratio:g} x the peak LR at an unknown "
-                f"total length T, log-uniform in [{last}, {round(self.max_factor * last)}]")
+        return (
+            f"{self.family} decay after a {self.warmup(last)}-step warm-up to {self.final_lr_ratio:g} x the peak LR at an unknown "
+            f"total length T, log-uniform in [{last}, {round(self.max_factor * last)}]"
+        )
 
 
 class ScheduledLawConfig(LawConfig):
@@ -260,8 +264,10 @@ def run_schedules(runs: RunsTable, schedule=None, allow_unknown: bool = False) -
             out[run], origin[run] = None, "unknown"
             continue
         else:
-            raise ValueError(f"{runs.source}: run '{run}' has no 'lr' column values and no schedule was given "
-                             "(pass schedule=Schedule(...) or a mapping run -> schedule; CLI: --schedule SCHED.json)")
+            raise ValueError(
+                f"{runs.source}: run '{run}' has no 'lr' column values and no schedule was given "
+                "(pass schedule=Schedule(...) or a mapping run -> schedule; CLI: --schedule SCHED.json)"
+            )
         last = int(rows["step"].max())
         if last > out[run].horizon:
             raise ValueError(f"{runs.source}: run '{run}' has a loss at step {last}, beyond its schedule ({out[run].describe()})")
@@ -303,8 +309,10 @@ class ScheduledScalingLaw(BayesianLaw):
         if "step" not in data:
             raise ValueError(f"{runs.source}: a schedule-aware law needs a 'step' column")
         if runs.mix_columns and len(runs.mixtures().drop_duplicates()) > 1:
-            raise ValueError(f"{runs.source}: the runs have {len(runs.mixtures().drop_duplicates())} different mixtures; "
-                             "ScheduledScalingLaw fits one data mixture (select one, or use the nested model)")
+            raise ValueError(
+                f"{runs.source}: the runs have {len(runs.mixtures().drop_duplicates())} different mixtures; "
+                "ScheduledScalingLaw fits one data mixture (select one, or use the nested model)"
+            )
         cfg = self.config
         schedules, origin = run_schedules(runs, self._schedule_arg, allow_unknown=cfg.unknown_schedule is not None)
         known = [s for s in schedules.values() if s is not None]
@@ -312,20 +320,26 @@ class ScheduledScalingLaw(BayesianLaw):
         unknown = [r for r, s in schedules.items() if s is None]
         last = int(data.loc[data["run"].isin(unknown), "step"].max()) if unknown else 0
         if unknown and cfg.step_term != "annealing":
-            raise ValueError(f"{runs.source}: runs {unknown[:3]} have no schedule (no 'lr' column, none given); an unknown schedule is "
-                             "weighed with the annealing step term only (step_term: annealing), or give the schedule")
+            raise ValueError(
+                f"{runs.source}: runs {unknown[:3]} have no schedule (no 'lr' column, none given); an unknown schedule is "
+                "weighed with the annealing step term only (step_term: annealing), or give the schedule"
+            )
         # the runs of unknown schedule get features of a reference length (2 L, the prior median), replaced in the model
         reference = cfg.unknown_schedule.schedule(2 * last, last) if unknown else None
         parts, order = [], []
         for run, rows in data.groupby("run", sort=False):
             sched = schedules[run] if schedules[run] is not None else reference
-            parts.append(sched.features(rows["step"].to_numpy(), lr_ref=lr_ref if schedules[run] is not None else 1.0, knots=cfg.knots, lam=cfg.annealing_lambda))
+            parts.append(
+                sched.features(rows["step"].to_numpy(), lr_ref=lr_ref if schedules[run] is not None else 1.0, knots=cfg.knots, lam=cfg.annealing_lambda)
+            )
             order.append(rows.index.to_numpy())
         feats = StepFeatures.concat([f if f.lr_ref == lr_ref else StepFeatures(f.steps, f.s1, f.s2, f.drop, f.eta, f.s_k, lr_ref, f.lam) for f in parts])
         feats = feats.take(np.argsort(np.concatenate(order), kind="stable"))
         if np.any(feats.s1 <= 0):
             bad = data.iloc[int(np.flatnonzero(feats.s1 <= 0)[0])]
-            raise ValueError(f"{runs.source}: run '{bad['run']}' has a loss at step {bad['step']}, where its learning rate has not moved the model yet (S1 = 0)")
+            raise ValueError(
+                f"{runs.source}: run '{bad['run']}' has a loss at step {bad['step']}, where its learning rate has not moved the model yet (S1 = 0)"
+            )
         decays = feats.s2 > 0 if cfg.step_term == "annealing" else feats.drop.sum(-1) > 0
         annealing_runs = [r for r in runs.runs if decays[(data["run"] == r).to_numpy()].any()]
         n = data["params"].to_numpy(dtype=float) if "params" in data else np.ones(len(data))
@@ -369,12 +383,26 @@ class ScheduledScalingLaw(BayesianLaw):
         cfg = self.config
         f = lay["features"]
         uncertain = bool(lay["unknown_runs"])
-        coords = {"valid_domain": lay["valid"], "obs": np.arange(len(lay["loss"])), "knot": np.arange(f.knots), "run": lay["runs"],
-                  "annealing_run": lay["annealing_runs"],
-                  "curve": np.arange(len(lay["runs"]) * len(lay["valid"]))}
+        coords = {
+            "valid_domain": lay["valid"],
+            "obs": np.arange(len(lay["loss"])),
+            "knot": np.arange(f.knots),
+            "run": lay["runs"],
+            "annealing_run": lay["annealing_runs"],
+            "curve": np.arange(len(lay["runs"]) * len(lay["valid"])),
+        }
         with pm.Model(coords=coords) as model:
-            dims = {"log_loss_scale": "valid_domain", "log_n0": None, "log_s0": None, "log_n_lo": None, "log_n_hi": None, "drop": ("obs", "knot"), "eta": ("obs", "knot"), "s_k": ("obs", "knot"),
-                    "curve_m": "curve"}
+            dims = {
+                "log_loss_scale": "valid_domain",
+                "log_n0": None,
+                "log_s0": None,
+                "log_n_lo": None,
+                "log_n_hi": None,
+                "drop": ("obs", "knot"),
+                "eta": ("obs", "knot"),
+                "s_k": ("obs", "knot"),
+                "curve_m": "curve",
+            }
             data = {k: pm.Data(k, v, dims=dims.get(k, "obs")) for k, v in self._data(lay).items()}
             names = self._parameter_names(lay["multi_size"])
             total = None
@@ -407,8 +435,9 @@ class ScheduledScalingLaw(BayesianLaw):
                 self._level_likelihood(data, mu, noise, len(lay["runs"]), len(lay["valid"]))
             else:
                 self._likelihood(mu, noise[i], data["log_loss"])
-        self._model_key = self._structure_key(lay["valid"], lay["multi_size"], f.knots, len(lay["runs"]), len(lay["annealing_runs"]), effects,
-                                              lay["unknown_last"] if uncertain else None)
+        self._model_key = self._structure_key(
+            lay["valid"], lay["multi_size"], f.knots, len(lay["runs"]), len(lay["annealing_runs"]), effects, lay["unknown_last"] if uncertain else None
+        )
         self._layout_cache = lay
         return model
 
@@ -581,7 +610,9 @@ class ScheduledScalingLaw(BayesianLaw):
             "n0": lay["n0"],
             "s0": lay["s0"],
             "multi_size": int(lay["multi_size"]),
-            "schedules": json.dumps({run: {"origin": lay["origin"][run], "schedule": None if s is None else s.to_dict()} for run, s in lay["schedules"].items()}),
+            "schedules": json.dumps(
+                {run: {"origin": lay["origin"][run], "schedule": None if s is None else s.to_dict()} for run, s in lay["schedules"].items()}
+            ),
             "unknown_last": int(lay["unknown_last"]),
             "scheduled_format": SCHEDULED_FORMAT,
             "pilot_params": json.dumps(sorted(float(v) for v in np.unique(lay["n"]))),
@@ -596,7 +627,8 @@ class ScheduledScalingLaw(BayesianLaw):
             raise ValueError(
                 f"this schedule-aware fit of several sizes was written by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')} in format "
                 f"{written}; bayes_mixlaw {__version__} reads format {SCHEDULED_FORMAT} (the size term sampled through what the pilots pin, "
-                "size_term): refit the runs table with this version")
+                "size_term): refit the runs table with this version"
+            )
 
     def beyond_log_size(self, params: float) -> float:
         """log(params / the largest pilot size), or 0 within the pilots' sizes (:mod:`bayes_mixlaw.discrepancy`)."""
@@ -611,8 +643,28 @@ class ScheduledScalingLaw(BayesianLaw):
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         post = self.idata["posterior"].to_dataset()
-        names = [n for n in ("E", "A", "B", "D", "C", "beta", "kappa", "gamma", "alpha", "rho_b", "rho_d", "rho_beta", "noise_sigma", "run_sigma", "run_anneal_sigma",
-                             "schedule_z") if n in post]
+        names = [
+            n
+            for n in (
+                "E",
+                "A",
+                "B",
+                "D",
+                "C",
+                "beta",
+                "kappa",
+                "gamma",
+                "alpha",
+                "rho_b",
+                "rho_d",
+                "rho_beta",
+                "noise_sigma",
+                "run_sigma",
+                "run_anneal_sigma",
+                "schedule_z",
+            )
+            if n in post
+        ]
         return post[names]
 
     def _standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
@@ -694,8 +746,10 @@ class ScheduledScalingLaw(BayesianLaw):
         self._require_fit()
         post = self.idata["posterior"]
         if self.config.likelihood != "laplace" and "run_sigma" in post:
-            raise ValueError("a schedule-aware fit with the Normal likelihood integrates each run's level out: its likelihood has one term "
-                             "per curve, not per loss; PSIS-LOO here needs likelihood: laplace (the default)")
+            raise ValueError(
+                "a schedule-aware fit with the Normal likelihood integrates each run's level out: its likelihood has one term "
+                "per curve, not per loss; PSIS-LOO here needs likelihood: laplace (the default)"
+            )
         obs, curves = self._own_run_draws(noise=False)
         log_mu = np.log(curves)
         domains = {v: i for i, v in enumerate(self.valid_domains)}
@@ -713,14 +767,37 @@ class ScheduledScalingLaw(BayesianLaw):
         (and ``total_steps``, the sampled length of an unknown schedule)."""
         self._require_fit()
         post = self.idata["posterior"]
-        names = [n for n in ("E", "A", "alpha", "B", "beta", "D", "C", "kappa", "gamma", "rho_b", "rho_d", "rho_beta", "noise_sigma", "run_sigma", "run_anneal_sigma",
-                             "total_steps", "discrepancy_size") if n in post]
+        names = [
+            n
+            for n in (
+                "E",
+                "A",
+                "alpha",
+                "B",
+                "beta",
+                "D",
+                "C",
+                "kappa",
+                "gamma",
+                "rho_b",
+                "rho_d",
+                "rho_beta",
+                "noise_sigma",
+                "run_sigma",
+                "run_anneal_sigma",
+                "total_steps",
+                "discrepancy_size",
+            )
+            if n in post
+        ]
         return self._parameter_table(names, ci)
 
     def features(self, schedule: Schedule, steps) -> StepFeatures:
         """The step-law features of ``schedule`` at ``steps``, in the fit's units (its reference LR)."""
         self._require_fit()
-        return _as_schedule(schedule, "schedule").features(steps, lr_ref=float(self.idata.attrs["lr_ref"]), knots=self.config.knots, lam=self.config.annealing_lambda)
+        return _as_schedule(schedule, "schedule").features(
+            steps, lr_ref=float(self.idata.attrs["lr_ref"]), knots=self.config.knots, lam=self.config.annealing_lambda
+        )
 
     def _unknown_totals(self, steps, total_steps, rng) -> np.ndarray:
         """Per draw (chain, draw), the total length of a target trained like the runs of unknown
@@ -740,14 +817,29 @@ class ScheduledScalingLaw(BayesianLaw):
         if share == 0:
             raise ValueError(f"no posterior draw of the unknown schedule's length reaches step {int(np.max(steps))}: give the target's schedule")
         if share < 0.05:
-            warnings.warn(f"only {share:.1%} of the posterior's draws of the unknown schedule's length reach step {int(np.max(steps))}: "
-                          "the pilots' curves point to a schedule that ends before it; the prediction rests on few draws", SamplingWarning, stacklevel=3)
+            warnings.warn(
+                f"only {share:.1%} of the posterior's draws of the unknown schedule's length reach step {int(np.max(steps))}: "
+                "the pilots' curves point to a schedule that ends before it; the prediction rests on few draws",
+                SamplingWarning,
+                stacklevel=3,
+            )
         if share == 1:
             return T
         return T.ravel()[rng.choice(keep, size=T.size)].reshape(C, D)
 
-    def predict_draws(self, params, schedule=None, steps=None, *, kind: str = "predictive", seed: int = 0, run: str | None = None,
-                      total_steps: float | None = None, chunk: int = 64, noise: bool = True) -> xr.DataArray:
+    def predict_draws(
+        self,
+        params,
+        schedule=None,
+        steps=None,
+        *,
+        kind: str = "predictive",
+        seed: int = 0,
+        run: str | None = None,
+        total_steps: float | None = None,
+        chunk: int = 64,
+        noise: bool = True,
+    ) -> xr.DataArray:
         """Draws of the loss of a run of ``params`` parameters trained with ``schedule``, at ``steps``:
         dims (chain, draw, point, target). ``predictive``: a run's losses (run effects and noise);
         ``mean``: the law's.
@@ -839,8 +931,12 @@ class ScheduledScalingLaw(BayesianLaw):
         steps = np.atleast_1d(np.asarray(steps))
         end = int(steps.max())
         fam = self.config.unknown_schedule.family
-        cases = [("weighed: T from the posterior", None), (f"{fam} ending at step {end}", end), (f"{fam} ending at step {2 * end}", 2 * end),
-                 ("constant LR (no decay)", np.inf)]
+        cases = [
+            ("weighed: T from the posterior", None),
+            (f"{fam} ending at step {end}", end),
+            (f"{fam} ending at step {2 * end}", 2 * end),
+            ("constant LR (no decay)", np.inf),
+        ]
         reached = np.mean(self.idata["posterior"]["total_steps"].values >= end) > 0
         if not reached:  # no draw of the length reaches the step: the weighed prediction does not exist there
             cases = cases[1:]
@@ -848,8 +944,18 @@ class ScheduledScalingLaw(BayesianLaw):
         out = pd.concat(frames, ignore_index=True)
         return out[["assumption", *[c for c in out.columns if c != "assumption"]]]
 
-    def predict(self, params, schedule=None, steps=None, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0, run: str | None = None,
-                total_steps: float | None = None) -> pd.DataFrame:
+    def predict(
+        self,
+        params,
+        schedule=None,
+        steps=None,
+        *,
+        ci: float = 0.9,
+        kind: str = "predictive",
+        seed: int = 0,
+        run: str | None = None,
+        total_steps: float | None = None,
+    ) -> pd.DataFrame:
         """One row per step and validation domain: ``params``, ``step``, ``target``, ``mean``,
         ``median``, ``lower``, ``upper`` (posterior predictive of a new run, or of pilot ``run``
         continued, or ``kind='mean'``: the law). ``schedule=None``: see :meth:`predict_draws`."""
@@ -882,11 +988,14 @@ class ScheduledScalingLaw(BayesianLaw):
             return ""
         post = self.idata["posterior"]
         sizes = json.loads(self.idata.attrs["pilot_params"])
-        note = (f". Sizes beyond {max(sizes):.3g} parameters rest on the size term's form: its exponent alpha is "
-                + ("set by its prior's excess over the pilots' slope (two sizes pin none of it)" if len(sizes) == 2 else f"fitted to {len(sizes)} sizes"))
+        note = f". Sizes beyond {max(sizes):.3g} parameters rest on the size term's form: its exponent alpha is " + (
+            "set by its prior's excess over the pilots' slope (two sizes pin none of it)" if len(sizes) == 2 else f"fitted to {len(sizes)} sizes"
+        )
         if "discrepancy_size" in post:
-            note += (f", with the model discrepancy of {100 * float(np.median(post['discrepancy_size'].values)):.1f}% per log-unit of size beyond "
-                     "them (external prior; discrepancy: false leaves it out)")
+            note += (
+                f", with the model discrepancy of {100 * float(np.median(post['discrepancy_size'].values)):.1f}% per log-unit of size beyond "
+                "them (external prior; discrepancy: false leaves it out)"
+            )
         return note
 
     def unknown_schedule_note(self) -> str:
@@ -910,9 +1019,15 @@ class ScheduledScalingLaw(BayesianLaw):
         weighed = sens[sens.index.str.startswith("weighed")]
         med = sens["median"][~sens.index.str.startswith("weighed")]
         spread = 100 * (med.max() / med.min() - 1)
-        at = (f"median {weighed['median'].iloc[0]:.4g} [{weighed['lower'].iloc[0]:.4g}, {weighed['upper'].iloc[0]:.4g}] weighed; " if len(weighed)
-              else "no posterior draw of T reaches it (the pilots say the schedule ended before), so no weighed prediction; ")
-        return (f". Unknown schedule for {len(unknown)} run(s) ({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}): not assumed but "
-                f"weighed, {self.config.unknown_schedule.describe(last)}; posterior T median {q[1]:.0f} [90%: {q[0]:.0f}, {q[2]:.0f}], "
-                f"P(T >= {step}) = {np.mean(T >= step):.2f}. At step {step}, a new {size:.3g}-parameter run ({v}): {at}"
-                + ", ".join(f"{m:.4g} ({name})" for name, m in med.items()) + f": the assumption moves it by {spread:.2f}%")
+        at = (
+            f"median {weighed['median'].iloc[0]:.4g} [{weighed['lower'].iloc[0]:.4g}, {weighed['upper'].iloc[0]:.4g}] weighed; "
+            if len(weighed)
+            else "no posterior draw of T reaches it (the pilots say the schedule ended before), so no weighed prediction; "
+        )
+        return (
+            f". Unknown schedule for {len(unknown)} run(s) ({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}): not assumed but "
+            f"weighed, {self.config.unknown_schedule.describe(last)}; posterior T median {q[1]:.0f} [90%: {q[0]:.0f}, {q[2]:.0f}], "
+            f"P(T >= {step}) = {np.mean(T >= step):.2f}. At step {step}, a new {size:.3g}-parameter run ({v}): {at}"
+            + ", ".join(f"{m:.4g} ({name})" for name, m in med.items())
+            + f": the assumption moves it by {spread:.2f}%"
+        )

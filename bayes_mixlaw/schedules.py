@@ -109,8 +109,7 @@ class Schedule(BaseModel):
             known = set(_KEYS)
             extra = sorted(given & known - _REQUIRED[kind] - _OPTIONAL[kind])
             if extra:
-                raise ValueError(f"field '{extra[0]}': does not apply to a '{kind}' schedule "
-                                 f"(it takes {sorted(_REQUIRED[kind] | _OPTIONAL[kind])})")
+                raise ValueError(f"field '{extra[0]}': does not apply to a '{kind}' schedule (it takes {sorted(_REQUIRED[kind] | _OPTIONAL[kind])})")
         return data
 
     @model_validator(mode="after")
@@ -163,7 +162,7 @@ class Schedule(BaseModel):
     # construction ---------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "<dict>") -> "Schedule":
+    def from_dict(cls, data: dict, source: str = "<dict>") -> Schedule:
         """A schedule from its JSON form; a problem is a :class:`ScheduleError` naming ``source`` and the field."""
         if not isinstance(data, dict):
             raise ScheduleError(f"{source}: a schedule is a JSON object, got {type(data).__name__}")
@@ -182,7 +181,7 @@ class Schedule(BaseModel):
             raise ScheduleError(f"{source}: " + "; ".join(problems)) from None
 
     @classmethod
-    def from_file(cls, path) -> "Schedule":
+    def from_file(cls, path) -> Schedule:
         """Read a schedule JSON file (``fit/predict --schedule``)."""
         path = Path(path)
         try:
@@ -194,7 +193,7 @@ class Schedule(BaseModel):
         return cls.from_dict(data, str(path))
 
     @classmethod
-    def from_logged(cls, steps, lr, warmup_steps: int | None = None) -> "Schedule":
+    def from_logged(cls, steps, lr, warmup_steps: int | None = None) -> Schedule:
         """The ``table`` schedule of a run's logged ``lr`` column.
 
         Before the first logged step a linear warm-up from 0 is assumed: from step 0 to the first
@@ -281,7 +280,7 @@ class Schedule(BaseModel):
         """``lr(0), lr(1), ..., lr(last)`` (``last`` defaults to the horizon)."""
         return self.lr(np.arange((self.horizon if last is None else last) + 1))
 
-    def features(self, steps, *, lr_ref: float | None = None, knots: int = DEFAULT_KNOTS, lam: float = DEFAULT_LAMBDA) -> "StepFeatures":
+    def features(self, steps, *, lr_ref: float | None = None, knots: int = DEFAULT_KNOTS, lam: float = DEFAULT_LAMBDA) -> StepFeatures:
         """The step-law features at ``steps`` (whole numbers in [0, horizon]); see the module docstring.
 
         ``lr_ref`` divides every LR (default: this schedule's peak); runs fitted together must share
@@ -327,7 +326,7 @@ class StepFeatures:
     def knots(self) -> int:
         return self.drop.shape[1]
 
-    def padded(self, knots: int) -> "StepFeatures":
+    def padded(self, knots: int) -> StepFeatures:
         """The same features with ``knots`` knot columns (extra ones add nothing)."""
         extra = knots - self.knots
         if extra < 0:
@@ -337,12 +336,12 @@ class StepFeatures:
         pad = lambda a, v: np.concatenate([a, np.full((len(a), extra), v)], axis=1)  # noqa: E731
         return StepFeatures(self.steps, self.s1, self.s2, pad(self.drop, 0.0), pad(self.eta, 1.0), pad(self.s_k, 0.0), self.lr_ref, self.lam)
 
-    def take(self, index) -> "StepFeatures":
+    def take(self, index) -> StepFeatures:
         index = np.asarray(index)
         return StepFeatures(self.steps[index], self.s1[index], self.s2[index], self.drop[index], self.eta[index], self.s_k[index], self.lr_ref, self.lam)
 
     @staticmethod
-    def concat(parts: list["StepFeatures"]) -> "StepFeatures":
+    def concat(parts: list[StepFeatures]) -> StepFeatures:
         """Rows of several runs in one set of arrays (knots padded to the widest; one lr_ref)."""
         refs = {p.lr_ref for p in parts}
         if len(refs) > 1:
@@ -448,7 +447,8 @@ def decay_areas(t, total, *, warmup: float, final_ratio: float, lam: float = DEF
         \quad g = -\eta' \text{ (the LR's decrease rate)}
 
     cosine: :math:`\int_0^u \eta = r u + (1 - r)(u + \sin(a u)/a)/2`, a = pi / D, and
-    :math:`S_2 = \frac{1 - r}{2(1 - \lambda)}\big[1 - \cos(a u) - a\,\frac{e^{-c(t - W + 1 - u)}(c \sin(a u) - a \cos(a u)) + a e^{-c(t - W + 1)}}{a^2 + c^2}\big]`;
+    :math:`S_2 = \frac{1 - r}{2(1 - \lambda)}\big[1 - \cos(a u)
+    - a\,\frac{e^{-c(t - W + 1 - u)}(c \sin(a u) - a \cos(a u)) + a e^{-c(t - W + 1)}}{a^2 + c^2}\big]`;
     linear: :math:`\int_0^u \eta = u - (1 - r) u^2 / (2D)`,
     :math:`S_2 = \frac{1 - r}{D(1 - \lambda)}\big[u - (e^{-c(t - W + 1 - u)} - e^{-c(t - W + 1)}) / c\big]`.
 

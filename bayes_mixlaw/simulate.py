@@ -32,7 +32,6 @@ class LawSimulator:
         self.noise = mean("noise_sigma") * law.idata["constant_data"]["loss_scale"].values
         names, matrix = law.targets.matrix(self.valid)
         self.weights = matrix[names.index(target)]
-        m = len(self.train)
         self.lower, self.upper = MixtureBounds(caps=dict(caps or {})).arrays(self.train)
         start = torch.as_tensor(random_feasible(32, self.lower, self.upper, np.random.default_rng(0)))[None]
         best, value = minimize_batch(self._torch_target, start, self.lower, self.upper, steps=1000)
@@ -56,8 +55,11 @@ class LawSimulator:
             r = np.atleast_2d(mixtures)
             names = [f"sim{i}" for i in range(len(r))]
         losses = mixing_law(r, self.log_c, self.log_k, self.t) + rng.normal(size=(len(r), len(self.valid))) * self.noise
-        rows = [{"run": name, "valid_domain": v, "loss": value, **{MIX_PREFIX + d: x for d, x in zip(self.train, mix)}}
-                for name, mix, loss in zip(names, r, losses) for v, value in zip(self.valid, loss)]
+        rows = [
+            {"run": name, "valid_domain": v, "loss": value, **{MIX_PREFIX + d: x for d, x in zip(self.train, mix)}}
+            for name, mix, loss in zip(names, r, losses)
+            for v, value in zip(self.valid, loss)
+        ]
         return pd.DataFrame(rows)
 
     def observed_target(self, table: pd.DataFrame) -> pd.Series:
@@ -69,7 +71,7 @@ class LawSimulator:
 def support_caps(runs: RunsTable) -> dict[str, float]:
     """Each training domain's largest share among the runs' mixtures: the box in which a law fitted
     to those runs was checked against data."""
-    return {c[len(MIX_PREFIX):]: float(v) for c, v in runs.mixtures().max().items()}
+    return {c[len(MIX_PREFIX) :]: float(v) for c, v in runs.mixtures().max().items()}
 
 
 def feasible_dirichlet(n: int, upper: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -21,7 +21,7 @@ def summarize_draws(draws: xr.DataArray, inputs: pd.DataFrame, ci: float) -> pd.
     Returns the ``inputs`` columns, ``target``, ``mean``, ``median``, ``lower``, ``upper``.
     """
     lo, hi = interval_bounds(ci)
-    row_dim = [d for d in draws.dims if d not in ("chain", "draw", "target")][0]
+    row_dim = next(d for d in draws.dims if d not in ("chain", "draw", "target"))
     values = draws.transpose("chain", "draw", row_dim, "target").values
     flat = values.reshape(-1, *values.shape[2:])
     q = np.quantile(flat, [0.5, lo, hi], axis=0)
@@ -56,8 +56,11 @@ def require_finite(table: pd.DataFrame, what: str, columns=("optimum", "mean", "
         return table
     i, j = (int(x[0]) for x in np.nonzero(bad))
     row = table.iloc[i]
-    label = [f"{k} {row[k]!r}" if k in ("name", "mixture", "item", "quantity") else f"{k}={row[k]}"
-             for k in ("name", "mixture", "quantity", "item", "params", "step", "tokens", "target") if k in table]
+    label = [
+        f"{k} {row[k]!r}" if k in ("name", "mixture", "item", "quantity") else f"{k}={row[k]}"
+        for k in ("name", "mixture", "quantity", "item", "params", "step", "tokens", "target")
+        if k in table
+    ]
     raise NonFiniteError(
         f"{what}: the {present[j]} of row {i + 2} ({', '.join(label) or f'row {i}'}) is {values[i, j]}, "
         f"and {int(bad.any(axis=1).sum())} row(s) in all are not finite; nothing was written. A non-finite "

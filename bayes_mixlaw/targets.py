@@ -36,12 +36,11 @@ class Targets:
     groups_source: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def from_files(cls, weights=None, groups=None) -> "Targets":
+    def from_files(cls, weights=None, groups=None) -> Targets:
         source = lambda x: None if not x or isinstance(x, dict) else str(x)  # noqa: E731
-        return cls(_read_mapping(weights, "weights") if weights else {}, _read_mapping(groups, "groups") if groups else {},
-                   source(weights), source(groups))
+        return cls(_read_mapping(weights, "weights") if weights else {}, _read_mapping(groups, "groups") if groups else {}, source(weights), source(groups))
 
-    def check(self, valid_domains: list[str], source: str = "targets") -> "Targets":
+    def check(self, valid_domains: list[str], source: str = "targets") -> Targets:
         """Check against the fit's validation domains. A weight for a domain the data lack is an error
         where its name is close to one of the data's (a misspelling), else dropped with a warning that
         says how the total is then taken. Messages name the weights or groups file where there is one."""
@@ -62,8 +61,10 @@ class Targets:
             for name in absent:
                 close = difflib.get_close_matches(name, unused, n=1, cutoff=0.75)
                 if close:
-                    raise TargetsError(f"{source}: '{name}' is not a validation domain of the data; did you mean '{close[0]}'? "
-                                       f"(the data's domains: {', '.join(valid_domains)})")
+                    raise TargetsError(
+                        f"{source}: '{name}' is not a validation domain of the data; did you mean '{close[0]}'? "
+                        f"(the data's domains: {', '.join(valid_domains)})"
+                    )
             if absent:
                 kept = sum(weights[d] for d in valid_domains)
                 warnings.warn(
@@ -133,7 +134,7 @@ class Targets:
         keys = [c for c in KEY_COLUMNS if c in data and c != "valid_domain"]
         wide = data.pivot_table(index=keys, columns="valid_domain", values="loss", aggfunc="first")[valid]
         complete = wide.dropna()
-        aggregated = pd.DataFrame(complete.to_numpy() @ matrix[len(valid):].T, index=complete.index, columns=names[len(valid):])
+        aggregated = pd.DataFrame(complete.to_numpy() @ matrix[len(valid) :].T, index=complete.index, columns=names[len(valid) :])
         long = aggregated.stack().rename("loss").reset_index().rename(columns={"level_" + str(len(keys)): "valid_domain"})
         long = long.rename(columns={long.columns[len(keys)]: "valid_domain"})
         mix = runs.mixtures()
@@ -144,7 +145,7 @@ class Targets:
         return json.dumps({"weights": self.weights, "groups": self.groups})  # group order is meaningful
 
     @classmethod
-    def from_json(cls, text: str) -> "Targets":
+    def from_json(cls, text: str) -> Targets:
         data = json.loads(text)
         return cls(data.get("weights", {}), data.get("groups", {}))
 

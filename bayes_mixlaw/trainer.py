@@ -48,13 +48,70 @@ N_LAYER = 2
 VOCAB = 256
 SCHEDULES = ("constant", "cosine")
 # Source files of the standard library read as 'code' (those present; every CPython 3.12 has them).
-_CODE_FILES = ("textwrap.py", "argparse.py", "json/encoder.py", "json/decoder.py", "csv.py", "fractions.py", "heapq.py",
-               "bisect.py", "shlex.py", "string.py", "difflib.py", "calendar.py", "statistics.py", "dataclasses.py")
-_CODE_MODULES = ("textwrap", "argparse", "json.encoder", "json.decoder", "csv", "fractions", "heapq", "bisect", "shlex",
-                 "string", "difflib", "calendar", "statistics", "dataclasses")
-_DOC_MODULES = ("argparse", "collections", "csv", "datetime", "decimal", "difflib", "email", "fractions", "functools", "heapq",
-                "inspect", "itertools", "json", "logging", "os", "pathlib", "pickle", "random", "re", "shutil", "statistics",
-                "string", "subprocess", "tempfile", "textwrap", "threading", "typing", "unittest", "urllib.parse", "zipfile")
+_CODE_FILES = (
+    "textwrap.py",
+    "argparse.py",
+    "json/encoder.py",
+    "json/decoder.py",
+    "csv.py",
+    "fractions.py",
+    "heapq.py",
+    "bisect.py",
+    "shlex.py",
+    "string.py",
+    "difflib.py",
+    "calendar.py",
+    "statistics.py",
+    "dataclasses.py",
+)
+_CODE_MODULES = (
+    "textwrap",
+    "argparse",
+    "json.encoder",
+    "json.decoder",
+    "csv",
+    "fractions",
+    "heapq",
+    "bisect",
+    "shlex",
+    "string",
+    "difflib",
+    "calendar",
+    "statistics",
+    "dataclasses",
+)
+_DOC_MODULES = (
+    "argparse",
+    "collections",
+    "csv",
+    "datetime",
+    "decimal",
+    "difflib",
+    "email",
+    "fractions",
+    "functools",
+    "heapq",
+    "inspect",
+    "itertools",
+    "json",
+    "logging",
+    "os",
+    "pathlib",
+    "pickle",
+    "random",
+    "re",
+    "shutil",
+    "statistics",
+    "string",
+    "subprocess",
+    "tempfile",
+    "textwrap",
+    "threading",
+    "typing",
+    "unittest",
+    "urllib.parse",
+    "zipfile",
+)
 _DOMAIN_BYTES = 400_000  # per domain, before the train / validation split
 _VALID_FRACTION = 0.1
 
@@ -110,8 +167,10 @@ def _numbers_text() -> str:
     pressure, count = rng.normal(1013, 9, n), rng.poisson(30, n)
     code = np.array(list("ABCDEF0123456789"))[rng.integers(0, 16, (n, 4))]
     lines = ["date,station,temperature,pressure,count,code"]
-    lines += [f"2024-{1 + d // 28 % 12:02d}-{1 + d % 28:02d},S{s:03d},{t:.2f},{p:.1f},{c},{''.join(k)}"
-              for d, s, t, p, c, k in zip(day, station, temperature, pressure, count, code)]
+    lines += [
+        f"2024-{1 + d // 28 % 12:02d}-{1 + d % 28:02d},S{s:03d},{t:.2f},{p:.1f},{c},{''.join(k)}"
+        for d, s, t, p, c, k in zip(day, station, temperature, pressure, count, code)
+    ]
     return "\n".join(lines)
 
 
@@ -185,7 +244,7 @@ def _model(config: dict):
 
 def _batch(data: np.ndarray, rows: int, rng: np.random.Generator) -> np.ndarray:
     start = rng.integers(0, len(data) - CONTEXT - 1, size=rows)
-    return np.stack([data[s: s + CONTEXT + 1] for s in start])
+    return np.stack([data[s : s + CONTEXT + 1] for s in start])
 
 
 def _lr(step: int, steps: int, peak: float, schedule: str) -> float:
@@ -200,12 +259,11 @@ def _lr(step: int, steps: int, peak: float, schedule: str) -> float:
 
 def default_checkpoints(steps: int, n: int = 4) -> list[int]:
     """``n`` checkpoints spread geometrically from a quarter of the run to its end."""
-    points = sorted({max(1, int(round(steps * f))) for f in np.geomspace(0.25, 1.0, n)})
+    points = sorted({max(1, round(steps * f)) for f in np.geomspace(0.25, 1.0, n)})
     return points
 
 
-def train_pilot(pilot, out_dir, *, checkpoints: list[int] | None = None, threads: int = 1, eval_batches: int = 8,
-                peak_lr: float = 3e-3) -> pd.DataFrame:
+def train_pilot(pilot, out_dir, *, checkpoints: list[int] | None = None, threads: int = 1, eval_batches: int = 8, peak_lr: float = 3e-3) -> pd.DataFrame:
     """Train the pilot (a :class:`bayes_mixlaw.runners.Pilot` or a mapping with ``run``/``id``, ``mixture``,
     ``params``, ``steps`` and optionally ``schedule`` and ``seed``), write ``out_dir/rows.csv`` and return the rows."""
     import torch
@@ -269,7 +327,7 @@ def train_pilot(pilot, out_dir, *, checkpoints: list[int] | None = None, threads
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bayes_mixlaw.trainer", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mix", required=True, help="the mixture as JSON, e.g. '{\"code\": 0.5, \"prose\": 0.5}'")
+    parser.add_argument("--mix", required=True, help='the mixture as JSON, e.g. \'{"code": 0.5, "prose": 0.5}\'')
     parser.add_argument("--params", type=float, required=True, help="model size (parameters; the nearest width is used)")
     parser.add_argument("--steps", type=int, required=True)
     parser.add_argument("--out", required=True, help="folder to write rows.csv in")
@@ -279,8 +337,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     mixture = json.loads(args.mix)
-    spec = {"run": args.run or Path(args.out).resolve().name, "mixture": mixture, "params": args.params, "steps": args.steps,
-            "schedule": args.schedule, "seed": args.seed}
+    spec = {
+        "run": args.run or Path(args.out).resolve().name,
+        "mixture": mixture,
+        "params": args.params,
+        "steps": args.steps,
+        "schedule": args.schedule,
+        "seed": args.seed,
+    }
     train_pilot(spec, args.out, threads=args.threads)
     return 0
 

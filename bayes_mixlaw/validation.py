@@ -48,8 +48,10 @@ def validate_runs(
     if not isinstance(frame, pd.DataFrame):
         raise RunsTableError(f"expected a pandas DataFrame, got {type(frame).__name__}", source=source)
     if not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
-        raise RunsTableError(f"the tolerance (--tolerance) is {tolerance:g}; it is how far a mixture's sum may be from 1, "
-                             "a number >= 0 and below 1 (default 0.01)", source=source)
+        raise RunsTableError(
+            f"the tolerance (--tolerance) is {tolerance:g}; it is how far a mixture's sum may be from 1, a number >= 0 and below 1 (default 0.01)",
+            source=source,
+        )
     frame = frame.copy()
     if _ROW not in frame:
         frame[_ROW] = frame.index
@@ -72,14 +74,13 @@ def validate_runs(
     unknown = [c for c in columns if c not in known and not c.startswith(MIX_PREFIX)]
     if unknown:
         raise RunsTableError(
-            f"unknown column(s) {unknown}; allowed are {sorted(known)} and 'mix:<domain>' "
-            "(proportions of a training domain need the 'mix:' prefix)",
+            f"unknown column(s) {unknown}; allowed are {sorted(known)} and 'mix:<domain>' (proportions of a training domain need the 'mix:' prefix)",
             source=source,
             column=unknown[0],
         )
     mix_cols = [c for c in columns if c.startswith(MIX_PREFIX)]
     for c in mix_cols:
-        if not c[len(MIX_PREFIX):].strip():
+        if not c[len(MIX_PREFIX) :].strip():
             raise RunsTableError("a mixture column has no domain name after 'mix:'", source=source, column=c)
 
     rows = frame[_ROW].to_numpy()
@@ -230,8 +231,7 @@ def validate_runs(
             j = int(np.flatnonzero(differs)[0])
             col = [c for c in mix_cols if these[c].iloc[j] != first[c]][0]
             raise RunsTableError(
-                f"run '{run}' changes its mixture: {col} is {first[col]} at row {these[_ROW].iloc[0]} "
-                f"but {these[col].iloc[j]} here; one run has one mixture",
+                f"run '{run}' changes its mixture: {col} is {first[col]} at row {these[_ROW].iloc[0]} but {these[col].iloc[j]} here; one run has one mixture",
                 source=source,
                 row=these[_ROW].iloc[j],
                 column=col,

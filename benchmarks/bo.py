@@ -110,8 +110,15 @@ def _optimize_on_simplex(sim, acq, q: int) -> np.ndarray:
 
     m = len(sim.train)
     bounds = torch.stack([torch.zeros(m, dtype=torch.float64), torch.as_tensor(sim.upper)])
-    cand, _ = optimize_acqf(acq, bounds=bounds, q=q, num_restarts=4, raw_samples=64, sequential=q > 1,
-                            equality_constraints=[(torch.arange(m), torch.ones(m, dtype=torch.float64), 1.0)])
+    cand, _ = optimize_acqf(
+        acq,
+        bounds=bounds,
+        q=q,
+        num_restarts=4,
+        raw_samples=64,
+        sequential=q > 1,
+        equality_constraints=[(torch.arange(m), torch.ones(m, dtype=torch.float64), 1.0)],
+    )
     r = cand.detach().numpy().clip(0, 1)
     return r / r.sum(axis=1, keepdims=True)
 
@@ -127,12 +134,14 @@ def next_gp_ei(sim, table, rng, seed):
 def make_gp_batch(q: int):
     """The plain GP with a batch of q runs a round (as this package's strategies with ``--q``): BoTorch's
     q-log-noisy-expected-improvement, optimised greedily (sequential=True)."""
+
     def next_gp(sim, table, rng, seed):
         from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 
         torch.manual_seed(seed)
         gp, X, _ = _fitted_gp(sim, table)
         return _optimize_on_simplex(sim, qLogNoisyExpectedImprovement(gp, X_baseline=X, prune_baseline=True), q)
+
     return next_gp
 
 
@@ -152,6 +161,7 @@ def candidate_grid(sim) -> np.ndarray:
 def make_point_law(q: int = 1):
     """The paper's strategy: fit the point law to the observed totals and run its predicted optimum among
     the candidates not yet run (with q > 1, the q best of them: one fit a batch, as this package refits)."""
+
     def next_point_law(sim, table, rng, seed):
         totals = sim.observed_target(table)
         mix = table.groupby("run")[[MIX_PREFIX + d for d in sim.train]].first().loc[totals.index].to_numpy()
@@ -161,6 +171,7 @@ def make_point_law(q: int = 1):
         seen = (np.abs(grid[:, None, :] - mix[None]).max(axis=-1) < 1e-9).any(axis=1)
         pred[seen] = np.inf
         return grid[np.argsort(pred)[:q]]
+
     return next_point_law
 
 
@@ -168,11 +179,21 @@ def make_bayes(law, acquisition: str = "thompson", q: int = 1, candidates: bool 
     """This package's strategy: refit (fast NUTS) on every run so far, then suggest a batch of q
     (``candidates``: among the point law's candidate mixtures only; ``exploit``: the batch's first run at
     the posterior-mean optimum, the rest Thompson draws)."""
+
     def next_bayes(sim, table, rng, seed):
         law.fit(validate_runs(table, "simulated"), seed=seed, method="fast", progress=False)
-        pick = suggest(law, q, acquisition=acquisition, draws=128, seed=seed, bounds=bounds_of(sim),
-                       candidates=candidate_grid(sim) if candidates else None, exploit=exploit)
+        pick = suggest(
+            law,
+            q,
+            acquisition=acquisition,
+            draws=128,
+            seed=seed,
+            bounds=bounds_of(sim),
+            candidates=candidate_grid(sim) if candidates else None,
+            exploit=exploit,
+        )
         return pick[[MIX_PREFIX + d for d in sim.train]].to_numpy()
+
     return next_bayes
 
 
@@ -188,6 +209,7 @@ def make_bayes_on_target(acquisition: str = "thompson", q: int = 1):
         law.fit(validate_runs(one, "simulated totals"), seed=seed, method="fast", progress=False)
         pick = suggest(law, q, acquisition=acquisition, draws=128, seed=seed, bounds=bounds_of(sim))
         return pick[[MIX_PREFIX + d for d in sim.train]].to_numpy()
+
     return next_bayes
 
 
@@ -207,8 +229,16 @@ def random_runs_needed(sim, threshold: float, draws: int = 4_000_000, seed: int 
     lo = beta_dist.ppf(0.025, hits, draws - hits + 1) if hits else 0.0
     hi = beta_dist.ppf(0.975, hits + 1, draws - hits)
     median = lambda q: np.inf if q <= 0 else float(np.ceil(np.log(0.5) / np.log1p(-q)))  # noqa: E731
-    return {"hits": hits, "draws": draws, "p": p, "p_low": lo, "p_high": hi,
-            "median runs": median(p), "median runs (95% interval)": (median(hi), median(lo)), "mean runs": np.inf if p == 0 else 1 / p}
+    return {
+        "hits": hits,
+        "draws": draws,
+        "p": p,
+        "p_low": lo,
+        "p_high": hi,
+        "median runs": median(p),
+        "median runs (95% interval)": (median(hi), median(lo)),
+        "mean runs": np.inf if p == 0 else 1 / p,
+    }
 
 
 def run_strategy(sim, strategy, seed: int, budget: int, n_initial: int = N_INITIAL) -> np.ndarray:
@@ -240,8 +270,12 @@ def main():
     parser.add_argument("--budget", type=int, default=20)
     parser.add_argument("--random-budget", type=int, default=200)
     parser.add_argument("--random-draws", type=int, default=4_000_000, help="mixtures drawn to estimate how many runs random sampling needs")
-    parser.add_argument("--strategies", default="thompson,gp-ei,point-law,random",
-                        help="comma-separated: thompson, thompson-exploit, thompson-candidates, qlognei, info (this package), thompson-total, qlognei-total (the law on the objective alone), gp-ei, gp-qei, point-law, random")
+    parser.add_argument(
+        "--strategies",
+        default="thompson,gp-ei,point-law,random",
+        help="comma-separated: thompson, thompson-exploit, thompson-candidates, qlognei, info (this package), "
+        "thompson-total, qlognei-total (the law on the objective alone), gp-ei, gp-qei, point-law, random",
+    )
     parser.add_argument("--initial", type=int, default=N_INITIAL, help="random (flat Dirichlet) pilots every strategy starts from")
     parser.add_argument("--q", type=int, default=1, help="runs per round for this package's strategies (one refit per batch)")
     parser.add_argument("--plot", default=None, help="default: benchmarks/bo_regret_<simulator>.png")
@@ -271,27 +305,45 @@ def main():
     start = time.perf_counter()
     sim = make_simulator(args.simulator, fit_file=args.simulator_fit, support=args.support)
     threshold = 0.005 * sim.best_loss
-    print(f"{args.simulator} simulator ({len(sim.train)} training x {len(sim.valid)} validation domains, fitted in "
-          f"{time.perf_counter() - start:.0f} s): optimum total loss {sim.best_loss:.4f} at "
-          f"{ {d: round(float(x), 3) for d, x in zip(sim.train, sim.optimum) if x > 0.005} }; "
-          f"0.5% = {threshold:.4f}; noise {sim.noise.mean():.4f} (mean over domains)", flush=True)
+    print(
+        f"{args.simulator} simulator ({len(sim.train)} training x {len(sim.valid)} validation domains, fitted in "
+        f"{time.perf_counter() - start:.0f} s): optimum total loss {sim.best_loss:.4f} at "
+        f"{ {d: round(float(x), 3) for d, x in zip(sim.train, sim.optimum) if x > 0.005} }; "
+        f"0.5% = {threshold:.4f}; noise {sim.noise.mean():.4f} (mean over domains)",
+        flush=True,
+    )
     for fraction in (0.005, 0.01, 0.02):
         need = random_runs_needed(sim, fraction * sim.best_loss, draws=args.random_draws)
         low, high = need["median runs (95% interval)"]
-        print(f"random Dirichlet, within {fraction:.1%}: {need['hits']} of {need['draws']:,} draws (p = {need['p']:.3g}); "
-              f"runs needed: median {need['median runs']:.0f} [{low:.0f}, {high:.0f}], mean {need['mean runs']:.0f}", flush=True)
+        print(
+            f"random Dirichlet, within {fraction:.1%}: {need['hits']} of {need['draws']:,} draws (p = {need['p']:.3g}); "
+            f"runs needed: median {need['median runs']:.0f} [{low:.0f}, {high:.0f}], mean {need['mean runs']:.0f}",
+            flush=True,
+        )
     law = simulator_law(args.simulator)
     batch = f", q={args.q}" if args.q > 1 else ""
     available = {a: (f"bayes-{a} (this package{batch})", make_bayes(law, a, args.q)) for a in ("thompson", "qlognei", "info")}
     available["thompson-exploit"] = (f"bayes-thompson + posterior-mean optimum (this package{batch})", make_bayes(law, "thompson", args.q, exploit=True))
     available["thompson-candidates"] = (f"bayes-thompson among the candidates (this package{batch})", make_bayes(law, "thompson", args.q, candidates=True))
     available.update({f"{a}-total": (f"bayes-{a} on the total alone (this package{batch})", make_bayes_on_target(a, args.q)) for a in ("thompson", "qlognei")})
-    available.update({"gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei), "gp-qei": (f"gp-qlognei (SingleTaskGP{batch})", make_gp_batch(args.q)), "point-law": (f"point-law optimum (paper{batch})", make_point_law(args.q)),
-                      "random": ("random Dirichlet (RegMix)", next_random)})
+    available.update(
+        {
+            "gp-ei": ("gp-ei (SingleTaskGP)", next_gp_ei),
+            "gp-qei": (f"gp-qlognei (SingleTaskGP{batch})", make_gp_batch(args.q)),
+            "point-law": (f"point-law optimum (paper{batch})", make_point_law(args.q)),
+            "random": ("random Dirichlet (RegMix)", next_random),
+        }
+    )
     strategies = dict(available[k.strip()] for k in args.strategies.split(","))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    meta = {"simulator": args.simulator + (" within the data's support" if args.support else ""), "domains": len(sim.train), "seeds": list(seeds), "budget": args.budget,
-            "threshold": threshold, "initial": args.initial}
+    meta = {
+        "simulator": args.simulator + (" within the data's support" if args.support else ""),
+        "domains": len(sim.train),
+        "seeds": list(seeds),
+        "budget": args.budget,
+        "threshold": threshold,
+        "initial": args.initial,
+    }
     curves, rows = {}, []
     for name, strategy in strategies.items():
         budget = args.random_budget if name.startswith("random") else args.budget
@@ -300,8 +352,15 @@ def main():
         seconds = (time.perf_counter() - start) / args.seeds
         curves[name] = regrets
         reach = np.array([runs_to_reach(r, threshold) for r in regrets])
-        rows.append({"strategy": name, "runs to within 0.5% (median)": np.median(reach), "reached (seeds)": f"{np.isfinite(reach).sum()}/{args.seeds}",
-                     f"regret after {args.budget} runs (mean)": regrets[:, args.budget - 1].mean(), "seconds per seed": seconds})
+        rows.append(
+            {
+                "strategy": name,
+                "runs to within 0.5% (median)": np.median(reach),
+                "reached (seeds)": f"{np.isfinite(reach).sum()}/{args.seeds}",
+                f"regret after {args.budget} runs (mean)": regrets[:, args.budget - 1].mean(),
+                "seconds per seed": seconds,
+            }
+        )
         print(pd.DataFrame(rows[-1:]).to_markdown(index=False, floatfmt=".4f"), flush=True)
         if args.curves:
             np.savez(args.curves, meta=np.array(meta, dtype=object), **curves)

@@ -29,6 +29,7 @@ EPOCH = {"E": (1.817, 1.769, 1.871), "A": (482.0, None, None), "B": (2085.0, Non
 
 def epoch_point_fit(n, d, loss):
     """Epoch's fit: Huber (delta 1e-3) on log L with L = exp(e) + exp(a - alpha log N) + exp(b - beta log D)."""
+
     def objective(theta):
         e, a, b, alpha, beta = theta
         pred = logsumexp([np.full_like(n, e), a - alpha * np.log(n), b - beta * np.log(d)], axis=0)
@@ -54,20 +55,24 @@ def main():
     p = law.parameters(ci=0.95).set_index("parameter")
     rows = []
     for name, (estimate, lo, hi) in EPOCH.items():
-        rows.append({
-            "parameter": name,
-            "Epoch estimate": estimate,
-            "Epoch bootstrap 95%": f"({lo}, {hi})" if lo else "-",
-            "Huber refit here": point[name],
-            "posterior mean": p.loc[name, "mean"],
-            "posterior 95%": f"({p.loc[name, 'lower']:.4g}, {p.loc[name, 'upper']:.4g})",
-            "mean inside Epoch 95%": ("yes" if lo <= p.loc[name, "mean"] <= hi else "NO") if lo else "-",
-            "width vs Epoch": f"{(p.loc[name, 'upper'] - p.loc[name, 'lower']) / (hi - lo):.2f}" if lo else "-",
-        })
+        rows.append(
+            {
+                "parameter": name,
+                "Epoch estimate": estimate,
+                "Epoch bootstrap 95%": f"({lo}, {hi})" if lo else "-",
+                "Huber refit here": point[name],
+                "posterior mean": p.loc[name, "mean"],
+                "posterior 95%": f"({p.loc[name, 'lower']:.4g}, {p.loc[name, 'upper']:.4g})",
+                "mean inside Epoch 95%": ("yes" if lo <= p.loc[name, "mean"] <= hi else "NO") if lo else "-",
+                "width vs Epoch": f"{(p.loc[name, 'upper'] - p.loc[name, 'lower']) / (hi - lo):.2f}" if lo else "-",
+            }
+        )
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
     pred = law.predict(params=[7e10, 2.8e11], tokens=[1.4e12, 3e11], ci=0.9, kind="mean")
-    print(f"\nNUTS fit {bayes_seconds:.1f} s (first fit, compiling) vs Huber point fit {point_seconds:.1f} s: ratio {bayes_seconds / point_seconds:.2f}; "
-          f"{law.diagnostics.divergences} divergences, max R-hat {law.diagnostics.max_rhat:.3f}, min ESS {law.diagnostics.min_ess_bulk:.0f}")
+    print(
+        f"\nNUTS fit {bayes_seconds:.1f} s (first fit, compiling) vs Huber point fit {point_seconds:.1f} s: ratio {bayes_seconds / point_seconds:.2f}; "
+        f"{law.diagnostics.divergences} divergences, max R-hat {law.diagnostics.max_rhat:.3f}, min ESS {law.diagnostics.min_ess_bulk:.0f}"
+    )
     for (_, row), label in zip(pred.iterrows(), ("Chinchilla 70B / 1.4T tokens", "Gopher 280B / 300B tokens")):
         print(f"{label}: predicted loss {row['mean']:.3f} (90% interval {row['lower']:.3f}-{row['upper']:.3f})")
 

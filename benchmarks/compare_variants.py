@@ -72,9 +72,11 @@ def main(seed: int = 0, variants: list[str] | None = None):
     print(shown.to_markdown(index=False, floatfmt=".4g"))
     by_loo = list(table.sort_values("rank")["variant"])
     by_holdout = list(table.sort_values("MAE")["variant"])
-    print(f"\nbest by PSIS-LOO: {by_loo[0]}; best by held-out MAE: {by_holdout[0]}; "
-          f"comparison (LOO of {len(laws)} fits + {len(laws)} refits): {compare_seconds:.0f} s, "
-          f"{compare_seconds / np.mean(list(fit_seconds.values())):.1f}x one fit")
+    print(
+        f"\nbest by PSIS-LOO: {by_loo[0]}; best by held-out MAE: {by_holdout[0]}; "
+        f"comparison (LOO of {len(laws)} fits + {len(laws)} refits): {compare_seconds:.0f} s, "
+        f"{compare_seconds / np.mean(list(fit_seconds.values())):.1f}x one fit"
+    )
 
 
 if __name__ == "__main__":

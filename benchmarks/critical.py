@@ -52,7 +52,7 @@ def point_fit(train, steps, seed: int = 0) -> dict:
         n = len(steps)
 
         def residual(theta, x=x, s=s, y=y, scale=scale, n=n):
-            m, g, tau = theta[:n], theta[n:2 * n], theta[-1]
+            m, g, tau = theta[:n], theta[n : 2 * n], theta[-1]
             return (continual_mixing_law(x, m[s], g[s], tau) * scale - y) / y
 
         best = None
@@ -61,7 +61,7 @@ def point_fit(train, steps, seed: int = 0) -> dict:
             fit = least_squares(residual, theta0, loss="huber", f_scale=1e-3)
             if best is None or fit.cost < best.cost:
                 best = fit
-        out[domain] = (best.x[:n], best.x[n:2 * n], best.x[-1], pbar, scale)
+        out[domain] = (best.x[:n], best.x[n : 2 * n], best.x[-1], pbar, scale)
     return out
 
 
@@ -100,8 +100,13 @@ def main(seed: int = 1):
 
     def score(label, estimate, observed, lower=None, upper=None, secs=np.nan, rhat=np.nan, ess=np.nan, div=np.nan):
         err = np.abs(np.asarray(estimate) - np.asarray(observed))
-        row = {"prediction of the held-out 0.285 run": label, "points": len(err), "MAE": err.mean(),
-               "mean rel err %": 100 * (err / np.asarray(observed)).mean(), "max rel err %": 100 * (err / np.asarray(observed)).max()}
+        row = {
+            "prediction of the held-out 0.285 run": label,
+            "points": len(err),
+            "MAE": err.mean(),
+            "mean rel err %": 100 * (err / np.asarray(observed)).mean(),
+            "max rel err %": 100 * (err / np.asarray(observed)).max(),
+        }
         if lower is not None:
             row["90% coverage"] = float(((lower <= observed) & (observed <= upper)).mean())
             row["mean 90% width"] = float((upper - lower).mean())
@@ -109,8 +114,17 @@ def main(seed: int = 1):
         return row
 
     rows = [
-        score("Bayesian, every domain x checkpoint", domains["mean"], domains["loss"], domains["lower"], domains["upper"], seconds,
-              diag.max_rhat, diag.min_ess_bulk, diag.divergences),
+        score(
+            "Bayesian, every domain x checkpoint",
+            domains["mean"],
+            domains["loss"],
+            domains["lower"],
+            domains["upper"],
+            seconds,
+            diag.max_rhat,
+            diag.min_ess_bulk,
+            diag.divergences,
+        ),
         score("point fit (Huber LSQ), every domain x checkpoint", point, domains["loss"].to_numpy(), secs=point_seconds),
         score("Bayesian, Pile total x checkpoint", total["mean"], total["loss"], total["lower"], total["upper"]),
         score("point fit, Pile total x checkpoint", point_total.loc[total.index], total["loss"]),
@@ -124,10 +138,28 @@ def main(seed: int = 1):
     point_crit = brentq(lambda p: float(point_predict_all(params, runs.valid_domains, p)[-1] @ w_total) - reference["total"], 0.0, 1.0)
     held_total_10k = float(observed_total.loc[steps[-1]])
     print()
-    print(f"starting Pile total loss {reference['total']:.4f}; the held-out 0.285 run's total at step {steps[-1]}: {held_total_10k:.4f} "
-          f"({'kept' if held_total_10k <= reference['total'] else 'not kept'})")
-    table = crit[["target", "mean", "median", "lower", "upper", "width", "p_never", "start_loss", "p_keep@0.25", f"p_keep@{PAPER_SHARE:g}",
-                  "p_keep@0.3", "new_median", "new_lower", "new_upper"]]
+    print(
+        f"starting Pile total loss {reference['total']:.4f}; the held-out 0.285 run's total at step {steps[-1]}: {held_total_10k:.4f} "
+        f"({'kept' if held_total_10k <= reference['total'] else 'not kept'})"
+    )
+    table = crit[
+        [
+            "target",
+            "mean",
+            "median",
+            "lower",
+            "upper",
+            "width",
+            "p_never",
+            "start_loss",
+            "p_keep@0.25",
+            f"p_keep@{PAPER_SHARE:g}",
+            "p_keep@0.3",
+            "new_median",
+            "new_lower",
+            "new_upper",
+        ]
+    ]
     print(table.to_markdown(index=False, floatfmt=".4g"))
     print(f"\npaper's 0.285 at posterior quantile P(p* <= 0.285) = {np.mean(draws <= PAPER_SHARE):.3f}; point fit of the same law: p* = {point_crit:.4f}")
 
@@ -135,8 +167,10 @@ def main(seed: int = 1):
     full = ContinualLaw(targets=targets).fit(runs, seed=seed, progress=False)
     crit_all = critical_share(full, "total", shares=[PAPER_SHARE])
     r = crit_all.iloc[0]
-    print(f"all five runs: critical share of Pile for the total {r['median']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}] (width {r['width']:.4f}), "
-          f"P(p* <= 0.285) = {r[f'p_keep@{PAPER_SHARE:g}']:.3f}; {full.diagnostics.summary()} (max R-hat {full.diagnostics.max_rhat:.3f})")
+    print(
+        f"all five runs: critical share of Pile for the total {r['median']:.4f} [{r['lower']:.4f}, {r['upper']:.4f}] (width {r['width']:.4f}), "
+        f"P(p* <= 0.285) = {r[f'p_keep@{PAPER_SHARE:g}']:.3f}; {full.diagnostics.summary()} (max R-hat {full.diagnostics.max_rhat:.3f})"
+    )
 
 
 def point_predict_all(params: dict, domains: list[str], share: float) -> np.ndarray:

@@ -43,8 +43,16 @@ def length_series(shared: Path) -> list[dict]:
             e, b, beta = fit_point_power_law(s[fit], loss[fit])
             pred = e + b * s[held] ** (-beta)
             z, d = np.log(loss[held] / pred), np.log(s[held] / s[fit].max())
-            rows.append({"axis": "length", "series": f"{folder.name[4:]}M {path.stem}", "fit range": f"{s[0]:.0f}-{s[fit].max():.0f} steps",
-                         "max distance": d.max(), "bias at max": z[-1], "kappa": float(np.sqrt(np.mean((z / d) ** 2)))})
+            rows.append(
+                {
+                    "axis": "length",
+                    "series": f"{folder.name[4:]}M {path.stem}",
+                    "fit range": f"{s[0]:.0f}-{s[fit].max():.0f} steps",
+                    "max distance": d.max(),
+                    "bias at max": z[-1],
+                    "kappa": float(np.sqrt(np.mean((z / d) ** 2))),
+                }
+            )
     return rows
 
 
@@ -78,9 +86,16 @@ def size_series(shared: Path) -> list[dict]:
         log_e, log_a, log_b, alpha, beta = fit_chinchilla(n[fit], d[fit], loss[fit])
         pred = np.exp(log_e) + np.exp(log_a) * n[held] ** (-alpha) + np.exp(log_b) * d[held] ** (-beta)
         z, dist = np.log(loss[held] / pred), np.log(n[held] / n[fit].max())
-        rows.append({"axis": "size", "series": f"Chinchilla, models <= {cut:.0e}", "fit range": f"{n[fit].min():.1e}-{n[fit].max():.1e} params",
-                     "max distance": dist.max(), "bias at max": float(np.median(z[dist > np.quantile(dist, 0.8)])),
-                     "kappa": float(np.sqrt(np.mean((z / dist) ** 2)))})
+        rows.append(
+            {
+                "axis": "size",
+                "series": f"Chinchilla, models <= {cut:.0e}",
+                "fit range": f"{n[fit].min():.1e}-{n[fit].max():.1e} params",
+                "max distance": dist.max(),
+                "bias at max": float(np.median(z[dist > np.quantile(dist, 0.8)])),
+                "kappa": float(np.sqrt(np.mean((z / dist) ** 2))),
+            }
+        )
     return rows
 
 
@@ -123,9 +138,16 @@ def mixture_series(shared: Path) -> list[dict]:
             outside = d > 1e-6
             excess = np.mean(z[outside] ** 2 - (z_fit**2).mean(axis=0))
             kappa = float(np.sqrt(max(excess, 0.0) / np.mean(d[outside] ** 2))) if outside.any() else np.nan
-            rows.append({"axis": "mixture", "series": f"{name}, share of domain {j} > {cut:.2f} held out",
-                         "fit range": f"{int(fit.sum())} runs", "max distance": float(d.max()),
-                         "bias at max": float(np.median(z[d >= np.quantile(d, 0.8)])), "kappa": kappa})
+            rows.append(
+                {
+                    "axis": "mixture",
+                    "series": f"{name}, share of domain {j} > {cut:.2f} held out",
+                    "fit range": f"{int(fit.sum())} runs",
+                    "max distance": float(d.max()),
+                    "bias at max": float(np.median(z[d >= np.quantile(d, 0.8)])),
+                    "kappa": kappa,
+                }
+            )
             print(rows[-1], flush=True)
     return rows
 

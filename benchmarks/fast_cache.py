@@ -27,15 +27,32 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 # the previous fast path: the C callback for every method (the kernels flag ignored)
-PREVIOUS = ("import bayes_mixlaw.inference as inference; compiled = inference._compiled; "
-            "inference._compiled = lambda model, key, kernels=False: compiled(model, key); from bayes_mixlaw.cli import app; app()")
+PREVIOUS = (
+    "import bayes_mixlaw.inference as inference; compiled = inference._compiled; "
+    "inference._compiled = lambda model, key, kernels=False: compiled(model, key); from bayes_mixlaw.cli import app; app()"
+)
 
 
 def one_call(folder: Path, compiledir: Path, name: str, shared: Path, previous: bool = False) -> dict:
     program = [sys.executable, "-c", PREVIOUS] if previous else [str(Path(sys.executable).parent / "bayes-mixlaw")]
-    command = [*program, "fit", str(shared / "mixinglaws" / "5Mix"), "--params", "18915328",
-               "--step", "30000", "--valid-weights", str(REPO / "bayes_mixlaw/data/pile_valid_weight.json"),
-               "--groups", str(REPO / "bayes_mixlaw/data/pile_groups.json"), "--fast", "--seed", "1", "-o", str(folder / f"{name}.nc")]
+    command = [
+        *program,
+        "fit",
+        str(shared / "mixinglaws" / "5Mix"),
+        "--params",
+        "18915328",
+        "--step",
+        "30000",
+        "--valid-weights",
+        str(REPO / "bayes_mixlaw/data/pile_valid_weight.json"),
+        "--groups",
+        str(REPO / "bayes_mixlaw/data/pile_groups.json"),
+        "--fast",
+        "--seed",
+        "1",
+        "-o",
+        str(folder / f"{name}.nc"),
+    ]
     env = os.environ | {"PYTENSOR_FLAGS": f"base_compiledir={compiledir}", "COLUMNS": "200"}
     started = time.perf_counter()
     result = subprocess.run(command, check=False, env=env, capture_output=True, text=True)

@@ -3,8 +3,9 @@
 Data: Data Mixing Laws' 5Mix, Pythia-70M at 30k steps (21 mixtures x 22 Pile validation domains).
 Split: 5 of the 21 mixtures held out (fixed seed), the law fitted on 16. Compared in the same run:
 NUTS (first fit, compiling; second fit, compiled model reused), the fast path (a short NUTS run), ADVI, pooling within
-the paper's five groups instead of across all domains, the implicit law, and the paper's point fit (Huber loss, 64 random starts, L-BFGS). Also: the predicted interval at a mixture far
-outside the pilots (100% internet) against the intervals at held-out mixtures.
+the paper's five groups instead of across all domains, the implicit law, and the paper's point fit (Huber loss, 64 random
+starts, L-BFGS). Also: the predicted interval at a mixture far outside the pilots (100% internet) against the intervals
+at held-out mixtures.
 
     python benchmarks/mixing_law.py            # prints a Markdown table
 """
@@ -46,8 +47,16 @@ def main(seed: int = 0):
         err = (p - observed).abs().to_numpy()
         cover = ((lo <= observed) & (observed <= hi)).to_numpy().mean() if lo.notna().all().all() else np.nan
         width = (hi - lo).to_numpy().mean() if lo.notna().all().all() else np.nan
-        rows.append({"method": label, "seconds": seconds, "MAE": err.mean(), "MAPE %": 100 * (err / observed.to_numpy()).mean(),
-                     "90% coverage": cover, "mean 90% width": width})
+        rows.append(
+            {
+                "method": label,
+                "seconds": seconds,
+                "MAE": err.mean(),
+                "MAPE %": 100 * (err / observed.to_numpy()).mean(),
+                "90% coverage": cover,
+                "mean 90% width": width,
+            }
+        )
 
     variants = (
         ("NUTS (first fit, compiles)", "nuts", MixingLawConfig()),
@@ -73,8 +82,9 @@ def main(seed: int = 0):
     log_c, log_k, tt = fit_point_mixing_laws(train.mixtures().loc[losses.index].to_numpy(), losses.to_numpy(), seed=seed)
     seconds = time.perf_counter() - t
     point = mixing_law(mixtures.to_numpy(), log_c, log_k, tt)
-    pred = pd.DataFrame([{"name": n, "target": d, "mean": point[i, j], "lower": np.nan, "upper": np.nan}
-                         for i, n in enumerate(held) for j, d in enumerate(domains)])
+    pred = pd.DataFrame(
+        [{"name": n, "target": d, "mean": point[i, j], "lower": np.nan, "upper": np.nan} for i, n in enumerate(held) for j, d in enumerate(domains)]
+    )
     score("point fit (Huber, 64 starts, L-BFGS)", seconds, pred)
     cpt = mixing_law(corner.to_numpy(), log_c, log_k, tt)[0]
     w = targets.weight_vector(domains)

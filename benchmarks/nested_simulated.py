@@ -58,8 +58,7 @@ def kinked_error(x: float, start: float, edge: float, kappa: float, z_inside: np
     return inside + max(0.0, np.log(x / edge)) * kappa * (phi * z_inside + np.sqrt(1 - phi**2) * z_fresh)
 
 
-def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.random.Generator, beyond: dict,
-             inside: dict | None = None) -> pd.DataFrame:
+def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.random.Generator, beyond: dict, inside: dict | None = None) -> pd.DataFrame:
     """A runs table from the truth: every mixture (as a new one: its departure drawn),
     size and length, each run with its own level and slope, noise, and the discrepancy beyond ``beyond``.
     ``inside`` ({name: where the law starts to err}): the error starts inside the pilots and persists
@@ -94,8 +93,16 @@ def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.ran
                         log_loss = log_loss + max(0.0, np.log(x / edge)) * kappa[name] * z[name]
                 for m, mix in enumerate(mixtures):
                     for v, domain in enumerate(valid):
-                        rows.append({"run": f"{int(n)}_sim{m}", "params": int(n), "step": int(s), "valid_domain": domain,
-                                     "loss": float(np.exp(log_loss[m, v])), **{MIX_PREFIX + t: float(x) for t, x in zip(truth.train_domains, mix)}})
+                        rows.append(
+                            {
+                                "run": f"{int(n)}_sim{m}",
+                                "params": int(n),
+                                "step": int(s),
+                                "valid_domain": domain,
+                                "loss": float(np.exp(log_loss[m, v])),
+                                **{MIX_PREFIX + t: float(x) for t, x in zip(truth.train_domains, mix)},
+                            }
+                        )
     finally:
         truth._pilot_index = pilots
     return pd.DataFrame(rows)
@@ -107,9 +114,12 @@ def main():
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--domains", default="ArXiv,Github,Pile-CC,Books3,Wikipedia_en")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--error-inside", action="store_true",
-                        help="the law starts to err inside the pilots (second-largest pilot size, 16k steps) and the error persists "
-                             "beyond them by phi ~ U(0, 1), kappa from the external prior: the story the learned discrepancy assumes")
+    parser.add_argument(
+        "--error-inside",
+        action="store_true",
+        help="the law starts to err inside the pilots (second-largest pilot size, 16k steps) and the error persists "
+        "beyond them by phi ~ U(0, 1), kappa from the external prior: the story the learned discrepancy assumes",
+    )
     parser.add_argument("--no-learn", action="store_true", help="fit with the external discrepancy priors only (learn_discrepancy off)")
     args = parser.parse_args()
     runs = load_runs(f"{args.shared}/mixinglaws/RedPajama")
@@ -135,8 +145,10 @@ def main():
         config = NestedLawConfig(learn_discrepancy=not args.no_learn)
         law = NestedLaw(config, targets).fit(RunsTable(pilots.reset_index(drop=True), "simulated"), seed=rep, progress=False)
         d = law.diagnostics
-        for label, mask in (("size: largest model at 30k", (table["params"] == sizes[-1]) & (table["step"] == 30_000)),
-                            ("length: 60k at the pilot sizes", (table["params"] < sizes[-1]) & (table["step"] == 60_000))):
+        for label, mask in (
+            ("size: largest model at 30k", (table["params"] == sizes[-1]) & (table["step"] == 30_000)),
+            ("length: 60k at the pilot sizes", (table["params"] < sizes[-1]) & (table["step"] == 60_000)),
+        ):
             held = table[mask]
             for (n, s), g in held.groupby(["params", "step"]):
                 wide = g.pivot(index="run", columns="valid_domain", values="loss")
@@ -144,12 +156,22 @@ def main():
                 pred = law.predict(mix.reset_index(drop=True).assign(name=list(wide.index)), params=n, step=s, seed=rep)
                 merged = pred.merge(g.rename(columns={"run": "name", "valid_domain": "target"})[["name", "target", "loss"]], on=["name", "target"])
                 inside = (merged["lower"] <= merged["loss"]) & (merged["loss"] <= merged["upper"])
-                rows.append({"replicate": rep, "check": label, "n": len(merged), "covered": int(inside.sum()),
-                             "width": float((merged["upper"] - merged["lower"]).mean()), "R-hat": d.max_rhat, "ESS": d.min_ess_bulk})
+                rows.append(
+                    {
+                        "replicate": rep,
+                        "check": label,
+                        "n": len(merged),
+                        "covered": int(inside.sum()),
+                        "width": float((merged["upper"] - merged["lower"]).mean()),
+                        "R-hat": d.max_rhat,
+                        "ESS": d.min_ess_bulk,
+                    }
+                )
         print(pd.DataFrame(rows).tail(2).to_markdown(index=False, floatfmt=".3f"), flush=True)
     table = pd.DataFrame(rows)
-    summary = table.groupby("check").agg(losses=("n", "sum"), covered=("covered", "sum"), width=("width", "mean"),
-                                         max_rhat=("R-hat", "max"), min_ess=("ESS", "min"))
+    summary = table.groupby("check").agg(
+        losses=("n", "sum"), covered=("covered", "sum"), width=("width", "mean"), max_rhat=("R-hat", "max"), min_ess=("ESS", "min")
+    )
     summary["90% coverage"] = summary["covered"] / summary["losses"]
     print()
     print(summary.to_markdown(floatfmt=".3f"))

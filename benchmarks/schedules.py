@@ -42,8 +42,15 @@ TRAIN = ("cosine_24000", "constant_24000", "wsdcon_9")
 SCHEDULES = {  # the published schedules in the JSON contract (shared/data/README.md)
     "cosine_24000": {"kind": "cosine", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5},
     "constant_24000": {"kind": "constant", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4},
-    "wsd_20000_24000": {"kind": "wsd", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5,
-                        "decay_start": 20000, "decay_shape": "exponential"},
+    "wsd_20000_24000": {
+        "kind": "wsd",
+        "total_steps": 24000,
+        "warmup_steps": 2160,
+        "peak_lr": 3e-4,
+        "final_lr": 3e-5,
+        "decay_start": 20000,
+        "decay_shape": "exponential",
+    },
     "wsdcon_9": {"kind": "two_stage", "total_steps": 16000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 9e-5, "decay_start": 8000},
 }
 
@@ -99,8 +106,16 @@ def point_fit(law: ScheduledScalingLaw, runs, starts: int, seed: int = 0, schedu
 
     def predict(params, schedule, steps):
         f = schedule.features(steps, lr_ref=lay["lr_ref"], knots=law.config.knots, lam=law.config.annealing_lambda)
-        xx = {"log_n_rel": np.log(params / lay["n0"]), "log_n_lo": x["log_n_lo"], "log_n_hi": x["log_n_hi"], "s1_rel": f.s1 / lay["s0"], "s2_rel": f.s2 / lay["s0"],
-              "drop": f.drop, "eta": f.eta, "s_k": f.s_k}
+        xx = {
+            "log_n_rel": np.log(params / lay["n0"]),
+            "log_n_lo": x["log_n_lo"],
+            "log_n_hi": x["log_n_hi"],
+            "s1_rel": f.s1 / lay["s0"],
+            "s2_rel": f.s2 / lay["s0"],
+            "drop": f.drop,
+            "eta": f.eta,
+            "s_k": f.s_k,
+        }
         return law._law(np, xx, p, lay["multi_size"]) * lay["scale"][0]
 
     return predict, best
@@ -117,8 +132,12 @@ def _law_parameters(p: dict, log_s0) -> dict:
 def score(pred: pd.DataFrame, y: np.ndarray) -> dict:
     rel = np.abs(pred["median"].to_numpy() / y - 1)
     inside = (pred["lower"].to_numpy() <= y) & (y <= pred["upper"].to_numpy())
-    return {"mean rel err %": 100 * rel.mean(), "max rel err %": 100 * rel.max(), "90% coverage": inside.mean(),
-            "mean width": (pred["upper"] - pred["lower"]).mean()}
+    return {
+        "mean rel err %": 100 * rel.mean(),
+        "max rel err %": 100 * rel.max(),
+        "90% coverage": inside.mean(),
+        "mean width": (pred["upper"] - pred["lower"]).mean(),
+    }
 
 
 def bayes_row(name, train, tests, sampler, starts, published=None, config=None):
@@ -144,8 +163,13 @@ def bayes_row(name, train, tests, sampler, starts, published=None, config=None):
 
 def _diagnostics(law, wall: float) -> dict:
     d = law.diagnostics
-    return {"R-hat max": d.max_rhat, "bulk ESS min": d.min_ess_bulk, "converged": bool(d.max_rhat <= 1.01 and d.min_ess_bulk >= 400),
-            "divergences": d.divergences, "wall s": wall}
+    return {
+        "R-hat max": d.max_rhat,
+        "bulk ESS min": d.min_ess_bulk,
+        "converged": bool(d.max_rhat <= 1.01 and d.min_ess_bulk >= 400),
+        "divergences": d.divergences,
+        "wall s": wall,
+    }
 
 
 def curve(runs, size, schedule):
@@ -192,8 +216,9 @@ FIT_FROM, FIT_TO, TARGET = 4000, 15000, 30000
 UNKNOWN_DRAWS = 3000
 
 
-def mixinglaws_check(sampler: dict, starts: int, quick: bool = False, only: list[str] | None = None, draws: int | None = None,
-                     conditions: tuple[str, ...] = ("given", "unknown")) -> tuple[pd.DataFrame, pd.DataFrame]:
+def mixinglaws_check(
+    sampler: dict, starts: int, quick: bool = False, only: list[str] | None = None, draws: int | None = None, conditions: tuple[str, ...] = ("given", "unknown")
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(d) 3Mix 70M/160M dense checkpoints: fit each run's curves (3 validation domains) on steps
     4k..15k, predict the same run's checkpoints in (15k, 30k], with the schedule given (assumed
     cosine to 30k) or unknown (its length weighed; the prediction keeps the posterior's lengths that
@@ -237,11 +262,30 @@ def mixinglaws_check(sampler: dict, starts: int, quick: bool = False, only: list
             d = law.diagnostics
             T = law.idata["posterior"]["total_steps"].values if "total_steps" in law.idata["posterior"] else np.array([np.nan])
             for _, r in m.iterrows():
-                per_run.append({"size": name.split("_")[0], "run": name, "condition": condition, "target": r["target"], "step": r["step"],
-                                "loss": r["loss"], "median": r["median"], "lower": r["lower"], "upper": r["upper"], "point": r["point"],
-                                "R-hat max": d.max_rhat, "bulk ESS min": d.min_ess_bulk, "divergences": d.divergences, "wall s": wall,
-                                "T median": float(np.median(T)), "T 5%": float(np.quantile(T, 0.05)), "T 95%": float(np.quantile(T, 0.95))})
-            print(f"done (d) {name} {condition} ({wall:.0f}s, R-hat {d.max_rhat:.3f}, ESS {d.min_ess_bulk:.0f}, div {d.divergences})", file=sys.stderr, flush=True)
+                per_run.append(
+                    {
+                        "size": name.split("_")[0],
+                        "run": name,
+                        "condition": condition,
+                        "target": r["target"],
+                        "step": r["step"],
+                        "loss": r["loss"],
+                        "median": r["median"],
+                        "lower": r["lower"],
+                        "upper": r["upper"],
+                        "point": r["point"],
+                        "R-hat max": d.max_rhat,
+                        "bulk ESS min": d.min_ess_bulk,
+                        "divergences": d.divergences,
+                        "wall s": wall,
+                        "T median": float(np.median(T)),
+                        "T 5%": float(np.quantile(T, 0.05)),
+                        "T 95%": float(np.quantile(T, 0.95)),
+                    }
+                )
+            print(
+                f"done (d) {name} {condition} ({wall:.0f}s, R-hat {d.max_rhat:.3f}, ESS {d.min_ess_bulk:.0f}, div {d.divergences})", file=sys.stderr, flush=True
+            )
     frame = pd.DataFrame(per_run)
     frame["rel"] = (frame["median"] / frame["loss"] - 1).abs()
     frame["point rel"] = (frame["point"] / frame["loss"] - 1).abs()
@@ -251,13 +295,25 @@ def mixinglaws_check(sampler: dict, starts: int, quick: bool = False, only: list
     for (size, condition), g in frame.groupby(["size", "condition"], sort=False):
         end = g[g["step"] == TARGET]
         fits = g.drop_duplicates("run")
-        rows.append({"experiment": f"(d) 3Mix {size}, {len(fits)} runs x 3 domains: <=15k -> (15k, 30k], schedule {condition}",
-                     "mean rel err %": 100 * g["rel"].mean(), "max rel err %": 100 * g["rel"].max(), "rel err at 30k %": 100 * end["rel"].mean(),
-                     "90% coverage": g["inside"].mean(), "coverage at 30k": end["inside"].mean(), "mean rel width %": 100 * g["width"].mean(),
-                     "R-hat max": fits["R-hat max"].max(), "bulk ESS min": fits["bulk ESS min"].min(),
-                     "converged": bool((fits["R-hat max"] <= 1.01).all() and (fits["divergences"] == 0).all()),
-                     "divergences": int(fits["divergences"].sum()), "wall s": fits["wall s"].sum(),
-                     "point fit mean %": 100 * g["point rel"].mean(), "point fit max %": 100 * g["point rel"].max(), "published %": np.nan})
+        rows.append(
+            {
+                "experiment": f"(d) 3Mix {size}, {len(fits)} runs x 3 domains: <=15k -> (15k, 30k], schedule {condition}",
+                "mean rel err %": 100 * g["rel"].mean(),
+                "max rel err %": 100 * g["rel"].max(),
+                "rel err at 30k %": 100 * end["rel"].mean(),
+                "90% coverage": g["inside"].mean(),
+                "coverage at 30k": end["inside"].mean(),
+                "mean rel width %": 100 * g["width"].mean(),
+                "R-hat max": fits["R-hat max"].max(),
+                "bulk ESS min": fits["bulk ESS min"].min(),
+                "converged": bool((fits["R-hat max"] <= 1.01).all() and (fits["divergences"] == 0).all()),
+                "divergences": int(fits["divergences"].sum()),
+                "wall s": fits["wall s"].sum(),
+                "point fit mean %": 100 * g["point rel"].mean(),
+                "point fit max %": 100 * g["point rel"].max(),
+                "published %": np.nan,
+            }
+        )
     return pd.DataFrame(rows), frame
 
 
@@ -287,8 +343,9 @@ def main(argv=None):
     parser.add_argument("--d-draws", type=int, help="(d): draws a chain for every fit")
     parser.add_argument("--d-conditions", default="given,unknown", help="(d): given and/or unknown")
     args = parser.parse_args(argv)
-    sampler = ({"chains": 2, "cores": 1, "draws": 300, "tune": 300} if args.quick
-               else {"chains": 2, "cores": args.cores, "draws": 2000, "tune": 1500})  # target_accept: the law's default (0.95)
+    sampler = (
+        {"chains": 2, "cores": 1, "draws": 300, "tune": 300} if args.quick else {"chains": 2, "cores": args.cores, "draws": 2000, "tune": 1500}
+    )  # target_accept: the law's default (0.95)
     starts = 4 if args.quick else 20
     runs = load_runs(args.data)
     data = runs.data
@@ -299,7 +356,14 @@ def main(argv=None):
             continue
         train = data[(data["params"] == size * 1_000_000) & data["run"].isin([f"{size}/{s}" for s in TRAIN])].reset_index(drop=True)
         steps, y = curve(runs, size, "wsd_20000_24000")
-        row, law = bayes_row(f"(a) {size}M: 3 schedules -> WSD", train, [(size * 1e6, Schedule.from_dict(SCHEDULES["wsd_20000_24000"]), steps, y)], sampler, starts, PUBLISHED[size])
+        row, law = bayes_row(
+            f"(a) {size}M: 3 schedules -> WSD",
+            train,
+            [(size * 1e6, Schedule.from_dict(SCHEDULES["wsd_20000_24000"]), steps, y)],
+            sampler,
+            starts,
+            PUBLISHED[size],
+        )
         rows.append(row)
         fits[size] = law
         print(f"done {row['experiment']} ({row['wall s']:.0f}s)", file=sys.stderr, flush=True)
@@ -315,8 +379,14 @@ def main(argv=None):
     rng = np.random.default_rng(7)
     for rep in range((1 if args.quick else 10) if "c" in args.rows else 0):
         sims = simulate(fits[100], rng, 100)
-        frame = pd.concat([pd.DataFrame({"run": f"sim/{n}", "params": 100_000_000, "step": s, "valid_domain": "valid", "loss": l})
-                           for n, (s, l, _) in sims.items() if n in TRAIN], ignore_index=True)
+        frame = pd.concat(
+            [
+                pd.DataFrame({"run": f"sim/{n}", "params": 100_000_000, "step": s, "valid_domain": "valid", "loss": loss})
+                for n, (s, loss, _) in sims.items()
+                if n in TRAIN
+            ],
+            ignore_index=True,
+        )
         schedules = {f"sim/{n}": sched for n, (_, _, sched) in sims.items() if n in TRAIN}
         steps, y, sched = sims["wsd_20000_24000"]
         law = ScheduledScalingLaw()
@@ -326,8 +396,12 @@ def main(argv=None):
             law.fit(frame, schedule=schedules, seed=rep, progress=False, **sampler)
         pred = law.predict(1e8, sched, steps)
         end = pred.iloc[-1]
-        row = {"experiment": f"(c) simulated 100M, replicate {rep + 1} -> WSD", **score(pred, y),
-               "last point inside": bool(end["lower"] <= y[-1] <= end["upper"]), **_diagnostics(law, time.perf_counter() - start)}
+        row = {
+            "experiment": f"(c) simulated 100M, replicate {rep + 1} -> WSD",
+            **score(pred, y),
+            "last point inside": bool(end["lower"] <= y[-1] <= end["upper"]),
+            **_diagnostics(law, time.perf_counter() - start),
+        }
         if starts:
             predict, _ = point_fit(law, frame, starts, schedule=schedules)
             rel = np.abs(predict(1e8, sched, steps) / y - 1)
@@ -339,18 +413,25 @@ def main(argv=None):
         drows, per_run = mixinglaws_check(sampler, starts, args.quick, args.d_runs, args.d_draws, tuple(args.d_conditions.split(",")))
         rows.extend(drows.to_dict("records"))
     table = pd.DataFrame(rows)
-    print(f"## Schedule-aware scaling law ({ScheduledLawConfig().step_term}) on the multi-power law curves"
-          f"{' (quick)' if args.quick else ''}\n")
+    print(f"## Schedule-aware scaling law ({ScheduledLawConfig().step_term}) on the multi-power law curves{' (quick)' if args.quick else ''}\n")
     print(table.to_markdown(index=False, floatfmt=".4g"))
     if fits:
         print("\nPosterior means of the (a) fits:\n")
-        print(pd.concat([fits[s].parameters().assign(size=f"{s}M") for s in fits]).pivot_table(index="parameter", columns="size", values="mean", sort=False).to_markdown(floatfmt=".4g"))
+        print(
+            pd.concat([fits[s].parameters().assign(size=f"{s}M") for s in fits])
+            .pivot_table(index="parameter", columns="size", values="mean", sort=False)
+            .to_markdown(floatfmt=".4g")
+        )
     if per_run is not None:
         print("\n(d) per run, at step 30k (median [90% interval], the true loss; unknown: the posterior of the total length T):\n")
         end = per_run[per_run["step"] == TARGET].copy()
         end["prediction"] = [f"{m:.4f} [{lo:.4f}, {hi:.4f}]" for m, lo, hi in zip(end["median"], end["lower"], end["upper"])]
         end["T (unknown)"] = [f"{a:.0f} [{b:.0f}, {c:.0f}]" if np.isfinite(a) else "" for a, b, c in zip(end["T median"], end["T 5%"], end["T 95%"])]
-        print(end[["run", "condition", "target", "loss", "prediction", "point", "R-hat max", "bulk ESS min", "divergences", "T (unknown)"]].to_markdown(index=False, floatfmt=".4g"))
+        print(
+            end[["run", "condition", "target", "loss", "prediction", "point", "R-hat max", "bulk ESS min", "divergences", "T (unknown)"]].to_markdown(
+                index=False, floatfmt=".4g"
+            )
+        )
     if args.choose:
         choice = choose(runs, 4 if args.quick else 12)
         print("\n## Choice of the step term: leave-one-schedule-out point fits (mean / max relative error, %)\n")

@@ -32,8 +32,15 @@ def main(shared: str = "../shared/data"):
         start = time.perf_counter()
         table = suggest(law, 4, acquisition=acquisition, seed=0)
         seconds = time.perf_counter() - start
-        rows.append({"acquisition": acquisition, "q": len(table), "seconds": seconds, "vs one fast fit": seconds / fit_seconds,
-                     "best suggestion's predicted total": f"{table['mean'].iloc[0]:.4f} [{table['lower'].iloc[0]:.4f}, {table['upper'].iloc[0]:.4f}]"})
+        rows.append(
+            {
+                "acquisition": acquisition,
+                "q": len(table),
+                "seconds": seconds,
+                "vs one fast fit": seconds / fit_seconds,
+                "best suggestion's predicted total": f"{table['mean'].iloc[0]:.4f} [{table['lower'].iloc[0]:.4f}, {table['upper'].iloc[0]:.4f}]",
+            }
+        )
     print(f"fast fit (mean of 2, compiled once): {fit_seconds:.1f} s")
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".2f"))
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pymc as pm
 import pytest
-import xarray as xr
 from pymc.testing import mock_sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,8 +46,7 @@ def mocked_sampling(monkeypatch):
 def _fake_sample_posterior(model, data, key, sampler, seed, progress):
     with model:
         pm.set_data({k: v for k, v in data.items()})
-        return mock_sample(draws=sampler.draws, chains=sampler.chains, random_seed=seed,
-                           sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)})
+        return mock_sample(draws=sampler.draws, chains=sampler.chains, random_seed=seed, sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)})
 
 
 @pytest.fixture(scope="session")

@@ -21,8 +21,22 @@ from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.optimize import MixtureBounds
 
 PACKAGED = ["qlognei", "thompson", "info", "qucb"]
-COLUMNS = ["name", "mix:academic", "mix:prose", "mix:dialogue", "mix:symbolic", "mix:internet", "target", "acquisition", "acquisition_value",
-           "mean", "median", "lower", "upper", "beyond_mixture"]
+COLUMNS = [
+    "name",
+    "mix:academic",
+    "mix:prose",
+    "mix:dialogue",
+    "mix:symbolic",
+    "mix:internet",
+    "target",
+    "acquisition",
+    "acquisition_value",
+    "mean",
+    "median",
+    "lower",
+    "upper",
+    "beyond_mixture",
+]
 cli = CliRunner()
 
 
@@ -55,14 +69,21 @@ def test_unknown_acquisition_lists_the_registered_ones(law, tmp_path):
     assert result.exit_code == 2 and "qlognei" in flat(result)
 
 
-@pytest.mark.parametrize("acquisition, options, message, taker", [
-    ("thompson", {"residual_gp_model": True}, ("the thompson acquisition does not take residual_gp_model (it takes exploit); "
-                                               "residual_gp_model works with qlognei"), "qlognei"),
-    ("qlognei", {"exploit": True}, "the qlognei acquisition does not take exploit (it takes residual_gp_model); exploit works with thompson", "thompson"),
-    ("info", {"exploit": True}, "the info acquisition does not take exploit (it takes costs, pool); exploit works with thompson", "thompson"),
-    ("qlognei", {"beta": 0.5}, "does not take beta (it takes residual_gp_model); beta works with qucb", "qucb"),
-    ("qucb", {"bta": 0.5}, "the qucb acquisition does not take bta (it takes beta); no acquisition takes bta", None),
-])
+@pytest.mark.parametrize(
+    "acquisition, options, message, taker",
+    [
+        (
+            "thompson",
+            {"residual_gp_model": True},
+            ("the thompson acquisition does not take residual_gp_model (it takes exploit); residual_gp_model works with qlognei"),
+            "qlognei",
+        ),
+        ("qlognei", {"exploit": True}, "the qlognei acquisition does not take exploit (it takes residual_gp_model); exploit works with thompson", "thompson"),
+        ("info", {"exploit": True}, "the info acquisition does not take exploit (it takes costs, pool); exploit works with thompson", "thompson"),
+        ("qlognei", {"beta": 0.5}, "does not take beta (it takes residual_gp_model); beta works with qucb", "qucb"),
+        ("qucb", {"bta": 0.5}, "the qucb acquisition does not take bta (it takes beta); no acquisition takes bta", None),
+    ],
+)
 def test_options_that_do_not_apply_are_refused(law, acquisition, options, message, taker):
     with pytest.raises(ValueError) as err:
         suggest(law, 2, acquisition=acquisition, **options)
@@ -75,10 +96,12 @@ def test_options_that_do_not_apply_are_refused(law, acquisition, options, messag
 
 def test_the_command_line_refuses_them_before_reading_the_fit(tmp_path):
     missing, out = str(tmp_path / "missing.nc"), str(tmp_path / "next.csv")
-    cases = [(["--acquisition", "thompson", "--residual-gp"], "does not take --residual-gp (it takes --exploit); --residual-gp works with --acquisition qlognei"),
-             (["--option", "beta=0.5"], "the qlognei acquisition does not take beta (it takes --residual-gp); beta works with --acquisition qucb"),
-             (["--acquisition", "qucb", "--option", "beta"], "--option takes KEY=VALUE (e.g. --option beta=0.5), got 'beta'"),
-             (["--acquisition", "qucb", "-n", "17"], "-n 17 is above the limit of 16 suggestions for the qucb acquisition")]
+    cases = [
+        (["--acquisition", "thompson", "--residual-gp"], "does not take --residual-gp (it takes --exploit); --residual-gp works with --acquisition qlognei"),
+        (["--option", "beta=0.5"], "the qlognei acquisition does not take beta (it takes --residual-gp); beta works with --acquisition qucb"),
+        (["--acquisition", "qucb", "--option", "beta"], "--option takes KEY=VALUE (e.g. --option beta=0.5), got 'beta'"),
+        (["--acquisition", "qucb", "-n", "17"], "-n 17 is above the limit of 16 suggestions for the qucb acquisition"),
+    ]
     for args, message in cases:
         result = cli.invoke(app, ["suggest", missing, *args, "-o", out])
         assert result.exit_code == 2 and message in flat(result), result.output
@@ -94,8 +117,9 @@ def test_limits_name_the_acquisitions_that_allow_more(law):
 def test_an_acquisition_registered_from_outside_is_used_by_suggest_then_unregistered(law):
     built = []
 
-    @register_acquisition("test-posterior-mean", "the batch's best posterior mean (qSimpleRegret), registered by a test",
-                          options={"note": "recorded by the builder"})
+    @register_acquisition(
+        "test-posterior-mean", "the batch's best posterior mean (qSimpleRegret), registered by a test", options={"note": "recorded by the builder"}
+    )
     def build(law_, model, *, context):
         from botorch.acquisition.monte_carlo import qSimpleRegret
 

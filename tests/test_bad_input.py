@@ -411,7 +411,14 @@ def chinchilla_missing_column(x):
 @case
 def chinchilla_bad_number(x):
     frame = pd.DataFrame({"Model Size": ["1e8", "big", "3e8"], "Training FLOP": [1e19, 2e19, 3e19], "loss": [3.0, 2.9, 2.8]})
-    return ["fit", x.csv(frame, "points.csv"), "-o", x.path("new.nc"), "--format", "chinchilla"], r"points\.csv, row 3, column 'Model Size': Model Size is 'big'; it must be a positive number"
+    return [
+        "fit",
+        x.csv(frame, "points.csv"),
+        "-o",
+        x.path("new.nc"),
+        "--format",
+        "chinchilla",
+    ], r"points\.csv, row 3, column 'Model Size': Model Size is 'big'; it must be a positive number"
 
 
 # -- settings files of fit ----------------------------------------------------------------------------------
@@ -462,7 +469,9 @@ def weights_not_a_mapping(x):
 
 @case
 def groups_unknown_domain(x):
-    return x.fit_args(x.frame, "--groups", x.text(json.dumps({"code": ["Github", "Gitlab"]}), "g.json")), r"g\.json: group 'code' names domain\(s\) \['Gitlab'\] not in the data"
+    return x.fit_args(
+        x.frame, "--groups", x.text(json.dumps({"code": ["Github", "Gitlab"]}), "g.json")
+    ), r"g\.json: group 'code' names domain\(s\) \['Gitlab'\] not in the data"
 
 
 @case
@@ -541,12 +550,16 @@ def mixtures_sum_not_one(x):
 
 @case
 def mixtures_negative(x):
-    return x.predict_args(x.mixtures([{"name": "a", **{f"mix:{d}": 0.3 for d in FIVE[:4]}, "mix:internet": -0.2}])), r"m\.csv, row 2, column 'mix:internet': proportion -0.2 is outside"
+    return x.predict_args(
+        x.mixtures([{"name": "a", **{f"mix:{d}": 0.3 for d in FIVE[:4]}, "mix:internet": -0.2}])
+    ), r"m\.csv, row 2, column 'mix:internet': proportion -0.2 is outside"
 
 
 @case
 def mixtures_not_a_number(x):
-    return x.predict_args(x.mixtures([{"name": "a", **{f"mix:{d}": 0.2 for d in FIVE[:4]}, "mix:internet": "x"}])), r"row 2, column 'mix:internet': proportion 'x' is missing or not a number"
+    return x.predict_args(
+        x.mixtures([{"name": "a", **{f"mix:{d}": 0.2 for d in FIVE[:4]}, "mix:internet": "x"}])
+    ), r"row 2, column 'mix:internet': proportion 'x' is missing or not a number"
 
 
 @case
@@ -561,7 +574,7 @@ def mixtures_semicolon_separated(x):
 
 @case
 def mixtures_duplicate_names(x):
-    rows = [{"name": "a", **{f"mix:{d}": 0.2 for d in FIVE}}, {"name": "a", **{f"mix:{d}": float(d == 'internet') for d in FIVE}}]
+    rows = [{"name": "a", **{f"mix:{d}": 0.2 for d in FIVE}}, {"name": "a", **{f"mix:{d}": float(d == "internet") for d in FIVE}}]
     return x.predict_args(x.mixtures(rows)), r"m\.csv, row 3, column 'name': the name 'a' is given twice"
 
 
@@ -750,7 +763,9 @@ def test_weights_of_domains_the_data_lack_are_explained(tmp_path):
     with pytest.warns(UserWarning, match=r"w\.json: weights 1 validation domain\(s\) the data do not have \(ArXiv\).*renormalised over the 2 present"):
         Targets.from_files(path).check(["Github", "Pile-CC"])
     path.write_text(json.dumps({"Github": 1, "Pile_CC": 1}))
-    with pytest.raises(TargetsError, match=r"w\.json: no weight for validation domain\(s\) \['Pile-CC'\].*'Pile_CC' in the file is not in the data: is it 'Pile-CC'\?"):
+    with pytest.raises(
+        TargetsError, match=r"w\.json: no weight for validation domain\(s\) \['Pile-CC'\].*'Pile_CC' in the file is not in the data: is it 'Pile-CC'\?"
+    ):
         Targets.from_files(path).check(["Github", "Pile-CC"])
 
 

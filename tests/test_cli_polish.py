@@ -6,7 +6,6 @@ import io
 
 import numpy as np
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from bayes_mixlaw import BayesianLaw, Targets
@@ -25,8 +24,7 @@ def flat(result) -> str:
 
 
 def five_mixtures() -> pd.DataFrame:
-    rows = {"uniform": [0.2] * 5, "academic-heavy": [0.5, 0.15, 0.1, 0.1, 0.15], "web": [0, 0, 0, 0, 1.0],
-            "prose": [0.1, 0.6, 0.1, 0.1, 0.1]}
+    rows = {"uniform": [0.2] * 5, "academic-heavy": [0.5, 0.15, 0.1, 0.1, 0.15], "web": [0, 0, 0, 0, 1.0], "prose": [0.1, 0.6, 0.1, 0.1, 0.1]}
     return pd.DataFrame([{"name": k, **{f"mix:{d}": x for d, x in zip(FIVE, v)}} for k, v in rows.items()])
 
 
@@ -53,8 +51,9 @@ def test_nested_predictions_of_a_row_do_not_depend_on_the_other_rows(shared_data
     law = NestedLaw(NestedLawConfig(sampler={"draws": 10, "chains": 1}), Targets({"Pile-CC": 0.6, "Github": 0.4}))
     law.fit(RunsTable(data.reset_index(drop=True), table.source), seed=1, progress=False)
     pilots = law.pilot_mixtures
-    frame = pd.DataFrame(np.vstack([pilots[:2], np.full((1, pilots.shape[1]), 1 / pilots.shape[1])]),
-                         columns=[f"mix:{d}" for d in law.train_domains]).assign(name=["p0", "p1", "new"])
+    frame = pd.DataFrame(np.vstack([pilots[:2], np.full((1, pilots.shape[1]), 1 / pilots.shape[1])]), columns=[f"mix:{d}" for d in law.train_domains]).assign(
+        name=["p0", "p1", "new"]
+    )
     scale = {"params": 8e8, "step": 100_000}
     together = law.predict_draws(frame, seed=2, **scale)
     swapped = law.predict_draws(frame.iloc[::-1], seed=2, **scale)
@@ -160,8 +159,10 @@ def test_progress_lines_where_no_terminal_shows_a_bar(caplog):
             now[0] = t
             lines([chain(done, done < 50), chain(done, False)])
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["sampling: 80/200 draws of 2 chain(s) (40%), 1 still tuning, 2 divergence(s), 12 s",
-                        "sampling: 200/200 draws of 2 chain(s) (100%), 2 divergence(s), 30 s"]
+    assert messages == [
+        "sampling: 80/200 draws of 2 chain(s) (40%), 1 still tuning, 2 divergence(s), 12 s",
+        "sampling: 200/200 draws of 2 chain(s) (100%), 2 divergence(s), 30 s",
+    ]
     assert "progress_callback" in _progress_options(True)  # under pytest stderr is not a terminal
     assert _progress_options(False) == {"progress_bar": False}
 
@@ -205,8 +206,7 @@ def test_sizes_as_users_know_them_and_extrapolation_said():
     from bayes_mixlaw.report import _beyond, _size_label
 
     assert [_size_label(n) for n in (18_915_328, 805_736_448, 2.5e7, 1.3e9)] == ["Pythia-70M", "Pythia-1B", "25M", "1.3B"]
-    nested = SimpleNamespace(kind="nested_law", length_column="step",
-                             pilot_scales=lambda: {"params": [18_915_328, 302_311_424], "step": [10_000, 30_000]})
+    nested = SimpleNamespace(kind="nested_law", length_column="step", pilot_scales=lambda: {"params": [18_915_328, 302_311_424], "step": [10_000, 30_000]})
     assert _beyond(nested, {"params": 302_311_424, "step": 30_000}) == ""
     said = _beyond(nested, {"params": 805_736_448, "step": 100_000})
     assert "every point is an extrapolation" in said and "size 2.7x" in said and "length 3.3x" in said

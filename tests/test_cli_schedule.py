@@ -49,8 +49,9 @@ def fitted(curves, tmp_path_factory):
     config = folder / "config.yaml"
     config.write_text("sampler: {draws: 300, tune: 400, chains: 2, cores: 1}\n")
     fit = folder / "fit.nc"
-    result = cli.invoke(app, ["fit", str(runs), "--schedule", str(write_json(folder / "two_stage.json", TWO_STAGE)),
-                              "--config", str(config), "--seed", "2", "-o", str(fit)])
+    result = cli.invoke(
+        app, ["fit", str(runs), "--schedule", str(write_json(folder / "two_stage.json", TWO_STAGE)), "--config", str(config), "--seed", "2", "-o", str(fit)]
+    )
     assert result.exit_code == 0, result.output
     return fit, folder, flat(result)
 
@@ -89,7 +90,7 @@ def test_predict_gives_one_row_per_step_with_intervals(fitted, curves):
     assert np.all(np.abs(table["median"].to_numpy() / truth - 1) < 0.01), (table, truth)  # held-out WSD run within 1%
     # --kind mean narrows the interval (no new run's effects, no noise)
     out_mean = folder / "pred_mean.csv"
-    result = cli.invoke(app, [*args[:-2 * len(steps) - 2], "-o", str(out_mean), "--step", str(steps[-1]), "--kind", "mean", "-q"])
+    result = cli.invoke(app, [*args[: -2 * len(steps) - 2], "-o", str(out_mean), "--step", str(steps[-1]), "--kind", "mean", "-q"])
     assert result.exit_code == 0, result.output
     narrow = pd.read_csv(out_mean).iloc[0]
     wide = table.iloc[-1]
@@ -144,8 +145,11 @@ def test_fit_schedule_errors_name_the_file_and_field(curves, tmp_path):
 
 
 def test_fit_refuses_a_schedule_for_several_mixtures(tmp_path):
-    rows = [{"run": f"r{m}", "params": 1e8, "step": s, "valid_domain": "v", "loss": 3.0 - 0.1 * np.log(s), "mix:a": p, "mix:b": 1 - p}
-            for m, p in enumerate((0.2, 0.7)) for s in (1000, 2000, 4000)]
+    rows = [
+        {"run": f"r{m}", "params": 1e8, "step": s, "valid_domain": "v", "loss": 3.0 - 0.1 * np.log(s), "mix:a": p, "mix:b": 1 - p}
+        for m, p in enumerate((0.2, 0.7))
+        for s in (1000, 2000, 4000)
+    ]
     runs = tmp_path / "mix.csv"
     pd.DataFrame(rows).to_csv(runs, index=False)
     schedule = write_json(tmp_path / "cos.json", {"kind": "cosine", "total_steps": 4000, "peak_lr": 1e-3})
@@ -174,7 +178,18 @@ def test_format_choices_come_from_the_loaders(shared_data, tmp_path, mocked_samp
     result = cli.invoke(app, ["fit", str(shared_data / "multipowerlaw"), "--format", "bogus", "-o", str(tmp_path / "x.nc")], env=wide)
     assert result.exit_code == 2 and "'bogus' is not one of " + ", ".join(f"'{f}'" for f in FORMATS) in result.output
     # the multi-power law folder has lr columns: the schedule-aware law, over three sizes
-    result = cli.invoke(app, ["fit", str(shared_data / "multipowerlaw"), "--format", "multipowerlaw", "--config", str(write_json(tmp_path / "c.json", {"sampler": {"draws": 20, "chains": 1}})),
-                              "-o", str(tmp_path / "mpl.nc")])
+    result = cli.invoke(
+        app,
+        [
+            "fit",
+            str(shared_data / "multipowerlaw"),
+            "--format",
+            "multipowerlaw",
+            "--config",
+            str(write_json(tmp_path / "c.json", {"sampler": {"draws": 20, "chains": 1}})),
+            "-o",
+            str(tmp_path / "mpl.nc"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "schedule-aware scaling law on 12 runs" in flat(result) and "3 size(s); schedules from the lr column" in flat(result)

@@ -55,9 +55,16 @@ def test_submitit_local_executor_runs_the_reference_trainer_and_a_failing_comman
 def test_loop_on_a_local_ray_runtime(ray_runtime, tmp_path):
     from bayes_mixlaw.loop import run_loop
 
-    config = {"trainer": {"reference": {"threads": 1}, "timeout_s": 120}, "backend": {"kind": "ray", "workers": 2},
-              "budget": {"runs": 4}, "pilots": {"sizes": [11712], "steps": [40]}, "initial_design": {"runs": 3}, "batch_size": 1,
-              "acquisition": "thompson", "poll_s": 0.2}
+    config = {
+        "trainer": {"reference": {"threads": 1}, "timeout_s": 120},
+        "backend": {"kind": "ray", "workers": 2},
+        "budget": {"runs": 4},
+        "pilots": {"sizes": [11712], "steps": [40]},
+        "initial_design": {"runs": 3},
+        "batch_size": 1,
+        "acquisition": "thompson",
+        "poll_s": 0.2,
+    }
     result = run_loop(config, tmp_path / "state", live=False)
     assert result.counts["done"] == 4 and result.counts["failed"] == 0
     runs = pd.read_csv(result.runs_csv)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_critical import SMALL_TARGETS, _small
 
 from bayes_mixlaw.continual import ContinualLaw, ContinualLawConfig
 from bayes_mixlaw.runs import load_runs
+from test_critical import SMALL_TARGETS, _small
 
 
 @pytest.fixture(scope="module")

@@ -177,8 +177,8 @@ def test_real_fit_predicts_the_held_out_run_and_its_critical_share(ct, tmp_path)
     # and in a new run's draws of every domain at once (the domains' predictive errors correlate)
     shock = law.idata.attrs["checkpoint_shock_sd"]
     assert 0 < shock < 0.05 and ContinualLaw.load(tmp_path / "fit.nc").idata.attrs["checkpoint_shock_sd"] == pytest.approx(shock)
-    draws = law.predict_draws(mixture, step=law.steps[-1]).values[:, :, 0, 0, :len(DOMAINS)].reshape(-1, len(DOMAINS))
-    mean = law.predict_draws(mixture, step=law.steps[-1], kind="mean").values[:, :, 0, 0, :len(DOMAINS)].reshape(-1, len(DOMAINS))
+    draws = law.predict_draws(mixture, step=law.steps[-1]).values[:, :, 0, 0, : len(DOMAINS)].reshape(-1, len(DOMAINS))
+    mean = law.predict_draws(mixture, step=law.steps[-1], kind="mean").values[:, :, 0, 0, : len(DOMAINS)].reshape(-1, len(DOMAINS))
     error = np.log(draws / mean)
     assert np.corrcoef(error[:, 0], error[:, 1])[0, 1] > 0.1
 

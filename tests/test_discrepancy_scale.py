@@ -20,7 +20,7 @@ DOMAINS = ["Pile-CC", "Github", "ArXiv"]
 def simulated_slopes(kappa, n_domains, rho, s, rng):
     shared = np.sqrt(rho) * rng.standard_normal()
     xi = shared + np.sqrt(1 - rho) * rng.standard_normal(n_domains)
-    return kappa * xi + s * rng.standard_normal(n_domains), np.full(n_domains, s ** 2)
+    return kappa * xi + s * rng.standard_normal(n_domains), np.full(n_domains, s**2)
 
 
 @pytest.mark.parametrize("kappa", [0.004, 0.02, 0.08])
@@ -77,7 +77,9 @@ def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mock
         assert np.isfinite(entry["learned"]).all() and entry["learned"][1] <= entry["external"][1] + 1e-9
     post = law.idata["posterior"]
     assert post["discrepancy_size"].shape == post["noise_sigma"].shape[:2]
-    np.testing.assert_allclose(np.log(post["discrepancy_size"].values).mean(), record["size"]["learned"][0], atol=4 * record["size"]["learned"][1] / np.sqrt(60))
+    np.testing.assert_allclose(
+        np.log(post["discrepancy_size"].values).mean(), record["size"]["learned"][0], atol=4 * record["size"]["learned"][1] / np.sqrt(60)
+    )
     assert "discrepancy learned from the pilots" in law.summary_line()
     # the saved config is the one asked for (a refit learns again from the external prior), and the fit reloads
     assert json.loads(law.idata.attrs["config"])["priors"] == {}
@@ -100,7 +102,7 @@ def test_the_drift_follows_the_slopes_and_shrinks_where_the_calibration_is_noisy
     sharp, sharp_cov = discrepancy_scale.drift_posterior(u, np.full(22, 1e-8), 0.75, *prior)
     np.testing.assert_allclose(sharp, u, atol=2e-4)  # known slopes: the drift is the slopes
     assert np.all(np.diag(sharp_cov) < 1e-6)
-    noisy, noisy_cov = discrepancy_scale.drift_posterior(u, np.full(22, 0.02 ** 2), 0.75, *prior)
+    noisy, noisy_cov = discrepancy_scale.drift_posterior(u, np.full(22, 0.02**2), 0.75, *prior)
     assert np.all(noisy < 0) and abs(noisy.mean()) < abs(u.mean())  # shrunk towards 0, same sign
     assert np.ptp(noisy) < np.ptp(u)  # and the domains towards their shared part
     assert np.all(np.diag(noisy_cov) > np.diag(sharp_cov))

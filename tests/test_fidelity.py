@@ -23,8 +23,17 @@ def test_value_per_cost_picks_the_size(monkeypatch, big_gain, expected_size):
         return base * (1 + 0.01 * pool[:, 0])  # more of 'a' is a little more informative
 
     monkeypatch.setattr(bo, "information_gain", gain)
-    picks = choose_pilots(LAW, 3, sizes=[10, 30], steps=[100, 200], cost=lambda p, s: p * s, target_scale={"params": 1e6, "step": 1e4},
-                          bounds=MixtureBounds(caps={"a": 0.6}), seed=0, candidates=50)
+    picks = choose_pilots(
+        LAW,
+        3,
+        sizes=[10, 30],
+        steps=[100, 200],
+        cost=lambda p, s: p * s,
+        target_scale={"params": 1e6, "step": 1e4},
+        bounds=MixtureBounds(caps={"a": 0.6}),
+        seed=0,
+        candidates=50,
+    )
     assert len(seen) == 4 and all(t == {"params": 1e6, "step": 1e4} for _, t in seen)
     assert [p["params"] for p in picks] == [expected_size] * 3 and all(p["steps"] == 100 for p in picks)  # 1.2x the gain for 2x the cost: no
     assert all(p["mixture"]["a"] <= 0.6 + 1e-9 and abs(sum(p["mixture"].values()) - 1) < 1e-9 for p in picks)

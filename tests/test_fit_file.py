@@ -24,8 +24,7 @@ def flat(result) -> str:
 
 
 def mixtures_csv(path, domains):
-    rows = [{"name": "uniform", **{f"mix:{d}": 1 / len(domains) for d in domains}},
-            {"name": "web", **{f"mix:{d}": float(d == "internet") for d in domains}}]
+    rows = [{"name": "uniform", **{f"mix:{d}": 1 / len(domains) for d in domains}}, {"name": "web", **{f"mix:{d}": float(d == "internet") for d in domains}}]
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
@@ -88,10 +87,13 @@ def test_file_without_checksum_loads_with_a_warning(mock_mixing_fit, tmp_path):
         BayesianLaw.load(old)
 
 
-@pytest.mark.parametrize("content, match", [
-    (b"", "is empty"),
-    (b"not a netcdf file at all\n" * 50, "could not be read"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "is empty"),
+        (b"not a netcdf file at all\n" * 50, "could not be read"),
+    ],
+)
 def test_unreadable_fit_files(tmp_path, content, match):
     path = tmp_path / "fit.nc"
     path.write_bytes(content)

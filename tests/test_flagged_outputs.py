@@ -36,8 +36,13 @@ def with_diagnostics(source, path, **changes):
 @pytest.fixture(scope="module")
 def fits(mock_mixing_fit, tmp_path_factory):
     folder = tmp_path_factory.mktemp("flagged")
-    bad = with_diagnostics(mock_mixing_fit, folder / "unconverged.nc", max_rhat=1.14, divergences=7,
-                           problems=["7 divergent transition(s) of 50: the posterior may be biased", "max R-hat 1.140 > 1.01: chains disagree"])
+    bad = with_diagnostics(
+        mock_mixing_fit,
+        folder / "unconverged.nc",
+        max_rhat=1.14,
+        divergences=7,
+        problems=["7 divergent transition(s) of 50: the posterior may be biased", "max R-hat 1.140 > 1.01: chains disagree"],
+    )
     good = with_diagnostics(mock_mixing_fit, folder / "converged.nc", max_rhat=1.003, min_ess_bulk=800.0, divergences=0, problems=[])
     mixtures = folder / "m.csv"
     pd.DataFrame([{"name": "uniform", **{f"mix:{d}": 0.2 for d in FIVE}}]).to_csv(mixtures, index=False)

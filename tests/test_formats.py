@@ -118,7 +118,9 @@ def test_a_registered_reader_is_found_by_load_runs_and_auto_detection(jsonl, tmp
     from bayes_mixlaw import runs
 
     path = tmp_path / "runs.jsonl"
-    pd.DataFrame({"run": ["a", "a", "b"], "valid_domain": ["x", "y", "x"], "loss": [1.0, 2.0, 1.5], "mix:p": [0.3, 0.3, 1.0], "mix:q": [0.7, 0.7, 0.0]}).to_json(path, orient="records", lines=True)
+    pd.DataFrame(
+        {"run": ["a", "a", "b"], "valid_domain": ["x", "y", "x"], "loss": [1.0, 2.0, 1.5], "mix:p": [0.3, 0.3, 1.0], "mix:q": [0.7, 0.7, 0.0]}
+    ).to_json(path, orient="records", lines=True)
     assert "jsonl" in runs.FORMATS and "jsonl" in runs.FORMAT_DESCRIPTIONS and "jsonl" in reader_names()
     assert detect_format(path).name == "jsonl"
     table = load_runs(path)

@@ -6,10 +6,9 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import pytest
 from scipy.stats import spearmanr
 
-from bayes_mixlaw import MixingLaw, MixingLawConfig, datasets, load_runs
+from bayes_mixlaw import MixingLaw, datasets, load_runs
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable
 
 # Ye et al. (2025), 5Mix 70M/30k: [log_c, log_k, t_academic, t_prose, t_dialogue, t_symbolic, t_internet]
@@ -64,8 +63,9 @@ def _simulated(seed: int, n_fit: int = 20, n_test: int = 20):
     rng = np.random.default_rng(seed)
     train_domains, valid = ["a", "b", "c"], ["x", "y", "z"]
     mixtures = rng.dirichlet(np.ones(3), size=n_fit + n_test)
-    rows = [{"run": f"r{i}", "valid_domain": v, "loss": 1.0, **{MIX_PREFIX + d: p for d, p in zip(train_domains, m)}}
-            for i, m in enumerate(mixtures) for v in valid]
+    rows = [
+        {"run": f"r{i}", "valid_domain": v, "loss": 1.0, **{MIX_PREFIX + d: p for d, p in zip(train_domains, m)}} for i, m in enumerate(mixtures) for v in valid
+    ]
     table = load_runs(pd.DataFrame(rows))
     draw = MixingLaw().sample_prior_predictive(table, draws=1, seed=seed)  # loss scale 1: absolute losses
     frame = table.data.copy()
@@ -109,8 +109,21 @@ def test_cli_fit_predict_roundtrip_and_clear_errors(tmp_path, shared_data):
     result = cli.invoke(app, ["predict", str(fit), "--mixtures", str(mixtures), "--ci", "0.8", "-o", str(pred)])
     assert result.exit_code == 0, result.output
     table = pd.read_csv(pred)
-    assert list(table.columns) == ["name", "mix:Github", "mix:Pile-CC", "target", "mean", "median", "lower", "upper", "beyond_mixture",
-                                   "fit_converged", "fit_max_rhat", "fit_min_ess_bulk", "fit_divergences"]
+    assert list(table.columns) == [
+        "name",
+        "mix:Github",
+        "mix:Pile-CC",
+        "target",
+        "mean",
+        "median",
+        "lower",
+        "upper",
+        "beyond_mixture",
+        "fit_converged",
+        "fit_max_rhat",
+        "fit_min_ess_bulk",
+        "fit_divergences",
+    ]
     assert (table.set_index("name")["beyond_mixture"].groupby(level=0).first() >= 0).all()
     assert set(table["target"]) == {"Github", "Pile-CC", "total"}
     # never overwrite without --force

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import pytensor.tensor as pt
+import pytest
 import torch
 
 from bayes_mixlaw.laws import chinchilla_law, implicit_mixing_law, mixing_law, size_law, step_law

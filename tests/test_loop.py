@@ -2,7 +2,6 @@
 local worker processes, fast NUTS fits) interrupted by SIGINT and SIGKILL and resumed to the same budget."""
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -19,9 +18,16 @@ from bayes_mixlaw.loop_state import LoopState
 from bayes_mixlaw.runners import Pilot
 
 CLI = str(Path(sys.executable).with_name("bayes-mixlaw"))
-SMALL = {"trainer": {"reference": {"threads": 1}, "timeout_s": 120, "retries": 1}, "backend": {"kind": "local", "workers": 1},
-         "budget": {"runs": 4}, "pilots": {"sizes": [11712], "steps": [60]}, "initial_design": {"runs": 3}, "batch_size": 1,
-         "acquisition": "thompson", "poll_s": 0.2}
+SMALL = {
+    "trainer": {"reference": {"threads": 1}, "timeout_s": 120, "retries": 1},
+    "backend": {"kind": "local", "workers": 1},
+    "budget": {"runs": 4},
+    "pilots": {"sizes": [11712], "steps": [60]},
+    "initial_design": {"runs": 3},
+    "batch_size": 1,
+    "acquisition": "thompson",
+    "poll_s": 0.2,
+}
 
 
 def _write(tmp_path, data, name="loop.yaml"):
@@ -30,17 +36,20 @@ def _write(tmp_path, data, name="loop.yaml"):
     return path
 
 
-@pytest.mark.parametrize("change, words", [
-    (lambda c: c.pop("budget"), "budget: Field required"),
-    (lambda c: c["budget"].update(runs=0), "budget.runs: Input should be greater than or equal to 1"),
-    (lambda c: c["budget"].update(runs=None), "budget: give runs and/or cost"),
-    (lambda c: c["trainer"].update(command="train.sh"), "trainer: give exactly one of reference, command or callable"),
-    (lambda c: c["backend"].update(kind="kubernetes"), "backend.kind: Input should be 'local', 'ray' or 'submitit'"),
-    (lambda c: c.update(batchsize=2), "batchsize: unknown key"),
-    (lambda c: c["pilots"].update(sizes=[11712, 35712]), "target: pilots at several sizes"),
-    (lambda c: c.update(domains=["code", "poetry"]), "['poetry'] are not among them"),
-    (lambda c: c["trainer"].update(reference=None, callable="no_colon"), "callable is 'module:function'"),
-])
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda c: c.pop("budget"), "budget: Field required"),
+        (lambda c: c["budget"].update(runs=0), "budget.runs: Input should be greater than or equal to 1"),
+        (lambda c: c["budget"].update(runs=None), "budget: give runs and/or cost"),
+        (lambda c: c["trainer"].update(command="train.sh"), "trainer: give exactly one of reference, command or callable"),
+        (lambda c: c["backend"].update(kind="kubernetes"), "backend.kind: Input should be 'local', 'ray' or 'submitit'"),
+        (lambda c: c.update(batchsize=2), "batchsize: unknown key"),
+        (lambda c: c["pilots"].update(sizes=[11712, 35712]), "target: pilots at several sizes"),
+        (lambda c: c.update(domains=["code", "poetry"]), "['poetry'] are not among them"),
+        (lambda c: c["trainer"].update(reference=None, callable="no_colon"), "callable is 'module:function'"),
+    ],
+)
 def test_bad_loop_config_names_the_key_and_the_file(tmp_path, change, words):
     config = json.loads(json.dumps(SMALL))
     change(config)
@@ -140,8 +149,6 @@ def test_loop_interrupted_by_sigint_and_killed_resumes_without_losing_or_repeati
 
 def test_live_panel_and_budget_accounting(tmp_path):
     import io
-
-    from rich.console import Console
 
     from bayes_mixlaw.loop import LoopDisplay, _budget_left, _summary
     from bayes_mixlaw.loop_config import loop_config_from_dict

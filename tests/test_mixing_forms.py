@@ -30,8 +30,12 @@ def runs():
 
 
 def mixtures(domains):
-    return pd.DataFrame([{"name": "uniform", **{f"mix:{d}": 1 / len(domains) for d in domains}},
-                         {"name": "no symbolic", **{f"mix:{d}": 0.25 * (d != "symbolic") for d in domains}}])
+    return pd.DataFrame(
+        [
+            {"name": "uniform", **{f"mix:{d}": 1 / len(domains) for d in domains}},
+            {"name": "no symbolic", **{f"mix:{d}": 0.25 * (d != "symbolic") for d in domains}},
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,9 +74,16 @@ def test_packaged_forms_are_the_modules_named_for_them_and_the_cli_lists_them():
 
 def test_priors_of_explicit_and_implicit_keep_their_names_and_values():
     """Saved fits and configs name these priors: the forms brought them unchanged."""
-    expected = {"loss_at_mean": Prior("Normal", mu=0.0, sigma=0.2), "f_mu": Prior("Normal", mu=-1.4, sigma=1.0),
-                "f_sigma": Prior("HalfNormal", sigma=0.5), "t_mu": Prior("ZeroSumNormal", sigma=3.0), "t_sigma": Prior("HalfNormal", sigma=2.0),
-                "noise_sigma": Prior("HalfNormal", sigma=0.02), "nu": Prior("Gamma", alpha=2.0, beta=0.1), "implicit_weights": Prior("Dirichlet", a=1.0)}
+    expected = {
+        "loss_at_mean": Prior("Normal", mu=0.0, sigma=0.2),
+        "f_mu": Prior("Normal", mu=-1.4, sigma=1.0),
+        "f_sigma": Prior("HalfNormal", sigma=0.5),
+        "t_mu": Prior("ZeroSumNormal", sigma=3.0),
+        "t_sigma": Prior("HalfNormal", sigma=2.0),
+        "noise_sigma": Prior("HalfNormal", sigma=0.02),
+        "nu": Prior("Gamma", alpha=2.0, beta=0.1),
+        "implicit_weights": Prior("Dirichlet", a=1.0),
+    }
     cfg = MixingLawConfig()
     assert {name: cfg.prior(name).to_dict() for name in expected} == {name: p.to_dict() for name, p in expected.items()}
     cfg = MixingLawConfig(law="power_law", priors={"power_gamma": {"dist": "LogNormal", "kwargs": {"mu": 0.0, "sigma": 0.5}}})
@@ -104,8 +115,12 @@ def test_a_form_registered_outside_the_package_is_found_then_unregistered(runs, 
     try:
         with pytest.raises(ValueError, match="'linear_in_test' is registered already"):
             register(type("Other", (Linear,), {}))
-        law = MixingLaw(MixingLawConfig(law="linear_in_test", priors={"linear_b": {"dist": "Normal", "kwargs": {"mu": 0, "sigma": 0.1}}},
-                                        sampler={"draws": 20, "chains": 2}), datasets.pile_targets())
+        law = MixingLaw(
+            MixingLawConfig(
+                law="linear_in_test", priors={"linear_b": {"dist": "Normal", "kwargs": {"mu": 0, "sigma": 0.1}}}, sampler={"draws": 20, "chains": 2}
+            ),
+            datasets.pile_targets(),
+        )
         law.fit(runs, seed=2, progress=False)
         prediction = law.predict(mixtures(runs.train_domains))
         assert prediction[["mean", "lower", "upper"]].notna().all().all()
@@ -206,8 +221,10 @@ def test_power_law_fits_5mix_predicts_optimises_reports_and_compares(power_fit, 
     assert {"power_e", "power_log_c", "power_gamma", "slope"} <= set(pd.read_csv(tmp_path / "report" / "parameters.csv")["parameter"])
     # PSIS-LOO against the explicit and implicit laws (mocked draws: this checks the plumbing, not the ranking)
     monkeypatch.setattr("bayes_mixlaw.model.sample_posterior", _mock_sample)
-    others = {name: MixingLaw(MixingLawConfig(law=name, sampler={"draws": 20, "chains": 2}), datasets.pile_targets()).fit(runs, seed=4, progress=False)
-              for name in ("explicit", "implicit")}
+    others = {
+        name: MixingLaw(MixingLawConfig(law=name, sampler={"draws": 20, "chains": 2}), datasets.pile_targets()).fit(runs, seed=4, progress=False)
+        for name in ("explicit", "implicit")
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = compare_variants({"power_law": law, **others})

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_mixlaw import MixingLaw, MixingLawConfig, Targets, datasets
+from bayes_mixlaw import MixingLaw, MixingLawConfig, datasets
 from bayes_mixlaw.config import ConfigError
 from bayes_mixlaw.model import NotFittedError
 
@@ -25,8 +25,9 @@ def fitted(runs, mocked_sampling):
 
 
 def mixtures(domains):
-    return pd.DataFrame([{"name": "uniform", **{f"mix:{d}": 1 / len(domains) for d in domains}},
-                         {"name": "web", **{f"mix:{d}": float(d == "internet") for d in domains}}])
+    return pd.DataFrame(
+        [{"name": "uniform", **{f"mix:{d}": 1 / len(domains) for d in domains}}, {"name": "web", **{f"mix:{d}": float(d == "internet") for d in domains}}]
+    )
 
 
 def test_build_model_has_labelled_dims(runs):
@@ -155,7 +156,7 @@ def test_reported_mean_exists_under_heavy_tailed_noise(fitted, runs):
 
 def test_aggregates_are_taken_per_draw(fitted, runs):
     draws = fitted.predict_draws(mixtures(runs.train_domains), kind="mean")
-    names, matrix = fitted.targets.matrix(fitted.valid_domains)
+    _, matrix = fitted.targets.matrix(fitted.valid_domains)
     domain_draws = draws.sel(target=fitted.valid_domains).values
     np.testing.assert_allclose(draws.sel(target="total").values, domain_draws @ matrix[-1])
 
@@ -219,12 +220,26 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
     path = fitted.save(tmp_path / "fit.nc")
     other = MixingLaw(MixingLawConfig(likelihood="normal", sampler={"draws": 20, "chains": 2}), datasets.pile_targets())
     other_path = other.fit(fitted.runs, seed=5, progress=False).save(tmp_path / "normal.nc")
-    result = CliRunner().invoke(app, ["report", str(path), "--compare", str(other_path), "--holdout", "--along", "academic",
-                                      "-o", str(tmp_path / "report"), "-q"])
+    result = CliRunner().invoke(
+        app, ["report", str(path), "--compare", str(other_path), "--holdout", "--along", "academic", "-o", str(tmp_path / "report"), "-q"]
+    )
     assert result.exit_code == 0, result.output
     folder = tmp_path / "report"
-    for name in ("report.html", "ppc.png", "interactions.png", "proportions.png", "domains_along_academic.png", "ternary.png", "optimum.png",
-                 "parameters.csv", "parameters.md", "parameters.tex", "optimum.csv", "diagnostics.csv", "model_comparison.csv"):
+    for name in (
+        "report.html",
+        "ppc.png",
+        "interactions.png",
+        "proportions.png",
+        "domains_along_academic.png",
+        "ternary.png",
+        "optimum.png",
+        "parameters.csv",
+        "parameters.md",
+        "parameters.tex",
+        "optimum.csv",
+        "diagnostics.csv",
+        "model_comparison.csv",
+    ):
         assert (folder / name).stat().st_size > 0, name
     page = (folder / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 6 and "Diagnostics" in page and "PSIS-LOO" in page

@@ -94,13 +94,16 @@ def test_suggest_and_optimize_print_progress_on_the_command_line(mock_mixing_fit
     assert "thompson: each of" in flat(result)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["suggest", "-n", "10000"], "-n 10000 is above the limit of 16 suggestions for the qlognei acquisition: each suggestion re-optimises"),
-    (["suggest", "-n", "300", "--acquisition", "thompson"], "-n 300 is above the limit of 256 suggestions for the thompson acquisition"),
-    (["suggest", "-n", "33", "--acquisition", "info"], "-n 33 is above the limit of 32 suggestions for the info acquisition"),
-    (["optimize", "--draws", "100000"], "--draws 100000 is above the limit of 4,000: every draw's best mixture is optimised"),
-    (["optimize", "--draws", "0"], "--draws must be at least 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["suggest", "-n", "10000"], "-n 10000 is above the limit of 16 suggestions for the qlognei acquisition: each suggestion re-optimises"),
+        (["suggest", "-n", "300", "--acquisition", "thompson"], "-n 300 is above the limit of 256 suggestions for the thompson acquisition"),
+        (["suggest", "-n", "33", "--acquisition", "info"], "-n 33 is above the limit of 32 suggestions for the info acquisition"),
+        (["optimize", "--draws", "100000"], "--draws 100000 is above the limit of 4,000: every draw's best mixture is optimised"),
+        (["optimize", "--draws", "0"], "--draws must be at least 1, got 0"),
+    ],
+)
 def test_size_options_have_limits(args, message, mock_mixing_fit, tmp_path):
     started = time.perf_counter()
     result = cli.invoke(app, [args[0], str(mock_mixing_fit), *args[1:], "-o", str(tmp_path / "out.csv")])

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO, SHARED_DATA
 
 README = REPO / "README.md"
@@ -107,15 +108,19 @@ def test_readme_blocks_are_found_and_marked_with_reasons():
     with pytest.raises(ValueError, match="line 3: a code block of language 'text'"):
         readme_blocks("intro\n\n```text\nx\n```\n")
     blocks = readme_blocks("<!-- readme-test: skip: installs the package -->\n```bash\necho hi\n```\n\n```python\nprint(1)\n```\n")
-    assert [(b.language, b.mark, b.reason, b.code) for b in blocks] == [("bash", "skip", "installs the package", "echo hi\n"),
-                                                                        ("python", None, "", "print(1)\n")]
+    assert [(b.language, b.mark, b.reason, b.code) for b in blocks] == [
+        ("bash", "skip", "installs the package", "echo hi\n"),
+        ("python", None, "", "print(1)\n"),
+    ]
 
 
 @pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
 def test_readme_block_runs_as_written(block: Block, workdir: Path):
     result = run_block(block, workdir, timeout=3600 if block.mark == "slow" else 600)
-    assert result.returncode == 0, (f"README.md line {block.line} ({block.language}) failed with exit code {result.returncode}:\n"
-                                    f"{block.code}\n--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}")
+    assert result.returncode == 0, (
+        f"README.md line {block.line} ({block.language}) failed with exit code {result.returncode}:\n"
+        f"{block.code}\n--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}"
+    )
 
 
 def test_demo_runs_twice_in_one_folder(tmp_path, mocked_sampling):

@@ -40,8 +40,14 @@ def test_report_of_a_continual_fit(continual_fit, tmp_path):
     folder = tmp_path / "report"
     result = CliRunner().invoke(app, ["report", str(path), "-o", str(folder), "-q"])
     assert result.exit_code == 0, result.output
-    for name in ("report.html", "ppc.png", "critical.png", "diagnostics.csv", "fitted_vs_observed.csv",
-                 *(f"{table}.{ext}" for table in ("critical", "parameters") for ext in ("csv", "md", "tex"))):
+    for name in (
+        "report.html",
+        "ppc.png",
+        "critical.png",
+        "diagnostics.csv",
+        "fitted_vs_observed.csv",
+        *(f"{table}.{ext}" for table in ("critical", "parameters") for ext in ("csv", "md", "tex")),
+    ):
         assert (folder / name).stat().st_size > 0, name
     for name in ("optimum.png", "ternary.png", "interactions.png", "proportions.png", "optimum.csv", "predictions.csv", "interactions.csv"):
         assert not (folder / name).exists(), f"{name}: a mixture-simplex part in a continual fit's report"
@@ -92,7 +98,12 @@ def test_report_loads_a_continual_fit_in_a_fresh_process(continual_fit, tmp_path
 
     _, path = continual_fit
     folder = tmp_path / "fresh"
-    done = subprocess.run([sys.executable, "-c", "from bayes_mixlaw.cli import main; main()", "report", str(path), "-o", str(folder), "-q"],
-                          check=False, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", "from bayes_mixlaw.cli import main; main()", "report", str(path), "-o", str(folder), "-q"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (folder / "critical.csv").exists() and not (folder / "optimum.csv").exists()

@@ -18,8 +18,15 @@ from bayes_mixlaw.cli import app
 from bayes_mixlaw.runs import load_runs
 
 TWO_STAGE = {"kind": "two_stage", "total_steps": 16000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 9e-5, "decay_start": 8000}
-COMMON = {"ppc.png", "schedule_curves.png", "schedules.png", "report.html", "diagnostics.csv", "fitted_vs_observed.csv",
-          *(f"{name}.{ext}" for name in ("parameters", "schedules") for ext in ("csv", "md", "tex"))}
+COMMON = {
+    "ppc.png",
+    "schedule_curves.png",
+    "schedules.png",
+    "report.html",
+    "diagnostics.csv",
+    "fitted_vs_observed.csv",
+    *(f"{name}.{ext}" for name in ("parameters", "schedules") for ext in ("csv", "md", "tex")),
+}
 
 cli = CliRunner()
 
@@ -88,7 +95,9 @@ def test_report_of_a_known_schedule_fit(curves, tmp_path):
     assert "The target run" in (target / "report.html").read_text()
     result = cli.invoke(app, ["report", str(fit), "-o", str(tmp_path / "nope"), "--schedule", str(tmp_path / "wsd.json")])
     assert result.exit_code != 0 and "give --params and --step" in " ".join(result.output.split())
-    result = cli.invoke(app, ["report", str(fit), "-o", str(tmp_path / "nope"), "--params", "25e6", "--step", "30000", "--schedule", str(tmp_path / "wsd.json")])
+    result = cli.invoke(
+        app, ["report", str(fit), "-o", str(tmp_path / "nope"), "--params", "25e6", "--step", "30000", "--schedule", str(tmp_path / "wsd.json")]
+    )
     assert result.exit_code != 0 and "beyond the schedule" in " ".join(result.output.split())
 
 
@@ -102,11 +111,19 @@ def test_report_of_an_unknown_schedule_fit_says_what_was_assumed_and_what_it_mov
     last = int(train["step"].max())
     table = pd.read_csv(out / "schedule_assumptions.csv")
     assert sorted(table["step"].unique()) == [last, 2 * last]
-    assert set(table["assumption"]) == {"weighed: T from the posterior", f"cosine ending at step {last}", f"cosine ending at step {2 * last}",
-                                        f"cosine ending at step {4 * last}", "constant LR (no decay)"}
+    assert set(table["assumption"]) == {
+        "weighed: T from the posterior",
+        f"cosine ending at step {last}",
+        f"cosine ending at step {2 * last}",
+        f"cosine ending at step {4 * last}",
+        "constant LR (no decay)",
+    }
     weighed = table[table["assumption"] == "weighed: T from the posterior"]
-    assert weighed["schedule"].str.contains(f"cosine decay after a .*-step warm-up to 0.1 x the peak LR at an unknown total length T, "
-                                            f"log-uniform in \\[{last}, {8 * last}\\]").all()
+    assert (
+        weighed["schedule"]
+        .str.contains(f"cosine decay after a .*-step warm-up to 0.1 x the peak LR at an unknown total length T, log-uniform in \\[{last}, {8 * last}\\]")
+        .all()
+    )
     assert np.allclose(weighed["moves_median_pct"], 0.0)
     assert table["moves_median_pct"].abs().max() > 0  # the assumption moves the prediction, and the table says how much
     constant = table[(table["assumption"] == "constant LR (no decay)") & (table["step"] == 2 * last)]["median"].iloc[0]

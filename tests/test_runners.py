@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 
 from bayes_mixlaw import trainer as ref
-from bayes_mixlaw.runners import (CallableTrainer, CommandTrainer, Dispatcher, LocalBackend, Pilot, PilotFailed, check_rows,
-                                  reference_trainer)
+from bayes_mixlaw.runners import CallableTrainer, CommandTrainer, Dispatcher, LocalBackend, Pilot, PilotFailed, check_rows, reference_trainer
 
 MIX = {"code": 0.5, "prose": 0.3, "numbers": 0.2}
 
@@ -35,9 +34,14 @@ def test_check_rows_refuses_malformed_output():
     pilot = Pilot("a", {"x": 0.5, "y": 0.5}, 100, 10)
     good = pd.DataFrame({"run": "a", "params": 100, "step": [5, 10], "valid_domain": "x", "loss": [2.0, 1.5]})
     assert check_rows(good, pilot, "t")["mix:x"].tolist() == [0.5, 0.5]
-    for bad, words in [(good.assign(loss=[2.0, -1.0]), "positive"), (good.assign(step=[5, 11]), "beyond"),
-                       (good.drop(columns="step"), "'step'"), (good.assign(run=["a", "b"]), "2 runs"),
-                       (good.assign(**{"mix:x": 0.3, "mix:y": 0.7}), "share"), (good.iloc[:0], "no rows")]:
+    for bad, words in [
+        (good.assign(loss=[2.0, -1.0]), "positive"),
+        (good.assign(step=[5, 11]), "beyond"),
+        (good.drop(columns="step"), "'step'"),
+        (good.assign(run=["a", "b"]), "2 runs"),
+        (good.assign(**{"mix:x": 0.3, "mix:y": 0.7}), "share"),
+        (good.iloc[:0], "no rows"),
+    ]:
         with pytest.raises(PilotFailed, match=words) as err:
             check_rows(bad, pilot, "t")
         assert err.value.reason == "malformed"
@@ -65,8 +69,7 @@ def test_local_backend_runs_a_command_and_a_callable_and_retries_failures(tmp_pa
     assert (tmp_path / "fail" / "f" / "attempt1" / "log.txt").exists() and (tmp_path / "fail" / "f" / "attempt2" / "log.txt").exists()
 
     # missing and malformed output, a timeout
-    for template, reason, timeout in [("true", "missing", None), ("echo 'run,step' > rows.csv", "malformed", None),
-                                      ("sleep 30", "timeout", 1.0)]:
+    for template, reason, timeout in [("true", "missing", None), ("echo 'run,step' > rows.csv", "malformed", None), ("sleep 30", "timeout", 1.0)]:
         dispatcher = Dispatcher(CommandTrainer(template), LocalBackend(1), tmp_path / reason, retries=0, timeout_s=timeout)
         dispatcher.submit(Pilot("m", MIX, size, 10))
         start = time.time()

@@ -21,6 +21,7 @@ def tidy(n_runs=3, domains=("a", "b"), valid=("x", "y")):
 
 # ---- real data ------------------------------------------------------------------------------
 
+
 def test_mixinglaws_5mix_folder(shared_data):
     runs = load_runs(shared_data / "mixinglaws" / "5Mix")
     assert runs.train_domains == ["academic", "prose", "dialogue", "symbolic", "internet"]
@@ -76,6 +77,7 @@ def test_select_unknown_scale_lists_available(shared_data):
 
 # ---- bad input: one test each, the message names row and column ------------------------------
 
+
 def _csv(tmp_path, frame):
     path = tmp_path / "runs.csv"
     frame.to_csv(path, index=False)
@@ -97,7 +99,9 @@ def test_unknown_column_suggests_mix_prefix():
         load_runs(tidy().assign(github=0.1))
 
 
-@pytest.mark.parametrize("value,match", [(np.nan, "missing"), (np.inf, "must be finite"), (0.0, "must be positive"), (-1.0, "must be positive"), ("abc", "not a number")])
+@pytest.mark.parametrize(
+    "value,match", [(np.nan, "missing"), (np.inf, "must be finite"), (0.0, "must be positive"), (-1.0, "must be positive"), ("abc", "not a number")]
+)
 def test_bad_loss_names_file_row_and_column(tmp_path, value, match):
     frame = tidy().astype({"loss": object})
     frame.loc[3, "loss"] = value

@@ -24,8 +24,15 @@ def curve(shared_data, size, name):
     return pd.read_csv(shared_data / "multipowerlaw" / f"csv_{size}" / f"{name}.csv")
 
 
-@pytest.mark.parametrize("name,spec", [("cosine_24000", COSINE), ("wsd_20000_24000", WSD), ("wsdcon_9", TWO_STAGE),
-                                       ("constant_24000", {"kind": "constant", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4})])
+@pytest.mark.parametrize(
+    "name,spec",
+    [
+        ("cosine_24000", COSINE),
+        ("wsd_20000_24000", WSD),
+        ("wsdcon_9", TWO_STAGE),
+        ("constant_24000", {"kind": "constant", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4}),
+    ],
+)
 def test_parametric_schedules_reproduce_the_logged_learning_rates(shared_data, name, spec):
     data = curve(shared_data, 400, name)
     assert np.allclose(Schedule.from_dict(spec).lr(data["step"]), data["lr"], rtol=1e-9, atol=1e-12)
@@ -139,8 +146,10 @@ def test_step_laws_agree_in_numpy_pytensor_and_torch_and_broadcast_draws(shared_
     data = curve(shared_data, 100, "wsd_20000_24000")
     f = Schedule.from_dict(WSD).features(data["step"].to_numpy()[::10], knots=32)
     rng = np.random.default_rng(0)
-    draws = {k: rng.uniform(lo, hi, size=(3, 1)) for k, (lo, hi) in
-             {"a": (0.1, 0.3), "alpha": (0.3, 0.5), "b": (0.1, 0.2), "c": (0.01, 0.1), "beta": (0.4, 0.7), "gamma": (0.4, 0.7)}.items()}
+    draws = {
+        k: rng.uniform(lo, hi, size=(3, 1))
+        for k, (lo, hi) in {"a": (0.1, 0.3), "alpha": (0.3, 0.5), "b": (0.1, 0.2), "c": (0.01, 0.1), "beta": (0.4, 0.7), "gamma": (0.4, 0.7)}.items()
+    }
     ref = multi_power_step(f.s1, f.drop, f.eta, f.s_k, **draws)
     assert ref.shape == (3, len(f))
     one = multi_power_step(f.s1, f.drop, f.eta, f.s_k, **{k: v[1] for k, v in draws.items()})
@@ -159,6 +168,7 @@ def test_step_laws_agree_in_numpy_pytensor_and_torch_and_broadcast_draws(shared_
 
 
 # ---- the runs table ------------------------------------------------------------------------------
+
 
 def test_multipowerlaw_folder_loads_with_lr_and_warmup(shared_data):
     runs = load_runs(shared_data / "multipowerlaw")

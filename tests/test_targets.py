@@ -30,7 +30,7 @@ def test_a_domain_named_total_is_the_total_target():
 
 
 def test_no_weights_means_equal_weights():
-    names, matrix = Targets().check(["a", "b"]).matrix(["a", "b"])
+    _, matrix = Targets().check(["a", "b"]).matrix(["a", "b"])
     np.testing.assert_allclose(matrix[-1], [0.5, 0.5])
 
 

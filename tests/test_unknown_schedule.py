@@ -8,10 +8,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 import pytensor
 import pytensor.tensor as pt
 import pytest
+import xarray as xr
 
 from bayes_mixlaw import BayesianLaw
 from bayes_mixlaw.scheduled import (

@@ -44,5 +44,15 @@ from bayes_mixlaw.acquisitions.base import (
     unregister_acquisition,
 )
 
-__all__ = ["Acquisition", "Proposal", "SuggestContext", "acquisition_descriptions", "acquisition_names", "acquisitions", "check_suggestions",
-           "get_acquisition", "register_acquisition", "unregister_acquisition"]
+__all__ = [
+    "Acquisition",
+    "Proposal",
+    "SuggestContext",
+    "acquisition_descriptions",
+    "acquisition_names",
+    "acquisitions",
+    "check_suggestions",
+    "get_acquisition",
+    "register_acquisition",
+    "unregister_acquisition",
+]

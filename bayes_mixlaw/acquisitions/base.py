@@ -15,8 +15,13 @@ import numpy as np
 from bayes_mixlaw.registry import PackageRegistry
 
 #: the number of suggestions a gradient-optimised batch acquisition allows, and why (shared by qlognei and qucb)
-SEQUENTIAL_BATCH_LIMIT = (16, ("each suggestion re-optimises the joint acquisition of itself and every earlier one, so time and memory "
-                               "grow faster than n (-n 16 takes minutes on 2 cores)"))
+SEQUENTIAL_BATCH_LIMIT = (
+    16,
+    (
+        "each suggestion re-optimises the joint acquisition of itself and every earlier one, so time and memory "
+        "grow faster than n (-n 16 takes minutes on 2 cores)"
+    ),
+)
 
 
 @dataclass
@@ -80,8 +85,17 @@ class Acquisition:
     ``max_suggestions``: (limit, why) or None; ``title``: its name in progress lines; ``order``: its place in listings.
     """
 
-    def __init__(self, name: str, description: str, *, options: dict[str, str] | None = None, max_suggestions: tuple[int, str] | None = None,
-                 title: str | None = None, order: int = 100, build: Callable | None = None):
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        *,
+        options: dict[str, str] | None = None,
+        max_suggestions: tuple[int, str] | None = None,
+        title: str | None = None,
+        order: int = 100,
+        build: Callable | None = None,
+    ):
         self.name, self.description, self.options = name, description, dict(options or {})
         self.max_suggestions, self.title, self.order, self._build = max_suggestions, title or name, order, build
 
@@ -111,8 +125,9 @@ class Acquisition:
             m = len(context.domains)
             simplex = [(torch.arange(m), torch.ones(m, dtype=torch.float64), 1.0)]  # sum_j r_j = 1
             with Progress(f"{self.title}: optimising the acquisition for {n} suggestion(s), one after another"):
-                candidates, _ = optimize_acqf(acqf, bounds=box, q=n, num_restarts=4, raw_samples=64, equality_constraints=simplex,
-                                              sequential=True, options={"maxiter": 100})
+                candidates, _ = optimize_acqf(
+                    acqf, bounds=box, q=n, num_restarts=4, raw_samples=64, equality_constraints=simplex, sequential=True, options={"maxiter": 100}
+                )
         with torch.no_grad():
             values = torch.stack([acqf(c[None, None]) for c in candidates])
         return Proposal(candidates, values, self.label(context))
@@ -125,21 +140,26 @@ class Acquisition:
         if self.max_suggestions and n > self.max_suggestions[0]:
             limit, why = self.max_suggestions
             others = [f"{a.name} up to {a.max_suggestions[0]}" for a in acquisitions() if a.max_suggestions and a.max_suggestions[0] > limit]
-            raise ValueError(f"{option} {n} is above the limit of {limit} suggestions for the {self.name} acquisition: {why}; ask for fewer and "
-                             f"refit with their results before asking again{' (or ' + ', '.join(others) + ')' if others else ''}")
+            raise ValueError(
+                f"{option} {n} is above the limit of {limit} suggestions for the {self.name} acquisition: {why}; ask for fewer and "
+                f"refit with their results before asking again{' (or ' + ', '.join(others) + ')' if others else ''}"
+            )
 
     def check_options(self, given: dict, flags: dict[str, str] | None = None) -> dict:
         """The options in ``given`` that are set (not None, not False), after refusing any this acquisition does not
         take: the error names the acquisition, the options it takes and the acquisitions that take the refused one.
         ``flags``: how to show an option's name (the command line's ``--exploit`` for ``exploit``)."""
-        show = (lambda name: (flags or {}).get(name, name))
+        show = lambda name: (flags or {}).get(name, name)  # noqa: E731
         chosen = {k: v for k, v in given.items() if v is not None and v is not False}
         for name in chosen:
             if name not in self.options:
                 takes = ", ".join(map(show, self.options)) or "no options of its own"
                 others = [a.name for a in acquisitions() if name in a.options]
-                where = f"{show(name)} works with {' or '.join('--acquisition ' + o if flags else o for o in others)}" if others else \
-                    f"no acquisition takes {show(name)}"
+                where = (
+                    f"{show(name)} works with {' or '.join('--acquisition ' + o if flags else o for o in others)}"
+                    if others
+                    else f"no acquisition takes {show(name)}"
+                )
                 raise ValueError(f"the {self.name} acquisition does not take {show(name)} (it takes {takes}); {where}")
         return chosen
 
@@ -150,8 +170,15 @@ class Acquisition:
 _REGISTRY = PackageRegistry(__package__)  # name -> Acquisition
 
 
-def register_acquisition(name: str, description: str, *, options: dict[str, str] | None = None, max_suggestions: tuple[int, str] | None = None,
-                         title: str | None = None, order: int = 100):
+def register_acquisition(
+    name: str,
+    description: str,
+    *,
+    options: dict[str, str] | None = None,
+    max_suggestions: tuple[int, str] | None = None,
+    title: str | None = None,
+    order: int = 100,
+):
     """Decorator: register a builder ``build(law, model, *, context) -> AcquisitionFunction`` (optimised by
     :meth:`Acquisition.optimize`) or an :class:`Acquisition` subclass (instantiated with these arguments) as ``name``.
 

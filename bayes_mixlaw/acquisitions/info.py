@@ -26,8 +26,18 @@ def _observation_noise(law, frame: pd.DataFrame, target: str, seed: int, scale: 
     return (predictive - mean).reshape(-1, len(frame)).std(axis=0)
 
 
-def information_gain(law, candidates: np.ndarray, *, target: str = "total", draws: int = 256, seed: int = 0, fantasies: int = 64,
-                     bounds=None, candidate_scale: dict | None = None, target_scale: dict | None = None) -> np.ndarray:
+def information_gain(
+    law,
+    candidates: np.ndarray,
+    *,
+    target: str = "total",
+    draws: int = 256,
+    seed: int = 0,
+    fantasies: int = 64,
+    bounds=None,
+    candidate_scale: dict | None = None,
+    target_scale: dict | None = None,
+) -> np.ndarray:
     """Expected reduction of the posterior standard deviation of ``min_r f_s(r)`` (the best achievable
     target loss, in loss units) from one run at each candidate mixture, run at ``candidate_scale`` (the
     target scale by default). Returns one value per candidate."""
@@ -59,10 +69,16 @@ def information_gain(law, candidates: np.ndarray, *, target: str = "total", draw
     return v.std() - np.sqrt(np.clip(var_v, 0, None)).mean(axis=0)
 
 
-@register_acquisition("info", "expected reduction of the uncertainty about the target's optimum per unit cost (for nested fits it also picks the pilot's size)",
-                      options={"costs": "{pilot size: cost of one step} (nested fits; default params x steps)",
-                               "pool": "how many random feasible mixtures to rank (default 400; a grid or candidates replace them)"},
-                      max_suggestions=(32, "suggestions are picked, at least 0.05 apart, from 400 random candidate mixtures per pilot size"), order=30)
+@register_acquisition(
+    "info",
+    "expected reduction of the uncertainty about the target's optimum per unit cost (for nested fits it also picks the pilot's size)",
+    options={
+        "costs": "{pilot size: cost of one step} (nested fits; default params x steps)",
+        "pool": "how many random feasible mixtures to rank (default 400; a grid or candidates replace them)",
+    },
+    max_suggestions=(32, "suggestions are picked, at least 0.05 apart, from 400 random candidate mixtures per pilot size"),
+    order=30,
+)
 class Info(Acquisition):
     def build(self, law, model, *, context):
         """The value of one run at each pool mixture and each pilot scale: (pool, [(scale, value per unit cost)])."""
@@ -78,8 +94,20 @@ class Info(Acquisition):
             cost = cost / cost.min()  # relative to the cheapest pilot
         else:
             scales, cost = [{}], [1.0]
-        values = [information_gain(law, pool, target=context.target, draws=context.draws, seed=context.seed, bounds=context.bounds,
-                                   candidate_scale=scale, target_scale=context.scale) / c for scale, c in zip(scales, cost)]
+        values = [
+            information_gain(
+                law,
+                pool,
+                target=context.target,
+                draws=context.draws,
+                seed=context.seed,
+                bounds=context.bounds,
+                candidate_scale=scale,
+                target_scale=context.scale,
+            )
+            / c
+            for scale, c in zip(scales, cost)
+        ]
         return pool, list(zip(scales, values))
 
     def optimize(self, acqf, context) -> Proposal:
@@ -97,11 +125,35 @@ class Info(Acquisition):
         return Proposal(np.array([pool[r["index"]] for r in chosen]), np.array([r["value"] for r in chosen]), self.name, [r["scale"] for r in chosen])
 
 
-def suggest_informative(law, n: int = 4, *, bounds=None, target: str = "total", draws: int = 256, seed: int = 0, candidates: int = 400,
-                        costs: dict | None = None, caps_source: str = "caps", grid: float | None = None, **scale) -> pd.DataFrame:
+def suggest_informative(
+    law,
+    n: int = 4,
+    *,
+    bounds=None,
+    target: str = "total",
+    draws: int = 256,
+    seed: int = 0,
+    candidates: int = 400,
+    costs: dict | None = None,
+    caps_source: str = "caps",
+    grid: float | None = None,
+    **scale,
+) -> pd.DataFrame:
     """``n`` runs that most reduce the uncertainty about the target-scale optimum per unit cost: ``suggest(acquisition="info")``
     with a pool of ``candidates`` random feasible mixtures."""
     from bayes_mixlaw.bo import suggest
 
-    return suggest(law, n, acquisition="info", bounds=bounds, target=target, draws=draws, seed=seed, caps_source=caps_source, grid=grid,
-                   pool=candidates, costs=costs, **scale)
+    return suggest(
+        law,
+        n,
+        acquisition="info",
+        bounds=bounds,
+        target=target,
+        draws=draws,
+        seed=seed,
+        caps_source=caps_source,
+        grid=grid,
+        pool=candidates,
+        costs=costs,
+        **scale,
+    )

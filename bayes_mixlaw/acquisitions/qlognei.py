@@ -15,9 +15,14 @@ from bayes_mixlaw.acquisitions.base import (
 )
 
 
-@register_acquisition("qlognei", "q-log-noisy-expected-improvement over the pilots' mixtures (BoTorch's qLogNoisyExpectedImprovement)",
-                      options={"residual_gp_model": "run it on the law plus a GP on its residuals (one-scale fits; for a misspecified law)"},
-                      max_suggestions=SEQUENTIAL_BATCH_LIMIT, title="qLogNEI", order=10)
+@register_acquisition(
+    "qlognei",
+    "q-log-noisy-expected-improvement over the pilots' mixtures (BoTorch's qLogNoisyExpectedImprovement)",
+    options={"residual_gp_model": "run it on the law plus a GP on its residuals (one-scale fits; for a misspecified law)"},
+    max_suggestions=SEQUENTIAL_BATCH_LIMIT,
+    title="qLogNEI",
+    order=10,
+)
 class QLogNEI(Acquisition):
     def build(self, law, model, *, context):
         import torch

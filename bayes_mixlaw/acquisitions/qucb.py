@@ -14,9 +14,14 @@ from bayes_mixlaw.acquisitions.base import SEQUENTIAL_BATCH_LIMIT, register_acqu
 DEFAULT_BETA = 0.2
 
 
-@register_acquisition("qucb", "q-upper-confidence-bound, optimistic about the law's spread (BoTorch's qUpperConfidenceBound; option beta)",
-                      options={"beta": f"how much the spread of the draws counts (default {DEFAULT_BETA}; 0: the posterior mean alone)"},
-                      max_suggestions=SEQUENTIAL_BATCH_LIMIT, title="qUCB", order=40)
+@register_acquisition(
+    "qucb",
+    "q-upper-confidence-bound, optimistic about the law's spread (BoTorch's qUpperConfidenceBound; option beta)",
+    options={"beta": f"how much the spread of the draws counts (default {DEFAULT_BETA}; 0: the posterior mean alone)"},
+    max_suggestions=SEQUENTIAL_BATCH_LIMIT,
+    title="qUCB",
+    order=40,
+)
 def build(law, model, *, context):
     from botorch.acquisition.monte_carlo import qUpperConfidenceBound
 

@@ -13,9 +13,13 @@ from __future__ import annotations
 from bayes_mixlaw.acquisitions.base import Acquisition, Proposal, register_acquisition
 
 
-@register_acquisition("thompson", "Thompson sampling: each suggestion the optimum of one random posterior draw",
-                      options={"exploit": "make the first suggestion the posterior-mean optimum (the current best guess)"},
-                      max_suggestions=(256, "each suggestion is the optimum of one of 256 posterior draws; more would repeat draws"), order=20)
+@register_acquisition(
+    "thompson",
+    "Thompson sampling: each suggestion the optimum of one random posterior draw",
+    options={"exploit": "make the first suggestion the posterior-mean optimum (the current best guess)"},
+    max_suggestions=(256, "each suggestion is the optimum of one of 256 posterior draws; more would repeat draws"),
+    order=20,
+)
 class Thompson(Acquisition):
     def build(self, law, model, *, context):
         return model  # the draws themselves: f_s(r) = model._f

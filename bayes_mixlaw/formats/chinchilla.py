@@ -28,8 +28,9 @@ def read_chinchilla(path: Path, drop_highest: int = 5) -> pd.DataFrame:
         bad = ~np.isfinite(numbers.to_numpy(dtype=float)) | (numbers.to_numpy(dtype=float) <= 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise RunsTableError(f"{column} is {_plain(frame[column].iloc[i])!r}; it must be a positive number", source=str(path),
-                                 row=int(frame[_ROW].iloc[i]), column=column)
+            raise RunsTableError(
+                f"{column} is {_plain(frame[column].iloc[i])!r}; it must be a positive number", source=str(path), row=int(frame[_ROW].iloc[i]), column=column
+            )
         frame[column] = numbers
     if drop_highest:
         dropped = frame["loss"].nlargest(drop_highest)

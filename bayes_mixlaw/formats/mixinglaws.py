@@ -186,11 +186,13 @@ def _base_reference(base: dict, path: Path, original: str | None) -> Reference |
         return None
     if len(base) > 1:
         raise RunsTableError(f"the files hold {len(base)} base checkpoints ({_short_list(sorted(base), 4)}); runs continue one", source=str(path))
-    (name, lines), = base.items()
+    ((name, lines),) = base.items()
     losses: dict[str, float] = {}
     for domain, loss, where in lines:
         if domain in losses and losses[domain] != loss:
-            raise RunsTableError(f"base checkpoint '{name}' has two losses for '{domain}' ({losses[domain]} and {loss}, the second at {where})", source=str(path))
+            raise RunsTableError(
+                f"base checkpoint '{name}' has two losses for '{domain}' ({losses[domain]} and {loss}, the second at {where})", source=str(path)
+            )
         losses[domain] = loss
     return Reference.from_any(pd.Series(losses), checkpoint=name, original_domain=original)
 

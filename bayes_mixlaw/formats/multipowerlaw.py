@@ -50,16 +50,20 @@ def read_multipowerlaw(path: Path) -> pd.DataFrame:
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as err:
             raise RunsTableError(f"could not read the table: {err}", source=str(file)) from None
         label = f"{file.parent.name}/{file.name}"
-        frames.append(pd.DataFrame({
-            "run": f"{size}/{file.stem}",
-            "params": int(round(float(size) * 1e6)),
-            "step": table["step"],
-            "valid_domain": "valid",
-            "loss": table["loss"],
-            LR: table["lr"],
-            WARMUP: MULTIPOWERLAW_WARMUP,
-            _ROW: [f"{label}:{i + 2}" for i in range(len(table))],
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run": f"{size}/{file.stem}",
+                    "params": round(float(size) * 1e6),
+                    "step": table["step"],
+                    "valid_domain": "valid",
+                    "loss": table["loss"],
+                    LR: table["lr"],
+                    WARMUP: MULTIPOWERLAW_WARMUP,
+                    _ROW: [f"{label}:{i + 2}" for i in range(len(table))],
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 

@@ -51,7 +51,9 @@ def read_regmix(path: Path) -> pd.DataFrame:
     long[_ROW] = long["index"].map(dict(zip(losses["index"], np.arange(len(losses)) + 2))).map(lambda r: f"{loss_files[0].name}:{r}")
     missing = set(long["index"]) - set(mixture["index"])
     if missing:
-        raise RunsTableError(f"runs {_short_list(sorted(missing), 5)} have losses but no mixture in {mixture_files[0].name}", source=str(loss_files[0]), column="index")
+        raise RunsTableError(
+            f"runs {_short_list(sorted(missing), 5)} have losses but no mixture in {mixture_files[0].name}", source=str(loss_files[0]), column="index"
+        )
     frame = long.merge(mixture, on="index", how="left").rename(columns={"index": "run"})
     frame["run"] = frame["run"].astype(str)
     return frame

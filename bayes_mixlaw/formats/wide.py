@@ -35,10 +35,14 @@ def read_wide(path: Path) -> pd.DataFrame:
         raise RunsTableError(f"no '{LOSS_PREFIX}<domain>' columns: a wide table has one per validation domain", source=str(path))
     for column in ("valid_domain", "loss"):
         if column in header:
-            raise RunsTableError(f"a wide table spreads its losses over '{LOSS_PREFIX}<domain>' columns and has no '{column}' column "
-                                 "(a table with 'valid_domain' and 'loss' is the tidy format: --format tidy)", source=str(path), column=column)
+            raise RunsTableError(
+                f"a wide table spreads its losses over '{LOSS_PREFIX}<domain>' columns and has no '{column}' column "
+                "(a table with 'valid_domain' and 'loss' is the tidy format: --format tidy)",
+                source=str(path),
+                column=column,
+            )
     for column in loss_columns:
-        if not column[len(LOSS_PREFIX):].strip():
+        if not column[len(LOSS_PREFIX) :].strip():
             raise RunsTableError(f"a loss column has no validation domain after '{LOSS_PREFIX}'", source=str(path), column=column)
     first = 0 if path.name.lower().endswith((".parquet", ".pq")) else 2  # line 1 of a CSV is the header
     frame[_ROW] = np.arange(len(frame)) + first
@@ -47,10 +51,12 @@ def read_wide(path: Path) -> pd.DataFrame:
         bad = ~np.isfinite(values) | (values <= 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise RunsTableError(f"loss {_plain(frame[column].iloc[i])!r} is not a finite positive number", source=str(path), row=int(frame[_ROW].iloc[i]), column=column)
+            raise RunsTableError(
+                f"loss {_plain(frame[column].iloc[i])!r} is not a finite positive number", source=str(path), row=int(frame[_ROW].iloc[i]), column=column
+            )
     ids = [c for c in frame.columns if c not in loss_columns]
     long = frame.melt(id_vars=ids, value_vars=loss_columns, var_name="valid_domain", value_name="loss", ignore_index=False)
-    long["valid_domain"] = long["valid_domain"].str[len(LOSS_PREFIX):]
+    long["valid_domain"] = long["valid_domain"].str[len(LOSS_PREFIX) :]
     long = long.sort_index(kind="stable").reset_index(drop=True)  # each run's row, then its domains in column order
     return long[[c for c in ids if c != _ROW] + ["valid_domain", "loss", _ROW]]
 

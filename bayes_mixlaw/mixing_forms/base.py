@@ -99,8 +99,9 @@ def centred_slopes(law):
     post = law.idata["posterior"]
     form = get_form(law.config.law)
     chains, draws = post.sizes["chain"], post.sizes["draw"]
-    params = {k: torch.as_tensor(np.ascontiguousarray(post[k].values.reshape(chains * draws, *post[k].shape[2:])), dtype=torch.float64)
-              for k in form.parameter_names}
+    params = {
+        k: torch.as_tensor(np.ascontiguousarray(post[k].values.reshape(chains * draws, *post[k].shape[2:])), dtype=torch.float64) for k in form.parameter_names
+    }
     scale = torch.as_tensor(law.idata["constant_data"]["loss_scale"].values, dtype=torch.float64)
     center = torch.as_tensor(law.pilot_mixtures.mean(axis=0), dtype=torch.float64)
     r = center.expand(chains * draws, 1, -1).clone().requires_grad_(True)
@@ -108,8 +109,9 @@ def centred_slopes(law):
     rows = [torch.autograd.grad(loss[:, i].sum(), r, retain_graph=True)[0][:, 0, :] for i in range(loss.shape[1])]
     gradient = torch.stack(rows, dim=1).numpy()  # (sample, V, M)
     slope = (gradient - gradient.mean(axis=-1, keepdims=True)).reshape(chains, draws, *gradient.shape[1:])
-    return xr.DataArray(slope, dims=("chain", "draw", "valid_domain", "train_domain"),
-                        coords={"valid_domain": law.valid_domains, "train_domain": law.train_domains})
+    return xr.DataArray(
+        slope, dims=("chain", "draw", "valid_domain", "train_domain"), coords={"valid_domain": law.valid_domains, "train_domain": law.train_domains}
+    )
 
 
 def dirichlet_rows(config, prior_name: str, var_name: str, dims: tuple[str, str], k: int):
@@ -142,8 +144,10 @@ def register(form):
     for other in _REGISTRY.values():
         for prior, value in instance.default_priors.items():
             if other.lookup_name != name and prior in other.default_priors and other.default_priors[prior].to_dict() != value.to_dict():
-                raise ValueError(f"form '{name}': prior '{prior}' is {value}, but form '{other.lookup_name}' defines it as "
-                                 f"{other.default_priors[prior]}; a prior's name means one prior, so give it another name")
+                raise ValueError(
+                    f"form '{name}': prior '{prior}' is {value}, but form '{other.lookup_name}' defines it as "
+                    f"{other.default_priors[prior]}; a prior's name means one prior, so give it another name"
+                )
     _REGISTRY[name] = instance
     return form
 

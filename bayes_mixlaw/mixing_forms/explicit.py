@@ -121,7 +121,8 @@ class ExplicitLaw(MixingForm):
         # the data fix mostly the slope f_i t_i, so logit f_i and |t_i| trade off (-0.96 on 5Mix);
         # f^0.5 t sits between that ridge and the funnel of the slopes f t where f is small (_SLOPE_POWER).
         log_m, logit_f, (t_mu, t_sigma) = pooled_level_and_share(
-            pieces, lambda: (cfg.prior("t_mu", dims=("group", "train_domain")).create_variable("t_mu"), cfg.prior("t_sigma").create_variable("t_sigma")))
+            pieces, lambda: (cfg.prior("t_mu", dims=("group", "train_domain")).create_variable("t_mu"), cfg.prior("t_sigma").create_variable("t_sigma"))
+        )
         if pieces.generative:  # forward-samplable form of the same distribution
             t = pm.Deterministic("t", t_mu[g] + pm.ZeroSumNormal("t_dev", sigma=t_sigma, dims=dims), dims=dims)
         else:
@@ -130,4 +131,3 @@ class ExplicitLaw(MixingForm):
         pm.Deterministic("log_c", a + pieces.log_scale, dims="valid_domain")
         pm.Deterministic("log_k", b + pieces.log_scale, dims="valid_domain")
         return self.function(pt, pieces.mixtures, a, b, t)
-
