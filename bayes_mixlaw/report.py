@@ -980,188 +980,263 @@ def write_report(
     run to predict against steps, ``{"params": N, "schedule": Schedule or None, "step": S}`` (None: trained
     like the pilots of unknown schedule; figure and ``target_run`` table)."""
     sections = report_sections(law)
-    what = f"a {law.kind.replace('_', ' ')} fit's report"
-    for given, needs, option in (
-        (compare_with or holdout, "comparison", "comparing variants (--compare, --holdout)"),
-        (bounds is not None, "optimum", "caps and minimums of the optimal mixture (--caps)"),
-        (optimum is not None, "optimum", "an optimal mixture"),
-        (along is not None, "domains", "--along (the per-domain panels along a share)"),
-        (new_target is not None, "critical", "--new-target (the new data of continual pre-training)"),
-        (target_run is not None, "schedule_curves", "a target run against steps (--schedule with --params/--step)"),
-    ):
-        if given and needs not in sections:  # checked first: the figures take a while
-            raise ValueError(f"{option} does not apply to {what}: it has no {needs} part")
+    _refuse_options_without_their_part(
+        law,
+        sections,
+        (
+            (compare_with or holdout, "comparison", "comparing variants (--compare, --holdout)"),
+            (bounds is not None, "optimum", "caps and minimums of the optimal mixture (--caps)"),
+            (optimum is not None, "optimum", "an optimal mixture"),
+            (along is not None, "domains", "--along (the per-domain panels along a share)"),
+            (new_target is not None, "critical", "--new-target (the new data of continual pre-training)"),
+            (target_run is not None, "schedule_curves", "a target run against steps (--schedule with --params/--step)"),
+        ),
+    )
     if "critical" in sections:
         from bayes_mixlaw.critical import new_domain_target
 
         new_target = new_domain_target(law, new_target)  # checked first, as the nested fit's mixture below
     if law.kind == "nested_law":  # checked first: the figures take a while
-        labels = [str(m) for m in law.idata["constant_data"]["mixture"].values]
-        typical = labels[int(np.argmin(np.linalg.norm(law.pilot_mixtures - law.pilot_mixtures.mean(axis=0), axis=1)))]
-        mixture = mixture or typical
-        if mixture not in labels:
-            raise ValueError(f"unknown pilot mixture {mixture!r}; the fit's are {labels}")
+        mixture = _pilot_mixture(law, mixture)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     scale = _scale(law) if scale is None else scale
-    at = _at(scale)
-    figures: list[tuple[str, str, bytes]] = []
-    tables: list[str] = []
-    blocks: list[str] = []  # the HTML tables after the figures
-
-    def figure(name: str, title: str, draw):
-        with step(f"figure: {title}"):
-            png = draw()
-        if png is not None:
-            figures.append((name, title, png))
+    parts = _ReportParts(folder)
 
     with step("fitted against observed, every pilot loss"):
         table = fitted_vs_observed(law)
-    figure("ppc", "Posterior predictive check", lambda: figure_ppc(table))
+    parts.figure("ppc", "Posterior predictive check", lambda: figure_ppc(table))
     if law.kind == "nested_law":
-        figure("curves_steps", f"Against training steps: mixture {mixture}", lambda: figure_curves(law, table, "length", mixture))
-        figure("curves_size", f"Against model size: mixture {mixture}", lambda: figure_curves(law, table, "size", mixture))
+        parts.figure("curves_steps", f"Against training steps: mixture {mixture}", lambda: figure_curves(law, table, "length", mixture))
+        parts.figure("curves_size", f"Against model size: mixture {mixture}", lambda: figure_curves(law, table, "size", mixture))
     if "schedule_curves" in sections:
-        figure("schedule_curves", "Pilot runs against training steps", lambda: figure_schedule_curves(law, table))
+        parts.figure("schedule_curves", "Pilot runs against training steps", lambda: figure_schedule_curves(law, table))
     if target_run is not None:
-        with step("the target run against steps"):
-            prediction = target_run_table(law, target_run)
-        figure("target_run", "The target run against steps", lambda: figure_target_run(law, prediction, table))
-        origin = target_run["schedule"].describe() if target_run["schedule"] is not None else "trained like the pilots of unknown schedule"
-        caption = (
-            f"A new {_size_label(float(target_run['params']))} run ({origin}) against steps: posterior predictive mean, median "
-            f"and {CI:.0%} interval per validation domain; beyond_log_size > 0: log-distance beyond the largest pilot size."
-        )
-        write_tables(prediction, folder, "target_run", caption)
-        tables.append("target_run")
-        last = prediction[prediction["step"] == prediction["step"].max()]
-        blocks.append(
-            f"<h2>The target run at step {int(last['step'].iloc[0]):,} ({CI:.0%} predictive intervals; every step in target_run.csv)</h2>"
-            f"<p class='how'>{html.escape(caption)}</p>{last.round(4).to_html(index=False)}"
-        )
+        _add_target_run(parts, law, target_run, table)
     if "schedules" in sections:
-        figure("schedules", "Learning-rate schedules", lambda: figure_schedules(law))
+        parts.figure("schedules", "Learning-rate schedules", lambda: figure_schedules(law))
     if "unknown_schedule" in sections:
-        figure("schedule_length", "The unknown schedule's total length", lambda: figure_schedule_length(law))
-        with step("what the unknown schedule's assumptions move"):
-            assumed = schedule_assumption_table(law)
-        shown = _assumptions_shown(assumed)
-        size = _size_label(float(assumed["params"].iloc[0]))
-        caption = (
-            f"What was assumed for the runs of unknown schedule ({law.unknown_schedule.describe(int(law.idata.attrs['unknown_last']))}) "
-            f"and how much it moves a new {size} run's predicted loss at the longest pilot length and at twice it: the length "
-            f"weighed by the posterior (the interval carries it) against the extremes (the decay ends at that step, at twice it, "
-            f"a constant LR); median [{CI:.0%} predictive interval] and its change from the weighed median."
-        )
-        write_tables(assumed, folder, "schedule_assumptions", caption, shown=shown)
-        tables.append("schedule_assumptions")
-        blocks.append(f"<h2>What the unknown schedule's assumptions move (table)</h2><p class='how'>{html.escape(caption)}</p>{shown.to_html(index=False)}")
+        _add_unknown_schedule(parts, law)
     if "schedules" in sections:
-        runs_table = schedule_table(law)
-        runs_shown = runs_table.assign(params=runs_table["params"].map(_size_label), last_step=runs_table["last_step"].map(lambda s: f"{s:,}"))
-        write_tables(
-            runs_table,
-            folder,
-            "schedules",
-            "The learning-rate schedule each pilot run was fitted with and where it came "
-            "from (its lr column, the given schedule, or unknown: what was assumed and the posterior of its length).",
-            shown=runs_shown,
-        )
-        tables.append("schedules")
-        blocks.append(f"<h2>Schedules of the pilot runs (table)</h2>{runs_shown.to_html(index=False)}")
+        _add_schedule_table(parts, law)
     estimates = law.parameters(ci=CI)
     if "critical" in sections:
-        from bayes_mixlaw.critical import critical_share
+        _add_critical_share(parts, law, target, new_target)
+    optimum = _add_simplex_figures(
+        parts, law, sections, table, estimates, target=target, scale=scale, along=along, optimum=optimum, bounds=bounds, caps_source=caps_source
+    )
+    parts.write_figures()
 
-        figure(
-            "critical",
-            f"Critical share of {law.original_domain} for '{target}' at step {law.steps[-1]:,}",
-            lambda: figure_critical(law, target, new_target=new_target),
+    params = parameter_table(law, table=estimates)
+    parts.table(params, "parameters", f"Posterior means and {CI:.0%} credible intervals of the law's parameters.")
+    if "optimum" in sections:
+        _add_optimum_tables(parts, law, optimum, target=target, scale=scale, bounds=bounds, caps_source=caps_source)
+    matrix = interaction_matrix(law, table=estimates) if "interactions" in sections else None
+    if matrix is not None:
+        parts.table(
+            matrix,
+            "interactions",
+            f"Domain interactions ({matrix.attrs['parameter']}) of each validation domain "
+            f"(row) with each training domain (column): posterior mean [{CI:.0%} credible interval].",
         )
-        with step(f"critical share for '{target}'"):
-            critical = critical_share(law, target, ci=CI, new_target=new_target)
-        shown = _critical_shown(critical)
-        write_tables(
-            critical,
-            folder,
-            "critical",
-            f"Critical share of the original data ({law.original_domain}) that keeps '{target}' at or "
-            f"below its starting loss at step {law.steps[-1]:,} (tolerance 0): posterior mean [{CI:.0%} credible interval], the "
-            f"probability that no share keeps it, and the new data's loss ({new_target}) at the critical share.",
-            shown=shown,
-        )
-        tables.append("critical")
-        blocks.append(
-            f"<h2>Critical share of {html.escape(law.original_domain)} ({CI:.0%} intervals; every column in critical.csv)</h2>{shown.to_html(index=False)}"
-        )
+    parts.blocks.append(f"<h2>Parameters ({CI:.0%} intervals)</h2>{paper_table(params).to_html(index=False, max_rows=300)}")
+    diagnostics, elpd = _diagnostics_with_loo(law, table)
+    diagnostics.to_csv(folder / "diagnostics.csv", index=False)
+    table.to_csv(folder / "fitted_vs_observed.csv", index=False)
+    comparison = _comparison_section(law, folder, compare_with, holdout, elpd) if compare_with or holdout else ""
+    path = folder / "report.html"
+    path.write_text(_page(law, diagnostics, parts, comparison))
+    return path
+
+
+def _refuse_options_without_their_part(law, sections: frozenset[str], options) -> None:
+    """Refuse an option about a part of the report that ``law``'s report does not have (``options``: whether
+    it was given, the part it needs and what to call it); checked first, as the figures take a while."""
+    what = f"a {law.kind.replace('_', ' ')} fit's report"
+    for given, needs, option in options:
+        if given and needs not in sections:
+            raise ValueError(f"{option} does not apply to {what}: it has no {needs} part")
+
+
+def _pilot_mixture(law, mixture: str | None) -> str:
+    """The nested fit's pilot mixture whose curves the report shows: ``mixture`` (checked), else the one
+    nearest the pilots' mean."""
+    labels = [str(m) for m in law.idata["constant_data"]["mixture"].values]
+    typical = labels[int(np.argmin(np.linalg.norm(law.pilot_mixtures - law.pilot_mixtures.mean(axis=0), axis=1)))]
+    mixture = mixture or typical
+    if mixture not in labels:
+        raise ValueError(f"unknown pilot mixture {mixture!r}; the fit's are {labels}")
+    return mixture
+
+
+class _ReportParts:
+    """What a report gathers as it goes: its figures (name, title, PNG) in page order, the names of the
+    tables written to its folder, and the HTML blocks shown after the figures."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.figures: list[tuple[str, str, bytes]] = []
+        self.tables: list[str] = []
+        self.blocks: list[str] = []
+
+    def figure(self, name: str, title: str, draw) -> None:
+        """Draw a figure (timed); one that does not apply to the fit (``draw`` returns None) is left out."""
+        with step(f"figure: {title}"):
+            png = draw()
+        if png is not None:
+            self.figures.append((name, title, png))
+
+    def table(self, table: pd.DataFrame, name: str, caption: str, shown: pd.DataFrame | None = None) -> None:
+        """Write a table as CSV, Markdown and LaTeX (:func:`write_tables`) and list it on the page."""
+        write_tables(table, self.folder, name, caption, shown=shown)
+        self.tables.append(name)
+
+    def write_figures(self) -> None:
+        for name, _, png in self.figures:
+            (self.folder / f"{name}.png").write_bytes(png)
+
+
+def _add_target_run(parts: _ReportParts, law, target_run: dict, table: pd.DataFrame) -> None:
+    """A schedule-aware fit's target run against steps: figure, ``target_run`` table and its last step on the page."""
+    with step("the target run against steps"):
+        prediction = target_run_table(law, target_run)
+    parts.figure("target_run", "The target run against steps", lambda: figure_target_run(law, prediction, table))
+    origin = target_run["schedule"].describe() if target_run["schedule"] is not None else "trained like the pilots of unknown schedule"
+    caption = (
+        f"A new {_size_label(float(target_run['params']))} run ({origin}) against steps: posterior predictive mean, median "
+        f"and {CI:.0%} interval per validation domain; beyond_log_size > 0: log-distance beyond the largest pilot size."
+    )
+    parts.table(prediction, "target_run", caption)
+    last = prediction[prediction["step"] == prediction["step"].max()]
+    parts.blocks.append(
+        f"<h2>The target run at step {int(last['step'].iloc[0]):,} ({CI:.0%} predictive intervals; every step in target_run.csv)</h2>"
+        f"<p class='how'>{html.escape(caption)}</p>{last.round(4).to_html(index=False)}"
+    )
+
+
+def _add_unknown_schedule(parts: _ReportParts, law) -> None:
+    """The posterior of an unknown schedule's length (figure) and what its assumptions move (``schedule_assumptions``)."""
+    parts.figure("schedule_length", "The unknown schedule's total length", lambda: figure_schedule_length(law))
+    with step("what the unknown schedule's assumptions move"):
+        assumed = schedule_assumption_table(law)
+    shown = _assumptions_shown(assumed)
+    size = _size_label(float(assumed["params"].iloc[0]))
+    caption = (
+        f"What was assumed for the runs of unknown schedule ({law.unknown_schedule.describe(int(law.idata.attrs['unknown_last']))}) "
+        f"and how much it moves a new {size} run's predicted loss at the longest pilot length and at twice it: the length "
+        f"weighed by the posterior (the interval carries it) against the extremes (the decay ends at that step, at twice it, "
+        f"a constant LR); median [{CI:.0%} predictive interval] and its change from the weighed median."
+    )
+    parts.table(assumed, "schedule_assumptions", caption, shown=shown)
+    parts.blocks.append(f"<h2>What the unknown schedule's assumptions move (table)</h2><p class='how'>{html.escape(caption)}</p>{shown.to_html(index=False)}")
+
+
+def _add_schedule_table(parts: _ReportParts, law) -> None:
+    """The schedule each pilot run was fitted with (``schedules`` table)."""
+    runs_table = schedule_table(law)
+    runs_shown = runs_table.assign(params=runs_table["params"].map(_size_label), last_step=runs_table["last_step"].map(lambda s: f"{s:,}"))
+    parts.table(
+        runs_table,
+        "schedules",
+        "The learning-rate schedule each pilot run was fitted with and where it came "
+        "from (its lr column, the given schedule, or unknown: what was assumed and the posterior of its length).",
+        shown=runs_shown,
+    )
+    parts.blocks.append(f"<h2>Schedules of the pilot runs (table)</h2>{runs_shown.to_html(index=False)}")
+
+
+def _add_critical_share(parts: _ReportParts, law, target: str, new_target: str) -> None:
+    """A continual fit's critical share of the original data for ``target`` at the last checkpoint: figure and ``critical`` table."""
+    from bayes_mixlaw.critical import critical_share
+
+    parts.figure(
+        "critical",
+        f"Critical share of {law.original_domain} for '{target}' at step {law.steps[-1]:,}",
+        lambda: figure_critical(law, target, new_target=new_target),
+    )
+    with step(f"critical share for '{target}'"):
+        critical = critical_share(law, target, ci=CI, new_target=new_target)
+    shown = _critical_shown(critical)
+    parts.table(
+        critical,
+        "critical",
+        f"Critical share of the original data ({law.original_domain}) that keeps '{target}' at or "
+        f"below its starting loss at step {law.steps[-1]:,} (tolerance 0): posterior mean [{CI:.0%} credible interval], the "
+        f"probability that no share keeps it, and the new data's loss ({new_target}) at the critical share.",
+        shown=shown,
+    )
+    parts.blocks.append(
+        f"<h2>Critical share of {html.escape(law.original_domain)} ({CI:.0%} intervals; every column in critical.csv)</h2>{shown.to_html(index=False)}"
+    )
+
+
+def _add_simplex_figures(
+    parts: _ReportParts, law, sections: frozenset[str], table: pd.DataFrame, estimates: pd.DataFrame, *, target, scale, along, optimum, bounds, caps_source
+):
+    """The figures of a law over the mixture simplex that ``sections`` has: interactions, share bands, the
+    per-domain panels along ``along``'s share, the ternary slice and the optimal mixture. Returns the
+    optimum (found here unless given), or the given one where the report has none."""
+    at = _at(scale)
     if "interactions" in sections:
-        figure("interactions", "Domain interactions", lambda: figure_interactions(law, estimates))
+        parts.figure("interactions", "Domain interactions", lambda: figure_interactions(law, estimates))
     if "proportions" in sections:
-        figure("proportions", f"Along each domain's share{at}", lambda: figure_proportion_bands(law, target, scale=scale))
+        parts.figure("proportions", f"Along each domain's share{at}", lambda: figure_proportion_bands(law, target, scale=scale))
     if "domains" in sections:
         along = along or _widest_domain(law)
-        figure(f"domains_along_{along}", f"Per validation domain, along the share of {along}", lambda: figure_domain_bands(law, table, along))
+        parts.figure(f"domains_along_{along}", f"Per validation domain, along the share of {along}", lambda: figure_domain_bands(law, table, along))
     if "ternary" in sections and len(law.train_domains) >= 3:
-        figure("ternary", f"Simplex slice{at}", lambda: figure_ternary(law, target=target, scale=scale))
+        parts.figure("ternary", f"Simplex slice{at}", lambda: figure_ternary(law, target=target, scale=scale))
     if "optimum" in sections:
         if optimum is None:
             from bayes_mixlaw.optimize import optimal_mixture
 
             with step(f"optimal mixture for '{target}'"):
                 optimum = optimal_mixture(law, target=target, draws=400, bounds=bounds, caps_source=caps_source, **scale)
-        figure("optimum", f"Optimal mixture{at}", lambda: figure_optimum(optimum, law.pilot_mixtures, _at(scale, " at ")))
-    for name, _, png in figures:
-        (folder / f"{name}.png").write_bytes(png)
-    params = parameter_table(law, table=estimates)
-    write_tables(params, folder, "parameters", f"Posterior means and {CI:.0%} credible intervals of the law's parameters.")
-    tables.append("parameters")
-    if "optimum" in sections:
-        optimum_table = optimum.table().dropna(axis=1, how="all")
-        optimum_table["quantity"] = optimum_table["quantity"].replace(  # say which interval each loss row is
-            {"loss": "loss (a new run: predictive interval)", "reference_loss": "reference loss (a new run: predictive interval)"}
-        )
-        capped = f" under the caps and minimums of {caps_source}" if bounds is not None else ""
-        write_tables(
-            optimum_table,
-            folder,
-            "optimum",
-            f"Optimal mixture for '{target}'{at}{capped}: the Bayes-optimal proportions, the posterior "
-            f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.",
-        )
-        with step("predictions at the optimum and the pilots' mean"):
-            predictions = prediction_table(law, optimum, scale=scale)
-        from bayes_mixlaw.summary import require_finite
+        parts.figure("optimum", f"Optimal mixture{at}", lambda: figure_optimum(optimum, law.pilot_mixtures, _at(scale, " at ")))
+    return optimum
 
-        require_finite(optimum.table(), f"the report's optimum for '{target}'")  # never a NaN written as a number
-        require_finite(predictions, "the report's predictions")
-        write_tables(
-            predictions,
-            folder,
-            "predictions",
-            f"Predicted loss{at} (the law's expected loss, posterior mean "
-            f"[{CI:.0%} credible interval]) of each target at the Bayes-optimal mixture for '{target}', at the "
-            f"pilots' mean mixture{' and at the reference' if optimum.reference is not None else ''}.",
-            shown=_by_target(predictions),
-        )
-        tables += ["optimum", "predictions"]
-        blocks.append(
-            f"<h2>Optimal mixture{html.escape(at)}: proportions and a new run's loss (table)</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}"
-        )
-        blocks.append(
-            f"<h2>Predicted loss of every target{html.escape(at)} ({CI:.0%} intervals of the law's expected loss, the mean over runs: "
-            f"narrower than a new run's)</h2>{_by_target(predictions, 4).to_html(index=False)}"
-        )
-    matrix = interaction_matrix(law, table=estimates) if "interactions" in sections else None
-    if matrix is not None:
-        write_tables(
-            matrix,
-            folder,
-            "interactions",
-            f"Domain interactions ({matrix.attrs['parameter']}) of each validation domain "
-            f"(row) with each training domain (column): posterior mean [{CI:.0%} credible interval].",
-        )
-        tables.append("interactions")
-    blocks.append(f"<h2>Parameters ({CI:.0%} intervals)</h2>{paper_table(params).to_html(index=False, max_rows=300)}")
+
+def _add_optimum_tables(parts: _ReportParts, law, optimum, *, target: str, scale: dict, bounds, caps_source: str) -> None:
+    """The optimal mixture (``optimum`` table) and every target's predicted loss there, at the pilots' mean
+    and at the reference (``predictions``), as tables and on the page."""
+    at = _at(scale)
+    optimum_table = optimum.table().dropna(axis=1, how="all")
+    optimum_table["quantity"] = optimum_table["quantity"].replace(  # say which interval each loss row is
+        {"loss": "loss (a new run: predictive interval)", "reference_loss": "reference loss (a new run: predictive interval)"}
+    )
+    capped = f" under the caps and minimums of {caps_source}" if bounds is not None else ""
+    parts.table(
+        optimum_table,
+        "optimum",
+        f"Optimal mixture for '{target}'{at}{capped}: the Bayes-optimal proportions, the posterior "
+        f"mean and {CI:.0%} interval of each draw's optimum, and the predicted loss there.",
+    )
+    with step("predictions at the optimum and the pilots' mean"):
+        predictions = prediction_table(law, optimum, scale=scale)
+    from bayes_mixlaw.summary import require_finite
+
+    require_finite(optimum.table(), f"the report's optimum for '{target}'")  # never a NaN written as a number
+    require_finite(predictions, "the report's predictions")
+    parts.table(
+        predictions,
+        "predictions",
+        f"Predicted loss{at} (the law's expected loss, posterior mean "
+        f"[{CI:.0%} credible interval]) of each target at the Bayes-optimal mixture for '{target}', at the "
+        f"pilots' mean mixture{' and at the reference' if optimum.reference is not None else ''}.",
+        shown=_by_target(predictions),
+    )
+    parts.blocks.append(
+        f"<h2>Optimal mixture{html.escape(at)}: proportions and a new run's loss (table)</h2>{paper_table(optimum_table, digits=4).to_html(index=False)}"
+    )
+    parts.blocks.append(
+        f"<h2>Predicted loss of every target{html.escape(at)} ({CI:.0%} intervals of the law's expected loss, the mean over runs: "
+        f"narrower than a new run's)</h2>{_by_target(predictions, 4).to_html(index=False)}"
+    )
+
+
+def _diagnostics_with_loo(law, table: pd.DataFrame):
+    """The diagnostics table with a PSIS-LOO row (its elpd and whether it is reliable, or why it was not
+    computed), and the LOO result (None where it failed: LOO never blocks the report)."""
     diagnostics = diagnostics_table(law, table)
     elpd = None
     try:
@@ -1175,7 +1250,7 @@ def write_report(
             warnings.warn(
                 f"PSIS-LOO: {bad} of {np.asarray(elpd.pareto_k).size} observations have Pareto k > 0.7, so LOO is unreliable "
                 "there (influential pilots); the report's diagnostics table says so; compare variants by --holdout too",
-                stacklevel=2,
+                stacklevel=3,  # the caller of write_report
             )
         loo_row = {
             "check": "PSIS-LOO elpd",
@@ -1185,32 +1260,35 @@ def write_report(
         diagnostics = pd.concat([diagnostics.iloc[:-1], pd.DataFrame([loo_row]), diagnostics.iloc[-1:]], ignore_index=True)
     except Exception as err:  # LOO is a convenience here; never block the report
         diagnostics = pd.concat([diagnostics, pd.DataFrame([{"check": "PSIS-LOO", "value": "", "verdict": f"not computed: {err}"}])], ignore_index=True)
-    diagnostics.to_csv(folder / "diagnostics.csv", index=False)
-    table.to_csv(folder / "fitted_vs_observed.csv", index=False)
-    comparison = ""
-    if compare_with or holdout:
-        from bayes_mixlaw.compare import compare_variants
+    return diagnostics, elpd
 
-        ranked = compare_variants({"this fit": law, **(compare_with or {})}, holdout=holdout, elpds={"this fit": elpd})
-        ranked.to_csv(folder / "model_comparison.csv", index=False)
-        title = "Model comparison: PSIS-LOO (best first)" + (" and held-out pilots (each variant refitted without them)" if holdout else "")
-        comparison = f"<h2>{title}</h2>{ranked.round(4).to_html(index=False)}"
+
+def _comparison_section(law, folder: Path, compare_with: dict | None, holdout: bool, elpd) -> str:
+    """Rank this fit and ``compare_with``'s variants (``model_comparison.csv``); the page's section on it."""
+    from bayes_mixlaw.compare import compare_variants
+
+    ranked = compare_variants({"this fit": law, **(compare_with or {})}, holdout=holdout, elpds={"this fit": elpd})
+    ranked.to_csv(folder / "model_comparison.csv", index=False)
+    title = "Model comparison: PSIS-LOO (best first)" + (" and held-out pilots (each variant refitted without them)" if holdout else "")
+    return f"<h2>{title}</h2>{ranked.round(4).to_html(index=False)}"
+
+
+def _page(law, diagnostics: pd.DataFrame, parts: _ReportParts, comparison: str) -> str:
+    """report.html: the summary, the diagnostics, the figures (embedded) each with how to read it, the
+    comparison, the tables' blocks and the list of table files."""
     shown_figures = [
         f"<h2>{html.escape(title)}</h2><p class='how'>{html.escape(HOW_TO_READ[name.split('_along_')[0]])}</p>"
         f"<img src='data:image/png;base64,{base64.b64encode(png).decode()}' style='max-width:100%'>"
-        for name, title, png in figures
+        for name, title, png in parts.figures
     ]
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>bayes_mixlaw report</title>
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>bayes_mixlaw report</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}} table{{border-collapse:collapse;font-size:12px}}
 td,th{{border:1px solid #ccc;padding:2px 6px}} .how{{color:#444;font-size:14px}}</style></head><body>
 <h1>bayes_mixlaw report</h1><p>{html.escape(summary_text(law))}</p>
 <h2>Diagnostics</h2>{diagnostics.to_html(index=False)}
 {"".join(shown_figures)}
 {comparison}
-{chr(10).join(blocks)}
-<p>Tables (CSV with every number; Markdown and LaTeX with estimates and intervals): {", ".join(f"{n}.csv/.md/.tex" for n in tables)}.
+{chr(10).join(parts.blocks)}
+<p>Tables (CSV with every number; Markdown and LaTeX with estimates and intervals): {", ".join(f"{n}.csv/.md/.tex" for n in parts.tables)}.
 Also diagnostics.csv and fitted_vs_observed.csv (every observed loss with its fitted median and {CI:.0%} interval).</p>
 </body></html>"""
-    path = folder / "report.html"
-    path.write_text(page)
-    return path

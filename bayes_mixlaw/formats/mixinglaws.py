@@ -84,55 +84,11 @@ def _read_mixinglaws(path: Path, train_domains: list[str] | None = None) -> tupl
     if not files:
         raise RunsTableError("no mixinglaws .txt files in this folder", source=str(path))
     if train_domains is None:
-        for part in [path.name, *[p.name for p in path.parents]]:
-            if part in MIXINGLAWS_TRAIN_DOMAINS:
-                train_domains = MIXINGLAWS_TRAIN_DOMAINS[part]
-                break
+        train_domains = _published(path, MIXINGLAWS_TRAIN_DOMAINS)
+    original = _published(path, MIXINGLAWS_ORIGINAL_DOMAIN)
     frames, skipped, base = [], {}, {}
-    original = next((MIXINGLAWS_ORIGINAL_DOMAIN[part] for part in [path.name, *[p.name for p in path.parents]] if part in MIXINGLAWS_ORIGINAL_DOMAIN), None)
     for file in files:
-        size_from_name = file.name.split(".")[0]
-        records = []
-        for lineno, line in enumerate(_read_text(file).splitlines(), start=1):
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != 3:
-                raise RunsTableError(f"expected 3 tab-separated fields, found {len(fields)}", source=str(file), row=lineno)
-            checkpoint, valid_file, loss_text = fields
-            parts = [p for p in checkpoint.split("/") if p]
-            if len(parts) < 2:
-                raise RunsTableError(f"checkpoint path {checkpoint!r} has no run/step components", source=str(file), row=lineno, column="checkpoint")
-            run, step = parts[-2], parts[-1]
-            if not step.isdigit():
-                if _BASE_CHECKPOINT.match(step):
-                    try:
-                        base.setdefault(step, []).append((_validation_name(valid_file), float(loss_text), f"{file.name}:{lineno}"))
-                    except ValueError:
-                        raise RunsTableError(f"loss {loss_text!r} is not a number", source=str(file), row=lineno, column="loss") from None
-                    continue
-                skipped[step] = skipped.get(step, 0) + 1
-                continue
-            size, _, rest = run.partition("_")
-            if not _SIZE.match(size):
-                size, rest = size_from_name, run
-            try:
-                params = _size_to_params(size)
-            except ValueError:
-                raise RunsTableError(f"cannot read a model size from run {run!r} or file name", source=str(file), row=lineno, column="checkpoint") from None
-            try:
-                proportions = [float(p) for p in rest.rsplit("_", 1)[-1].split("-")[1:]]
-            except ValueError:
-                raise RunsTableError(f"cannot read mixture proportions from run name {run!r}", source=str(file), row=lineno, column="checkpoint") from None
-            if not proportions:
-                raise RunsTableError(f"run name {run!r} has no '-<proportion>' parts", source=str(file), row=lineno, column="checkpoint")
-            valid = _validation_name(valid_file)
-            try:
-                loss = float(loss_text)
-            except ValueError:
-                raise RunsTableError(f"loss {loss_text!r} is not a number", source=str(file), row=lineno, column="loss") from None
-            run_id = run if run.startswith(size + "_") else f"{size}_{run}"
-            records.append((run_id, params, int(step), valid, loss, proportions, f"{file.name}:{lineno}"))
+        records = _read_file(file, base, skipped)
         if not records:
             continue
         widths = {len(r[5]) for r in records}
@@ -142,15 +98,7 @@ def _read_mixinglaws(path: Path, train_domains: list[str] | None = None) -> tupl
     if not frames:
         raise RunsTableError("no usable lines", source=str(path))
     width = len(frames[0][1][0][5])
-    if train_domains is None:
-        raise RunsTableError(
-            f"cannot tell which training domains the run names' {width} proportions are: '{path.name}' is not a published "
-            f"mixinglaws experiment ({', '.join(MIXINGLAWS_TRAIN_DOMAINS)}); name them in order with --train-domains "
-            f"{','.join(f'd{j + 1}' for j in range(width))} (Python: train_domains=[...])",
-            source=str(path),
-        )
-    if len(train_domains) != width:
-        raise RunsTableError(f"run names carry {width} proportions but {len(train_domains)} training domains were named: {train_domains}", source=str(path))
+    _check_train_domains(path, train_domains, width)
     rows = []
     for file, records in frames:
         if len(records[0][5]) != width:
@@ -177,6 +125,79 @@ def _read_mixinglaws(path: Path, train_domains: list[str] | None = None) -> tupl
             stacklevel=4,  # the caller of load_runs
         )
     return frame, _base_reference(base, path, original)
+
+
+def _published(path: Path, table: dict):
+    """``table``'s entry for the published experiment ``path`` belongs to (its own name or a folder's), or None."""
+    return next((table[part] for part in [path.name, *[p.name for p in path.parents]] if part in table), None)
+
+
+def _check_train_domains(path: Path, train_domains: list[str] | None, width: int) -> None:
+    """The training domains are known (named, or those of a published experiment) and as many as the runs' proportions."""
+    if train_domains is None:
+        raise RunsTableError(
+            f"cannot tell which training domains the run names' {width} proportions are: '{path.name}' is not a published "
+            f"mixinglaws experiment ({', '.join(MIXINGLAWS_TRAIN_DOMAINS)}); name them in order with --train-domains "
+            f"{','.join(f'd{j + 1}' for j in range(width))} (Python: train_domains=[...])",
+            source=str(path),
+        )
+    if len(train_domains) != width:
+        raise RunsTableError(f"run names carry {width} proportions but {len(train_domains)} training domains were named: {train_domains}", source=str(path))
+
+
+def _read_file(file: Path, base: dict, skipped: dict) -> list[tuple]:
+    """One file's records ``(run, params, step, valid_domain, loss, proportions, "file:line")``. A base
+    checkpoint's lines go to ``base`` (``{checkpoint: [(valid_domain, loss, "file:line")]}``) and lines
+    whose step is not a number are counted in ``skipped`` (``{step: lines}``)."""
+    size_from_name = file.name.split(".")[0]
+    records = []
+    for lineno, line in enumerate(_read_text(file).splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3:
+            raise RunsTableError(f"expected 3 tab-separated fields, found {len(fields)}", source=str(file), row=lineno)
+        checkpoint, valid_file, loss_text = fields
+        parts = [p for p in checkpoint.split("/") if p]
+        if len(parts) < 2:
+            raise RunsTableError(f"checkpoint path {checkpoint!r} has no run/step components", source=str(file), row=lineno, column="checkpoint")
+        run, step = parts[-2], parts[-1]
+        if step.isdigit():
+            records.append(_run_record(file, lineno, run, int(step), valid_file, loss_text, size_from_name))
+        elif _BASE_CHECKPOINT.match(step):
+            base.setdefault(step, []).append((_validation_name(valid_file), _loss(loss_text, file, lineno), f"{file.name}:{lineno}"))
+        else:
+            skipped[step] = skipped.get(step, 0) + 1
+    return records
+
+
+def _run_record(file: Path, lineno: int, run: str, step: int, valid_file: str, loss_text: str, size_from_name: str) -> tuple:
+    """A run's line as a record: its size and proportions read from the run name (``<size>_<tag>_<id>-<p1>-<p2>...``,
+    or ``<id>-<p1>-...`` with the size from the file name)."""
+    size, _, rest = run.partition("_")
+    if not _SIZE.match(size):
+        size, rest = size_from_name, run
+    try:
+        params = _size_to_params(size)
+    except ValueError:
+        raise RunsTableError(f"cannot read a model size from run {run!r} or file name", source=str(file), row=lineno, column="checkpoint") from None
+    try:
+        proportions = [float(p) for p in rest.rsplit("_", 1)[-1].split("-")[1:]]
+    except ValueError:
+        raise RunsTableError(f"cannot read mixture proportions from run name {run!r}", source=str(file), row=lineno, column="checkpoint") from None
+    if not proportions:
+        raise RunsTableError(f"run name {run!r} has no '-<proportion>' parts", source=str(file), row=lineno, column="checkpoint")
+    valid = _validation_name(valid_file)
+    loss = _loss(loss_text, file, lineno)
+    run_id = run if run.startswith(size + "_") else f"{size}_{run}"
+    return (run_id, params, step, valid, loss, proportions, f"{file.name}:{lineno}")
+
+
+def _loss(text: str, file: Path, lineno: int) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise RunsTableError(f"loss {text!r} is not a number", source=str(file), row=lineno, column="loss") from None
 
 
 def _base_reference(base: dict, path: Path, original: str | None) -> Reference | None:
