@@ -169,7 +169,7 @@ def test_progress_lines_where_no_terminal_shows_a_bar(caplog):
 
 def test_report_takes_caps_and_minimums(mock_mixing_fit, tmp_path, monkeypatch):
     """Issue 15 item 5: report --caps gives the report's optimum the user's caps (the whole report
-    takes ~40 s, so write_report is replaced here; tests/test_bad_input.py checks the caps' errors)."""
+    takes ~40 s, so write_report is replaced here; tests/test_cli_bad_input.py checks the caps' errors)."""
     import json
 
     seen = {}
