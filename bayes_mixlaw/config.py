@@ -253,8 +253,8 @@ NESTED_PRIORS: dict[str, Prior] = {
     "size_t_mu": Prior("ZeroSumNormal", sigma=1.0),
     "step_t_mu": Prior("ZeroSumNormal", sigma=1.0),
     "scale_t_sigma": Prior("HalfNormal", sigma=0.5),
-    # a pilot mixture's departure from the mixing law (log scale); 'free' mixtures: spread of the
-    # per-mixture levels around the domain's mean
+    # a pilot mixture's departure from the mixing law (log scale), per validation domain; 'free'
+    # mixtures: spread of the per-mixture levels around the domain's mean
     "mixture_sigma": Prior("HalfNormal", sigma=0.03),
     # run effects, per validation domain: a run's level (seed-to-seed spread of a whole curve, log
     # scale) and its slope in log-steps (how much faster or slower its curve falls than the law's,
