@@ -1,15 +1,21 @@
-"""Shared fixtures: the real data in ../shared/data, and mocked sampling for fast unit tests."""
+"""Shared fixtures and helpers: the real data in ../shared/data, mocked sampling for fast unit tests, a
+mocked mixing-law fit file, and the ct runs (continual pre-training) with a mocked continual fit of them."""
 
 from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pymc as pm
 import pytest
 from pymc.testing import mock_sample
+
+from bayes_mixlaw.continual import ContinualLaw, ContinualLawConfig
+from bayes_mixlaw.runs import load_runs
+from bayes_mixlaw.targets import Targets
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("BAYES_MIXLAW_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -63,3 +69,33 @@ def mock_mixing_fit(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("mock_fit") / "fit.nc"
     law.save(path)
     return path
+
+
+# ------------------------------------------------------------------------------------------------
+# the ct runs (continual pre-training, 70M): three validation domains, the 0.285 run held out
+
+HELD_OUT = "70M_ct_9-0.28515625-0.71484375"
+DOMAINS = ["Pile-CC", "Github", "starcoder.python"]
+
+
+@pytest.fixture(scope="module")
+def ct(shared_data):
+    return load_runs(shared_data / "mixinglaws" / "ct")
+
+
+def _small(ct, steps=None, held_out=True):
+    data = ct.data[ct.data["valid_domain"].isin(DOMAINS)]
+    if held_out:
+        data = data[data["run"] != HELD_OUT]
+    if steps is not None:
+        data = data[data["step"].isin(steps)]
+    return replace(ct, data=data.reset_index(drop=True))
+
+
+SMALL_TARGETS = Targets({"Pile-CC": 1.0, "Github": 1.0, "starcoder.python": 0.0}, {"pile": ["Pile-CC", "Github"]})
+
+
+@pytest.fixture
+def mock_law(ct, mocked_sampling):
+    cfg = ContinualLawConfig(sampler={"draws": 40, "chains": 2})
+    return ContinualLaw(cfg, SMALL_TARGETS).fit(_small(ct, steps=[9000, 10000]), seed=0, progress=False)

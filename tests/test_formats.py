@@ -83,14 +83,6 @@ def test_tidy_tables_are_detected_as_tidy(tmp_path):
         assert detect_format(path).name == "tidy"
 
 
-def test_ct_insists_on_the_starting_checkpoint(tmp_path):
-    path = tmp_path / "70M.txt"
-    path.write_text("/c/70M_x_1-0.5-0.5/1000\t/v/pythia-pile.valid.Github.bin\t1.5\n")
-    with pytest.raises(RunsTableError, match="no starting checkpoint in these files"):
-        load_runs(path, "ct", train_domains=["a", "b"])
-    assert load_runs(path, train_domains=["a", "b"]).reference is None
-
-
 class JsonLinesReader(Reader):
     """A format defined outside the package: JSON lines of tidy rows."""
 

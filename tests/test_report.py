@@ -11,11 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from bayes_mixlaw.cli import app
-from bayes_mixlaw.continual import ContinualLaw, ContinualLawConfig
+from bayes_mixlaw.continual import (
+    ContinualLaw,
+    ContinualLawConfig,
+)
 from bayes_mixlaw.runs import load_runs
 from bayes_mixlaw.targets import Targets
 
-DOMAINS = ["Pile-CC", "Github", "starcoder.python"]  # as tests/test_critical.py: 'total' is the two Pile domains
+DOMAINS = ["Pile-CC", "Github", "starcoder.python"]  # as the ct helpers' in tests/conftest.py: 'total' is the two Pile domains
 TARGETS = Targets({"Pile-CC": 1.0, "Github": 1.0, "starcoder.python": 0.0}, {"pile": ["Pile-CC", "Github"]})
 FIT_COLUMNS = ["fit_converged", "fit_max_rhat", "fit_min_ess_bulk", "fit_divergences"]
 
@@ -107,3 +110,10 @@ def test_report_loads_a_continual_fit_in_a_fresh_process(continual_fit, tmp_path
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert (folder / "critical.csv").exists() and not (folder / "optimum.csv").exists()
+
+
+def test_figure_critical(mock_law):
+    from bayes_mixlaw.report import figure_critical
+
+    png = figure_critical(mock_law, "pile", tolerance=0.01)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_mixlaw.runs import MIX_PREFIX, RunsTableError, load_runs, read_mixtures
+from bayes_mixlaw.runs import MIX_PREFIX, Reference, RunsTableError, load_runs, read_mixtures
 
 
 def tidy(n_runs=3, domains=("a", "b"), valid=("x", "y")):
@@ -211,3 +211,12 @@ def test_read_mixtures_takes_a_runs_tables_mixtures_with_their_names(shared_data
     out = read_mixtures(mixtures, runs.train_domains)
     assert list(out["name"]) == list(mixtures.index)
     np.testing.assert_allclose(out[runs.mix_columns].to_numpy(), mixtures.to_numpy())
+
+
+def test_reference_errors_name_the_domain():
+    with pytest.raises(RunsTableError, match=r"validation domain\(s\) b; the reference 'reference' has a"):
+        Reference.from_any({"a": 1.0}).check(["a", "b"])
+    with pytest.raises(RunsTableError, match="reference loss of 'a' is -1"):
+        Reference.from_any({"a": -1.0})
+    with pytest.raises(RunsTableError, match="'valid_domain' and 'loss'"):
+        Reference.from_any(pd.DataFrame({"domain": ["a"], "loss": [1.0]}))
