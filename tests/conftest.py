@@ -1,20 +1,34 @@
-"""Shared fixtures and helpers: the real data in ../shared/data, mocked sampling for fast unit tests, a
-mocked mixing-law fit file, and the ct runs (continual pre-training) with a mocked continual fit of them."""
+"""Shared fixtures and helpers. A test module imports a helper (not a fixture) with ``from conftest import ...``.
+
+- the real data in ../shared/data (``shared_data``) and mocked sampling for fast unit tests (``mocked_sampling``)
+- mixing laws on 5Mix 70M at 30k steps: the runs (``runs``), a mocked fit (``fitted``), a mocked fit file
+  (``mock_mixing_fit``) and four mixtures of its domains (``five_mixtures``); modules about other laws define
+  their own ``fitted`` and ``runs``
+- the command line: its output on one line (``flat``) and the package's log lines (``package_log``)
+- runs tables: a small tidy one (``tidy``)
+- the ct runs of continual pre-training (``ct``, ``_small``, ``SMALL_TARGETS``) and a mocked continual fit (``mock_law``)
+- the multi-power law's curves (``curve``) and schedules (``WSD``, ``TWO_STAGE``)
+- the closed loop: a small LOOP.yaml (``SMALL``) and a writer for it (``_write``)
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytest
+import yaml
 from pymc.testing import mock_sample
 
+from bayes_mixlaw import MixingLaw, MixingLawConfig, datasets
 from bayes_mixlaw.continual import ContinualLaw, ContinualLawConfig
-from bayes_mixlaw.runs import load_runs
+from bayes_mixlaw.runs import MIX_PREFIX, load_runs
 from bayes_mixlaw.targets import Targets
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +69,23 @@ def _fake_sample_posterior(model, data, key, sampler, seed, progress):
         return mock_sample(draws=sampler.draws, chains=sampler.chains, random_seed=seed, sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)})
 
 
+# --------------------------------------------------------------------------------------------------------------
+# mixing laws on 5Mix 70M at 30k steps
+
+FIVE = ["academic", "prose", "dialogue", "symbolic", "internet"]  # 5Mix's training domains
+
+
+@pytest.fixture
+def runs():
+    return datasets.mixinglaws_5mix_70m().select(step=30000)
+
+
+@pytest.fixture
+def fitted(runs, mocked_sampling):
+    law = MixingLaw(MixingLawConfig(sampler={"draws": 20, "chains": 2}), datasets.pile_targets())
+    return law.fit(runs, seed=3, progress=False)
+
+
 @pytest.fixture(scope="session")
 def mock_mixing_fit(tmp_path_factory) -> Path:
     """A saved mixing-law fit of 5Mix 70M at 30k steps with mocked sampling (prior draws), for the
@@ -71,7 +102,51 @@ def mock_mixing_fit(tmp_path_factory) -> Path:
     return path
 
 
-# ------------------------------------------------------------------------------------------------
+def five_mixtures() -> pd.DataFrame:
+    rows = {"uniform": [0.2] * 5, "academic-heavy": [0.5, 0.15, 0.1, 0.1, 0.15], "web": [0, 0, 0, 0, 1.0], "prose": [0.1, 0.6, 0.1, 0.1, 0.1]}
+    return pd.DataFrame([{"name": k, **{f"mix:{d}": x for d, x in zip(FIVE, v)}} for k, v in rows.items()])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the command line
+
+
+def flat(result) -> str:
+    """The command's output on one line (rich wraps long messages)."""
+    return " ".join(result.output.split())
+
+
+@pytest.fixture
+def package_log():
+    """The package's INFO lines, collected (whatever earlier command-line tests did to its handlers)."""
+    logger = logging.getLogger("bayes_mixlaw")
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield lines
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# runs tables
+
+
+def tidy(n_runs=3, domains=("a", "b"), valid=("x", "y")):
+    """A small tidy runs table: ``n_runs`` random mixtures of ``domains``, a loss per validation domain."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for i in range(n_runs):
+        r = rng.dirichlet(np.ones(len(domains)))
+        for v in valid:
+            rows.append({"run": f"r{i}", "valid_domain": v, "loss": 3.0 + rng.random(), **{MIX_PREFIX + d: p for d, p in zip(domains, r)}})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # the ct runs (continual pre-training, 70M): three validation domains, the 0.285 run held out
 
 HELD_OUT = "70M_ct_9-0.28515625-0.71484375"
@@ -99,3 +174,36 @@ SMALL_TARGETS = Targets({"Pile-CC": 1.0, "Github": 1.0, "starcoder.python": 0.0}
 def mock_law(ct, mocked_sampling):
     cfg = ContinualLawConfig(sampler={"draws": 40, "chains": 2})
     return ContinualLaw(cfg, SMALL_TARGETS).fit(_small(ct, steps=[9000, 10000]), seed=0, progress=False)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the multi-power law's runs (../shared/data/multipowerlaw): loss curves and the schedules they were trained with
+
+
+def curve(shared_data, size, name):
+    return pd.read_csv(shared_data / "multipowerlaw" / f"csv_{size}" / f"{name}.csv")
+
+
+WSD = {"kind": "wsd", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5, "decay_start": 20000, "decay_shape": "exponential"}
+TWO_STAGE = {"kind": "two_stage", "total_steps": 16000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 9e-5, "decay_start": 8000}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the closed loop: a small LOOP.yaml (the reference trainer, one local worker, four pilots)
+
+SMALL = {
+    "trainer": {"reference": {"threads": 1}, "timeout_s": 120, "retries": 1},
+    "backend": {"kind": "local", "workers": 1},
+    "budget": {"runs": 4},
+    "pilots": {"sizes": [11712], "steps": [60]},
+    "initial_design": {"runs": 3},
+    "batch_size": 1,
+    "acquisition": "thompson",
+    "poll_s": 0.2,
+}
+
+
+def _write(tmp_path, data, name="loop.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
+    return path

@@ -19,6 +19,7 @@ from bayes_mixlaw.bo import LawEnsembleModel, suggest
 from bayes_mixlaw.cli import ACQUISITION_HELP, AcquisitionChoice, app
 from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.optimize import MixtureBounds
+from conftest import flat
 
 PACKAGED = ["qlognei", "thompson", "info", "qucb"]
 COLUMNS = [
@@ -44,10 +45,6 @@ cli = CliRunner()
 def law(mock_mixing_fit):
     """The 5Mix 70M mixing law fitted with mocked sampling (conftest's mock_mixing_fit)."""
     return BayesianLaw.load(mock_mixing_fit)
-
-
-def flat(result) -> str:
-    return " ".join(result.output.split())
 
 
 def test_names_descriptions_and_limits_come_from_the_registry():

@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from bayes_mixlaw import datasets
 from bayes_mixlaw.cli import app
+from conftest import FIVE
 
 cli = CliRunner()
-FIVE = ["academic", "prose", "dialogue", "symbolic", "internet"]
 CASES = {}
 
 

@@ -13,15 +13,10 @@ from typer.testing import CliRunner
 
 from bayes_mixlaw import BayesianLaw
 from bayes_mixlaw.cli import _far_extrapolation, app
-from bayes_mixlaw.inference import Diagnostics
+from conftest import FIVE, flat
 
 cli = CliRunner()
-FIVE = ["academic", "prose", "dialogue", "symbolic", "internet"]
 FIT_COLUMNS = ["fit_converged", "fit_max_rhat", "fit_min_ess_bulk", "fit_divergences"]
-
-
-def flat(result) -> str:
-    return " ".join(result.output.split())
 
 
 def with_diagnostics(source, path, **changes):
@@ -47,15 +42,6 @@ def fits(mock_mixing_fit, tmp_path_factory):
     mixtures = folder / "m.csv"
     pd.DataFrame([{"name": "uniform", **{f"mix:{d}": 0.2 for d in FIVE}}]).to_csv(mixtures, index=False)
     return SimpleNamespace(bad=bad, good=good, mixtures=mixtures, folder=folder)
-
-
-def test_diagnostics_columns_and_message():
-    d = Diagnostics("fast", 3, 1.14, 55.0, 250, 2, 1.0, ["max R-hat 1.140 > 1.01: chains disagree"])
-    assert not d.converged
-    assert d.columns() == {"fit_converged": False, "fit_max_rhat": 1.14, "fit_min_ess_bulk": 55.0, "fit_divergences": 3}
-    message = d.unconverged_message("fit.nc")
-    assert "fit.nc did not converge" in message and "R-hat 1.140" in message and "without --fast" in message
-    assert Diagnostics("nuts", 0, 1.002, 900.0, 1000, 2, 1.0, []).unconverged_message("fit.nc") is None
 
 
 def test_predict_on_an_unconverged_fit_warns_and_carries_its_diagnostics(fits):

@@ -13,17 +13,11 @@ from typer.testing import CliRunner
 
 from bayes_mixlaw.cli import app
 from bayes_mixlaw.runs import FORMATS, load_runs
+from conftest import TWO_STAGE, WSD, flat
 
-WSD = {"kind": "wsd", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5, "decay_start": 20000, "decay_shape": "exponential"}
-TWO_STAGE = {"kind": "two_stage", "total_steps": 16000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 9e-5, "decay_start": 8000}
 TRAIN = ("100/cosine_24000", "100/constant_24000", "100/wsdcon_9")
 
 cli = CliRunner()
-
-
-def flat(result) -> str:
-    """The command's output on one line (rich wraps long messages)."""
-    return " ".join(result.output.split())
 
 
 def write_json(path, data):

@@ -1,18 +1,22 @@
-"""Issue 15 item 6: ``fit --fast`` does not recompile in every new process: its model is PyTensor's numba
-kernels, which PyTensor caches on disk (``inference.compile_kernels``)."""
+"""Sampling and its reporting (bayes_mixlaw/inference.py). Issue 15 item 6: ``fit --fast`` does not recompile in
+every new process: its model is PyTensor's numba kernels, which PyTensor caches on disk
+(``inference.compile_kernels``). Progress lines where no terminal shows a bar, silent under --quiet; a fit's
+diagnostics as columns and a message."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pymc as pm
 
 from bayes_mixlaw.config import SamplerConfig
-from bayes_mixlaw.inference import _COMPILED, sample_posterior
+from bayes_mixlaw.inference import _COMPILED, Diagnostics, Progress, sample_posterior
 
 TINY = textwrap.dedent("""
     import time, warnings
@@ -81,3 +85,68 @@ def test_a_refit_of_the_same_structure_is_labelled_with_its_own_coordinates():
         assert list(second["posterior"]["level"].coords["run"].values) == ["25/a", "25/b"]
     finally:
         _COMPILED.pop((key, "True"), None)
+
+
+def test_progress_lines_where_no_terminal_shows_a_bar(caplog):
+    """Issue 15 item 5: a fit run from a log file or CI says how far it is, every few seconds."""
+    import logging
+    from types import SimpleNamespace
+
+    from bayes_mixlaw.inference import ProgressLines, _progress_options
+
+    now = [0.0]
+    lines = ProgressLines(every=10, clock=lambda: now[0])
+    chain = lambda done, tuning: SimpleNamespace(finished_draws=done, total_draws=100, tuning=tuning, divergences=1)  # noqa: E731
+    with caplog.at_level(logging.INFO, logger="bayes_mixlaw"):
+        for t, done in ((1, 10), (5, 20), (12, 40), (15, 50), (30, 100), (31, 100)):
+            now[0] = t
+            lines([chain(done, done < 50), chain(done, False)])
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "sampling: 80/200 draws of 2 chain(s) (40%), 1 still tuning, 2 divergence(s), 12 s",
+        "sampling: 200/200 draws of 2 chain(s) (100%), 2 divergence(s), 30 s",
+    ]
+    assert "progress_callback" in _progress_options(True)  # under pytest stderr is not a terminal
+    assert _progress_options(False) == {"progress_bar": False}
+
+
+def test_progress_lines_every_few_seconds_where_no_terminal(package_log):
+    with Progress("counting", 10, every=0.05, terminal=False) as advance:
+        for _ in range(10):
+            time.sleep(0.03)
+            advance()
+    beats = [line for line in package_log if "so far" in line]
+    assert len(beats) >= 3 and beats[0].startswith("counting: ") and "/10 (" in beats[0]
+
+
+def test_progress_without_a_count_still_beats(package_log):
+    with Progress("a step with no loop", every=0.05, terminal=False):
+        time.sleep(0.2)
+    assert any(line.startswith("a step with no loop: ") and "so far" in line for line in package_log)
+
+
+def test_progress_is_silent_under_quiet():
+    logger = logging.getLogger("bayes_mixlaw")
+    old = logger.level
+    logger.setLevel(logging.WARNING)
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger.addHandler(handler)
+    try:
+        with Progress("quiet", 3, every=0.01, terminal=False) as advance:
+            time.sleep(0.05)
+            advance(3)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    assert lines == []
+
+
+def test_diagnostics_columns_and_message():
+    d = Diagnostics("fast", 3, 1.14, 55.0, 250, 2, 1.0, ["max R-hat 1.140 > 1.01: chains disagree"])
+    assert not d.converged
+    assert d.columns() == {"fit_converged": False, "fit_max_rhat": 1.14, "fit_min_ess_bulk": 55.0, "fit_divergences": 3}
+    message = d.unconverged_message("fit.nc")
+    assert "fit.nc did not converge" in message and "R-hat 1.140" in message and "without --fast" in message
+    assert Diagnostics("nuts", 0, 1.002, 900.0, 1000, 2, 1.0, []).unconverged_message("fit.nc") is None

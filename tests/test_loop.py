@@ -1,5 +1,7 @@
-"""The closed loop: LOOP.yaml errors, the state's transactions, and a real loop (reference torch trainer,
-local worker processes, fast NUTS fits) interrupted by SIGINT and SIGKILL and resumed to the same budget."""
+"""The closed loop (bayes_mixlaw/loop.py): a real loop (reference torch trainer, local worker processes, fast
+NUTS fits) interrupted by SIGINT and SIGKILL and resumed to the same budget, its live panel and budget, and a
+resume that follows the back end's jobs. LOOP.yaml's errors: tests/test_loop_config.py; the state's
+transactions: tests/test_loop_state.py."""
 
 import json
 import signal
@@ -13,78 +15,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from bayes_mixlaw.loop_config import LoopConfigError, load_loop_config
 from bayes_mixlaw.loop_state import LoopState
 from bayes_mixlaw.runners import Pilot
+from conftest import SMALL, _write
 
 CLI = str(Path(sys.executable).with_name("bayes-mixlaw"))
-SMALL = {
-    "trainer": {"reference": {"threads": 1}, "timeout_s": 120, "retries": 1},
-    "backend": {"kind": "local", "workers": 1},
-    "budget": {"runs": 4},
-    "pilots": {"sizes": [11712], "steps": [60]},
-    "initial_design": {"runs": 3},
-    "batch_size": 1,
-    "acquisition": "thompson",
-    "poll_s": 0.2,
-}
-
-
-def _write(tmp_path, data, name="loop.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data)
-    return path
-
-
-@pytest.mark.parametrize(
-    "change, words",
-    [
-        (lambda c: c.pop("budget"), "budget: Field required"),
-        (lambda c: c["budget"].update(runs=0), "budget.runs: Input should be greater than or equal to 1"),
-        (lambda c: c["budget"].update(runs=None), "budget: give runs and/or cost"),
-        (lambda c: c["trainer"].update(command="train.sh"), "trainer: give exactly one of reference, command or callable"),
-        (lambda c: c["backend"].update(kind="kubernetes"), "backend.kind: Input should be 'local', 'ray' or 'submitit'"),
-        (lambda c: c.update(batchsize=2), "batchsize: unknown key"),
-        (lambda c: c["pilots"].update(sizes=[11712, 35712]), "target: pilots at several sizes"),
-        (lambda c: c.update(domains=["code", "poetry"]), "['poetry'] are not among them"),
-        (lambda c: c["trainer"].update(reference=None, callable="no_colon"), "callable is 'module:function'"),
-    ],
-)
-def test_bad_loop_config_names_the_key_and_the_file(tmp_path, change, words):
-    config = json.loads(json.dumps(SMALL))
-    change(config)
-    path = _write(tmp_path, config)
-    with pytest.raises(LoopConfigError) as err:
-        load_loop_config(path)
-    assert str(err.value).startswith(str(path)) and words in str(err.value), str(err.value)
-
-
-def test_unreadable_loop_config(tmp_path):
-    with pytest.raises(LoopConfigError, match="no such loop config"):
-        load_loop_config(tmp_path / "missing.yaml")
-    with pytest.raises(LoopConfigError, match="cannot read"):
-        load_loop_config(_write(tmp_path, "trainer: [unclosed"))
-    assert load_loop_config(Path(__file__).parents[1] / "examples" / "loop_local.yaml").nested
-
-
-def test_state_adds_a_pilots_rows_once_and_whole(tmp_path):
-    state = LoopState(tmp_path)
-    pilot = Pilot("p001", {"a": 0.5, "b": 0.5}, 10, 5)
-    state.add_pilots([pilot], 0, [50.0], "design")
-    state.started("p001", 1, str(tmp_path / "x"), None)
-    rows = pd.DataFrame({"run": "p001", "params": 10, "step": [5], "valid_domain": "a", "loss": [1.5], "mix:a": 0.5, "mix:b": 0.5})
-    state.done("p001", rows)
-    with pytest.raises(RuntimeError, match="already done"):
-        state.done("p001", rows)
-    assert len(state.runs_frame()) == 1 and state.counts()["done"] == 1 and state.spent() == 50.0
-    # a transaction that fails half way leaves nothing behind
-    state.add_pilots([Pilot("p002", {"a": 1.0, "b": 0.0}, 10, 5)], 1, [50.0], "x")
-    state.started("p002", 1, "y", None)
-    with pytest.raises(AttributeError):
-        state.done("p002", None)  # fails inside the transaction, after the status check
-    assert state.counts() == {"queued": 0, "running": 1, "done": 1, "failed": 0} and len(state.runs_frame()) == 1
-    assert pd.read_csv(state.export_runs())["run"].tolist() == ["p001"]
-    assert state.requeue_running() == ["p002"] and state.counts()["queued"] == 1
 
 
 def _status(state_dir):

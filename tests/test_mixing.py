@@ -1,27 +1,16 @@
-"""MixingLaw structure, predictions, aggregation and persistence, with mocked sampling."""
+"""MixingLaw (bayes_mixlaw/mixing.py): structure, predictions (a row's its own, whatever the other rows),
+aggregation and persistence, with mocked sampling."""
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_mixlaw import MixingLaw, MixingLawConfig, datasets
+from bayes_mixlaw import BayesianLaw, MixingLaw, MixingLawConfig, datasets
 from bayes_mixlaw.config import ConfigError
 from bayes_mixlaw.model import NotFittedError
-
-
-@pytest.fixture
-def runs():
-    return datasets.mixinglaws_5mix_70m().select(step=30000)
-
-
-@pytest.fixture
-def fitted(runs, mocked_sampling):
-    law = MixingLaw(MixingLawConfig(sampler={"draws": 20, "chains": 2}), datasets.pile_targets())
-    return law.fit(runs, seed=3, progress=False)
+from conftest import five_mixtures
 
 
 def mixtures(domains):
@@ -212,75 +201,6 @@ def test_default_priors_are_sensible_by_prior_predictive(runs):
     assert 0.5 < lo < 1.0 < hi < 4.0, (lo, hi)  # weakly informative: wide, yet no loss of 40
 
 
-def test_report_writes_html_figures_and_tables(fitted, tmp_path):
-    from typer.testing import CliRunner
-
-    from bayes_mixlaw.cli import app
-
-    path = fitted.save(tmp_path / "fit.nc")
-    other = MixingLaw(MixingLawConfig(likelihood="normal", sampler={"draws": 20, "chains": 2}), datasets.pile_targets())
-    other_path = other.fit(fitted.runs, seed=5, progress=False).save(tmp_path / "normal.nc")
-    result = CliRunner().invoke(
-        app, ["report", str(path), "--compare", str(other_path), "--holdout", "--along", "academic", "-o", str(tmp_path / "report"), "-q"]
-    )
-    assert result.exit_code == 0, result.output
-    folder = tmp_path / "report"
-    for name in (
-        "report.html",
-        "ppc.png",
-        "interactions.png",
-        "proportions.png",
-        "domains_along_academic.png",
-        "ternary.png",
-        "optimum.png",
-        "parameters.csv",
-        "parameters.md",
-        "parameters.tex",
-        "optimum.csv",
-        "diagnostics.csv",
-        "model_comparison.csv",
-    ):
-        assert (folder / name).stat().st_size > 0, name
-    page = (folder / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 6 and "Diagnostics" in page and "PSIS-LOO" in page
-    assert page.count("<p class='how'>") == 6 and "about 90% of them should lie inside their interval" in page  # how to read each figure
-    tex = (folder / "parameters.tex").read_text()
-    assert "\\begin{longtable}" in tex and "log\\_c" in tex and "90\\% credible" in tex and "nan" not in tex.lower()
-    markdown = (folder / "parameters.md").read_text()
-    assert "mean [90% interval]" in markdown and "nan" not in markdown.lower()
-    interactions = pd.read_csv(folder / "interactions.csv")  # t as validation x training domains, 'mean [lower, upper]'
-    assert list(interactions.columns) == ["valid_domain", *fitted.train_domains] and len(interactions) == len(fitted.valid_domains)
-    assert "\\begin{tabular}" in (folder / "interactions.tex").read_text() and "reference" not in (folder / "optimum.md").read_text()
-    predictions = pd.read_csv(folder / "predictions.csv")  # every target at the optimum and at the pilots' mean mixture
-    assert set(predictions["mixture"]) == {"optimum", "pilots' mean mixture"} and len(predictions) == 2 * len(fitted.targets.matrix(fitted.valid_domains)[0])
-    assert (predictions["lower"] <= predictions["mean"]).all() and (predictions["mean"] <= predictions["upper"]).all()
-    assert "| total " in (folder / "predictions.md").read_text() and "Predicted loss of every target" in page
-    comparison = pd.read_csv(folder / "model_comparison.csv")  # PSIS-LOO ranks and the held-out check, one row per variant
-    assert set(comparison["variant"]) == {"this fit", "normal.nc"} and list(comparison["rank"]) == [0, 1]
-    assert comparison[["elpd_loo", "se", "MAE", "90% coverage", "log predictive density"]].notna().all().all()
-    result = CliRunner().invoke(app, ["report", str(path), "-o", str(folder), "-q"])
-    assert result.exit_code == 2 and "pass --force" in result.output
-    result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "other"), "--along", "wiki", "-q"])
-    assert result.exit_code == 2 and "'wiki' is not a training domain" in result.output
-    result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "other"), "--mixture", "run_1", "-q"])
-    assert result.exit_code == 2 and "--mixture picks the curves of a nested fit" in result.output
-    result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "other"), "--params", "1e9", "--step", "1000", "-q"])
-    assert result.exit_code == 2 and "need a nested fit" in result.output
-
-
-def test_report_says_each_step_and_its_time_unless_quiet(fitted, tmp_path):
-    from typer.testing import CliRunner
-
-    from bayes_mixlaw.cli import app
-
-    path = fitted.save(tmp_path / "fit.nc")
-    loud = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "loud")])
-    assert loud.exit_code == 0, loud.output
-    assert re.search(r"optimal mixture for 'total': \d+\.\d s", loud.output) and re.search(r"PSIS-LOO: \d+\.\d s", loud.output)
-    quiet = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "quiet"), "-q"])
-    assert quiet.exit_code == 0 and " s\n" not in quiet.output and "wrote" not in quiet.output
-
-
 def test_implicit_law_reports_label_free_slopes_and_optimises(runs, mocked_sampling, tmp_path):
     """The implicit law's latent domains swap labels between draws; what it reports must not: the
     centred slopes dL_i/dr_j at the pilots' mean (checked against autograd through target_function),
@@ -312,95 +232,13 @@ def test_implicit_law_reports_label_free_slopes_and_optimises(runs, mocked_sampl
     assert "slope" in (tmp_path / "parameters.csv").read_text()
 
 
-def test_suggest_command_writes_the_batch_with_caps_and_exploit(fitted, tmp_path):
-    import json
-
-    from typer.testing import CliRunner
-
-    from bayes_mixlaw.cli import app
-
-    path = fitted.save(tmp_path / "fit.nc")
-    caps = tmp_path / "caps.json"
-    caps.write_text(json.dumps({"caps": {"internet": 0.3}, "minimums": {"academic": 0.1}}))
-    out = tmp_path / "next.csv"
-    args = ["suggest", str(path), "-n", "3", "--acquisition", "thompson", "--exploit", "--caps", str(caps), "--seed", "1", "-o", str(out), "-q"]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    table = pd.read_csv(out)
-    mix = table[[c for c in table.columns if c.startswith("mix:")]]
-    assert len(table) == 3 and np.allclose(mix.sum(axis=1), 1.0)
-    assert (mix["mix:internet"] <= 0.3 + 1e-6).all() and (mix["mix:academic"] >= 0.1 - 1e-6).all()
-    assert sorted(table["acquisition"]) == ["posterior-mean optimum", "thompson", "thompson"]
-    assert {"acquisition_value", "mean", "lower", "upper"} <= set(table.columns) and (table["lower"] <= table["upper"]).all()
-    again = CliRunner().invoke(app, args)  # the output exists: not overwritten without --force
-    assert again.exit_code == 2 and "pass --force" in again.output
-    wrong = CliRunner().invoke(app, ["suggest", str(path), "--acquisition", "qlognei", "--exploit", "-o", str(tmp_path / "x.csv"), "-q"])
-    assert wrong.exit_code == 2 and "exploit" in wrong.output and "Traceback" not in wrong.output
-
-
-def test_pointwise_log_likelihood_matches_pymc_and_loo_compares_variants(fitted, runs, mocked_sampling):
-    import pymc as pm
-
-    from bayes_mixlaw.compare import loo_compare, pointwise_log_likelihood
-
-    ours = pointwise_log_likelihood(fitted).values
-    with fitted.model:
-        pm.set_data(fitted._data(fitted._layout_cache))
-        reference = pm.compute_log_likelihood(xr_tree(fitted), extend_inferencedata=False, progressbar=False)
-    np.testing.assert_allclose(ours, reference["loss"].values, rtol=1e-8)
-    normal = MixingLaw(MixingLawConfig(likelihood="normal", sampler={"draws": 20, "chains": 2}), datasets.pile_targets()).fit(runs, seed=4, progress=False)
-    table = loo_compare({"studentt": fitted, "normal": normal})
-    assert set(table.index) == {"studentt", "normal"} and "elpd_diff" in table
-
-
-def xr_tree(law):
-    import xarray as xr
-
-    return xr.DataTree.from_dict({"posterior": law.idata["posterior"].to_dataset()})
-
-
-def test_residual_gp_has_the_law_as_mean_and_follows_the_pilots(fitted):
-    import torch
-
-    from bayes_mixlaw.bo import observed_target, residual_gp, suggest
-
-    gp = residual_gp(fitted, draws=16)
-    mixtures, losses = observed_target(fitted)
-    at_pilots = gp.posterior(torch.as_tensor(mixtures)).mean.detach().numpy().ravel()
-    f = fitted.target_function("total", draws=16)
-    law_at_pilots = f(torch.as_tensor(mixtures)[None].expand(16, -1, -1)).mean(0).detach().numpy()
-    # the GP moves the law's mean toward the observed losses at the pilots
-    assert np.abs(-at_pilots - losses).mean() < np.abs(law_at_pilots - losses).mean()
-    table = suggest(fitted, 2, acquisition="qlognei", residual_gp_model=True, draws=16)
-    assert len(table) == 2 and table["acquisition"].str.contains("residual GP").all()
-
-
-def test_simulator_optimum_and_random_pilots_respect_caps(shared_data, mocked_sampling):
-    """A simulator with caps takes its optimum within them; its random pilots are Dirichlet draws
-    restricted to them; support_caps reads each domain's largest share off the real runs."""
-    from bayes_mixlaw.simulate import LawSimulator, feasible_dirichlet, support_caps
-
-    table = datasets.mixinglaws_5mix_70m().select(step=30000)
-    caps = support_caps(table)
-    assert set(caps) == set(table.train_domains) and all(0 < v <= 1 for v in caps.values())
-    law = MixingLaw(targets=datasets.pile_targets()).fit(table, seed=0, progress=False, draws=20, chains=1)
-    free = LawSimulator(law)
-    largest = int(np.argmax(free.optimum))
-    capped = LawSimulator(law, caps={free.train[largest]: 0.1})
-    assert free.optimum[largest] > 0.1 and capped.optimum[largest] <= 0.1 + 1e-9 and abs(capped.optimum.sum() - 1) < 1e-9
-    assert capped.best_loss >= free.best_loss - 1e-9
-    draws = feasible_dirichlet(500, capped.upper, np.random.default_rng(0))
-    assert draws.shape == (500, len(free.train)) and (draws <= capped.upper).all() and np.allclose(draws.sum(axis=1), 1)
-
-
-def test_held_out_log_density_is_finite_far_from_the_draws():
-    """The held-out check's log predictive density: a kernel density of the draws, in logs, so one
-    loss far outside the draws lowers the mean instead of making it -inf (as it did on 5Mix)."""
-    from scipy import stats
-
-    from bayes_mixlaw.compare import log_kernel_density
-
-    sample = np.random.default_rng(0).normal(3.0, 0.01, size=(2000, 2))
-    near, far = log_kernel_density(np.array([3.0, 3.5]), sample)
-    assert np.isclose(near, stats.norm.logpdf(3.0, 3.0, 0.01), atol=0.1)  # the draws' own density at their centre
-    assert np.isfinite(far) and far < -1000  # 50 standard deviations out: very unlikely, not impossible
+def test_mixing_predictions_of_a_row_do_not_depend_on_the_other_rows(mock_mixing_fit):
+    law = BayesianLaw.load(mock_mixing_fit)
+    frame = five_mixtures()
+    together = law.predict(frame, seed=4).set_index(["name", "target"])
+    swapped = law.predict(frame.iloc[::-1], seed=4).set_index(["name", "target"])
+    for i in range(len(frame)):
+        alone = law.predict(frame.iloc[[i]], seed=4).set_index(["name", "target"])
+        pd.testing.assert_frame_equal(alone, together.loc[alone.index])
+    pd.testing.assert_frame_equal(swapped.loc[together.index], together)
+    assert not together.equals(law.predict(frame, seed=5).set_index(["name", "target"]))  # the seed still matters

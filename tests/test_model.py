@@ -14,13 +14,9 @@ from typer.testing import CliRunner
 from bayes_mixlaw import BayesianLaw
 from bayes_mixlaw.cli import app
 from bayes_mixlaw.model import CHECKSUM_ATTR, FitFileError, content_checksum
-from bayes_mixlaw.summary import NonFiniteError, require_finite
+from conftest import flat
 
 cli = CliRunner()
-
-
-def flat(result) -> str:
-    return " ".join(result.output.split())
 
 
 def mixtures_csv(path, domains):
@@ -117,14 +113,6 @@ def test_nan_prediction_is_never_written(mock_mixing_fit, tmp_path):
     assert result.exit_code == 2, text
     assert "name 'uniform'" in text and "target=" in text and "nothing was written" in text
     assert not out.exists()
-
-
-def test_require_finite_names_row_target_and_column():
-    table = pd.DataFrame({"name": ["a", "b"], "target": ["total", "total"], "mean": [1.0, np.inf], "lower": [0.5, 0.6], "upper": [1.5, 1.6]})
-    with pytest.raises(NonFiniteError, match=r"mean of row 3 \(name 'b', target=total\) is inf"):
-        require_finite(table, "x")
-    probability = pd.DataFrame({"quantity": ["loss", "p_beats_reference"], "item": ["total"] * 2, "optimum": [1.0, 0.7], "mean": [1.0, np.nan]})
-    assert require_finite(probability, "x") is probability
 
 
 def test_save_is_atomic_and_never_overwrites(mock_mixing_fit, tmp_path):

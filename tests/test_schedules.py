@@ -1,5 +1,5 @@
-"""Schedules (JSON contract, per-step LR, features), the step laws over numpy/PyTensor/torch, and the
-runs table's lr / warmup_steps columns and multipowerlaw loader, on the real multi-power law curves."""
+"""Schedules (bayes_mixlaw/schedules.py: the JSON contract, per-step LR, features and their closed-form
+areas), on the real multi-power law curves."""
 
 from __future__ import annotations
 
@@ -7,21 +7,16 @@ import json
 import time
 
 import numpy as np
-import pandas as pd
+import pytensor
+import pytensor.tensor as pt
 import pytest
 from scipy.signal import lfilter
 
-from bayes_mixlaw.runs import RunsTableError, load_runs
-from bayes_mixlaw.schedules import Schedule, ScheduleError, exact_multi_power_drop
-from bayes_mixlaw.step_laws import annealing_step, loss_drop, multi_power_step
+from bayes_mixlaw.schedules import Schedule, ScheduleError, decay_areas, exact_multi_power_drop
+from bayes_mixlaw.step_laws import loss_drop
+from conftest import TWO_STAGE, WSD, curve
 
-WSD = {"kind": "wsd", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5, "decay_start": 20000, "decay_shape": "exponential"}
 COSINE = {"kind": "cosine", "total_steps": 24000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 3e-5}
-TWO_STAGE = {"kind": "two_stage", "total_steps": 16000, "warmup_steps": 2160, "peak_lr": 3e-4, "final_lr": 9e-5, "decay_start": 8000}
-
-
-def curve(shared_data, size, name):
-    return pd.read_csv(shared_data / "multipowerlaw" / f"csv_{size}" / f"{name}.csv")
 
 
 @pytest.mark.parametrize(
@@ -139,78 +134,27 @@ def test_features_refuse_steps_beyond_the_schedule():
         Schedule.from_dict(WSD).features([100, 30000])
 
 
-def test_step_laws_agree_in_numpy_pytensor_and_torch_and_broadcast_draws(shared_data):
-    import pytensor.tensor as pt
-    import torch
-
-    data = curve(shared_data, 100, "wsd_20000_24000")
-    f = Schedule.from_dict(WSD).features(data["step"].to_numpy()[::10], knots=32)
-    rng = np.random.default_rng(0)
-    draws = {
-        k: rng.uniform(lo, hi, size=(3, 1))
-        for k, (lo, hi) in {"a": (0.1, 0.3), "alpha": (0.3, 0.5), "b": (0.1, 0.2), "c": (0.01, 0.1), "beta": (0.4, 0.7), "gamma": (0.4, 0.7)}.items()
-    }
-    ref = multi_power_step(f.s1, f.drop, f.eta, f.s_k, **draws)
-    assert ref.shape == (3, len(f))
-    one = multi_power_step(f.s1, f.drop, f.eta, f.s_k, **{k: v[1] for k, v in draws.items()})
-    assert np.allclose(ref[1], one)
-    tt = {k: torch.as_tensor(v) for k, v in draws.items()}
-    out = multi_power_step(*(torch.as_tensor(a) for a in (f.s1, f.drop, f.eta, f.s_k)), **tt)
-    assert np.allclose(out.numpy(), ref)
-    pv = {k: pt.as_tensor_variable(v) for k, v in draws.items()}
-    out = multi_power_step(pt.as_tensor_variable(f.s1), f.drop, f.eta, f.s_k, **pv).eval()
-    assert np.allclose(out, ref)
-    tis = annealing_step(f.s1, f.s2, draws["a"], draws["alpha"], draws["c"])
-    assert np.allclose(annealing_step(torch.as_tensor(f.s1), torch.as_tensor(f.s2), *(torch.as_tensor(draws[k]) for k in ("a", "alpha", "c"))).numpy(), tis)
-    # the drop term lowers the loss once the LR decays and not before
-    before = f.steps < 20000
-    assert np.allclose(loss_drop(f.drop, f.eta, f.s_k, 0.1, 0.5, 0.5)[before], 0)
+@pytest.mark.parametrize("family", ["cosine", "linear"])
+@pytest.mark.parametrize("total", [15000, 40000, 500000])
+def test_closed_form_areas_match_the_step_sums(family, total):
+    schedule = Schedule(kind=family, total_steps=total, warmup_steps=300, peak_lr=1.0, final_lr=0.1)
+    steps = np.array([100, 300, 1000, 5000, 14000, 15000])
+    exact = schedule.features(steps)
+    s1, s2 = decay_areas(steps, float(total), warmup=300, final_ratio=0.1, family=family)
+    assert np.all(np.abs(s1 - exact.s1) <= 0.6)  # a half step of area: integral against sum
+    assert np.allclose(s2, exact.s2, rtol=3e-3, atol=0.02)
+    # past the end of the decay the LR holds its final value
+    s1_after, _ = decay_areas(np.array([total + 1000.0]), float(total), warmup=300, final_ratio=0.1, family=family)
+    s1_end, _ = decay_areas(np.array([float(total)]), float(total), warmup=300, final_ratio=0.1, family=family)
+    assert np.isclose(s1_after[0] - s1_end[0], 100.0)
 
 
-# ---- the runs table ------------------------------------------------------------------------------
-
-
-def test_multipowerlaw_folder_loads_with_lr_and_warmup(shared_data):
-    runs = load_runs(shared_data / "multipowerlaw")
-    assert set(runs.runs) == {f"{s}/{n}" for s in (25, 100, 400) for n in ("cosine_24000", "constant_24000", "wsd_20000_24000", "wsdcon_9")}
-    assert runs.scale_values("params") == [25_000_000, 100_000_000, 400_000_000]
-    assert runs.valid_domains == ["valid"] and set(runs.data["warmup_steps"]) == {2160}
-    raw = curve(shared_data, 25, "cosine_24000")
-    one = runs.data[runs.data["run"] == "25/cosine_24000"]
-    assert np.allclose(one["lr"], raw["lr"]) and np.allclose(one["loss"], raw["loss"])
-    # one size folder and one file are recognised as well
-    assert len(load_runs(shared_data / "multipowerlaw" / "csv_400").runs) == 4
-    assert load_runs(shared_data / "multipowerlaw" / "csv_25" / "wsdcon_9.csv").runs == ["25/wsdcon_9"]
-
-
-def _table(**extra):
-    frame = pd.DataFrame({"run": ["a", "a", "b"], "step": [10, 20, 10], "valid_domain": "v", "loss": [3.0, 2.9, 3.1]})
-    for k, v in extra.items():
-        frame[k] = v
-    return frame
-
-
-@pytest.mark.parametrize(
-    "column,values,message",
-    [
-        ("lr", [1e-3, -1e-3, 1e-3], r"row 1, column 'lr': lr is -0.001; a learning rate must be positive"),
-        ("lr", [1e-3, np.inf, 1e-3], r"row 1, column 'lr': .*must be finite"),
-        ("lr", [1e-3, "fast", 1e-3], r"row 1, column 'lr': lr 'fast' is not a number"),
-        ("warmup_steps", [100, 100, -5], r"row 2, column 'warmup_steps': .*whole number of steps >= 0"),
-        ("warmup_steps", [100, 10.5, 100], r"row 1, column 'warmup_steps': .*whole number"),
-        ("warmup_steps", [100, 200, 100], r"row 1, column 'warmup_steps': run 'a' changes its warmup_steps"),
-    ],
-)
-def test_bad_lr_and_warmup_columns_name_row_and_column(column, values, message):
-    with pytest.raises(RunsTableError, match=message):
-        load_runs(_table(**{column: values}))
-
-
-def test_lr_column_rules():
-    ok = load_runs(_table(lr=[1e-3, np.nan, 2e-3], warmup_steps=[5, 5, np.nan]))  # empty where unknown
-    assert np.isnan(ok.data["lr"].iloc[1]) and ok.data["warmup_steps"].isna().iloc[2]
-    frame = pd.concat([_table(lr=[1e-3, 1e-3, 1e-3]).assign(valid_domain="v"), _table(lr=[1e-3, 5e-4, 1e-3]).assign(valid_domain="w")], ignore_index=True)
-    with pytest.raises(RunsTableError, match="column 'lr': run 'a' has different learning rates at step 20"):
-        load_runs(frame)
-    with pytest.raises(RunsTableError, match="column 'lr'.*needs a 'step' column"):
-        load_runs(_table(lr=[1e-3, 1e-3, 1e-3]).drop(columns="step").assign(run=["a", "b", "c"]))
+def test_closed_form_areas_are_the_same_in_pytensor_with_a_batch_of_lengths():
+    steps = np.array([1000.0, 8000.0, 15000.0])
+    totals = np.array([[15000.0], [30000.0], [90000.0]])
+    s1, s2 = decay_areas(steps, totals, warmup=300, final_ratio=0.1)
+    T = pt.tensor("T", shape=(None, 1))
+    f = pytensor.function([T], decay_areas(pt.as_tensor_variable(steps), T, warmup=300, final_ratio=0.1))
+    t1, t2 = f(totals)
+    assert s1.shape == (3, 3) and np.allclose(t1, s1) and np.allclose(t2, s2)
+    assert np.all(np.diff(s2[:, -1]) < 0)  # a longer schedule has annealed less by 15k
