@@ -232,14 +232,10 @@ def fit(
     _setup(quiet)
 
     def body():
-        from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig, ScalingLawConfig
-        from bayes_mixlaw.mixing import MixingLaw
         from bayes_mixlaw.nested import NestedLaw
-        from bayes_mixlaw.runs import LR, load_runs
-        from bayes_mixlaw.scaling import ChinchillaLaw
-        from bayes_mixlaw.scheduled import ScheduledLawConfig, ScheduledScalingLaw
+        from bayes_mixlaw.runs import load_runs
+        from bayes_mixlaw.scheduled import ScheduledScalingLaw
         from bayes_mixlaw.schedules import Schedule
-        from bayes_mixlaw.targets import Targets
 
         if _to_stdout(output):
             raise UserError("-o - writes a CSV to standard output; a fit is a netCDF file: give its path (e.g. -o fit.nc)")
@@ -248,41 +244,7 @@ def fit(
         given = Schedule.from_file(schedule) if schedule is not None and not unknown_schedule else None  # errors name the file and field
         table = load_runs(runs, format.value, train_domains=train_domains.split(",") if train_domains else None, tolerance=tolerance, renormalize=renormalize)
         table = table.select(params=int(params) if params is not None and float(params).is_integer() else params, step=step, tokens=tokens)
-        length = "step" if len(table.scale_values("step")) > 1 else "tokens"
-        mixtures = len(table.mixtures().drop_duplicates()) if table.mix_columns else 1
-        logged_lr = LR in table.data and bool(table.data[LR].notna().any())
-        if (given is not None or unknown_schedule) and mixtures > 1:
-            _refuse_schedule_for_mixtures(schedule, table, mixtures)
-        if mixtures == 1 and (given is not None or logged_lr or unknown_schedule):
-            law = ScheduledScalingLaw(ScheduledLawConfig.from_file(config) if config else ScheduledLawConfig())
-            how = "lr column" + (f" and {schedule}" if given is not None else "") if logged_lr else str(schedule)
-            how = "lr column where there is one, otherwise unknown: their length weighed" if unknown_schedule else how
-            what = (
-                f"schedule-aware scaling law on {len(table.runs)} runs ({len(table.data)} rows, "
-                f"{len(table.scale_values('params')) or 1} size(s); schedules from the {how})"
-            )
-        elif table.mix_columns and table.reference is not None:  # continual pre-training: runs continue one checkpoint
-            from bayes_mixlaw.continual import ContinualLaw, ContinualLawConfig
-
-            law = ContinualLaw(ContinualLawConfig.from_file(config) if config else ContinualLawConfig(), Targets.from_files(valid_weights, groups))
-            what = (
-                f"continual pre-training law on {len(table.runs)} runs x {len(table.scale_values('step'))} checkpoints x "
-                f"{len(table.valid_domains)} validation domains, from {table.reference.checkpoint}"
-            )
-        elif table.mix_columns and len(table.scale_values("params")) > 1 and len(table.scale_values(length)) > 1:
-            law = NestedLaw(NestedLawConfig.from_file(config) if config else NestedLawConfig(), Targets.from_files(valid_weights, groups))
-            what = (
-                f"nested law on {len(table.runs)} runs ({len(table.mixtures().drop_duplicates())} mixtures x "
-                f"{len(table.scale_values('params'))} sizes x {len(table.scale_values(length))} {length}s) x {len(table.valid_domains)} validation domains"
-            )
-        elif table.mix_columns:
-            cfg = MixingLawConfig.from_file(config) if config else MixingLawConfig()
-            law = MixingLaw(cfg, Targets.from_files(valid_weights, groups))
-            table = table.single_scale()
-            what = f"mixing law on {len(table.runs)} runs x {len(table.valid_domains)} validation domains"
-        else:  # one data mixture: the scaling law over model size and data
-            law = ChinchillaLaw(ScalingLawConfig.from_file(config) if config else ScalingLawConfig())
-            what = f"scaling law L(N, D) on {len(table.data)} rows (no mix: columns, one data mixture)"
+        law, table, what = _law_for(table, config=config, valid_weights=valid_weights, groups=groups, schedule=schedule, given=given)
         if not quiet:
             console.print(f"fitting the {what} from {table.source} ...")
             if isinstance(law, NestedLaw) and law.config.discrepancy and law.config.learn_discrepancy:
@@ -309,6 +271,58 @@ def fit(
             console.print(f"wrote {output}")
 
     _run(body)
+
+
+def _law_for(table, *, config: Path | None, valid_weights: Path | None, groups: Path | None, schedule: Path | None, given):
+    """The law that fits ``table`` (configured from ``config``), the table it fits and what to call the fit: for one
+    data mixture with an lr column or a schedule (``given``, or ``schedule`` 'unknown'), the schedule-aware scaling
+    law; for runs that continue one checkpoint, the continual pre-training law; for mixtures at several sizes and
+    lengths, the nested law; for mixtures at one scale, the mixing law; else the scaling law L(N, D)."""
+    from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig, ScalingLawConfig
+    from bayes_mixlaw.mixing import MixingLaw
+    from bayes_mixlaw.nested import NestedLaw
+    from bayes_mixlaw.runs import LR
+    from bayes_mixlaw.scaling import ChinchillaLaw
+    from bayes_mixlaw.scheduled import ScheduledLawConfig, ScheduledScalingLaw
+    from bayes_mixlaw.targets import Targets
+
+    unknown_schedule = schedule is not None and str(schedule) == "unknown"  # the length weighed by the posterior
+    length = "step" if len(table.scale_values("step")) > 1 else "tokens"
+    mixtures = len(table.mixtures().drop_duplicates()) if table.mix_columns else 1
+    logged_lr = LR in table.data and bool(table.data[LR].notna().any())
+    if (given is not None or unknown_schedule) and mixtures > 1:
+        _refuse_schedule_for_mixtures(schedule, table, mixtures)
+    if mixtures == 1 and (given is not None or logged_lr or unknown_schedule):
+        law = ScheduledScalingLaw(ScheduledLawConfig.from_file(config) if config else ScheduledLawConfig())
+        how = "lr column" + (f" and {schedule}" if given is not None else "") if logged_lr else str(schedule)
+        how = "lr column where there is one, otherwise unknown: their length weighed" if unknown_schedule else how
+        what = (
+            f"schedule-aware scaling law on {len(table.runs)} runs ({len(table.data)} rows, "
+            f"{len(table.scale_values('params')) or 1} size(s); schedules from the {how})"
+        )
+    elif table.mix_columns and table.reference is not None:  # continual pre-training: runs continue one checkpoint
+        from bayes_mixlaw.continual import ContinualLaw, ContinualLawConfig
+
+        law = ContinualLaw(ContinualLawConfig.from_file(config) if config else ContinualLawConfig(), Targets.from_files(valid_weights, groups))
+        what = (
+            f"continual pre-training law on {len(table.runs)} runs x {len(table.scale_values('step'))} checkpoints x "
+            f"{len(table.valid_domains)} validation domains, from {table.reference.checkpoint}"
+        )
+    elif table.mix_columns and len(table.scale_values("params")) > 1 and len(table.scale_values(length)) > 1:
+        law = NestedLaw(NestedLawConfig.from_file(config) if config else NestedLawConfig(), Targets.from_files(valid_weights, groups))
+        what = (
+            f"nested law on {len(table.runs)} runs ({len(table.mixtures().drop_duplicates())} mixtures x "
+            f"{len(table.scale_values('params'))} sizes x {len(table.scale_values(length))} {length}s) x {len(table.valid_domains)} validation domains"
+        )
+    elif table.mix_columns:
+        cfg = MixingLawConfig.from_file(config) if config else MixingLawConfig()
+        law = MixingLaw(cfg, Targets.from_files(valid_weights, groups))
+        table = table.single_scale()
+        what = f"mixing law on {len(table.runs)} runs x {len(table.valid_domains)} validation domains"
+    else:  # one data mixture: the scaling law over model size and data
+        law = ChinchillaLaw(ScalingLawConfig.from_file(config) if config else ScalingLawConfig())
+        what = f"scaling law L(N, D) on {len(table.data)} rows (no mix: columns, one data mixture)"
+    return law, table, what
 
 
 def _refuse_schedule_for_mixtures(schedule: Path, table, mixtures: int):
