@@ -362,7 +362,8 @@ def test_nested_pointwise_log_likelihood_matches_pymc(fitted):
         a, b, _, _ = shift_information(m, sy, syy, *base[:2], noise, tau_u, tau_w)
         cells = mixture * len(fitted.valid_domains) + valid
         a_cell, b_cell = (np.bincount(cells, weights=x, minlength=20 * 3) for x in (a, b))
-        extra, *_ = integrate_shared_level(a_cell, b_cell, post["mixture_sigma"].values[chain, draw])
+        scale = np.tile(post["mixture_sigma"].values[chain, draw], 20)  # per validation domain, cells (mixture, domain)
+        extra, *_ = integrate_shared_level(a_cell, b_cell, scale)
         expected = marginal_loglik(m, sy, syy, *base, noise, tau_u, tau_w).sum() + extra.sum()
         values = [post[rv.name].values[chain, draw] for rv in model.free_RVs]
         np.testing.assert_allclose(expected, term(*values), rtol=1e-8)
