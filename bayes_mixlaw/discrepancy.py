@@ -117,12 +117,14 @@ def active_axes(law, scale: dict) -> dict[str, float]:
     if not law.config.discrepancy:
         return {}
     post, skip = law.idata["posterior"], set(calibrated(law))
-    return {f"discrepancy_{axis}": d for axis, d in distances(law, scale).items()
-            if d > 0 and f"discrepancy_{axis}" in post and (AXES[axis] or law.length_column) not in skip}
+    return {
+        f"discrepancy_{axis}": d
+        for axis, d in distances(law, scale).items()
+        if d > 0 and f"discrepancy_{axis}" in post and (AXES[axis] or law.length_column) not in skip
+    }
 
 
-def log_factor(kappas: dict[str, np.ndarray], axes: dict[str, float | np.ndarray], n_valid: int, rho: float, rng: np.random.Generator,
-               rows: int = 1):
+def log_factor(kappas: dict[str, np.ndarray], axes: dict[str, float | np.ndarray], n_valid: int, rho: float, rng: np.random.Generator, rows: int = 1):
     """The discrepancy's log-multiplier of the losses, shape (*draws, rows, n_valid): ``kappas`` maps each
     active axis (:func:`active_axes`) to its posterior draws (any shape ``draws``) and ``axes`` to its
     distance (a number, or one per row); one error per draw, row and domain. With ``rows=1`` (a scale
@@ -148,8 +150,9 @@ def mixture_factor(law, r: np.ndarray, kappa: np.ndarray, n_valid: int, rng: np.
     return np.exp(log_factor({MIXTURE: kappa}, {MIXTURE: distance}, n_valid, law.config.discrepancy_correlation, rng, rows=len(r)))
 
 
-def extrapolation_factor(law, scale: dict, kappas: dict[str, np.ndarray], shape: tuple, rng: np.random.Generator, predictive: bool,
-                         row_rng: np.random.Generator | None = None):
+def extrapolation_factor(
+    law, scale: dict, kappas: dict[str, np.ndarray], shape: tuple, rng: np.random.Generator, predictive: bool, row_rng: np.random.Generator | None = None
+):
     """Multiplier of the losses at ``scale``, broadcastable to ``shape`` (*draws, mixture, valid_domain):
     the calibrated drift where an axis was calibrated on the pilots (:mod:`bayes_mixlaw.calibrate`), the
     model discrepancy on the other active axes (``kappas``: their posterior draws, shape ``draws``), with

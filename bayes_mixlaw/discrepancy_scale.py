@@ -151,8 +151,7 @@ def _grid_posterior(u, s2, rho, mu0, sigma0):
     return weight / weight.sum(), correlation, keep
 
 
-def learn(law_class, config, targets, runs: RunsTable, *, seed: int | None, sampler: dict, progress: bool = False,
-          fraction: float = 0.2) -> tuple[dict, dict]:
+def learn(law_class, config, targets, runs: RunsTable, *, seed: int | None, sampler: dict, progress: bool = False, fraction: float = 0.2) -> tuple[dict, dict]:
     """(priors, record): fit ``law_class`` without discrepancy on the pilots less their largest scale,
     read the left-out losses, and update each calibratable axis's prior on ``kappa`` and its drift
     (module docstring). ``priors``: {posterior variable: learned Prior}; ``record`` (kept in the fit
@@ -175,11 +174,14 @@ def learn(law_class, config, targets, runs: RunsTable, *, seed: int | None, samp
         warnings.simplefilter("ignore")
         calibration = law_class(calibration_config, targets).fit(kept, seed=seed, progress=progress, **settings)
     diagnostics = calibration.diagnostics
-    converged = {"calibration_rhat": diagnostics.max_rhat, "calibration_ess": diagnostics.min_ess_bulk,
-                 "calibration_divergences": diagnostics.divergences}
+    converged = {"calibration_rhat": diagnostics.max_rhat, "calibration_ess": diagnostics.min_ess_bulk, "calibration_divergences": diagnostics.divergences}
     if not diagnostics.max_rhat <= MAX_CALIBRATION_RHAT:
-        warnings.warn(f"the calibration fit that would learn the discrepancy's scale from the pilots did not converge (max R-hat "
-                      f"{diagnostics.max_rhat:.3f} > {MAX_CALIBRATION_RHAT}): the external priors stay", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"the calibration fit that would learn the discrepancy's scale from the pilots did not converge (max R-hat "
+            f"{diagnostics.max_rhat:.3f} > {MAX_CALIBRATION_RHAT}): the external priors stay",
+            UserWarning,
+            stacklevel=3,
+        )
         return {}, {}
     priors, record = {}, {}
     for axis, column in AXES.items():
@@ -203,12 +205,17 @@ def learn(law_class, config, targets, runs: RunsTable, *, seed: int | None, samp
         priors[name] = Prior("LogNormal", mu=mu, sigma=sigma)
         distance = np.log(left_out[column].to_numpy(float) / cuts[column])
         record[axis] = {
-            "left_out": f"{column} > {cuts[column]:g}", "losses": len(left_out), "domains": n_domains,
+            "left_out": f"{column} > {cuts[column]:g}",
+            "losses": len(left_out),
+            "domains": n_domains,
             "distance": [round(float(distance.min()), 4), round(float(distance.max()), 4)],
-            "slope_mean": float(np.nanmean(u)), "slope_rms": float(np.sqrt(np.nanmean(u ** 2))),
+            "slope_mean": float(np.nanmean(u)),
+            "slope_rms": float(np.sqrt(np.nanmean(u**2))),
             "slope_sd_of_fit": float(np.sqrt(np.nanmean(s2))),
-            "external": [mu0, sigma0], "learned": [mu, sigma],
-            "drift_mean": drift_mean.tolist(), "drift_chol": np.linalg.cholesky(drift_cov + 1e-12 * np.eye(len(u))).tolist(),
+            "external": [mu0, sigma0],
+            "learned": [mu, sigma],
+            "drift_mean": drift_mean.tolist(),
+            "drift_chol": np.linalg.cholesky(drift_cov + 1e-12 * np.eye(len(u))).tolist(),
             **converged,
         }
     return priors, record
@@ -228,15 +235,18 @@ def scale_error(record: dict, axis: str, kappa: np.ndarray, n_valid: int, rho: f
         return kappa * xi
     g = np.asarray(entry["drift_mean"]) + rng.standard_normal(draws + (1, n_valid)) @ np.asarray(entry["drift_chol"]).T
     phi = rng.uniform(size=draws + (1, 1))
-    return phi * g + np.sqrt(1 - phi ** 2) * kappa * xi
+    return phi * g + np.sqrt(1 - phi**2) * kappa * xi
 
 
 def describe(record: dict) -> str:
     """One clause for the fit's summary: which axes' discrepancy scale the pilots set, and how."""
     if not record:
         return ""
-    parts = [f"{axis} {100 * np.exp(e['learned'][0]):.1f}% per log-unit (external prior {100 * np.exp(e['external'][0]):.1f}%), "
-             f"drift {100 * np.mean(e['drift_mean']):+.1f}% ({e['left_out']} left out, {e['losses']} losses)" for axis, e in record.items()]
+    parts = [
+        f"{axis} {100 * np.exp(e['learned'][0]):.1f}% per log-unit (external prior {100 * np.exp(e['external'][0]):.1f}%), "
+        f"drift {100 * np.mean(e['drift_mean']):+.1f}% ({e['left_out']} left out, {e['losses']} losses)"
+        for axis, e in record.items()
+    ]
     return "; discrepancy learned from the pilots: " + ", ".join(parts)
 
 

@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -166,8 +167,7 @@ class NestedLaw(MixtureLaw):
         priors, record = {}, {}
         cfg = self.config
         if cfg.discrepancy and cfg.learn_discrepancy and cfg.mixture_model == "law":
-            priors, record = discrepancy_scale.learn(type(self), cfg, self.targets, runs, seed=seed, progress=progress,
-                                                     sampler={"method": method, **sampler})
+            priors, record = discrepancy_scale.learn(type(self), cfg, self.targets, runs, seed=seed, progress=progress, sampler={"method": method, **sampler})
         super().fit(runs, seed=seed, method=method, progress=progress, **sampler)
         if cfg.discrepancy:
             discrepancy.draw_scales(self, discrepancy.PRIORS, priors, seed)
@@ -192,8 +192,12 @@ class NestedLaw(MixtureLaw):
             if data[column].nunique() < 2:
                 raise ValueError(f"{runs.source}: '{column}' takes one value; fit a MixingLaw at one scale instead (or add pilots)")
         if LR in data or WARMUP in data:  # said, not silently dropped
-            warnings.warn(f"{runs.source}: the nested law does not use the learning-rate schedule yet ('{LR}'/'{WARMUP}' columns are "
-                          "ignored); beyond the longest pilot run the model discrepancy carries the schedule's error", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"{runs.source}: the nested law does not use the learning-rate schedule yet ('{LR}'/'{WARMUP}' columns are "
+                "ignored); beyond the longest pilot run the model discrepancy carries the schedule's error",
+                UserWarning,
+                stacklevel=3,
+            )
         valid = runs.valid_domains
         targets = self.targets.check(valid, "targets")
         run_names = runs.runs
@@ -259,7 +263,10 @@ class NestedLaw(MixtureLaw):
         warnings.warn(
             f"{source}: left out {left_out['losses']} losses at {length}s below {cut:g} ({len(left_out['checkpoints'])} checkpoints, "
             f"{length} {left_out['checkpoints'][0]:g}-{left_out['checkpoints'][-1]:g}): a power law in {length}s describes training after "
-            f"its early transient; NestedLawConfig(transient_fraction=0) keeps them", UserWarning, stacklevel=4)
+            f"its early transient; NestedLawConfig(transient_fraction=0) keeps them",
+            UserWarning,
+            stacklevel=4,
+        )
         return data[~early].reset_index(drop=True), left_out
 
     def build_model(self, runs: RunsTable) -> pm.Model:
@@ -281,7 +288,6 @@ class NestedLaw(MixtureLaw):
         with pm.Model(coords=coords) as model:
             data = {k: pm.Data(k, v, dims=self._DATA_DIMS[k]) for k, v in self._data(lay).items()}
             mixtures, center = data["mixture_proportions"], data["mixture_center"]
-            i = data["valid_idx"]
             log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
             ab_sigma = cfg.prior("log_ab_sigma").create_variable("log_ab_sigma")
             if cfg.scaling_parameterisation == "share":
@@ -345,12 +351,19 @@ class NestedLaw(MixtureLaw):
                 log_beta = pm.Normal("log_beta", beta_mu, e_sigma, dims="valid_domain")
             alpha = pm.Deterministic("alpha", pm.math.exp(log_alpha), dims="valid_domain")
             beta = pm.Deterministic("beta", pm.math.exp(log_beta), dims="valid_domain")
-            gamma = pm.Normal("gamma", cfg.prior("gamma_mu").create_variable("gamma_mu"), cfg.prior("gamma_sigma").create_variable("gamma_sigma"), dims="valid_domain")
+            gamma = pm.Normal(
+                "gamma", cfg.prior("gamma_mu").create_variable("gamma_mu"), cfg.prior("gamma_sigma").create_variable("gamma_sigma"), dims="valid_domain"
+            )
             # on the grid mixture x size x length x domain (powers on the small size x domain and
             # length x domain arrays), then the observed cells
             ratio = relative_scaling(
-                data["sizes_rel"][None, :, None, None], data["lengths_rel"][None, None, :, None],
-                log_a[:, None, None, :], log_b[:, None, None, :], alpha, beta, gamma,
+                data["sizes_rel"][None, :, None, None],
+                data["lengths_rel"][None, None, :, None],
+                log_a[:, None, None, :],
+                log_b[:, None, None, :],
+                alpha,
+                beta,
+                gamma,
             )
             grid = law_ref[:, None, None, :] + data["log_loss_scale"] + pm.math.log(ratio)
             mu = grid.flatten()[data["obs_cell"]]
@@ -358,9 +371,7 @@ class NestedLaw(MixtureLaw):
             departure = self._likelihood_terms(data, mu, noise, mixture_sigma if cfg.mixture_model == "law" else None)
             log_ref = law_ref if departure is None else law_ref + departure
             pm.Deterministic("log_ref", log_ref + data["log_loss_scale"], dims=mv)
-        self._model_key = self._structure_key(
-            lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"])
-        )
+        self._model_key = self._structure_key(lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"]))
         self._layout_cache = lay
         return model
 
@@ -413,7 +424,7 @@ class NestedLaw(MixtureLaw):
             pm.Deterministic("run_slope", mean_w.reshape(shape), dims=("mixture", "size", "valid_domain"))
         return departure
 
-    _DATA_DIMS = {
+    _DATA_DIMS: ClassVar[dict[str, str | tuple[str, ...]]] = {
         "mixture_proportions": ("mixture", "train_domain"),
         "mixture_center": "train_domain",
         "valid_idx": "obs",
@@ -490,7 +501,8 @@ class NestedLaw(MixtureLaw):
             raise ValueError(
                 f"this nested fit was written by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')} in nested-law format {written}; "
                 f"bayes_mixlaw {__version__} reads format {NESTED_FORMAT} (Normal likelihood with the run effects integrated out, "
-                "model discrepancy): refit the runs table with this version")
+                "model discrepancy): refit the runs table with this version"
+            )
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         return self.idata["posterior"].to_dataset()  # every variable: a fit converges as a whole or not at all
@@ -515,8 +527,9 @@ class NestedLaw(MixtureLaw):
         nearest = distance.argmin(axis=1)
         return np.where(distance[np.arange(len(r)), nearest] < SAME_MIXTURE, nearest, -1)
 
-    def law_draws(self, r: np.ndarray, params: float, length: float, *, rng: np.random.Generator, new_runs: bool = True,
-                  run_effects: bool = True) -> np.ndarray:
+    def law_draws(
+        self, r: np.ndarray, params: float, length: float, *, rng: np.random.Generator, new_runs: bool = True, run_effects: bool = True
+    ) -> np.ndarray:
         """Expected loss per draw, (chain, draw, mixture, valid_domain), in absolute units.
 
         A pilot mixture keeps its fitted departure from the mixing law; a new one draws it afresh.
@@ -645,14 +658,14 @@ class NestedLaw(MixtureLaw):
         n, length = self._read_scale(params, step, tokens)
         return self._draws_at(frame, kind, seed, params=n, length=length)
 
-    def _domain_draws(self, r: np.ndarray, kind: str, rng: np.random.Generator, *, params: float, length: float,
-                      shared_rng: np.random.Generator | None = None) -> np.ndarray:
+    def _domain_draws(
+        self, r: np.ndarray, kind: str, rng: np.random.Generator, *, params: float, length: float, shared_rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         losses = self.law_draws(r, params, length, rng=rng, new_runs=kind == "predictive")
         scale = {"params": params, self.length_column: length}
         post = self.idata["posterior"]
         kappas = {k: post[k].values for k in discrepancy.active_axes(self, scale)}
-        losses = losses * discrepancy.extrapolation_factor(self, scale, kappas, losses.shape, shared_rng or rng, predictive=kind == "predictive",
-                                                           row_rng=rng)
+        losses = losses * discrepancy.extrapolation_factor(self, scale, kappas, losses.shape, shared_rng or rng, predictive=kind == "predictive", row_rng=rng)
         if self.config.discrepancy and discrepancy.MIXTURE in post:  # beyond the pilots' hull, each mixture its own error
             losses = losses * discrepancy.mixture_factor(self, r, post[discrepancy.MIXTURE].values, losses.shape[-1], rng)
         if kind == "predictive":
@@ -671,8 +684,9 @@ class NestedLaw(MixtureLaw):
         draws = self._draws_at(frame, kind, seed, params=n, length=length)
         inputs = frame.assign(params=int(n) if n == round(n) else n, **{self.length_column: int(length) if length == round(length) else length})
         table = summarize_draws(draws, inputs, ci)
-        beyond = discrepancy.beyond_pilots(self, frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float),
-                                           {"params": n, self.length_column: length})
+        beyond = discrepancy.beyond_pilots(
+            self, frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float), {"params": n, self.length_column: length}
+        )
         return table.assign(**{k: np.repeat(v, draws.sizes["target"]) for k, v in beyond.items()})
 
     def target_function(self, target: str = "total", *, params=None, step=None, tokens=None, draws: int | None = None, seed: int = 0):
@@ -697,8 +711,9 @@ class NestedLaw(MixtureLaw):
         n_draws, n_valid = len(p["t"]), len(self.valid_domains)
         shape = (n_draws, 1, 1, n_valid)  # one extrapolation factor per draw and domain (ones if none is attached)
         kappas = {k: p[k].numpy()[:, None] for k in axes}
-        factor = discrepancy.extrapolation_factor(self, {"params": n, self.length_column: length}, kappas, shape,
-                                                  np.random.default_rng(seed + 1), predictive=False)
+        factor = discrepancy.extrapolation_factor(
+            self, {"params": n, self.length_column: length}, kappas, shape, np.random.default_rng(seed + 1), predictive=False
+        )
         extrapolation = torch.as_tensor(np.broadcast_to(factor, shape).reshape(n_draws, 1, n_valid).copy())  # a broadcast view is read-only
 
         def f(r):
@@ -706,8 +721,15 @@ class NestedLaw(MixtureLaw):
                 log_a, log_b = mixture_log_amplitudes(r - center, p["log_a"], p["log_b"], *(p[k] for k in self.mixture_effect_names), self._share)
             else:
                 log_a, log_b = p["log_a"][:, None, :], p["log_b"][:, None, :]
-            ratio = relative_scaling(torch.tensor(n_rel, dtype=torch.float64), torch.tensor(s_rel, dtype=torch.float64), log_a, log_b,
-                                     p["alpha"][:, None, :], p["beta"][:, None, :], p["gamma"][:, None, :])
+            ratio = relative_scaling(
+                torch.tensor(n_rel, dtype=torch.float64),
+                torch.tensor(s_rel, dtype=torch.float64),
+                log_a,
+                log_b,
+                p["alpha"][:, None, :],
+                p["beta"][:, None, :],
+                p["gamma"][:, None, :],
+            )
             return (mixing_law(r, p["log_c"], p["log_k"], p["t"]) * ratio * extrapolation) @ weights
 
         f.n_draws = n_draws
@@ -716,7 +738,9 @@ class NestedLaw(MixtureLaw):
     def parameters(self, ci: float = 0.9) -> pd.DataFrame:
         """Posterior mean and interval of the exponents and, for the joint model, of log_c, log_k, t."""
         self._require_fit()
-        names = ["alpha", "beta", "gamma", "log_a", "log_b"] + (["log_c", "log_k", "t", *self.mixture_effect_names] if self.config.mixture_model == "law" else [])
+        names = ["alpha", "beta", "gamma", "log_a", "log_b"] + (
+            ["log_c", "log_k", "t", *self.mixture_effect_names] if self.config.mixture_model == "law" else []
+        )
         return self._parameter_table(names, ci)
 
     def summary_line(self) -> str:
@@ -746,11 +770,17 @@ class NestedLaw(MixtureLaw):
             return "; no model discrepancy: intervals beyond the pilots cover the law's form only"
         post = self.idata["posterior"]
         kappa = {axis: float(np.median(post[f"discrepancy_{axis}"].values)) for axis in discrepancy.AXES}
-        return ("; learning-rate schedule not given: checkpoints are taken as they come, and beyond the longest pilot run "
-                f"the model discrepancy carries the law's (and the schedule's) error, {100 * kappa['length']:.1f}% per log-unit of length "
-                f"({100 * kappa['size']:.1f}% per log-unit of size"
-                + (f", {100 * float(np.median(post[discrepancy.MIXTURE].values)):.1f}% per unit of a mixture's distance from the pilots' hull"
-                   if discrepancy.MIXTURE in post else "") + ")")
+        return (
+            "; learning-rate schedule not given: checkpoints are taken as they come, and beyond the longest pilot run "
+            f"the model discrepancy carries the law's (and the schedule's) error, {100 * kappa['length']:.1f}% per log-unit of length "
+            f"({100 * kappa['size']:.1f}% per log-unit of size"
+            + (
+                f", {100 * float(np.median(post[discrepancy.MIXTURE].values)):.1f}% per unit of a mixture's distance from the pilots' hull"
+                if discrepancy.MIXTURE in post
+                else ""
+            )
+            + ")"
+        )
 
 
 class StagewiseNestedFit:
@@ -786,8 +816,15 @@ class StagewiseNestedFit:
         rows = []
         for k, label in enumerate(labels):
             for v, domain in enumerate(self.stage_one.valid_domains):
-                rows.append({"run": label, "valid_domain": domain, "loss": float(flat[:, k, v].mean()), "loss_sd": float(flat[:, k, v].std()),
-                             **{MIX_PREFIX + d: float(x) for d, x in zip(self.stage_one.train_domains, pilots[k])}})
+                rows.append(
+                    {
+                        "run": label,
+                        "valid_domain": domain,
+                        "loss": float(flat[:, k, v].mean()),
+                        "loss_sd": float(flat[:, k, v].std()),
+                        **{MIX_PREFIX + d: float(x) for d, x in zip(self.stage_one.train_domains, pilots[k])},
+                    }
+                )
         table = validate_runs(pd.DataFrame(rows), f"stage one at params={n:g}, {self.stage_one.length_column}={length:g}")
         self.stage_two = MixingLaw(self.stage_two_config, self.targets).fit(table, seed=seed, **sampler)
         return self

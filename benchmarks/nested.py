@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 
 from bayes_mixlaw import datasets
-from bayes_mixlaw.calibrate import calibrate_extrapolation
 from bayes_mixlaw.baseline import fit_point_mixing_laws, point_power_law_predict
-from bayes_mixlaw.laws import mixing_law
+from bayes_mixlaw.calibrate import calibrate_extrapolation
 from bayes_mixlaw.config import NestedLawConfig
+from bayes_mixlaw.laws import mixing_law
 from bayes_mixlaw.nested import NestedLaw, StagewiseNestedFit
 from bayes_mixlaw.optimize import optimal_mixture
 from bayes_mixlaw.runs import RunsTable, load_runs
@@ -48,14 +48,15 @@ def redpajama(shared: str) -> RunsTable:
     return load_runs(f"{shared}/mixinglaws/RedPajama")
 
 
-def point_pipeline(train: pd.DataFrame, test_params: list[int], size_check: bool, valid: list[str], target_step: int = STEP_30K,
-                   target_size: int = SIZE_410M) -> dict:
+def point_pipeline(
+    train: pd.DataFrame, test_params: list[int], size_check: bool, valid: list[str], target_step: int = STEP_30K, target_size: int = SIZE_410M
+) -> dict:
     """The paper's chain of point fits. Returns {(params, mixture key, domain): prediction} for the
     per-mixture stage and after the mixing-law stage."""
     mix_cols = [c for c in train.columns if c.startswith("mix:")]
     train = train.assign(mixture=train[mix_cols].round(9).astype(str).agg("|".join, axis=1))
     at_target = {}
-    for (run, params, mixture, domain), g in train.groupby(["run", "params", "mixture", "valid_domain"]):
+    for (_run, params, mixture, domain), g in train.groupby(["run", "params", "mixture", "valid_domain"]):
         at_target[(params, mixture, domain)] = point_power_law_predict(g["step"].to_numpy(float), g["loss"].to_numpy(float), target_step)
     if size_check:
         per_size = pd.Series(at_target).rename_axis(["params", "mixture", "domain"]).rename("loss").reset_index()
@@ -82,8 +83,18 @@ def leapfrog_steps(law: NestedLaw) -> float:
     return float(stats["n_steps"].values.mean()) if "n_steps" in stats else float("nan")
 
 
-def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int | None, chains: int | None, seed: int, methods: set,
-             point_baseline: bool = True, target_step: int = STEP_30K) -> list[dict]:
+def evaluate(
+    name: str,
+    runs: RunsTable,
+    train_mask,
+    test_mask,
+    draws: int | None,
+    chains: int | None,
+    seed: int,
+    methods: set,
+    point_baseline: bool = True,
+    target_step: int = STEP_30K,
+) -> list[dict]:
     data = runs.data
     train = RunsTable(data[train_mask].reset_index(drop=True), runs.source)
     test = data[test_mask]
@@ -142,12 +153,23 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int | Non
 
     def add(method, pred, lower=None, upper=None, note=""):
         err = np.abs(pred - obs_all)
-        row = {"check": name, "method": method, "MAE (22 domains)": err[:, :-1].mean(), "MAE (total)": err[:, -1].mean(),
-               "max abs error (total)": err[:, -1].max(), "bias (total)": (pred - obs_all)[:, -1].mean()}
+        row = {
+            "check": name,
+            "method": method,
+            "MAE (22 domains)": err[:, :-1].mean(),
+            "MAE (total)": err[:, -1].mean(),
+            "max abs error (total)": err[:, -1].max(),
+            "bias (total)": (pred - obs_all)[:, -1].mean(),
+        }
         if lower is not None:
             inside = (lower <= obs_all) & (obs_all <= upper)
-            row.update({"90% coverage (domains)": inside[:, :-1].mean(), "90% coverage (total)": inside[:, -1].mean(),
-                        "90% width (total)": (upper - lower)[:, -1].mean()})
+            row.update(
+                {
+                    "90% coverage (domains)": inside[:, :-1].mean(),
+                    "90% coverage (total)": inside[:, -1].mean(),
+                    "90% width (total)": (upper - lower)[:, -1].mean(),
+                }
+            )
         row["fit seconds"] = note
         rows.append(row)
 
@@ -156,8 +178,14 @@ def evaluate(name: str, runs: RunsTable, train_mask, test_mask, draws: int | Non
         first = fit if isinstance(fit, NestedLaw) else next(iter(fit.values())).stage_one
         d = first.diagnostics
         b = bayes[label]
-        add(label, np.vstack([x[0] for x in b]), np.vstack([x[1] for x in b]), np.vstack([x[2] for x in b]),
-            f"{seconds:.0f} ({d.chains}x{d.draws}; {leapfrog_steps(first):.0f} steps/draw; R-hat {d.max_rhat:.3f}, ESS {d.min_ess_bulk:.0f}, {d.divergences} div.)")
+        add(
+            label,
+            np.vstack([x[0] for x in b]),
+            np.vstack([x[1] for x in b]),
+            np.vstack([x[2] for x in b]),
+            f"{seconds:.0f} ({d.chains}x{d.draws}; {leapfrog_steps(first):.0f} steps/draw; "
+            f"R-hat {d.max_rhat:.3f}, ESS {d.min_ess_bulk:.0f}, {d.divergences} div.)",
+        )
     if not point_baseline:
         return rows
     start = time.perf_counter()
@@ -193,46 +221,78 @@ def main():
     methods = set(args.methods.split(","))
     rows, checks, point = [], set(args.checks.split(",")), not args.no_point
     if "size" in checks:
-        rows += evaluate("size: fit 70M-305M, predict 410M@30k", runs, data["params"] < SIZE_410M,
-                         (data["params"] == SIZE_410M) & (data["step"] == STEP_30K), args.draws, args.chains, args.seed, methods, point)
+        rows += evaluate(
+            "size: fit 70M-305M, predict 410M@30k",
+            runs,
+            data["params"] < SIZE_410M,
+            (data["params"] == SIZE_410M) & (data["step"] == STEP_30K),
+            args.draws,
+            args.chains,
+            args.seed,
+            methods,
+            point,
+        )
         print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"), flush=True)
     if "steps" in checks:
-        rows += evaluate("steps: fit <=20k, predict 30k", runs, data["step"] <= 20_000, data["step"] == STEP_30K,
-                         args.draws, args.chains, args.seed, methods, point)
+        rows += evaluate(
+            "steps: fit <=20k, predict 30k", runs, data["step"] <= 20_000, data["step"] == STEP_30K, args.draws, args.chains, args.seed, methods, point
+        )
         print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"), flush=True)
     if "5mix" in checks:  # the same size check on the 5Mix pilots
         five = load_runs(f"{args.shared}/mixinglaws/5Mix")
         fd = five.data[five.data["step"] <= STEP_30K]
         five = RunsTable(fd.reset_index(drop=True), five.source)
-        rows += evaluate("5mix size: fit 70M-305M, predict 410M@30k", five, fd["params"] < SIZE_410M,
-                         (fd["params"] == SIZE_410M) & (fd["step"] == STEP_30K), args.draws, args.chains, args.seed, methods, point)
+        rows += evaluate(
+            "5mix size: fit 70M-305M, predict 410M@30k",
+            five,
+            fd["params"] < SIZE_410M,
+            (fd["params"] == SIZE_410M) & (fd["step"] == STEP_30K),
+            args.draws,
+            args.chains,
+            args.seed,
+            methods,
+            point,
+        )
         print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"), flush=True)
     if "3mix" in checks:  # longer training: every size up to 30k steps, predict the 410M runs at 60k
         # (no point pipeline: its step law needs several checkpoints of each 410M run, and 3Mix's 410M runs
         # have one at 30k (4 runs) or none before 60k (12 runs))
         three = load_runs(f"{args.shared}/mixinglaws/3Mix")
         td = three.data
-        rows += evaluate("3mix steps: fit <=30k, predict 410M@60k", three, td["step"] <= STEP_30K,
-                         (td["params"] == SIZE_410M) & (td["step"] == 60_000), args.draws, args.chains, args.seed, methods, False,
-                         target_step=60_000)
+        rows += evaluate(
+            "3mix steps: fit <=30k, predict 410M@60k",
+            three,
+            td["step"] <= STEP_30K,
+            (td["params"] == SIZE_410M) & (td["step"] == 60_000),
+            args.draws,
+            args.chains,
+            args.seed,
+            methods,
+            False,
+            target_step=60_000,
+        )
     table = pd.DataFrame(rows)
     print(table.to_markdown(index=False, floatfmt=".4f"))
     if not args.skip_full:
         for parameterisation in args.full.split(","):
             law = NestedLaw(NestedLawConfig(scaling_parameterisation=parameterisation), datasets.pile_targets())
             start = time.perf_counter()
-            law.fit(runs, seed=args.seed, progress=False, **{k: v for k, v in dict(draws=args.draws, tune=args.draws, chains=args.chains).items() if v is not None})
+            law.fit(
+                runs, seed=args.seed, progress=False, **{k: v for k, v in dict(draws=args.draws, tune=args.draws, chains=args.chains).items() if v is not None}
+            )
             fit_seconds = time.perf_counter() - start
             d = law.diagnostics
-            print(f"\nwhole RedPajama nested fit ({len(data)} losses, {parameterisation} parameterisation), NUTS {d.chains}x{d.draws}: "
-                  f"{fit_seconds:.0f} s (model build and compilation included), {leapfrog_steps(law):.0f} leapfrog steps a draw; "
-                  f"max R-hat {d.max_rhat:.4f}, min bulk ESS {d.min_ess_bulk:.0f}, {d.divergences} divergences; {d.summary()}", flush=True)
+            print(
+                f"\nwhole RedPajama nested fit ({len(data)} losses, {parameterisation} parameterisation), NUTS {d.chains}x{d.draws}: "
+                f"{fit_seconds:.0f} s (model build and compilation included), {leapfrog_steps(law):.0f} leapfrog steps a draw; "
+                f"max R-hat {d.max_rhat:.4f}, min bulk ESS {d.min_ess_bulk:.0f}, {d.divergences} divergences; {d.summary()}",
+                flush=True,
+            )
         start = time.perf_counter()
         default = runs.mixtures().drop_duplicates().iloc[[0]]
         best = optimal_mixture(law, params=805_736_448, step=100_000, reference=default, seed=args.seed)
         opt_seconds = time.perf_counter() - start
-        print(f"optimize at 1B / 100k steps ({len(best.per_draw)} draws): {opt_seconds:.1f} s; "
-              f"P(optimum beats pilot mixture 0) = {best.p_beats_reference:.3f}")
+        print(f"optimize at 1B / 100k steps ({len(best.per_draw)} draws): {opt_seconds:.1f} s; P(optimum beats pilot mixture 0) = {best.p_beats_reference:.3f}")
         print(best.table().round(4).to_markdown(index=False))
 
 

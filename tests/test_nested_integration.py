@@ -44,7 +44,7 @@ def test_nested_fit_predicts_held_out_410m_and_optimizes(tmp_path, shared_data):
     result = cli.invoke(app, ["predict", str(fit), "--mixtures", str(mixtures_csv), "--params", str(SIZE_410M), "--step", "30000", "-o", str(pred_csv)])
     assert result.exit_code == 0, result.output
     pred = pd.read_csv(pred_csv)
-    assert list(pred.columns)[:len(mix_cols) + 8] == ["name", *mix_cols, "params", "step", "target", "mean", "median", "lower", "upper"]
+    assert list(pred.columns)[: len(mix_cols) + 8] == ["name", *mix_cols, "params", "step", "target", "mean", "median", "lower", "upper"]
     assert {"beyond_mixture", "beyond_log_size", "beyond_log_length", "fit_converged"} <= set(pred.columns)
     assert (pred["beyond_mixture"] == 0).all() and (pred["beyond_log_size"] > 0).all() and (pred["beyond_log_length"] == 0).all()
     merged = pred.merge(held.rename(columns={"run": "name", "valid_domain": "target"})[["name", "target", "loss"]], on=["name", "target"])
@@ -81,8 +81,25 @@ def test_nested_fit_predicts_held_out_410m_and_optimizes(tmp_path, shared_data):
     reference = tmp_path / "ref.csv"
     mixtures.iloc[:1].to_csv(reference, index=False)
     opt_csv = tmp_path / "opt.csv"
-    result = cli.invoke(app, ["optimize", str(fit), "--params", "805736448", "--step", "100000", "--caps", str(caps),
-                              "--reference", str(reference), "--draws", "200", "-o", str(opt_csv)])
+    result = cli.invoke(
+        app,
+        [
+            "optimize",
+            str(fit),
+            "--params",
+            "805736448",
+            "--step",
+            "100000",
+            "--caps",
+            str(caps),
+            "--reference",
+            str(reference),
+            "--draws",
+            "200",
+            "-o",
+            str(opt_csv),
+        ],
+    )
     assert result.exit_code == 0, result.output
     opt = pd.read_csv(opt_csv)
     proportions = opt[opt["quantity"] == "proportion"].set_index("item")["optimum"]

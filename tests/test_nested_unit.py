@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pymc as pm
 import pandas as pd
+import pymc as pm
 import pytest
 import torch
 
@@ -138,8 +138,9 @@ def test_mixture_distance_is_total_variation_from_the_pilots_hull():
 
     pilots = np.array([[0.5, 0.5, 0.0], [0.3, 0.3, 0.4], [0.6, 0.2, 0.2]])
     inside = 0.2 * pilots[0] + 0.5 * pilots[1] + 0.3 * pilots[2]
-    np.testing.assert_allclose(mixture_distance(np.vstack([inside, pilots, [1, 0, 0], [0, 0, 1]]), pilots),
-                               [0, 0, 0, 0, 0.4, 0.6], atol=1e-9)  # a pure domain: the share no pilot blend reaches
+    np.testing.assert_allclose(
+        mixture_distance(np.vstack([inside, pilots, [1, 0, 0], [0, 0, 1]]), pilots), [0, 0, 0, 0, 0.4, 0.6], atol=1e-9
+    )  # a pure domain: the share no pilot blend reaches
 
 
 def test_pilot_mixtures_keep_their_departure_new_ones_draw_it(fitted, redpajama):
@@ -171,8 +172,9 @@ def test_torch_target_function_matches_numpy_law(fitted, redpajama):
 
     posterior = fitted.idata["posterior"].to_dataset()
     assert discrepancy.mixture_distance(new.filter(like="mix:").to_numpy()[:1], fitted.pilot_mixtures)[0] > 0
-    fitted.idata["posterior"] = xr.DataTree(posterior.assign(mixture_sigma=posterior["mixture_sigma"] * 0.0,
-                                                             **{discrepancy.MIXTURE: posterior[discrepancy.MIXTURE] * 0.0}))
+    fitted.idata["posterior"] = xr.DataTree(
+        posterior.assign(mixture_sigma=posterior["mixture_sigma"] * 0.0, **{discrepancy.MIXTURE: posterior[discrepancy.MIXTURE] * 0.0})
+    )
     try:
         via_numpy = fitted.predict_draws(new.iloc[:1], params=1e8, step=2.5e4, kind="mean").sel(target="total").values.reshape(-1)
     finally:
@@ -367,7 +369,9 @@ def test_nested_pointwise_log_likelihood_matches_pymc(fitted):
         expected = marginal_loglik(m, sy, syy, *base, noise, tau_u, tau_w).sum() + extra.sum()
         values = [post[rv.name].values[chain, draw] for rv in model.free_RVs]
         np.testing.assert_allclose(expected, term(*values), rtol=1e-8)
-        np.testing.assert_allclose(ours.values[chain, draw].sum(), (marginal_loglik(m, sy, syy, *base, noise, tau_u, tau_w) + d * b - 0.5 * d * d * a).sum(), rtol=1e-8)
+        np.testing.assert_allclose(
+            ours.values[chain, draw].sum(), (marginal_loglik(m, sy, syy, *base, noise, tau_u, tau_w) + d * b - 0.5 * d * d * a).sum(), rtol=1e-8
+        )
 
 
 def test_run_effects_integrate_out_exactly():
@@ -584,7 +588,9 @@ def test_extrapolation_discrepancy_widens_only_beyond_the_pilots(fitted, redpaja
 
     shape = (2, 30, 3, len(DOMAINS))
     beyond_factor = np.log(discrepancy_factor(fitted, {"params": 201_541_632, "step": 120_000}, shape, np.random.default_rng(0), predictive=True))
-    assert beyond_factor.std() > 0 and np.all(discrepancy_factor(fitted, {"params": 201_541_632, "step": 30_000}, shape, np.random.default_rng(0), predictive=True) == 1.0)
+    assert beyond_factor.std() > 0 and np.all(
+        discrepancy_factor(fitted, {"params": 201_541_632, "step": 30_000}, shape, np.random.default_rng(0), predictive=True) == 1.0
+    )
     loaded = NestedLaw.load(fitted.save(tmp_path / "calibrated.nc"))
     pd.testing.assert_frame_equal(loaded.predict(mixtures, params=201_541_632, step=120_000, seed=3), after)
     f = fitted.target_function("total", params=201_541_632, step=120_000, draws=16)
@@ -603,7 +609,8 @@ def test_fit_calibrate_option_errors(redpajama, tmp_path):
     assert result.exit_code == 2 and "--calibrate takes 'length' or 'params'" in result.output
     one_scale = tmp_path / "one.csv"
     redpajama.data[(redpajama.data["params"] == redpajama.data["params"].min()) & (redpajama.data["step"] == 30_000)].drop(
-        columns="__row__", errors="ignore").to_csv(one_scale, index=False)
+        columns="__row__", errors="ignore"
+    ).to_csv(one_scale, index=False)
     result = CliRunner().invoke(app, ["fit", str(one_scale), "--calibrate", "length", "-o", str(tmp_path / "g.nc"), "-q"])
     assert result.exit_code == 2 and "needs a nested fit" in result.output
     assert not (tmp_path / "f.nc").exists() and not (tmp_path / "g.nc").exists()
