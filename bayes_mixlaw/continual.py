@@ -125,6 +125,8 @@ class ContinualLaw(MixtureLaw):
     # model
 
     def _layout(self, runs: RunsTable, reference=None, original_domain: str | None = None) -> dict:
+        given = getattr(self, "_given", (None, None))  # those given to the running fit
+        reference, original_domain = reference if reference is not None else given[0], original_domain or given[1]
         data = runs.data
         if not runs.mix_columns:
             raise ValueError(f"{runs.source}: the table has no 'mix:<domain>' columns; a continual pre-training law needs each run's mixture")
@@ -183,11 +185,10 @@ class ContinualLaw(MixtureLaw):
             "params": int(data["params"].iloc[0]) if "params" in data else None,
         }
 
-    def build_model(self, runs: RunsTable, reference=None, original_domain: str | None = None) -> pm.Model:
+    def _model(self, lay: dict, reference=None, original_domain: str | None = None) -> pm.Model:
         """The PyMC model (module docstring); every data array enters through ``pm.Data``. ``reference``
-        and ``original_domain`` as in :meth:`fit` (default: those given to the running ``fit``, else the table's)."""
-        given = getattr(self, "_given", (None, None))
-        lay = self._layout(runs, reference if reference is not None else given[0], original_domain or given[1])
+        and ``original_domain`` (of :meth:`build`) as in :meth:`fit` (default: those given to the running
+        ``fit``, else the table's); they enter through the layout."""
         cfg = self.config
         coords = {
             "valid_domain": lay["valid"],
@@ -209,9 +210,31 @@ class ContinualLaw(MixtureLaw):
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
             i = data["valid_idx"]
             self._likelihood(mean[data["step_idx"], data["run_idx"], i], noise[i], data["loss_scaled"])
-        self._model_key = self._structure_key(lay["valid"], lay["train"], len(lay["steps"]), len(lay["runs"]))
-        self._layout_cache = lay
         return model
+
+    def _key_parts(self, lay: dict, **options) -> tuple:
+        return (lay["valid"], lay["train"], len(lay["steps"]), len(lay["runs"]))
+
+    def _stored_runs(self) -> tuple[RunsTable, dict]:
+        """The fitted runs, their reference losses and original domain, from the file's data."""
+        observed, constant, attrs = self.idata["observed_data"], self.idata["constant_data"], self.idata.attrs
+        columns = [MIX_PREFIX + str(d) for d in constant["train_domain"].values]
+        mixtures = pd.DataFrame(constant["run_mixture"].values, index=[str(r) for r in constant["run"].values], columns=columns)
+        runs = [str(r) for r in observed["obs_run"].values]
+        data = pd.DataFrame(
+            {
+                "run": runs,
+                "valid_domain": [str(v) for v in observed["obs_valid_domain"].values],
+                "loss": observed["loss"].values,
+                "step": observed["obs_step"].values,
+            }
+        )
+        if int(attrs.get("params", -1)) != -1:
+            data["params"] = int(attrs["params"])
+        data = pd.concat([data, mixtures.loc[runs].reset_index(drop=True)], axis=1)
+        valid = [str(v) for v in constant["valid_domain"].values]
+        reference = Reference(pd.Series(constant["reference_loss"].values, index=valid), str(attrs["reference_checkpoint"]), str(attrs["original_domain"]))
+        return RunsTable(data, source=str(attrs.get("source", "<fit>")), reference=reference), {}
 
     _DATA_DIMS: ClassVar[dict] = {
         "run_share": "run",

@@ -16,6 +16,7 @@ targets (``total``, groups) are weighted means of the domain losses, taken per d
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,7 @@ from bayes_mixlaw.mixing_forms.explicit import (  # noqa: F401  (their home befo
 from bayes_mixlaw.model import MixtureLaw
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
 from bayes_mixlaw.summary import summarize_draws
+from bayes_mixlaw.targets import Targets
 
 # The Student-t's noise scale is sampled as tau_i = sigma_i sqrt((nu + 3) / nu): for a Student-t of
 # scale sigma the Fisher information about the scale is 2 nu / ((nu + 3) sigma^2), a Normal's of scale
@@ -63,6 +65,27 @@ def _studentt_noise(prior, nu, dims):
     return sigma
 
 
+@dataclass(frozen=True, eq=False)
+class MixingLayout:
+    """A runs table at one scale as the mixing law's model reads it: the labels of its validation and
+    training domains, runs and pooling groups, each run's mixture, each observation's run and domain
+    (indices), the losses (and their given standard deviations) and each domain's loss scale (median)."""
+
+    table: RunsTable
+    targets: Targets
+    valid: list[str]
+    train: list[str]
+    runs: list[str]
+    groups: list[str]
+    group_idx: np.ndarray  # (valid_domain,) -> group
+    mixtures: np.ndarray  # (run, train_domain)
+    run_idx: np.ndarray  # (obs,) -> run
+    valid_idx: np.ndarray  # (obs,) -> valid_domain
+    loss: np.ndarray
+    loss_sd: np.ndarray
+    scale: np.ndarray  # (valid_domain,)
+
+
 class MixingLaw(MixtureLaw):
     """Hierarchical Bayesian data mixing law, pymc-marketing style: ``build_model``, ``fit``,
     ``predict``, ``save`` and ``load``.
@@ -79,7 +102,7 @@ class MixingLaw(MixtureLaw):
     # ------------------------------------------------------------------------------------------
     # model
 
-    def _layout(self, runs: RunsTable) -> dict:
+    def _layout(self, runs: RunsTable, generative: bool = False) -> MixingLayout:
         table = runs.single_scale()
         if not table.mix_columns:
             raise ValueError(f"{table.source}: the table has no 'mix:<domain>' columns, so there is no mixture to fit a mixing law on")
@@ -90,30 +113,26 @@ class MixingLaw(MixtureLaw):
         run_pos = {r: i for i, r in enumerate(run_names)}
         valid_pos = {v: i for i, v in enumerate(valid)}
         data = table.data
-        run_idx = data["run"].map(run_pos).to_numpy()
-        valid_idx = data["valid_domain"].map(valid_pos).to_numpy()
         loss = data["loss"].to_numpy(dtype=float)
-        loss_sd = data["loss_sd"].to_numpy(dtype=float) if "loss_sd" in data else np.zeros(len(loss))
-        scale = data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy()
         group_of = targets.group_of(valid) if self.config.pool_by == "groups" else ["all"] * len(valid)
         groups = [g for g in [*targets.groups, "all"] if g in group_of]
-        return {
-            "table": table,
-            "targets": targets,
-            "valid": valid,
-            "train": table.train_domains,
-            "runs": run_names,
-            "groups": groups,
-            "group_idx": np.array([groups.index(g) for g in group_of]),
-            "mixtures": mixtures,
-            "run_idx": run_idx,
-            "valid_idx": valid_idx,
-            "loss": loss,
-            "loss_sd": loss_sd,
-            "scale": scale,
-        }
+        return MixingLayout(
+            table=table,
+            targets=targets,
+            valid=valid,
+            train=table.train_domains,
+            runs=run_names,
+            groups=groups,
+            group_idx=np.array([groups.index(g) for g in group_of]),
+            mixtures=mixtures,
+            run_idx=data["run"].map(run_pos).to_numpy(),
+            valid_idx=data["valid_domain"].map(valid_pos).to_numpy(),
+            loss=loss,
+            loss_sd=data["loss_sd"].to_numpy(dtype=float) if "loss_sd" in data else np.zeros(len(loss)),
+            scale=data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy(),
+        )
 
-    def build_model(self, runs: RunsTable, generative: bool = False) -> pm.Model:
+    def _model(self, lay: MixingLayout, generative: bool = False) -> pm.Model:
         """The PyMC model for ``runs`` (one scale); data enter through ``pm.Data`` for reuse.
 
         The form (``config.law``) samples its parameters and gives the mean loss. The explicit law's pooled
@@ -121,31 +140,43 @@ class MixingLaw(MixtureLaw):
         ``generative=True`` asks the form for a forward-samplable version of the same distribution (the
         explicit law: ``t_mu + ZeroSumNormal(t_sigma)``) for prior predictive simulation (:meth:`sample_prior_predictive`).
         """
-        lay = self._layout(runs)
         cfg = self.config
         coords = {
-            "valid_domain": lay["valid"],
-            "train_domain": lay["train"],
-            "group": lay["groups"],
-            "run": lay["runs"],
-            "obs": np.arange(len(lay["loss"])),
+            "valid_domain": lay.valid,
+            "train_domain": lay.train,
+            "group": lay.groups,
+            "run": lay.runs,
+            "obs": np.arange(len(lay.loss)),
         }
         coords.update(self.form.coords(cfg))
         with pm.Model(coords=coords) as model:
-            run_mixture = pm.Data("run_mixture", lay["mixtures"], dims=("run", "train_domain"))
-            run_idx = pm.Data("run_idx", lay["run_idx"], dims="obs")
-            valid_idx = pm.Data("valid_idx", lay["valid_idx"], dims="obs")
-            log_scale = pm.Data("log_loss_scale", np.log(lay["scale"]), dims="valid_domain")
-            loss_scaled = pm.Data("loss_scaled", lay["loss"] / lay["scale"][lay["valid_idx"]], dims="obs")
+            run_mixture = pm.Data("run_mixture", lay.mixtures, dims=("run", "train_domain"))
+            run_idx = pm.Data("run_idx", lay.run_idx, dims="obs")
+            valid_idx = pm.Data("valid_idx", lay.valid_idx, dims="obs")
+            log_scale = pm.Data("log_loss_scale", np.log(lay.scale), dims="valid_domain")
+            loss_scaled = pm.Data("loss_scaled", lay.loss / lay.scale[lay.valid_idx], dims="obs")
             # errors in variables: a loss given with a standard deviation (column loss_sd) adds it to the noise
-            sd_scaled = pm.Data("loss_sd_scaled", lay["loss_sd"] / lay["scale"][lay["valid_idx"]], dims="obs")
-            center = pm.Data("mixture_center", lay["mixtures"].mean(axis=0), dims="train_domain")
-            pieces = ModelPieces(config=cfg, mixtures=run_mixture, center=center, log_scale=log_scale, group_idx=lay["group_idx"], generative=generative)
+            sd_scaled = pm.Data("loss_sd_scaled", lay.loss_sd / lay.scale[lay.valid_idx], dims="obs")
+            center = pm.Data("mixture_center", lay.mixtures.mean(axis=0), dims="train_domain")
+            pieces = ModelPieces(config=cfg, mixtures=run_mixture, center=center, log_scale=log_scale, group_idx=lay.group_idx, generative=generative)
             mean_scaled = self.form.build(pieces)  # (run, valid_domain), in units of each domain's loss scale
             self._noise_and_likelihood(mean_scaled[run_idx, valid_idx], valid_idx, sd_scaled, loss_scaled, generative)
-        self._model_key = self._structure_key(generative, lay["valid"], lay["train"], lay["groups"], lay["group_idx"].tolist())
-        self._layout_cache = lay
         return model
+
+    def _key_parts(self, lay: MixingLayout, generative: bool = False) -> tuple:
+        return (generative, lay.valid, lay.train, lay.groups, lay.group_idx.tolist())
+
+    def _stored_runs(self) -> tuple[RunsTable, dict]:
+        """The fitted runs table, from the file's observed losses and the runs' mixtures."""
+        observed, constant = self.idata["observed_data"], self.idata["constant_data"]
+        columns = [MIX_PREFIX + str(d) for d in constant["train_domain"].values]
+        mixtures = pd.DataFrame(constant["run_mixture"].values, index=[str(r) for r in constant["run"].values], columns=columns)
+        runs = [str(r) for r in observed["obs_run"].values]
+        data = pd.DataFrame({"run": runs, "valid_domain": [str(v) for v in observed["obs_valid_domain"].values], "loss": observed["loss"].values})
+        if np.any(observed["loss_sd"].values != 0):
+            data["loss_sd"] = observed["loss_sd"].values
+        data = pd.concat([data, mixtures.loc[runs].reset_index(drop=True)], axis=1)
+        return RunsTable(data, source=str(self.idata.attrs.get("source", "<fit>"))), {}
 
     def _noise_and_likelihood(self, mu, valid_idx, sd_scaled, observed, generative: bool):
         """The noise scales and the observed losses: a Student-t's scales sampled against its nu
@@ -172,39 +203,39 @@ class MixingLaw(MixtureLaw):
     # ------------------------------------------------------------------------------------------
     # hooks of BayesianLaw.fit
 
-    def _data(self, lay: dict) -> dict:
+    def _data(self, lay: MixingLayout) -> dict:
         return {
-            "run_mixture": lay["mixtures"],
-            "run_idx": lay["run_idx"],
-            "valid_idx": lay["valid_idx"],
-            "log_loss_scale": np.log(lay["scale"]),
-            "loss_scaled": lay["loss"] / lay["scale"][lay["valid_idx"]],
-            "loss_sd_scaled": lay["loss_sd"] / lay["scale"][lay["valid_idx"]],
-            "mixture_center": lay["mixtures"].mean(axis=0),
+            "run_mixture": lay.mixtures,
+            "run_idx": lay.run_idx,
+            "valid_idx": lay.valid_idx,
+            "log_loss_scale": np.log(lay.scale),
+            "loss_scaled": lay.loss / lay.scale[lay.valid_idx],
+            "loss_sd_scaled": lay.loss_sd / lay.scale[lay.valid_idx],
+            "mixture_center": lay.mixtures.mean(axis=0),
         }
 
-    def _data_groups(self, lay: dict) -> dict[str, xr.Dataset]:
-        self.targets = lay["targets"]
+    def _data_groups(self, lay: MixingLayout) -> dict[str, xr.Dataset]:
+        self.targets = lay.targets
         observed = xr.Dataset(
             {
-                "loss": ("obs", lay["loss"]),
-                "loss_sd": ("obs", lay["loss_sd"]),
-                "obs_run": ("obs", np.asarray(lay["runs"], dtype=object)[lay["run_idx"]].astype(str)),
-                "obs_valid_domain": ("obs", np.asarray(lay["valid"], dtype=object)[lay["valid_idx"]].astype(str)),
+                "loss": ("obs", lay.loss),
+                "loss_sd": ("obs", lay.loss_sd),
+                "obs_run": ("obs", np.asarray(lay.runs, dtype=object)[lay.run_idx].astype(str)),
+                "obs_valid_domain": ("obs", np.asarray(lay.valid, dtype=object)[lay.valid_idx].astype(str)),
             }
         )
         constant = xr.Dataset(
             {
-                "run_mixture": (("run", "train_domain"), lay["mixtures"]),
-                "loss_scale": ("valid_domain", lay["scale"]),
-                "group": ("valid_domain", np.asarray(lay["groups"], dtype=object)[lay["group_idx"]].astype(str)),
+                "run_mixture": (("run", "train_domain"), lay.mixtures),
+                "loss_scale": ("valid_domain", lay.scale),
+                "group": ("valid_domain", np.asarray(lay.groups, dtype=object)[lay.group_idx].astype(str)),
             },
-            coords={"run": lay["runs"], "train_domain": lay["train"], "valid_domain": lay["valid"]},
+            coords={"run": lay.runs, "train_domain": lay.train, "valid_domain": lay.valid},
         )
         return {"observed_data": observed, "constant_data": constant}
 
-    def _attrs(self, lay: dict) -> dict:
-        table = lay["table"]
+    def _attrs(self, lay: MixingLayout) -> dict:
+        table = lay.table
         scale = {c: table.scale_values(c) for c in ("params", "step", "tokens") if table.scale_values(c)}
         return {"targets": self.targets.to_json(), "scale": json.dumps({k: v[0] for k, v in scale.items()})}
 

@@ -1,17 +1,23 @@
 """What every Bayesian law shares: fit, diagnostics, save and load (pymc-marketing's ModelBuilder).
 
-A law subclass says how to build its PyMC model from a runs table (``build_model``), which
-``pm.Data`` values a refit swaps in (``_data``), which data groups and attributes its fit file keeps
-(``_data_groups``, ``_attrs``) and which posterior quantities its convergence is judged on
-(``_diagnostic_quantities``). The fit is an ArviZ-style ``xarray.DataTree`` with labelled dims.
+A law subclass says how a runs table is laid out for its model (``_layout``), how the PyMC model is
+built from that layout (``_model``) and what of it fixes the model's structure (``_key_parts``); the
+base's :meth:`BayesianLaw.build` joins them into a :class:`BuiltModel` (model, structure key, layout)
+without touching the law. It also says which ``pm.Data`` values a refit swaps in (``_data``), which
+data groups and attributes its fit file keeps (``_data_groups``, ``_attrs``), how the runs table is
+read back from those (``_stored_runs``: a loaded fit rebuilds its model from its own file) and which
+posterior quantities its convergence is judged on (``_diagnostic_quantities``). The fit is an
+ArviZ-style ``xarray.DataTree`` with labelled dims.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -97,25 +103,29 @@ def content_checksum(tree: xr.DataTree) -> str:
     return digest.hexdigest()
 
 
-def _check_version(path, written: str) -> None:
-    """Warn where a fit file was written by a newer bayes_mixlaw than the one reading it."""
+def _check_version(path, written: str, structure: str | None = None) -> None:
+    """Warn where a fit file was written by another bayes_mixlaw than the one reading it, naming both
+    versions; ``structure``: what the reader found of the file's model (a sentence), said with it."""
     from packaging.version import InvalidVersion, Version
 
     from bayes_mixlaw import __version__
 
+    if not written or written == __version__:
+        return
     try:
         newer = Version(written) > Version(__version__)
     except InvalidVersion:
-        return
+        newer = False
     if newer:
-        import warnings
-
-        warnings.warn(
+        message = (
             f"{path} was written by bayes_mixlaw {written}, newer than this {__version__}: it may hold what this "
-            "version cannot read right; upgrade bayes_mixlaw",
-            UserWarning,
-            stacklevel=3,
+            "version cannot read right; upgrade bayes_mixlaw"
         )
+    else:
+        message = f"{path} was written by bayes_mixlaw {written}; this is bayes_mixlaw {__version__}"
+    if structure:
+        message += f" ({structure})"
+    warnings.warn(message, UserWarning, stacklevel=4)
 
 
 def row_seed_sequence(seed: int, row) -> np.random.SeedSequence:
@@ -141,6 +151,17 @@ class NotFittedError(RuntimeError):
     """predict/save called before fit (or load)."""
 
 
+@dataclass(frozen=True, eq=False)
+class BuiltModel:
+    """What :meth:`BayesianLaw.build` returns: the PyMC ``model``, its structure ``key`` (the compiled-model
+    cache's key, written into the fit file as ``structure_key``) and the ``layout`` of the runs table it
+    was built from (the law's own: what ``_data`` and ``_data_groups`` read)."""
+
+    model: pm.Model
+    key: str
+    layout: Any
+
+
 class BayesianLaw:
     """Base class of the laws: ``build_model``, ``fit``, ``save``, ``load``, ``diagnostics``."""
 
@@ -150,14 +171,58 @@ class BayesianLaw:
     def __init__(self, config: LawConfig | None = None):
         self.config = config or self.config_class()
         self.idata: xr.DataTree | None = None
-        self.model: pm.Model | None = None
         self.runs: RunsTable | None = None
-        self._model_key: str | None = None
-        self._layout_cache: dict | None = None
+        self._built: BuiltModel | None = None  # set by fit, or rebuilt from the fit's file on demand
+
+    # the model ---------------------------------------------------------------------------------
+
+    def build(self, runs: RunsTable, **options) -> BuiltModel:
+        """The PyMC model for ``runs``, its structure key and the layout it was built from; the law
+        itself is left as it was (``options``: the law's, e.g. the mixing law's ``generative``)."""
+        lay = self._layout(runs, **options)
+        return BuiltModel(self._model(lay, **options), self._structure_key(*self._key_parts(lay, **options)), lay)
+
+    def build_model(self, runs: RunsTable, **options) -> pm.Model:
+        """The PyMC model of :meth:`build` alone."""
+        return self.build(runs, **options).model
+
+    def structure_key(self, runs: RunsTable, **options) -> str:
+        """The structure key :meth:`build` would give, without building the model."""
+        return self._structure_key(*self._key_parts(self._layout(runs, **options), **options))
+
+    @property
+    def built(self) -> BuiltModel | None:
+        """The model the fit was sampled on (:class:`BuiltModel`): the fit's own, or after :meth:`load`
+        rebuilt from the data the file keeps, on first use; ``None`` before a fit."""
+        if self._built is None and self.idata is not None:
+            runs, options = self._stored_runs()
+            with warnings.catch_warnings():  # said when the runs were fitted
+                warnings.simplefilter("ignore")
+                self._built = self.build(runs, **options)
+        return self._built
+
+    @property
+    def model(self) -> pm.Model | None:
+        """The PyMC model of the fit (:attr:`built`), ``None`` before a fit."""
+        built = self.built
+        return None if built is None else built.model
 
     # subclass hooks --------------------------------------------------------------------------
 
-    def build_model(self, runs: RunsTable) -> pm.Model:  # pragma: no cover - abstract
+    def _layout(self, runs: RunsTable, **options):  # pragma: no cover - abstract
+        """What the model reads of ``runs``: labels, indices and data arrays."""
+        raise NotImplementedError
+
+    def _model(self, lay, **options) -> pm.Model:  # pragma: no cover - abstract
+        """The PyMC model of a layout (no side effects on the law)."""
+        raise NotImplementedError
+
+    def _key_parts(self, lay, **options) -> tuple:  # pragma: no cover - abstract
+        """What of the layout fixes the model's structure, besides the config (:meth:`_structure_key`)."""
+        raise NotImplementedError
+
+    def _stored_runs(self) -> tuple[RunsTable, dict]:  # pragma: no cover - abstract
+        """The runs table (and ``build`` options) the fit was built from, read back from ``idata``."""
         raise NotImplementedError
 
     def _data(self, lay: dict) -> dict:  # pragma: no cover - abstract
@@ -217,22 +282,29 @@ class BayesianLaw:
         Sampler problems are raised as :class:`~bayes_mixlaw.inference.SamplingWarning`."""
         runs = load_runs(runs)
         settings = SamplerConfig.model_validate(self.config.sampler.model_dump() | {k: v for k, v in {"method": method, **sampler}.items() if v is not None})
-        self.model = self.build_model(runs)
-        lay = self._layout_cache
+        built = self.build(runs)
+        lay = built.layout
         with Timer() as timer:
-            tree = sample_posterior(self.model, self._data(lay), self._model_key, settings, seed, progress)
+            tree = sample_posterior(built.model, self._data(lay), built.key, settings, seed, progress)
         posterior = tree["posterior"].to_dataset()
         posterior = posterior.drop_vars([v for v in posterior.data_vars if v.endswith(_TRANSFORMED_SUFFIXES)])
-        self.runs = lay["table"]
-        self.idata = self._assemble(posterior, tree, lay, settings, seed)
+        self._built = built
+        self.runs = self._table(lay)
+        self.idata = self._assemble(posterior, tree, built, settings, seed)
         diagnostics = self._diagnose(settings.method, timer.seconds)
         self.idata["diagnostics"] = xr.DataTree(xr.Dataset(attrs={"json": json.dumps(diagnostics.__dict__)}))
         warn_problems(diagnostics, f"{self.kind.replace('_', '-')} fit")
         return self
 
-    def _assemble(self, posterior, tree, lay, settings, seed) -> xr.DataTree:
+    @staticmethod
+    def _table(lay) -> RunsTable:
+        """The runs table a layout was made from."""
+        return lay["table"] if isinstance(lay, dict) else lay.table
+
+    def _assemble(self, posterior, tree, built: BuiltModel, settings, seed) -> xr.DataTree:
         from bayes_mixlaw import __version__
 
+        lay = built.layout
         nodes = {"posterior": posterior}
         if "sample_stats" in tree.children:
             nodes["sample_stats"] = tree["sample_stats"].to_dataset()
@@ -241,9 +313,9 @@ class BayesianLaw:
             "bayes_mixlaw_version": __version__,
             "kind": self.kind,
             "config": self.config.model_copy(update={"sampler": settings}).to_json(),
-            "source": lay["table"].source,
+            "source": self._table(lay).source,
             "seed": -1 if seed is None else int(seed),
-            "structure_key": self._model_key or "",
+            "structure_key": built.key,
             **self._attrs(lay),
         }
         return xr.DataTree.from_dict({"/": xr.Dataset(attrs=attrs), **nodes})
@@ -306,7 +378,6 @@ class BayesianLaw:
                 f"{path} is damaged: its contents do not match the checksum written when it was saved "
                 f"(by bayes_mixlaw {tree.attrs.get('bayes_mixlaw_version', '?')}); refit or restore the file from a copy"
             )
-        _check_version(path, str(tree.attrs.get("bayes_mixlaw_version", "")))
         kind = tree.attrs.get("kind")
         if kind is None:
             raise FitFileError(f"{path} is a netCDF file but not a bayes_mixlaw fit (it has no 'kind' attribute); fit files are written by 'bayes-mixlaw fit'")
@@ -322,7 +393,47 @@ class BayesianLaw:
         law = law_class(law_class.config_class.from_dict(json.loads(tree.attrs["config"])))
         law.idata = tree
         law._restore(tree)
+        law._check_structure(path)
         return law
+
+    def _check_structure(self, path) -> None:
+        """Check a loaded fit's structure key against the model this version rebuilds from the file's
+        own config and data, and its version against this one.
+
+        Written by this version, a different key is an error (the file's posterior is not of the model
+        its contents build: edited, or written by a development copy). Written by another version, the
+        version is said in a warning, and a different key with it (a setting or the model's form changed
+        since: the posterior predicts as saved; a refit with this version samples this version's model).
+        A file whose runs cannot be read back (written before fit files kept them all) is not checked;
+        its model is rebuilt only when asked for."""
+        from bayes_mixlaw import __version__
+
+        version = str(self.idata.attrs.get("bayes_mixlaw_version", ""))
+        written = str(self.idata.attrs.get("structure_key", ""))
+        key = None
+        if written:
+            try:
+                runs, options = self._stored_runs()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    key = self.structure_key(runs, **options)
+            except Exception:  # an older file without all its runs: nothing to check against
+                key = None
+        if key is not None and key != written and (not version or version == __version__):
+            raise FitFileError(
+                f"{path} does not match the model its own config and data build: its structure key is {written[:12]}..., the "
+                f"model rebuilt from it has {key[:12]}... (both bayes_mixlaw {__version__}); the file was edited or written by a "
+                "modified copy of bayes_mixlaw: refit the runs table"
+            )
+        structure = None
+        if key is not None:
+            structure = (
+                "its model's structure is this version's"
+                if key == written
+                else "its model differs from the one this version builds from its config and data (a setting or the law's form changed "
+                "since): its posterior predicts as it was saved; refit with this version for this version's model"
+            )
+        _check_version(path, version, structure)
 
     @staticmethod
     def _check_kind(kind: str) -> None:

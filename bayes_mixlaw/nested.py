@@ -269,9 +269,8 @@ class NestedLaw(MixtureLaw):
         )
         return data[~early].reset_index(drop=True), left_out
 
-    def build_model(self, runs: RunsTable) -> pm.Model:
+    def _model(self, lay: dict) -> pm.Model:
         """The PyMC model; every data array enters through ``pm.Data`` so refits reuse it."""
-        lay = self._layout(runs)
         cfg = self.config
         coords = {
             "valid_domain": lay["valid"],
@@ -282,7 +281,6 @@ class NestedLaw(MixtureLaw):
             "length": lay["length_values"],
             "curve": np.arange(len(lay["curve_m"])),
         }
-        self._curve_shape, self._n_curves = lay["curve_shape"], len(lay["curve_m"])
         vt = ("valid_domain", "train_domain")
         mv = ("mixture", "valid_domain")
         with pm.Model(coords=coords) as model:
@@ -368,14 +366,38 @@ class NestedLaw(MixtureLaw):
             grid = law_ref[:, None, None, :] + data["log_loss_scale"] + pm.math.log(ratio)
             mu = grid.flatten()[data["obs_cell"]]
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
-            departure = self._likelihood_terms(data, mu, noise, mixture_sigma if cfg.mixture_model == "law" else None)
+            departure = self._likelihood_terms(data, mu, noise, mixture_sigma if cfg.mixture_model == "law" else None, lay["curve_shape"])
             log_ref = law_ref if departure is None else law_ref + departure
             pm.Deterministic("log_ref", log_ref + data["log_loss_scale"], dims=mv)
-        self._model_key = self._structure_key(lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"]))
-        self._layout_cache = lay
         return model
 
-    def _likelihood_terms(self, data: dict, mu, noise, mixture_sigma):
+    def _key_parts(self, lay: dict) -> tuple:
+        return (lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"]))
+
+    def _stored_runs(self) -> tuple[RunsTable, dict]:
+        """The fitted runs (after the transient was left out), from the file's observed data: a run per
+        pilot mixture, named by its label."""
+        observed, constant, attrs = self.idata["observed_data"], self.idata["constant_data"], self.idata.attrs
+        length = str(attrs["length_column"])
+        mixtures = pd.DataFrame(
+            constant["mixture_proportions"].values,
+            index=[str(m) for m in constant["mixture"].values],
+            columns=[MIX_PREFIX + str(d) for d in constant["train_domain"].values],
+        )
+        labels = [str(m) for m in observed["obs_mixture"].values]
+        data = pd.DataFrame(
+            {
+                "run": labels,
+                "valid_domain": [str(v) for v in observed["obs_valid_domain"].values],
+                "loss": observed["loss"].values,
+                "params": observed["params"].values,
+                length: observed[length].values,
+            }
+        )
+        data = pd.concat([data, mixtures.loc[labels].reset_index(drop=True)], axis=1)
+        return RunsTable(data, source=str(attrs.get("source", "<fit>"))), {}
+
+    def _likelihood_terms(self, data: dict, mu, noise, mixture_sigma, shape: tuple):
         r"""The observed log-losses, given the law ``mu`` (per observation, without the pilot mixtures'
         departures), as potentials; returns the departures (``None`` if sampled elsewhere).
 
@@ -386,14 +408,15 @@ class NestedLaw(MixtureLaw):
         (:func:`bayes_mixlaw.run_effects.integrate_shared_level`); a draw of it from its exact
         conditional, ``d = mean + sd z`` with ``z ~ N(0, 1)`` sampled alongside (a free standard
         normal: no geometry for the sampler), is kept as ``departure``, and the run effects' conditional
-        means given it as ``run_level`` and ``run_slope``."""
+        means given it as ``run_level`` and ``run_slope``. ``shape``: the curves' (mixture, size, valid_domain)."""
         cfg = self.config
+        n_curves = int(np.prod(shape))
         cv = data["curve_valid"]
         residual = data["log_loss"] - mu
         if cfg.run_effects:
             tau_u = cfg.prior("run_sigma", dims="valid_domain").create_variable("run_sigma")
             tau_w = cfg.prior("run_slope_sigma", dims="valid_domain").create_variable("run_slope_sigma")
-            sums = curve_sums(residual, data["log_length"], data["obs_curve"], self._n_curves)
+            sums = curve_sums(residual, data["log_length"], data["obs_curve"], n_curves)
             block = (data["curve_m"], data["curve_sy"], data["curve_syy"])
             scales = (noise[cv], tau_u[cv], tau_w[cv])
             loglik = marginal_loglik(*block, *sums, *scales).sum()
@@ -405,9 +428,8 @@ class NestedLaw(MixtureLaw):
             loglik = pm.logp(pm.Normal.dist(mu, sigma), data["log_loss"]).sum()
             if mixture_sigma is not None:
                 precision = 1.0 / sigma**2
-                a = pt.zeros((self._n_curves,))[data["obs_curve"]].inc(precision)
-                b = pt.zeros((self._n_curves,))[data["obs_curve"]].inc(residual * precision)
-        shape = self._curve_shape
+                a = pt.zeros((n_curves,))[data["obs_curve"]].inc(precision)
+                b = pt.zeros((n_curves,))[data["obs_curve"]].inc(residual * precision)
         mv = ("mixture", "valid_domain")
         departure = None
         if mixture_sigma is not None:

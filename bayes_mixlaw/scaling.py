@@ -82,9 +82,8 @@ class ChinchillaLaw(BayesianLaw):
             "scale": data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy(),
         }
 
-    def build_model(self, runs: RunsTable) -> pm.Model:
+    def _model(self, lay: dict) -> pm.Model:
         """The PyMC model; sizes, token counts and losses enter through ``pm.Data``."""
-        lay = self._layout(runs)
         cfg = self.config
         with pm.Model(coords={"valid_domain": lay["valid"], "obs": np.arange(len(lay["loss"]))}) as model:
             n_rel = pm.Data("params_rel", lay["n"] / lay["n0"], dims="obs")
@@ -107,9 +106,25 @@ class ChinchillaLaw(BayesianLaw):
             mu = pm.math.log(mean) + log_scale[i]
             noise = cfg.prior("noise_sigma", dims="valid_domain").create_variable("noise_sigma")
             self._likelihood(mu, noise[i], log_loss)
-        self._model_key = self._structure_key(lay["valid"])
-        self._layout_cache = lay
         return model
+
+    def _key_parts(self, lay: dict) -> tuple:
+        return (lay["valid"],)
+
+    def _stored_runs(self) -> tuple[RunsTable, dict]:
+        """The fitted points, from the file's observed data."""
+        observed = self.idata["observed_data"]
+        column = str(self.idata.attrs["data_column"])
+        data = pd.DataFrame(
+            {
+                "run": [f"point {i}" for i in range(observed.sizes["obs"])],
+                "valid_domain": [str(v) for v in observed["obs_valid_domain"].values],
+                "loss": observed["loss"].values,
+                "params": observed["params"].values,
+                column: observed[column].values,
+            }
+        )
+        return RunsTable(data, source=str(self.idata.attrs.get("source", "<fit>"))), {}
 
     # hooks of BayesianLaw.fit ---------------------------------------------------------------
 

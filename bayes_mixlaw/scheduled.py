@@ -304,7 +304,8 @@ class ScheduledScalingLaw(BayesianLaw):
 
     # layout and model ---------------------------------------------------------------------------
 
-    def _layout(self, runs: RunsTable) -> dict:
+    def _layout(self, runs: RunsTable, schedule=None) -> dict:
+        """``schedule``: as in :meth:`fit` (default: the one given to the running ``fit``)."""
         data = runs.data
         if "step" not in data:
             raise ValueError(f"{runs.source}: a schedule-aware law needs a 'step' column")
@@ -314,7 +315,8 @@ class ScheduledScalingLaw(BayesianLaw):
                 "ScheduledScalingLaw fits one data mixture (select one, or use the nested model)"
             )
         cfg = self.config
-        schedules, origin = run_schedules(runs, self._schedule_arg, allow_unknown=cfg.unknown_schedule is not None)
+        schedule = schedule if schedule is not None else self._schedule_arg
+        schedules, origin = run_schedules(runs, schedule, allow_unknown=cfg.unknown_schedule is not None)
         known = [s for s in schedules.values() if s is not None]
         lr_ref = max(s.peak for s in known) if known else 1.0
         unknown = [r for r, s in schedules.items() if s is None]
@@ -377,9 +379,8 @@ class ScheduledScalingLaw(BayesianLaw):
             names += list(SIZE_PRIORS)
         return names
 
-    def build_model(self, runs: RunsTable) -> pm.Model:
+    def _model(self, lay: dict, schedule=None) -> pm.Model:
         """The PyMC model; sizes, schedule features and losses enter through ``pm.Data``."""
-        lay = self._layout(runs)
         cfg = self.config
         f = lay["features"]
         uncertain = bool(lay["unknown_runs"])
@@ -435,11 +436,35 @@ class ScheduledScalingLaw(BayesianLaw):
                 self._level_likelihood(data, mu, noise, len(lay["runs"]), len(lay["valid"]))
             else:
                 self._likelihood(mu, noise[i], data["log_loss"])
-        self._model_key = self._structure_key(
-            lay["valid"], lay["multi_size"], f.knots, len(lay["runs"]), len(lay["annealing_runs"]), effects, lay["unknown_last"] if uncertain else None
-        )
-        self._layout_cache = lay
         return model
+
+    def _key_parts(self, lay: dict, **options) -> tuple:
+        effects = self.config.run_effects and len(lay["runs"]) > 1
+        uncertain = bool(lay["unknown_runs"])
+        return (
+            lay["valid"],
+            lay["multi_size"],
+            lay["features"].knots,
+            len(lay["runs"]),
+            len(lay["annealing_runs"]),
+            effects,
+            lay["unknown_last"] if uncertain else None,
+        )
+
+    def _stored_runs(self) -> tuple[RunsTable, dict]:
+        """The fitted runs and their schedules (those of unknown schedule left out: sampled), from the file."""
+        observed, attrs = self.idata["observed_data"], self.idata.attrs
+        data = pd.DataFrame(
+            {
+                "run": [str(r) for r in observed["run"].values],
+                "valid_domain": [str(v) for v in observed["obs_valid_domain"].values],
+                "loss": observed["loss"].values,
+                "params": observed["params"].values,
+                "step": observed["step"].values,
+            }
+        )
+        schedules = {run: Schedule.from_dict(s["schedule"]) for run, s in json.loads(attrs["schedules"]).items() if s["schedule"] is not None}
+        return RunsTable(data, source=str(attrs.get("source", "<fit>"))), {"schedule": schedules}
 
     def _unknown_length(self, data: dict, lay: dict) -> dict:
         """The features of the runs of unknown schedule as functions of its sampled total length.

@@ -15,7 +15,7 @@ def test_pointwise_log_likelihood_matches_pymc_and_loo_compares_variants(fitted,
 
     ours = pointwise_log_likelihood(fitted).values
     with fitted.model:
-        pm.set_data(fitted._data(fitted._layout_cache))
+        pm.set_data(fitted._data(fitted.built.layout))
         reference = pm.compute_log_likelihood(xr_tree(fitted), extend_inferencedata=False, progressbar=False)
     np.testing.assert_allclose(ours, reference["loss"].values, rtol=1e-8)
     normal = MixingLaw(MixingLawConfig(likelihood="normal", sampler={"draws": 20, "chains": 2}), datasets.pile_targets()).fit(runs, seed=4, progress=False)

@@ -104,3 +104,9 @@ def test_real_fit_predicts_the_held_out_run_and_its_critical_share(ct, tmp_path)
     mean = law.predict_draws(mixture, step=law.steps[-1], kind="mean").values[:, :, 0, 0, : len(DOMAINS)].reshape(-1, len(DOMAINS))
     error = np.log(draws / mean)
     assert np.corrcoef(error[:, 0], error[:, 1])[0, 1] > 0.1
+
+
+def test_a_loaded_fit_rebuilds_its_model_from_the_file(mock_law, tmp_path):
+    loaded = ContinualLaw.load(mock_law.save(tmp_path / "fit.nc"))
+    assert loaded.built.key == mock_law.built.key == loaded.idata.attrs["structure_key"]
+    assert {v.name for v in loaded.model.free_RVs} == {v.name for v in mock_law.model.free_RVs}

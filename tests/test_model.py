@@ -148,3 +148,43 @@ def test_fit_from_a_newer_version_warns(mock_mixing_fit, tmp_path):
     law.save(tmp_path / "new.nc")
     with pytest.warns(UserWarning, match=r"new\.nc was written by bayes_mixlaw 99\.0, newer than this"):
         BayesianLaw.load(tmp_path / "new.nc")
+
+
+def _resaved(source, folder, name, **attrs):
+    """A copy of the fit at ``source`` with ``attrs`` changed, saved with a valid checksum."""
+    law = BayesianLaw.load(source)
+    law.idata.attrs.update(attrs)
+    return law.save(folder / name)
+
+
+def test_loaded_fit_rebuilds_its_model_from_the_file_on_demand(mock_mixing_fit):
+    law = BayesianLaw.load(mock_mixing_fit)
+    assert law._built is None  # not built on load: only its structure key is checked
+    runs, options = law._stored_runs()
+    assert law.structure_key(runs, **options) == law.idata.attrs["structure_key"]
+    assert law.built.key == law.idata.attrs["structure_key"]
+    assert "noise_spread" in {v.name for v in law.model.free_RVs} and "log_c" in law.model.named_vars
+    assert list(law.model.coords["run"]) == [str(r) for r in law.idata["constant_data"]["run"].values]
+
+
+def test_fit_from_another_version_loads_naming_both_versions(mock_mixing_fit, tmp_path):
+    from bayes_mixlaw import __version__
+
+    path = _resaved(mock_mixing_fit, tmp_path, "old.nc", bayes_mixlaw_version="0.0.1")
+    with pytest.warns(UserWarning, match=rf"old\.nc was written by bayes_mixlaw 0\.0\.1; this is bayes_mixlaw {__version__} \(its model's structure is this"):
+        law = BayesianLaw.load(path)
+    assert law.model is not None
+
+
+def test_fit_whose_structure_key_does_not_match_its_model_is_refused(mock_mixing_fit, tmp_path):
+    path = _resaved(mock_mixing_fit, tmp_path, "edited.nc", structure_key="0" * 64)
+    with pytest.raises(FitFileError, match="does not match the model its own config and data build") as err:
+        BayesianLaw.load(path)
+    assert str(path) in str(err.value)
+
+
+def test_fit_of_another_version_and_structure_loads_saying_so(mock_mixing_fit, tmp_path):
+    path = _resaved(mock_mixing_fit, tmp_path, "older.nc", structure_key="0" * 64, bayes_mixlaw_version="0.0.1")
+    with pytest.warns(UserWarning, match=r"bayes_mixlaw 0\.0\.1; .*its model differs from the one this version builds"):
+        law = BayesianLaw.load(path)
+    assert law.built.key != law.idata.attrs["structure_key"]  # this version's model, rebuilt

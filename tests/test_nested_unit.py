@@ -58,8 +58,9 @@ def test_share_parameterisation_is_the_same_law_as_the_amplitudes(redpajama):
     """The default samples log(a + b) and logit(a / (a + b)); log a and log b are their functions,
     and at equal a, b both parameterisations give the model the same log-likelihood."""
     share_law, amplitude_law = NestedLaw(targets=Targets(WEIGHTS)), NestedLaw(NestedLawConfig(scaling_parameterisation="amplitude"), Targets(WEIGHTS))
-    share, amplitude = share_law.build_model(redpajama), amplitude_law.build_model(redpajama)
-    assert share_law._model_key != amplitude_law._model_key  # never one compiled model for both
+    share_built, amplitude_built = share_law.build(redpajama), amplitude_law.build(redpajama)
+    share, amplitude = share_built.model, amplitude_built.model
+    assert share_built.key != amplitude_built.key  # never one compiled model for both
     assert {"log_ab", "ab_split"} <= set(share.named_vars) and "log_ab" not in amplitude.named_vars
     assert share["log_a"] in share.deterministics and amplitude["log_a"] in amplitude.free_RVs
     point = share.initial_point()
@@ -188,6 +189,15 @@ def test_save_load_predicts_identically(fitted, redpajama, tmp_path):
     assert isinstance(loaded, NestedLaw)
     m = pilot_mixtures(redpajama)
     pd.testing.assert_frame_equal(fitted.predict(m, params=3e8, step=3e4), loaded.predict(m, params=3e8, step=3e4))
+
+
+def test_a_loaded_fit_rebuilds_its_model_from_the_file(fitted, tmp_path):
+    loaded = BayesianLaw.load(fitted.save(tmp_path / "nested.nc"))
+    assert loaded._built is None
+    assert loaded.built.key == fitted.built.key == loaded.idata.attrs["structure_key"]
+    assert {v.name for v in loaded.model.free_RVs} == {v.name for v in fitted.model.free_RVs}
+    for dim in ("mixture", "size", "length", "valid_domain"):
+        assert list(loaded.model.coords[dim]) == list(fitted.model.coords[dim])
 
 
 def test_a_fit_in_the_earlier_nested_format_is_refused_with_both_versions_named(fitted, tmp_path):
@@ -349,7 +359,7 @@ def test_nested_pointwise_log_likelihood_matches_pymc(fitted):
 
     model = fitted.model
     with model:
-        pm.set_data(fitted._data(fitted._layout_cache))
+        pm.set_data(fitted._data(fitted.built.layout))
     term = pytensor.function(model.free_RVs, model["loss"], on_unused_input="ignore")
     post = fitted.idata["posterior"]
     (m, sy, syy), (se, sey, see), scales = fitted._curve_terms()

@@ -47,6 +47,7 @@ def test_predictions_follow_the_law_and_roundtrip(chinchilla, tmp_path):
     loaded = BayesianLaw.load(path)
     assert isinstance(loaded, ChinchillaLaw)
     pd.testing.assert_frame_equal(loaded.predict(params=[7e10], tokens=[1.4e12]), chinchilla.predict(params=[7e10], tokens=[1.4e12]))
+    assert loaded.built.key == chinchilla.built.key == loaded.idata.attrs["structure_key"]  # the model rebuilt from the file
 
 
 def test_clear_errors(chinchilla):

@@ -74,6 +74,8 @@ def test_save_load_predicts_the_same(fitted, tmp_path):
     schedule = Schedule.from_dict(WSD)
     pd.testing.assert_frame_equal(loaded.predict(1e8, schedule, [21000, 24000]), fitted.predict(1e8, schedule, [21000, 24000]))
     assert loaded.schedules["100/wsdcon_9"] == fitted.schedules["100/wsdcon_9"]
+    assert loaded.built.key == fitted.built.key == loaded.idata.attrs["structure_key"]  # the model rebuilt from the file
+    assert {v.name for v in loaded.model.free_RVs} == {v.name for v in fitted.model.free_RVs}
 
 
 def test_a_given_schedule_replaces_a_missing_lr_column(curves, mocked_sampling):
@@ -86,7 +88,7 @@ def test_a_given_schedule_replaces_a_missing_lr_column(curves, mocked_sampling):
     law = ScheduledScalingLaw().fit(frame, schedule={"100/wsd_20000_24000": WSD, "100/cosine_24000": cosine}, draws=10, chains=1)
     assert law.schedule_origins() == {"100/wsd_20000_24000": "schedule", "100/cosine_24000": "schedule"}
     logged = ScheduledScalingLaw()._layout(load_runs(pd.concat([run, other], ignore_index=True)))["features"]
-    given = law._layout_cache["features"]
+    given = law.built.layout["features"]
     assert np.allclose(logged.s1, given.s1, rtol=1e-3) and np.allclose(logged.s2, given.s2, rtol=0.02, atol=5.0)
     with pytest.raises(ValueError, match="beyond its schedule"):
         ScheduledScalingLaw().fit(frame, schedule={**WSD, "total_steps": 22000, "decay_start": 20000}, draws=10, chains=1)
