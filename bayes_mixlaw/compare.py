@@ -38,25 +38,7 @@ def pointwise_log_likelihood(law) -> xr.DataArray:
     observations are its curves (dims (chain, draw, curve): one run's log losses on one validation
     domain, whose run effects the likelihood integrates out), so LOO leaves out whole curves."""
     law._require_fit()
-    if hasattr(law, "pointwise_log_likelihood"):  # a law that says its own (bayes_mixlaw.scheduled)
-        return law.pointwise_log_likelihood()
-    obs = law.idata["observed_data"]
-    valid = {v: i for i, v in enumerate(law.valid_domains)}
-    vi = np.array([valid[v] for v in obs["obs_valid_domain"].values])
-    post = law.idata["posterior"]
-    if law.kind == "mixing_law":
-        scale = law.idata["constant_data"]["loss_scale"].values
-        runs = {r: i for i, r in enumerate(law.idata["constant_data"]["run"].values)}
-        ri = np.array([runs[r] for r in obs["obs_run"].values])
-        fitted = law._law_draws(law.pilot_mixtures)[:, :, ri, vi] / scale[vi]
-        residual = obs["loss"].values / scale[vi] - fitted
-        sd = obs["loss_sd"].values / scale[vi] if "loss_sd" in obs else 0.0
-        sigma = np.sqrt(post["noise_sigma"].values[:, :, vi] ** 2 + sd**2)
-    elif law.kind == "nested_law":  # one term per curve (run x validation domain): its run effects are integrated out
-        return law.curve_log_likelihood()
-    else:
-        raise ValueError(f"no pointwise log-likelihood for a {law.kind} fit")
-    return xr.DataArray(_logpdf(law, residual, sigma), dims=("chain", "draw", "obs"), name="loss")
+    return law.pointwise_log_likelihood()  # each law says its own (BayesianLaw.pointwise_log_likelihood)
 
 
 def loo(law):

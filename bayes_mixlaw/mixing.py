@@ -249,6 +249,25 @@ class MixingLaw(MixtureLaw):
             check = check.assign(nu=posterior["nu"])
         return check
 
+    def pointwise_log_likelihood(self) -> xr.DataArray:
+        """log p(y_obs | draw) for every observed loss, dims (chain, draw, obs), relative to each
+        domain's loss scale (the scale the model was fitted on)."""
+        from bayes_mixlaw.compare import _logpdf
+
+        self._require_fit()
+        obs = self.idata["observed_data"]
+        valid = {v: i for i, v in enumerate(self.valid_domains)}
+        vi = np.array([valid[v] for v in obs["obs_valid_domain"].values])
+        post = self.idata["posterior"]
+        scale = self.idata["constant_data"]["loss_scale"].values
+        runs = {r: i for i, r in enumerate(self.idata["constant_data"]["run"].values)}
+        ri = np.array([runs[r] for r in obs["obs_run"].values])
+        fitted = self._law_draws(self.pilot_mixtures)[:, :, ri, vi] / scale[vi]
+        residual = obs["loss"].values / scale[vi] - fitted
+        sd = obs["loss_sd"].values / scale[vi] if "loss_sd" in obs else 0.0
+        sigma = np.sqrt(post["noise_sigma"].values[:, :, vi] ** 2 + sd**2)
+        return xr.DataArray(_logpdf(self, residual, sigma), dims=("chain", "draw", "obs"), name="loss")
+
     # ------------------------------------------------------------------------------------------
     # predict
 

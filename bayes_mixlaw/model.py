@@ -207,6 +207,11 @@ class BayesianLaw:
         built = self.built
         return None if built is None else built.model
 
+    def pointwise_log_likelihood(self) -> xr.DataArray:
+        """log p(y_obs | draw) for every observation, dims (chain, draw, obs), on the scale the model was
+        fitted on, for PSIS-LOO (:func:`bayes_mixlaw.compare.loo`); a law without one says so."""
+        raise ValueError(f"no pointwise log-likelihood for a {self.kind} fit")
+
     # subclass hooks --------------------------------------------------------------------------
 
     def _layout(self, runs: RunsTable, **options):  # pragma: no cover - abstract

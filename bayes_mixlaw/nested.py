@@ -597,6 +597,11 @@ class NestedLaw(MixtureLaw):
             cached = self._departures = (self.idata, post["log_ref"].values - law)
         return cached[1]
 
+    def pointwise_log_likelihood(self) -> xr.DataArray:
+        """One term per curve (run x validation domain), whose run effects are integrated out:
+        :meth:`curve_log_likelihood`, so PSIS-LOO leaves out whole curves."""
+        return self.curve_log_likelihood()
+
     def curve_log_likelihood(self) -> xr.DataArray:
         """log p(curve | draw) of every observed curve (one run on one validation domain, its run
         effects integrated out: :func:`bayes_mixlaw.run_effects.marginal_loglik`), dims (chain, draw, curve).
