@@ -25,6 +25,7 @@ from bayes_mixlaw.acquisitions import SuggestContext, check_suggestions, get_acq
 from bayes_mixlaw.acquisitions.info import information_gain, suggest_informative
 from bayes_mixlaw.optimize import MixtureBounds, simplex_grid, within_bounds
 from bayes_mixlaw.runs import MIX_PREFIX, load_runs, read_mixtures, validate_runs
+from bayes_mixlaw.summary import DEFAULT_CI
 
 __all__ = ["LawEnsembleModel", "check_suggestions", "information_gain", "observed_target", "pilot_loop", "residual_gp", "suggest", "suggest_informative"]
 
@@ -173,14 +174,14 @@ def _suggestion_table(law, context: SuggestContext, proposal) -> pd.DataFrame:
         frame = pd.DataFrame(as_array(proposal.candidates).clip(0, 1), columns=columns)
         frame = frame.div(frame.sum(axis=1), axis=0)
         frame.insert(0, "name", [f"suggestion {i + 1}" for i in range(n)])
-        prediction = law.predict(frame, ci=0.9, seed=context.seed, **context.scale)
+        prediction = law.predict(frame, ci=DEFAULT_CI, seed=context.seed, **context.scale)
         prediction = prediction[prediction["target"] == context.target].reset_index(drop=True)
     else:  # each row at the scale the acquisition chose for it
         rows = []
         for k, (mixture, scale) in enumerate(zip(as_array(proposal.candidates), proposal.scales)):
             frame = pd.DataFrame([mixture], columns=columns)
             frame.insert(0, "name", f"suggestion {k + 1}")
-            predicted = law.predict(frame, ci=0.9, seed=context.seed, **scale)
+            predicted = law.predict(frame, ci=DEFAULT_CI, seed=context.seed, **scale)
             rows.append(predicted[predicted["target"] == context.target])
         prediction = pd.concat(rows, ignore_index=True)
     prediction.insert(len(prediction.columns) - 5, "acquisition", labels)

@@ -17,6 +17,7 @@ from rich.table import Table
 from bayes_mixlaw.acquisitions import acquisitions
 from bayes_mixlaw.formats import format_descriptions
 from bayes_mixlaw.mixing_forms.base import packaged_form_names
+from bayes_mixlaw.summary import DEFAULT_CI
 
 app = typer.Typer(
     add_completion=False,
@@ -347,7 +348,7 @@ def predict(
     tokens: Annotated[list[float] | None, typer.Option(help="Training tokens to predict at (fits on tokens)")] = None,
     step: Annotated[list[float] | None, typer.Option(help="Training steps to predict at (fits on steps; repeat for several)")] = None,
     schedule: Annotated[Path | None, typer.Option(help="JSON learning-rate schedule of the target run (schedule-aware fits)")] = None,
-    ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible interval")] = 0.9,
+    ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible interval")] = DEFAULT_CI,
     kind: Annotated[str, typer.Option(help="'predictive' (a new run's loss, with noise) or 'mean' (the law's expected loss)")] = "predictive",
     seed: Annotated[int, typer.Option(help="Seed of the predictive noise draws")] = 0,
     renormalize: Annotated[bool, _flag(help="Divide --mixtures rows that do not sum to 1 by their sum (warns)")] = False,
@@ -521,7 +522,7 @@ def critical(
     ],
     tolerance: Annotated[float, typer.Option(help="How far above its starting loss the target may end (loss units)")] = 0.0,
     step: Annotated[int | None, typer.Option(help="Checkpoint of the continued training (default: the last)")] = None,
-    ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible intervals")] = 0.9,
+    ci: Annotated[float, typer.Option(help="Probability of the equal-tailed credible intervals")] = DEFAULT_CI,
     share: Annotated[
         list[float] | None, typer.Option(help="Share of the original data whose probability of keeping the loss is reported (default: the pilots'); repeat")
     ] = None,
@@ -578,7 +579,7 @@ def optimize(
     target: Annotated[str, typer.Option(help="Which loss to minimise: 'total', a group or a validation domain")] = "total",
     caps: Annotated[Path | None, typer.Option(help='JSON/YAML {"caps": {domain: max}, "minimums": {domain: min}} (a flat mapping = caps)')] = None,
     reference: Annotated[Path | None, typer.Option(help="Mixtures CSV whose first row is the reference (e.g. the default mixture)")] = None,
-    ci: Annotated[float, typer.Option(help="Probability of the credible intervals")] = 0.9,
+    ci: Annotated[float, typer.Option(help="Probability of the credible intervals")] = DEFAULT_CI,
     draws: Annotated[int, typer.Option(help="Posterior draws to optimise (thinned at random; at most 4000, about 2.5 minutes per 1000 on 2 cores)")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the posterior thinning and the predictive draws (same seed, same numbers)")] = 0,
     force: Annotated[bool, _flag("--force", help="Overwrite the output file")] = False,
@@ -870,9 +871,9 @@ def demo(
             "internet only (extrapolation)": np.array([0.0, 0.0, 0.0, 0.0, 1.0]),
         }
         mixtures = pd.DataFrame([{"name": name, **{MIX_PREFIX + d: v for d, v in zip(domains, r)}} for name, r in rows.items()])
-        predictions = law.predict(mixtures, ci=0.9)
+        predictions = law.predict(mixtures)
         _write_table(predictions, pred_path, "demo predictions")
-        table = Table(title="Predicted 70M/30k loss, 90% credible intervals (posterior predictive)")
+        table = Table(title=f"Predicted 70M/30k loss, {DEFAULT_CI:.0%} credible intervals (posterior predictive)")
         table.add_column("mixture")
         table.add_column("academic/prose/dialogue/symbolic/internet")
         for target in ("total", "academic", "internet"):

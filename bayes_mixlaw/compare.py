@@ -21,7 +21,7 @@ import xarray as xr
 from scipy import special, stats
 
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, validate_runs
-from bayes_mixlaw.summary import interval_bounds
+from bayes_mixlaw.summary import DEFAULT_CI, eti_values, interval_bounds
 
 
 def _logpdf(law, residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
@@ -120,13 +120,13 @@ def log_kernel_density(y: np.ndarray, sample: np.ndarray) -> np.ndarray:
     return special.logsumexp(kernels, axis=0) - np.log(len(sample)) - np.log(bandwidth)
 
 
-def holdout_score(law, runs, *, ci: float = 0.9, seed: int = 0, **fit_kw) -> dict:
+def holdout_score(law, runs, *, ci: float = DEFAULT_CI, seed: int = 0, **fit_kw) -> dict:
     """Fit ``law`` (an unfitted variant) without the held-out pilots (:func:`holdout_split`) and score
     its predictions of them: MAE, interval coverage and held-out log predictive density per loss."""
+    interval_bounds(ci)  # refuses a bad ci before the fit
     runs = load_runs(runs)
     train, held, what = holdout_split(runs)
     law.fit(train, seed=seed, **fit_kw)
-    lo, hi = interval_bounds(ci)
     mix_cols = runs.mix_columns
     data = held.data
     keys = [c for c in ("params", "step", "tokens") if c in data and law.kind == "nested_law"]
@@ -142,7 +142,8 @@ def holdout_score(law, runs, *, ci: float = 0.9, seed: int = 0, **fit_kw) -> dic
             y = observed[domain].to_numpy()
             sample = values[:, :, targets.index(domain)]
             errors.append(np.abs(np.median(sample, 0) - y))
-            inside.append((np.quantile(sample, lo, 0) <= y) & (y <= np.quantile(sample, hi, 0)))
+            lower, upper = eti_values(sample, ci)
+            inside.append((lower <= y) & (y <= upper))
             log_density.append(log_kernel_density(y, sample))
     return {
         "held_out": what,

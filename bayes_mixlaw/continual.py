@@ -61,7 +61,7 @@ from bayes_mixlaw.config import DEFAULT_PRIORS, LawConfig, SamplerConfig
 from bayes_mixlaw.laws import array_namespace
 from bayes_mixlaw.model import MixtureLaw, row_generators
 from bayes_mixlaw.runs import MIX_PREFIX, Reference, RunsTable, read_mixtures
-from bayes_mixlaw.summary import summarize_draws
+from bayes_mixlaw.summary import DEFAULT_CI, summarize_draws
 from bayes_mixlaw.targets import Targets
 
 # in units of each validation domain's median loss; shares are fractions of the mixture
@@ -460,7 +460,7 @@ class ContinualLaw(MixtureLaw):
             name="loss",
         )
 
-    def predict(self, mixtures, *, step=None, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+    def predict(self, mixtures, *, step=None, ci: float = DEFAULT_CI, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per mixture, checkpoint and target: ``name`` (if given), ``mix:*``, ``step``,
         ``target``, ``mean``, ``median``, ``lower``, ``upper`` (equal-tailed interval of probability
         ``ci``). ``mean`` is the law's posterior mean (the noise has mean zero), as for the mixing law."""
@@ -477,7 +477,7 @@ class ContinualLaw(MixtureLaw):
             table["mean"] = mean.transpose("mixture", "step", "target").values.ravel()
         return table
 
-    def parameters(self, ci: float = 0.9) -> pd.DataFrame:
+    def parameters(self, ci: float = DEFAULT_CI) -> pd.DataFrame:
         """Posterior mean and equal-tailed interval of the law's parameters (relative to each domain's
         loss scale): the curvature tau per validation domain, the slope and the log loss at the pilots'
         mean share per checkpoint, and the noise."""

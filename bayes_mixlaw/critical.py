@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_mixlaw.summary import interval_bounds
+from bayes_mixlaw.summary import DEFAULT_CI, eti_values, interval_bounds
 
 GRID = 101
 _NEVER = 1e9  # stands in for inf inside quantiles
@@ -113,14 +113,14 @@ def _summary(values: np.ndarray, ci: float, prefix: str = "") -> dict:
     """Mean, median and equal-tailed interval of draws. Where some draws are ``inf`` (shares: no share
     keeps the loss) they count as above every share, and a quantile that reaches them (above 1) is ``inf``,
     as is the mean."""
-    lo, hi = interval_bounds(ci)
     finite = np.isfinite(values)
-    q = np.quantile(np.where(finite, values, _NEVER).ravel(), [0.5, lo, hi])
+    pooled = np.where(finite, values, _NEVER).ravel()
+    q = [np.quantile(pooled, 0.5), *eti_values(pooled, ci)]
     median, lower, upper = (float(v) if finite.all() or v <= 1.0 else np.inf for v in q)
     return {f"{prefix}mean": float(np.mean(values)) if finite.all() else np.inf, f"{prefix}median": median, f"{prefix}lower": lower, f"{prefix}upper": upper}
 
 
-def critical_share(law, keep="total", *, tolerance: float = 0.0, step=None, ci: float = 0.9, shares=None, new_target: str | None = None) -> pd.DataFrame:
+def critical_share(law, keep="total", *, tolerance: float = 0.0, step=None, ci: float = DEFAULT_CI, shares=None, new_target: str | None = None) -> pd.DataFrame:
     """The critical share of the original data for each target in ``keep``: one row per target.
 
     ``law``: a fitted :class:`~bayes_mixlaw.continual.ContinualLaw` or the path of its fit file;

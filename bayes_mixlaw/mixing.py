@@ -35,7 +35,7 @@ from bayes_mixlaw.mixing_forms.explicit import (  # noqa: F401  (their home befo
 )
 from bayes_mixlaw.model import MixtureLaw
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
-from bayes_mixlaw.summary import summarize_draws
+from bayes_mixlaw.summary import DEFAULT_CI, summarize_draws
 from bayes_mixlaw.targets import Targets
 
 # The Student-t's noise scale is sampled as tau_i = sigma_i sqrt((nu + 3) / nu): for a Student-t of
@@ -306,7 +306,7 @@ class MixingLaw(MixtureLaw):
         losses = self._law_draws(r)
         return losses + self._noise_draws(losses.shape, rng) if kind == "predictive" else losses
 
-    def predict(self, mixtures, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+    def predict(self, mixtures, *, ci: float = DEFAULT_CI, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per mixture and target: ``name`` (if given), ``mix:*``, ``target``, ``mean``,
         ``median``, ``lower``, ``upper`` (equal-tailed interval of probability ``ci``), ``beyond_mixture``
         (how far the mixture lies outside the pilots' hull, :func:`bayes_mixlaw.discrepancy.mixture_distance`).
@@ -322,7 +322,7 @@ class MixingLaw(MixtureLaw):
         beyond = discrepancy.beyond_pilots(self, frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float))
         return table.assign(**{k: np.repeat(v, len(table) // len(frame)) for k, v in beyond.items()})
 
-    def parameters(self, ci: float = 0.9) -> pd.DataFrame:
+    def parameters(self, ci: float = DEFAULT_CI) -> pd.DataFrame:
         r"""Posterior mean and equal-tailed interval of the law's parameters, one row per element: the
         form's ``summary_names`` and, where the form says so, ``slope[i, j]``, the change of validation
         loss i per unit of share moved to training domain j at the pilots' mean mixture r̄,

@@ -28,7 +28,7 @@ from bayes_mixlaw.atomic import write_atomically
 from bayes_mixlaw.config import LawConfig, SamplerConfig
 from bayes_mixlaw.inference import Diagnostics, Timer, diagnose, sample_posterior, warn_problems
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs
-from bayes_mixlaw.summary import interval_bounds
+from bayes_mixlaw.summary import eti
 from bayes_mixlaw.targets import Targets
 
 # Unconstrained copies of variables that PyMC adds; the fit keeps the constrained ones.
@@ -449,16 +449,15 @@ class BayesianLaw:
         """Posterior mean and equal-tailed interval of each element of the named quantities (in the
         posterior, or in ``draws`` with dims (chain, draw, ...)): one row per element, with its
         labelled coordinates."""
-        lo, hi = interval_bounds(ci)
         post = self.idata["posterior"] if draws is None else draws
         rows = []
         for name in names:
-            stacked = post[name].stack(sample=("chain", "draw"))
-            mean, q = stacked.mean("sample"), stacked.quantile([lo, hi], dim="sample")
+            mean = post[name].stack(sample=("chain", "draw")).mean("sample")
+            bounds = eti(post[name], ci, skipna=True).transpose(*mean.dims, "ci_bound").values  # NaN draws left out, as the mean does
             for index in np.ndindex(*mean.shape):
                 sel = {d: str(mean[d].values[j]) for d, j in zip(mean.dims, index)}
                 rows.append(
-                    {"parameter": name, **sel, "mean": float(mean.values[index]), "lower": float(q.values[(0, *index)]), "upper": float(q.values[(1, *index)])}
+                    {"parameter": name, **sel, "mean": float(mean.values[index]), "lower": float(bounds[(*index, 0)]), "upper": float(bounds[(*index, 1)])}
                 )
         return pd.DataFrame(rows)
 

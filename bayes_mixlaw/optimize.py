@@ -28,7 +28,7 @@ import torch
 import yaml
 
 from bayes_mixlaw.runs import MIX_PREFIX, read_mixtures
-from bayes_mixlaw.summary import interval_bounds
+from bayes_mixlaw.summary import DEFAULT_CI, eti_values, interval_bounds
 
 
 class ConstraintsError(ValueError):
@@ -191,8 +191,8 @@ class OptimalMixture:
         quantity ``proportion`` (item: training domain; optimum: the Bayes-optimal proportion; mean and
         interval: the posterior over each draw's best mixture), ``loss`` and ``reference_loss`` (item:
         the target; predicted loss with interval), ``p_beats_reference``."""
-        lo, hi = interval_bounds(self.ci)
         rows = []
+        lowers, uppers = eti_values(self.per_draw, self.ci)
         for j, d in enumerate(self.train_domains):
             col = self.per_draw[:, j]
             rows.append(
@@ -202,13 +202,14 @@ class OptimalMixture:
                     "optimum": self.optimum[j],
                     "mean": col.mean(),
                     "median": np.median(col),
-                    "lower": np.quantile(col, lo),
-                    "upper": np.quantile(col, hi),
+                    "lower": lowers[j],
+                    "upper": uppers[j],
                     "reference": None if self.reference is None else self.reference[j],
                 }
             )
         for name, draws in (("loss", self.loss_draws), ("reference_loss", self.reference_draws)):
             if draws is not None:
+                lower, upper = eti_values(draws, self.ci)
                 rows.append(
                     {
                         "quantity": name,
@@ -216,8 +217,8 @@ class OptimalMixture:
                         "optimum": draws.mean(),
                         "mean": draws.mean(),
                         "median": np.median(draws),
-                        "lower": np.quantile(draws, lo),
-                        "upper": np.quantile(draws, hi),
+                        "lower": lower,
+                        "upper": upper,
                     }
                 )
         if self.p_beats_reference is not None:
@@ -252,7 +253,7 @@ def optimal_mixture(
     target: str = "total",
     bounds: MixtureBounds | None = None,
     reference=None,
-    ci: float = 0.9,
+    ci: float = DEFAULT_CI,
     draws: int = 1000,
     starts: int = 8,
     steps: int = 300,

@@ -36,48 +36,47 @@ from matplotlib.tri import Triangulation
 
 from bayes_mixlaw.feedback import step
 from bayes_mixlaw.runs import MIX_PREFIX, PYTHIA_PARAMS
-from bayes_mixlaw.summary import interval_bounds
-
-CI = 0.9
+from bayes_mixlaw.summary import DEFAULT_CI as CI  # the report's interval level: the package's one default
+from bayes_mixlaw.summary import eti, eti_values
 
 HOW_TO_READ = {  # one line under each figure of the HTML page: what it shows and what to look for
-    "ppc": "Each pilot loss against its fitted posterior predictive median and 90% interval. Points should hug the "
-    "diagonal, and about 90% of them should lie inside their interval; far more means the noise is overestimated, "
+    "ppc": f"Each pilot loss against its fitted posterior predictive median and {CI:.0%} interval. Points should hug the "
+    f"diagonal, and about {CI:.0%} of them should lie inside their interval; far more means the noise is overestimated, "
     "far fewer that the law misses something.",
-    "curves_steps": "One pilot mixture's observed losses (dots) and fitted 90% bands against training steps, one colour per "
+    "curves_steps": f"One pilot mixture's observed losses (dots) and fitted {CI:.0%} bands against training steps, one colour per "
     "model size. Dots leaving the band at the last checkpoints are where the step law bends (learning-rate schedule).",
     "curves_size": "The same mixture's losses against model size at the longest length: the size law the target run is extrapolated on.",
     "interactions": "How each training domain's share moves each validation loss (rows: validation domains; columns: "
-    "training domains; negative: more of it lowers that loss). Bold cells' 90% intervals exclude zero.",
+    f"training domains; negative: more of it lowers that loss). Bold cells' {CI:.0%} intervals exclude zero.",
     "proportions": "The predicted loss as one domain's share goes from 0 to 1 (the others keep the pilots' mean ratio), "
-    "median and 90% band of the law, on one y-axis for every domain (steeper: more sensitive). Grey: the range "
+    f"median and {CI:.0%} band of the law, on one y-axis for every domain (steeper: more sensitive). Grey: the range "
     "of shares the pilots covered; outside it the law extrapolates and the band says how far to trust it. At a "
     "scale beyond the pilots' sizes or lengths every point is an extrapolation, grey included (the title says so).",
     "domains": "One panel per validation domain along one training domain's share: the law's band, and every pilot's "
-    "observed loss with its own 90% predictive interval (red: outside it). Pilots off the curve differ in their "
+    f"observed loss with its own {CI:.0%} predictive interval (red: outside it). Pilots off the curve differ in their "
     "other shares; red ones are the law's misses.",
     "ternary": "Left: the predicted loss over three domains (the others fixed at their pilot-mean share, so a corner is "
     "that domain plus the others, as its label says; star: the lowest; circles: the pilots by their relative "
     "shares of the three). Colour levels sit at quantiles of the values, so the region near the optimum is "
-    "resolved. Right: the width of its 90% interval: dark where the pilots pin the law down, bright where a "
+    f"resolved. Right: the width of its {CI:.0%} interval: dark where the pilots pin the law down, bright where a "
     "prediction is a guess.",
     "critical": "Continual pre-training: the kept target's and the new domain's loss against the share of the original data "
-    "(bands: the law's 90% interval; dots: the pilots; dashed: each starting loss). Beneath: the posterior of the "
+    f"(bands: the law's {CI:.0%} interval; dots: the pilots; dashed: each starting loss). Beneath: the posterior of the "
     "critical share, where the kept target's band crosses its starting loss.",
-    "schedule_curves": "Each pilot run's observed losses (dots) against training steps with the law's fitted median and 90% "
+    "schedule_curves": f"Each pilot run's observed losses (dots) against training steps with the law's fitted median and {CI:.0%} "
     "predictive band for that run (its own level, annealing amplitude and schedule). Dots leaving the band "
     "where the learning rate decays are what the step law misses of the schedule.",
     "target_run": "The target run (--params, its --schedule or the pilots' unknown one, to --step): the posterior predictive "
-    "median and 90% band of a new run against steps, one colour per validation domain, with the pilots of the "
+    f"median and {CI:.0%} band of a new run against steps, one colour per validation domain, with the pilots of the "
     "nearest size for comparison (grey dots). Beyond the largest pilot size the band carries the size exponent's "
     "prior and the model discrepancy (the title says how far); right of the dotted line it is beyond the pilots' steps.",
     "schedules": "The learning rate each run was fitted with, against steps (dotted: its last logged loss). A run of unknown "
     "schedule shows the assumed family relative to its peak: the line at the posterior median of the total length, "
-    "the band between its 5% and 95% quantiles.",
+    f"the band between its {(1 - CI) / 2:.0%} and {(1 + CI) / 2:.0%} quantiles.",
     "schedule_length": "The posterior of the unknown schedule's total length (log axis; the prior is log-uniform over the shaded "
     "range). Mass near the last checkpoint says the curves already anneal; mass spread to the right says "
     "the data cannot tell the length, and predictions beyond the pilots carry that (the assumptions table).",
-    "optimum": "Bars: the mixture with the lowest posterior expected loss. Points and lines: the median and 90% interval "
+    "optimum": f"Bars: the mixture with the lowest posterior expected loss. Points and lines: the median and {CI:.0%} interval "
     "of each posterior draw's own optimum (wide: the data do not pin that share down). Red ticks: the largest "
     "share any pilot had; a bar above its tick rests on extrapolation.",
 }
@@ -151,7 +150,6 @@ def fitted_vs_observed(law, ci: float = CI) -> pd.DataFrame:
     own = getattr(law, "pilot_predictions", None)
     if own is not None:
         return own(ci)
-    lo, hi = interval_bounds(ci)
     obs = law.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
     if law.kind == "nested_law":
         pilots = law.pilot_mixtures
@@ -159,23 +157,27 @@ def fitted_vs_observed(law, ci: float = CI) -> pd.DataFrame:
         column = law.length_column
         out = []
         for (n, s), g in obs.groupby(["params", column]):
-            draws = law.predict_draws(_frame(law, pilots), params=n, **{column: s}).values  # (c, d, mixture, target)
-            flat = draws.reshape(-1, *draws.shape[2:])
-            q = np.quantile(flat, [0.5, lo, hi], axis=0)
+            draws = law.predict_draws(_frame(law, pilots), params=n, **{column: s})  # (chain, draw, mixture, target)
+            median, bounds = _median(draws), eti(draws, ci).values
             mi = g["obs_mixture"].map({m: i for i, m in enumerate(labels)}).to_numpy()
             vi = g["obs_valid_domain"].map({v: i for i, v in enumerate(law.valid_domains)}).to_numpy()
-            out.append(g.assign(median=q[0][mi, vi], lower=q[1][mi, vi], upper=q[2][mi, vi]))
+            out.append(g.assign(median=median[mi, vi], lower=bounds[mi, vi, 0], upper=bounds[mi, vi, 1]))
         return pd.concat(out).sort_index()
     runs = list(law.idata["constant_data"]["run"].values)
     draws = law.predict_draws(_frame(law, law.pilot_mixtures))  # (chain, draw, mixture[, step], target)
-    flat = draws.values.reshape(-1, *draws.shape[2:])
-    q = np.quantile(flat, [0.5, lo, hi], axis=0)
+    median, bounds = _median(draws), eti(draws, ci).values
     index = [obs["obs_run"].map({r: i for i, r in enumerate(runs)}).to_numpy()]
     if "step" in draws.dims:  # a law fitted per checkpoint (continual pre-training): each loss at its own step
         index.append(obs["obs_step"].map({s: i for i, s in enumerate(draws["step"].values)}).to_numpy())
     index.append(obs["obs_valid_domain"].map({v: i for i, v in enumerate(law.valid_domains)}).to_numpy())
     at = tuple(index)
-    return obs.assign(median=q[0][at], lower=q[1][at], upper=q[2][at])
+    return obs.assign(median=median[at], lower=bounds[(*at, 0)], upper=bounds[(*at, 1)])
+
+
+def _median(draws) -> np.ndarray:
+    """The median over ``chain`` and ``draw`` (first) of labelled draws, as an array of the other dims."""
+    values = draws.values
+    return np.quantile(values.reshape(-1, *values.shape[2:]), 0.5, axis=0)
 
 
 def _png(fig) -> bytes:
@@ -255,7 +257,6 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41, scale:
     scale = _scale(law) if scale is None else scale
     domains = law.train_domains
     center = law.pilot_mixtures.mean(axis=0)
-    lo, hi = interval_bounds(CI)
     cols = min(len(domains), 4)
     rows = int(np.ceil(len(domains) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False, layout="constrained", sharey=True)
@@ -267,9 +268,10 @@ def figure_proportion_bands(law, target: str = "total", points: int = 41, scale:
         flat = _law_draws(law, r, target, scale)
         covered = (share >= pilots[:, j].min() - 0.15) & (share <= pilots[:, j].max() + 0.15)
         inside = (share >= pilots[:, j].min()) & (share <= pilots[:, j].max())
-        near.append(np.concatenate([np.median(flat[:, covered], 0), np.quantile(flat[:, inside], [lo, hi], 0).ravel()]))
+        lower, upper = eti_values(flat, CI)
+        near.append(np.concatenate([np.median(flat[:, covered], 0), lower[inside], upper[inside]]))
         ax = axes.flat[j]
-        ax.fill_between(share, np.quantile(flat, lo, 0), np.quantile(flat, hi, 0), alpha=0.3, label=f"{CI:.0%} interval")
+        ax.fill_between(share, lower, upper, alpha=0.3, label=f"{CI:.0%} interval")
         ax.plot(share, np.median(flat, 0), lw=1.2, label="median")
         ax.axvline(center[j], color="grey", ls=":", lw=0.8)
         ax.axvspan(pilots[:, j].min(), pilots[:, j].max(), color="grey", alpha=0.08, lw=0)
@@ -308,7 +310,6 @@ def figure_domain_bands(law, table: pd.DataFrame, along: str | None = None, poin
     center = pilots.mean(axis=0)
     share = np.linspace(0, 1, points)
     r = _share_line(center, j, share)
-    lo, hi = interval_bounds(CI)
     observed = table
     if law.kind == "nested_law":
         scale = _scale(law)
@@ -322,7 +323,8 @@ def figure_domain_bands(law, table: pd.DataFrame, along: str | None = None, poin
     fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols, 2.3 * rows), squeeze=False, layout="constrained")
     for ax, domain in zip(axes.flat, domains):
         flat = _law_draws(law, r, domain)
-        ax.fill_between(share, np.quantile(flat, lo, 0), np.quantile(flat, hi, 0), alpha=0.3, color="C0")
+        bounds = eti_values(flat, CI)
+        ax.fill_between(share, bounds[0], bounds[1], alpha=0.3, color="C0")
         ax.plot(share, np.median(flat, 0), lw=1, color="C0")
         mine = observed["obs_valid_domain"] == domain
         g, x = observed[mine], pilot_share[mine]
@@ -339,7 +341,7 @@ def figure_domain_bands(law, table: pd.DataFrame, along: str | None = None, poin
         ax.plot(x[inside], g["loss"][inside], "o", ms=2.5, color="k")
         ax.plot(x[~inside], g["loss"][~inside], "o", ms=3, color="C3")
         ax.axvspan(pilots[:, j].min(), pilots[:, j].max(), color="grey", alpha=0.08, lw=0)
-        span = np.concatenate([g["loss"].to_numpy(), np.quantile(flat, [lo, hi], 0)[:, (share >= pilots[:, j].min()) & (share <= pilots[:, j].max())].ravel()])
+        span = np.concatenate([g["loss"].to_numpy(), bounds[:, (share >= pilots[:, j].min()) & (share <= pilots[:, j].max())].ravel()])
         if len(span):
             pad = 0.1 * (span.max() - span.min() + 1e-9)
             ax.set_ylim(span.min() - pad, span.max() + pad)
@@ -370,8 +372,8 @@ def figure_ternary(law, domains3: list[str] | None = None, target: str = "total"
     r = np.tile(center, (len(bary), 1))
     r[:, idx] = bary * (1 - rest)
     flat = _law_draws(law, r, target, scale)
-    lo, hi = interval_bounds(CI)
-    median, width = np.median(flat, 0), np.quantile(flat, hi, 0) - np.quantile(flat, lo, 0)
+    lower, upper = eti_values(flat, CI)
+    median, width = np.median(flat, 0), upper - lower
     x = bary[:, 1] + bary[:, 2] / 2
     y = bary[:, 2] * np.sqrt(3) / 2
     # the pilots, placed by their relative shares of the three domains (their other shares may differ)
@@ -453,13 +455,13 @@ def figure_critical(law, keep: str = "total", *, tolerance: float = 0.0, step=No
     obs = law.idata["observed_data"].to_dataset().to_dataframe()
     obs = obs[obs["obs_step"] == step_value].pivot_table(index="obs_run", columns="obs_valid_domain", values="loss")
     runs_share = pd.Series(law.pilot_mixtures[:, law.train_domains.index(law.original_domain)], index=law.idata["constant_data"]["run"].values)
-    lo, hi = interval_bounds(CI)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 5.4), height_ratios=[2.2, 1], layout="constrained")
     right = top.twinx()
     for ax, target, color in ((top, keep, "C0"), (right, new, "C1")):
         weights = _target_row(law, target)
         flat = (domains @ weights).reshape(-1, points)
-        ax.fill_between(share, np.quantile(flat, lo, 0), np.quantile(flat, hi, 0), color=color, alpha=0.25, lw=0)
+        lower, upper = eti_values(flat, CI)
+        ax.fill_between(share, lower, upper, color=color, alpha=0.25, lw=0)
         ax.plot(share, np.median(flat, 0), color=color, lw=1.3, label=f"{target} (law, {CI:.0%} band)")
         ax.axhline(reference[target], color=color, ls="--", lw=1, label=f"{target} at the start")
         seen = obs.reindex(columns=law.valid_domains).dropna()
@@ -475,7 +477,7 @@ def figure_critical(law, keep: str = "total", *, tolerance: float = 0.0, step=No
     found = draws[np.isfinite(draws)]
     if len(found):
         bottom.hist(found, bins=60, color="C0", alpha=0.7)
-        q = np.quantile(found, [0.5, lo, hi])
+        q = [np.quantile(found, 0.5), *eti_values(found, CI)]
         for v, style in zip(q, ("-", ":", ":")):
             bottom.axvline(v, color="k", ls=style, lw=1)
         bottom.set_title(
@@ -609,15 +611,18 @@ def figure_target_run(law, prediction: pd.DataFrame, table: pd.DataFrame) -> byt
     return _png(fig)
 
 
-def _length_quantiles(law, q=(0.05, 0.5, 0.95)) -> np.ndarray:
-    """Quantiles of the posterior of the unknown schedule's total length."""
-    return np.quantile(law.idata["posterior"]["total_steps"].values.ravel(), q)
+def _length_interval(law) -> tuple[float, float, float]:
+    """The lower end, the median and the upper end of the :data:`CI` interval of the posterior of the
+    unknown schedule's total length."""
+    T = law.idata["posterior"]["total_steps"]
+    lower, upper = eti(T, CI).values
+    return float(lower), float(np.quantile(T.values.ravel(), 0.5)), float(upper)
 
 
 def figure_schedules(law) -> bytes:
     """Schedule-aware fits: the learning rate of each pilot run against steps, as fitted (its ``lr``
     column or the given schedule; a run of unknown schedule: the assumed family relative to its peak,
-    at the posterior median of its length with a band from the 5% to the 95% quantile); dotted: the
+    at the posterior median of its length with a band over its :data:`CI` interval); dotted: the
     run's last logged loss."""
     origins = law.schedule_origins()
     known = law.schedules
@@ -634,7 +639,7 @@ def figure_schedules(law) -> bytes:
             ax.set_title(f"{run}\n{sched.kind} ({origins[run]})", fontsize=6.5)
             ax.set_ylabel("LR", fontsize=6)
         else:
-            lo_t, mid_t, hi_t = _length_quantiles(law)
+            lo_t, mid_t, hi_t = _length_interval(law)
             u_last = int(law.idata.attrs["unknown_last"])
             steps = np.linspace(0, hi_t, 400)
             rel = [unknown.schedule(round(t), u_last).lr(steps) for t in (lo_t, mid_t, hi_t)]
@@ -659,7 +664,8 @@ def figure_schedule_length(law) -> bytes:
     fig, ax = plt.subplots(figsize=(5.5, 2.6), layout="constrained")
     ax.axvspan(last, top, color="grey", alpha=0.1, lw=0, label="prior range (log-uniform)")
     ax.hist(T, bins=np.geomspace(last, top, 50), color="C1", alpha=0.75)
-    q = _length_quantiles(law, (0.5, (1 - CI) / 2, (1 + CI) / 2))
+    lower, median, upper = _length_interval(law)
+    q = (median, lower, upper)
     for v, style in zip(q, ("-", ":", ":")):
         ax.axvline(v, color="k", ls=style, lw=1)
     ax.axvline(2 * last, color="C3", ls="--", lw=1, label=f"2 L = {2 * last:,}")
@@ -687,7 +693,7 @@ def schedule_table(law) -> pd.DataFrame:
         if run in known:
             said = known[run].describe()
         else:
-            lo_t, mid_t, hi_t = _length_quantiles(law)
+            lo_t, mid_t, hi_t = _length_interval(law)
             said = (
                 f"assumed: {law.unknown_schedule.describe(int(law.idata.attrs['unknown_last']))}; posterior T median {mid_t:,.0f} "
                 f"[{lo_t:,.0f}, {hi_t:,.0f}] ({CI:.0%})"

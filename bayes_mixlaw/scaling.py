@@ -25,7 +25,7 @@ from bayes_mixlaw.config import ScalingLawConfig
 from bayes_mixlaw.laws import chinchilla_law
 from bayes_mixlaw.model import BayesianLaw, row_generators
 from bayes_mixlaw.runs import RunsTable
-from bayes_mixlaw.summary import interval_bounds, summarize_draws
+from bayes_mixlaw.summary import DEFAULT_CI, eti, summarize_draws
 
 PARAMETERS = ("E", "A", "B", "alpha", "beta")
 
@@ -163,23 +163,23 @@ class ChinchillaLaw(BayesianLaw):
         self._require_fit()
         return [str(v) for v in self.idata["posterior"]["valid_domain"].values]
 
-    def parameters(self, ci: float = 0.95) -> pd.DataFrame:
+    def parameters(self, ci: float = DEFAULT_CI) -> pd.DataFrame:
         """Posterior mean, median and equal-tailed interval of E, A, B, alpha, beta per domain."""
         self._require_fit()
-        lo, hi = interval_bounds(ci)
         post = self.idata["posterior"]
         rows = []
         for name in PARAMETERS:
             values = post[name].stack(sample=("chain", "draw")).transpose("valid_domain", "sample").values
-            for v, draws in zip(self.valid_domains, values):
+            bounds = eti(post[name], ci).transpose("valid_domain", "ci_bound").values
+            for v, draws, (lower, upper) in zip(self.valid_domains, values, bounds):
                 rows.append(
                     {
                         "parameter": name,
                         "valid_domain": v,
                         "mean": draws.mean(),
                         "median": np.median(draws),
-                        "lower": np.quantile(draws, lo),
-                        "upper": np.quantile(draws, hi),
+                        "lower": lower,
+                        "upper": upper,
                     }
                 )
         return pd.DataFrame(rows)
@@ -198,7 +198,7 @@ class ChinchillaLaw(BayesianLaw):
             mean = mean * np.exp(get("noise_sigma") * self._row_noise(mean.shape, row_generators(seed, np.c_[n, d])))  # a point's noise is its own
         return xr.DataArray(mean, dims=("chain", "draw", "point", "target"), coords={"target": self.valid_domains}, name="loss")
 
-    def predict(self, params, tokens, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+    def predict(self, params, tokens, *, ci: float = DEFAULT_CI, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per (params, tokens) pair and validation domain: ``params``, ``tokens``, ``target``,
         ``mean``, ``median``, ``lower``, ``upper``."""
         self._require_fit()

@@ -59,7 +59,7 @@ from bayes_mixlaw.run_effects import conditional_effects, curve_sums, marginal_l
 from bayes_mixlaw.runs import LR, WARMUP, RunsTable
 from bayes_mixlaw.schedules import DEFAULT_LAMBDA, Schedule, StepFeatures, decay_areas
 from bayes_mixlaw.step_laws import annealing_step, multi_power_step
-from bayes_mixlaw.summary import summarize_draws
+from bayes_mixlaw.summary import DEFAULT_CI, eti, eti_values, summarize_draws
 
 # Chosen by held-out error of point fits (Huber on log loss, 12 starts; `benchmarks/schedules.py --choose`
 # reruns the comparison): leave-one-schedule-out over the 4 published schedules x 3 sizes, mean relative
@@ -752,15 +752,15 @@ class ScheduledScalingLaw(BayesianLaw):
             out[:, :, g.index.to_numpy()] = draws[:, :, np.searchsorted(steps, g["step"].to_numpy()), g["obs_valid_domain"].map(domains).to_numpy()]
         return obs, out
 
-    def pilot_predictions(self, ci: float = 0.9, seed: int = 0) -> pd.DataFrame:
+    def pilot_predictions(self, ci: float = DEFAULT_CI, seed: int = 0) -> pd.DataFrame:
         """Every observed loss (``loss``, ``params``, ``step``, ``run``, ``obs_valid_domain``) with the
         posterior predictive ``median``, ``lower`` and ``upper`` of its own run continued (its level,
         annealing amplitude and schedule; a run of unknown schedule: each draw's sampled length)."""
         self._require_fit()
-        lo, hi = (1 - ci) / 2, 1 - (1 - ci) / 2
         obs, draws = self._own_run_draws(noise=True, seed=seed)
-        q = np.quantile(draws.reshape(-1, draws.shape[-1]), [0.5, lo, hi], axis=0)
-        return obs.assign(median=q[0], lower=q[1], upper=q[2])
+        flat = draws.reshape(-1, draws.shape[-1])
+        lower, upper = eti_values(flat, ci)
+        return obs.assign(median=np.quantile(flat, 0.5, axis=0), lower=lower, upper=upper)
 
     def pointwise_log_likelihood(self) -> xr.DataArray:
         r"""log p(loss | draw) of every observed loss, dims (chain, draw, obs), for PSIS-LOO
@@ -787,7 +787,7 @@ class ScheduledScalingLaw(BayesianLaw):
             loglik = -0.5 * np.log(2 * np.pi * sigma**2) - 0.5 * (residual / sigma) ** 2
         return xr.DataArray(loglik - log_y, dims=("chain", "draw", "obs"), name="loss")
 
-    def parameters(self, ci: float = 0.95) -> pd.DataFrame:
+    def parameters(self, ci: float = DEFAULT_CI) -> pd.DataFrame:
         """Posterior mean and equal-tailed interval of the law's parameters in absolute units, per domain
         (and ``total_steps``, the sampled length of an unknown schedule)."""
         self._require_fit()
@@ -944,7 +944,7 @@ class ScheduledScalingLaw(BayesianLaw):
             out = out * np.exp(sigma * self._standard_noise(out.shape, rng))
         return xr.DataArray(out, dims=("chain", "draw", "point", "target"), coords={"target": self.valid_domains}, name="loss")
 
-    def schedule_assumptions(self, params, steps, *, run: str | None = None, ci: float = 0.9, seed: int = 0) -> pd.DataFrame:
+    def schedule_assumptions(self, params, steps, *, run: str | None = None, ci: float = DEFAULT_CI, seed: int = 0) -> pd.DataFrame:
         """How much the unknown schedule moves a prediction: the target (``params`` at ``steps``, a new
         run or pilot ``run`` continued) with the schedule's length weighed by the posterior, and under
         the extreme assumptions with the law's other draws: the decay ends at the last requested step
@@ -975,7 +975,7 @@ class ScheduledScalingLaw(BayesianLaw):
         schedule=None,
         steps=None,
         *,
-        ci: float = 0.9,
+        ci: float = DEFAULT_CI,
         kind: str = "predictive",
         seed: int = 0,
         run: str | None = None,
@@ -1034,7 +1034,8 @@ class ScheduledScalingLaw(BayesianLaw):
             return ""
         last = int(self.idata.attrs["unknown_last"])
         T = self.idata["posterior"]["total_steps"].values.ravel()
-        q = np.quantile(T, [0.05, 0.5, 0.95])
+        lower, upper = eti(self.idata["posterior"]["total_steps"], DEFAULT_CI).values
+        q = (lower, np.quantile(T, 0.5), upper)
         step = 2 * last
         size = float(np.max(self.idata["observed_data"]["params"].values))
         v = self.valid_domains[0]
@@ -1051,7 +1052,7 @@ class ScheduledScalingLaw(BayesianLaw):
         )
         return (
             f". Unknown schedule for {len(unknown)} run(s) ({', '.join(unknown[:3])}{', ...' if len(unknown) > 3 else ''}): not assumed but "
-            f"weighed, {self.config.unknown_schedule.describe(last)}; posterior T median {q[1]:.0f} [90%: {q[0]:.0f}, {q[2]:.0f}], "
+            f"weighed, {self.config.unknown_schedule.describe(last)}; posterior T median {q[1]:.0f} [{DEFAULT_CI:.0%}: {q[0]:.0f}, {q[2]:.0f}], "
             f"P(T >= {step}) = {np.mean(T >= step):.2f}. At step {step}, a new {size:.3g}-parameter run ({v}): {at}"
             + ", ".join(f"{m:.4g} ({name})" for name, m in med.items())
             + f": the assumption moves it by {spread:.2f}%"
