@@ -70,7 +70,7 @@ from bayes_mixlaw.run_effects import (
     shift_information,
 )
 from bayes_mixlaw.runs import LR, MIX_PREFIX, WARMUP, RunsTable, load_runs, read_mixtures, validate_runs
-from bayes_mixlaw.summary import summarize_draws
+from bayes_mixlaw.summary import DEFAULT_CI, summarize_draws
 from bayes_mixlaw.targets import Targets
 
 # scale of the interactions' base distribution (cancelled in the model; sets what prior draws look like)
@@ -703,7 +703,7 @@ class NestedLaw(MixtureLaw):
             losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
         return losses
 
-    def predict(self, mixtures, *, params=None, step=None, tokens=None, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+    def predict(self, mixtures, *, params=None, step=None, tokens=None, ci: float = DEFAULT_CI, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         """One row per mixture and target at the given scale: ``name`` (if given), ``mix:*``,
         ``params``, ``step`` (or ``tokens``), ``target``, ``mean``, ``median``, ``lower``, ``upper``, then how far the
         row lies beyond the pilots (``beyond_mixture``, ``beyond_log_size``, ``beyond_log_length``:
@@ -765,7 +765,7 @@ class NestedLaw(MixtureLaw):
         f.n_draws = n_draws
         return f
 
-    def parameters(self, ci: float = 0.9) -> pd.DataFrame:
+    def parameters(self, ci: float = DEFAULT_CI) -> pd.DataFrame:
         """Posterior mean and interval of the exponents and, for the joint model, of log_c, log_k, t."""
         self._require_fit()
         names = ["alpha", "beta", "gamma", "log_a", "log_b"] + (
@@ -862,7 +862,7 @@ class StagewiseNestedFit:
     def predict_draws(self, mixtures, *, kind: str = "predictive", seed: int = 0) -> xr.DataArray:
         return self.stage_two.predict_draws(mixtures, kind=kind, seed=seed)
 
-    def predict(self, mixtures, *, ci: float = 0.9, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+    def predict(self, mixtures, *, ci: float = DEFAULT_CI, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
         table = self.stage_two.predict(mixtures, ci=ci, kind=kind, seed=seed)
         for k, v in self.scale.items():
             table.insert(len(table.columns) - 5, k, v)

@@ -88,7 +88,7 @@ def test_one_default_interval_level_everywhere():
 
     import typer
 
-    from bayes_mixlaw import cli, compare, continual, critical, mixing, optimize, report, scaling, scheduled
+    from bayes_mixlaw import cli, compare, continual, critical, mixing, nested, optimize, report, scaling, scheduled
 
     assert DEFAULT_CI == 0.9
     functions = [
@@ -98,6 +98,9 @@ def test_one_default_interval_level_everywhere():
         continual.ContinualLaw.parameters,
         scaling.ChinchillaLaw.predict,
         scaling.ChinchillaLaw.parameters,
+        nested.NestedLaw.predict,
+        nested.NestedLaw.parameters,
+        nested.StagewiseNestedFit.predict,
         scheduled.ScheduledScalingLaw.predict,
         scheduled.ScheduledScalingLaw.parameters,
         scheduled.ScheduledScalingLaw.pilot_predictions,
