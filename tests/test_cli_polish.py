@@ -1,43 +1,17 @@
 """The command line's polish (issue 15, item 9): predict's short table and its CSV on stdout, flags and
-help texts, --params as a float, report --caps. And a nested fit's row predictions are its own (item 7;
-the mixing law's: tests/test_mixing.py); it moves to tests/test_nested_unit.py once that file is free."""
+help texts, --params as a float, report --caps."""
 
 from __future__ import annotations
 
 import io
 
-import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from bayes_mixlaw import Targets
 from bayes_mixlaw.cli import app
-from bayes_mixlaw.config import NestedLawConfig
-from bayes_mixlaw.nested import NestedLaw
-from bayes_mixlaw.runs import RunsTable, load_runs
 from conftest import five_mixtures
 
 cli = CliRunner()
-
-
-def test_nested_predictions_of_a_row_do_not_depend_on_the_other_rows(shared_data, mocked_sampling):
-    """Beyond the pilots (the shared discrepancy applies) and with the fresh departure of new mixtures."""
-    domains = ["Pile-CC", "Github"]
-    table = load_runs(shared_data / "mixinglaws" / "RedPajama")
-    data = table.data[table.data["valid_domain"].isin(domains) & (table.data["params"] < 201_541_632)]
-    law = NestedLaw(NestedLawConfig(sampler={"draws": 10, "chains": 1}), Targets({"Pile-CC": 0.6, "Github": 0.4}))
-    law.fit(RunsTable(data.reset_index(drop=True), table.source), seed=1, progress=False)
-    pilots = law.pilot_mixtures
-    frame = pd.DataFrame(np.vstack([pilots[:2], np.full((1, pilots.shape[1]), 1 / pilots.shape[1])]), columns=[f"mix:{d}" for d in law.train_domains]).assign(
-        name=["p0", "p1", "new"]
-    )
-    scale = {"params": 8e8, "step": 100_000}
-    together = law.predict_draws(frame, seed=2, **scale)
-    swapped = law.predict_draws(frame.iloc[::-1], seed=2, **scale)
-    for name in frame["name"]:
-        alone = law.predict_draws(frame[frame["name"] == name], seed=2, **scale)
-        np.testing.assert_array_equal(alone.sel(mixture=name).values, together.sel(mixture=name).values)
-        np.testing.assert_array_equal(swapped.sel(mixture=name).values, together.sel(mixture=name).values)
 
 
 def test_predict_shows_a_short_table_and_writes_the_csv(mock_mixing_fit, tmp_path):
