@@ -380,24 +380,10 @@ class NestedLaw(MixtureLaw):
     def _stored_runs(self) -> tuple[RunsTable, dict]:
         """The fitted runs (after the transient was left out), from the file's observed data: a run per
         pilot mixture, named by its label."""
-        observed, constant, attrs = self.idata["observed_data"], self.idata["constant_data"], self.idata.attrs
-        length = str(attrs["length_column"])
-        mixtures = pd.DataFrame(
-            constant["mixture_proportions"].values,
-            index=[str(m) for m in constant["mixture"].values],
-            columns=[MIX_PREFIX + str(d) for d in constant["train_domain"].values],
+        attrs = self.idata.attrs
+        data = self._observed_rows(
+            {"params": "params", str(attrs["length_column"]): str(attrs["length_column"])}, run="obs_mixture", mixtures="mixture_proportions"
         )
-        labels = [str(m) for m in observed["obs_mixture"].values]
-        data = pd.DataFrame(
-            {
-                "run": labels,
-                "valid_domain": [str(v) for v in observed["obs_valid_domain"].values],
-                "loss": observed["loss"].values,
-                "params": observed["params"].values,
-                length: observed[length].values,
-            }
-        )
-        data = pd.concat([data, mixtures.loc[labels].reset_index(drop=True)], axis=1)
         return RunsTable(data, source=str(attrs.get("source", "<fit>"))), {}
 
     def _likelihood_terms(self, data: dict, mu, noise, mixture_sigma, shape: tuple):
@@ -425,7 +411,7 @@ class NestedLaw(MixtureLaw):
             loglik = marginal_loglik(*block, *sums, *scales).sum()
             mean_u, mean_w, *_ = conditional_effects(*block, *sums[:2], *scales)
             if mixture_sigma is not None:
-                a, b, unit_u, unit_w = shift_information(*block, *sums[:2], *scales)
+                a, b, unit_u, unit_w = shift_information(*block, *sums[:2], *scales, means=(mean_u, mean_w))
         else:
             sigma = noise[data["valid_idx"]]
             loglik = pm.logp(pm.Normal.dist(mu, sigma), data["log_loss"]).sum()

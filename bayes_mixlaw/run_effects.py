@@ -94,7 +94,7 @@ def draw_effects(mean_u, mean_w, var_u, cov_uw, var_w, rng: np.random.Generator)
 # a level shared by several curves (a pilot mixture's departure from the mixing law), integrated out
 
 
-def shift_information(m, sy, syy, se, sey, sigma, tau_u, tau_w):
+def shift_information(m, sy, syy, se, sey, sigma, tau_u, tau_w, means=None):
     r"""How a curve's marginal log-likelihood changes when every residual shifts by ``-d``.
 
     The marginal is Gaussian in the residuals, with precision ``P = (I - Z A^{-1} Z^T) / sigma^2``, so
@@ -106,8 +106,8 @@ def shift_information(m, sy, syy, se, sey, sigma, tau_u, tau_w):
     with ``ubar(x), wbar(x)`` the conditional means of the curve's level and slope given residuals
     ``x`` (:func:`conditional_effects`; ``1``: a unit shift). Returns ``(a, b, unit_u, unit_w)``: given
     ``d`` the conditional means become ``ubar(e) - d unit_u`` and ``wbar(e) - d unit_w``. An empty
-    curve gives ``a = b = 0``."""
-    mean_u, mean_w, *_ = conditional_effects(m, sy, syy, se, sey, sigma, tau_u, tau_w)
+    curve gives ``a = b = 0``. ``means``: ``(ubar(e), wbar(e))`` where the caller has them already."""
+    mean_u, mean_w = conditional_effects(m, sy, syy, se, sey, sigma, tau_u, tau_w)[:2] if means is None else means
     unit_u, unit_w, *_ = conditional_effects(m, sy, syy, m, sy, sigma, tau_u, tau_w)
     s2 = sigma * sigma
     a = (m - m * unit_u - sy * unit_w) / s2
