@@ -217,21 +217,10 @@ class ContinualLaw(MixtureLaw):
 
     def _stored_runs(self) -> tuple[RunsTable, dict]:
         """The fitted runs, their reference losses and original domain, from the file's data."""
-        observed, constant, attrs = self.idata["observed_data"], self.idata["constant_data"], self.idata.attrs
-        columns = [MIX_PREFIX + str(d) for d in constant["train_domain"].values]
-        mixtures = pd.DataFrame(constant["run_mixture"].values, index=[str(r) for r in constant["run"].values], columns=columns)
-        runs = [str(r) for r in observed["obs_run"].values]
-        data = pd.DataFrame(
-            {
-                "run": runs,
-                "valid_domain": [str(v) for v in observed["obs_valid_domain"].values],
-                "loss": observed["loss"].values,
-                "step": observed["obs_step"].values,
-            }
-        )
+        constant, attrs = self.idata["constant_data"], self.idata.attrs
+        data = self._observed_rows({"step": "obs_step"}, mixtures="run_mixture")
         if int(attrs.get("params", -1)) != -1:
-            data["params"] = int(attrs["params"])
-        data = pd.concat([data, mixtures.loc[runs].reset_index(drop=True)], axis=1)
+            data.insert(4, "params", int(attrs["params"]))
         valid = [str(v) for v in constant["valid_domain"].values]
         reference = Reference(pd.Series(constant["reference_loss"].values, index=valid), str(attrs["reference_checkpoint"]), str(attrs["original_domain"]))
         return RunsTable(data, source=str(attrs.get("source", "<fit>")), reference=reference), {}

@@ -168,14 +168,10 @@ class MixingLaw(MixtureLaw):
 
     def _stored_runs(self) -> tuple[RunsTable, dict]:
         """The fitted runs table, from the file's observed losses and the runs' mixtures."""
-        observed, constant = self.idata["observed_data"], self.idata["constant_data"]
-        columns = [MIX_PREFIX + str(d) for d in constant["train_domain"].values]
-        mixtures = pd.DataFrame(constant["run_mixture"].values, index=[str(r) for r in constant["run"].values], columns=columns)
-        runs = [str(r) for r in observed["obs_run"].values]
-        data = pd.DataFrame({"run": runs, "valid_domain": [str(v) for v in observed["obs_valid_domain"].values], "loss": observed["loss"].values})
-        if np.any(observed["loss_sd"].values != 0):
-            data["loss_sd"] = observed["loss_sd"].values
-        data = pd.concat([data, mixtures.loc[runs].reset_index(drop=True)], axis=1)
+        data = self._observed_rows({}, mixtures="run_mixture")
+        loss_sd = self.idata["observed_data"]["loss_sd"].values
+        if np.any(loss_sd != 0):
+            data.insert(3, "loss_sd", loss_sd)
         return RunsTable(data, source=str(self.idata.attrs.get("source", "<fit>"))), {}
 
     def _noise_and_likelihood(self, mu, valid_idx, sd_scaled, observed, generative: bool):

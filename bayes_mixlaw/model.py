@@ -230,6 +230,24 @@ class BayesianLaw:
         """The runs table (and ``build`` options) the fit was built from, read back from ``idata``."""
         raise NotImplementedError
 
+    def _observed_rows(self, columns: dict[str, str], *, run: str | None = "obs_run", mixtures: str | None = None) -> pd.DataFrame:
+        """The fitted rows read back from ``idata``: ``run`` (labels from ``observed_data[run]``; ``None``:
+        ``point i``), ``valid_domain``, ``loss``, each ``columns`` item (table column <- observed variable),
+        and, with ``mixtures`` (a ``constant_data`` variable over (label, train_domain) whose labels are
+        the runs'), each row's mixture proportions as ``mix_*`` columns."""
+        observed = self.idata["observed_data"]
+        labels = [f"point {i}" for i in range(observed.sizes["obs"])] if run is None else [str(r) for r in observed[run].values]
+        data = pd.DataFrame({"run": labels, "valid_domain": [str(v) for v in observed["obs_valid_domain"].values], "loss": observed["loss"].values})
+        for column, variable in columns.items():
+            data[column] = observed[variable].values
+        if mixtures is not None:
+            constant = self.idata["constant_data"]
+            proportions = constant[mixtures]
+            index = [str(r) for r in proportions[proportions.dims[0]].values]
+            frame = pd.DataFrame(proportions.values, index=index, columns=[MIX_PREFIX + str(d) for d in constant["train_domain"].values])
+            data = pd.concat([data, frame.loc[labels].reset_index(drop=True)], axis=1)
+        return data
+
     def _data(self, lay: dict) -> dict:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -113,17 +113,8 @@ class ChinchillaLaw(BayesianLaw):
 
     def _stored_runs(self) -> tuple[RunsTable, dict]:
         """The fitted points, from the file's observed data."""
-        observed = self.idata["observed_data"]
         column = str(self.idata.attrs["data_column"])
-        data = pd.DataFrame(
-            {
-                "run": [f"point {i}" for i in range(observed.sizes["obs"])],
-                "valid_domain": [str(v) for v in observed["obs_valid_domain"].values],
-                "loss": observed["loss"].values,
-                "params": observed["params"].values,
-                column: observed[column].values,
-            }
-        )
+        data = self._observed_rows({"params": "params", column: column}, run=None)
         return RunsTable(data, source=str(self.idata.attrs.get("source", "<fit>"))), {}
 
     # hooks of BayesianLaw.fit ---------------------------------------------------------------

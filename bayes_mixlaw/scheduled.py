@@ -453,16 +453,8 @@ class ScheduledScalingLaw(BayesianLaw):
 
     def _stored_runs(self) -> tuple[RunsTable, dict]:
         """The fitted runs and their schedules (those of unknown schedule left out: sampled), from the file."""
-        observed, attrs = self.idata["observed_data"], self.idata.attrs
-        data = pd.DataFrame(
-            {
-                "run": [str(r) for r in observed["run"].values],
-                "valid_domain": [str(v) for v in observed["obs_valid_domain"].values],
-                "loss": observed["loss"].values,
-                "params": observed["params"].values,
-                "step": observed["step"].values,
-            }
-        )
+        attrs = self.idata.attrs
+        data = self._observed_rows({"params": "params", "step": "step"}, run="run")
         schedules = {run: Schedule.from_dict(s["schedule"]) for run, s in json.loads(attrs["schedules"]).items() if s["schedule"] is not None}
         return RunsTable(data, source=str(attrs.get("source", "<fit>"))), {"schedule": schedules}
 
