@@ -14,9 +14,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -239,6 +242,36 @@ def _progress_options(progress: bool) -> dict:
     return {"progress_bar": progress}
 
 
+@contextmanager
+def interrupts_raised():
+    """Ctrl-C (SIGINT, and SIGTERM where a Python handler takes it) during sampling stops the fit.
+
+    nutpie answers a ``KeyboardInterrupt`` by returning the draws it has so far: a partial fit that
+    would be summarised, saved and ranked as if complete (and a loop told to stop would go on). The
+    signal is recorded here, passed to the handler that was in place (which raises as before, so
+    nutpie stops its chains), and raised again as ``KeyboardInterrupt`` once nutpie has returned."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    seen: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: handler for sig, handler in previous.items() if callable(handler)}
+
+    def record(signum, frame):
+        seen.append(signum)
+        previous[signum](signum, frame)
+
+    for sig in previous:
+        signal.signal(sig, record)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if seen:
+        raise KeyboardInterrupt
+
+
 def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sampler: SamplerConfig, seed: int | None, progress: bool) -> xr.DataTree:
     """Posterior draws of ``model`` (a DataTree with posterior and sample_stats)."""
     if sampler.method in ("nuts", "fast"):
@@ -251,18 +284,19 @@ def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sam
         compiled = compiled.with_data(**{k: np.asarray(v, dtype=known[k]) for k, v in data.items() if k in known})
         compiled = _with_coords(compiled, model)
         cores = sampler.cores or min(sampler.chains, os.cpu_count() or 1)
-        return nutpie.sample(
-            compiled,
-            draws=sampler.draws,
-            tune=sampler.tune,
-            chains=sampler.chains,
-            cores=cores,
-            seed=seed,
-            target_accept=sampler.target_accept,
-            adaptation=sampler.adaptation,
-            save_warmup=False,
-            **_progress_options(progress),
-        )
+        with interrupts_raised():
+            return nutpie.sample(
+                compiled,
+                draws=sampler.draws,
+                tune=sampler.tune,
+                chains=sampler.chains,
+                cores=cores,
+                seed=seed,
+                target_accept=sampler.target_accept,
+                adaptation=sampler.adaptation,
+                save_warmup=False,
+                **_progress_options(progress),
+            )
     if sampler.method == "advi":
         with model:
             pm.set_data(data)

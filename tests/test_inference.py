@@ -150,3 +150,28 @@ def test_diagnostics_columns_and_message():
     message = d.unconverged_message("fit.nc")
     assert "fit.nc did not converge" in message and "R-hat 1.140" in message and "without --fast" in message
     assert Diagnostics("nuts", 0, 1.002, 900.0, 1000, 2, 1.0, []).unconverged_message("fit.nc") is None
+
+
+def test_ctrl_c_while_sampling_stops_the_fit_instead_of_returning_partial_draws():
+    """nutpie answers Ctrl-C by returning the draws so far; sample_posterior raises KeyboardInterrupt
+    instead (a partial fit is never summarised, saved or ranked; the loop stops when told)."""
+    import signal
+    import threading
+
+    import pytest
+
+    with pm.Model() as model:
+        pm.Normal("theta", 0.0, 1.0, shape=50)
+    key, sampler = "test-interrupt", SamplerConfig(method="nuts", chains=2, draws=2_000_000, tune=100)
+    try:
+        sample_posterior(model, {}, key, sampler.model_copy(update={"draws": 10}), seed=1, progress=False)  # compiled before the clock starts
+        timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+        started = time.perf_counter()
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            sample_posterior(model, {}, key, sampler, seed=1, progress=False)
+        assert time.perf_counter() - started < 60  # stopped, not run to the end (2 x 2,000,000 draws)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler put back
+    finally:
+        timer.cancel()
+        _COMPILED.pop((key, "False"), None)
