@@ -163,6 +163,7 @@ def test_ctrl_c_while_sampling_stops_the_fit_instead_of_returning_partial_draws(
     with pm.Model() as model:
         pm.Normal("theta", 0.0, 1.0, shape=50)
     key, sampler = "test-interrupt", SamplerConfig(method="nuts", chains=2, draws=2_000_000, tune=100)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # as at a terminal (a background test run ignores SIGINT)
     try:
         sample_posterior(model, {}, key, sampler.model_copy(update={"draws": 10}), seed=1, progress=False)  # compiled before the clock starts
         timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
@@ -174,4 +175,5 @@ def test_ctrl_c_while_sampling_stops_the_fit_instead_of_returning_partial_draws(
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler put back
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, outer)
         _COMPILED.pop((key, "False"), None)

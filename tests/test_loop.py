@@ -33,7 +33,9 @@ def _status(state_dir):
 
 
 def _start_and_stop(args, state_dir, until, sig, log):
-    proc = subprocess.Popen([CLI, "loop", *args, "--state", str(state_dir)], stdout=log, stderr=subprocess.STDOUT)
+    # Ctrl-C as at a terminal: a test run started in the background (nohup, &) ignores SIGINT, and a child inherits that
+    interactive = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen([CLI, "loop", *args, "--state", str(state_dir)], stdout=log, stderr=subprocess.STDOUT, preexec_fn=interactive)
     start = time.time()
     while not until(_status(state_dir)):
         assert proc.poll() is None, Path(log.name).read_text()
