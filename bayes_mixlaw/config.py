@@ -261,6 +261,12 @@ NESTED_PRIORS: dict[str, Prior] = {
     # per unit of log-steps); integrated out of the likelihood (bayes_mixlaw.run_effects)
     "run_sigma": Prior("HalfNormal", sigma=0.02),
     "run_slope_sigma": Prior("HalfNormal", sigma=0.05),
+    # annealing under known schedules (bayes_mixlaw.schedule_grid), per validation domain: the drop per
+    # unit of S2 / S0 as a multiple c of the step term's amplitude, b n^-gamma (s^-beta - c S2 / S0).
+    # Luo et al.'s curves (multipowerlaw/, Tissue et al.'s form fitted by benchmarks/schedules.py: D ~
+    # 1.2e-4 - 1.7e-4 per step, B S0^-beta ~ 0.35 - 0.46 at S0 = 8k) give c ~ 2.8 at 25M, 100M and 400M;
+    # c grows as S0^(1 + beta) / B with the pilots' length, so the prior is wide: 0.2 - 90 at two sd
+    "log_anneal": Prior("Normal", mu=1.5, sigma=1.5),
     # observation noise on the log loss
     "noise_sigma": Prior("HalfNormal", sigma=0.02),
     # model discrepancy: the law-form error of the log loss per unit of log-distance beyond the

@@ -46,6 +46,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
 from bayes_mixlaw.runs import RunsTable
 
@@ -83,8 +84,11 @@ def split(runs: RunsTable, length_column: str, fraction: float) -> tuple[RunsTab
     return RunsTable(data[kept].reset_index(drop=True), runs.source), cuts
 
 
-def residual_slopes(calibration, left_out: pd.DataFrame, column: str, cut: float, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
-    r"""(:math:`\bar u_v`, :math:`s_v^2`, number of losses) of the left-out losses beyond ``cut`` on ``column``."""
+def residual_slopes(
+    calibration, left_out: pd.DataFrame, column: str, cut: float, seed: int, schedules: dict | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    r"""(:math:`\bar u_v`, :math:`s_v^2`, number of losses) of the left-out losses beyond ``cut`` on ``column``;
+    ``schedules``: run -> learning-rate schedule, for a calibration fit with schedules (each run predicted under its own)."""
     length = calibration.length_column
     valid = calibration.valid_domains
     mix_cols = [c for c in left_out.columns if c.startswith("mix:")]
@@ -92,7 +96,12 @@ def residual_slopes(calibration, left_out: pd.DataFrame, column: str, cut: float
     for (params, steps), g in left_out.groupby(["params", length]):
         g = g[g["valid_domain"].isin(valid)]
         runs_here = g.groupby("run")[mix_cols].first()
-        draws = calibration.predict_draws(runs_here.reset_index(drop=True), params=float(params), seed=seed, **{length: float(steps)})
+        scale = {"params": float(params), length: float(steps)}
+        if schedules is None:
+            draws = calibration.predict_draws(runs_here.reset_index(drop=True), seed=seed, **scale)
+        else:  # one run at a time, each under its own schedule
+            parts = [calibration.predict_draws(runs_here.iloc[[i]], seed=seed, schedule=schedules[run], **scale) for i, run in enumerate(runs_here.index)]
+            draws = xr.concat(parts, dim="mixture")
         log_pred = np.log(draws.sel(target=valid).values)  # (chain, draw, run, valid)
         row = pd.Index(runs_here.index).get_indexer(g["run"])
         col = pd.Index(valid).get_indexer(g["valid_domain"])
@@ -151,13 +160,16 @@ def _grid_posterior(u, s2, rho, mu0, sigma0):
     return weight / weight.sum(), correlation, keep
 
 
-def learn(law_class, config, targets, runs: RunsTable, *, seed: int | None, sampler: dict, progress: bool = False, fraction: float = 0.2) -> tuple[dict, dict]:
+def learn(
+    law_class, config, targets, runs: RunsTable, *, seed: int | None, sampler: dict, progress: bool = False, fraction: float = 0.2, schedule=None
+) -> tuple[dict, dict]:
     """(priors, record): fit ``law_class`` without discrepancy on the pilots less their largest scale,
     read the left-out losses, and update each calibratable axis's prior on ``kappa`` and its drift
     (module docstring). ``priors``: {posterior variable: learned Prior}; ``record`` (kept in the fit
     file as :data:`ATTR`) says per axis what was left out, the external prior, the learned one, the
     drift's mean and covariance, and the calibration fit's convergence. ``sampler``: the full fit's
-    settings (method, draws, ...), used for the calibration fit too, with at most :data:`CALIBRATION_DRAWS` draws."""
+    settings (method, draws, ...), used for the calibration fit too, with at most :data:`CALIBRATION_DRAWS` draws.
+    ``schedule``: the full fit's (for runs without an ``lr`` column)."""
     from pymc_extras.prior import Prior
 
     data = runs.data
@@ -172,7 +184,12 @@ def learn(law_class, config, targets, runs: RunsTable, *, seed: int | None, samp
         settings["draws"] = min(settings.get("draws", config.sampler.draws), CALIBRATION_DRAWS)
     with warnings.catch_warnings():  # the calibration fit's convergence is checked below
         warnings.simplefilter("ignore")
-        calibration = law_class(calibration_config, targets).fit(kept, seed=seed, progress=progress, **settings)
+        calibration = law_class(calibration_config, targets).fit(kept, schedule=schedule, seed=seed, progress=progress, **settings)
+    schedules = None
+    if calibration.schedule_areas is not None:
+        from bayes_mixlaw.scheduled import run_schedules
+
+        schedules, _ = run_schedules(RunsTable(data.reset_index(drop=True), runs.source), schedule, allow_unknown=True)
     diagnostics = calibration.diagnostics
     converged = {"calibration_rhat": diagnostics.max_rhat, "calibration_ess": diagnostics.min_ess_bulk, "calibration_divergences": diagnostics.divergences}
     if not diagnostics.max_rhat <= MAX_CALIBRATION_RHAT:
@@ -192,7 +209,7 @@ def learn(law_class, config, targets, runs: RunsTable, *, seed: int | None, samp
         for other in (c for c in cuts if c != column):  # beyond on this axis only
             beyond &= data[other].to_numpy(float) <= cuts[other]
         left_out = data[beyond]
-        u, s2, n_domains = residual_slopes(calibration, left_out, column, cuts[column], seed or 0)
+        u, s2, n_domains = residual_slopes(calibration, left_out, column, cuts[column], seed or 0, schedules)
         name = f"discrepancy_{axis}"
         prior = config.prior(name)
         if prior.distribution != "LogNormal":

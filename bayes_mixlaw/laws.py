@@ -85,22 +85,32 @@ def chinchilla_law(params, tokens, e, a, b, alpha, beta):
     return e + a * params ** (-alpha) + b * tokens ** (-beta)
 
 
-def relative_scaling(params_rel, steps_rel, log_a, log_b, alpha, beta, gamma=0.0):
+def relative_scaling(params_rel, steps_rel, log_a, log_b, alpha, beta, gamma=0.0, annealing=0.0):
     r"""Chinchilla-type law relative to its value at the reference scale (``params_rel = steps_rel = 1``).
 
     With the amplitudes written relative to the irreducible part, :math:`a = A/E` and :math:`b = B/E`
     (``log_a``, ``log_b`` their logs), and sizes and steps relative to the reference scale:
 
-    .. math:: \frac{L(n, s)}{L(1, 1)} = \frac{1 + a\,n^{-\alpha} + b\,n^{-\gamma} s^{-\beta}}{1 + a + b}
+    .. math:: \frac{L(n, s)}{L(1, 1)} = \frac{1 + a\,n^{-\alpha} + b\,n^{-\gamma} s^{-\beta} e^{-c\,s_2\,s^{\beta}}}{1 + a + b}
 
     so :math:`1/(1+a+b)`, :math:`a/(1+a+b)` and :math:`b/(1+a+b)` are the shares of the loss at the
     reference scale that are irreducible, that more parameters remove and that more steps remove.
     ``gamma`` lets the step term depend on model size (0: Chinchilla's additive law); on checkpoints
     of one run the larger models' losses keep falling at a different pace than the small ones'.
+
+    Under a learning-rate schedule ``s`` is the schedule's forward area :math:`S_1 / S_0` and
+    ``annealing`` is :math:`c\,s_2 = c\,S_2 / S_0`, with :math:`S_2` the annealing area
+    (``bayes_mixlaw.schedules``): to first order the step term is :math:`b\,n^{-\gamma}(s^{-\beta} -
+    c\,s_2)`, Tissue et al.'s (2024) :math:`A S_1^{-\alpha} - C S_2` with their :math:`C` a multiple
+    ``c`` of the step term's amplitude, and the exponential keeps the drop below the step term itself (a
+    decay removes part of what more steps would, never more: the loss stays above the size law, where
+    the linear drop would take it below zero on a long decay). 0 (the default): a constant learning
+    rate, or steps taken as they come.
     """
-    xp = array_namespace(params_rel, steps_rel, log_a, log_b, alpha, beta, gamma)
+    xp = array_namespace(params_rel, steps_rel, log_a, log_b, alpha, beta, gamma, annealing)
     a, b = xp.exp(log_a), xp.exp(log_b)
-    return chinchilla_law(params_rel, steps_rel, 1.0, a, b * params_rel ** (-gamma), alpha, beta) / (1.0 + a + b)
+    step = b * params_rel ** (-gamma) * steps_rel ** (-beta) * xp.exp(-annealing * steps_rel**beta)
+    return (1.0 + a * params_rel ** (-alpha) + step) / (1.0 + a + b)
 
 
 def _softplus(xp, x):

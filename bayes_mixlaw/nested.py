@@ -69,7 +69,9 @@ from bayes_mixlaw.run_effects import (
     marginal_loglik,
     shift_information,
 )
-from bayes_mixlaw.runs import LR, MIX_PREFIX, WARMUP, RunsTable, load_runs, read_mixtures, validate_runs
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures, validate_runs
+from bayes_mixlaw.schedule_grid import GridAreas, grid_areas
+from bayes_mixlaw.schedules import Schedule, as_schedule
 from bayes_mixlaw.summary import DEFAULT_CI, summarize_draws
 from bayes_mixlaw.targets import Targets
 
@@ -142,6 +144,9 @@ class NestedLaw(MixtureLaw):
     kind = "nested_law"
     config_class = NestedLawConfig
     pilot_mixture_var = "mixture_proportions"
+    has_scale_axes = True  # predicts at a target size and length (the capabilities: bayes_mixlaw.model.BayesianLaw)
+    supports_calibration = True
+    fit_name = "nested"
 
     @property
     def _share(self) -> bool:
@@ -156,10 +161,15 @@ class NestedLaw(MixtureLaw):
     # ------------------------------------------------------------------------------------------
     # fit
 
-    def fit(self, runs, *, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler):
+    def fit(self, runs, *, schedule=None, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler):
         """:meth:`BayesianLaw.fit`, with the model discrepancy's scale (``discrepancy_*``) learned from the
         pilots first (:mod:`bayes_mixlaw.discrepancy_scale`: one extra fit without their largest
         scale), unless ``learn_discrepancy`` is off.
+
+        ``schedule``: the learning-rate schedule of the runs without an ``lr`` column (one
+        :class:`~bayes_mixlaw.schedules.Schedule`, its dict or JSON path, or a mapping run -> schedule);
+        with schedules the step term reads each checkpoint through its run's schedule
+        (:mod:`bayes_mixlaw.schedule_grid`), without them it takes steps as they come.
 
         The discrepancy's scales are drawn from their learned or external prior after sampling
         (:func:`bayes_mixlaw.discrepancy.draw_scales`)."""
@@ -167,8 +177,14 @@ class NestedLaw(MixtureLaw):
         priors, record = {}, {}
         cfg = self.config
         if cfg.discrepancy and cfg.learn_discrepancy and cfg.mixture_model == "law":
-            priors, record = discrepancy_scale.learn(type(self), cfg, self.targets, runs, seed=seed, progress=progress, sampler={"method": method, **sampler})
-        super().fit(runs, seed=seed, method=method, progress=progress, **sampler)
+            priors, record = discrepancy_scale.learn(
+                type(self), cfg, self.targets, runs, seed=seed, progress=progress, sampler={"method": method, **sampler}, schedule=schedule
+            )
+        self._schedule_arg = schedule
+        try:
+            super().fit(runs, seed=seed, method=method, progress=progress, **sampler)
+        finally:
+            self._schedule_arg = None
         if cfg.discrepancy:
             discrepancy.draw_scales(self, discrepancy.PRIORS, priors, seed)
             self.idata.attrs[discrepancy_scale.ATTR] = json.dumps(record)
@@ -177,7 +193,9 @@ class NestedLaw(MixtureLaw):
     # ------------------------------------------------------------------------------------------
     # model
 
-    def _layout(self, runs: RunsTable) -> dict:
+    def _layout(self, runs: RunsTable, schedule=None, areas: GridAreas | None = None) -> dict:
+        """``schedule``: as in :meth:`fit` (default: the one given to the running ``fit``); ``areas``:
+        the schedule areas a fit file keeps (a reloaded fit's runs are named by mixture)."""
         data = runs.data
         if not runs.mix_columns:
             raise ValueError(f"{runs.source}: the table has no 'mix:<domain>' columns; fit one mixture with ChinchillaLaw")
@@ -191,13 +209,6 @@ class NestedLaw(MixtureLaw):
         for column in ("params", length):
             if data[column].nunique() < 2:
                 raise ValueError(f"{runs.source}: '{column}' takes one value; fit a MixingLaw at one scale instead (or add pilots)")
-        if LR in data or WARMUP in data:  # said, not silently dropped
-            warnings.warn(
-                f"{runs.source}: the nested law does not use the learning-rate schedule yet ('{LR}'/'{WARMUP}' columns are "
-                "ignored); beyond the longest pilot run the model discrepancy carries the schedule's error",
-                UserWarning,
-                stacklevel=3,
-            )
         valid = runs.valid_domains
         targets = self.targets.check(valid, "targets")
         run_names = runs.runs
@@ -221,7 +232,13 @@ class NestedLaw(MixtureLaw):
         curve = np.ravel_multi_index((mix_idx, size_idx, valid_idx), curve_shape)
         log_length = np.log(s / s0)
         n_curves = int(np.prod(curve_shape))
+        if areas is None:
+            run_rows = data.drop_duplicates("run")
+            cell = dict(zip(run_rows["run"], zip(mix_idx[run_rows.index], size_idx[run_rows.index])))
+            schedule = schedule if schedule is not None else getattr(self, "_schedule_arg", None)
+            areas = grid_areas(runs, length, schedule, cell, curve_shape[:2], length_values, (mix_idx, size_idx, length_idx))
         return {
+            "areas": areas,
             "table": runs,
             "targets": targets,
             "valid": valid,
@@ -269,7 +286,7 @@ class NestedLaw(MixtureLaw):
         )
         return data[~early].reset_index(drop=True), left_out
 
-    def _model(self, lay: dict) -> pm.Model:
+    def _model(self, lay: dict, **options) -> pm.Model:
         """The PyMC model; every data array enters through ``pm.Data`` so refits reuse it."""
         cfg = self.config
         coords = {
@@ -356,15 +373,23 @@ class NestedLaw(MixtureLaw):
                 "gamma", cfg.prior("gamma_mu").create_variable("gamma_mu"), cfg.prior("gamma_sigma").create_variable("gamma_sigma"), dims="valid_domain"
             )
             # on the grid mixture x size x length x domain (powers on the small size x domain and
-            # length x domain arrays), then the observed cells
+            # length x domain arrays), then the observed cells; under known schedules the step is
+            # read as its run's areas (schedule_grid): S1 in place of the step, S2 annealing
+            if lay["areas"] is None:
+                steps_rel, annealing = data["lengths_rel"][None, None, :, None], 0.0
+            else:
+                log_anneal = cfg.prior("log_anneal", dims="valid_domain").create_variable("log_anneal")
+                anneal = pm.Deterministic("anneal", pm.math.exp(log_anneal), dims="valid_domain")
+                steps_rel, annealing = data["schedule_s1"][:, :, :, None], data["schedule_s2"][:, :, :, None] * anneal
             ratio = relative_scaling(
                 data["sizes_rel"][None, :, None, None],
-                data["lengths_rel"][None, None, :, None],
+                steps_rel,
                 log_a[:, None, None, :],
                 log_b[:, None, None, :],
                 alpha,
                 beta,
                 gamma,
+                annealing,
             )
             grid = law_ref[:, None, None, :] + data["log_loss_scale"] + pm.math.log(ratio)
             mu = grid.flatten()[data["obs_cell"]]
@@ -374,8 +399,8 @@ class NestedLaw(MixtureLaw):
             pm.Deterministic("log_ref", log_ref + data["log_loss_scale"], dims=mv)
         return model
 
-    def _key_parts(self, lay: dict) -> tuple:
-        return (lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"]))
+    def _key_parts(self, lay: dict, **options) -> tuple:
+        return (lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"]), lay["areas"] is not None)
 
     def _stored_runs(self) -> tuple[RunsTable, dict]:
         """The fitted runs (after the transient was left out), from the file's observed data: a run per
@@ -384,7 +409,24 @@ class NestedLaw(MixtureLaw):
         data = self._observed_rows(
             {"params": "params", str(attrs["length_column"]): str(attrs["length_column"])}, run="obs_mixture", mixtures="mixture_proportions"
         )
-        return RunsTable(data, source=str(attrs.get("source", "<fit>"))), {}
+        return RunsTable(data, source=str(attrs.get("source", "<fit>"))), {} if self.schedule_areas is None else {"areas": self.schedule_areas}
+
+    @property
+    def schedule_areas(self) -> GridAreas | None:
+        """The pilots' schedule areas on the grid (:mod:`bayes_mixlaw.schedule_grid`), ``None`` for a
+        fit that takes steps as they come; read once per posterior."""
+        self._require_fit()
+        cached = self.__dict__.get("_areas")
+        if cached is not None and cached[0] is self.idata:
+            return cached[1]
+        areas = None
+        if "schedules" in self.idata.attrs:
+            record, constant = json.loads(self.idata.attrs["schedules"]), self.idata["constant_data"]
+            schedules = {run: Schedule.from_dict(r["schedule"]) for run, r in record["runs"].items()}
+            origin = {run: r["origin"] for run, r in record["runs"].items()}
+            areas = GridAreas(constant["schedule_s1"].values, constant["schedule_s2"].values, record["s0"], record["lr_ref"], schedules, origin)
+        self._areas = (self.idata, areas)
+        return areas
 
     def _likelihood_terms(self, data: dict, mu, noise, mixture_sigma, shape: tuple):
         r"""The observed log-losses, given the law ``mu`` (per observation, without the pilot mixtures'
@@ -450,6 +492,8 @@ class NestedLaw(MixtureLaw):
         "curve_sy": "curve",
         "curve_syy": "curve",
         "curve_valid": "curve",
+        "schedule_s1": ("mixture", "size", "length"),
+        "schedule_s2": ("mixture", "size", "length"),
     }
 
     # ------------------------------------------------------------------------------------------
@@ -467,6 +511,7 @@ class NestedLaw(MixtureLaw):
             "log_loss_scale": np.log(lay["scale"]),
             "obs_curve": lay["curve"],
             **{k: lay[k] for k in ("log_length", "curve_m", "curve_sy", "curve_syy", "curve_valid")},
+            **({} if lay["areas"] is None else {"schedule_s1": lay["areas"].s1, "schedule_s2": lay["areas"].s2}),
         }
 
     def _data_groups(self, lay: dict) -> dict[str, xr.Dataset]:
@@ -488,8 +533,10 @@ class NestedLaw(MixtureLaw):
                 "mixture_center": ("train_domain", lay["mixtures"].mean(axis=0)),
                 "loss_scale": ("valid_domain", lay["scale"]),
                 **{k: (("mixture", "size", "valid_domain"), lay[k].reshape(lay["curve_shape"])) for k in ("curve_m", "curve_sy", "curve_syy")},
+                **({} if lay["areas"] is None else {f"schedule_{k}": (("mixture", "size", "length"), getattr(lay["areas"], k)) for k in ("s1", "s2")}),
             },
-            coords={"mixture": lay["mixture_labels"], "train_domain": lay["train"], "valid_domain": lay["valid"], "size": lay["sizes"]},
+            coords={"mixture": lay["mixture_labels"], "train_domain": lay["train"], "valid_domain": lay["valid"], "size": lay["sizes"]}
+            | ({} if lay["areas"] is None else {"length": lay["length_values"]}),
         )
         return {"observed_data": observed, "constant_data": constant}
 
@@ -501,7 +548,15 @@ class NestedLaw(MixtureLaw):
             "reference_scale": json.dumps({"params": lay["n0"], lay["length"]: lay["s0"]}),
             "pilot_scales": json.dumps({"params": sorted(set(lay["params"].tolist())), lay["length"]: sorted(set(lay["lengths"].tolist()))}),
             "transient": json.dumps(lay["transient"]),
+            **({} if lay["areas"] is None else {"schedules": json.dumps(self._schedule_record(lay["areas"]))}),
         }
+
+    @staticmethod
+    def _schedule_record(areas: GridAreas) -> dict:
+        """What the file keeps of the schedules besides the grid of areas: each run's schedule and
+        where it came from, the reference LR and S0."""
+        runs = {run: {"schedule": sched.to_dict(), "origin": areas.origin[run]} for run, sched in areas.schedules.items()}
+        return {"lr_ref": areas.lr_ref, "s0": areas.s0, "runs": runs}
 
     def _restore(self, tree: xr.DataTree) -> None:
         super()._restore(tree)
@@ -539,16 +594,28 @@ class NestedLaw(MixtureLaw):
         return np.where(distance[np.arange(len(r)), nearest] < SAME_MIXTURE, nearest, -1)
 
     def law_draws(
-        self, r: np.ndarray, params: float, length: float, *, rng: np.random.Generator, new_runs: bool = True, run_effects: bool = True
+        self,
+        r: np.ndarray,
+        params: float,
+        length: float,
+        *,
+        rng: np.random.Generator,
+        new_runs: bool = True,
+        run_effects: bool = True,
+        schedule: Schedule | None = None,
+        areas: tuple | None = None,
     ) -> np.ndarray:
         """Expected loss per draw, (chain, draw, mixture, valid_domain), in absolute units.
 
         A pilot mixture keeps its fitted departure from the mixing law; a new one draws it afresh.
         A pilot run (pilot mixture at a pilot size) keeps its fitted run effects; another run draws
         them afresh if ``new_runs`` (a new run's loss), else leaves them at zero (the law's mean);
-        ``run_effects=False`` leaves every run's effects out (the law itself, as the likelihood sees it)."""
+        ``run_effects=False`` leaves every run's effects out (the law itself, as the likelihood sees it).
+        A fit with schedules reads ``length`` through the target run's ``schedule``
+        (:meth:`step_areas`), or takes the areas ``(S1 / S0, S2 / S0)`` given per row (``areas``)."""
         post = self.idata["posterior"]
-        n_rel, s_rel = self._relative_scale(params, length)
+        n_rel, length_rel = self._relative_scale(params, length)
+        s_rel, s2_rel = (np.asarray(areas[0])[:, None], np.asarray(areas[1])[:, None]) if areas is not None else self.step_areas(length, schedule)
         pilot = self._pilot_index(r)
         log_ref_pilots = post["log_ref"].values  # (chain, draw, mixture, valid)
         if self.config.mixture_model == "free":
@@ -571,9 +638,10 @@ class NestedLaw(MixtureLaw):
                 effects = (post[k].values for k in self.mixture_effect_names)
                 log_a, log_b = mixture_log_amplitudes(offset, post["log_a"].values, post["log_b"].values, *effects, self._share)
         per_domain = {k: post[k].values[:, :, None, :] for k in ("alpha", "beta", "gamma")}
-        log_loss = log_ref + np.log(relative_scaling(n_rel, s_rel, log_a, log_b, **per_domain))
+        annealing = s2_rel * post["anneal"].values[:, :, None, :] if "anneal" in post else 0.0
+        log_loss = log_ref + np.log(relative_scaling(n_rel, s_rel, log_a, log_b, **per_domain, annealing=annealing))
         if self.config.run_effects and run_effects:
-            log_loss = log_loss + self._run_effects(pilot, params, float(np.log(s_rel)), log_loss.shape, rng, new_runs)
+            log_loss = log_loss + self._run_effects(pilot, params, float(np.log(length_rel)), log_loss.shape, rng, new_runs)
         return np.exp(log_loss)
 
     def _pilot_departures(self) -> np.ndarray:
@@ -614,9 +682,14 @@ class NestedLaw(MixtureLaw):
         mi, _, vi = np.unravel_index(curve, shape)
         log_mu = np.empty(post["noise_sigma"].shape[:2] + (len(curve),))
         frame = pd.DataFrame({"params": obs["params"].values, column: obs[column].values})
+        grid = self.schedule_areas
         for (n, s), rows in frame.groupby(["params", column]).groups.items():
             rows = np.asarray(rows)
-            draws = self.law_draws(self.pilot_mixtures, float(n), float(s), rng=np.random.default_rng(0), new_runs=False, run_effects=False)
+            areas = None
+            if grid is not None:  # each pilot run's own schedule: its cell of the grid
+                size, step = int(np.argmin(np.abs(constant["size"].values - n))), int(np.argmin(np.abs(constant["length"].values - s)))
+                areas = (grid.s1[:, size, step], grid.s2[:, size, step])
+            draws = self.law_draws(self.pilot_mixtures, float(n), float(s), rng=np.random.default_rng(0), new_runs=False, run_effects=False, areas=areas)
             log_mu[:, :, rows] = np.log(draws[:, :, mi[rows], vi[rows]])
         sums = curve_sums(np.log(obs["loss"].values) - log_mu, obs["obs_log_length"].values, curve, int(np.prod(shape)))
         observed = np.flatnonzero(constant["curve_m"].values.ravel() > 0)
@@ -649,6 +722,27 @@ class NestedLaw(MixtureLaw):
             effect[:, :, rows] = u + w * log_length
         return effect
 
+    def step_areas(self, length: float, schedule: Schedule | None = None) -> tuple[float, float]:
+        """``(s, s2)`` of a new run at ``length``: its forward and annealing areas relative to the fit's
+        S0 under ``schedule`` for a fit with schedules (:mod:`bayes_mixlaw.schedule_grid`); for one
+        without, the length relative to the reference and 0."""
+        areas = self.schedule_areas
+        if areas is None:
+            if schedule is not None:
+                raise ValueError(
+                    "this nested fit takes steps as they come (its pilots had no learning-rate schedule): a target schedule cannot be used; "
+                    "refit with the pilots' schedules ('lr' column or --schedule) to predict under one"
+                )
+            return self._relative_scale(1.0, length)[1], 0.0
+        if schedule is None:
+            raise ValueError(
+                "this nested fit reads steps through the runs' learning-rate schedules: give the target run's schedule "
+                "(schedule=Schedule(...); CLI: --schedule SCHED.json)"
+            )
+        if self.length_column != "step":
+            raise ValueError(f"a schedule is read in steps; this fit measures training length in {self.length_column}")
+        return areas.at(as_schedule(schedule), length)
+
     def _relative_scale(self, params: float, length: float) -> tuple[float, float]:
         """(n, s): the size and length relative to the fit's reference scale."""
         reference = json.loads(self.idata.attrs["reference_scale"])
@@ -666,18 +760,27 @@ class NestedLaw(MixtureLaw):
             raise ValueError(f"params and {length_column} must be positive and finite, got {values}")
         return values
 
-    def predict_draws(self, mixtures, *, params=None, step=None, tokens=None, kind: str = "predictive", seed: int = 0) -> xr.DataArray:
+    def predict_draws(self, mixtures, *, params=None, step=None, tokens=None, schedule=None, kind: str = "predictive", seed: int = 0) -> xr.DataArray:
         """Posterior draws of every target at each mixture and the scale (params, step or tokens):
-        dims (chain, draw, mixture, target). ``kind``: ``mean`` (the law) or ``predictive`` (a new run)."""
+        dims (chain, draw, mixture, target). ``kind``: ``mean`` (the law) or ``predictive`` (a new run).
+        ``schedule``: the target run's learning-rate schedule, for a fit with schedules (:meth:`step_areas`)."""
         self._require_fit()
         frame = read_mixtures(mixtures, self.train_domains)
         n, length = self._read_scale(params, step, tokens)
-        return self._draws_at(frame, kind, seed, params=n, length=length)
+        return self._draws_at(frame, kind, seed, params=n, length=length, schedule=schedule)
 
     def _domain_draws(
-        self, r: np.ndarray, kind: str, rng: np.random.Generator, *, params: float, length: float, shared_rng: np.random.Generator | None = None
+        self,
+        r: np.ndarray,
+        kind: str,
+        rng: np.random.Generator,
+        *,
+        params: float,
+        length: float,
+        schedule=None,
+        shared_rng: np.random.Generator | None = None,
     ) -> np.ndarray:
-        losses = self.law_draws(r, params, length, rng=rng, new_runs=kind == "predictive")
+        losses = self.law_draws(r, params, length, rng=rng, new_runs=kind == "predictive", schedule=schedule)
         scale = {"params": params, self.length_column: length}
         post = self.idata["posterior"]
         kappas = {k: post[k].values for k in discrepancy.active_axes(self, scale)}
@@ -689,15 +792,18 @@ class NestedLaw(MixtureLaw):
             losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
         return losses
 
-    def predict(self, mixtures, *, params=None, step=None, tokens=None, ci: float = DEFAULT_CI, kind: str = "predictive", seed: int = 0) -> pd.DataFrame:
+    def predict(
+        self, mixtures, *, params=None, step=None, tokens=None, schedule=None, ci: float = DEFAULT_CI, kind: str = "predictive", seed: int = 0
+    ) -> pd.DataFrame:
         """One row per mixture and target at the given scale: ``name`` (if given), ``mix:*``,
         ``params``, ``step`` (or ``tokens``), ``target``, ``mean``, ``median``, ``lower``, ``upper``, then how far the
         row lies beyond the pilots (``beyond_mixture``, ``beyond_log_size``, ``beyond_log_length``:
-        :func:`bayes_mixlaw.discrepancy.beyond_pilots`)."""
+        :func:`bayes_mixlaw.discrepancy.beyond_pilots`). ``schedule``: the target run's learning-rate
+        schedule, for a fit with schedules (:meth:`step_areas`)."""
         self._require_fit()
         frame = read_mixtures(mixtures, self.train_domains)
         n, length = self._read_scale(params, step, tokens)
-        draws = self._draws_at(frame, kind, seed, params=n, length=length)
+        draws = self._draws_at(frame, kind, seed, params=n, length=length, schedule=schedule)
         inputs = frame.assign(params=int(n) if n == round(n) else n, **{self.length_column: int(length) if length == round(length) else length})
         table = summarize_draws(draws, inputs, ci)
         beyond = discrepancy.beyond_pilots(
@@ -705,8 +811,9 @@ class NestedLaw(MixtureLaw):
         )
         return table.assign(**{k: np.repeat(v, draws.sizes["target"]) for k, v in beyond.items()})
 
-    def target_function(self, target: str = "total", *, params=None, step=None, tokens=None, draws: int | None = None, seed: int = 0):
-        """The law's expected ``target`` loss at (params, step or tokens) as a function of a new
+    def target_function(self, target: str = "total", *, params=None, step=None, tokens=None, schedule=None, draws: int | None = None, seed: int = 0):
+        """The law's expected ``target`` loss at (params, step or tokens; ``schedule``: the target run's,
+        for a fit with schedules) as a function of a new
         mixture, one per posterior draw: ``f(r)`` maps a torch tensor (n_draws, n, M) to
         (n_draws, n), float64 and differentiable in r; ``f.n_draws`` says how many. The departure of a new mixture from the mixing
         law has mean zero and is left out (it does not move the best mixture)."""
@@ -716,8 +823,9 @@ class NestedLaw(MixtureLaw):
         import torch
 
         n, length = self._read_scale(params, step, tokens)
-        n_rel, s_rel = self._relative_scale(n, length)
-        names = ["log_c", "log_k", "t", "log_a", "log_b", "alpha", "beta", "gamma"]
+        n_rel = self._relative_scale(n, length)[0]
+        s_rel, s2_rel = self.step_areas(length, schedule)
+        names = ["log_c", "log_k", "t", "log_a", "log_b", "alpha", "beta", "gamma"] + (["anneal"] if s2_rel else [])
         names += list(self.mixture_effect_names) if self.config.mixture_scaling else []
         axes = discrepancy.active_axes(self, {"params": n, self.length_column: length})
         p = self._torch_posterior(names + list(axes), draws, seed)
@@ -745,6 +853,7 @@ class NestedLaw(MixtureLaw):
                 p["alpha"][:, None, :],
                 p["beta"][:, None, :],
                 p["gamma"][:, None, :],
+                s2_rel * p["anneal"][:, None, :] if s2_rel else 0.0,
             )
             return (mixing_law(r, p["log_c"], p["log_k"], p["t"]) * ratio * extrapolation) @ weights
 
@@ -786,9 +895,22 @@ class NestedLaw(MixtureLaw):
             return "; no model discrepancy: intervals beyond the pilots cover the law's form only"
         post = self.idata["posterior"]
         kappa = {axis: float(np.median(post[f"discrepancy_{axis}"].values)) for axis in discrepancy.AXES}
+        areas = self.schedule_areas
+        if areas is None:
+            schedule = (
+                "learning-rate schedule not given: checkpoints are taken as they come, and beyond the longest pilot run "
+                "the model discrepancy carries the law's (and the schedule's) error"
+            )
+        else:
+            origins = pd.Series(areas.origin).value_counts()
+            anneal = np.median(post["anneal"].values)
+            schedule = (
+                f"learning-rate schedules of {len(areas.schedules)} runs ({', '.join(f'{n} from {o}' for o, n in origins.items())}): the step term reads "
+                f"each checkpoint's areas S1 and S2 (annealing {anneal:.2g} x the step term per unit of S2 / S0), and beyond the longest pilot run the "
+                "model discrepancy carries the law's error"
+            )
         return (
-            "; learning-rate schedule not given: checkpoints are taken as they come, and beyond the longest pilot run "
-            f"the model discrepancy carries the law's (and the schedule's) error, {100 * kappa['length']:.1f}% per log-unit of length "
+            f"; {schedule}, {100 * kappa['length']:.1f}% per log-unit of length "
             f"({100 * kappa['size']:.1f}% per log-unit of size"
             + (
                 f", {100 * float(np.median(post[discrepancy.MIXTURE].values)):.1f}% per unit of a mixture's distance from the pilots' hull"

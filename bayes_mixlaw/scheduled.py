@@ -57,7 +57,7 @@ from bayes_mixlaw.inference import SamplingWarning
 from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.run_effects import conditional_effects, curve_sums, marginal_loglik
 from bayes_mixlaw.runs import LR, WARMUP, RunsTable
-from bayes_mixlaw.schedules import DEFAULT_LAMBDA, Schedule, StepFeatures, decay_areas
+from bayes_mixlaw.schedules import DEFAULT_LAMBDA, Schedule, StepFeatures, as_schedule, decay_areas
 from bayes_mixlaw.step_laws import annealing_step, multi_power_step
 from bayes_mixlaw.summary import DEFAULT_CI, eti, eti_values, summarize_draws
 
@@ -230,14 +230,6 @@ class ScheduledLawConfig(LawConfig):
     discrepancy_correlation: float = Field(0.75, ge=0, le=1)
 
 
-def _as_schedule(value, what: str) -> Schedule:
-    if isinstance(value, Schedule):
-        return value
-    if isinstance(value, dict):
-        return Schedule.from_dict(value, what)
-    return Schedule.from_file(value)
-
-
 def run_schedules(runs: RunsTable, schedule=None, allow_unknown: bool = False) -> tuple[dict[str, Schedule | None], dict[str, str]]:
     """Each run's schedule and where it came from (``lr column``, ``schedule`` or ``unknown``).
 
@@ -255,10 +247,10 @@ def run_schedules(runs: RunsTable, schedule=None, allow_unknown: bool = False) -
             out[run] = Schedule.from_logged(logged["step"].to_numpy(), logged[LR].to_numpy(), None if warmup is None else int(warmup))
             origin[run] = "lr column" + (f" (warm-up {int(warmup)} steps)" if warmup is not None else "")
         elif mapping is not None and run in mapping:
-            out[run] = _as_schedule(mapping[run], f"schedule of run '{run}'")
+            out[run] = as_schedule(mapping[run], f"schedule of run '{run}'")
             origin[run] = "schedule"
         elif schedule is not None and mapping is None:
-            out[run] = _as_schedule(schedule, "schedule")
+            out[run] = as_schedule(schedule, "schedule")
             origin[run] = "schedule"
         elif allow_unknown:
             out[run], origin[run] = None, "unknown"
@@ -284,6 +276,8 @@ class ScheduledScalingLaw(BayesianLaw):
 
     kind = "scheduled_scaling_law"
     config_class = ScheduledLawConfig
+    takes_schedule = True  # fit and predict take a learning-rate schedule (the capabilities: bayes_mixlaw.model.BayesianLaw)
+    predict_request = BayesianLaw.method_in("bayes_mixlaw.request:predict_scheduled")
 
     def __init__(self, config: ScheduledLawConfig | None = None):
         super().__init__(config)
@@ -812,7 +806,7 @@ class ScheduledScalingLaw(BayesianLaw):
     def features(self, schedule: Schedule, steps) -> StepFeatures:
         """The step-law features of ``schedule`` at ``steps``, in the fit's units (its reference LR)."""
         self._require_fit()
-        return _as_schedule(schedule, "schedule").features(
+        return as_schedule(schedule, "schedule").features(
             steps, lr_ref=float(self.idata.attrs["lr_ref"]), knots=self.config.knots, lam=self.config.annealing_lambda
         )
 

@@ -298,6 +298,15 @@ class Schedule(BaseModel):
         return step_features(self.per_step(max(last, 1)) / ref, t.astype(np.int64), knots=knots, lam=lam, lr_ref=ref)
 
 
+def as_schedule(value, what: str = "schedule") -> Schedule:
+    """A :class:`Schedule` from itself, its dict (``what`` names it in errors) or a JSON file's path."""
+    if isinstance(value, Schedule):
+        return value
+    if isinstance(value, dict):
+        return Schedule.from_dict(value, what)
+    return Schedule.from_file(value)
+
+
 # --------------------------------------------------------------------------------------------------
 # features
 

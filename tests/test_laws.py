@@ -85,3 +85,21 @@ def test_relative_scaling_is_chinchilla_relative_to_the_reference_and_backends_a
     np.testing.assert_allclose(as_torch.numpy(), expected)
     as_pt = relative_scaling(pt.as_tensor(n), pt.as_tensor(s), pt.as_tensor(log_a), pt.as_tensor(log_b), alpha, beta, gamma).eval()
     np.testing.assert_allclose(as_pt, expected)
+
+
+def test_annealing_is_tissues_drop_to_first_order_bounded_by_the_step_term_and_backends_agree():
+    """Issue 14: under a schedule the step term is b n^-gamma (s^-beta - c s2) to first order (Tissue et
+    al.'s A S1^-alpha - C S2), and never removes more than the step term (the loss stays above the size law)."""
+    from bayes_mixlaw.laws import relative_scaling
+
+    n, s, log_a, log_b, alpha, beta, gamma, c = 0.5, 1.7, np.log(0.4), np.log(0.2), 0.3, 0.5, 0.1, 3.0
+    size_law = (1 + 0.4 * n**-alpha) / 1.6
+    for s2 in (1e-6, 1e-4):  # small annealing: the linear drop
+        linear = (1 + 0.4 * n**-alpha + 0.2 * n**-gamma * (s**-beta - c * s2)) / 1.6
+        assert relative_scaling(n, s, log_a, log_b, alpha, beta, gamma, c * s2) == pytest.approx(linear, rel=1e-6)
+    long_decay = relative_scaling(n, s, log_a, log_b, alpha, beta, gamma, c * np.array([0.5, 5.0, 500.0]))
+    assert (np.diff(long_decay) < 0).all() and (long_decay > size_law).all()  # the linear form: below zero
+    args = (np.array([0.3, 4.0]), np.array([0.5, 2.0]), log_a, log_b, alpha, beta, gamma, np.array([0.1, 0.02]))
+    expected = relative_scaling(*args)
+    np.testing.assert_allclose(relative_scaling(*(torch.as_tensor(a) for a in args)).numpy(), expected)
+    np.testing.assert_allclose(relative_scaling(*(pt.as_tensor(a) for a in args)).eval(), expected)

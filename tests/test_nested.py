@@ -208,10 +208,88 @@ def test_a_fit_in_the_earlier_nested_format_is_refused_with_both_versions_named(
         BayesianLaw.load(path)
 
 
-def test_an_lr_column_is_said_to_be_ignored_not_dropped_silently(redpajama):
-    with_lr = RunsTable(redpajama.data.assign(lr=3e-4), redpajama.source)
-    with pytest.warns(UserWarning, match="does not use the learning-rate schedule yet"):
-        NestedLaw(targets=Targets(WEIGHTS)).build_model(with_lr)
+COSINE = {"kind": "cosine", "total_steps": 30_000, "warmup_steps": 300, "peak_lr": 3e-4, "final_lr": 3e-5}
+WSD = {"kind": "wsd", "total_steps": 100_000, "warmup_steps": 1_000, "peak_lr": 3e-4, "final_lr": 3e-5, "decay_start": 80_000, "decay_shape": "linear"}
+
+
+@pytest.fixture
+def scheduled_fit(redpajama, mocked_sampling):
+    """The RedPajama pilots read through an assumed cosine to 30k (mocked sampling: prior draws)."""
+    law = NestedLaw(NestedLawConfig(sampler={"draws": 30, "chains": 2}, learn_discrepancy=False), Targets(WEIGHTS))
+    return law.fit(redpajama, schedule=COSINE, seed=2, progress=False)
+
+
+def test_an_lr_column_makes_the_step_term_read_the_schedule(redpajama):
+    """Issue 14: the nested law's step term reads each checkpoint through its run's schedule (S1 for the
+    step, S2 annealing); without schedules it takes steps as they come (no annealing variable)."""
+    from bayes_mixlaw.schedules import Schedule
+
+    cosine = Schedule.from_dict(COSINE)
+    with_lr = RunsTable(redpajama.data.assign(lr=cosine.lr(redpajama.data["step"].to_numpy(int))), redpajama.source)
+    built = NestedLaw(targets=Targets(WEIGHTS)).build(with_lr)
+    assert "log_anneal" in {v.name for v in built.model.free_RVs}
+    areas = built.layout["areas"]
+    assert set(areas.origin.values()) == {"lr column"} and areas.s1.shape == (*built.layout["curve_shape"][:2], len(built.layout["length_values"]))
+    plain = NestedLaw(targets=Targets(WEIGHTS)).build(redpajama)
+    assert plain.layout["areas"] is None and "log_anneal" not in {v.name for v in plain.model.free_RVs}
+    assert plain.key != built.key  # another model structure
+
+
+def test_a_schedule_aware_fit_predicts_under_the_target_schedule(scheduled_fit, fitted, redpajama, tmp_path):
+    m = pilot_mixtures(redpajama, 2)
+    with pytest.raises(ValueError, match="give the target run's schedule .*--schedule SCHED.json"):
+        scheduled_fit.predict(m, params=3e8, step=1e5)
+    with pytest.raises(ValueError, match="takes steps as they come .* a target schedule cannot be used"):
+        fitted.predict(m, params=3e8, step=1e5, schedule=WSD)
+    constant = {"kind": "constant", "total_steps": 100_000, "warmup_steps": 1_000, "peak_lr": 3e-4}
+    r = m.filter(like="mix:").to_numpy()
+
+    def law(step, schedule):  # (chain, draw, mixture, valid_domain), without run effects or discrepancy
+        return scheduled_fit.law_draws(r, 3e8, step, rng=np.random.default_rng(0), new_runs=False, run_effects=False, schedule=schedule)
+
+    # the decay to 0.1x loses forward area (S1) and buys annealing (S2), as the law says per draw with the
+    # target schedule's areas in the fit's units (the reference LR and S0 of the pilots' cosine)
+    from bayes_mixlaw.laws import relative_scaling
+    from bayes_mixlaw.schedules import Schedule
+
+    areas, post = scheduled_fit.schedule_areas, scheduled_fit.idata["posterior"]
+    n_rel = 3e8 / json.loads(scheduled_fit.idata.attrs["reference_scale"])["params"]
+    pilot = scheduled_fit._pilot_index(r)  # pilot mixtures: their own log a, log b
+    log_a, log_b = (post[k].values[:, :, pilot] for k in ("log_a_mixture", "log_b_mixture"))
+    per_domain = {k: post[k].values[:, :, None, :] for k in ("alpha", "beta", "gamma")}
+
+    def ratio(schedule):
+        f = Schedule.from_dict(schedule).features([100_000], lr_ref=areas.lr_ref)
+        return relative_scaling(n_rel, f.s1[0] / areas.s0, log_a, log_b, **per_domain, annealing=post["anneal"].values[:, :, None, :] * f.s2[0] / areas.s0)
+
+    np.testing.assert_allclose(law(100_000, WSD) / law(100_000, constant), ratio(WSD) / ratio(constant), rtol=1e-10)
+    assert (law(100_000, WSD) < law(100_000, constant)).mean() > 0.5
+    np.testing.assert_allclose(law(80_000, WSD), law(80_000, constant))  # before the decay: the same run
+    assert "learning-rate schedules of" in scheduled_fit.summary_line() and "from schedule" in scheduled_fit.summary_line()
+    loaded = BayesianLaw.load(scheduled_fit.save(tmp_path / "scheduled.nc"))
+    pd.testing.assert_frame_equal(loaded.predict(m, params=3e8, step=1e5, schedule=WSD), scheduled_fit.predict(m, params=3e8, step=1e5, schedule=WSD))
+    assert loaded.built.key == scheduled_fit.built.key  # rebuilt from the file, areas included
+    np.testing.assert_array_equal(loaded.built.layout["areas"].s1, scheduled_fit.built.layout["areas"].s1)
+
+
+def test_torch_target_function_matches_numpy_under_a_schedule(scheduled_fit):
+    import xarray as xr
+
+    from bayes_mixlaw import discrepancy
+
+    f = scheduled_fit.target_function("total", params=1e8, step=25_000, schedule=COSINE)
+    x = torch.as_tensor(np.full((1, 1, 7), 1 / 7))
+    via_torch = f(x.expand(f.n_draws, 1, 7)).detach().numpy()[:, 0]
+    posterior = scheduled_fit.idata["posterior"].to_dataset()
+    scheduled_fit.idata["posterior"] = xr.DataTree(
+        posterior.assign(mixture_sigma=posterior["mixture_sigma"] * 0.0, **{discrepancy.MIXTURE: posterior[discrepancy.MIXTURE] * 0.0})
+    )
+    try:
+        uniform = pd.DataFrame(np.full((1, 7), 1 / 7), columns=[f"mix:{d}" for d in scheduled_fit.train_domains])
+        via_numpy = scheduled_fit.predict_draws(uniform, params=1e8, step=25_000, schedule=COSINE, kind="mean").sel(target="total").values.reshape(-1)
+    finally:
+        scheduled_fit.idata["posterior"] = xr.DataTree(posterior)
+    np.testing.assert_allclose(via_torch, via_numpy, rtol=1e-10)
 
 
 def test_nested_needs_sizes_and_lengths(redpajama):
@@ -345,14 +423,17 @@ def test_exploit_puts_the_posterior_mean_optimum_first(fitted):
         suggest(fitted, 2, acquisition="qlognei", exploit=True, draws=16, **scale)
 
 
-def test_nested_pointwise_log_likelihood_matches_pymc(fitted):
+@pytest.mark.parametrize("which", ["fitted", "scheduled_fit"])
+def test_nested_pointwise_log_likelihood_matches_pymc(which, request):
     """One term per curve (run x domain, run effects integrated out), given the draw's departures.
     Shifting each curve's residuals back by its mixture's departure and integrating the departure out
     in numpy (run_effects.shift_information, integrate_shared_level) gives the model's likelihood
-    term, draw by draw."""
+    term, draw by draw. Under schedules each pilot's checkpoints are read through its own cell of the
+    schedule grid in numpy as in the model."""
     from bayes_mixlaw.compare import pointwise_log_likelihood
     from bayes_mixlaw.run_effects import integrate_shared_level, marginal_loglik, shift_information
 
+    fitted = request.getfixturevalue(which)
     ours = pointwise_log_likelihood(fitted)
     assert ours.dims == ("chain", "draw", "curve") and ours.sizes["curve"] == 20 * 3 * 3
     import pytensor
