@@ -61,7 +61,7 @@ class LawEnsembleModel(EnsembleModel):
 
 def observed_target(law, target: str = "total") -> tuple[np.ndarray, np.ndarray]:
     """The pilots' mixtures and their observed ``target`` loss (a one-scale mixing-law fit)."""
-    if law.kind != "mixing_law":
+    if not law.supports_residual_gp:
         raise ValueError("the residual GP is built on a one-scale mixing-law fit")
     obs = law.idata["observed_data"].to_dataset().to_dataframe()
     wide = obs.pivot(index="obs_run", columns="obs_valid_domain", values="loss")[law.valid_domains]

@@ -107,7 +107,7 @@ def calibrate_extrapolation(
     from bayes_mixlaw.compare import runs_from_fit
 
     law._require_fit()
-    if law.kind != "nested_law":
+    if not law.supports_calibration:
         raise ValueError("extrapolation calibration is for nested fits (several sizes and lengths)")
     column = "params" if axis == "params" else law.length_column
     runs = runs if runs is not None else runs_from_fit(law)

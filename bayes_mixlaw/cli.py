@@ -9,7 +9,6 @@ import warnings
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -17,6 +16,7 @@ from rich.table import Table
 from bayes_mixlaw.acquisitions import acquisitions
 from bayes_mixlaw.formats import format_descriptions
 from bayes_mixlaw.mixing_forms.base import packaged_form_names
+from bayes_mixlaw.request import say_extrapolation
 from bayes_mixlaw.summary import DEFAULT_CI
 
 app = typer.Typer(
@@ -133,9 +133,6 @@ def _write_table(table, path: Path, what: str):
     write_atomically(path, lambda partial: table.to_csv(partial, index=False))
 
 
-FAR_BEYOND = 10.0  # a target scale this many times the largest pilot's is said to be far beyond the pilots
-
-
 def _unconverged(law, fit_file, where: str = "the output's fit_* columns") -> dict:
     """Warn on the terminal where the numbers of an unconverged fit are used (R-hat, ESS or divergences
     beyond their limits: :class:`~bayes_mixlaw.inference.Diagnostics`); the fit's diagnostics as the
@@ -147,44 +144,6 @@ def _unconverged(law, fit_file, where: str = "the output's fit_* columns") -> di
     if message:
         warnings.warn(message, SamplingWarning, stacklevel=2)
     return diagnostics.columns()
-
-
-def _pilot_range(law) -> dict[str, tuple[float, float]]:
-    """The smallest and largest pilot value of each scale column (params, step or tokens) of a fit."""
-    if hasattr(law, "pilot_scales"):
-        return {column: (min(values), max(values)) for column, values in law.pilot_scales().items()}
-    if "observed_data" not in law.idata.children:
-        return {}
-    observed = law.idata["observed_data"]
-    return {c: (float(observed[c].min()), float(observed[c].max())) for c in ("params", "step", "tokens") if c in observed}
-
-
-def _far_extrapolation(law, scale: dict) -> list[str]:
-    """Sentences for the terminal where a target scale ({column: value or values}) lies below the
-    smallest pilot's or more than :data:`FAR_BEYOND` times beyond the largest: there the prediction is
-    the law's form carried where no pilot checks it."""
-    notes = []
-    for column, (lo, hi) in _pilot_range(law).items():
-        for value in sorted({float(v) for v in np.atleast_1d(scale.get(column, []))}):
-            if value < lo:
-                factor = "" if value <= 0 else f", {lo / value:.3g}x smaller"
-                notes.append(
-                    f"--{column} {value:.4g} is below the smallest pilot's {column} ({lo:.4g}{factor}): the law was fitted on "
-                    f"{'larger models' if column == 'params' else 'later checkpoints'} and is not checked there "
-                    f"({'small models' if column == 'params' else 'early training'} need not follow it); read this prediction as a guess"
-                )
-            elif value > FAR_BEYOND * hi:
-                notes.append(
-                    f"--{column} {value:.4g} is {value / hi:.3g}x the largest pilot's {column} ({hi:.4g}): far beyond what the pilots "
-                    "cover; the prediction is the law's form carried that far, and its interval a guess at that form's error, not a measurement"
-                )
-    return notes
-
-
-def _say_extrapolation(law, scale: dict) -> None:
-    """Warn (on the terminal, also with -q) where a prediction's scale is far outside the pilots'."""
-    for note in _far_extrapolation(law, scale):
-        warnings.warn(f"extrapolation: {note}", UserWarning, stacklevel=2)
 
 
 @app.command()
@@ -233,9 +192,7 @@ def fit(
     _setup(quiet)
 
     def body():
-        from bayes_mixlaw.nested import NestedLaw
         from bayes_mixlaw.runs import load_runs
-        from bayes_mixlaw.scheduled import ScheduledScalingLaw
         from bayes_mixlaw.schedules import Schedule
 
         if _to_stdout(output):
@@ -248,7 +205,7 @@ def fit(
         law, table, what = _law_for(table, config=config, valid_weights=valid_weights, groups=groups, schedule=schedule, given=given)
         if not quiet:
             console.print(f"fitting the {what} from {table.source} ...")
-            if isinstance(law, NestedLaw) and law.config.discrepancy and law.config.learn_discrepancy:
+            if law.learns_discrepancy:
                 console.print(
                     "first a calibration fit without the pilots' largest size and last checkpoints: how far the law misses "
                     "them sets the model discrepancy beyond the pilots (learn_discrepancy: false in --config skips it)"
@@ -256,9 +213,9 @@ def fit(
         unknown = [a for a in calibrate or [] if a not in ("length", "params")]
         if unknown:
             raise UserError(f"--calibrate takes 'length' or 'params', got {unknown}")
-        if calibrate and not isinstance(law, NestedLaw):
+        if calibrate and not law.supports_calibration:
             raise UserError("--calibrate needs a nested fit (a table with several model sizes and lengths)")
-        extra = {"schedule": given} if isinstance(law, ScheduledScalingLaw) else {}
+        extra = {"schedule": given} if law.takes_schedule else {}
         law.fit(table, seed=seed, method="fast" if fast else None, progress=not quiet, **extra)
         for axis in calibrate or []:
             from bayes_mixlaw.calibrate import calibrate_extrapolation
@@ -361,100 +318,29 @@ def predict(
     _setup(quiet)
 
     def body():
-        from bayes_mixlaw.mixing import MixingLaw
         from bayes_mixlaw.model import BayesianLaw
-        from bayes_mixlaw.nested import NestedLaw
+        from bayes_mixlaw.request import PredictRequest
         from bayes_mixlaw.runs import read_mixtures
-        from bayes_mixlaw.scheduled import ScheduledScalingLaw
 
         nonlocal mixtures
         _check_output(output, force)
         law = BayesianLaw.load(fit_file)
-        if schedule is not None and not isinstance(law, ScheduledScalingLaw):
+        if schedule is not None and not law.takes_schedule:
             raise UserError(f"{fit_file} is not a schedule-aware fit (it is a {law.kind.replace('_', ' ')}): it takes no --schedule")
         if mixtures is not None and renormalize:
             mixtures = read_mixtures(mixtures, getattr(law, "train_domains", None), renormalize=True)
-        if isinstance(law, ScheduledScalingLaw):
-            table = _predict_scheduled(fit_file, law, schedule, params, step, tokens, mixtures, ci, kind, seed)
-        elif isinstance(law, NestedLaw):
-            if mixtures is None:
-                raise UserError(f"{fit_file} is a nested fit: give --mixtures M.csv")
-            n, length = _one_scale(fit_file, law, params, step, tokens)
-            table = law.predict(mixtures, params=n, ci=ci, kind=kind, seed=seed, **{law.length_column: length})
-            _say_extrapolation(law, {"params": n, law.length_column: length})
-            from bayes_mixlaw import discrepancy
-
-            beyond = discrepancy.describe(law, {"params": n, law.length_column: length})
-            if beyond and not quiet:
-                console.print(f"extrapolation: {beyond}; the intervals carry it", markup=False, highlight=False, soft_wrap=True)
-        elif isinstance(law, MixingLaw):
-            if mixtures is None:
-                raise UserError(f"{fit_file} is a mixing-law fit: give --mixtures M.csv")
-            if params or tokens or step:
-                raise UserError(f"{fit_file} is a mixing law at one scale; --params/--tokens/--step need the nested model")
-            table = law.predict(mixtures, ci=ci, kind=kind, seed=seed)
-        else:
-            if mixtures is not None:
-                raise UserError(f"{fit_file} is a scaling-law fit of one data mixture: it takes no --mixtures")
-            column = law.idata.attrs["data_column"]
-            amounts = tokens if column == "tokens" else step
-            if not params or not amounts:
-                raise UserError(f"{fit_file} was fitted on params and {column}: give --params N and --{column} D (repeat for several)")
-            if len(params) != len(amounts) and 1 not in (len(params), len(amounts)):
-                raise UserError(f"give as many --params as --{column} values (or one of either); got {len(params)} and {len(amounts)}")
-            _say_extrapolation(law, {"params": params, column: amounts})
-            table = law.predict(params, amounts, ci=ci, kind=kind, seed=seed)
+        say = lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+        request = PredictRequest(str(fit_file), mixtures, params, step, tokens, schedule, ci=ci, kind=kind, seed=seed, quiet=quiet, say=say)
+        table = law.predict_request(request)  # each law takes the options that apply to it
         table = table.assign(**_unconverged(law, fit_file))
         _write_table(table, output, f"predictions of {fit_file}")
         if not quiet and not _to_stdout(output):
-            domains = set(getattr(law, "valid_domains", []) if isinstance(law, (MixingLaw, NestedLaw)) else [])
+            domains = set(law.valid_domains if law.over_mixtures else [])
             aggregates = [t for t in table["target"].unique() if t not in domains]  # total and groups, where the fit has them
             _show_predictions(table, ci, aggregates or None)
             console.print(f"wrote {len(table)} rows ({table['target'].nunique()} targets) to {output}")
 
     _run(body)
-
-
-def _predict_scheduled(fit_file, law, schedule, params, step, tokens, mixtures, ci, kind, seed):
-    """The predictions of a schedule-aware fit: one row per --params, --step and target."""
-    import pandas as pd
-
-    if mixtures is not None:
-        raise UserError(f"{fit_file} is a schedule-aware fit of one data mixture: it takes no --mixtures")
-    target, steps = _scheduled_target(fit_file, law, schedule, params, step, tokens)
-    _say_extrapolation(law, {"params": params, "step": steps})
-    if target is None:  # say what the unknown schedule was taken to be, and how much the assumption moves the last step
-        sens = law.schedule_assumptions(params[-1], [max(steps)], ci=ci, seed=seed)
-        first = sens[sens["target"] == sens["target"].iloc[0]]
-        console.print(
-            f"no --schedule: the target is trained like the pilots of unknown schedule ({law.config.unknown_schedule.family}, its length "
-            f"weighed by the posterior); at step {max(steps)}, {first['target'].iloc[0]}: "
-            + "; ".join(f"{a} {m:.4f}" for a, m in zip(first["assumption"], first["median"]))
-        )
-    return pd.concat([law.predict(n, target, steps, ci=ci, kind=kind, seed=seed) for n in params], ignore_index=True)
-
-
-def _scheduled_target(fit_file, law, schedule, params, step, tokens):
-    """(the target's Schedule or None: trained like the pilots of unknown schedule, its steps) from
-    --schedule, --params and --step for a schedule-aware fit, checked."""
-    from bayes_mixlaw.schedules import Schedule
-
-    if tokens:
-        raise UserError(f"{fit_file} is a schedule-aware fit on steps: give --step, not --tokens")
-    unknown = bool(law.unknown_runs)  # without --schedule, the target is trained like the pilots of unknown schedule
-    if (schedule is None and not unknown) or not params or not step:
-        fitted = ", ".join(f"{run}: {s.describe()}" for run, s in law.schedules.items())
-        raise UserError(
-            f"{fit_file} is a schedule-aware fit: give the target run's schedule and scale with --schedule SCHED.json "
-            f"--params N --step S (repeat --step for several; the pilots' schedules: {fitted})"
-        )
-    target = Schedule.from_file(schedule) if schedule is not None else None
-    for s in step:
-        if not (s == s and s >= 0 and float(s).is_integer()):
-            raise UserError(f"--step {s:g}: steps are whole numbers >= 0")
-        if target is not None and s > target.horizon:
-            raise UserError(f"--step {s:g} is beyond the schedule in {schedule}, which ends at step {target.horizon} ({target.describe()})")
-    return target, [int(s) for s in step]
 
 
 def _show_predictions(table, ci: float, targets: list[str] | None = None, limit: int = 30):
@@ -476,41 +362,15 @@ def _show_predictions(table, ci: float, targets: list[str] | None = None, limit:
         out.print(f"({len(table) - min(limit, len(rows))} more rows in the CSV)")
 
 
-def _one_scale(fit_file, law, params, step, tokens) -> tuple[float, float]:
-    """The single (params, step or tokens) a nested fit is asked about on the command line."""
-    column = law.length_column
-    other, given = ("tokens", tokens) if column == "step" else ("step", step)
-    values = step if column == "step" else tokens
-    if given:
-        raise UserError(f"{fit_file} was fitted on {column}s, not {other}: give --{column}")
-    if not params or not values:
-        scales = law.pilot_scales()
-        raise UserError(
-            f"{fit_file} is a nested fit: give the target scale with --params N --{column} S "
-            f"(its pilots span params {scales['params'][0]:.3g}-{scales['params'][-1]:.3g}, {column} {scales[column][0]:g}-{scales[column][-1]:g})"
-        )
-    if len(params) > 1 or len(values) > 1:
-        raise UserError("a nested fit predicts at one target scale per call: give one --params and one --" + column)
-    return params[0], values[0]
-
-
 def _mixture_fit(fit_file, params, step, tokens, purpose: str, law=None):
     """A mixing-law or nested fit and the target scale the command gives it (``{}`` for one scale);
     ``law``: the fit already loaded from ``fit_file``."""
     from bayes_mixlaw.model import BayesianLaw
-    from bayes_mixlaw.nested import NestedLaw
-    from bayes_mixlaw.scaling import ChinchillaLaw
-    from bayes_mixlaw.scheduled import ScheduledScalingLaw
 
     law = BayesianLaw.load(fit_file) if law is None else law
-    if isinstance(law, (ChinchillaLaw, ScheduledScalingLaw)):
+    if not law.over_mixtures:
         raise UserError(f"{fit_file} is a scaling-law fit of one data mixture: there is no mixture to {purpose}")
-    if isinstance(law, NestedLaw):
-        size, length = _one_scale(fit_file, law, [params] if params else None, [step] if step else None, [tokens] if tokens else None)
-        return law, {"params": size, law.length_column: length}
-    if params or step or tokens:
-        raise UserError(f"{fit_file} is a mixing law at one scale; --params/--step/--tokens need a nested fit")
-    return law, {}
+    return law, law.target_scale(str(fit_file), [params] if params else None, [step] if step else None, [tokens] if tokens else None)
 
 
 @app.command()
@@ -747,6 +607,7 @@ def report(
 
         from bayes_mixlaw.model import BayesianLaw
         from bayes_mixlaw.report import report_sections, summary_text, write_report
+        from bayes_mixlaw.request import schedule_target
 
         if output.exists() and not output.is_dir():
             raise UserError(f"{output} is a file, not a folder: -o takes the folder to write report.html, its figures and tables in")
@@ -758,12 +619,14 @@ def report(
         if params is None and step is None and tokens is None:
             if schedule is not None:
                 raise UserError(f"--schedule is the target run's schedule: give --params and --step with it (a schedule-aware fit of {fit_file})")
-            if law.kind == "chinchilla_law":
-                raise UserError(f"{fit_file} is a scaling-law fit of one data mixture; the report covers mixing-law, nested, continual and schedule-aware fits")
+            if law.report_sections is None:
+                raise UserError(
+                    f"{fit_file} is a {law.fit_name} fit of one data mixture; the report covers mixing-law, nested, continual and schedule-aware fits"
+                )
         elif "schedule_curves" in report_sections(law):  # a schedule-aware fit: the target run against steps
-            run_schedule, steps = _scheduled_target(fit_file, law, schedule, [params] if params else None, [step] if step is not None else None, tokens)
+            run_schedule, steps = schedule_target(law, fit_file, schedule, [params] if params else None, [step] if step is not None else None, tokens)
             target_run = {"params": params, "schedule": run_schedule, "step": steps[0]}
-            _say_extrapolation(law, {"params": [params], "step": steps})
+            say_extrapolation(law, {"params": [params], "step": steps})
         else:
             if schedule is not None:
                 raise UserError(f"--schedule is the target run's schedule of a schedule-aware fit; {fit_file} is a {law.kind.replace('_', ' ')} fit")
@@ -774,7 +637,7 @@ def report(
         names = [p.name for p in compare or []]
         names = names if len(set(names)) == len(names) else [str(p) for p in compare]  # file names, or paths where two share one
         others = {name: BayesianLaw.load(p) for name, p in zip(names, compare or [])}
-        if mixture is not None and law.kind != "nested_law":
+        if mixture is not None and "curves" not in report_sections(law):
             raise UserError(f"--mixture picks the curves of a nested fit; {fit_file} is a mixing law at one scale")
         bounds = None
         if caps is not None:

@@ -66,29 +66,28 @@ def loo_compare(laws: dict, elpds: dict | None = None) -> pd.DataFrame:
 
 
 def runs_from_fit(law) -> RunsTable:
-    """The runs table a fit was made on, rebuilt from the data groups its file keeps."""
+    """The runs table a fit was made on, rebuilt from the data groups its file keeps (a law that
+    ``supports_holdout``: pilots at one scale, or on scale axes)."""
+    if not law.supports_holdout:
+        raise ValueError(f"cannot rebuild the runs of a {law.kind} fit")
     obs = law.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
-    data = law.idata["constant_data"]
-    domains = law.train_domains
-    if law.kind == "mixing_law":
-        mixtures = pd.DataFrame(law.pilot_mixtures, index=[str(r) for r in data["run"].values], columns=[MIX_PREFIX + d for d in domains])
-        frame = pd.DataFrame({"run": obs["obs_run"], "valid_domain": obs["obs_valid_domain"], "loss": obs["loss"]})
-        frame = frame.join(mixtures, on="run")
-    elif law.kind == "nested_law":
+    mixtures = pd.DataFrame(law.pilot_mixtures, index=law.pilot_labels, columns=[MIX_PREFIX + d for d in law.train_domains])
+    pilot = obs[law.pilot_label_var].astype(str)
+    if law.has_scale_axes:  # a run per pilot mixture and size
         column = law.length_column
-        mixtures = pd.DataFrame(law.pilot_mixtures, index=[str(m) for m in data["mixture"].values], columns=[MIX_PREFIX + d for d in domains])
         frame = pd.DataFrame(
             {
-                "run": obs["obs_mixture"].astype(str) + "@" + obs["params"].astype("int64").astype(str),
+                "run": pilot + "@" + obs["params"].astype("int64").astype(str),
                 "params": obs["params"].astype("int64"),
                 column: obs[column],
                 "valid_domain": obs["obs_valid_domain"],
                 "loss": obs["loss"],
             }
         )
-        frame = pd.concat([frame, mixtures.loc[obs["obs_mixture"].astype(str)].reset_index(drop=True)], axis=1)
+        frame = pd.concat([frame, mixtures.loc[pilot].reset_index(drop=True)], axis=1)
     else:
-        raise ValueError(f"cannot rebuild the runs of a {law.kind} fit")
+        frame = pd.DataFrame({"run": obs[law.pilot_label_var], "valid_domain": obs["obs_valid_domain"], "loss": obs["loss"]})
+        frame = frame.join(mixtures, on="run")
     return validate_runs(frame, law.idata.attrs.get("source", "<fit>"))
 
 
@@ -129,7 +128,7 @@ def holdout_score(law, runs, *, ci: float = DEFAULT_CI, seed: int = 0, **fit_kw)
     law.fit(train, seed=seed, **fit_kw)
     mix_cols = runs.mix_columns
     data = held.data
-    keys = [c for c in ("params", "step", "tokens") if c in data and law.kind == "nested_law"]
+    keys = [c for c in ("params", "step", "tokens") if c in data and law.has_scale_axes]
     errors, inside, log_density = [], [], []
     for scale, g in data.groupby(keys) if keys else [((), data)]:
         scale = dict(zip(keys, np.atleast_1d(scale)))

@@ -117,9 +117,12 @@ class ContinualLaw(MixtureLaw):
     kind = "continual_law"
     config_class = ContinualLawConfig
     pilot_mixture_var = "run_mixture"
+    fit_name = "continual pre-training"
     # the report's parts (bayes_mixlaw.report.report_sections): the critical share, not the simplex's
     # figures, optimum or variant comparison (two domains, one share; no pointwise LOO for this law)
     report_sections: ClassVar[frozenset[str]] = frozenset({"critical"})
+    supports_critical_share = True
+    supports_holdout = False  # compare.runs_from_fit rebuilds pilots at one scale or on scale axes, not per checkpoint
 
     # ------------------------------------------------------------------------------------------
     # model
@@ -431,7 +434,7 @@ class ContinualLaw(MixtureLaw):
         self._check_kind(kind)
         frame = read_mixtures(mixtures, self.train_domains)
         r = frame[[MIX_PREFIX + d for d in self.train_domains]].to_numpy(dtype=float)
-        wanted = self.steps if step is None else list(np.atleast_1d(step))
+        wanted = self.steps if step is None else np.atleast_1d(step).tolist()  # Python numbers: an error shows them as given
         index = [self.step_index(s) for s in wanted]
         names, matrix = self.targets.matrix(self.valid_domains)
 
@@ -465,6 +468,16 @@ class ContinualLaw(MixtureLaw):
             mean = self.predict_draws(frame, step=step, kind="mean", seed=seed).mean(("chain", "draw"))
             table["mean"] = mean.transpose("mixture", "step", "target").values.ravel()
         return table
+
+    def predict_request(self, request) -> pd.DataFrame:
+        """:meth:`~bayes_mixlaw.model.BayesianLaw.predict_request`: at ``--mixtures`` and the checkpoints of ``--step``
+        (default: every checkpoint of the fit)."""
+        if request.mixtures is None:
+            raise ValueError(f"{request.source} is a {self.fit_name} fit: give --mixtures M.csv")
+        if request.params or request.tokens:
+            raise ValueError(f"{request.source} is a {self.fit_name} fit, at its own checkpoints: --params/--tokens do not apply (give --step)")
+        steps = [int(s) if float(s).is_integer() else float(s) for s in request.step or []] or None  # the command line's floats
+        return self.predict(request.mixtures, step=steps, ci=request.ci, kind=request.kind, seed=request.seed)
 
     def parameters(self, ci: float = DEFAULT_CI) -> pd.DataFrame:
         """Posterior mean and equal-tailed interval of the law's parameters (relative to each domain's

@@ -36,7 +36,6 @@ _NEVER = 1e9  # stands in for inf inside quantiles
 def load_continual(law):
     """A fitted :class:`~bayes_mixlaw.continual.ContinualLaw`, or the one in the fit file ``law``; an
     error naming the file's kind for any other fit."""
-    from bayes_mixlaw.continual import ContinualLaw
     from bayes_mixlaw.model import BayesianLaw
 
     if isinstance(law, (str, Path)):
@@ -44,7 +43,7 @@ def load_continual(law):
         law = BayesianLaw.load(path)
     else:
         path = "this fit"
-    if not isinstance(law, ContinualLaw):
+    if not law.supports_critical_share:
         raise ValueError(
             f"{path} is a {law.kind.replace('_', ' ')} fit; the critical share needs a continual pre-training fit "
             "(bayes-mixlaw fit on runs with a starting checkpoint, e.g. the ct format)"

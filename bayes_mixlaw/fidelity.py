@@ -49,7 +49,7 @@ def choose_pilots(
     options = [(p, s) for p in sizes for s in steps if max_cost is None or cost(p, s) <= max_cost * (1 + 1e-9)]
     if not options:
         return []
-    if acquisition == "info" and law.kind == "nested_law":
+    if acquisition == "info" and law.has_scale_axes:
         lo, hi = bounds.arrays(domains)
         rng = np.random.default_rng(seed)
         pool = random_feasible(candidates, lo, hi, rng)
@@ -79,7 +79,7 @@ def choose_pilots(
             for r in chosen
         ]
     how = "thompson" if acquisition == "info" else acquisition
-    picks = suggest(law, n, acquisition=how, bounds=bounds, target=target, draws=draws, seed=seed, **(target_scale if law.kind == "nested_law" else {}))
+    picks = suggest(law, n, acquisition=how, bounds=bounds, target=target, draws=draws, seed=seed, **(target_scale if law.has_scale_axes else {}))
     p, s = max(options, key=lambda o: (o[0], o[1]))
     mix_cols = [c for c in picks.columns if c.startswith("mix:")]
     return [

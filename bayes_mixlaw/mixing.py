@@ -98,6 +98,8 @@ class MixingLaw(MixtureLaw):
     kind = "mixing_law"
     config_class = MixingLawConfig
     pilot_mixture_var = "run_mixture"
+    fit_name = "mixing-law"
+    supports_residual_gp = True  # one scale, one observed loss per run and domain: a GP on the residuals at the pilots
 
     # ------------------------------------------------------------------------------------------
     # model

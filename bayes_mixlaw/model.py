@@ -162,11 +162,91 @@ class BuiltModel:
     layout: Any
 
 
+class _MethodIn:
+    """A method whose body is a function in another module (:meth:`~bayes_mixlaw.model.BayesianLaw.method_in`)."""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    def __get__(self, law, owner=None):
+        import importlib
+        import types
+
+        module, _, name = self.target.partition(":")
+        function = getattr(importlib.import_module(module), name)
+        return function if law is None else types.MethodType(function, law)
+
+
+MIXTURE_REPORT = frozenset({"interactions", "proportions", "domains", "ternary", "optimum", "comparison"})
+"""The parts of a report that are about a law over the mixture simplex: the interaction matrix, the share
+bands, the per-domain panels, the ternary slice, the optimal mixture (with its predictions table) and the
+comparison of variants by PSIS-LOO. Every report also has the posterior predictive check (fitted against
+observed), the parameters and the diagnostics. A law class says which parts apply to it with its
+``report_sections`` (:class:`~bayes_mixlaw.model.MixtureLaw`: these, and ``"curves"``, the pilots' curves against steps and size,
+where the law has scale axes); ``"critical"`` is the critical share of continual pre-training
+(:class:`~bayes_mixlaw.continual.ContinualLaw`); ``"schedule_curves"`` (the runs' curves against steps),
+``"schedules"`` (their learning rates and the ``schedules`` table) and ``"unknown_schedule"`` (the posterior of
+an unknown schedule's length and the ``schedule_assumptions`` table) are a schedule-aware fit's
+(:class:`~bayes_mixlaw.scheduled.ScheduledScalingLaw`, per fit)."""
+
+
 class BayesianLaw:
     """Base class of the laws: ``build_model``, ``fit``, ``save``, ``load``, ``diagnostics``."""
 
     kind: ClassVar[str]
     config_class: ClassVar[type[LawConfig]]
+
+    # What the law says about itself: the command line, the report, compare, calibrate and suggest read these
+    # capabilities, so a new law declares them instead of being named in those modules.
+    over_mixtures: ClassVar[bool] = False
+    """Whether the law predicts at data mixtures (``mix:*`` columns, ``train_domains``): ``optimize``, ``suggest`` and
+    the report's simplex parts take its fits (:class:`~bayes_mixlaw.model.MixtureLaw`)."""
+    has_scale_axes: ClassVar[bool] = False
+    """Whether a mixture law predicts at a target scale too: a model size (``params``) and a training length (its
+    ``length_column``, ``step`` or ``tokens``; the pilots' in ``pilot_scales()``). Its commands take one target scale,
+    its report defaults to the largest pilot scale and says how far beyond the pilots a figure is (the nested law)."""
+    takes_schedule: ClassVar[bool] = False
+    """Whether ``fit`` and ``predict`` take a learning-rate schedule (``--schedule``; the schedule-aware scaling law)."""
+    supports_calibration: ClassVar[bool] = False
+    """Whether the extrapolation discrepancy is calibrated by refitting without the pilots' last scale
+    (:func:`~bayes_mixlaw.calibrate.calibrate_extrapolation`, ``fit --calibrate``; the nested law)."""
+    supports_holdout: ClassVar[bool] = False
+    """Whether the fit's pilots can be rebuilt from its file (:func:`~bayes_mixlaw.compare.runs_from_fit`) and the law
+    refitted without some of them (``report --holdout``, calibration; the mixing and nested laws)."""
+    supports_residual_gp: ClassVar[bool] = False
+    """Whether ``suggest`` can model what the law misses by a GP on its residuals at the pilots' mixtures
+    (:func:`~bayes_mixlaw.bo.residual_gp`, ``--residual-gp``; the one-scale mixing law)."""
+    supports_critical_share: ClassVar[bool] = False
+    """Whether the critical share of continual pre-training applies (:mod:`bayes_mixlaw.critical`; the continual law)."""
+    report_sections: ClassVar[frozenset[str] | None] = None
+    """The optional parts of the fit's report (:data:`~bayes_mixlaw.model.MIXTURE_REPORT` lists them; a property where they depend on the
+    fit); ``None``: the law has no report."""
+
+    @property
+    def fit_name(self) -> str:
+        """What messages call a fit of this law ("a nested fit"); a class attribute where its kind in words is not it."""
+        return self.kind.replace("_", " ")
+
+    @property
+    def learns_discrepancy(self) -> bool:
+        """Whether :meth:`fit` first fits the pilots without their largest size and last checkpoints to learn the
+        model discrepancy beyond them: a config with ``discrepancy`` and ``learn_discrepancy`` on (the nested law's)."""
+        return bool(getattr(self.config, "discrepancy", False) and getattr(self.config, "learn_discrepancy", False))
+
+    def predict_request(self, request) -> pd.DataFrame:
+        """Answer ``bayes-mixlaw predict``: ``request`` (:class:`~bayes_mixlaw.request.PredictRequest`) holds what the
+        command line gives (mixtures, scales, schedule, interval, seed). Each law takes the options that apply to it and
+        refuses the others, naming ``request.source``; warns where the target scale is far beyond the pilots
+        (:func:`~bayes_mixlaw.request.say_extrapolation`); and says on the terminal (``request.say``) what its numbers
+        assume. One signature for every law: the command line dispatches on nothing."""
+        raise ValueError(f"{request.source} is a {self.fit_name} fit: it does not predict from the command line")
+
+    @staticmethod
+    def method_in(target: str):
+        """A law's method written as ``function(law, ...)`` in another module, ``"package.module:function"``, imported
+        on first use: one line in the law's class (``predict_request = BayesianLaw.method_in(...)``) where the law's
+        own module is not yet the place for it."""
+        return _MethodIn(target)
 
     def __init__(self, config: LawConfig | None = None):
         self.config = config or self.config_class()
@@ -492,11 +572,73 @@ class MixtureLaw(BayesianLaw):
     and gives the domain losses of a chunk of mixtures (``_domain_draws``)."""
 
     pilot_mixture_var: ClassVar[str]
+    over_mixtures = True
+    supports_holdout = True
 
     def __init__(self, config: LawConfig | None = None, targets: Targets | None = None):
         super().__init__(config)
         self.targets = targets or Targets()
         self._flagged: set[str] = set()  # mixtures already said to rest on the prior
+
+    @property
+    def report_sections(self) -> frozenset[str]:
+        """:data:`~bayes_mixlaw.model.MIXTURE_REPORT`, and with scale axes the pilots' curves against them (``curves``)."""
+        return MIXTURE_REPORT | ({"curves"} if self.has_scale_axes else set())
+
+    @property
+    def pilot_labels(self) -> list[str]:
+        """The pilots' labels, one per row of :attr:`pilot_mixtures` (runs, or mixtures run at several scales)."""
+        self._require_fit()
+        proportions = self.idata["constant_data"][self.pilot_mixture_var]
+        return [str(label) for label in proportions[proportions.dims[0]].values]
+
+    @property
+    def pilot_label_var(self) -> str:
+        """The observed-data variable naming each loss's pilot (one of :attr:`pilot_labels`): ``obs_run``, ``obs_mixture``."""
+        self._require_fit()
+        return f"obs_{self.idata['constant_data'][self.pilot_mixture_var].dims[0]}"
+
+    def target_scale(self, source, params=None, step=None, tokens=None) -> dict:
+        """The target scale a command gives (lists of its ``--params``, ``--step`` and ``--tokens`` values, each may be
+        None), as keywords of ``predict``: ``{}`` for a law at one scale (which refuses a scale, naming ``source``);
+        with scale axes, exactly one size and one length, of the kind the fit was fitted on."""
+        if not self.has_scale_axes:
+            if params or step or tokens:
+                raise ValueError(f"{source} is a mixing law at one scale; --params/--step/--tokens need a nested fit")
+            return {}
+        column = self.length_column
+        other, given = ("tokens", tokens) if column == "step" else ("step", step)
+        values = step if column == "step" else tokens
+        if given:
+            raise ValueError(f"{source} was fitted on {column}s, not {other}: give --{column}")
+        if not params or not values:
+            scales = self.pilot_scales()
+            raise ValueError(
+                f"{source} is a {self.fit_name} fit: give the target scale with --params N --{column} S "
+                f"(its pilots span params {scales['params'][0]:.3g}-{scales['params'][-1]:.3g}, {column} {scales[column][0]:g}-{scales[column][-1]:g})"
+            )
+        if len(params) > 1 or len(values) > 1:
+            raise ValueError(f"a {self.fit_name} fit predicts at one target scale per call: give one --params and one --{column}")
+        return {"params": params[0], column: values[0]}
+
+    def predict_request(self, request) -> pd.DataFrame:
+        """:meth:`~bayes_mixlaw.model.BayesianLaw.predict_request`: at ``--mixtures``, and with scale axes at one target scale (said on the
+        terminal where it lies beyond the pilots: the intervals carry the model discrepancy there)."""
+        if request.mixtures is None:
+            raise ValueError(f"{request.source} is a {self.fit_name} fit: give --mixtures M.csv")
+        if not self.has_scale_axes and (request.params or request.tokens or request.step):
+            raise ValueError(f"{request.source} is a mixing law at one scale; --params/--tokens/--step need the nested model")
+        scale = self.target_scale(request.source, request.params, request.step, request.tokens)
+        table = self.predict(request.mixtures, ci=request.ci, kind=request.kind, seed=request.seed, **scale)
+        if scale:
+            from bayes_mixlaw import discrepancy
+            from bayes_mixlaw.request import say_extrapolation
+
+            say_extrapolation(self, scale)
+            beyond = discrepancy.describe(self, scale)
+            if beyond and not request.quiet:
+                request.say(f"extrapolation: {beyond}; the intervals carry it")
+        return table
 
     def fit(self, runs, **kwargs):
         """:meth:`BayesianLaw.fit`, after :func:`check_pilot_mixtures` refuses pilots whose mixtures

@@ -83,8 +83,8 @@ HOW_TO_READ = {  # one line under each figure of the HTML page: what it shows an
 
 
 def _scale(law) -> dict:
-    """The scale predictions are made at: the largest pilot scale for a nested fit, else none."""
-    if law.kind != "nested_law":
+    """The scale predictions are made at: the largest pilot scale for a law with scale axes (nested), else none."""
+    if not law.has_scale_axes:
         return {}
     scales = law.pilot_scales()
     return {"params": scales["params"][-1], law.length_column: scales[law.length_column][-1]}
@@ -101,8 +101,8 @@ def _size_label(params: float) -> str:
 
 def _beyond(law, scale: dict) -> str:
     """'' inside the pilots' scales; else a clause saying every point of a figure at ``scale`` is an
-    extrapolation in size and/or length (nested fits)."""
-    if law.kind != "nested_law" or not scale:
+    extrapolation in size and/or length (laws with scale axes: nested fits)."""
+    if not law.has_scale_axes or not scale:
         return ""
     from bayes_mixlaw.discrepancy import distances
 
@@ -151,22 +151,21 @@ def fitted_vs_observed(law, ci: float = CI) -> pd.DataFrame:
     if own is not None:
         return own(ci)
     obs = law.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
-    if law.kind == "nested_law":
+    labels = law.pilot_labels
+    if law.has_scale_axes:  # each loss at its own scale
         pilots = law.pilot_mixtures
-        labels = list(law.idata["constant_data"]["mixture"].values)
         column = law.length_column
         out = []
         for (n, s), g in obs.groupby(["params", column]):
             draws = law.predict_draws(_frame(law, pilots), params=n, **{column: s})  # (chain, draw, mixture, target)
             median, bounds = _median(draws), eti(draws, ci).values
-            mi = g["obs_mixture"].map({m: i for i, m in enumerate(labels)}).to_numpy()
+            mi = g[law.pilot_label_var].astype(str).map({m: i for i, m in enumerate(labels)}).to_numpy()
             vi = g["obs_valid_domain"].map({v: i for i, v in enumerate(law.valid_domains)}).to_numpy()
             out.append(g.assign(median=median[mi, vi], lower=bounds[mi, vi, 0], upper=bounds[mi, vi, 1]))
         return pd.concat(out).sort_index()
-    runs = list(law.idata["constant_data"]["run"].values)
     draws = law.predict_draws(_frame(law, law.pilot_mixtures))  # (chain, draw, mixture[, step], target)
     median, bounds = _median(draws), eti(draws, ci).values
-    index = [obs["obs_run"].map({r: i for i, r in enumerate(runs)}).to_numpy()]
+    index = [obs[law.pilot_label_var].astype(str).map({r: i for i, r in enumerate(labels)}).to_numpy()]
     if "step" in draws.dims:  # a law fitted per checkpoint (continual pre-training): each loss at its own step
         index.append(obs["obs_step"].map({s: i for i, s in enumerate(draws["step"].values)}).to_numpy())
     index.append(obs["obs_valid_domain"].map({v: i for i, v in enumerate(law.valid_domains)}).to_numpy())
@@ -311,12 +310,9 @@ def figure_domain_bands(law, table: pd.DataFrame, along: str | None = None, poin
     share = np.linspace(0, 1, points)
     r = _share_line(center, j, share)
     observed = table
-    if law.kind == "nested_law":
-        scale = _scale(law)
-        observed = table[np.isclose(table["params"], scale["params"]) & np.isclose(table[law.length_column], scale[law.length_column])]
-    label_column = "obs_mixture" if law.kind == "nested_law" else "obs_run"
-    labels = [str(v) for v in law.idata["constant_data"][law.pilot_mixture_var][law.idata["constant_data"][law.pilot_mixture_var].dims[0]].values]
-    pilot_share = observed[label_column].map(dict(zip(labels, pilots[:, j])))
+    for column, value in _scale(law).items():  # with scale axes: the pilots at the largest scale
+        observed = observed[np.isclose(observed[column], value)]
+    pilot_share = observed[law.pilot_label_var].map(dict(zip(law.pilot_labels, pilots[:, j])))
     domains = law.valid_domains
     cols = min(len(domains), 5)
     rows = int(np.ceil(len(domains) / cols))
@@ -501,13 +497,13 @@ def figure_curves(law, table: pd.DataFrame, against: str, mixture: str | None = 
     steps (one line per size) or model size (at the longest length), one panel per validation domain."""
     column = law.length_column if against == "length" else "params"
     other = "params" if against == "length" else law.length_column
-    mixture = mixture or str(table["obs_mixture"].iloc[0])
+    mixture = mixture or str(table[law.pilot_label_var].iloc[0])
     domains = domains or law.valid_domains
     cols = min(len(domains), 4)
     rows = int(np.ceil(len(domains) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.4 * rows), squeeze=False, layout="constrained")
     for ax, domain in zip(axes.flat, domains):
-        g = table[(table["obs_mixture"] == mixture) & (table["obs_valid_domain"] == domain)]
+        g = table[(table[law.pilot_label_var] == mixture) & (table["obs_valid_domain"] == domain)]
         levels = sorted(pd.unique(g[other]))
         shown = levels if against == "length" else levels[-1:]
         for k, level in enumerate(shown):
@@ -902,18 +898,6 @@ def diagnostics_table(law, ppc: pd.DataFrame | None = None) -> pd.DataFrame:
     )
 
 
-MIXTURE_REPORT = frozenset({"interactions", "proportions", "domains", "ternary", "optimum", "comparison"})
-"""The parts of a report that are about a law over the mixture simplex: the interaction matrix, the share
-bands, the per-domain panels, the ternary slice, the optimal mixture (with its predictions table) and the
-comparison of variants by PSIS-LOO. Every report also has the posterior predictive check (fitted against
-observed), the parameters and the diagnostics. A law class says which parts apply to it with a
-``report_sections`` attribute (default: these); ``"critical"`` adds the critical share of continual
-pre-training (:class:`~bayes_mixlaw.continual.ContinualLaw`); ``"schedule_curves"`` (the runs' curves
-against steps), ``"schedules"`` (their learning rates and the ``schedules`` table) and
-``"unknown_schedule"`` (the posterior of an unknown schedule's length and the ``schedule_assumptions``
-table) are a schedule-aware fit's (:class:`~bayes_mixlaw.scheduled.ScheduledScalingLaw`, per fit)."""
-
-
 def summary_text(law) -> str:
     """``law.summary_line()``, or where it cannot be computed (a schedule-aware fit whose posterior has no
     length of the unknown schedule that reaches twice its runs' last checkpoint) what stands in its way."""
@@ -925,8 +909,9 @@ def summary_text(law) -> str:
 
 def report_sections(law) -> frozenset[str]:
     """The optional parts of ``law``'s report: its ``report_sections`` (a class attribute, or a property
-    where the parts depend on the fit), else :data:`MIXTURE_REPORT`."""
-    return frozenset(getattr(law, "report_sections", MIXTURE_REPORT))
+    where the parts depend on the fit; :data:`~bayes_mixlaw.model.MIXTURE_REPORT` lists them); none for a law
+    without a report."""
+    return frozenset(law.report_sections or ())
 
 
 def _critical_shown(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
@@ -985,6 +970,8 @@ def write_report(
     :func:`~bayes_mixlaw.critical.new_domain_target`). ``target_run``: for a schedule-aware fit, the target
     run to predict against steps, ``{"params": N, "schedule": Schedule or None, "step": S}`` (None: trained
     like the pilots of unknown schedule; figure and ``target_run`` table)."""
+    if law.report_sections is None:
+        raise ValueError(f"a {law.fit_name} fit has no report; the report covers mixing-law, nested, continual and schedule-aware fits")
     sections = report_sections(law)
     _refuse_options_without_their_part(
         law,
@@ -1002,7 +989,7 @@ def write_report(
         from bayes_mixlaw.critical import new_domain_target
 
         new_target = new_domain_target(law, new_target)  # checked first, as the nested fit's mixture below
-    if law.kind == "nested_law":  # checked first: the figures take a while
+    if "curves" in sections:  # checked first: the figures take a while
         mixture = _pilot_mixture(law, mixture)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -1012,7 +999,7 @@ def write_report(
     with step("fitted against observed, every pilot loss"):
         table = fitted_vs_observed(law)
     parts.figure("ppc", "Posterior predictive check", lambda: figure_ppc(table))
-    if law.kind == "nested_law":
+    if "curves" in sections:
         parts.figure("curves_steps", f"Against training steps: mixture {mixture}", lambda: figure_curves(law, table, "length", mixture))
         parts.figure("curves_size", f"Against model size: mixture {mixture}", lambda: figure_curves(law, table, "size", mixture))
     if "schedule_curves" in sections:
@@ -1067,7 +1054,7 @@ def _refuse_options_without_their_part(law, sections: frozenset[str], options) -
 def _pilot_mixture(law, mixture: str | None) -> str:
     """The nested fit's pilot mixture whose curves the report shows: ``mixture`` (checked), else the one
     nearest the pilots' mean."""
-    labels = [str(m) for m in law.idata["constant_data"]["mixture"].values]
+    labels = law.pilot_labels
     typical = labels[int(np.argmin(np.linalg.norm(law.pilot_mixtures - law.pilot_mixtures.mean(axis=0), axis=1)))]
     mixture = mixture or typical
     if mixture not in labels:

@@ -48,6 +48,7 @@ class ChinchillaLaw(BayesianLaw):
 
     kind = "chinchilla_law"
     config_class = ScalingLawConfig
+    fit_name = "scaling-law"
 
     def _layout(self, runs: RunsTable) -> dict:
         data = runs.data
@@ -197,6 +198,22 @@ class ChinchillaLaw(BayesianLaw):
         draws = self._draws_at(n, d, kind, seed)
         n = n.astype(np.int64) if np.all(n == np.round(n)) else n
         return summarize_draws(draws, pd.DataFrame({"params": n, self.idata.attrs["data_column"]: d}), ci)
+
+    def predict_request(self, request) -> pd.DataFrame:
+        """:meth:`~bayes_mixlaw.model.BayesianLaw.predict_request`: at pairs of ``--params`` and ``--tokens`` (or ``--step``, what the fit
+        was fitted on); one value of either goes with every value of the other."""
+        from bayes_mixlaw.request import say_extrapolation
+
+        if request.mixtures is not None:
+            raise ValueError(f"{request.source} is a scaling-law fit of one data mixture: it takes no --mixtures")
+        column = self.idata.attrs["data_column"]
+        params, amounts = request.params, request.tokens if column == "tokens" else request.step
+        if not params or not amounts:
+            raise ValueError(f"{request.source} was fitted on params and {column}: give --params N and --{column} D (repeat for several)")
+        if len(params) != len(amounts) and 1 not in (len(params), len(amounts)):
+            raise ValueError(f"give as many --params as --{column} values (or one of either); got {len(params)} and {len(amounts)}")
+        say_extrapolation(self, {"params": params, column: amounts})
+        return self.predict(params, amounts, ci=request.ci, kind=request.kind, seed=request.seed)
 
     def summary_line(self) -> str:
         self._require_fit()

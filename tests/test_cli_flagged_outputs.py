@@ -1,5 +1,5 @@
 """Issue 15 item 3: outputs of an unconverged fit carry its diagnostics and say so on the terminal, and
-predictions far outside the pilots' scales are said to be so in words."""
+predictions far outside the pilots' scales are said to be so in words (the sentences themselves: test_request.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bayes_mixlaw import BayesianLaw
-from bayes_mixlaw.cli import _far_extrapolation, app
+from bayes_mixlaw.cli import app
 from conftest import FIVE, flat
 
 cli = CliRunner()
@@ -80,15 +80,6 @@ def test_report_on_an_unconverged_fit_warns(fits, monkeypatch):
     assert "did not converge" in flat(result) and "diagnostics table" in flat(result)
     result = cli.invoke(app, ["report", str(fits.good), "-o", str(fits.folder / "rep_good")])
     assert result.exit_code == 0 and "did not converge" not in result.output
-
-
-def test_far_extrapolation_is_said_in_words():
-    law = SimpleNamespace(pilot_scales=lambda: {"params": [7.0e7, 4.1e8], "step": [3000.0, 30000.0]})
-    assert _far_extrapolation(law, {"params": 8e8, "step": 100_000}) == []  # near: the discrepancy's line says it
-    notes = _far_extrapolation(law, {"params": 1e15, "step": 1})
-    assert len(notes) == 2
-    assert "--params 1e+15 is 2.44e+06x the largest pilot's params" in notes[0] and "far beyond" in notes[0]
-    assert "--step 1 is below the smallest pilot's step (3000, 3e+03x smaller)" in notes[1] and "early training" in notes[1]
 
 
 def test_predict_far_beyond_the_pilots_says_so(mocked_sampling, tmp_path):

@@ -10,7 +10,7 @@ from bayes_mixlaw import bo
 from bayes_mixlaw.fidelity import choose_pilots
 from bayes_mixlaw.optimize import MixtureBounds
 
-LAW = SimpleNamespace(kind="nested_law", train_domains=["a", "b", "c"], length_column="step")
+LAW = SimpleNamespace(kind="nested_law", has_scale_axes=True, train_domains=["a", "b", "c"], length_column="step")
 
 
 @pytest.mark.parametrize("big_gain, expected_size", [(2.0, 10), (4.0, 30)])

@@ -188,3 +188,38 @@ def test_fit_of_another_version_and_structure_loads_saying_so(mock_mixing_fit, t
     with pytest.warns(UserWarning, match=r"bayes_mixlaw 0\.0\.1; .*its model differs from the one this version builds"):
         law = BayesianLaw.load(path)
     assert law.built.key != law.idata.attrs["structure_key"]  # this version's model, rebuilt
+
+
+def test_laws_say_what_they_can():
+    """The capabilities the command line, the report, compare, calibrate and suggest read instead of a law's kind
+    (BayesianLaw's class attributes, off by default): each law declares its own."""
+    from bayes_mixlaw.config import NestedLawConfig
+    from bayes_mixlaw.continual import ContinualLaw
+    from bayes_mixlaw.mixing import MixingLaw
+    from bayes_mixlaw.model import MIXTURE_REPORT
+    from bayes_mixlaw.nested import NestedLaw
+    from bayes_mixlaw.scaling import ChinchillaLaw
+    from bayes_mixlaw.scheduled import ScheduledScalingLaw
+
+    names = ["over_mixtures", "has_scale_axes", "takes_schedule", "supports_calibration", "supports_holdout", "supports_residual_gp", "supports_critical_share"]
+    assert not any(getattr(BayesianLaw, name) for name in names) and BayesianLaw.report_sections is None
+    declared = {
+        MixingLaw: {"over_mixtures", "supports_holdout", "supports_residual_gp"},
+        NestedLaw: {"over_mixtures", "has_scale_axes", "supports_calibration", "supports_holdout"},
+        ContinualLaw: {"over_mixtures", "supports_critical_share"},
+        ChinchillaLaw: set(),
+        ScheduledScalingLaw: {"takes_schedule"},
+    }
+    for law_class, capabilities in declared.items():
+        assert {name for name in names if getattr(law_class, name)} == capabilities, law_class.__name__
+    laws = [law_class() for law_class in declared]
+    assert [law.fit_name for law in laws] == ["mixing-law", "nested", "continual pre-training", "scaling-law", "scheduled scaling law"]
+    assert [law.report_sections for law in laws] == [
+        MIXTURE_REPORT,
+        MIXTURE_REPORT | {"curves"},  # the pilots' curves against the scale axes
+        frozenset({"critical"}),
+        None,  # no report
+        frozenset({"schedule_curves", "schedules"}),
+    ]
+    assert [law.learns_discrepancy for law in laws] == [False, True, False, False, False]
+    assert not NestedLaw(NestedLawConfig(learn_discrepancy=False)).learns_discrepancy

@@ -65,7 +65,9 @@ def test_sizes_as_users_know_them_and_extrapolation_said():
     from bayes_mixlaw.report import _beyond, _size_label
 
     assert [_size_label(n) for n in (18_915_328, 805_736_448, 2.5e7, 1.3e9)] == ["Pythia-70M", "Pythia-1B", "25M", "1.3B"]
-    nested = SimpleNamespace(kind="nested_law", length_column="step", pilot_scales=lambda: {"params": [18_915_328, 302_311_424], "step": [10_000, 30_000]})
+    nested = SimpleNamespace(
+        kind="nested_law", has_scale_axes=True, length_column="step", pilot_scales=lambda: {"params": [18_915_328, 302_311_424], "step": [10_000, 30_000]}
+    )
     assert _beyond(nested, {"params": 302_311_424, "step": 30_000}) == ""
     said = _beyond(nested, {"params": 805_736_448, "step": 100_000})
     assert "every point is an extrapolation" in said and "size 2.7x" in said and "length 3.3x" in said

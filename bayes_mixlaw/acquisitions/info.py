@@ -85,7 +85,7 @@ class Info(Acquisition):
         from bayes_mixlaw.optimize import random_feasible
 
         pool = context.choices.numpy() if context.choices is not None else random_feasible(context.option("pool", 400), context.lo, context.hi, context.rng)
-        if law.kind == "nested_law":
+        if law.has_scale_axes:
             pilots = law.pilot_scales()
             length = law.length_column
             scales = [{"params": p, length: pilots[length][-1]} for p in pilots["params"]]
