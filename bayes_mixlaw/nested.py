@@ -400,7 +400,8 @@ class NestedLaw(MixtureLaw):
         return model
 
     def _key_parts(self, lay: dict, **options) -> tuple:
-        return (lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"]), lay["areas"] is not None)
+        parts = (lay["valid"], lay["train"], len(lay["mixture_labels"]), len(lay["sizes"]), len(lay["length_values"]))
+        return parts if lay["areas"] is None else (*parts, "schedule-aware step term")  # fits without schedules keep their keys
 
     def _stored_runs(self) -> tuple[RunsTable, dict]:
         """The fitted runs (after the transient was left out), from the file's observed data: a run per
