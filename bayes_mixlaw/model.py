@@ -206,7 +206,8 @@ class BayesianLaw:
     ``length_column``, ``step`` or ``tokens``; the pilots' in ``pilot_scales()``). Its commands take one target scale,
     its report defaults to the largest pilot scale and says how far beyond the pilots a figure is (the nested law)."""
     takes_schedule: ClassVar[bool] = False
-    """Whether ``fit`` and ``predict`` take a learning-rate schedule (``--schedule``; the schedule-aware scaling law)."""
+    """Whether ``fit`` and ``predict`` take a learning-rate schedule (``--schedule``; the schedule-aware scaling law, and
+    the nested law, whose step term reads the pilots' schedules when they have them)."""
     supports_calibration: ClassVar[bool] = False
     """Whether the extrapolation discrepancy is calibrated by refitting without the pilots' last scale
     (:func:`~bayes_mixlaw.calibrate.calibrate_extrapolation`, ``fit --calibrate``; the nested law)."""
@@ -629,7 +630,8 @@ class MixtureLaw(BayesianLaw):
         if not self.has_scale_axes and (request.params or request.tokens or request.step):
             raise ValueError(f"{request.source} is a mixing law at one scale; --params/--tokens/--step need the nested model")
         scale = self.target_scale(request.source, request.params, request.step, request.tokens)
-        table = self.predict(request.mixtures, ci=request.ci, kind=request.kind, seed=request.seed, **scale)
+        schedule = {"schedule": request.schedule} if self.takes_schedule and request.schedule is not None else {}
+        table = self.predict(request.mixtures, ci=request.ci, kind=request.kind, seed=request.seed, **scale, **schedule)
         if scale:
             from bayes_mixlaw import discrepancy
             from bayes_mixlaw.request import say_extrapolation

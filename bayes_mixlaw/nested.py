@@ -146,6 +146,7 @@ class NestedLaw(MixtureLaw):
     pilot_mixture_var = "mixture_proportions"
     has_scale_axes = True  # predicts at a target size and length (the capabilities: bayes_mixlaw.model.BayesianLaw)
     supports_calibration = True
+    takes_schedule = True  # the pilots' schedules (fit) and the target's (predict), when the pilots have them
     fit_name = "nested"
 
     @property

@@ -4,6 +4,7 @@ curves), and each error case."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -138,7 +139,7 @@ def test_fit_schedule_errors_name_the_file_and_field(curves, tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_fit_refuses_a_schedule_for_several_mixtures(tmp_path):
+def test_fit_takes_a_schedule_for_mixtures_in_the_nested_law_only(tmp_path):
     rows = [
         {"run": f"r{m}", "params": 1e8, "step": s, "valid_domain": "v", "loss": 3.0 - 0.1 * np.log(s), "mix:a": p, "mix:b": 1 - p}
         for m, p in enumerate((0.2, 0.7))
@@ -149,7 +150,34 @@ def test_fit_refuses_a_schedule_for_several_mixtures(tmp_path):
     schedule = write_json(tmp_path / "cos.json", {"kind": "cosine", "total_steps": 4000, "peak_lr": 1e-3})
     result = cli.invoke(app, ["fit", str(runs), "--schedule", str(schedule), "-o", str(tmp_path / "fit.nc")])
     assert result.exit_code == 2
-    assert "has 2 data mixtures, and the nested law (and the mixing law at one scale) does not take a schedule yet" in flat(result)
+    assert "has 2 data mixtures but not several model sizes and steps; the mixing law it then fits has no steps" in flat(result)
+    result = cli.invoke(app, ["fit", str(runs), "--schedule", "unknown", "-o", str(tmp_path / "fit.nc")])
+    assert result.exit_code == 2 and "the nested law does not weigh an unknown schedule" in flat(result)
+
+
+def test_a_nested_fit_reads_the_pilots_schedule_and_predicts_under_the_targets(tmp_path, shared_data, mocked_sampling):
+    """Issue 14: `fit --schedule` on mixtures at several sizes and steps fits the nested law with its schedule-aware step
+    term; `predict` takes the target's schedule (and says which it needs)."""
+    table = load_runs(shared_data / "mixinglaws" / "RedPajama")
+    data = table.data[table.data["valid_domain"].isin(["Pile-CC", "Github"]) & (table.data["params"] < 302_311_424)]
+    csv = tmp_path / "runs.csv"
+    data.to_csv(csv, index=False)
+    config = tmp_path / "nested.yaml"
+    config.write_text("learn_discrepancy: false\nsampler: {draws: 20, chains: 2}\n")
+    cosine = write_json(tmp_path / "cosine.json", {"kind": "cosine", "total_steps": 30_000, "warmup_steps": 300, "peak_lr": 3e-4, "final_lr": 3e-5})
+    fit = tmp_path / "nested.nc"
+    result = cli.invoke(app, ["fit", str(csv), "--schedule", str(cosine), "--config", str(config), "-o", str(fit)])
+    assert result.exit_code == 0, result.output
+    assert f"steps read through the learning-rate schedules from the {cosine}" in flat(result) and "learning-rate schedules of" in flat(result)
+    mixtures = tmp_path / "m.csv"
+    data.filter(like="mix:").drop_duplicates().head(2).to_csv(mixtures, index=False)
+    wsd = write_json(tmp_path / "wsd.json", WSD)
+    result = cli.invoke(app, ["predict", str(fit), "--mixtures", str(mixtures), "--params", "3e8", "--step", "20000", "-o", "-", "-q"])
+    assert result.exit_code == 2 and "give the target run's schedule" in flat(result) and "Traceback" not in result.output
+    result = cli.invoke(app, ["predict", str(fit), "--mixtures", str(mixtures), "--params", "3e8", "--step", "20000", "--schedule", str(wsd), "-o", "-", "-q"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(io.StringIO(result.stdout))
+    assert len(table) == 2 * 3 and (table["lower"] < table["upper"]).all()
 
 
 def test_predict_schedule_on_a_fit_without_one_is_refused(tmp_path, shared_data, mocked_sampling):

@@ -125,8 +125,9 @@ def _law_for(table, *, config: Path | None, valid_weights: Path | None, groups: 
     length = "step" if len(table.scale_values("step")) > 1 else "tokens"
     mixtures = len(table.mixtures().drop_duplicates()) if table.mix_columns else 1
     logged_lr = LR in table.data and bool(table.data[LR].notna().any())
-    if (given is not None or unknown_schedule) and mixtures > 1:
-        _refuse_schedule_for_mixtures(schedule, table, mixtures)
+    nested = bool(table.mix_columns) and len(table.scale_values("params")) > 1 and len(table.scale_values(length)) > 1
+    if (given is not None or unknown_schedule) and mixtures > 1 and (unknown_schedule or not nested):
+        _refuse_schedule_for_mixtures(schedule, table, mixtures, unknown_schedule)
     if mixtures == 1 and (given is not None or logged_lr or unknown_schedule):
         law = ScheduledScalingLaw(ScheduledLawConfig.from_file(config) if config else ScheduledLawConfig())
         how = "lr column" + (f" and {schedule}" if given is not None else "") if logged_lr else str(schedule)
@@ -143,11 +144,12 @@ def _law_for(table, *, config: Path | None, valid_weights: Path | None, groups: 
             f"continual pre-training law on {len(table.runs)} runs x {len(table.scale_values('step'))} checkpoints x "
             f"{len(table.valid_domains)} validation domains, from {table.reference.checkpoint}"
         )
-    elif table.mix_columns and len(table.scale_values("params")) > 1 and len(table.scale_values(length)) > 1:
+    elif nested:
         law = NestedLaw(NestedLawConfig.from_file(config) if config else NestedLawConfig(), Targets.from_files(valid_weights, groups))
+        read = f"; steps read through the learning-rate schedules from the {'lr column' if logged_lr else schedule}" if logged_lr or given is not None else ""
         what = (
             f"nested law on {len(table.runs)} runs ({len(table.mixtures().drop_duplicates())} mixtures x "
-            f"{len(table.scale_values('params'))} sizes x {len(table.scale_values(length))} {length}s) x {len(table.valid_domains)} validation domains"
+            f"{len(table.scale_values('params'))} sizes x {len(table.scale_values(length))} {length}s) x {len(table.valid_domains)} validation domains{read}"
         )
     elif table.mix_columns:
         cfg = MixingLawConfig.from_file(config) if config else MixingLawConfig()
@@ -160,12 +162,18 @@ def _law_for(table, *, config: Path | None, valid_weights: Path | None, groups: 
     return law, table, what
 
 
-def _refuse_schedule_for_mixtures(schedule: Path, table, mixtures: int):
-    """--schedule with several data mixtures: the mixing and nested laws do not take a schedule yet.
-
-    The one place to replace when the nested law learns schedules."""
+def _refuse_schedule_for_mixtures(schedule: Path, table, mixtures: int, unknown: bool):
+    """--schedule with several data mixtures where no law takes it: 'unknown' (the nested law does not weigh an unknown
+    schedule: without one it takes steps as they come and its discrepancy carries the schedule's error), or mixtures not
+    at several sizes and steps (the mixing law has no steps to read)."""
+    if unknown:
+        raise UserError(
+            f"--schedule unknown: {table.source} has {mixtures} data mixtures; the nested law does not weigh an unknown schedule "
+            "(the schedule-aware scaling law does, for runs of one data mixture): leave out --schedule, and the nested law takes "
+            "steps as they come, its model discrepancy carrying the schedule's error beyond the longest pilot run"
+        )
     raise UserError(
-        f"--schedule {schedule}: {table.source} has {mixtures} data mixtures, and the nested law (and the mixing law "
-        "at one scale) does not take a schedule yet; a schedule is used by the schedule-aware scaling law, which fits "
-        "runs of one data mixture (select one mixture's runs, or leave out --schedule)"
+        f"--schedule {schedule}: {table.source} has {mixtures} data mixtures but not several model sizes and steps; the mixing law "
+        "it then fits has no steps to read through a schedule (the nested law reads the pilots' schedules when they are at several "
+        "sizes and steps): leave out --schedule"
     )
