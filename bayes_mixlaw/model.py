@@ -361,7 +361,7 @@ class BayesianLaw:
         data's shapes and labels); refits with the same key reuse the compiled model."""
         cfg = self.config
         settings = cfg.model_dump(mode="json", exclude={"sampler", "priors"})
-        payload = [self.kind, settings, {k: v.to_dict() for k, v in cfg.priors.items()}, *parts]
+        payload = [self.kind, settings, {k: cfg.priors[k].to_dict() for k in sorted(cfg.priors)}, *parts]  # a file keeps them sorted
         return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
 
     def _standard_noise(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:

@@ -176,7 +176,7 @@ class NestedLaw(MixtureLaw):
         (:func:`bayes_mixlaw.discrepancy.draw_scales`)."""
         runs = load_runs(runs)
         priors, record = {}, {}
-        cfg = self.config
+        self.config = cfg = self.config.for_domains(len(runs.valid_domains))  # few domains: boundary-avoiding pooled scales
         if cfg.discrepancy and cfg.learn_discrepancy and cfg.mixture_model == "law":
             priors, record = discrepancy_scale.learn(
                 type(self), cfg, self.targets, runs, seed=seed, progress=progress, sampler={"method": method, **sampler}, schedule=schedule

@@ -81,8 +81,11 @@ def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mock
         np.log(post["discrepancy_size"].values).mean(), record["size"]["learned"][0], atol=4 * record["size"]["learned"][1] / np.sqrt(60)
     )
     assert "discrepancy learned from the pilots" in law.summary_line()
-    # the saved config is the one asked for (a refit learns again from the external prior), and the fit reloads
-    assert json.loads(law.idata.attrs["config"])["priors"] == {}
+    # the saved config is the one asked for, with three domains' pooled-scale priors (config.FEW_DOMAIN_PRIORS), not the
+    # learned discrepancy's (a refit learns again from the external prior), and the fit reloads
+    from bayes_mixlaw.config import FEW_DOMAIN_PRIORS
+
+    assert json.loads(law.idata.attrs["config"])["priors"] == {k: p.to_dict() for k, p in FEW_DOMAIN_PRIORS.items()}
     law.save(tmp_path / "fit.nc")
     assert discrepancy_scale.read(BayesianLaw.load(tmp_path / "fit.nc")) == record
     # an unconverged calibration fit teaches nothing: the external priors stay, and the user is told

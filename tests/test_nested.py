@@ -752,3 +752,23 @@ def test_nested_predictions_of_a_row_do_not_depend_on_the_other_rows(shared_data
         alone = law.predict_draws(frame[frame["name"] == name], seed=2, **scale)
         np.testing.assert_array_equal(alone.sel(mixture=name).values, together.sel(mixture=name).values)
         np.testing.assert_array_equal(swapped.sel(mixture=name).values, together.sel(mixture=name).values)
+
+
+def test_few_validation_domains_get_boundary_avoiding_pooled_scales_and_smaller_steps(redpajama, mocked_sampling):
+    """Issue 13: with fewer than 5 validation domains the scales pooled across them take config.FEW_DOMAIN_PRIORS (what
+    the user overrode stays) and NUTS target_accept 0.95 (unless set); the fit file keeps the config it used."""
+    from pymc_extras.prior import Prior
+
+    from bayes_mixlaw.config import FEW_DOMAIN_PRIORS
+
+    mine = Prior("HalfNormal", sigma=0.01)
+    law = NestedLaw(NestedLawConfig(sampler={"draws": 10, "chains": 2}, learn_discrepancy=False, priors={"run_sigma": mine}), Targets(WEIGHTS))
+    law.fit(redpajama, seed=0, progress=False)
+    assert law.config.sampler.target_accept == 0.95 and law.config.priors["run_sigma"] == mine
+    assert {k: law.config.priors[k] for k in ("f_sigma", "log_ab_sigma", "mixture_sigma")} == {
+        k: FEW_DOMAIN_PRIORS[k] for k in ("f_sigma", "log_ab_sigma", "mixture_sigma")
+    }
+    assert json.loads(law.idata.attrs["config"])["sampler"]["target_accept"] == 0.95
+    many = NestedLawConfig(sampler={"target_accept": 0.85})
+    assert many.for_domains(22) is many and many.for_domains(3).sampler.target_accept == 0.85
+    assert NestedLawConfig(few_domains=0).for_domains(3).priors == {}
