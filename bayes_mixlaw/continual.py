@@ -59,8 +59,9 @@ from pymc_extras.prior import Prior
 
 from bayes_mixlaw.config import DEFAULT_PRIORS, LawConfig, SamplerConfig
 from bayes_mixlaw.laws import array_namespace
-from bayes_mixlaw.model import MixtureLaw, row_generators
+from bayes_mixlaw.mixture_law import MixtureLaw
 from bayes_mixlaw.runs import MIX_PREFIX, Reference, RunsTable, read_mixtures
+from bayes_mixlaw.seeds import row_generators
 from bayes_mixlaw.summary import DEFAULT_CI, summarize_draws
 from bayes_mixlaw.targets import Targets
 

@@ -33,7 +33,7 @@ from bayes_mixlaw.mixing_forms.explicit import (  # noqa: F401  (their home befo
     _centred_zero_sum,
     _slope_interactions,
 )
-from bayes_mixlaw.model import MixtureLaw
+from bayes_mixlaw.mixture_law import MixtureLaw
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
 from bayes_mixlaw.summary import DEFAULT_CI, summarize_draws
 from bayes_mixlaw.targets import Targets

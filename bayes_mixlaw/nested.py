@@ -60,7 +60,7 @@ from bayes_mixlaw.calibrate import describe
 from bayes_mixlaw.config import MixingLawConfig, NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
 from bayes_mixlaw.mixing import MixingLaw, _centred_to_law
-from bayes_mixlaw.model import MixtureLaw
+from bayes_mixlaw.mixture_law import MixtureLaw
 from bayes_mixlaw.run_effects import (
     conditional_effects,
     curve_sums,

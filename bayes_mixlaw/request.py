@@ -1,8 +1,8 @@
 """What a command asks of a fit: :class:`PredictRequest`, the points and options ``bayes-mixlaw predict`` gives,
 answered by every law's :meth:`~bayes_mixlaw.model.BayesianLaw.predict_request` (one signature, so the command line
 dispatches on no law); the warnings where a target scale lies far outside the pilots' (:func:`far_extrapolation`);
-and the schedule-aware law's target run as the command line gives it (:func:`schedule_target`,
-:func:`predict_scheduled`)."""
+and the schedule-aware law's target run as the command line gives it (:func:`schedule_target`, read by
+:meth:`~bayes_mixlaw.scheduled.ScheduledScalingLaw.predict_request`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from bayes_mixlaw.summary import DEFAULT_CI
 
@@ -98,23 +97,3 @@ def schedule_target(law, source, schedule, params, step, tokens):
         if target is not None and s > target.horizon:
             raise ValueError(f"--step {s:g} is beyond the schedule in {schedule}, which ends at step {target.horizon} ({target.describe()})")
     return target, [int(s) for s in step]
-
-
-def predict_scheduled(law, request: PredictRequest) -> pd.DataFrame:
-    """The schedule-aware scaling law's :meth:`~bayes_mixlaw.model.BayesianLaw.predict_request` (its method, written
-    here): one row per --params, --step and target, for a target run with --schedule or, without one, trained like the
-    pilots of unknown schedule (then said on the terminal: what that was taken to be, and how much the assumption
-    moves the last step)."""
-    if request.mixtures is not None:
-        raise ValueError(f"{request.source} is a schedule-aware fit of one data mixture: it takes no --mixtures")
-    target, steps = schedule_target(law, request.source, request.schedule, request.params, request.step, request.tokens)
-    say_extrapolation(law, {"params": request.params, "step": steps})
-    if target is None:
-        sens = law.schedule_assumptions(request.params[-1], [max(steps)], ci=request.ci, seed=request.seed)
-        first = sens[sens["target"] == sens["target"].iloc[0]]
-        request.say(
-            f"no --schedule: the target is trained like the pilots of unknown schedule ({law.config.unknown_schedule.family}, its length "
-            f"weighed by the posterior); at step {max(steps)}, {first['target'].iloc[0]}: "
-            + "; ".join(f"{a} {m:.4f}" for a, m in zip(first["assumption"], first["median"]))
-        )
-    return pd.concat([law.predict(n, target, steps, ci=request.ci, kind=request.kind, seed=request.seed) for n in request.params], ignore_index=True)

@@ -23,8 +23,9 @@ import xarray as xr
 
 from bayes_mixlaw.config import ScalingLawConfig
 from bayes_mixlaw.laws import chinchilla_law
-from bayes_mixlaw.model import BayesianLaw, row_generators
+from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.runs import RunsTable
+from bayes_mixlaw.seeds import row_generators
 from bayes_mixlaw.summary import DEFAULT_CI, eti, summarize_draws
 
 PARAMETERS = ("E", "A", "B", "alpha", "beta")

@@ -55,6 +55,7 @@ from bayes_mixlaw import discrepancy
 from bayes_mixlaw.config import NESTED_PRIORS, LawConfig, SamplerConfig
 from bayes_mixlaw.inference import SamplingWarning
 from bayes_mixlaw.model import BayesianLaw
+from bayes_mixlaw.request import say_extrapolation, schedule_target
 from bayes_mixlaw.run_effects import conditional_effects, curve_sums, marginal_loglik
 from bayes_mixlaw.runs import LR, WARMUP, RunsTable
 from bayes_mixlaw.schedules import DEFAULT_LAMBDA, Schedule, StepFeatures, as_schedule, decay_areas
@@ -277,7 +278,6 @@ class ScheduledScalingLaw(BayesianLaw):
     kind = "scheduled_scaling_law"
     config_class = ScheduledLawConfig
     takes_schedule = True  # fit and predict take a learning-rate schedule (the capabilities: bayes_mixlaw.model.BayesianLaw)
-    predict_request = BayesianLaw.method_in("bayes_mixlaw.request:predict_scheduled")
 
     def __init__(self, config: ScheduledLawConfig | None = None):
         super().__init__(config)
@@ -954,6 +954,24 @@ class ScheduledScalingLaw(BayesianLaw):
         frames = [self.predict(params, None, steps, ci=ci, seed=seed, run=run, total_steps=T).assign(assumption=name) for name, T in cases]
         out = pd.concat(frames, ignore_index=True)
         return out[["assumption", *[c for c in out.columns if c != "assumption"]]]
+
+    def predict_request(self, request) -> pd.DataFrame:
+        """:meth:`~bayes_mixlaw.model.BayesianLaw.predict_request`: one row per --params, --step and target, for a
+        target run with --schedule or, without one, trained like the pilots of unknown schedule (then said on the
+        terminal: what that was taken to be, and how much the assumption moves the last step)."""
+        if request.mixtures is not None:
+            raise ValueError(f"{request.source} is a schedule-aware fit of one data mixture: it takes no --mixtures")
+        target, steps = schedule_target(self, request.source, request.schedule, request.params, request.step, request.tokens)
+        say_extrapolation(self, {"params": request.params, "step": steps})
+        if target is None:
+            sens = self.schedule_assumptions(request.params[-1], [max(steps)], ci=request.ci, seed=request.seed)
+            first = sens[sens["target"] == sens["target"].iloc[0]]
+            request.say(
+                f"no --schedule: the target is trained like the pilots of unknown schedule ({self.config.unknown_schedule.family}, its length "
+                f"weighed by the posterior); at step {max(steps)}, {first['target'].iloc[0]}: "
+                + "; ".join(f"{a} {m:.4f}" for a, m in zip(first["assumption"], first["median"]))
+            )
+        return pd.concat([self.predict(n, target, steps, ci=request.ci, kind=request.kind, seed=request.seed) for n in request.params], ignore_index=True)
 
     def predict(
         self,

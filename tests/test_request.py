@@ -34,11 +34,11 @@ def test_a_law_without_an_answer_refuses_the_request():
 
 
 def test_the_schedule_aware_law_answers_through_its_method():
-    from bayes_mixlaw.request import predict_scheduled
+    from bayes_mixlaw.model import BayesianLaw
     from bayes_mixlaw.scheduled import ScheduledScalingLaw
 
     law = ScheduledScalingLaw()
-    assert ScheduledScalingLaw.predict_request is predict_scheduled and law.predict_request.__self__ is law
+    assert ScheduledScalingLaw.predict_request is not BayesianLaw.predict_request and law.predict_request.__self__ is law
     with pytest.raises(ValueError, match="fit.nc is a schedule-aware fit of one data mixture: it takes no --mixtures"):
         law.predict_request(PredictRequest("fit.nc", mixtures="m.csv"))
 

@@ -81,7 +81,7 @@ def summary_text(law) -> str:
 
 def report_sections(law) -> frozenset[str]:
     """The optional parts of ``law``'s report: its ``report_sections`` (a class attribute, or a property
-    where the parts depend on the fit; :data:`~bayes_mixlaw.model.MIXTURE_REPORT` lists them); none for a law
+    where the parts depend on the fit; :data:`~bayes_mixlaw.mixture_law.MIXTURE_REPORT` lists them); none for a law
     without a report."""
     return frozenset(law.report_sections or ())
 
