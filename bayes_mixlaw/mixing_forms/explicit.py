@@ -72,7 +72,7 @@ def _centred_zero_sum(name: str, mu, sigma, dims, scale=None):
     return x
 
 
-# The interactions are sampled as g_i = f_i^p t_i (as the nested law does, nested._SLOPE_POWER).
+# The interactions are sampled as g_i = f_i^p t_i (as the nested law does, nested_model._SLOPE_POWER).
 # The 5Mix pilots fix mostly the slope f_i t_i for domains whose mixture effect is small
 # (StackExchange: |t| ~ 2, logit f_i with a long tail to -4.8, corr(logit f, |t|) = -0.83), and
 # t_i itself where f_i is small and |t_i| large (PubMed_Central, DM_Mathematics). Sampling t (p = 0)

@@ -1,0 +1,101 @@
+"""What the nested law (:class:`~bayes_mixlaw.nested.NestedLaw`) draws at a target: which pilot mixture a mixture is,
+the pilot mixtures' departures from the mixing law, the run effects of a new run or a pilot's, the target scale
+relative to the reference, and the domain losses at a chunk of mixtures."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from bayes_mixlaw import discrepancy
+from bayes_mixlaw.laws import mixing_law
+from bayes_mixlaw.run_effects import conditional_effects, draw_effects
+
+# two mixtures closer than this (max abs difference of proportions) are the same mixture
+SAME_MIXTURE = 1e-6
+
+
+class NestedDraws:
+    """The nested law's draws at a target (a base of :class:`~bayes_mixlaw.nested.NestedLaw`)."""
+
+    def _pilot_index(self, r: np.ndarray) -> np.ndarray:
+        """Index of the pilot mixture each row of ``r`` is (-1: a new mixture)."""
+        pilots = self.pilot_mixtures
+        distance = np.abs(r[:, None, :] - pilots[None, :, :]).max(axis=-1)
+        nearest = distance.argmin(axis=1)
+        return np.where(distance[np.arange(len(r)), nearest] < SAME_MIXTURE, nearest, -1)
+
+    def _pilot_departures(self) -> np.ndarray:
+        """Each pilot mixture's fitted departure from the mixing law, log scale, (chain, draw, mixture,
+        valid_domain); computed once per posterior (every predicted row needs it)."""
+        cached = self.__dict__.get("_departures")
+        if cached is None or cached[0] is not self.idata:
+            post = self.idata["posterior"]
+            law = np.log(mixing_law(self.pilot_mixtures, post["log_c"].values, post["log_k"].values, post["t"].values))
+            cached = self._departures = (self.idata, post["log_ref"].values - law)
+        return cached[1]
+
+    def _run_effects(self, pilot: np.ndarray, params: float, log_length: float, shape: tuple, rng: np.random.Generator, new_runs: bool):
+        """``u + w y`` per draw, (chain, draw, mixture, valid_domain), at ``y = log_length``: a
+        pilot run's level and slope drawn from their posterior given its curve, a new run's from
+        their prior if ``new_runs``, else zero (:mod:`bayes_mixlaw.run_effects`)."""
+        post = self.idata["posterior"]
+        tau_u, tau_w = (post[k].values[:, :, None, :] for k in ("run_sigma", "run_slope_sigma"))
+        if new_runs:
+            effect = tau_u * rng.standard_normal(shape) + tau_w * log_length * rng.standard_normal(shape)
+        else:
+            effect = np.zeros(shape)
+        sizes = np.asarray(post["run_level"]["size"].values, dtype=float)
+        match = np.flatnonzero(np.isclose(sizes, params, rtol=1e-9))
+        known = (pilot >= 0) & (len(match) > 0)
+        if known.any():
+            rows, size = np.flatnonzero(known), match[0]
+            constant = self.idata["constant_data"]
+            block = [constant[k].values[pilot[rows], size, :][None, None] for k in ("curve_m", "curve_sy", "curve_syy")]
+            sigma = post["noise_sigma"].values[:, :, None, :]
+            _, _, var_u, cov_uw, var_w = conditional_effects(*block, 0.0, 0.0, sigma, tau_u, tau_w)
+            mean_u, mean_w = (post[k].values[:, :, pilot[rows], size, :] for k in ("run_level", "run_slope"))
+            u, w = draw_effects(mean_u, mean_w, var_u, cov_uw, var_w, rng)
+            effect[:, :, rows] = u + w * log_length
+        return effect
+
+    def _relative_scale(self, params: float, length: float) -> tuple[float, float]:
+        """(n, s): the size and length relative to the fit's reference scale."""
+        reference = json.loads(self.idata.attrs["reference_scale"])
+        return params / reference["params"], length / reference[self.length_column]
+
+    def _read_scale(self, params, step, tokens) -> tuple[float, float]:
+        length_column = self.length_column
+        given = {"step": step, "tokens": tokens}
+        if params is None or given[length_column] is None:
+            other = "tokens" if length_column == "step" else "step"
+            hint = f" (this fit measures training length in {length_column}, not {other})" if given[other] is not None else ""
+            raise ValueError(f"a nested fit predicts at a model size and a training length: give params and {length_column}{hint}")
+        values = (float(params), float(given[length_column]))
+        if not all(np.isfinite(v) and v > 0 for v in values):
+            raise ValueError(f"params and {length_column} must be positive and finite, got {values}")
+        return values
+
+    def _domain_draws(
+        self,
+        r: np.ndarray,
+        kind: str,
+        rng: np.random.Generator,
+        *,
+        params: float,
+        length: float,
+        schedule=None,
+        shared_rng: np.random.Generator | None = None,
+    ) -> np.ndarray:
+        losses = self.law_draws(r, params, length, rng=rng, new_runs=kind == "predictive", schedule=schedule)
+        scale = {"params": params, self.length_column: length}
+        post = self.idata["posterior"]
+        kappas = {k: post[k].values for k in discrepancy.active_axes(self, scale)}
+        losses = losses * discrepancy.extrapolation_factor(self, scale, kappas, losses.shape, shared_rng or rng, predictive=kind == "predictive", row_rng=rng)
+        if self.config.discrepancy and discrepancy.MIXTURE in post:  # beyond the pilots' hull, each mixture its own error
+            losses = losses * discrepancy.mixture_factor(self, r, post[discrepancy.MIXTURE].values, losses.shape[-1], rng)
+        if kind == "predictive":
+            noise = post["noise_sigma"].values[:, :, None, :]
+            losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
+        return losses
