@@ -48,7 +48,7 @@ def grid_areas(
     """The areas of every run on the grid, or ``None`` when no run has a schedule (no ``lr`` column
     and no ``schedule``): the law then takes steps as they come.
 
-    ``schedule``: as :func:`bayes_mixlaw.scheduled.run_schedules` takes it (one for every run without an
+    ``schedule``: as :func:`bayes_mixlaw.scheduled_runs.run_schedules` takes it (one for every run without an
     ``lr`` column, or a mapping run -> schedule); ``cell``: run -> (mixture index, size index);
     ``shape``: (mixtures, sizes); ``steps``: the grid's distinct steps; ``observed``: each loss's
     (mixture, size, step) indices, whose S1 set ``S0``. Every run needs a schedule
