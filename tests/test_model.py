@@ -205,7 +205,7 @@ def test_laws_say_what_they_can():
     assert not any(getattr(BayesianLaw, name) for name in names) and BayesianLaw.report_sections is None
     declared = {
         MixingLaw: {"over_mixtures", "supports_holdout", "supports_residual_gp"},
-        NestedLaw: {"over_mixtures", "has_scale_axes", "supports_calibration", "supports_holdout"},
+        NestedLaw: {"over_mixtures", "has_scale_axes", "takes_schedule", "supports_calibration", "supports_holdout"},
         ContinualLaw: {"over_mixtures", "supports_critical_share"},
         ChinchillaLaw: set(),
         ScheduledScalingLaw: {"takes_schedule"},
