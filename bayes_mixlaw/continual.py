@@ -44,6 +44,9 @@ speaks about the pilots' checkpoints, at any share; it does not extrapolate in s
 Targets (``total``, groups) are weighted means of the domain losses per draw (``targets.py``); the
 reference's targets are the same weighted means of the starting checkpoint's losses. The critical
 share of the original data (:mod:`bayes_mixlaw.critical`) is read off these draws.
+
+The law's config and priors are in :mod:`bayes_mixlaw.continual_config`, how it reads a runs table and what its
+fit file keeps in :mod:`bayes_mixlaw.continual_layout`; every name is still importable from here.
 """
 
 from __future__ import annotations
@@ -54,32 +57,23 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import xarray as xr
-from pydantic import Field
-from pymc_extras.prior import Prior
 
-from bayes_mixlaw.config import DEFAULT_PRIORS, LawConfig, SamplerConfig
+from bayes_mixlaw.continual_config import CONTINUAL_PRIORS, ContinualLawConfig
+from bayes_mixlaw.continual_layout import ContinualLayout
 from bayes_mixlaw.laws import array_namespace
 from bayes_mixlaw.mixture_law import MixtureLaw
-from bayes_mixlaw.runs import MIX_PREFIX, Reference, RunsTable, read_mixtures
+from bayes_mixlaw.runs import MIX_PREFIX, read_mixtures
 from bayes_mixlaw.seeds import row_generators
 from bayes_mixlaw.summary import DEFAULT_CI, summarize_draws
 from bayes_mixlaw.targets import Targets
 
-# in units of each validation domain's median loss; shares are fractions of the mixture
-CONTINUAL_PRIORS: dict[str, Prior] = {
-    # log of the loss at the pilots' mean share, relative to the median loss: near 0
-    "loss_at_mean": DEFAULT_PRIORS["loss_at_mean"],
-    # slope of the (relative) loss per unit of the original data's share, pooled over checkpoints;
-    # on the ct runs -0.07 (Pile-CC) to +0.12 (Python)
-    "slope_mu": Prior("Normal", mu=0.0, sigma=0.5),
-    "slope_sigma": Prior("HalfNormal", sigma=0.2),
-    # relative curvature tau (the mixing law's t_original - t_new): a few units, as the published t
-    "curvature_mu": Prior("Normal", mu=0.0, sigma=3.0),
-    "curvature_sigma": Prior("HalfNormal", sigma=3.0),
-    # observation noise relative to the loss scale, and the Student-t's degrees of freedom minus one
-    "noise_sigma": DEFAULT_PRIORS["noise_sigma"],
-    "nu": DEFAULT_PRIORS["nu"],
-}
+__all__ = [  # the law, and its parts importable from here as before they had modules of their own
+    "CONTINUAL_PRIORS",
+    "ContinualLaw",
+    "ContinualLawConfig",
+    "continual_mixing_law",
+    "ct_targets",
+]
 
 
 def continual_mixing_law(x, m, g, tau):
@@ -96,17 +90,7 @@ def continual_mixing_law(x, m, g, tau):
     return m + g * xp.expm1(tau * x) / tau
 
 
-class ContinualLawConfig(LawConfig):
-    """Everything that defines a continual pre-training fit apart from the data (priors: ``CONTINUAL_PRIORS``).
-
-    Sampler: 2 chains x (1000 + 2000); the ct table (4 runs x 10 steps x 23 domains) takes well under
-    a minute on 2 cores (``benchmarks/critical.py``)."""
-
-    DEFAULT_PRIORS: ClassVar[dict[str, Prior]] = CONTINUAL_PRIORS
-    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=2000, tune=1000, chains=2))
-
-
-class ContinualLaw(MixtureLaw):
+class ContinualLaw(ContinualLayout, MixtureLaw):
     """The mixing law at every checkpoint of continual pre-training runs, with their starting loss.
 
     >>> runs = load_runs("mixinglaws/ct")                    # .reference: the starting checkpoint
@@ -127,67 +111,6 @@ class ContinualLaw(MixtureLaw):
 
     # ------------------------------------------------------------------------------------------
     # model
-
-    def _layout(self, runs: RunsTable, reference=None, original_domain: str | None = None) -> dict:
-        given = getattr(self, "_given", (None, None))  # those given to the running fit
-        reference, original_domain = reference if reference is not None else given[0], original_domain or given[1]
-        data = runs.data
-        if not runs.mix_columns:
-            raise ValueError(f"{runs.source}: the table has no 'mix:<domain>' columns; a continual pre-training law needs each run's mixture")
-        if "step" not in data:
-            raise ValueError(f"{runs.source}: the continual pre-training law needs a 'step' column (the checkpoints of the continued runs)")
-        if "params" in data and data["params"].nunique() > 1:
-            raise ValueError(
-                f"{runs.source}: the runs have {data['params'].nunique()} model sizes; the continual pre-training law "
-                "fits one model (select one with --params / .select(params=...))"
-            )
-        reference = reference if reference is not None else runs.reference
-        if reference is None:
-            raise ValueError(
-                f"{runs.source}: no starting loss: continual pre-training needs the losses of the checkpoint the runs continue "
-                "(the ct format reads them from its base checkpoint's lines; in Python pass reference={domain: loss})"
-            )
-        valid = runs.valid_domains
-        reference = Reference.from_any(reference).check(valid, runs.source)
-        original = original_domain or reference.original_domain
-        if len(runs.train_domains) != 2:
-            raise ValueError(
-                f"{runs.source}: the runs mix {len(runs.train_domains)} training domains ({runs.train_domains}); continual "
-                "pre-training mixes two, the original data and the new data"
-            )
-        if original is None:
-            raise ValueError(
-                f"{runs.source}: which training domain is the original data (the one the starting checkpoint was trained "
-                f"on)? pass original_domain= one of {runs.train_domains}"
-            )
-        if original not in runs.train_domains:
-            raise ValueError(f"original domain '{original}' is not a training domain of {runs.source}; they are {runs.train_domains}")
-        targets = self.targets.check(valid, "targets")
-        run_names = runs.runs
-        mixtures = runs.mixtures().loc[run_names].to_numpy(dtype=float)
-        if len(np.unique(mixtures.round(9), axis=0)) < 3:
-            raise ValueError(f"{runs.source}: {len(np.unique(mixtures.round(9), axis=0))} distinct mixture(s); a mixing law needs at least 3")
-        share = mixtures[:, runs.train_domains.index(original)]
-        steps = runs.scale_values("step")
-        loss = data["loss"].to_numpy(dtype=float)
-        return {
-            "table": runs,
-            "targets": targets,
-            "reference": reference,
-            "original": original,
-            "valid": valid,
-            "train": runs.train_domains,
-            "runs": run_names,
-            "steps": steps,
-            "mixtures": mixtures,
-            "share": share,
-            "run_idx": data["run"].map({r: i for i, r in enumerate(run_names)}).to_numpy(),
-            "step_idx": data["step"].map({s: i for i, s in enumerate(steps)}).to_numpy(),
-            "valid_idx": data["valid_domain"].map({v: i for i, v in enumerate(valid)}).to_numpy(),
-            "loss": loss,
-            "scale": data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy(),
-            "params": int(data["params"].iloc[0]) if "params" in data else None,
-        }
 
     def _model(self, lay: dict, reference=None, original_domain: str | None = None) -> pm.Model:
         """The PyMC model (module docstring); every data array enters through ``pm.Data``. ``reference``
@@ -215,29 +138,6 @@ class ContinualLaw(MixtureLaw):
             i = data["valid_idx"]
             self._likelihood(mean[data["step_idx"], data["run_idx"], i], noise[i], data["loss_scaled"])
         return model
-
-    def _key_parts(self, lay: dict, **options) -> tuple:
-        return (lay["valid"], lay["train"], len(lay["steps"]), len(lay["runs"]))
-
-    def _stored_runs(self) -> tuple[RunsTable, dict]:
-        """The fitted runs, their reference losses and original domain, from the file's data."""
-        constant, attrs = self.idata["constant_data"], self.idata.attrs
-        data = self._observed_rows({"step": "obs_step"}, mixtures="run_mixture")
-        if int(attrs.get("params", -1)) != -1:
-            data.insert(4, "params", int(attrs["params"]))
-        valid = [str(v) for v in constant["valid_domain"].values]
-        reference = Reference(pd.Series(constant["reference_loss"].values, index=valid), str(attrs["reference_checkpoint"]), str(attrs["original_domain"]))
-        return RunsTable(data, source=str(attrs.get("source", "<fit>")), reference=reference), {}
-
-    _DATA_DIMS: ClassVar[dict] = {
-        "run_share": "run",
-        "share_center": (),
-        "run_idx": "obs",
-        "step_idx": "obs",
-        "valid_idx": "obs",
-        "log_loss_scale": "valid_domain",
-        "loss_scaled": "obs",
-    }
 
     def fit(
         self, runs, *, reference=None, original_domain: str | None = None, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler
@@ -287,49 +187,6 @@ class ContinualLaw(MixtureLaw):
         noise = np.mean(post["noise_sigma"].values ** 2, axis=(0, 1))
         shock = n_runs / (n_runs - 2) * float(per_checkpoint.var()) - float(noise.sum()) / len(valid) ** 2
         return float(np.sqrt(max(shock, 0.0)))
-
-    # ------------------------------------------------------------------------------------------
-    # hooks of BayesianLaw.fit
-
-    def _data(self, lay: dict) -> dict:
-        return {
-            "run_share": lay["share"],
-            "share_center": np.asarray(lay["share"].mean()),
-            "run_idx": lay["run_idx"],
-            "step_idx": lay["step_idx"],
-            "valid_idx": lay["valid_idx"],
-            "log_loss_scale": np.log(lay["scale"]),
-            "loss_scaled": lay["loss"] / lay["scale"][lay["valid_idx"]],
-        }
-
-    def _data_groups(self, lay: dict) -> dict[str, xr.Dataset]:
-        self.targets = lay["targets"]
-        observed = xr.Dataset(
-            {
-                "loss": ("obs", lay["loss"]),
-                "obs_run": ("obs", np.asarray(lay["runs"], dtype=object)[lay["run_idx"]].astype(str)),
-                "obs_step": ("obs", np.asarray(lay["steps"], dtype=np.int64)[lay["step_idx"]]),
-                "obs_valid_domain": ("obs", np.asarray(lay["valid"], dtype=object)[lay["valid_idx"]].astype(str)),
-            }
-        )
-        constant = xr.Dataset(
-            {
-                "run_mixture": (("run", "train_domain"), lay["mixtures"]),
-                "share_center": ((), float(lay["share"].mean())),
-                "loss_scale": ("valid_domain", lay["scale"]),
-                "reference_loss": ("valid_domain", lay["reference"].losses.to_numpy(dtype=float)),
-            },
-            coords={"run": lay["runs"], "train_domain": lay["train"], "valid_domain": lay["valid"], "step": np.asarray(lay["steps"], dtype=np.int64)},
-        )
-        return {"observed_data": observed, "constant_data": constant}
-
-    def _attrs(self, lay: dict) -> dict:
-        return {
-            "targets": self.targets.to_json(),
-            "reference_checkpoint": lay["reference"].checkpoint,
-            "original_domain": lay["original"],
-            "params": -1 if lay["params"] is None else lay["params"],
-        }
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         posterior = self.idata["posterior"].to_dataset()
