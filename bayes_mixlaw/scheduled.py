@@ -39,8 +39,8 @@ leave-one-schedule-out per size) choose ``STEP_TERM_DEFAULT`` (:mod:`bayes_mixla
 
 :class:`ScheduledScalingLaw` is what it predicts; its other parts have a module each: the config and priors
 (:mod:`bayes_mixlaw.scheduled_config`), the runs' schedules (:mod:`bayes_mixlaw.scheduled_runs`), how it reads a runs
-table and what its fit file keeps (:mod:`bayes_mixlaw.scheduled_layout`) and its PyMC model
-(:mod:`bayes_mixlaw.scheduled_model`).
+table and what its fit file keeps (:mod:`bayes_mixlaw.scheduled_layout`), its PyMC model
+(:mod:`bayes_mixlaw.scheduled_model`) and what a prediction is drawn from (:mod:`bayes_mixlaw.scheduled_draws`).
 """
 
 from __future__ import annotations
@@ -57,10 +57,11 @@ from bayes_mixlaw.inference import SamplingWarning
 from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.request import say_extrapolation, schedule_target
 from bayes_mixlaw.scheduled_config import SCHEDULED_PRIORS, STEP_TERM_DEFAULT, ScheduledLawConfig
+from bayes_mixlaw.scheduled_draws import ScheduledDraws
 from bayes_mixlaw.scheduled_layout import SCHEDULED_FORMAT, ScheduledLayout
 from bayes_mixlaw.scheduled_model import MULTI_POWER_PRIORS, SIZE_PRIORS, ScheduledModel, size_term
 from bayes_mixlaw.scheduled_runs import UnknownSchedule, run_schedules
-from bayes_mixlaw.schedules import Schedule, StepFeatures, as_schedule
+from bayes_mixlaw.schedules import Schedule
 from bayes_mixlaw.summary import DEFAULT_CI, eti, eti_values, summarize_draws
 
 __all__ = [  # the law, and its parts importable from here as before they had modules of their own
@@ -77,7 +78,7 @@ __all__ = [  # the law, and its parts importable from here as before they had mo
 ]
 
 
-class ScheduledScalingLaw(ScheduledLayout, ScheduledModel, BayesianLaw):
+class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, BayesianLaw):
     """Bayesian ``L(N, t) = E + A N^-alpha + step term(schedule up to t)`` per validation domain.
 
     >>> law = ScheduledScalingLaw().fit(runs, seed=0)      # runs with step (and lr) columns
@@ -105,17 +106,6 @@ class ScheduledScalingLaw(ScheduledLayout, ScheduledModel, BayesianLaw):
         if self.config.discrepancy:
             discrepancy.draw_scales(self, ["discrepancy_size"], {}, kwargs.get("seed"))
         return self
-
-    def beyond_log_size(self, params: float) -> float:
-        """log(params / the largest pilot size), or 0 within the pilots' sizes (:mod:`bayes_mixlaw.discrepancy`)."""
-        sizes = json.loads(self.idata.attrs["pilot_params"]) if "pilot_params" in self.idata.attrs else [float(self.idata.attrs["n0"])]
-        return max(0.0, float(np.log(float(params) / max(sizes))))
-
-    def _size_span(self) -> dict[str, float]:
-        """log n of the smallest and largest pilot sizes relative to n0 (:func:`size_term`)."""
-        attrs = self.idata.attrs
-        sizes = np.asarray(json.loads(attrs["pilot_params"]), dtype=float)
-        return {"log_n_lo": float(np.log(sizes.min() / float(attrs["n0"]))), "log_n_hi": float(np.log(sizes.max() / float(attrs["n0"])))}
 
     # results ---------------------------------------------------------------------------------
 
@@ -154,23 +144,6 @@ class ScheduledScalingLaw(ScheduledLayout, ScheduledModel, BayesianLaw):
         none of the mixture simplex's."""
         unknown = self.idata is not None and bool(self.unknown_runs)
         return frozenset({"schedule_curves", "schedules"} | ({"unknown_schedule"} if unknown else set()))
-
-    def _own_run_draws(self, *, noise: bool, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
-        """The observed losses (``loss``, ``params``, ``step``, ``run``, ``obs_valid_domain``; one row per
-        observation) and, per posterior draw, each one's own run continued to its step (its level, annealing
-        amplitude and schedule; a run of unknown schedule: each draw's sampled length), with the likelihood's
-        noise or without it (``noise``): shape (chain, draw, obs)."""
-        obs = self.idata["observed_data"].to_dataset().to_dataframe().reset_index(drop=True)
-        domains = {v: i for i, v in enumerate(self.valid_domains)}
-        post = self.idata["posterior"]
-        out = np.empty((post.sizes["chain"], post.sizes["draw"], len(obs)))
-        for (run, params), g in obs.groupby(["run", "params"], sort=False):
-            steps = np.unique(g["step"].to_numpy())
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", SamplingWarning)
-                draws = self.predict_draws(params, None, steps, run=str(run), seed=seed, noise=noise).values  # (chain, draw, step, target)
-            out[:, :, g.index.to_numpy()] = draws[:, :, np.searchsorted(steps, g["step"].to_numpy()), g["obs_valid_domain"].map(domains).to_numpy()]
-        return obs, out
 
     def pilot_predictions(self, ci: float = DEFAULT_CI, seed: int = 0) -> pd.DataFrame:
         """Every observed loss (``loss``, ``params``, ``step``, ``run``, ``obs_valid_domain``) with the
@@ -236,41 +209,6 @@ class ScheduledScalingLaw(ScheduledLayout, ScheduledModel, BayesianLaw):
             if n in post
         ]
         return self._parameter_table(names, ci)
-
-    def features(self, schedule: Schedule, steps) -> StepFeatures:
-        """The step-law features of ``schedule`` at ``steps``, in the fit's units (its reference LR)."""
-        self._require_fit()
-        return as_schedule(schedule, "schedule").features(
-            steps, lr_ref=float(self.idata.attrs["lr_ref"]), knots=self.config.knots, lam=self.config.annealing_lambda
-        )
-
-    def _unknown_totals(self, steps, total_steps, rng) -> np.ndarray:
-        """Per draw (chain, draw), the total length of a target trained like the runs of unknown
-        schedule: ``total_steps`` if given (``inf``: a constant LR), else the posterior's draws of T
-        that reach the last requested step (a run with a checkpoint there was planned at least that
-        long), resampled to the posterior's shape."""
-        post = self.idata["posterior"]
-        C, D = post.sizes["chain"], post.sizes["draw"]
-        if total_steps is not None:
-            total = float(total_steps)
-            if total < int(np.max(steps)):
-                raise ValueError(f"total_steps {total:g} ends before step {int(np.max(steps))}")
-            return np.full((C, D), min(total, 1e6 * float(self.idata.attrs["unknown_last"])))  # inf: constant to 1e-6
-        T = post["total_steps"].values
-        keep = np.flatnonzero(T.ravel() >= np.max(steps))
-        share = len(keep) / T.size
-        if share == 0:
-            raise ValueError(f"no posterior draw of the unknown schedule's length reaches step {int(np.max(steps))}: give the target's schedule")
-        if share < 0.05:
-            warnings.warn(
-                f"only {share:.1%} of the posterior's draws of the unknown schedule's length reach step {int(np.max(steps))}: "
-                "the pilots' curves point to a schedule that ends before it; the prediction rests on few draws",
-                SamplingWarning,
-                stacklevel=3,
-            )
-        if share == 1:
-            return T
-        return T.ravel()[rng.choice(keep, size=T.size)].reshape(C, D)
 
     def predict_draws(
         self,
@@ -443,23 +381,6 @@ class ScheduledScalingLaw(ScheduledLayout, ScheduledModel, BayesianLaw):
             f"{len(self.valid_domains)} validation domain(s): {shown} ({v}); {d.summary()}. Schedules: {runs}"
         )
         return line + self._size_note() + (self.unknown_schedule_note() if self.unknown_runs else "")
-
-    def _size_note(self) -> str:
-        """What sizes beyond the pilots' rest on: the size exponent's prior (two sizes pin none of it) and
-        the model discrepancy."""
-        if not int(self.idata.attrs["multi_size"]):
-            return ""
-        post = self.idata["posterior"]
-        sizes = json.loads(self.idata.attrs["pilot_params"])
-        note = f". Sizes beyond {max(sizes):.3g} parameters rest on the size term's form: its exponent alpha is " + (
-            "set by its prior's excess over the pilots' slope (two sizes pin none of it)" if len(sizes) == 2 else f"fitted to {len(sizes)} sizes"
-        )
-        if "discrepancy_size" in post:
-            note += (
-                f", with the model discrepancy of {100 * float(np.median(post['discrepancy_size'].values)):.1f}% per log-unit of size beyond "
-                "them (external prior; discrepancy: false leaves it out)"
-            )
-        return note
 
     def unknown_schedule_note(self) -> str:
         """What was assumed for the runs of unknown schedule, what the posterior says of its length,
