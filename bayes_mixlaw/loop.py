@@ -62,8 +62,8 @@ def run_loop(
     """Run (or with ``resume`` continue) the loop whose state lives in ``state_dir``.
 
     ``config``: a :class:`LoopConfig`, a LOOP.yaml path or a mapping (``None`` with ``resume``: the
-    one stored in the state). ``trainer``: a :class:`~bayes_mixlaw.runners.CallableTrainer` or
-    :class:`~bayes_mixlaw.runners.CommandTrainer` (or a plain function ``f(pilot, out_dir)``) instead
+    one stored in the state). ``trainer``: a :class:`~bayes_mixlaw.runners_contract.CallableTrainer` or
+    :class:`~bayes_mixlaw.runners_contract.CommandTrainer` (or a plain function ``f(pilot, out_dir)``) instead
     of the config's (e.g. a function defined in a notebook). Returns a :class:`LoopResult`.
     Ctrl-C (or SIGTERM) stops the running pilots and leaves the state to resume from.
     """

@@ -115,7 +115,7 @@ class ScheduledModel:
         """The features of the runs of unknown schedule as functions of its sampled total length.
 
         ``total_steps = L max_factor^z``, ``z = schedule_z ~ Uniform(0, 1)`` (:class:`UnknownSchedule`); their rows
-        of S1 / S0 and S2 / S0 are :func:`bayes_mixlaw.schedules.decay_areas` of the sampled T, the other
+        of S1 / S0 and S2 / S0 are :func:`bayes_mixlaw.schedule_areas.decay_areas` of the sampled T, the other
         rows keep their known schedules' areas. The length is continuous, so NUTS moves the law's
         parameters and T together (K fixed candidate lengths summed out gave one separate mode of the
         law's parameters per candidate: chains stuck in different ones; an unbounded T, L / T ~ Beta(1, 1),

@@ -264,7 +264,7 @@ def default_checkpoints(steps: int, n: int = 4) -> list[int]:
 
 
 def train_pilot(pilot, out_dir, *, checkpoints: list[int] | None = None, threads: int = 1, eval_batches: int = 8, peak_lr: float = 3e-3) -> pd.DataFrame:
-    """Train the pilot (a :class:`bayes_mixlaw.runners.Pilot` or a mapping with ``run``/``id``, ``mixture``,
+    """Train the pilot (a :class:`bayes_mixlaw.runners_contract.Pilot` or a mapping with ``run``/``id``, ``mixture``,
     ``params``, ``steps`` and optionally ``schedule`` and ``seed``), write ``out_dir/rows.csv`` and return the rows."""
     import torch
 
