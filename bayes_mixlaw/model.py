@@ -249,14 +249,15 @@ class BayesianLaw:
 
     # fit ---------------------------------------------------------------------------------------
 
-    def fit(self, runs, *, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler):
+    def fit(self, runs, *, seed: int | None = None, method: str | None = None, progress: bool = True, build_options: dict | None = None, **sampler):
         """Fit to a runs table. ``method``: ``nuts`` (default), ``fast`` (a short NUTS run on the same
-        compiled model, for planning loops) or ``advi`` (mean-field, approximate);
+        compiled model, for planning loops) or ``advi`` (mean-field, approximate); ``build_options``: the
+        law's options of :meth:`build` (e.g. the runs' learning-rate ``schedule``);
         other keywords override the config's sampler settings (draws, tune, chains, cores, ...).
         Sampler problems are raised as :class:`~bayes_mixlaw.inference.SamplingWarning`."""
         runs = load_runs(runs)
         settings = SamplerConfig.model_validate(self.config.sampler.model_dump() | {k: v for k, v in {"method": method, **sampler}.items() if v is not None})
-        built = self.build(runs)
+        built = self.build(runs, **(build_options or {}))
         lay = built.layout
         with Timer() as timer:
             tree = sample_posterior(built.model, self._data(lay), built.key, settings, seed, progress)

@@ -116,11 +116,7 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
             priors, record = discrepancy_scale.learn(
                 type(self), cfg, self.targets, runs, seed=seed, progress=progress, sampler={"method": method, **sampler}, schedule=schedule
             )
-        self._schedule_arg = schedule
-        try:
-            super().fit(runs, seed=seed, method=method, progress=progress, **sampler)
-        finally:
-            self._schedule_arg = None
+        super().fit(runs, seed=seed, method=method, progress=progress, build_options={"schedule": schedule}, **sampler)
         if cfg.discrepancy:
             discrepancy.draw_scales(self, discrepancy.PRIORS, priors, seed)
             self.idata.attrs[discrepancy_scale.ATTR] = json.dumps(record)

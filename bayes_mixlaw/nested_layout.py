@@ -49,7 +49,7 @@ class NestedLayout:
     that read and write data (a base of :class:`~bayes_mixlaw.nested.NestedLaw`)."""
 
     def _layout(self, runs: RunsTable, schedule=None, areas: GridAreas | None = None) -> dict:
-        """``schedule``: as in :meth:`fit` (default: the one given to the running ``fit``); ``areas``:
+        """``schedule``: as in :meth:`fit` (which passes it here through ``build_options``); ``areas``:
         the schedule areas a fit file keeps (a reloaded fit's runs are named by mixture)."""
         data = runs.data
         if not runs.mix_columns:
@@ -90,7 +90,6 @@ class NestedLayout:
         if areas is None:
             run_rows = data.drop_duplicates("run")
             cell = dict(zip(run_rows["run"], zip(mix_idx[run_rows.index], size_idx[run_rows.index])))
-            schedule = schedule if schedule is not None else getattr(self, "_schedule_arg", None)
             areas = grid_areas(runs, length, schedule, cell, curve_shape[:2], length_values, (mix_idx, size_idx, length_idx))
         return {
             "areas": areas,

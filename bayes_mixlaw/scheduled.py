@@ -90,19 +90,11 @@ class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, Bayes
     config_class = ScheduledLawConfig
     takes_schedule = True  # fit and predict take a learning-rate schedule (the capabilities: bayes_mixlaw.model.BayesianLaw)
 
-    def __init__(self, config: ScheduledLawConfig | None = None):
-        super().__init__(config)
-        self._schedule_arg = None
-
     def fit(self, runs, *, schedule=None, **kwargs):
         """Fit to a runs table with a ``step`` column; ``schedule`` describes the runs without an
         ``lr`` column (one schedule, or a mapping run -> schedule; see :func:`run_schedules`).
         Other keywords: :meth:`BayesianLaw.fit`."""
-        self._schedule_arg = schedule
-        try:
-            super().fit(runs, **kwargs)
-        finally:
-            self._schedule_arg = None
+        super().fit(runs, build_options={"schedule": schedule}, **kwargs)
         if self.config.discrepancy:
             discrepancy.draw_scales(self, ["discrepancy_size"], {}, kwargs.get("seed"))
         return self

@@ -24,7 +24,7 @@ class ScheduledLayout:
     :class:`~bayes_mixlaw.scheduled.ScheduledScalingLaw`)."""
 
     def _layout(self, runs: RunsTable, schedule=None) -> dict:
-        """``schedule``: as in :meth:`fit` (default: the one given to the running ``fit``)."""
+        """``schedule``: as in :meth:`fit` (which passes it here through ``build_options``)."""
         data = runs.data
         if "step" not in data:
             raise ValueError(f"{runs.source}: a schedule-aware law needs a 'step' column")
@@ -34,7 +34,6 @@ class ScheduledLayout:
                 "ScheduledScalingLaw fits one data mixture (select one, or use the nested model)"
             )
         cfg = self.config
-        schedule = schedule if schedule is not None else self._schedule_arg
         schedules, origin = run_schedules(runs, schedule, allow_unknown=cfg.unknown_schedule is not None)
         known = [s for s in schedules.values() if s is not None]
         lr_ref = max(s.peak for s in known) if known else 1.0

@@ -75,13 +75,7 @@ def _draw(prior, rng) -> float:
 def point_fit(law: ScheduledScalingLaw, runs, starts: int, seed: int = 0, schedule=None):
     """Huber fit of ``law``'s mean function (no run effects) on ``runs`` (one validation domain;
     ``schedule``: for runs without an lr column); returns a predict function."""
-    if schedule is not None:
-        law._schedule_arg = schedule
-    try:
-        lay = law._layout(validate_runs(runs))
-    finally:
-        if schedule is not None:
-            law._schedule_arg = None
+    lay = law._layout(validate_runs(runs), schedule=schedule)
     x = law._data(lay)
     names = law._parameter_names(lay["multi_size"])
     prior = {k: law.config.prior(k) for k in names}
