@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayes_mixlaw.runs import RunsTable
+from bayes_mixlaw.runs import LR, RunsTable
 from bayes_mixlaw.scheduled import run_schedules
 from bayes_mixlaw.schedules import Schedule
 
@@ -53,11 +53,15 @@ def grid_areas(
     ``shape``: (mixtures, sizes); ``steps``: the grid's distinct steps; ``observed``: each loss's
     (mixture, size, step) indices, whose S1 set ``S0``. Every run needs a schedule
     once one has one, and two runs in one cell need the same one."""
-    schedules, origin = run_schedules(runs, schedule, allow_unknown=True) if length == "step" else ({}, {})
+    if length != "step":
+        logged = LR in runs.data and bool(runs.data[LR].notna().any())
+        if schedule is not None or logged:
+            what = f"an '{LR}' column" if logged else "a learning-rate schedule"
+            raise ValueError(f"{runs.source}: {what} is read in steps; this table measures training length in {length}")
+        return None
+    schedules, origin = run_schedules(runs, schedule, allow_unknown=True)
     known = {run: s for run, s in schedules.items() if s is not None}
     if not known:
-        if length != "step" and schedule is not None:
-            raise ValueError(f"{runs.source}: a learning-rate schedule is read in steps; this table measures training length in {length}")
         return None
     missing = [run for run, s in schedules.items() if s is None]
     if missing:

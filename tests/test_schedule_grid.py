@@ -69,5 +69,7 @@ def test_schedules_for_some_runs_only_tokens_and_shared_cells_are_refused():
         grid_areas(runs, "step", None, {"r0": (0, 0), "r1": (1, 0)}, (2, 1), STEPS, _observed(2))
     with pytest.raises(ValueError, match="read in steps; this table measures training length in tokens"):
         grid_areas(_table({"r0": 0}), "tokens", COSINE, {"r0": (0, 0)}, (1, 1), STEPS, _observed(1))
+    with pytest.raises(ValueError, match="grid.csv: an 'lr' column is read in steps; this table measures training length in tokens"):
+        grid_areas(_table({"r0": 0}, with_lr={"r0": COSINE}), "tokens", None, {"r0": (0, 0)}, (1, 1), STEPS, _observed(1))
     with pytest.raises(ValueError, match="runs 'r0' and 'r1' share a mixture and a size but not a schedule"):
         grid_areas(_table({"r0": 0, "r1": 0}), "step", {"r0": COSINE, "r1": HALF_LR}, {"r0": (0, 0), "r1": (0, 0)}, (1, 1), STEPS, _observed(1))
