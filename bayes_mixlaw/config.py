@@ -8,7 +8,7 @@ file (YAML or JSON) overrides any of them in pymc-extras' dictionary form::
     likelihood: studentt     # or normal
     priors:
       t_sigma: {dist: HalfNormal, kwargs: {sigma: 1.0}}
-    sampler: {draws: 500, tune: 500, chains: 4}
+    sampler: {draws: 500, tune: 500, chains: 4}   # backend: jax samples with JAX (a GPU)
 
 The model fixes each prior's dims (they follow from the data), so a config gives only the
 distribution and its parameters.
@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pymc_extras.deserialize import deserialize
 from pymc_extras.prior import Prior
 
 from bayes_mixlaw.mixing_forms.explicit import EXPLICIT_PRIORS
 from bayes_mixlaw.mixing_forms.implicit import IMPLICIT_PRIORS
+from bayes_mixlaw.mixing_residual import RESIDUAL_PRIORS
 
 # Priors of the mixing law, in units of each validation domain's loss scale s_i (its median observed
 # loss), so the same defaults suit any tokenizer or data set. Each form of the law (bayes_mixlaw.mixing_forms)
@@ -51,7 +52,7 @@ class _MixingPriors(Mapping):
     def _all(self) -> dict[str, Prior]:
         from bayes_mixlaw.mixing_forms import form_priors
 
-        return {**LIKELIHOOD_PRIORS, **form_priors()}
+        return {**LIKELIHOOD_PRIORS, **RESIDUAL_PRIORS, **form_priors()}
 
     def __getitem__(self, name):
         return self._all()[name]
@@ -81,6 +82,16 @@ class SamplerConfig(BaseModel):
     # more a step on this model (5 s against 51 s for 4 x 2000 iterations, pooled within groups).
     adaptation: Literal["diag", "low_rank"] = "diag"
     advi_iterations: int = Field(30000, gt=0, description="optimisation steps of method='advi'")
+    # Where NUTS computes the log density and its gradient: numba (the default, fastest on CPU) or JAX
+    # (nutpie's JAX backend; pip install 'bayes_mixlaw[jax]'), for a GPU and large tables. On CPU JAX was
+    # slower on every table of benchmarks/mixing_scale.py (README, "When to use the JAX backend").
+    backend: Literal["numba", "jax"] = "numba"
+
+    @model_validator(mode="after")
+    def _backend_samples_nuts(self):
+        if self.backend != "numba" and self.method == "advi":
+            raise ValueError(f"backend '{self.backend}' computes NUTS's gradients (method nuts or fast); method 'advi' runs in PyTensor's default backend")
+        return self
 
 
 # The fast path: 2 chains x (300 warm-up + 250 draws) of NUTS. On 5Mix it predicts held-out mixtures as
@@ -130,6 +141,11 @@ class LawConfig(BaseModel):
         prior = self.priors.get(name, self.DEFAULT_PRIORS[name])
         return Prior(prior.distribution, dims=dims, **prior.parameters)
 
+    def structure_settings(self) -> dict:
+        """The settings that fix the model's structure (every one but the sampler's and the priors'), as JSON-able
+        values: part of the compiled-model cache's key and of a fit file's structure key."""
+        return self.model_dump(mode="json", exclude={"sampler", "priors"})
+
     def to_dict(self) -> dict:
         data = self.model_dump(exclude={"priors"})
         data["priors"] = {name: p.to_dict() for name, p in self.priors.items()}
@@ -171,6 +187,24 @@ class MixingLawConfig(LawConfig):
     # user's groups (the groups file always defines group targets). On 5Mix the paper's five groups
     # pool worse than all 22 together (held-out MAE 0.0359 against 0.0334, benchmarks/README.md).
     pool_by: Literal["all", "groups"] = "all"
+
+    # A learned residual over the mixture simplex added to the law's mean (bayes_mixlaw.mixing_residual), fitted
+    # jointly with it: none (the law alone), or rff (random Fourier features of a stationary kernel, shared across
+    # validation domains with per-domain scales whose shrinking prior keeps it off until the pilots show it).
+    residual: Literal["none", "rff"] = "none"
+    residual_features: int = Field(64, ge=1, le=4096, description="D, the number of random Fourier features of the residual")
+    residual_kernel: Literal["se", "matern52"] = "se"
+    # one lengthscale per training domain (automatic relevance determination), or one shared by all
+    residual_lengthscales: Literal["per_domain", "shared"] = "per_domain"
+    residual_seed: int = Field(0, ge=0, description="seed of the residual's fixed Fourier frequencies and phases (kept in the fit file)")
+
+    def structure_settings(self) -> dict:
+        """As :meth:`LawConfig.structure_settings`; without a residual its options are left out, so the fits made
+        before the residual existed keep their structure keys."""
+        settings = super().structure_settings()
+        if self.residual == "none":
+            settings = {k: v for k, v in settings.items() if not k.startswith("residual")}
+        return settings
 
     @field_validator("law")
     @classmethod
@@ -317,7 +351,7 @@ class NestedLawConfig(LawConfig):
     # share (default): sample log(a + b) and the split logit(a / (a + b)); a and b move together along
     # the poorly pinned irreducible share 1 / (1 + a + b), so sampling log a and log b directly
     # (amplitude) leaves them correlated at 0.96-1.0 and needs 2.4x the leapfrog steps (whole RedPajama fit)
-    scaling_parameterisation: Literal["share", "amplitude"] = "share"
+    scaling_parameterisation: Literal["share", "stick", "amplitude"] = "share"
     # model discrepancy beyond the pilots (bayes_mixlaw.discrepancy), on by default; and how much of
     # it validation domains share (the correlation of their errors at one target scale)
     discrepancy: bool = True

@@ -86,7 +86,7 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
 
     @property
     def _share(self) -> bool:
-        return self.config.scaling_parameterisation == "share"
+        return self.config.scaling_parameterisation in ("share", "stick")
 
     @property
     def mixture_effect_names(self) -> tuple[str, str]:

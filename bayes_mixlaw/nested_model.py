@@ -46,6 +46,43 @@ def _slope_interactions(t_mu, t_sigma, logit_f, dims):
     return t
 
 
+# scale of the stick-breaking logits' base distribution (cancelled in the model; sets what prior draws look like)
+_SHARE_BASE = 2.0
+
+
+def _stick_shares(cfg, ab_sigma):
+    r"""The shares of the loss at the reference scale, sampled by stick-breaking (``scaling_parameterisation="stick"``).
+
+    The step term removes :math:`q_b = \sigma(v_i)` of the loss there, the size term :math:`q_a = (1 - q_b)\,\sigma(w_i)`
+    and :math:`q_e = (1 - q_b)(1 - \sigma(w_i))` stays (``step_share_logit`` v, ``size_share_logit`` w), so
+    :math:`a = q_a / q_e`, :math:`b = q_b / q_e`. The pilots' checkpoints pin :math:`q_b` (the step slope and its
+    curvature) and their sizes the size slope :math:`\alpha q_a`, not :math:`q_a` itself: with two pilot sizes
+    :math:`q_a` trades with :math:`\alpha` along a curve in ``share``'s (log(a + b), split) coordinates (3Mix
+    70M + 160M: ``log_a``, ``log_ab``, ``alpha`` mixed slowest, R-hat 1.014-1.036), and along the axis w here.
+
+    The prior is ``share``'s, unchanged: log(a + b) ~ Normal(log_ab_mu, sigma), logit(a / (a + b)) ~
+    Normal(ab_split_mu, sigma). The map (v, w) -> (log(a + b), log(a / b)) has unit Jacobian
+    (:math:`|\partial(q_a, q_b)/\partial(v, w)| = q_a q_b q_e` and :math:`|\partial(\log(a+b), \log(a/b))/\partial(q_a, q_b)|
+    = 1 / (q_a q_b q_e)`), so their densities, written at the derived values as a potential, are the posterior's in
+    (v, w); the base Normal(0, 2) the logits are drawn from is cancelled (it shapes prior draws only).
+
+    Returns ``(log(a + b), log a, log b)``, each (valid_domain,).
+    """
+    base = pm.Normal.dist(0.0, _SHARE_BASE)
+    v = pm.Normal("step_share_logit", 0.0, _SHARE_BASE, dims="valid_domain")
+    w = pm.Normal("size_share_logit", 0.0, _SHARE_BASE, dims="valid_domain")
+    log_rest = -pm.math.log1pexp(v)  # log(1 - q_b)
+    log_qb, log_qa, log_qe = -pm.math.log1pexp(-v), log_rest - pm.math.log1pexp(-w), log_rest - pm.math.log1pexp(w)
+    log_a = pm.Deterministic("log_a", log_qa - log_qe, dims="valid_domain")
+    log_b = pm.Deterministic("log_b", log_qb - log_qe, dims="valid_domain")
+    log_ab = pm.Deterministic("log_ab", pm.math.logaddexp(log_a, log_b), dims="valid_domain")
+    split = pm.Deterministic("ab_split", log_a - log_b, dims="valid_domain")
+    ab_mu, split_mu = (cfg.prior(k).create_variable(k) for k in ("log_ab_mu", "ab_split_mu"))
+    prior = pm.logp(pm.Normal.dist(ab_mu, ab_sigma), log_ab).sum() + pm.logp(pm.Normal.dist(split_mu, ab_sigma), split).sum()
+    pm.Potential("share_prior", prior - pm.logp(base, v).sum() - pm.logp(base, w).sum())
+    return log_ab, log_a, log_b
+
+
 class NestedModel:
     """The nested law's model (a base of :class:`~bayes_mixlaw.nested.NestedLaw`)."""
 
@@ -68,7 +105,9 @@ class NestedModel:
             mixtures, center = data["mixture_proportions"], data["mixture_center"]
             log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
             ab_sigma = cfg.prior("log_ab_sigma").create_variable("log_ab_sigma")
-            if cfg.scaling_parameterisation == "share":
+            if cfg.scaling_parameterisation == "stick":
+                log_ab, log_a_dom, log_b_dom = _stick_shares(cfg, ab_sigma)
+            elif cfg.scaling_parameterisation == "share":
                 # log(a + b) and the split a : b: a and b move together along the ridge of the
                 # irreducible share 1 / (1 + a + b), which the pilots' range pins down poorly
                 log_ab = pm.Normal("log_ab", cfg.prior("log_ab_mu").create_variable("log_ab_mu"), ab_sigma, dims="valid_domain")
@@ -115,7 +154,7 @@ class NestedModel:
             pm.Deterministic("log_b_mixture", log_b, dims=mv)
             e_sigma = cfg.prior("log_exponent_sigma").create_variable("log_exponent_sigma")
             alpha_mu, beta_mu = (cfg.prior(k).create_variable(k) for k in ("log_alpha_mu", "log_beta_mu"))
-            if cfg.scaling_parameterisation == "share":
+            if cfg.scaling_parameterisation in ("share", "stick"):
                 # sample what the pilots pin, the slopes alpha q_a and beta q_b of the log loss at the
                 # reference scale (q: the shares of the loss the size and step terms remove there);
                 # the exponents follow as slope / share, and their priors apply to them unchanged
