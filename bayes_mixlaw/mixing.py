@@ -8,8 +8,10 @@ observed loss), and the observed losses follow it with noise::
 
     loss / s_i ~ StudentT(nu, L_i(r) / s_i, noise_sigma_i)   (or Normal)
 
-Predictions, the optimum, suggestions, the report and the comparison of variants evaluate the form's
-function on the posterior draws of its parameters, so they work unchanged for every form. Aggregate
+With ``residual: rff`` a learned residual over the mixture simplex is added to the form's mean and fitted jointly with
+it (:mod:`bayes_mixlaw.mixing_residual`). Predictions, the optimum, suggestions, the report and the comparison of
+variants evaluate the form's function (plus the residual) on the posterior draws of its parameters, so they work
+unchanged for every form. Aggregate
 targets (``total``, groups) are weighted means of the domain losses, taken per draw.
 """
 
@@ -25,6 +27,7 @@ import xarray as xr
 
 from bayes_mixlaw import discrepancy
 from bayes_mixlaw.config import MixingLawConfig
+from bayes_mixlaw.inference import diagnostic_rows
 from bayes_mixlaw.mixing_forms import MixingForm, ModelPieces, get_form
 from bayes_mixlaw.mixing_forms.explicit import (  # noqa: F401  (their home before the forms)
     _BASE_SIGMA,
@@ -33,6 +36,7 @@ from bayes_mixlaw.mixing_forms.explicit import (  # noqa: F401  (their home befo
     _centred_zero_sum,
     _slope_interactions,
 )
+from bayes_mixlaw.mixing_residual import CONSTANT_NAMES, MixingResidual, get_residual
 from bayes_mixlaw.mixture_law import MixtureLaw
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
 from bayes_mixlaw.summary import DEFAULT_CI, summarize_draws
@@ -151,6 +155,9 @@ class MixingLaw(MixtureLaw):
             "obs": np.arange(len(lay.loss)),
         }
         coords.update(self.form.coords(cfg))
+        residual = self.residual
+        if residual is not None:
+            coords.update(residual.coords())
         with pm.Model(coords=coords) as model:
             run_mixture = pm.Data("run_mixture", lay.mixtures, dims=("run", "train_domain"))
             run_idx = pm.Data("run_idx", lay.run_idx, dims="obs")
@@ -162,6 +169,8 @@ class MixingLaw(MixtureLaw):
             center = pm.Data("mixture_center", lay.mixtures.mean(axis=0), dims="train_domain")
             pieces = ModelPieces(config=cfg, mixtures=run_mixture, center=center, log_scale=log_scale, group_idx=lay.group_idx, generative=generative)
             mean_scaled = self.form.build(pieces)  # (run, valid_domain), in units of each domain's loss scale
+            if residual is not None:  # what the law misses, in the same units (bayes_mixlaw.mixing_residual)
+                mean_scaled = mean_scaled + residual.build(cfg, run_mixture, *residual.basis(len(lay.train)))
             self._noise_and_likelihood(mean_scaled[run_idx, valid_idx], valid_idx, sd_scaled, loss_scaled, generative)
         return model
 
@@ -230,6 +239,11 @@ class MixingLaw(MixtureLaw):
             },
             coords={"run": lay.runs, "train_domain": lay.train, "valid_domain": lay.valid},
         )
+        residual = self.residual
+        if residual is not None:  # its fixed basis, so a loaded fit predicts with the numbers it was fitted with
+            frequencies, phases = residual.basis(len(lay.train))
+            constant["residual_frequencies"] = (("train_domain", "residual_feature"), frequencies)
+            constant["residual_phases"] = ("residual_feature", phases)
         return {"observed_data": observed, "constant_data": constant}
 
     def _attrs(self, lay: MixingLayout) -> dict:
@@ -240,9 +254,12 @@ class MixingLaw(MixtureLaw):
     def _diagnostic_quantities(self) -> xr.Dataset:
         posterior = self.idata["posterior"].to_dataset()
         mixtures = self.idata["constant_data"]["run_mixture"].values
+        mixtures = mixtures[diagnostic_rows(len(mixtures), posterior.sizes["chain"] * posterior.sizes["draw"] * len(self.valid_domains))]  # 1000s: some
         fitted = self._law_draws(mixtures)  # (chain, draw, run, valid_domain): identifiable under label switching
         check = xr.Dataset({"fitted_loss": (("chain", "draw", "run", "valid_domain"), fitted), "noise_sigma": posterior["noise_sigma"]})
         check = check.assign({name: posterior[name] for name in self.form.diagnostic_names})  # the form's identified parameters
+        if self.residual is not None:
+            check = check.assign({name: posterior[name] for name in self.residual.diagnostic_names})
         if "nu" in posterior:  # the Student-t's tail sets every predictive interval
             check = check.assign(nu=posterior["nu"])
         return check
@@ -274,6 +291,32 @@ class MixingLaw(MixtureLaw):
         """The law's form (:mod:`bayes_mixlaw.mixing_forms`), named by ``config.law``."""
         return get_form(self.config.law)
 
+    @property
+    def residual(self) -> MixingResidual | None:
+        """The learned residual added to the form's mean (``config.residual``; :mod:`bayes_mixlaw.mixing_residual`), or None."""
+        return get_residual(self.config)
+
+    @property
+    def mean_parameter_names(self) -> list[str]:
+        """The posterior variables the expected loss takes: the form's, and the residual's where there is one."""
+        return [*self.form.parameter_names, *(self.residual.parameter_names if self.residual is not None else ())]
+
+    def _expected_loss(self, r, params: dict, scale, constants: dict):
+        """The expected loss in absolute units at mixtures ``r`` (..., n, M) for posterior draws ``params`` (by name,
+        leading dims the draws'): the form's plus the residual's (in loss-scale units, times ``scale``). numpy or torch
+        throughout; ``constants``: the fit's residual basis in the same library."""
+        loss = self.form.evaluate(r, params, scale)
+        if self.residual is not None:
+            loss = loss + self.residual.evaluate(r, params, constants) * scale
+        return loss
+
+    def _residual_constants(self, to=np.asarray) -> dict:
+        """The residual's fixed basis from the fit file (frequencies and phases), converted by ``to``; empty without one."""
+        if self.residual is None:
+            return {}
+        constant = self.idata["constant_data"]
+        return {name: to(constant[name].values) for name in CONSTANT_NAMES}
+
     # Mixtures evaluated at once by _law_draws: a form's function may hold (draws, n, V, M) numbers (the power law).
     _CHUNK = 64
 
@@ -281,9 +324,11 @@ class MixingLaw(MixtureLaw):
         """Expected loss per draw: (chain, draw, mixture, valid_domain), in absolute units."""
         post = self.idata["posterior"]
         scale = self.idata["constant_data"]["loss_scale"].values
-        params = {name: post[name].values for name in self.form.parameter_names}
+        params = {name: post[name].values for name in self.mean_parameter_names}
+        constants = self._residual_constants()
         mixtures = np.asarray(mixtures, dtype=float)
-        return np.concatenate([self.form.evaluate(mixtures[i : i + self._CHUNK], params, scale) for i in range(0, max(len(mixtures), 1), self._CHUNK)], axis=-2)
+        chunks = range(0, max(len(mixtures), 1), self._CHUNK)
+        return np.concatenate([self._expected_loss(mixtures[i : i + self._CHUNK], params, scale, constants) for i in chunks], axis=-2)
 
     def _noise_draws(self, shape: tuple, rng: np.random.Generator) -> np.ndarray:
         """Observation noise per draw in absolute units, shape (chain, draw, n, valid_domain)."""
@@ -331,28 +376,33 @@ class MixingLaw(MixtureLaw):
         Explicit law: ``log_c``, ``log_k`` and ``t`` (rows of t sum to zero). Implicit law: its latent domains
         are identified only up to relabelling, so it reports only the slopes, which relabelling leaves alone.
         Power law: ``power_e``, ``power_log_c``, ``power_gamma`` and the slopes. Every form reports
-        ``noise_sigma``, the observation noise per validation domain (relative to its scale).
+        ``noise_sigma``, the observation noise per validation domain (relative to its scale). With a residual
+        (``residual: rff``) also its scale per validation domain ``residual_scale`` (the residual's standard deviation
+        relative to the domain's loss scale), ``residual_lengthscale`` per training domain and ``residual_shared``.
         """
         self._require_fit()
-        return self.form.parameter_table(self, ci)
+        table = self.form.parameter_table(self, ci)
+        if self.residual is None:
+            return table
+        return pd.concat([table, self._parameter_table(["residual_scale", "residual_lengthscale", "residual_shared"], ci)], ignore_index=True)
 
     def target_function(self, target: str = "total", *, draws: int | None = None, seed: int = 0):
         """The law's expected ``target`` loss as a function of the mixture, one per posterior draw.
 
         Returns ``f`` with ``f(r)``: r a torch tensor (n_draws, n, M) -> (n_draws, n), float64 and
         differentiable in r (for optimisation and BoTorch), and ``f.n_draws``; ``draws`` thins the
-        posterior to that many. The form's function, evaluated in torch.
+        posterior to that many. The form's function (plus the residual), evaluated in torch.
         """
         import torch
 
         self._require_fit()
         weights = self._target_weights(target)
-        form = self.form
-        param = self._torch_posterior(list(form.parameter_names), draws, seed)
+        param = self._torch_posterior(self.mean_parameter_names, draws, seed)
         scale = torch.as_tensor(self.idata["constant_data"]["loss_scale"].values, dtype=torch.float64)
+        constants = self._residual_constants(lambda values: torch.as_tensor(values, dtype=torch.float64))
 
         def f(r):
-            return form.evaluate(r, param, scale) @ weights
+            return self._expected_loss(r, param, scale, constants) @ weights
 
         f.n_draws = len(next(iter(param.values())))
         return f
@@ -363,7 +413,8 @@ class MixingLaw(MixtureLaw):
         d = self.diagnostics
         scale = json.loads(self.idata.attrs["scale"])
         where = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v:g}" for k, v in scale.items()) or "one scale"
+        law = self.config.law + (f" + {self.config.residual} residual" if self.residual is not None else "")
         return (
-            f"{self.config.law} mixing law ({self.config.likelihood}) on {len(self.idata['constant_data']['run'])} runs x "
+            f"{law} mixing law ({self.config.likelihood}) on {len(self.idata['constant_data']['run'])} runs x "
             f"{len(self.valid_domains)} validation domains x {len(self.train_domains)} training domains at {where}; {d.summary()}"
         )

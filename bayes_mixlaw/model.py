@@ -230,7 +230,7 @@ class BayesianLaw:
         (likelihood, priors, structural options), and ``parts`` (what else fixes the model: the
         data's shapes and labels); refits with the same key reuse the compiled model."""
         cfg = self.config
-        settings = cfg.model_dump(mode="json", exclude={"sampler", "priors"})
+        settings = cfg.structure_settings()
         payload = [self.kind, settings, {k: cfg.priors[k].to_dict() for k in sorted(cfg.priors)}, *parts]  # a file keeps them sorted
         return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
 

@@ -1,0 +1,222 @@
+"""The learned residual of the mixing law (issue 16, item 3): its basis and function across numpy / PyTensor / torch,
+the config, mocked fits (predict, save and reload, log-likelihood, BoTorch's model), and one real NUTS fit on few
+5Mix pilots (70M, 30k steps) whose residual stays near zero, then predicts, reloads identically and suggests."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+import pytest
+import torch
+from pydantic import ValidationError
+
+from bayes_mixlaw import MixingLaw, MixingLawConfig, datasets
+from bayes_mixlaw.mixing_residual import PARAMETER_NAMES, RESIDUAL_PRIORS, fourier_basis, fourier_features, residual
+from bayes_mixlaw.model import BayesianLaw
+from bayes_mixlaw.runs import RunsTable
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return datasets.mixinglaws_5mix_70m().select(step=30000)
+
+
+def _mixtures(domains, n=4, seed=0):
+    r = np.random.default_rng(seed).dirichlet(np.ones(len(domains)), size=n)
+    r[0] = np.eye(len(domains))[0]  # a corner: zero shares
+    return pd.DataFrame(r, columns=[f"mix:{d}" for d in domains]).assign(name=[f"m{i}" for i in range(n)])
+
+
+# ---------------------------------------------------------------------------------------------
+# the basis and the function
+
+
+def test_basis_is_fixed_by_its_seed_and_approximates_its_kernel():
+    """The same seed gives the same numbers; with many features phi(x) . phi(y) is the kernel: exp(-d^2 / 2) for the
+    squared exponential, (1 + sqrt5 d + 5 d^2 / 3) exp(-sqrt5 d) for the Matern 5/2 (d = |x - y| / ell)."""
+    w, b = fourier_basis(3, 8, seed=4)
+    assert np.array_equal(w, fourier_basis(3, 8, seed=4)[0]) and np.array_equal(b, fourier_basis(3, 8, seed=4)[1])
+    assert not np.array_equal(w, fourier_basis(3, 8, seed=5)[0])
+    x = np.array([[0.2, 0.3, 0.5], [0.5, 0.3, 0.2], [0.2, 0.35, 0.45]])
+    ell = np.array([0.3, 0.3, 0.3])
+    d = np.linalg.norm(x[0] - x[1:], axis=1) / 0.3
+    kernels = {"se": np.exp(-(d**2) / 2), "matern52": (1 + np.sqrt(5) * d + 5 * d**2 / 3) * np.exp(-np.sqrt(5) * d)}
+    for kernel, want in kernels.items():
+        phi = fourier_features(x, *fourier_basis(3, 40000, kernel, seed=1), ell)
+        assert np.allclose(phi[0] @ phi[1:].T, want, atol=0.02), kernel
+        assert np.allclose((phi**2).sum(axis=1), 1.0, atol=0.02)  # unit prior variance at every mixture
+    with pytest.raises(ValueError, match="unknown residual kernel 'rbf'; the kernels are se, matern52"):
+        fourier_basis(3, 8, "rbf")
+
+
+def test_residual_agrees_across_numpy_pytensor_and_torch():
+    """A batch of two draws over 4 training and 3 validation domains: the three libraries give the same residual,
+    each draw alone gives its slice, and torch's gradient in the mixture is finite at a corner of the simplex."""
+    rng = np.random.default_rng(0)
+    w, b = fourier_basis(4, 16, seed=2)
+    params = {
+        "residual_scale": rng.exponential(0.01, (2, 3)),
+        "residual_lengthscale": rng.lognormal(-1.2, 0.5, (2, 4)),
+        "residual_shared": rng.uniform(0, 1, 2),
+        "residual_shared_weights": rng.standard_normal((2, 16)),
+        "residual_domain_weights": rng.standard_normal((2, 3, 16)),
+    }
+    assert tuple(params) == PARAMETER_NAMES
+    r = rng.dirichlet(np.ones(4), size=5)
+    r[0] = [1.0, 0.0, 0.0, 0.0]
+    expected = residual(r, w, b, *params.values())
+    assert expected.shape == (2, 5, 3) and np.abs(expected).max() > 0
+    r_torch = torch.as_tensor(r).requires_grad_(True)
+    out = residual(r_torch, torch.as_tensor(w), torch.as_tensor(b), *(torch.as_tensor(v) for v in params.values()))
+    out.sum().backward()
+    assert np.allclose(out.detach().numpy(), expected) and torch.isfinite(r_torch.grad).all()
+    symbolic = residual(pt.as_tensor(r), pt.as_tensor(w), pt.as_tensor(b), *(pt.as_tensor(v) for v in params.values()))
+    assert np.allclose(symbolic.eval(), expected)
+    for k in range(2):
+        assert np.allclose(residual(r, w, b, *(v[k] for v in params.values())), expected[k])
+    # rho = 1: every domain's residual is the shared function times its scale
+    params["residual_shared"] = np.ones(2)
+    shared = residual(r, w, b, *params.values()) / params["residual_scale"][:, None, :]
+    assert np.allclose(shared, shared[..., :1])
+
+
+# ---------------------------------------------------------------------------------------------
+# the config
+
+
+def test_config_options_and_structure_key(runs):
+    cfg = MixingLawConfig(residual="rff", residual_features=8, residual_kernel="matern52", residual_lengthscales="shared", residual_seed=3)
+    assert MixingLawConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValidationError, match="residual"):
+        MixingLawConfig(residual="gp")
+    with pytest.raises(ValidationError, match="residual_features"):
+        MixingLawConfig(residual="rff", residual_features=0)
+    for name, prior in RESIDUAL_PRIORS.items():
+        assert MixingLawConfig().prior(name).to_dict() == prior.to_dict()
+    assert MixingLawConfig(priors={"residual_scale": {"dist": "Exponential", "kwargs": {"lam": 50.0}}}).prior("residual_scale").parameters == {"lam": 50.0}
+    # without a residual its options do not enter the structure key (fits made before it keep theirs); with one they do
+    key = MixingLaw().structure_key(runs)
+    assert MixingLaw(MixingLawConfig(residual_features=8, residual_seed=5)).structure_key(runs) == key
+    with_residual = MixingLaw(MixingLawConfig(residual="rff")).structure_key(runs)
+    assert with_residual != key and MixingLaw(MixingLawConfig(residual="rff", residual_seed=1)).structure_key(runs) != with_residual
+    assert "residual" not in MixingLawConfig().structure_settings()
+
+
+def test_prior_predictive_has_the_residual_at_its_prior_scale(runs):
+    """The model's residual is the function's on its own draws, and its spread follows tau's prior."""
+    law = MixingLaw(MixingLawConfig(residual="rff", residual_features=32))
+    model = law.build_model(runs, generative=True)
+    assert "residual_scale" in model.named_vars and model.coords["residual_feature"] == tuple(range(32))
+    draws = pm.sample_prior_predictive(draws=200, model=model, random_seed=1)["prior"]
+    assert float(draws["residual_scale"].mean()) == pytest.approx(1 / 300, rel=0.2)
+
+
+# ---------------------------------------------------------------------------------------------
+# mocked fits
+
+
+@pytest.fixture
+def mocked_residual_fit(runs, mocked_sampling):
+    cfg = MixingLawConfig(residual="rff", residual_features=16, sampler={"draws": 20, "chains": 2})
+    return MixingLaw(cfg, datasets.pile_targets()).fit(runs, seed=3, progress=False)
+
+
+def test_mocked_fit_adds_the_residual_everywhere(mocked_residual_fit, runs, tmp_path):
+    """predict, predict_draws, the pointwise log-likelihood and the torch function all add the residual (the form
+    alone differs by exactly it), the fit file keeps the basis and a reloaded fit predicts identically."""
+    from bayes_mixlaw.compare import loo_compare, pointwise_log_likelihood
+
+    law = mocked_residual_fit
+    post = law.idata["posterior"]
+    frame = _mixtures(runs.train_domains)
+    r = frame.filter(like="mix:").to_numpy()
+    scale = law.idata["constant_data"]["loss_scale"].values
+    form_only = law.form.evaluate(r, {k: post[k].values for k in law.form.parameter_names}, scale)
+    w, b = law.idata["constant_data"]["residual_frequencies"].values, law.idata["constant_data"]["residual_phases"].values
+    assert np.array_equal(w, fourier_basis(5, 16, seed=0)[0]) and np.array_equal(b, fourier_basis(5, 16, seed=0)[1])
+    extra = residual(r, w, b, *(post[k].values for k in PARAMETER_NAMES)) * scale
+    assert np.abs(extra).max() > 1e-4
+    draws = law.predict_draws(frame, kind="mean")
+    _, matrix = law.targets.matrix(law.valid_domains)
+    assert np.allclose(draws.values, (form_only + extra) @ matrix.T)
+    f = law.target_function("total")
+    with torch.no_grad():
+        by_torch = f(torch.as_tensor(r)[None].expand(f.n_draws, -1, -1)).numpy()
+    assert np.allclose(by_torch, draws.sel(target="total").values.reshape(f.n_draws, -1))
+    assert set(law.parameters()["parameter"]) >= {"residual_scale", "residual_lengthscale", "residual_shared"}
+    assert "rff residual" in law.summary_line()
+
+    loglik = pointwise_log_likelihood(law)
+    assert loglik.shape == (2, 20, len(runs.data)) and np.isfinite(loglik.values).all()
+    plain = MixingLaw(MixingLawConfig(sampler={"draws": 20, "chains": 2}), datasets.pile_targets()).fit(runs, seed=3, progress=False)
+    assert list(loo_compare({"law": plain, "law + residual": law}).index) in (["law", "law + residual"], ["law + residual", "law"])
+
+    law.save(tmp_path / "fit.nc")
+    loaded = BayesianLaw.load(tmp_path / "fit.nc")
+    assert loaded.config.residual == "rff" and loaded.structure_key(runs) == law.structure_key(runs)
+    pd.testing.assert_frame_equal(loaded.predict(frame, seed=2), law.predict(frame, seed=2))
+
+
+def test_a_fit_file_keeps_the_basis_it_was_fitted_with(mocked_residual_fit, runs, tmp_path):
+    """Predictions read the basis from the fit file, not from the seed: a file whose frequencies differ predicts with its own."""
+    law = mocked_residual_fit
+    frame = _mixtures(runs.train_domains)
+    before = law.predict(frame, kind="mean")
+    law.idata["constant_data"]["residual_frequencies"] = law.idata["constant_data"]["residual_frequencies"] * 2.0
+    assert not np.allclose(law.predict(frame, kind="mean")["mean"], before["mean"])
+
+
+def test_ensemble_model_for_botorch_takes_the_residual(mocked_residual_fit, runs):
+    from bayes_mixlaw.bo import LawEnsembleModel, suggest
+
+    law = mocked_residual_fit
+    model = LawEnsembleModel.from_law(law, draws=16, seed=0)
+    r = torch.as_tensor(_mixtures(runs.train_domains).filter(like="mix:").to_numpy())
+    f = law.target_function("total", draws=16, seed=0)
+    with torch.no_grad():
+        assert torch.allclose(model(r[None]).squeeze(-1)[0], -f(r[None].expand(16, -1, -1)))
+    assert len(suggest(law, 2, draws=16, seed=0)) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# a real NUTS fit
+
+
+@pytest.fixture(scope="module")
+def few_pilot_fit(runs):
+    """Real NUTS on 8 of the 21 5Mix pilots (70M, 30k steps) with the residual: 2 chains x (400 + 300)."""
+    few = runs.runs[:: len(runs.runs) // 8][:8]
+    table = RunsTable(runs.data[runs.data["run"].isin(few)].reset_index(drop=True), runs.source)
+    cfg = MixingLawConfig(residual="rff", residual_features=32, sampler={"draws": 300, "tune": 400, "chains": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # few pilots for 5 training domains; a short run
+        return MixingLaw(cfg, datasets.pile_targets()).fit(table, seed=0, progress=False)
+
+
+def test_with_few_pilots_the_residual_shrinks_to_the_law(few_pilot_fit):
+    """8 pilots: the likelihood cannot tell a residual from the noise, so tau's posterior stays where its prior is
+    (mean 0.0033, 95% below 0.01) and below the noise it would otherwise have to explain."""
+    post = few_pilot_fit.idata["posterior"]
+    tau = post["residual_scale"]
+    assert float(tau.mean()) < 0.006
+    assert float(tau.quantile(0.9, dim=("chain", "draw")).max()) < 0.02
+    assert float((tau / post["noise_sigma"]).median()) < 1.0
+
+
+def test_real_fit_predicts_reloads_identically_and_suggests(few_pilot_fit, runs, tmp_path):
+    from bayes_mixlaw.bo import suggest
+
+    law = few_pilot_fit
+    assert law.diagnostics.divergences == 0
+    frame = _mixtures(runs.train_domains)
+    table = law.predict(frame, ci=0.9)
+    assert (table["lower"] < table["mean"]).all() and (table["mean"] < table["upper"]).all()
+    law.save(tmp_path / "fit.nc")
+    loaded = MixingLaw.load(tmp_path / "fit.nc")
+    pd.testing.assert_frame_equal(loaded.predict(frame, ci=0.9), table)
+    picks = suggest(loaded, 2, draws=32, seed=0)
+    assert len(picks) == 2 and np.allclose(picks.filter(like="mix:").sum(axis=1), 1.0)
