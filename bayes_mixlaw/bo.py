@@ -3,7 +3,9 @@
 The posterior draws of a law are an ensemble: draw s gives the function ``f_s(r)`` (expected target
 loss at mixture r, at the target scale for a nested fit). :class:`LawEnsembleModel` wraps them as a
 ``botorch.models.ensemble.EnsembleModel`` whose output is ``-f_s(r)`` (BoTorch maximises), float64 and
-differentiable in r, so BoTorch's Monte-Carlo acquisition functions run on it unchanged.
+differentiable in r, so BoTorch's Monte-Carlo acquisition functions run on it unchanged. A mixing-law fit with a learned
+residual (``residual: rff``, :mod:`bayes_mixlaw.mixing_residual`) includes it in ``f_s``: the residual fitted jointly
+with the law is the BoTorch model's (it replaced a separate GP on the law's residuals at the pilots).
 
 :func:`suggest` proposes q distinct mixtures in the capped simplex (sum to one, per-domain caps and
 minimums), or among allowed mixtures (a grid, or candidates), with a registered acquisition
@@ -27,7 +29,7 @@ from bayes_mixlaw.optimize import MixtureBounds, simplex_grid, within_bounds
 from bayes_mixlaw.runs import MIX_PREFIX, load_runs, read_mixtures, validate_runs
 from bayes_mixlaw.summary import DEFAULT_CI
 
-__all__ = ["LawEnsembleModel", "check_suggestions", "information_gain", "observed_target", "pilot_loop", "residual_gp", "suggest", "suggest_informative"]
+__all__ = ["LawEnsembleModel", "check_suggestions", "information_gain", "pilot_loop", "suggest", "suggest_informative"]
 
 #: the keyword arguments of :func:`suggest` that give a nested fit's target scale (the others are the acquisition's options)
 SCALE_KEYS = ("params", "step", "tokens")
@@ -59,41 +61,6 @@ class LawEnsembleModel(EnsembleModel):
         return values.movedim(0, -2).unsqueeze(-1)
 
 
-def observed_target(law, target: str = "total") -> tuple[np.ndarray, np.ndarray]:
-    """The pilots' mixtures and their observed ``target`` loss (a one-scale mixing-law fit)."""
-    if not law.supports_residual_gp:
-        raise ValueError("the residual GP is built on a one-scale mixing-law fit")
-    obs = law.idata["observed_data"].to_dataset().to_dataframe()
-    wide = obs.pivot(index="obs_run", columns="obs_valid_domain", values="loss")[law.valid_domains]
-    names, matrix = law.targets.matrix(law.valid_domains)
-    runs = list(law.idata["constant_data"]["run"].values)
-    mixtures = law.pilot_mixtures
-    complete = wide.dropna()
-    keep = [runs.index(r) for r in complete.index]
-    return mixtures[keep], complete.to_numpy() @ matrix[names.index(target)]
-
-
-def residual_gp(law, target: str = "total", *, draws: int = 256, seed: int = 0):
-    """Semi-parametric model for a misspecified law: a GP (BoTorch ``SingleTaskGP``) on the negated
-    target loss whose prior mean is the law's posterior mean, so the GP models what the law misses.
-    Far from the pilots it falls back on the law; near them it follows the data."""
-    import gpytorch
-    from botorch.fit import fit_gpytorch_mll
-    from botorch.models import SingleTaskGP
-
-    f = law.target_function(target, draws=draws, seed=seed)
-
-    class LawMean(gpytorch.means.Mean):
-        def forward(self, x):
-            batch, (n, m) = x.shape[:-2], x.shape[-2:]
-            return -f(x.reshape(1, -1, m).expand(f.n_draws, -1, -1)).mean(0).reshape(*batch, n)
-
-    mixtures, losses = observed_target(law, target)
-    gp = SingleTaskGP(torch.as_tensor(mixtures), torch.as_tensor(-losses)[:, None], mean_module=LawMean(), outcome_transform=None)
-    fit_gpytorch_mll(gpytorch.mlls.ExactMarginalLogLikelihood(gp.likelihood, gp))
-    return gp
-
-
 def suggest(
     law,
     n: int = 4,
@@ -117,7 +84,7 @@ def suggest(
     of plausible mixtures; those outside the bounds are dropped.
     ``options``: a nested fit's target scale (``params``, ``step`` or ``tokens``) and the acquisition's own
     options (None or False: not given); one it does not take is refused, e.g. ``residual_gp_model=True``
-    (run ``qlognei`` on the law plus a GP on its residuals, :func:`residual_gp`) or ``exploit=True``
+    (``qlognei`` on the law plus the residual fitted with it: a fit with ``residual: rff``) or ``exploit=True``
     (``thompson``: the first suggestion is the posterior-mean optimum, the others Thompson draws)."""
     acq = get_acquisition(acquisition)
     acq.check_n(n)

@@ -103,7 +103,7 @@ class MixingLaw(MixtureLaw):
     config_class = MixingLawConfig
     pilot_mixture_var = "run_mixture"
     fit_name = "mixing-law"
-    supports_residual_gp = True  # one scale, one observed loss per run and domain: a GP on the residuals at the pilots
+    supports_residual_gp = True  # a residual over the simplex fitted with the law (config.residual)
 
     # ------------------------------------------------------------------------------------------
     # model

@@ -92,8 +92,8 @@ class BayesianLaw:
     """Whether the fit's pilots can be rebuilt from its file (:func:`~bayes_mixlaw.compare.runs_from_fit`) and the law
     refitted without some of them (``report --holdout``, calibration; the mixing and nested laws)."""
     supports_residual_gp: ClassVar[bool] = False
-    """Whether ``suggest`` can model what the law misses by a GP on its residuals at the pilots' mixtures
-    (:func:`~bayes_mixlaw.bo.residual_gp`, ``--residual-gp``; the one-scale mixing law)."""
+    """Whether the law's fit can model what its form misses by a residual fitted jointly with it, which ``suggest``'s
+    model then carries (``residual: rff``, :mod:`bayes_mixlaw.mixing_residual`, ``--residual-gp``; the one-scale mixing law)."""
     supports_critical_share: ClassVar[bool] = False
     """Whether the critical share of continual pre-training applies (:mod:`bayes_mixlaw.critical`; the continual law)."""
     report_sections: ClassVar[frozenset[str] | None] = None

@@ -1,10 +1,11 @@
 """Bayesian optimisation over mixtures (bayes_mixlaw/bo.py): the suggest command's batch under caps and with
-the posterior-mean optimum, and qlognei on the law plus a GP on its residuals. The acquisitions: tests/test_acquisitions*.py."""
+the posterior-mean optimum, and qlognei on the law plus the residual fitted with it (--residual-gp). The acquisitions: tests/test_acquisitions*.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 
 def test_suggest_command_writes_the_batch_with_caps_and_exploit(fitted, tmp_path):
@@ -33,17 +34,21 @@ def test_suggest_command_writes_the_batch_with_caps_and_exploit(fitted, tmp_path
     assert wrong.exit_code == 2 and "exploit" in wrong.output and "Traceback" not in wrong.output
 
 
-def test_residual_gp_has_the_law_as_mean_and_follows_the_pilots(fitted):
-    import torch
+def test_residual_gp_flag_uses_the_joint_residual_and_names_it_on_a_fit_without(fitted, runs, tmp_path, mocked_sampling):
+    """--residual-gp: the residual fitted with the law (residual: rff) is the BoTorch model's; the separate GP it
+    replaced is gone, so on a fit without the residual the command says which option to refit with."""
+    from typer.testing import CliRunner
 
-    from bayes_mixlaw.bo import observed_target, residual_gp, suggest
+    from bayes_mixlaw import MixingLaw, MixingLawConfig, datasets
+    from bayes_mixlaw.bo import suggest
+    from bayes_mixlaw.cli import app
 
-    gp = residual_gp(fitted, draws=16)
-    mixtures, losses = observed_target(fitted)
-    at_pilots = gp.posterior(torch.as_tensor(mixtures)).mean.detach().numpy().ravel()
-    f = fitted.target_function("total", draws=16)
-    law_at_pilots = f(torch.as_tensor(mixtures)[None].expand(16, -1, -1)).mean(0).detach().numpy()
-    # the GP moves the law's mean toward the observed losses at the pilots
-    assert np.abs(-at_pilots - losses).mean() < np.abs(law_at_pilots - losses).mean()
-    table = suggest(fitted, 2, acquisition="qlognei", residual_gp_model=True, draws=16)
-    assert len(table) == 2 and table["acquisition"].str.contains("residual GP").all()
+    with pytest.raises(ValueError, match="refit with 'residual: rff' in the config"):
+        suggest(fitted, 2, acquisition="qlognei", residual_gp_model=True, draws=16)
+    path = fitted.save(tmp_path / "fit.nc")
+    result = CliRunner().invoke(app, ["suggest", str(path), "-n", "2", "--residual-gp", "-o", str(tmp_path / "s.csv"), "-q"])
+    assert result.exit_code != 0 and "residual: rff" in " ".join(result.output.split()) and "Traceback" not in result.output
+    config = MixingLawConfig(residual="rff", residual_features=8, sampler={"draws": 20, "chains": 2})
+    with_residual = MixingLaw(config, datasets.pile_targets()).fit(runs, seed=1, progress=False)
+    table = suggest(with_residual, 2, acquisition="qlognei", residual_gp_model=True, draws=16)
+    assert len(table) == 2 and table["acquisition"].str.contains("joint residual").all()

@@ -162,7 +162,9 @@ def suggest(
     target: Annotated[str, typer.Option(help="Which loss to improve: 'total', a group or a validation domain")] = "total",
     caps: Annotated[Path | None, typer.Option(help='JSON/YAML {"caps": {...}, "minimums": {...}}')] = None,
     grid: Annotated[float | None, typer.Option(help="Only mixtures whose proportions are multiples of this step (e.g. 0.125)")] = None,
-    residual_gp: Annotated[bool, _flag("--residual-gp", help="qlognei on the law plus a GP on its residuals (one-scale fits; for a misspecified law)")] = False,
+    residual_gp: Annotated[
+        bool, _flag("--residual-gp", help="qlognei on the law plus the residual fitted with it (a mixing-law fit with 'residual: rff' in its config)")
+    ] = False,
     exploit: Annotated[bool, _flag("--exploit", help="thompson: make the first suggestion the posterior-mean optimum (the current best guess)")] = False,
     option: Annotated[list[str] | None, typer.Option("--option", help=OPTION_HELP, metavar="KEY=VALUE")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the acquisition's draws and restarts (same seed, same suggestions)")] = 0,
