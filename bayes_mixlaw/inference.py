@@ -7,6 +7,11 @@ the other approximate option. A Laplace approximation is none here: near the pil
 data fix mostly the slope f_i t_i, so the mode runs off along that ridge (pymc-extras' ``fit_laplace``
 did not converge and returned absurd variances on 5Mix), and Pathfinder missed the posterior. Diagnostics (R-hat, bulk ESS,
 divergences) are computed for every fit, stored in the fit and raised as warnings.
+
+The log density is compiled by numba by default (``SamplerConfig.backend``); ``backend: jax`` compiles it
+with JAX instead (nutpie's JAX backend, gradients by JAX), for a machine with a GPU and a large table
+(``pip install 'bayes_mixlaw[jax]'``; benchmarks/mixing_scale.py measures both). Same sampler, same
+adaptation, same draws' format: only where the log density and its gradient are computed changes.
 """
 
 from __future__ import annotations
@@ -41,8 +46,26 @@ class SamplingWarning(UserWarning):
 
 _COMPILED: dict[tuple[str, str], object] = {}
 
+JAX_INSTALL = "pip install 'bayes_mixlaw[jax]'"
 
-def _compiled(model: pm.Model, key: str, *, kernels: bool = False):
+
+class BackendUnavailable(ImportError):
+    """The sampling backend asked for is not installed (its message says what to install)."""
+
+
+def require_jax():
+    """The ``jax`` module, or :class:`BackendUnavailable` saying how to install it."""
+    try:
+        import jax
+    except ImportError as err:
+        raise BackendUnavailable(
+            f"the JAX sampling backend (backend: jax) needs jax and jaxlib, which are not installed ({err}): {JAX_INSTALL} "
+            "(on a machine with an NVIDIA GPU also jax's CUDA build, pip install 'jax[cuda12]'); or sample with the default backend, numba"
+        ) from None
+    return jax
+
+
+def _compiled(model: pm.Model, key: str, *, kernels: bool = False, backend: str = "numba"):
     """The model compiled for nutpie, once per model structure (``key``) and process.
 
     ``kernels=False`` (full NUTS): nutpie's own compilation, one numba C callback of the whole log
@@ -53,9 +76,18 @@ def _compiled(model: pm.Model, key: str, *, kernels: bool = False):
     PyTensor's numba kernels called through nutpie's Python-function model. PyTensor caches those
     kernels on disk (its ``compiledir``), keyed by the graph, so a new process with the same model
     structure loads them in about a second instead of compiling; sampling is ~1.4x slower per
-    draw, which a short run pays back many times (``benchmarks/fast_cache.py``)."""
+    draw, which a short run pays back many times (``benchmarks/fast_cache.py``).
+
+    ``backend="jax"``: nutpie's JAX backend (log density and gradient by JAX, jit-compiled on the first
+    gradient; ``kernels`` does not apply), for either method; its data stay shared so refits swap them."""
     import nutpie
 
+    if backend == "jax":
+        require_jax()
+        if (key, "jax") not in _COMPILED:
+            log.info("compiling the model (JAX; once per model structure and process) ...")
+            _COMPILED[key, "jax"] = nutpie.compile_pymc_model(model, backend="jax", gradient_backend="jax", freeze_model=False)
+        return _COMPILED[key, "jax"]
     if (key, str(kernels)) not in _COMPILED:
         if kernels:
             with Timer() as timer:
@@ -279,9 +311,11 @@ def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sam
 
         if sampler.method == "fast":
             sampler = sampler.model_copy(update=FAST_NUTS)
-        compiled = _compiled(model, key, kernels=sampler.method == "fast")
+        compiled = _compiled(model, key, kernels=sampler.method == "fast", backend=sampler.backend)
         known = _shared_names(compiled)
-        compiled = compiled.with_data(**{k: np.asarray(v, dtype=known[k]) for k, v in data.items() if k in known})
+        # JAX's data as its arrays: on a GPU they are copied to it once, not at every gradient
+        as_array = require_jax().numpy.asarray if sampler.backend == "jax" else np.asarray
+        compiled = compiled.with_data(**{k: as_array(np.asarray(v, dtype=known[k])) for k, v in data.items() if k in known})
         compiled = _with_coords(compiled, model)
         cores = sampler.cores or min(sampler.chains, os.cpu_count() or 1)
         with interrupts_raised():
@@ -310,6 +344,19 @@ def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sam
             tree = approx.sample(sampler.draws * sampler.chains, random_seed=seed)
         return xr.DataTree.from_dict({"posterior": tree["posterior"].to_dataset()})
     raise ValueError(f"unknown sampler method {sampler.method!r}")
+
+
+# How many numbers of a per-run quantity (chains x draws x runs x ...) the diagnostics check at most. The mixing law
+# checks its fitted loss at the pilots (identified under any form's relabelling); at 5,000 runs x 50 validation
+# domains and 4 x 2,000 draws that is 2e9 numbers (16 GB), so a table of thousands of runs is checked at a subset
+# of them spread evenly through it (every run of the public tables: 5Mix's 21 runs x 22 domains are 3.7e6 numbers).
+DIAGNOSTIC_NUMBERS = 20_000_000
+
+
+def diagnostic_rows(n_rows: int, numbers_per_row: int) -> np.ndarray:
+    """Indices of at most ``DIAGNOSTIC_NUMBERS // numbers_per_row`` of ``n_rows`` rows (at least one), evenly spread."""
+    keep = max(1, min(n_rows, DIAGNOSTIC_NUMBERS // max(numbers_per_row, 1)))
+    return np.unique(np.linspace(0, n_rows - 1, keep).round().astype(int))
 
 
 @dataclass

@@ -28,6 +28,8 @@ class UserError(Exception):
 
 def _run(fn):
     """Run a command body, turning input errors into a one-line message instead of a traceback."""
+    from rich.markup import escape
+
     from bayes_mixlaw.config import ConfigError
     from bayes_mixlaw.runs import RunsTableError
     from bayes_mixlaw.targets import TargetsError
@@ -35,7 +37,7 @@ def _run(fn):
     try:
         return fn()
     except (RunsTableError, TargetsError, ConfigError, UserError, FileExistsError, FileNotFoundError, ValueError) as err:
-        console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)  # escaped: "pip install 'pkg[extra]'" is no markup
         raise typer.Exit(2) from None
 
 

@@ -20,6 +20,7 @@ Format = enum.Enum("Format", {name: name for name in FORMAT_DESCRIPTIONS}, type=
 FORMAT_HELP = "Format of RUNS (auto: the first, in this order, whose rule matches): " + "; ".join(
     f"{name} ({text})" for name, text in FORMAT_DESCRIPTIONS.items()
 )
+Backend = enum.Enum("Backend", {name: name for name in ("numba", "jax")}, type=str)  # SamplerConfig.backend
 # the mixing law's forms, from the forms' registry (module names, so --help does not load PyMC)
 CONFIG_HELP = f"YAML/JSON config: law (the mixing law's form: {', '.join(packaged_form_names())}; see bayes_mixlaw.mixing_forms), likelihood, priors, sampler"
 
@@ -48,6 +49,13 @@ def fit(
         bool,
         _flag("--fast", help="Short NUTS run (2 chains x 300+250) for planning loops: its compiled model is cached on disk, so only the first call compiles"),
     ] = False,
+    backend: Annotated[
+        Backend | None,
+        typer.Option(
+            help="Where NUTS computes the log density and its gradient: numba (the default, fastest on CPU) or jax (nutpie's JAX backend, "
+            "for a GPU and large tables; pip install 'bayes_mixlaw[jax]'); overrides the config's sampler.backend"
+        ),
+    ] = None,
     calibrate: Annotated[
         list[str] | None,
         typer.Option(
@@ -80,6 +88,15 @@ def fit(
         table = load_runs(runs, format.value, train_domains=train_domains.split(",") if train_domains else None, tolerance=tolerance, renormalize=renormalize)
         table = table.select(params=int(params) if params is not None and float(params).is_integer() else params, step=step, tokens=tokens)
         law, table, what = _law_for(table, config=config, valid_weights=valid_weights, groups=groups, schedule=schedule, given=given)
+        if backend is not None:  # the fit file keeps the backend with the other sampler settings
+            law.config = law.config.model_copy(update={"sampler": law.config.sampler.model_copy(update={"backend": backend.value})})
+        if law.config.sampler.backend == "jax":
+            from bayes_mixlaw.inference import BackendUnavailable, require_jax
+
+            try:
+                require_jax()
+            except BackendUnavailable as err:
+                raise UserError(str(err)) from None
         if not quiet:
             console.print(f"fitting the {what} from {table.source} ...")
             if law.learns_discrepancy:
