@@ -48,3 +48,53 @@ def test_options_beyond_the_budget_left_are_dropped(monkeypatch):
     picks = choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, max_cost=2000, candidates=20)
     assert {p["params"] for p in picks} == {10}
     assert choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, max_cost=10) == []
+
+
+class _FakeNestedLaw:
+    """Draws of a quadratic target loss whose level depends on the scale; counts the target-scale functions built."""
+
+    train_domains = ["a", "b", "c"]
+
+    def __init__(self):
+        self.idata = object()
+        self.target_calls = []
+        rng = np.random.default_rng(0)
+        self.centres = rng.dirichlet(np.ones(3), size=64)
+
+    def target_function(self, target, *, draws, seed, **scale):
+        import torch
+
+        self.target_calls.append(dict(scale))
+        centres = torch.as_tensor(self.centres)
+        level = 1.0 + 1.0 / scale["params"]
+
+        def f(r):
+            return level + ((r - centres[:, None, :]) ** 2).sum(-1)
+
+        f.n_draws = len(self.centres)
+        return f
+
+    def predict_draws(self, frame, *, kind, seed, **scale):
+        import xarray as xr
+
+        values = np.zeros((1, 4, len(frame), 1)) + (np.arange(4)[None, :, None, None] * 0.01 if kind == "predictive" else 0.0)
+        return xr.DataArray(values, dims=("chain", "draw", "mixture", "target"), coords={"target": ["total"]})
+
+
+def test_information_gain_optimises_the_target_once_per_fit():
+    """choose_pilots values every pilot scale against one target: the draws' best target loss is optimised once per
+    fit (and again after a refit), and the values are the same as without the cache."""
+    from bayes_mixlaw.acquisitions import info
+
+    law = _FakeNestedLaw()
+    pool = np.random.default_rng(1).dirichlet(np.ones(3), size=20)
+    target = {"params": 1000.0, "step": 10.0}
+    info._OPTIMA.clear()
+    first = [info.information_gain(law, pool, draws=64, seed=3, candidate_scale={"params": p, "step": 1.0}, target_scale=target) for p in (1.0, 2.0, 4.0)]
+    assert law.target_calls.count(target) == 1 and len(law.target_calls) == 4
+    info._OPTIMA.clear()
+    again = info.information_gain(law, pool, draws=64, seed=3, candidate_scale={"params": 2.0, "step": 1.0}, target_scale=target)
+    np.testing.assert_allclose(again, first[1])
+    law.idata = object()  # a refit: optimised afresh
+    info.information_gain(law, pool, draws=64, seed=3, candidate_scale={"params": 2.0, "step": 1.0}, target_scale=target)
+    assert law.target_calls.count(target) == 3
