@@ -53,7 +53,7 @@ def test_options_beyond_the_budget_left_are_dropped(monkeypatch):
 class _FakeNestedLaw:
     """Draws of a quadratic target loss whose level depends on the scale; counts the target-scale functions built."""
 
-    train_domains = ["a", "b", "c"]
+    train_domains = ("a", "b", "c")
 
     def __init__(self):
         self.idata = object()
