@@ -319,12 +319,14 @@ NESTED_PRIORS: dict[str, Prior] = {
 
 # Boundary-avoiding priors for the scales pooled across validation domains, used when a table has few of them
 # (NestedLawConfig.few_domains). From the 5Mix pilots' nested fit (22 domains, the same lab's 70M-410M runs): run_sigma
-# per domain 0.0008-0.012 (median 0.0025), f_sigma 0.45-0.81, log_ab_sigma 0.24-0.40; mixture_sigma Gamma(2, 100)
-# (mean 0.02, Chung et al., 2013: zero-avoiding, as the 3Mix fits' stuck chains at mixture_sigma ~ 0.001 asked)
+# per domain 0.0008-0.012 (median 0.0025), f_sigma 0.45-0.81, log_ab_sigma 0.24-0.40 (LogNormal(-1.15, 0.3): median
+# 0.32; Gamma(2, 4) left 3Mix's divergent draws at log_ab_sigma ~ 0.04, where three log(a + b) collapse together);
+# mixture_sigma Gamma(2, 100) (mean 0.02, Chung et al., 2013: zero-avoiding, as the 3Mix fits' stuck chains at
+# mixture_sigma ~ 0.001 asked)
 FEW_DOMAIN_PRIORS: dict[str, Prior] = {
     "run_sigma": Prior("LogNormal", mu=-6.0, sigma=0.8),
     "f_sigma": Prior("LogNormal", mu=-0.7, sigma=0.5),
-    "log_ab_sigma": Prior("Gamma", alpha=2.0, beta=4.0),
+    "log_ab_sigma": Prior("LogNormal", mu=-1.15, sigma=0.3),
     "mixture_sigma": Prior("Gamma", alpha=2.0, beta=100.0),
 }
 
@@ -350,7 +352,9 @@ class NestedLawConfig(LawConfig):
     run_effects: bool = True
     # share (default): sample log(a + b) and the split logit(a / (a + b)); a and b move together along
     # the poorly pinned irreducible share 1 / (1 + a + b), so sampling log a and log b directly
-    # (amplitude) leaves them correlated at 0.96-1.0 and needs 2.4x the leapfrog steps (whole RedPajama fit)
+    # (amplitude) leaves them correlated at 0.96-1.0 and needs 2.4x the leapfrog steps (whole RedPajama fit).
+    # stick: the step share and the size share of the rest by stick-breaking, the same prior; what a fit on
+    # pilots of two sizes uses unless set (for_sizes)
     scaling_parameterisation: Literal["share", "stick", "amplitude"] = "share"
     # model discrepancy beyond the pilots (bayes_mixlaw.discrepancy), on by default; and how much of
     # it validation domains share (the correlation of their errors at one target scale)
@@ -384,3 +388,14 @@ class NestedLawConfig(LawConfig):
         priors = {name: prior for name, prior in FEW_DOMAIN_PRIORS.items() if name not in self.priors} | dict(self.priors)
         sampler = self.sampler if "target_accept" in self.sampler.model_fields_set else self.sampler.model_copy(update={"target_accept": 0.95})
         return self.model_copy(update={"priors": priors, "sampler": sampler})
+
+    def for_sizes(self, n_sizes: int) -> NestedLawConfig:
+        """The config a fit on pilots of ``n_sizes`` model sizes uses; the fit file keeps it. Two sizes pin the size
+        slope and leave the size exponent to its prior, trading with the irreducible share along a curve in
+        ``share``'s coordinates: unless the user chose a parameterisation, ``stick`` samples along that axis
+        (3Mix 70M + 160M: max R-hat 1.015 -> 1.004, min bulk ESS 104 -> 689, benchmarks/README.md). With three
+        sizes or more ``share`` stays: on 5Mix (three sizes) ``stick`` let one chain into the second mode of the
+        step term (a step exponent ~2 with a vanishing step share; R-hat 1.83)."""
+        if n_sizes != 2 or "scaling_parameterisation" in self.model_fields_set:
+            return self
+        return self.model_copy(update={"scaling_parameterisation": "stick"})

@@ -111,7 +111,8 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
         (:func:`bayes_mixlaw.discrepancy.draw_scales`)."""
         runs = load_runs(runs)
         priors, record = {}, {}
-        self.config = cfg = self.config.for_domains(len(runs.valid_domains))  # few domains: boundary-avoiding pooled scales
+        # few domains: boundary-avoiding pooled scales; two sizes: the size exponent's axis sampled as one (config.for_sizes)
+        self.config = cfg = self.config.for_domains(len(runs.valid_domains)).for_sizes(runs.data["params"].nunique())
         if cfg.discrepancy and cfg.learn_discrepancy and cfg.mixture_model == "law":
             priors, record = discrepancy_scale.learn(
                 type(self), cfg, self.targets, runs, seed=seed, progress=progress, sampler={"method": method, **sampler}, schedule=schedule

@@ -803,3 +803,17 @@ def test_few_validation_domains_get_boundary_avoiding_pooled_scales_and_smaller_
     many = NestedLawConfig(sampler={"target_accept": 0.85})
     assert many.for_domains(22) is many and many.for_domains(3).sampler.target_accept == 0.85
     assert NestedLawConfig(few_domains=0).for_domains(3).priors == {}
+
+
+def test_two_pilot_sizes_sample_the_shares_by_stick_breaking_unless_the_user_chose(redpajama, mocked_sampling):
+    """Two pilot sizes leave the size exponent to its prior along the irreducible share: config.for_sizes samples that
+    axis (``stick``) unless the user set a parameterisation; more sizes keep ``share``; the fit file keeps the one used."""
+    two = RunsTable(redpajama.data[redpajama.data["params"] < 201_541_632].reset_index(drop=True), redpajama.source)
+    law = NestedLaw(NestedLawConfig(sampler={"draws": 10, "chains": 2}, learn_discrepancy=False), Targets(WEIGHTS)).fit(two, seed=0, progress=False)
+    assert law.config.scaling_parameterisation == "stick" and "size_share_logit" in law.idata["posterior"]
+    assert json.loads(law.idata.attrs["config"])["scaling_parameterisation"] == "stick"
+    assert law.predict(pilot_mixtures(two), params=201_541_632, step=30_000)["median"].notna().all()
+    default = NestedLawConfig()
+    assert default.for_sizes(2).scaling_parameterisation == "stick" and default.for_sizes(3) is default
+    assert NestedLawConfig(scaling_parameterisation="share").for_sizes(2).scaling_parameterisation == "share"
+    assert NestedLawConfig(scaling_parameterisation="amplitude").for_sizes(2).scaling_parameterisation == "amplitude"
