@@ -7,13 +7,26 @@ the paper's five groups instead of across all domains, the implicit law, and the
 starts, L-BFGS). Also: the predicted interval at a mixture far outside the pilots (100% internet) against the intervals
 at held-out mixtures.
 
-    python benchmarks/mixing_law.py            # prints a Markdown table
+Issue 16 added the law with its learned residual (``residual: rff``, bayes_mixlaw.mixing_residual) to every part, and
+three parts with LightGBM (a benchmark-only dependency: ``pip install lightgbm``) in the same run:
+
+- ``regmix``: RegMix's 512 1M-parameter runs, a seeded split (384 fitted, 128 held out): Spearman on Pile-CC and MAE on
+  every validation domain; the explicit law, the law + residual, the paper's point fit and LightGBM.
+- ``near-far``: 5Mix 70M/30k, the 3 mixtures nearest to and the 3 farthest from the others' mean held out, fitted on
+  the other 15: MAE, 90% coverage and width at each set.
+- ``transfer``: fit 5Mix 70M at 30k (all 21 mixtures), rank the 410M runs at 30k (Spearman of the total loss and of
+  each domain's).
+
+    python benchmarks/mixing_law.py                        # every part: Markdown tables
+    python benchmarks/mixing_law.py --parts regmix,transfer
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,12 +34,16 @@ import pandas as pd
 from bayes_mixlaw import MixingLaw, MixingLawConfig, datasets
 from bayes_mixlaw.baseline import fit_point_mixing_laws
 from bayes_mixlaw.laws import mixing_law
-from bayes_mixlaw.runs import MIX_PREFIX, RunsTable
+from bayes_mixlaw.runs import MIX_PREFIX, MIXINGLAWS_TRAIN_DOMAINS, RunsTable, load_runs
 
 warnings.simplefilter("ignore")
 
 
-def main(seed: int = 0):
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESIDUAL = {"residual": "rff"}
+
+
+def heldout_5mix(seed: int = 0):
     runs = datasets.mixinglaws_5mix_70m().select(step=30000)
     targets = datasets.pile_targets()
     names = runs.runs
@@ -65,6 +82,7 @@ def main(seed: int = 0):
         ("ADVI (method='advi')", "advi", MixingLawConfig()),
         ("NUTS, pooled within the 5 groups (first fit)", "nuts", MixingLawConfig(pool_by="groups")),
         ("NUTS, implicit law K=4 (first fit)", "nuts", MixingLawConfig(law="implicit", n_implicit=4)),
+        ("NUTS, explicit law + rff residual (first fit)", "nuts", MixingLawConfig(**RESIDUAL)),
     )
     for label, method, config in variants:
         law = MixingLaw(config, targets)
@@ -97,6 +115,179 @@ def main(seed: int = 0):
     table["time vs point fit"] = table["seconds"] / base["seconds"]
     print(f"5Mix 70M/30k, held-out mixtures: {', '.join(held)} ({len(held) * len(domains)} losses)\n")
     print(table.to_markdown(index=False, floatfmt=".4g"))
+
+
+def _problems(law) -> str:
+    return "; ".join(law.diagnostics.problems) or "none"
+
+
+SAMPLER: dict = {}  # --chains / --tune / --draws: the NUTS settings of the parts below (default: the config's)
+
+
+def _fit(config, runs, seed):
+    law = MixingLaw(config, datasets.pile_targets() if "Pile-CC" in runs.valid_domains else None)
+    t = time.perf_counter()
+    law.fit(runs, seed=seed, progress=False, **SAMPLER)
+    return law, time.perf_counter() - t
+
+
+def _wide(pred: pd.DataFrame, column: str, names, domains) -> pd.DataFrame:
+    return pred.pivot(index="name", columns="target", values=column).loc[names, domains]
+
+
+def _lightgbm(x_fit: np.ndarray, y_fit: pd.DataFrame, x_new: np.ndarray) -> pd.DataFrame:
+    """One LightGBM regressor per validation domain, RegMix's settings (1000 trees, learning rate 0.01)."""
+    import lightgbm as lgb
+
+    models = {d: lgb.LGBMRegressor(objective="regression", n_estimators=1000, learning_rate=0.01, seed=42, verbose=-1, n_jobs=1) for d in y_fit.columns}
+    return pd.DataFrame({d: m.fit(x_fit, y_fit[d].to_numpy()).predict(x_new) for d, m in models.items()})
+
+
+def regmix(seed: int = 0, n_held: int = 128):
+    """(a) RegMix, 384 runs fitted, 128 held out (seed): Spearman on Pile-CC, MAE on every domain, 90% coverage."""
+    from scipy.stats import spearmanr
+
+    runs = load_runs(SHARED / "regmix")
+    held = sorted(np.random.default_rng(seed).choice(runs.runs, size=n_held, replace=False))
+    train = RunsTable(runs.data[~runs.data["run"].isin(held)].reset_index(drop=True), runs.source)
+    observed = runs.pivot().loc[held]
+    domains = list(observed.columns)
+    mixtures = runs.mixtures().loc[held]
+    frame = mixtures.reset_index(drop=True).assign(name=held)
+    rows = []
+
+    def score(label, seconds, mean, lower=None, upper=None, problems="-"):
+        err = mean.to_numpy() - observed.to_numpy()
+        row = {"method": label, "seconds": seconds, "Spearman Pile-CC": spearmanr(mean["pile_cc"], observed["pile_cc"]).statistic}
+        row["MAE (13 domains)"] = np.abs(err).mean()
+        row["MAE Pile-CC"] = np.abs(err[:, domains.index("pile_cc")]).mean()
+        if lower is not None:
+            row["90% coverage"] = ((lower.to_numpy() <= observed.to_numpy()) & (observed.to_numpy() <= upper.to_numpy())).mean()
+            row["mean 90% width"] = (upper - lower).to_numpy().mean()
+        row["sampler problems"] = problems
+        rows.append(row)
+
+    for label, config in (("explicit law (NUTS)", MixingLawConfig()), ("explicit law + rff residual (NUTS)", MixingLawConfig(**RESIDUAL))):
+        law, seconds = _fit(config, train, seed)
+        pred = law.predict(frame, ci=0.9)
+        score(label, seconds, _wide(pred, "mean", held, domains), _wide(pred, "lower", held, domains), _wide(pred, "upper", held, domains), _problems(law))
+        if law.residual is not None:
+            tau = law.idata["posterior"]["residual_scale"].mean(("chain", "draw")).values
+            rows[-1]["sampler problems"] += f" (residual scale: {tau.min():.3f}-{tau.max():.3f})"
+    losses = train.pivot()[domains]
+    x_fit = train.mixtures().loc[losses.index].to_numpy()
+    t = time.perf_counter()
+    log_c, log_k, tt = fit_point_mixing_laws(x_fit, losses.to_numpy(), seed=seed)
+    seconds = time.perf_counter() - t
+    score("point fit (Huber, 64 starts, L-BFGS)", seconds, pd.DataFrame(mixing_law(mixtures.to_numpy(), log_c, log_k, tt), columns=domains))
+    t = time.perf_counter()
+    boosted = _lightgbm(x_fit, losses, mixtures.to_numpy())
+    score("LightGBM (1000 trees, lr 0.01)", time.perf_counter() - t, boosted)
+    print(f"RegMix: {len(train.runs)} runs fitted, {n_held} held out (seed {seed}), {len(domains)} validation domains\n")
+    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
+
+
+def near_far(seed: int = 0, n_each: int = 3):
+    """(b) 5Mix 70M/30k: the ``n_each`` mixtures nearest to and farthest from the others' mean held out together."""
+    runs = datasets.mixinglaws_5mix_70m().select(step=30000)
+    mix = runs.mixtures()
+    distance = {}
+    for name in mix.index:  # total-variation distance from the mean of the other mixtures
+        distance[name] = 0.5 * np.abs(mix.loc[name] - mix.drop(index=name).mean()).sum()
+    order = sorted(distance, key=distance.get)
+    sets = {"nearest": order[:n_each], "farthest": order[-n_each:]}
+    held = [*sets["nearest"], *sets["farthest"]]
+    train = RunsTable(runs.data[~runs.data["run"].isin(held)].reset_index(drop=True), runs.source)
+    observed = runs.pivot().loc[held]
+    domains = list(observed.columns)
+    frame = mix.loc[held].reset_index(drop=True).assign(name=held)
+    rows = []
+    losses = train.pivot()[domains]
+    t = time.perf_counter()
+    log_c, log_k, tt = fit_point_mixing_laws(train.mixtures().loc[losses.index].to_numpy(), losses.to_numpy(), seed=seed)
+    point_seconds = time.perf_counter() - t
+    point = pd.DataFrame(mixing_law(mix.loc[held].to_numpy(), log_c, log_k, tt), index=held, columns=domains)
+    point_mae = {k: (point.loc[v] - observed.loc[v]).abs().to_numpy().mean() for k, v in sets.items()}
+    for label, config in (("explicit law (NUTS)", MixingLawConfig()), ("explicit law + rff residual (NUTS)", MixingLawConfig(**RESIDUAL))):
+        law, seconds = _fit(config, train, seed)
+        pred = law.predict(frame, ci=0.9)
+        row = {"method": label, "seconds": seconds}
+        for which, names in sets.items():
+            obs = observed.loc[names]
+            mean, lo, hi = (_wide(pred, c, names, domains) for c in ("mean", "lower", "upper"))
+            mae = (mean - obs).abs().to_numpy().mean()
+            row[f"{which}: MAE"] = mae
+            row[f"{which}: MAE vs point fit"] = mae / point_mae[which]
+            row[f"{which}: 90% coverage"] = ((lo <= obs) & (obs <= hi)).to_numpy().mean()
+            row[f"{which}: mean 90% width"] = (hi - lo).to_numpy().mean()
+        row["sampler problems"] = _problems(law)
+        rows.append(row)
+    rows.append({"method": "point fit (Huber, 64 starts, L-BFGS)", "seconds": point_seconds, **{f"{k}: MAE": v for k, v in point_mae.items()}})
+    print(f"5Mix 70M/30k: held out the {n_each} nearest ({', '.join(sets['nearest'])}) and the {n_each} farthest ({', '.join(sets['farthest'])})")
+    print(
+        f"from the mean of the others (total variation {distance[order[0]]:.2f}-{distance[order[n_each - 1]]:.2f} and "
+        f"{distance[order[-n_each]]:.2f}-{distance[order[-1]]:.2f}); fitted on {len(train.runs)}\n"
+    )
+    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
+
+
+def transfer(seed: int = 0):
+    """(c) Fit 5Mix 70M at 30k on all 21 mixtures, rank the 410M runs at 30k (their mixtures are the same 21)."""
+    from scipy.stats import spearmanr
+
+    runs = datasets.mixinglaws_5mix_70m().select(step=30000)
+    large = load_runs(SHARED / "mixinglaws" / "5Mix" / "410M.txt", "mixinglaws", train_domains=MIXINGLAWS_TRAIN_DOMAINS["5Mix"]).select(step=30000)
+    targets = datasets.pile_targets()
+    observed = large.pivot()
+    domains = list(observed.columns)
+    weights = targets.weight_vector(domains)
+    total = observed.to_numpy() @ weights / weights.sum()
+    mixtures = large.mixtures().loc[observed.index]
+    frame = mixtures.reset_index(drop=True).assign(name=list(observed.index))
+    rows = []
+
+    def score(label, seconds, mean: np.ndarray, problems="-"):
+        per_domain = [spearmanr(mean[:, j], observed.iloc[:, j]).statistic for j in range(len(domains))]
+        rows.append(
+            {
+                "method": label,
+                "seconds": seconds,
+                "Spearman total (410M)": spearmanr(mean @ weights / weights.sum(), total).statistic,
+                "Spearman per domain: mean": np.mean(per_domain),
+                "min": np.min(per_domain),
+                "sampler problems": problems,
+            }
+        )
+
+    for label, config in (("explicit law (NUTS)", MixingLawConfig()), ("explicit law + rff residual (NUTS)", MixingLawConfig(**RESIDUAL))):
+        law, seconds = _fit(config, runs, seed)
+        score(label, seconds, _wide(law.predict(frame, kind="mean"), "mean", list(observed.index), domains).to_numpy(), _problems(law))
+    small = runs.pivot()[domains]
+    t = time.perf_counter()
+    boosted = _lightgbm(runs.mixtures().loc[small.index].to_numpy(), small, mixtures.to_numpy())
+    score("LightGBM (1000 trees, lr 0.01)", time.perf_counter() - t, boosted.to_numpy())
+    print(f"Transfer: fitted on 5Mix 70M/30k ({len(runs.runs)} mixtures), ranking the {len(observed)} 410M runs at 30k\n")
+    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
+
+
+PARTS = {"5mix": heldout_5mix, "regmix": regmix, "near-far": near_far, "transfer": transfer}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+    parser.add_argument("--seed", type=int, default=0)
+    for name in ("chains", "tune", "draws"):
+        parser.add_argument(f"--{name}", type=int, default=None, help=f"NUTS {name} of the regmix, near-far and transfer fits (default: the config's)")
+    args = parser.parse_args()
+    SAMPLER.update({k: v for k in ("chains", "tune", "draws") if (v := getattr(args, k)) is not None})
+    chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; the parts are {', '.join(PARTS)}")
+    for part in chosen:
+        print(f"\n## {part}\n", flush=True)
+        PARTS[part](seed=args.seed)
 
 
 if __name__ == "__main__":
