@@ -1,0 +1,568 @@
+"""Multi-fidelity choice of pilots (issue 19, item 4): cost to come within 0.5% of the target-scale optimum.
+
+Simulator from real data: the package's :class:`~bayes_mixlaw.nested.NestedLaw` fitted to Data Mixing Laws' 5Mix
+pilots (5 training domains; 70M, 160M, 305M, 410M; checkpoints 10k-30k after the early transient; 22 Pile
+validation domains). The truth at any (mixture, size, steps) is the law at the fit's posterior means of its
+parameters (mixing law, scaling terms moved by the mixture, exponents); a simulated pilot run at (mixture, size,
+steps S) returns each domain's loss at its checkpoints 10k, 15k, ... up to S, with each run's level and log-step
+slope drawn from the fit's run-effect scales and independent noise at the fit's noise level (log scale, per
+domain). The fitted truth is cached (``--truth``, default ``/tmp/bo_fidelity_truth.json``) so seeds and reruns
+reuse it. Target: the Pile-weighted total at 1B (805,736,448 non-embedding params) and 100k steps; its optimum
+over the simplex by a dense Dirichlet search refined by projected gradient descent.
+
+Pilots: sizes 70M, 160M, 305M, 410M x lengths 10k, 20k, 30k steps; cost = params x steps (in units of a
+410M x 30k run: 70M x 10k costs 0.021). Every strategy starts from the same initial design per seed (one random
+mixture at each size, 30k steps; ``--initial``), then adds a batch a round. Strategies (``--strategies``):
+
+* ``info``: this package: the nested law refitted each round (fast NUTS) and ``bayes_mixlaw.fidelity.choose_pilots``
+  with the ``info`` acquisition choosing mixture, size and steps by value per unit cost;
+* ``single``: this package, single fidelity: the same refits, Thompson suggestions at the target scale, run at
+  410M x 30k (``choose_pilots`` with ``thompson``);
+* ``mfkg``: BoTorch's multi-fidelity GP with knowledge gradient: ``SingleTaskMultiFidelityGP`` on
+  (mixture, log size, log steps) of the observed totals, ``qMultiFidelityKnowledgeGradient`` with an affine
+  cost model (``AffineFidelityCostModel``) and ``InverseCostWeightedUtility``, the target fidelity 1B / 100k
+  mapped into the fidelity columns' range as BoTorch's multi-fidelity tutorial maps it to 1 (``project`` to the
+  target fidelity); the fidelities are the pilot grid (``optimize_acqf_mixed``);
+* ``random``: a flat-Dirichlet mixture at each pilot size, 30k steps.
+
+Each strategy's recommendation after each round is its own best predicted target-scale mixture (the nested law's
+posterior-mean optimum at 1B / 100k; the GP's maximiser of its posterior mean at the target fidelity; for random
+sampling, the run with the best observed total at 410M / 30k). Regret = true target-scale total of the
+recommendation minus the optimum's; reported: cost spent until the recommendation comes (and stays, at the
+round it first does) within 0.5% of the optimum, and the regret-vs-cost curves (PNG).
+
+    python benchmarks/bo_fidelity.py [--seeds 10] [--budget 4] [--strategies info,mfkg,single,random]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bayes_mixlaw import datasets
+from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
+from bayes_mixlaw.optimize import minimize_batch, random_feasible
+from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs
+
+warnings.simplefilter("ignore")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SIZES = [18_915_328, 85_056_000, 201_541_632, 302_311_424]  # 70M, 160M, 305M, 410M (non-embedding)
+STEPS = [10_000, 20_000, 30_000]
+CHECKPOINT = 5_000  # checkpoints every 5k steps from 10k to the run's length
+TARGET = {"params": 805_736_448, "step": 100_000}  # 1B at 100k steps
+TRUTH_NAMES = ("log_c", "log_k", "t", "log_a", "log_b", "alpha", "beta", "gamma", "reducible_t", "split_t", "noise_sigma", "run_sigma", "run_slope_sigma")
+
+
+def size_label(params: float) -> str:
+    return {18_915_328: "70M", 85_056_000: "160M", 201_541_632: "305M", 302_311_424: "410M", 805_736_448: "1B"}.get(int(params), f"{params / 1e6:.0f}M")
+
+
+def pilot_cost(params: float, steps: float) -> float:
+    """params x steps (x tokens per step, a constant), in units of the largest pilot (410M x 30k)."""
+    return params * steps / (SIZES[-1] * STEPS[-1])
+
+
+# ----------------------------------------------------------------------------------------------
+# the truth: the nested law at its posterior means
+
+
+def fit_truth(path: Path, seed: int = 0) -> dict:
+    """Fit the nested law to the 5Mix pilots (steps <= 30k) and keep its posterior means (a JSON file)."""
+    from bayes_mixlaw import NestedLaw
+    from bayes_mixlaw.config import NestedLawConfig, SamplerConfig
+
+    five = load_runs(SHARED / "mixinglaws" / "5Mix")
+    data = five.data[five.data["step"] <= 30_000].reset_index(drop=True)
+    config = NestedLawConfig(learn_discrepancy=False, sampler=SamplerConfig(chains=2, tune=1000, draws=1000))
+    start = time.perf_counter()
+    law = NestedLaw(targets=datasets.pile_targets(), config=config).fit(RunsTable(data, five.source), seed=seed, progress=False)
+    seconds = time.perf_counter() - start
+    post = law.idata["posterior"]
+    truth = {k: post[k].mean(("chain", "draw")).values.tolist() for k in TRUTH_NAMES}
+    truth.update(
+        train=law.train_domains,
+        valid=law.valid_domains,
+        weights=law._target_weights("total").numpy().tolist(),
+        center=law.idata["constant_data"]["mixture_center"].values.tolist(),
+        reference=json.loads(law.idata.attrs["reference_scale"]),
+        pilots=law.pilot_mixtures.tolist(),
+        fit={"seconds": seconds, "summary": law.summary_line()},
+    )
+    path.write_text(json.dumps(truth))
+    return truth
+
+
+class NestedTruth:
+    """The simulator: the nested law at the 5Mix fit's posterior means, and pilot runs drawn from it."""
+
+    def __init__(self, truth: dict):
+        self.train, self.valid = truth["train"], truth["valid"]
+        a = {k: np.asarray(truth[k], dtype=float) for k in TRUTH_NAMES + ("weights", "center")}
+        self.p = a
+        self.weights, self.center = a["weights"], a["center"]
+        self.reference = truth["reference"]
+        self.noise, self.run_sigma, self.run_slope_sigma = a["noise_sigma"], a["run_sigma"], a["run_slope_sigma"]
+        self.pilot_mixtures = np.asarray(truth["pilots"])
+        self.fit_info = truth["fit"]
+        self.optimum, self.best_loss = self._optimum()
+
+    def domain_losses(self, r: np.ndarray, params: float, steps: float, xp=np) -> np.ndarray:
+        """Noise-free loss of each validation domain, (n, V), at mixtures ``r`` (n, M)."""
+        p = {k: (torch.as_tensor(v) if xp is torch else v) for k, v in self.p.items()}
+        n_rel = params / self.reference["params"]
+        s_rel = steps / self.reference["step"]
+        log_a, log_b = mixture_log_amplitudes(r - p["center"], p["log_a"], p["log_b"], p["reducible_t"], p["split_t"], True)
+        ratio = relative_scaling(n_rel, s_rel, log_a, log_b, p["alpha"], p["beta"], p["gamma"])
+        return mixing_law(r, p["log_c"], p["log_k"], p["t"]) * ratio
+
+    def total(self, r: np.ndarray, params: float = TARGET["params"], steps: float = TARGET["step"]) -> np.ndarray:
+        """The Pile-weighted total (noise-free) at each mixture (rows of ``r``)."""
+        return self.domain_losses(np.atleast_2d(r), params, steps) @ self.weights
+
+    def _optimum(self, dense: int = 200_000, refine: int = 64, seed: int = 0):
+        """Dense flat-Dirichlet search at the target scale, the best ``refine`` points refined by projected
+        gradient descent over the simplex."""
+        rng = np.random.default_rng(seed)
+        cloud = np.concatenate([rng.dirichlet(np.ones(len(self.train)), size=dense), np.eye(len(self.train))])
+        values = np.concatenate([self.total(chunk) for chunk in np.array_split(cloud, 20)])
+        best = cloud[np.argsort(values)[:refine]]
+        f = lambda r: self.domain_losses(r[0], TARGET["params"], TARGET["step"], xp=torch) @ torch.as_tensor(self.weights)  # noqa: E731
+        lo, hi = np.zeros(len(self.train)), np.ones(len(self.train))
+        ends, vals = [], []
+        for start in best:
+            end, val = minimize_batch(lambda r: f(r)[None], torch.as_tensor(start)[None, None], lo, hi, steps=400, lr=0.01)
+            ends.append(end[0].numpy())
+            vals.append(float(val[0]))
+        k = int(np.argmin(vals))
+        r = np.clip(ends[k], 0, 1)
+        r = r / r.sum()
+        return r, float(self.total(r)[0])
+
+    def run(self, mixtures: np.ndarray, params: list[float], steps: list[float], names: list[str], rng: np.random.Generator) -> pd.DataFrame:
+        """Runs-table rows of pilot runs: each (mixture, size, length) at its checkpoints 10k, 15k, ... up to its length,
+        every validation domain, log loss = law + the run's level + its slope x log(step / 10k) + noise."""
+        rows = []
+        for r, n, s, name in zip(np.atleast_2d(mixtures), params, steps, names):
+            checkpoints = np.arange(STEPS[0], s + 1, CHECKPOINT, dtype=float)
+            level = self.run_sigma * rng.standard_normal(len(self.valid))
+            slope = self.run_slope_sigma * rng.standard_normal(len(self.valid))
+            for step in checkpoints:
+                law = self.domain_losses(r[None], n, step)[0]
+                noise = self.noise * rng.standard_normal(len(self.valid))
+                loss = law * np.exp(level + slope * np.log(step / STEPS[0]) + noise)
+                mix = {MIX_PREFIX + d: float(x) for d, x in zip(self.train, r)}
+                rows += [{"run": name, "params": int(n), "step": int(step), "valid_domain": v, "loss": float(x), **mix} for v, x in zip(self.valid, loss)]
+        return pd.DataFrame(rows)
+
+    def observed_total(self, table: pd.DataFrame) -> pd.DataFrame:
+        """Each run's last checkpoint: its mixture, size, length and observed total."""
+        last = table[table["step"] == table.groupby("run")["step"].transform("max")]
+        w = pd.Series(self.weights, index=self.valid)
+        totals = last.pivot(index="run", columns="valid_domain", values="loss")[self.valid].mul(w).sum(axis=1)
+        info = last.groupby("run")[[*(MIX_PREFIX + d for d in self.train), "params", "step"]].first()
+        return info.assign(total=totals)
+
+
+def load_truth(path: str | Path, seed: int = 0) -> NestedTruth:
+    path = Path(path)
+    truth = json.loads(path.read_text()) if path.exists() else fit_truth(path, seed)
+    return NestedTruth(truth)
+
+
+def pile_groups(sim: NestedTruth) -> dict[str, tuple[list[str], float]]:
+    """The paper's five groups of Pile validation domains: {group: (its domains, their summed weight)}."""
+    groups = datasets.pile_targets().groups
+    weight = dict(zip(sim.valid, sim.weights))
+    return {g: (members, float(sum(weight[d] for d in members))) for g, members in groups.items()}
+
+
+def nearest(grid: list[int], value: float) -> int:
+    """The grid value closest to ``value`` on the log scale."""
+    return min(grid, key=lambda x: abs(np.log(x / value)))
+
+
+def random_mixtures(n: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    return rng.dirichlet(np.ones(m), size=n)
+
+
+# ----------------------------------------------------------------------------------------------
+# strategies: each returns (mixtures (n, M), sizes, steps) for the next batch and its recommendation
+
+
+def initial_design(sim: NestedTruth, seed: int, n: int) -> tuple[np.ndarray, list[int], list[int]]:
+    """The same start for every strategy: ``n`` flat-Dirichlet mixtures at 30k steps, alternating the two
+    smallest sizes (the nested law needs two sizes and two lengths; 30k runs have checkpoints 10k-30k)."""
+    rng = np.random.default_rng(10_000 + seed)
+    return random_mixtures(n, len(sim.train), rng), [SIZES[i % 2] for i in range(n)], [STEPS[-1]] * n
+
+
+class PackageStrategy:
+    """This package: the nested law refitted each round (fast NUTS), then ``choose_pilots``."""
+
+    def __init__(self, sim: NestedTruth, acquisition: str, q: int, single: bool = False, draws: int = 128, candidates: int = 200, groups: bool = True):
+        from bayes_mixlaw import NestedLaw, Targets
+        from bayes_mixlaw.config import NestedLawConfig
+
+        self.sim, self.acquisition, self.q, self.single, self.draws, self.candidates = sim, acquisition, q, single, draws, candidates
+        self.groups = pile_groups(sim) if groups else None
+        targets = Targets(weights={g: w for g, (_, w) in self.groups.items()}) if groups else datasets.pile_targets()
+        self.law = NestedLaw(targets=targets, config=NestedLawConfig(learn_discrepancy=False))
+        self.fit_seconds, self.choose_seconds = [], []
+
+    def _table(self, table: pd.DataFrame) -> RunsTable:
+        """The runs as the law sees them: every validation domain, or (``groups``) the Pile's five groups, each the
+        Pile-weighted mean of its domains (the total is the groups' weighted sum, as it is the domains')."""
+        if self.groups is None:
+            return RunsTable(table, "simulated pilots")
+        parts = []
+        for group, (members, weight) in self.groups.items():
+            rows = table[table["valid_domain"].isin(members)]
+            w = rows["valid_domain"].map(dict(zip(self.sim.valid, self.sim.weights))) / weight
+            keys = ["run", "params", "step", *(MIX_PREFIX + d for d in self.sim.train)]
+            parts.append(rows.assign(loss=rows["loss"] * w).groupby(keys, as_index=False)["loss"].sum().assign(valid_domain=group))
+        return RunsTable(pd.concat(parts, ignore_index=True), "simulated pilots (Pile groups)")
+
+    def update(self, table: pd.DataFrame, seed: int) -> np.ndarray:
+        """Refit on every run so far; return the recommendation (the posterior-mean optimum at the target)."""
+        from bayes_mixlaw.optimize import minimize_posterior_mean
+
+        start = time.perf_counter()
+        self.law.fit(self._table(table), seed=seed, method="fast", progress=False)
+        self.fit_seconds.append(time.perf_counter() - start)
+        f = self.law.target_function("total", draws=256, seed=seed, **TARGET)
+        m = len(self.sim.train)
+        starts = torch.as_tensor(np.vstack([self.law.pilot_mixtures.mean(axis=0), random_feasible(7, np.zeros(m), np.ones(m), np.random.default_rng(seed))]))
+        best, _ = minimize_posterior_mean(f, f.n_draws, starts, np.zeros(m), np.ones(m), steps=300)
+        return best.numpy()
+
+    def next_batch(self, seed: int, budget_left: float):
+        from bayes_mixlaw.fidelity import choose_pilots
+
+        start = time.perf_counter()
+        sizes, steps = ([SIZES[-1]], [STEPS[-1]]) if self.single else (SIZES, STEPS)
+        picks = choose_pilots(
+            self.law,
+            self.q,
+            sizes=sizes,
+            steps=steps,
+            cost=pilot_cost,
+            acquisition=self.acquisition,
+            target_scale=TARGET,
+            seed=seed,
+            draws=self.draws,
+            candidates=self.candidates,
+            max_cost=budget_left,
+        )
+        self.choose_seconds.append(time.perf_counter() - start)
+        mixtures = np.array([[p["mixture"][d] for d in self.sim.train] for p in picks])
+        return mixtures, [p["params"] for p in picks], [p["steps"] for p in picks]
+
+
+class MultiFidelityKG:
+    """BoTorch's multi-fidelity GP with knowledge gradient (the MF tutorial's recipe) on the observed totals.
+
+    Inputs: the mixture (5 columns, on the simplex), then size and steps as fidelities in [0, 1]: log(x / smallest pilot)
+    / log(target / smallest pilot), so the target 1B / 100k is 1 in both, as the tutorial's target fidelity. Every
+    checkpoint of a run is a training point (its steps its fidelity). The GP: ``SingleTaskMultiFidelityGP`` with size as a
+    data fidelity and steps as the iteration fidelity (``LinearTruncatedFidelityKernel``), outcome standardised; the
+    acquisition: ``qMultiFidelityKnowledgeGradient`` with ``InverseCostWeightedUtility`` of the true cost (params x steps
+    + a fixed cost of ``fixed_cost``) and ``project_to_target_fidelity``, optimised over the mixtures with the pilot grid's
+    12 fidelities as fixed features (``optimize_acqf_mixed``), q at a time."""
+
+    def __init__(self, sim: NestedTruth, q: int, fantasies: int = 32, fixed_cost: float = 0.0):
+        self.sim, self.q, self.fantasies, self.fixed_cost = sim, q, fantasies, fixed_cost
+        self.m = len(sim.train)
+        self.fit_seconds, self.choose_seconds = [], []
+
+    @staticmethod
+    def fidelity(value, smallest, target):
+        return np.log(np.asarray(value, dtype=float) / smallest) / np.log(target / smallest)
+
+    @staticmethod
+    def unfidelity(f, smallest, target):
+        return smallest * np.exp(np.asarray(f) * np.log(target / smallest))
+
+    def _columns(self, params, steps):
+        return self.fidelity(params, SIZES[0], TARGET["params"]), self.fidelity(steps, STEPS[0], TARGET["step"])
+
+    def update(self, table: pd.DataFrame, seed: int) -> np.ndarray:
+        from botorch.acquisition import PosteriorMean
+        from botorch.acquisition.fixed_feature import FixedFeatureAcquisitionFunction
+        from botorch.fit import fit_gpytorch_mll
+        from botorch.models import SingleTaskMultiFidelityGP
+        from botorch.models.transforms.outcome import Standardize
+        from gpytorch.mlls import ExactMarginalLogLikelihood
+
+        torch.manual_seed(seed)
+        start = time.perf_counter()
+        w = pd.Series(self.sim.weights, index=self.sim.valid)
+        wide = table.pivot_table(index=["run", "step"], columns="valid_domain", values="loss")[self.sim.valid]
+        totals = wide.mul(w).sum(axis=1).rename("total").reset_index()
+        info = table.groupby("run")[[*(MIX_PREFIX + d for d in self.sim.train), "params"]].first()
+        rows = totals.join(info, on="run")
+        size_f, step_f = self._columns(rows["params"].to_numpy(), rows["step"].to_numpy())
+        X = torch.as_tensor(np.column_stack([rows[[MIX_PREFIX + d for d in self.sim.train]].to_numpy(), size_f, step_f]))
+        Y = torch.as_tensor(-rows["total"].to_numpy())[:, None]
+        self.model = SingleTaskMultiFidelityGP(X, Y, outcome_transform=Standardize(m=1), data_fidelities=[self.m], iteration_fidelity=self.m + 1)
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(self.model.likelihood, self.model))
+        self.fit_seconds.append(time.perf_counter() - start)
+        target = FixedFeatureAcquisitionFunction(PosteriorMean(self.model), d=self.m + 2, columns=[self.m, self.m + 1], values=[1.0, 1.0])
+        best, self.current_value = self._optimize(target, q=1, restarts=8, raw=256)
+        return best[0].numpy()
+
+    def _optimize(self, acqf, q: int, restarts: int, raw: int, fixed: list | None = None):
+        from botorch.optim import optimize_acqf, optimize_acqf_mixed
+
+        m = self.m
+        simplex = [(torch.arange(m), torch.ones(m, dtype=torch.float64), 1.0)]
+        if fixed is None:
+            bounds = torch.stack([torch.zeros(m, dtype=torch.float64), torch.ones(m, dtype=torch.float64)])
+            cand, value = optimize_acqf(
+                acqf, bounds=bounds, q=q, num_restarts=restarts, raw_samples=raw, equality_constraints=simplex, options={"maxiter": 200}
+            )
+        else:
+            bounds = torch.stack([torch.zeros(m + 2, dtype=torch.float64), torch.ones(m + 2, dtype=torch.float64)])
+            cand, value = optimize_acqf_mixed(
+                acqf,
+                bounds=bounds,
+                q=q,
+                num_restarts=restarts,
+                raw_samples=raw,
+                fixed_features_list=fixed,
+                equality_constraints=simplex,
+                options={"maxiter": 100},
+            )
+        r = cand.detach()[..., :m].clamp(0, 1)
+        r = r / r.sum(dim=-1, keepdim=True)
+        return (r, value.detach()) if fixed is None else (torch.cat([r, cand.detach()[..., m:]], dim=-1), value.detach())
+
+    def next_batch(self, seed: int, budget_left: float):
+        from botorch.acquisition import qMultiFidelityKnowledgeGradient
+        from botorch.acquisition.cost_aware import InverseCostWeightedUtility
+        from botorch.acquisition.utils import project_to_target_fidelity
+        from botorch.models.deterministic import GenericDeterministicModel
+
+        torch.manual_seed(seed)
+        start = time.perf_counter()
+        m = self.m
+
+        def cost(X):
+            params = torch.as_tensor(self.unfidelity(X[..., m].detach().numpy(), SIZES[0], TARGET["params"]))
+            steps = torch.as_tensor(self.unfidelity(X[..., m + 1].detach().numpy(), STEPS[0], TARGET["step"]))
+            return (self.fixed_cost + params * steps / (SIZES[-1] * STEPS[-1]))[..., None]
+
+        utility = InverseCostWeightedUtility(cost_model=GenericDeterministicModel(cost, num_outputs=1))
+        acqf = qMultiFidelityKnowledgeGradient(
+            model=self.model,
+            num_fantasies=self.fantasies,
+            current_value=self.current_value,
+            cost_aware_utility=utility,
+            project=lambda X: project_to_target_fidelity(X=X, target_fidelities={m: 1.0, m + 1: 1.0}, d=m + 2),
+        )
+        options = [(p, s) for p in SIZES for s in STEPS if pilot_cost(p, s) <= budget_left * (1 + 1e-9)]
+        fixed = [dict(zip((m, m + 1), map(float, self._columns(p, s)))) for p, s in options]
+        cand, _ = self._optimize(acqf, q=self.q, restarts=1, raw=16, fixed=fixed)
+        self.choose_seconds.append(time.perf_counter() - start)
+        cand = cand.numpy()
+        params = [nearest(SIZES, float(self.unfidelity(f, SIZES[0], TARGET["params"]))) for f in cand[:, m]]  # back onto the grid (rounding)
+        steps = [nearest(STEPS, float(self.unfidelity(f, STEPS[0], TARGET["step"]))) for f in cand[:, m + 1]]
+        return cand[:, :m], params, steps
+
+
+class RandomStrategy:
+    """Flat-Dirichlet mixtures, one at each pilot size (30k steps) a round; recommends the run with the best
+    observed total among the largest runs (410M / 30k if there is one, else the largest size run)."""
+
+    def __init__(self, sim: NestedTruth, q: int):
+        self.sim, self.q = sim, q
+        self.fit_seconds, self.choose_seconds = [], []
+
+    def update(self, table: pd.DataFrame, seed: int) -> np.ndarray:
+        runs = self.sim.observed_total(table)
+        largest = runs[(runs["params"] == runs["params"].max()) & (runs["step"] == runs["step"].max())]
+        return largest.loc[largest["total"].idxmin(), [MIX_PREFIX + d for d in self.sim.train]].to_numpy(dtype=float)
+
+    def next_batch(self, seed: int, budget_left: float):
+        rng = np.random.default_rng(seed)
+        options = [p for p in SIZES if pilot_cost(p, STEPS[-1]) <= budget_left * (1 + 1e-9)]
+        sizes = (options * self.q)[: max(self.q, len(options))] if options else []
+        return random_mixtures(len(sizes), len(self.sim.train), rng), sizes, [STEPS[-1]] * len(sizes)
+
+
+def run_seed(sim: NestedTruth, strategy, seed: int, budget: float, n_initial: int, max_rounds: int) -> list[dict]:
+    """One seed: the initial design, then rounds of (update, recommend, next batch) until the budget (cost units
+    beyond the initial design) or the rounds are spent; one row per round (cost so far, the recommendation's regret)."""
+    rng = np.random.default_rng(seed)
+    mixtures, params, steps = initial_design(sim, seed, n_initial)
+    table = sim.run(mixtures, params, steps, [f"init{i}" for i in range(len(params))], rng)
+    spent = sum(pilot_cost(p, s) for p, s in zip(params, steps))
+    initial_cost = spent
+    history = []
+    for round_ in range(max_rounds + 1):
+        recommendation = strategy.update(table, seed * 1000 + round_)
+        regret = float(sim.total(recommendation)[0] - sim.best_loss)
+        history.append({"round": round_, "cost": spent, "regret": regret, "runs": table["run"].nunique(), "recommendation": recommendation.round(3).tolist()})
+        left = initial_cost + budget - spent
+        if round_ == max_rounds or left <= pilot_cost(SIZES[0], STEPS[0]) * (1 - 1e-9):
+            break
+        mixtures, params, steps = strategy.next_batch(seed * 1000 + round_, left)
+        if len(params) == 0:
+            break
+        names = [f"r{round_}_{k}" for k in range(len(params))]
+        table = pd.concat([table, sim.run(mixtures, params, steps, names, rng)], ignore_index=True)
+        spent += sum(pilot_cost(p, s) for p, s in zip(params, steps))
+        history[-1]["picks"] = [f"{size_label(p)}x{s // 1000}k" for p, s in zip(params, steps)]
+    return history
+
+
+def cost_to_reach(history: list[dict], threshold: float) -> float:
+    """Cost spent when the recommendation first came within ``threshold`` of the optimum (inf: never)."""
+    return next((row["cost"] for row in history if row["regret"] <= threshold), np.inf)
+
+
+def make_strategy(name: str, sim: NestedTruth, args):
+    if name == "info":
+        return PackageStrategy(sim, "info", args.q_info, draws=args.draws, candidates=args.candidates, groups=not args.all_domains)
+    if name == "single":
+        return PackageStrategy(sim, "thompson", args.q_single, single=True, draws=args.draws, groups=not args.all_domains)
+    if name == "mfkg":
+        return MultiFidelityKG(sim, args.q_mfkg, fantasies=args.fantasies)
+    if name == "random":
+        return RandomStrategy(sim, len(SIZES))
+    raise SystemExit(f"unknown strategy {name!r}: info, single, mfkg, random")
+
+
+LABELS = {
+    "info": "this package: nested law + info per unit cost (size, steps, mixture)",
+    "mfkg": "BoTorch SingleTaskMultiFidelityGP + qMultiFidelityKnowledgeGradient",
+    "single": "this package: single fidelity (Thompson at 410M x 30k)",
+    "random": "random Dirichlet at each size (30k steps)",
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--truth", default="/tmp/bo_fidelity_truth.json", help="the fitted truth (JSON): read if it exists, else fitted and written")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--strategies", default="info,mfkg,single,random")
+    parser.add_argument("--budget", type=float, default=6.0, help="cost beyond the initial design, in 410M x 30k runs")
+    parser.add_argument("--rounds", type=int, default=2, help="most rounds (refits) a seed")
+    parser.add_argument("--initial", type=int, default=8)
+    parser.add_argument("--q-info", type=int, default=8, help="pilots a round chosen by info (cheap runs come in larger batches)")
+    parser.add_argument("--q-single", type=int, default=2)
+    parser.add_argument("--q-mfkg", type=int, default=2)
+    parser.add_argument("--draws", type=int, default=128, help="posterior draws the package's acquisitions use")
+    parser.add_argument("--candidates", type=int, default=200, help="random mixtures info ranks at each pilot scale")
+    parser.add_argument("--fantasies", type=int, default=8, help="fantasies of the knowledge gradient")
+    parser.add_argument("--all-domains", action="store_true", help="fit the nested law on the 22 domains (default: the Pile's 5 groups, 4x faster)")
+    parser.add_argument("--results", default="/tmp/bo_fidelity_results.jsonl", help="one line per (strategy, seed): appended, and reused by --report")
+    parser.add_argument("--report", action="store_true", help="only print the table and plot from --results")
+    parser.add_argument("--plot", default="benchmarks/bo_fidelity_regret.png")
+    parser.add_argument("--max-minutes", type=float, default=np.inf, help="start no new seed after this many minutes (CPU-bound machines)")
+    args = parser.parse_args()
+    sim = load_truth(args.truth)
+    threshold = 0.005 * sim.best_loss
+    print(
+        f"5Mix nested simulator (truth fitted in {sim.fit_info['seconds']:.0f} s: {sim.fit_info['summary'][:160]}...): target 1B x 100k optimum total "
+        f"{sim.best_loss:.4f} at { {d: round(float(x), 3) for d, x in zip(sim.train, sim.optimum)} }; 0.5% = {threshold:.4f}",
+        flush=True,
+    )
+    if not args.report:
+        started = time.perf_counter()
+        for seed in range(args.first_seed, args.first_seed + args.seeds):  # seeds outer: a run cut short still compares every strategy
+            if (time.perf_counter() - started) / 60 > args.max_minutes:
+                print(f"stopped before seed {seed}: --max-minutes {args.max_minutes} spent", flush=True)
+                break
+            for name in args.strategies.split(","):
+                strategy = make_strategy(name, sim, args)
+                start = time.perf_counter()
+                try:
+                    history = run_seed(sim, strategy, seed, args.budget, args.initial, args.rounds)
+                except Exception as error:  # a failed seed is reported, not hidden, and the others still run
+                    print(f"{name} seed {seed}: FAILED: {type(error).__name__}: {error}", flush=True)
+                    continue
+                seconds = time.perf_counter() - start
+                record = {"strategy": name, "seed": seed, "seconds": seconds, "fit_seconds": strategy.fit_seconds, "choose_seconds": strategy.choose_seconds}
+                record.update(history=history, args={k: v for k, v in vars(args).items() if k not in ("report", "results", "plot")})
+                with open(args.results, "a") as out:
+                    out.write(json.dumps(record) + "\n")
+                reach = cost_to_reach(history, threshold)
+                print(
+                    f"{name} seed {seed}: {seconds:.0f} s (fits {[round(x) for x in strategy.fit_seconds]} s, choices "
+                    f"{[round(x) for x in strategy.choose_seconds]} s); regret by round {[round(r['regret'], 4) for r in history]} at cost "
+                    f"{[round(r['cost'], 2) for r in history]}; picks {[r.get('picks') for r in history]}; cost to 0.5%: {reach:.2f}",
+                    flush=True,
+                )
+    report(args.results, threshold, args.plot)
+
+
+def report(results: str, threshold: float, plot: str) -> None:
+    records = [json.loads(line) for line in Path(results).read_text().splitlines() if line.strip()]
+    by = {}
+    for r in records:
+        by.setdefault(r["strategy"], {})[r["seed"]] = r  # a later line for a (strategy, seed) replaces an earlier one
+    rows = []
+    for name, seeds in by.items():
+        reach = np.array([cost_to_reach(r["history"], threshold) for r in seeds.values()])
+        final = np.array([r["history"][-1]["regret"] for r in seeds.values()])
+        spent = np.array([r["history"][-1]["cost"] for r in seeds.values()])
+        rows.append(
+            {
+                "strategy": LABELS.get(name, name),
+                "seeds": len(seeds),
+                "cost to within 0.5% (median)": float(np.median(reach)),
+                "reached": f"{np.isfinite(reach).sum()}/{len(reach)}",
+                "final regret (mean)": final.mean(),
+                "cost spent (mean)": spent.mean(),
+                "seconds a seed": np.mean([r["seconds"] for r in seeds.values()]),
+                "_key": name,
+                "_reach": reach,
+            }
+        )
+    table = pd.DataFrame(rows)
+    medians = {row["_key"]: row["cost to within 0.5% (median)"] for row in rows}
+    for base in ("mfkg", "single"):
+        if base in medians:
+            table[f"cost / {base}'s"] = [m / medians[base] if np.isfinite(medians[base]) else np.nan for m in table["cost to within 0.5% (median)"]]
+    print("\nCost in 410M x 30k runs (the initial design included); 'inf': not within 0.5% by the end of the budget.\n")
+    print(table.drop(columns=["_key", "_reach"]).to_markdown(index=False, floatfmt=".3g"))
+    plot_curves(by, threshold, plot)
+
+
+def plot_curves(by: dict, threshold: float, plot: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for k, (name, seeds) in enumerate(by.items()):
+        color = f"C{k}"
+        for i, r in enumerate(seeds.values()):
+            cost = [h["cost"] for h in r["history"]]
+            regret = [max(h["regret"], 1e-5) for h in r["history"]]
+            ax.step(cost, regret, where="post", color=color, alpha=0.35, lw=1, label=f"{LABELS.get(name, name)} ({len(seeds)} seeds)" if i == 0 else None)
+            ax.plot(cost, regret, "o", color=color, ms=3, alpha=0.6)
+    ax.axhline(threshold, color="k", ls=":", label="0.5% of the optimum")
+    ax.set_yscale("log")
+    ax.set_xscale("log")
+    ax.set_xlabel("cost spent (params x steps, in 410M x 30k runs; initial design included)")
+    ax.set_ylabel("regret of the recommended mixture at 1B x 100k")
+    ax.set_title("5Mix nested simulator: recommendation's regret against cost (each line a seed)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(plot, dpi=120)
+    print(f"plot: {plot}")
+
+
+if __name__ == "__main__":
+    main()
