@@ -36,7 +36,7 @@ def test_jax_backend_agrees_with_numba_on_5mix(table, tmp_path):
         assert law.diagnostics.max_rhat < 1.05 and law.diagnostics.divergences <= 5, f"{backend}: {law.diagnostics.problems}"
     # each posterior mean within Monte Carlo error of the other's: |difference| < 4 x the two MCSEs combined
     for name in ("log_c", "log_k", "t", "noise_sigma", "nu"):
-        a, b = (fits[k].idata["posterior"][[name]].to_dataset() for k in ("numba", "jax"))
+        a, b = (fits[k].idata["posterior"].to_dataset()[[name]] for k in ("numba", "jax"))
         mcse = np.hypot(az.mcse(a)[name].values, az.mcse(b)[name].values)
         gap = np.abs(a[name].mean(("chain", "draw")).values - b[name].mean(("chain", "draw")).values)
         assert np.all(gap < 4 * mcse), f"{name}: largest gap {np.max(gap / mcse):.1f} Monte Carlo standard errors"
