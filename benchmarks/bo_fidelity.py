@@ -338,7 +338,7 @@ class MultiFidelityKG:
                 raw_samples=raw,
                 fixed_features_list=fixed,
                 equality_constraints=simplex,
-                options={"maxiter": 100},
+                options={"maxiter": 25},
             )
         r = cand.detach()[..., :m].clamp(0, 1)
         r = r / r.sum(dim=-1, keepdim=True)
