@@ -52,7 +52,7 @@ def fit(
     backend: Annotated[
         Backend | None,
         typer.Option(
-            help="Where NUTS computes the log density and its gradient: numba (the default, fastest on CPU) or jax (nutpie's JAX backend, "
+            help="Where NUTS computes the log density and its gradient: numba (the default, fastest on small tables) or jax (nutpie's JAX backend, "
             "for a GPU and large tables; pip install 'bayes_mixlaw[jax]'); overrides the config's sampler.backend"
         ),
     ] = None,
