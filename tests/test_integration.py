@@ -28,7 +28,8 @@ def quiet_fit(law, runs, **kw):
 def test_reproduces_published_5mix_fit():
     runs = datasets.mixinglaws_5mix_70m().select(step=30000)
     groups = datasets.pile_targets().aggregate(runs)  # the paper fits the group losses
-    law = quiet_fit(MixingLaw(), groups, seed=0, draws=500, tune=500)
+    # 1000 warm-up steps: with 500 one draw in 2000 diverged under nutpie 0.16.11 / numba 0.68 (0 for seeds 0-2 with 1000)
+    law = quiet_fit(MixingLaw(), groups, seed=0, draws=500, tune=1000)
     p = law.parameters(ci=0.95)
     for group, values in PUBLISHED.items():
         mine = p[p["valid_domain"] == group]
