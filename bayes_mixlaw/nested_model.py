@@ -154,7 +154,7 @@ class NestedModel:
             pm.Deterministic("log_b_mixture", log_b, dims=mv)
             e_sigma = cfg.prior("log_exponent_sigma").create_variable("log_exponent_sigma")
             alpha_mu, beta_mu = (cfg.prior(k).create_variable(k) for k in ("log_alpha_mu", "log_beta_mu"))
-            if cfg.scaling_parameterisation in ("share", "stick"):
+            if self._share:  # share or stick: slopes sampled through the shares
                 # sample what the pilots pin, the slopes alpha q_a and beta q_b of the log loss at the
                 # reference scale (q: the shares of the loss the size and step terms remove there);
                 # the exponents follow as slope / share, and their priors apply to them unchanged
