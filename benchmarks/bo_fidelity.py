@@ -615,15 +615,16 @@ def report(results: str, threshold: float, plot: str) -> None:
         by.setdefault(r["strategy"], {})[r["seed"]] = r  # a later line for a (strategy, seed) replaces an earlier one
     rows = []
     for name, seeds in by.items():
-        reach = np.array([cost_to_reach(r["history"], threshold) for r in seeds.values()])
-        stay = np.array([cost_to_stay(r["history"], threshold) for r in seeds.values()])
+        # beyond the initial design, which every strategy shares (1.37 of the default 8 runs): the part a strategy chose
+        reach = np.array([cost_to_reach(r["history"], threshold) - r["history"][0]["cost"] for r in seeds.values()])
+        stay = np.array([cost_to_stay(r["history"], threshold) - r["history"][0]["cost"] for r in seeds.values()])
         final = np.array([r["history"][-1]["regret"] for r in seeds.values()])
         spent = np.array([r["history"][-1]["cost"] for r in seeds.values()])
         rows.append(
             {
                 "strategy": LABELS.get(name, name),
                 "seeds": len(seeds),
-                "cost to within 0.5% (median)": float(np.median(reach)),
+                "cost to reach 0.5% (median)": float(np.median(reach)),
                 "reached": f"{np.isfinite(reach).sum()}/{len(reach)}",
                 "cost to stay within 0.5% (median)": float(np.median(stay)),
                 "stayed": f"{np.isfinite(stay).sum()}/{len(stay)}",
@@ -636,12 +637,16 @@ def report(results: str, threshold: float, plot: str) -> None:
             }
         )
     table = pd.DataFrame(rows)
-    for metric, short in (("cost to within 0.5% (median)", "reach"), ("cost to stay within 0.5% (median)", "stay")):
+    for metric, short in (("cost to reach 0.5% (median)", "reach"), ("cost to stay within 0.5% (median)", "stay")):
         medians = {row["_key"]: row[metric] for row in rows}
         for base in ("mfkg", "single"):
             if base in medians:
                 table[f"{short} cost / {base}'s"] = [m / medians[base] if np.isfinite(medians[base]) else np.nan for m in table[metric]]
-    print("\nCost in 410M x 30k runs (the initial design included); 'inf': not within 0.5% by the end of the budget.\n")
+    print(
+        "\nCost in 410M x 30k runs. Reach / stay: the cost beyond the shared initial design until the recommendation first comes "
+        "within 0.5% / from which it stays within ('inf': not by the end of the budget); regret at cost c: c includes the "
+        "initial design.\n"
+    )
     print(table.drop(columns=["_key", "_reach"]).to_markdown(index=False, floatfmt=".3g"))
     plot_curves(by, threshold, plot)
 
