@@ -41,6 +41,9 @@ SLOW_NOTEBOOKS = {
     # a simulated pilot loop: eight NUTS refits of the 5Mix mixing law, ~2-4 minutes on 2 cores; the loop itself runs
     # for real (reference trainer, fits, Ctrl-C and resume) in closed_loop.ipynb and tests/test_loop.py by default
     "pilot_loop.ipynb",
+    # a fast nested fit of the whole RedPajama table, 20 mixtures x 4 sizes (2-3 minutes on 2 cores); the nested law runs for
+    # real through the command line in tests/test_nested_integration.py by default
+    "nested_redpajama.ipynb",
 }
 
 

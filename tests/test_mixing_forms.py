@@ -167,7 +167,7 @@ def test_function_agrees_across_numpy_pytensor_and_torch(name, runs):
         assert np.allclose(form.function(np, r, **{p: v[k] for p, v in params.items()}), expected[k])
 
 
-@pytest.mark.parametrize("name", ["explicit", "implicit"])
+@pytest.mark.parametrize("name", PACKAGED)
 def test_mocked_fit_predicts_optimises_and_suggests(name, runs, mocked_sampling):
     from bayes_mixlaw.bo import suggest
 
@@ -192,6 +192,7 @@ def power_fit(runs):
         return law.fit(runs, seed=1, progress=False)
 
 
+@pytest.mark.slow  # ~3 minutes on 2 cores (a real fit, the report and a PSIS-LOO comparison); every form's mechanics run mocked by default
 def test_power_law_fits_5mix_predicts_optimises_reports_and_compares(power_fit, runs, tmp_path, monkeypatch):
     from bayes_mixlaw.bo import suggest
     from bayes_mixlaw.model import BayesianLaw

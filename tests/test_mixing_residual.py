@@ -207,6 +207,7 @@ def test_with_few_pilots_the_residual_shrinks_to_the_law(few_pilot_fit):
     assert float((tau / post["noise_sigma"]).median()) < 1.0
 
 
+@pytest.mark.slow  # ~1-2 minutes on 2 cores after the fit; the residual's mechanics run mocked by default and the real fit's shrinkage just above
 def test_real_fit_predicts_reloads_identically_and_suggests(few_pilot_fit, runs, tmp_path):
     from bayes_mixlaw.bo import suggest
     from bayes_mixlaw.optimize import optimal_mixture
