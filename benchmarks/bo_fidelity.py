@@ -186,6 +186,11 @@ def pile_groups(sim: NestedTruth) -> dict[str, tuple[list[str], float]]:
     return {g: (members, float(sum(weight[d] for d in members))) for g, members in groups.items()}
 
 
+def affordable_scales(budget_left: float) -> list[tuple[int, int]]:
+    """The pilot grid's (size, steps) pairs whose cost fits in ``budget_left``."""
+    return [(p, s) for p in SIZES for s in STEPS if pilot_cost(p, s) <= budget_left * (1 + 1e-9)]
+
+
 def nearest(grid: list[int], value: float) -> int:
     """The grid value closest to ``value`` on the log scale."""
     return min(grid, key=lambda x: abs(np.log(x / value)))
@@ -369,7 +374,7 @@ class MultiFidelityKG:
             cost_aware_utility=utility,
             project=lambda X: project_to_target_fidelity(X=X, target_fidelities={m: 1.0, m + 1: 1.0}, d=m + 2),
         )
-        options = [(p, s) for p in SIZES for s in STEPS if pilot_cost(p, s) <= budget_left * (1 + 1e-9)]
+        options = affordable_scales(budget_left)
         fixed = [dict(zip((m, m + 1), map(float, self._columns(p, s)))) for p, s in options]
         cand, _ = self._optimize(acqf, q=self.q, restarts=1, raw=16, fixed=fixed)
         self.choose_seconds.append(time.perf_counter() - start)
@@ -416,13 +421,12 @@ class DiscreteMultiFidelityKG(MultiFidelityKG):
         m = self.m
         pool = np.vstack([random_mixtures(self.pool, m, rng), self.observed])
         inner = np.vstack([random_mixtures(self.inner, m, rng), pool, self.recommendation[None]])
-        options = [(p, s) for p in SIZES for s in STEPS if pilot_cost(p, s) <= budget_left * (1 + 1e-9)]
+        options = affordable_scales(budget_left)
         if not options:
             return np.zeros((0, m)), [], []
         fid = np.array([self._columns(p, s) for p, s in options])  # (F, 2)
         cand = np.column_stack([np.repeat(pool, len(options), axis=0), np.tile(fid, (len(pool), 1))])  # (C, m + 2)
         cand_cost = np.tile([self.fixed_cost + pilot_cost(p, s) for p, s in options], len(pool))
-        cand_scale = np.tile(np.arange(len(options)), len(pool))
         A = np.column_stack([inner, np.ones((len(inner), 2))])
         with torch.no_grad():
             post = self.model.posterior(torch.as_tensor(np.vstack([A, cand])), observation_noise=True)
@@ -441,7 +445,7 @@ class DiscreteMultiFidelityKG(MultiFidelityKG):
             )
             value = kg.numpy() / cand_cost
             value[cand_cost > left * (1 + 1e-9)] = -np.inf
-            value[[i for i in range(len(cand)) if i in picks]] = -np.inf
+            value[picks] = -np.inf
             j = int(np.argmax(value))
             if not np.isfinite(value[j]):
                 break
@@ -450,7 +454,8 @@ class DiscreteMultiFidelityKG(MultiFidelityKG):
             col = cov[:, M + j].clone()
             cov = cov - torch.outer(col, col) / col[M + j]
         self.choose_seconds.append(time.perf_counter() - start)
-        return cand[picks, :m], [options[cand_scale[j]][0] for j in picks], [options[cand_scale[j]][1] for j in picks]
+        scales = [options[j % len(options)] for j in picks]  # candidates run pool-major: candidate j is at scale j mod F
+        return cand[picks, :m], [p for p, _ in scales], [s for _, s in scales]
 
 
 class RandomStrategy:
@@ -578,6 +583,7 @@ def main():
         flush=True,
     )
     if not args.report:
+        rounds = {"single": args.rounds_single, "mfkg": args.rounds_cheap, "mfkg-oneshot": args.rounds_cheap, "random": args.rounds_cheap}
         started = time.perf_counter()
         for seed in range(args.first_seed, args.first_seed + args.seeds):  # seeds outer: a run cut short still compares every strategy
             if (time.perf_counter() - started) / 60 > args.max_minutes:
@@ -587,7 +593,6 @@ def main():
                 strategy = make_strategy(name, sim, args)
                 start = time.perf_counter()
                 try:
-                    rounds = {"single": args.rounds_single, "mfkg": args.rounds_cheap, "mfkg-oneshot": args.rounds_cheap, "random": args.rounds_cheap}
                     history = run_seed(sim, strategy, seed, args.budget, args.initial, rounds.get(name, args.rounds))
                 except Exception as error:  # a failed seed is reported, not hidden, and the others still run
                     print(f"{name} seed {seed}: FAILED: {type(error).__name__}: {error}", flush=True)
@@ -633,7 +638,6 @@ def report(results: str, threshold: float, plot: str) -> None:
                 "cost spent (mean)": spent.mean(),
                 "seconds a seed": np.mean([r["seconds"] for r in seeds.values()]),
                 "_key": name,
-                "_reach": reach,
             }
         )
     table = pd.DataFrame(rows)
@@ -647,7 +651,7 @@ def report(results: str, threshold: float, plot: str) -> None:
         "within 0.5% / from which it stays within ('inf': not by the end of the budget); regret at cost c: c includes the "
         "initial design.\n"
     )
-    print(table.drop(columns=["_key", "_reach"]).to_markdown(index=False, floatfmt=".3g"))
+    print(table.drop(columns=["_key"]).to_markdown(index=False, floatfmt=".3g"))
     plot_curves(by, threshold, plot)
 
 
