@@ -127,15 +127,16 @@ def active_axes(law, scale: dict) -> dict[str, float]:
 def log_factor(kappas: dict[str, np.ndarray], axes: dict[str, float | np.ndarray], n_valid: int, rho: float, rng: np.random.Generator, rows: int = 1):
     """The discrepancy's log-multiplier of the losses, shape (*draws, rows, n_valid): ``kappas`` maps each
     active axis (:func:`active_axes`) to its posterior draws (any shape ``draws``) and ``axes`` to its
-    distance (a number, or one per row); one error per draw, row and domain. With ``rows=1`` (a scale
-    axis) the error is shared by every mixture of a call; the mixture axis draws one per mixture.
+    distance (a number, one per row, or one per draw and row: shape (*draws, rows)); one error per draw,
+    row and domain. With ``rows=1`` (a scale axis) the error is shared by every mixture of a call (and by
+    every point of a curve: the distances may still differ by row); the mixture axis draws one per mixture.
     0.0 where no axis is active."""
     total = 0.0
     for name, d in axes.items():
         kappa = np.asarray(kappas[name])[..., None, None]
         draws = kappa.shape[:-2]
         z = np.sqrt(rho) * rng.standard_normal(draws + (rows, 1)) + np.sqrt(1 - rho) * rng.standard_normal(draws + (rows, n_valid))
-        total = total + np.reshape(d, (-1, 1)) * kappa * z
+        total = total + np.asarray(d, dtype=float)[..., None] * kappa * z
     return total
 
 

@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_mixlaw import discrepancy
+from bayes_mixlaw import discrepancy, discrepancy_schedule
 from bayes_mixlaw.inference import SamplingWarning
 from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.request import say_extrapolation, schedule_target
@@ -96,7 +96,7 @@ class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, Bayes
         Other keywords: :meth:`BayesianLaw.fit`."""
         super().fit(runs, build_options={"schedule": schedule}, **kwargs)
         if self.config.discrepancy:
-            discrepancy.draw_scales(self, ["discrepancy_size"], {}, kwargs.get("seed"))
+            discrepancy.draw_scales(self, ["discrepancy_size", discrepancy_schedule.NAME], {}, kwargs.get("seed"))
         return self
 
     # results ---------------------------------------------------------------------------------
@@ -197,6 +197,7 @@ class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, Bayes
                 "run_anneal_sigma",
                 "total_steps",
                 "discrepancy_size",
+                discrepancy_schedule.NAME,
             )
             if n in post
         ]
@@ -254,6 +255,7 @@ class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, Bayes
             if np.any(feats.s1 <= 0):
                 raise ValueError(f"step {int(steps[np.flatnonzero(feats.s1 <= 0)[0]])} is before the learning rate has moved the model (S1 = 0)")
             xs = {"s1_rel": feats.s1 / s0, "s2_rel": feats.s2 / s0, "drop": feats.drop, "eta": feats.eta, "s_k": feats.s_k}
+            pending = discrepancy_schedule.pending_decrease(feats.s2, self.features(schedule, np.maximum(steps - 1, 0)).s2)
         else:  # the unknown schedule: areas per draw of its length (annealing term only)
             if np.any(np.asarray(steps) < 0) or np.any(np.asarray(steps) != np.round(steps)):
                 raise ValueError("steps must be whole numbers >= 0")
@@ -262,6 +264,8 @@ class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, Bayes
             if np.any(s1 <= 0):
                 raise ValueError("a step is before the learning rate has moved the model (S1 = 0)")
             xs = {"s1_rel": s1 / s0, "s2_rel": s2 / s0}
+            before = self.config.unknown_schedule.areas(np.maximum(np.asarray(steps, dtype=float) - 1, 0), totals, int(attrs["unknown_last"]))[1]
+            pending = discrepancy_schedule.pending_decrease(s2, before)  # (chain, draw, step)
         out = np.empty((C, D, len(steps), len(self.valid_domains)))
         log_n = np.log(params / float(attrs["n0"]))
         span = self._size_span() if multi else {}
@@ -289,6 +293,12 @@ class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, Bayes
         if beyond > 0 and "discrepancy_size" in post:  # the law's form beyond the largest pilot size
             kappa = {"discrepancy_size": post["discrepancy_size"].values}
             out = out * np.exp(discrepancy.log_factor(kappa, {"discrepancy_size": beyond}, out.shape[-1], self.config.discrepancy_correlation, rng))
+        if discrepancy_schedule.NAME in post:  # the annealing term's form while a decrease is pending
+            if run is not None:  # a pilot continued: its own checkpoints are data
+                pending = np.where(steps > self._last_step(run), pending, 0.0)
+            if np.any(pending > 0):
+                kappa = post[discrepancy_schedule.NAME].values
+                out = out * np.exp(discrepancy_schedule.log_factor(kappa, pending, out.shape[-1], self.config.discrepancy_correlation, rng))
         if kind == "predictive" and noise:
             sigma = post["noise_sigma"].values[:, :, None, :]
             out = out * np.exp(sigma * self._standard_noise(out.shape, rng))
@@ -372,7 +382,7 @@ class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, Bayes
             f"Schedule-aware scaling law ({self.config.step_term}) on {self.idata['observed_data'].sizes['obs']} points x "
             f"{len(self.valid_domains)} validation domain(s): {shown} ({v}); {d.summary()}. Schedules: {runs}"
         )
-        return line + self._size_note() + (self.unknown_schedule_note() if self.unknown_runs else "")
+        return line + self._size_note() + self._schedule_note() + (self.unknown_schedule_note() if self.unknown_runs else "")
 
     def unknown_schedule_note(self) -> str:
         """What was assumed for the runs of unknown schedule, what the posterior says of its length,

@@ -70,6 +70,11 @@ SCHEDULED_PRIORS: dict[str, Prior] = {
     # the log loss per unit of log-size, the nested law's external prior (benchmarks/discrepancy_prior.py:
     # Chinchilla's models, median 0.017 per log-unit)
     "discrepancy_size": NESTED_PRIORS["discrepancy_size"],
+    # model discrepancy of a schedule's annealing (bayes_mixlaw.discrepancy_schedule): the law-form error of the
+    # log loss per unit of pending LR decrease (Tissue's momentum m_t, relative to the reference LR), on every
+    # prediction where a decrease is pending. External (benchmarks/discrepancy_prior.py --axes schedule:
+    # leave-one-schedule-out on Luo et al.'s training schedules, 0.012-0.021, median 0.016); spread 1.65x at one sd
+    "discrepancy_schedule": Prior("LogNormal", mu=-4.14, sigma=0.5),
     # noise on the log loss: logged training losses scatter by about 0.1%
     "noise_sigma": Prior("HalfNormal", sigma=0.01),
 }
@@ -105,8 +110,9 @@ class ScheduledLawConfig(LawConfig):
     # what a run without an lr column, and without a given schedule, may have been trained with
     # (None: such a run is an error; the annealing step term only)
     unknown_schedule: UnknownSchedule | None = Field(default_factory=lambda: UnknownSchedule())
-    # model discrepancy beyond the largest pilot size (bayes_mixlaw.discrepancy), on by default: a size
-    # the pilots did not reach rests on the size term's form and (with two sizes) on the prior of its
-    # exponent; and how much of that error the validation domains share
+    # model discrepancy, on by default: beyond the largest pilot size (bayes_mixlaw.discrepancy: a size the
+    # pilots did not reach rests on the size term's form and, with two sizes, on the prior of its exponent),
+    # and while a learning-rate decrease is pending (bayes_mixlaw.discrepancy_schedule: the annealing term's
+    # response errs most right after a drop); and how much of that error the validation domains share
     discrepancy: bool = True
     discrepancy_correlation: float = Field(0.75, ge=0, le=1)

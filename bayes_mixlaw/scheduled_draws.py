@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from bayes_mixlaw import discrepancy_schedule
 from bayes_mixlaw.inference import SamplingWarning
 from bayes_mixlaw.schedules import Schedule, StepFeatures, as_schedule
 
@@ -44,6 +45,11 @@ class ScheduledDraws:
                 draws = self.predict_draws(params, None, steps, run=str(run), seed=seed, noise=noise).values  # (chain, draw, step, target)
             out[:, :, g.index.to_numpy()] = draws[:, :, np.searchsorted(steps, g["step"].to_numpy()), g["obs_valid_domain"].map(domains).to_numpy()]
         return obs, out
+
+    def _last_step(self, run: str) -> int:
+        """The last checkpoint of pilot ``run`` (its curve is data up to there)."""
+        obs = self.idata["observed_data"]
+        return int(np.max(obs["step"].values[obs["run"].values == run]))
 
     def features(self, schedule: Schedule, steps) -> StepFeatures:
         """The step-law features of ``schedule`` at ``steps``, in the fit's units (its reference LR)."""
@@ -96,3 +102,16 @@ class ScheduledDraws:
                 "them (external prior; discrepancy: false leaves it out)"
             )
         return note
+
+    def _schedule_note(self) -> str:
+        """What a schedule's annealing rests on: the annealing term's form error while an LR decrease is pending
+        (:mod:`bayes_mixlaw.discrepancy_schedule`)."""
+        post = self.idata["posterior"]
+        if discrepancy_schedule.NAME not in post:
+            return ""
+        kappa = float(np.median(post[discrepancy_schedule.NAME].values))
+        return (
+            f". While a learning-rate decrease is pending (a decay the pilots did not run, or a pilot's beyond its last checkpoint), "
+            f"a prediction carries the annealing term's form error, {100 * kappa:.1f}% of the loss per unit of pending decrease "
+            "(relative to the pilots' peak LR; external prior, discrepancy: false leaves it out)"
+        )

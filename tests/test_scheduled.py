@@ -217,6 +217,43 @@ def test_beyond_the_largest_pilot_size_the_discrepancy_widens_the_interval_and_t
     assert abs(error.mean()) < 3 * error.std() / np.sqrt(error.size)
 
 
+def test_a_pending_lr_decrease_carries_the_annealing_form_error_and_a_pilots_own_checkpoints_do_not(fitted):
+    """bayes_mixlaw.discrepancy_schedule: a new run's prediction is multiplied by exp(kappa m_t z), m_t the LR
+    decrease still pending (0 at a constant LR), one z per draw along the curve; a pilot continued to its own
+    checkpoints is data there; a fit file without the scale (an earlier version) predicts as before."""
+    law = fitted
+    post = law.idata["posterior"].to_dataset()
+    assert "discrepancy_schedule" in post and (law.parameters()["parameter"] == "discrepancy_schedule").any()
+    assert "pending decrease" in law.summary_line()
+    wsd = Schedule.from_dict(WSD)
+    steps = np.array([10000, 20100, 20500, 21000, 23000, 24000])
+    with_error = law.predict_draws(1e8, wsd, steps, kind="mean").values[..., 0]
+    law.idata["posterior"] = post.drop_vars("discrepancy_schedule")
+    try:
+        without = law.predict_draws(1e8, wsd, steps, kind="mean").values[..., 0]
+        own = law.predict_draws(1e8, None, [8000, 12000], kind="mean", run="100/wsdcon_9").values
+    finally:
+        law.idata["posterior"] = post
+    pending = law.features(wsd, steps).s2 - law.features(wsd, steps - 1).s2
+    assert pending[0] == 0 and np.all(pending[1:] > 0) and pending.argmax() in (2, 3)  # the decay starts at 20000
+    error = np.log(with_error / without)
+    np.testing.assert_array_equal(error[..., 0], 0.0)  # nothing pending: nothing changes
+    kappa = post["discrepancy_schedule"].values
+    for j in range(1, len(steps)):  # log-variance m^2 E[kappa^2], mean 0
+        assert error[..., j].var() == pytest.approx(pending[j] ** 2 * float((kappa**2).mean()), rel=0.3)
+        assert abs(error[..., j].mean()) < 4 * error[..., j].std() / np.sqrt(error[..., j].size)
+    z = error[..., 1:] / (kappa[..., None] * pending[1:])
+    np.testing.assert_allclose(z, z[..., :1] * np.ones_like(z), atol=1e-9)  # one z for the whole curve
+    np.testing.assert_array_equal(law.predict_draws(1e8, None, [8000, 12000], kind="mean", run="100/wsdcon_9").values, own)
+    widened = law.predict(1e8, wsd, [21000])
+    law.idata["posterior"] = post.drop_vars("discrepancy_schedule")
+    try:
+        narrow = law.predict(1e8, wsd, [21000])
+    finally:
+        law.idata["posterior"] = post
+    assert (widened["upper"] - widened["lower"]).item() > 1.2 * (narrow["upper"] - narrow["lower"]).item()
+
+
 def test_a_two_size_fit_file_of_the_earlier_layout_says_to_refit(shared_data, mocked_sampling, tmp_path):
     runs = load_runs(shared_data / "multipowerlaw").data
     two_sizes = runs[runs["run"].isin(["25/cosine_24000", "100/cosine_24000"])]
