@@ -25,6 +25,7 @@ import argparse
 import tempfile
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,7 @@ def evaluate(
     point_baseline: bool = True,
     target_step: int = STEP_30K,
     schedule: dict | None = None,
+    config: NestedLawConfig | None = None,
 ) -> list[dict]:
     """``schedule``: the pilots' learning-rate schedule and the target's (the nested law's schedule-aware
     step term, :mod:`bayes_mixlaw.schedule_grid`); ``None``: steps as they come."""
@@ -108,7 +110,7 @@ def evaluate(
     sampler = {k: v for k, v in dict(draws=draws, tune=draws, chains=chains).items() if v is not None} | {"progress": False}
     fits = {}
     if methods & {"joint", "calibrated"}:
-        law = NestedLaw(targets=targets)
+        law = NestedLaw(config or NestedLawConfig(), targets=targets)
         start = time.perf_counter()
         law.fit(train, seed=seed, schedule=schedule, **sampler)
         seconds = time.perf_counter() - start
@@ -217,7 +219,9 @@ def main():
     parser.add_argument("--full", default="share", help="parameterisations of the whole-RedPajama fit to time: share, amplitude")
     parser.add_argument("--checks", default="size,steps", help="which checks to run: size, steps, 5mix, 3mix, 3mix-schedule")
     parser.add_argument("--no-point", action="store_true", help="skip the point pipeline (its numbers are in benchmarks/README.md)")
+    parser.add_argument("--config", default=None, help="a NestedLawConfig file (YAML or JSON) for the joint fits (default: the defaults)")
     args = parser.parse_args()
+    check = partial(evaluate, config=NestedLawConfig.from_file(args.config) if args.config else None)
     runs = redpajama(args.shared)
     if args.domains:
         keep = runs.data["valid_domain"].isin(args.domains.split(","))
@@ -226,7 +230,7 @@ def main():
     methods = set(args.methods.split(","))
     rows, checks, point = [], set(args.checks.split(",")), not args.no_point
     if "size" in checks:
-        rows += evaluate(
+        rows += check(
             "size: fit 70M-305M, predict 410M@30k",
             runs,
             data["params"] < SIZE_410M,
@@ -239,7 +243,7 @@ def main():
         )
         print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"), flush=True)
     if "steps" in checks:
-        rows += evaluate(
+        rows += check(
             "steps: fit <=20k, predict 30k", runs, data["step"] <= 20_000, data["step"] == STEP_30K, args.draws, args.chains, args.seed, methods, point
         )
         print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4f"), flush=True)
@@ -247,7 +251,7 @@ def main():
         five = load_runs(f"{args.shared}/mixinglaws/5Mix")
         fd = five.data[five.data["step"] <= STEP_30K]
         five = RunsTable(fd.reset_index(drop=True), five.source)
-        rows += evaluate(
+        rows += check(
             "5mix size: fit 70M-305M, predict 410M@30k",
             five,
             fd["params"] < SIZE_410M,
@@ -264,7 +268,7 @@ def main():
         # have one at 30k (4 runs) or none before 60k (12 runs))
         three = load_runs(f"{args.shared}/mixinglaws/3Mix")
         td = three.data
-        rows += evaluate(
+        rows += check(
             "3mix steps: fit <=30k, predict 410M@60k",
             three,
             td["step"] <= STEP_30K,
@@ -281,7 +285,7 @@ def main():
         td = three.data[three.data["params"] < SIZE_410M].reset_index(drop=True)
         three = RunsTable(td, three.source)
         for label, schedule in (("steps as they come", None), ("assumed cosine to 30k", COSINE_30K)):
-            rows += evaluate(
+            rows += check(
                 f"3mix 70M+160M steps: fit <=15k, predict 30k; {label}",
                 three,
                 td["step"] <= 15_000,
