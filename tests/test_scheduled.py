@@ -115,7 +115,7 @@ def test_config_rejects_unknown_priors_and_step_terms():
         ScheduledLawConfig(step_term="cosine")
 
 
-@pytest.mark.parametrize("likelihood", ["laplace", "normal"])
+@pytest.mark.parametrize("likelihood", ["laplace", pytest.param("normal", marks=pytest.mark.slow)])  # normal: ~25 s, not the default
 def test_predictive_mean_is_finite_and_near_the_median_on_heavy_tailed_noise(curves, likelihood):
     """Losses with Student-t noise (3 degrees of freedom: spikes) on the log scale: the law's Laplace (or
     Normal) on the log loss gives a predictive whose mean exists, so two seeds' means agree and sit next
