@@ -226,7 +226,10 @@ class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, Bayes
         runs of unknown schedule: each draw's total length T from the posterior, among the draws whose T
         reaches the last step, so the interval carries the schedule's uncertainty; ``total_steps``
         fixes T instead (``float('inf')``: a constant LR), to see what an assumption would give.
-        ``noise=False``: a ``predictive`` run's curve without the likelihood's noise (its run effects only)."""
+        ``noise=False``: a ``predictive`` run's curve without the likelihood's noise (its run effects only).
+        Either kind carries the model discrepancies: beyond the largest pilot size (:mod:`bayes_mixlaw.discrepancy`)
+        and while a learning-rate decrease is pending, except at a continued pilot's own checkpoints
+        (:mod:`bayes_mixlaw.discrepancy_schedule`)."""
         self._require_fit()
         self._check_kind(kind)
         params = float(np.asarray(params, dtype=float).ravel()[0]) if np.ndim(params) else float(params)
