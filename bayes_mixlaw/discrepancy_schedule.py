@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bayes_mixlaw.discrepancy import log_factor as shared_log_factor
+
 NAME = "discrepancy_schedule"
 
 
@@ -35,6 +37,4 @@ def log_factor(kappa, pending, n_valid: int, rho: float, rng: np.random.Generato
     """The discrepancy's log-multiplier of the losses, shape (chain, draw, point, n_valid): ``kappa`` (chain, draw)
     its scale's draws, ``pending`` (point,) or (chain, draw, point) the pending decrease :func:`pending_decrease`.
     One error per draw and domain, shared by the points of the curve."""
-    from bayes_mixlaw.discrepancy import log_factor as shared_log_factor
-
     return shared_log_factor({NAME: kappa}, {NAME: pending}, n_valid, rho, rng)

@@ -258,7 +258,7 @@ class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, Bayes
             if np.any(feats.s1 <= 0):
                 raise ValueError(f"step {int(steps[np.flatnonzero(feats.s1 <= 0)[0]])} is before the learning rate has moved the model (S1 = 0)")
             xs = {"s1_rel": feats.s1 / s0, "s2_rel": feats.s2 / s0, "drop": feats.drop, "eta": feats.eta, "s_k": feats.s_k}
-            pending = discrepancy_schedule.pending_decrease(feats.s2, self.features(schedule, np.maximum(steps - 1, 0)).s2)
+            pending = self.pending_decrease(schedule, steps, feats) if discrepancy_schedule.NAME in post else None
         else:  # the unknown schedule: areas per draw of its length (annealing term only)
             if np.any(np.asarray(steps) < 0) or np.any(np.asarray(steps) != np.round(steps)):
                 raise ValueError("steps must be whole numbers >= 0")
@@ -267,8 +267,10 @@ class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, Bayes
             if np.any(s1 <= 0):
                 raise ValueError("a step is before the learning rate has moved the model (S1 = 0)")
             xs = {"s1_rel": s1 / s0, "s2_rel": s2 / s0}
-            before = self.config.unknown_schedule.areas(np.maximum(np.asarray(steps, dtype=float) - 1, 0), totals, int(attrs["unknown_last"]))[1]
-            pending = discrepancy_schedule.pending_decrease(s2, before)  # (chain, draw, step)
+            pending = None
+            if discrepancy_schedule.NAME in post:  # (chain, draw, step)
+                before = self.config.unknown_schedule.areas(np.maximum(np.asarray(steps, dtype=float) - 1, 0), totals, int(attrs["unknown_last"]))[1]
+                pending = discrepancy_schedule.pending_decrease(s2, before)
         out = np.empty((C, D, len(steps), len(self.valid_domains)))
         log_n = np.log(params / float(attrs["n0"]))
         span = self._size_span() if multi else {}
@@ -296,7 +298,7 @@ class ScheduledScalingLaw(ScheduledDraws, ScheduledLayout, ScheduledModel, Bayes
         if beyond > 0 and "discrepancy_size" in post:  # the law's form beyond the largest pilot size
             kappa = {"discrepancy_size": post["discrepancy_size"].values}
             out = out * np.exp(discrepancy.log_factor(kappa, {"discrepancy_size": beyond}, out.shape[-1], self.config.discrepancy_correlation, rng))
-        if discrepancy_schedule.NAME in post:  # the annealing term's form while a decrease is pending
+        if pending is not None:  # the annealing term's form while a decrease is pending
             if run is not None:  # a pilot continued: its own checkpoints are data
                 pending = np.where(steps > self._last_step(run), pending, 0.0)
             if np.any(pending > 0):

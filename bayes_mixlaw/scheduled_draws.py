@@ -51,6 +51,12 @@ class ScheduledDraws:
         obs = self.idata["observed_data"]
         return int(np.max(obs["step"].values[obs["run"].values == run]))
 
+    def pending_decrease(self, schedule: Schedule, steps, features: StepFeatures | None = None) -> np.ndarray:
+        """The LR decrease still pending at ``steps`` under ``schedule`` (:func:`bayes_mixlaw.discrepancy_schedule.pending_decrease`),
+        in the fit's units; ``features``: the schedule's features at ``steps`` where already computed."""
+        now = self.features(schedule, steps) if features is None else features
+        return discrepancy_schedule.pending_decrease(now.s2, self.features(schedule, np.maximum(np.asarray(steps) - 1, 0)).s2)
+
     def features(self, schedule: Schedule, steps) -> StepFeatures:
         """The step-law features of ``schedule`` at ``steps``, in the fit's units (its reference LR)."""
         self._require_fit()

@@ -174,11 +174,12 @@ def schedule_series(shared: Path) -> list[dict]:
     data = runs.data
     rows = []
     for size in sorted(data["params"].unique()):
-        name = f"{size / 1e6:.0f}M"
+        prefix = f"{size / 1e6:.0f}"  # the runs are named 25/cosine_24000, ...
+        name = f"{prefix}M"
         for held in ("cosine_24000", "wsdcon_9"):
-            train = data[(data["params"] == size) & data["run"].isin([f"{name[:-1]}/{s}" for s in TRAIN if s != held])].reset_index(drop=True)
+            train = data[(data["params"] == size) & data["run"].isin([f"{prefix}/{s}" for s in TRAIN if s != held])].reset_index(drop=True)
             predict, _ = point_fit(ScheduledScalingLaw(), train, 8)
-            curve = data[data["run"] == f"{name[:-1]}/{held}"]
+            curve = data[data["run"] == f"{prefix}/{held}"]
             steps, loss = curve["step"].to_numpy(), curve["loss"].to_numpy()
             schedule = Schedule.from_dict(SCHEDULES[held])
             z = np.log(loss / predict(size, schedule, steps))

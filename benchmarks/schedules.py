@@ -35,7 +35,6 @@ import pandas as pd
 from scipy.optimize import minimize
 
 from bayes_mixlaw import discrepancy_schedule
-from bayes_mixlaw.discrepancy_schedule import pending_decrease
 from bayes_mixlaw.runs import load_runs, validate_runs
 from bayes_mixlaw.scheduled import ScheduledLawConfig, ScheduledScalingLaw
 from bayes_mixlaw.schedules import Schedule
@@ -256,7 +255,7 @@ def simulate(law: ScheduledScalingLaw, rng, size: int, noise: float | None = Non
         x = {"log_n_rel": 0.0, "s1_rel": f.s1 / s0, "s2_rel": f.s2 / s0, "drop": f.drop, "eta": f.eta, "s_k": f.s_k}
         truth = law._law(np, x, p, False) * scale * np.exp(mean["run_sigma"][0] * rng.standard_normal())
         if name not in TRAIN and law.config.discrepancy:
-            pending = pending_decrease(f.s2, law.features(schedule, steps - 1).s2)
+            pending = law.pending_decrease(schedule, steps, f)
             truth = truth * np.exp(_draw(law.config.prior(discrepancy_schedule.NAME), rng) * pending * rng.standard_normal())
         unit = rng.laplace(size=len(steps)) if law.config.likelihood == "laplace" else rng.standard_normal(len(steps))
         sims[name] = (steps, truth * np.exp(noise * unit), schedule)
@@ -461,12 +460,12 @@ def main(argv=None):
             law.fit(frame, schedule=schedules, seed=rep, progress=False, **sampler)
         pred = law.predict(1e8, sched, steps)
         inside = (pred["lower"].to_numpy() <= y) & (y <= pred["upper"].to_numpy())
-        mid = int(np.argmin(np.abs(steps - CALIBRATION_STEPS[1])))
+        at = {step: bool(inside[int(np.argmin(np.abs(steps - step)))]) for step in CALIBRATION_STEPS}
         row = {
             "experiment": f"(c) simulated 100M, replicate {rep + 1} -> WSD",
             **score(pred, y, steps),
-            "inside at 10k": bool(inside[int(np.argmin(np.abs(steps - CALIBRATION_STEPS[0])))]),
-            "inside at 22k": bool(inside[mid]),
+            "inside at 10k": at[10000],
+            "inside at 22k": at[22000],
             "last point inside": bool(inside[-1]),
             **_diagnostics(law, time.perf_counter() - start),
         }
