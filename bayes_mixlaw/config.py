@@ -160,6 +160,11 @@ class LawConfig(BaseModel):
         return cls.model_validate(data)
 
     @classmethod
+    def from_fit(cls, data: dict) -> LawConfig:
+        """The config a fit file holds (its settings as they were written; :meth:`from_dict` for a current file)."""
+        return cls.from_dict(data)
+
+    @classmethod
     def from_file(cls, path) -> LawConfig:
         """Read a YAML or JSON config; errors name the file and the offending field."""
         path = Path(path)
@@ -199,6 +204,36 @@ class MixingLawConfig(LawConfig):
     # on RegMix its 17 lengthscales left the chains disagreeing, R-hat 1.74 in 2 x 600 iterations; benchmarks/README.md)
     residual_lengthscales: Literal["shared", "per_domain"] = "shared"
     residual_seed: int = Field(0, ge=0, description="seed of the residual's fixed Fourier frequencies and phases (kept in the fit file)")
+    # the residual's weights integrated out of the likelihood, its lengthscale summed over a grid of its prior (the
+    # default: sampled, the weights made a funnel with the lengthscale), or sampled (any likelihood and lengthscales)
+    residual_weights: Literal["integrated", "sampled"] = "integrated"
+    # the residual's inputs: the mixture's shares, or their square roots (the Hellinger embedding of the simplex)
+    residual_inputs: Literal["shares", "sqrt_shares"] = "shares"
+    residual_grid: int = Field(8, ge=1, le=64, description="K, the grid of the lengthscale's prior the integrated residual sums over")
+
+    @classmethod
+    def from_fit(cls, data: dict) -> MixingLawConfig:
+        """As :meth:`LawConfig.from_fit`; a residual fitted before ``residual_weights`` existed sampled its weights."""
+        if data.get("residual", "none") != "none" and "residual_weights" not in data:
+            data = {**data, "residual_weights": "sampled"}
+        return cls.from_dict(data)
+
+    @model_validator(mode="after")
+    def _integrated_residual(self):
+        """The integrated residual needs Normal noise and one lengthscale: the Normal is its default likelihood; a
+        Student-t or per-domain lengthscales asked for with it are refused, naming the option that takes them."""
+        if self.residual == "none" or self.residual_weights == "sampled":
+            return self
+        if self.likelihood == "studentt" and "likelihood" not in self.model_fields_set:
+            object.__setattr__(self, "likelihood", "normal")
+        if self.likelihood != "normal":
+            raise ValueError(
+                "residual_weights: integrated needs likelihood: normal (its weights integrate out under Normal noise); "
+                "for a Student-t set residual_weights: sampled"
+            )
+        if self.residual_lengthscales != "shared":
+            raise ValueError("residual_weights: integrated sums one lengthscale over a grid; for per-domain lengthscales set residual_weights: sampled")
+        return self
 
     def structure_settings(self) -> dict:
         """As :meth:`LawConfig.structure_settings`; without a residual its options are left out, so the fits made

@@ -169,8 +169,14 @@ class MixingLaw(MixtureLaw):
             center = pm.Data("mixture_center", lay.mixtures.mean(axis=0), dims="train_domain")
             pieces = ModelPieces(config=cfg, mixtures=run_mixture, center=center, log_scale=log_scale, group_idx=lay.group_idx, generative=generative)
             mean_scaled = self.form.build(pieces)  # (run, valid_domain), in units of each domain's loss scale
+            if residual is not None and residual.integrated and not generative:  # its weights integrated out
+                residual.check_table(lay.table.source, lay.runs, lay.valid, lay.run_idx, lay.valid_idx, lay.loss_sd)
+                self._noise_and_likelihood(mean_scaled[run_idx, valid_idx], valid_idx, sd_scaled, loss_scaled, generative)
+                residual.integrate(cfg, lay.mixtures, mean_scaled, loss_scaled, run_idx, valid_idx, model["noise_sigma"])
+                return model
             if residual is not None:  # what the law misses, in the same units (bayes_mixlaw.mixing_residual)
-                mean_scaled = mean_scaled + residual.build(cfg, run_mixture, *residual.basis(len(lay.train)))
+                scale = pm.Data("residual_distance_scale", residual.data(lay.mixtures)["residual_distance_scale"])
+                mean_scaled = mean_scaled + residual.build(cfg, run_mixture, *residual.basis(len(lay.train)), scale)
             self._noise_and_likelihood(mean_scaled[run_idx, valid_idx], valid_idx, sd_scaled, loss_scaled, generative)
         return model
 
@@ -219,7 +225,22 @@ class MixingLaw(MixtureLaw):
             "loss_scaled": lay.loss / lay.scale[lay.valid_idx],
             "loss_sd_scaled": lay.loss_sd / lay.scale[lay.valid_idx],
             "mixture_center": lay.mixtures.mean(axis=0),
+            **(self.residual.data(lay.mixtures) if self.residual is not None else {}),
         }
+
+    def _assemble(self, posterior, tree, built, settings, seed) -> xr.DataTree:
+        """As :meth:`BayesianLaw._assemble`; an integrated residual's lengthscale and weights are drawn here, from
+        their conditional posterior given each draw (:meth:`MixingResidual.draw_weights`)."""
+        residual, lay = self.residual, built.layout
+        if residual is not None and residual.integrated:
+            names = self.form.parameter_names
+
+            def mean_scaled(chunk):
+                return self.form.evaluate(lay.mixtures, {name: chunk[name] for name in names}, lay.scale) / lay.scale
+
+            observed = lay.loss / lay.scale[lay.valid_idx]
+            posterior = residual.draw_weights(posterior, lay.mixtures, mean_scaled, observed, lay.run_idx, lay.valid_idx, seed)
+        return super()._assemble(posterior, tree, built, settings, seed)
 
     def _data_groups(self, lay: MixingLayout) -> dict[str, xr.Dataset]:
         self.targets = lay.targets

@@ -333,7 +333,7 @@ class BayesianLaw:
         if kind not in classes or (cls is not BayesianLaw and classes[kind] is not cls):
             raise FitFileError(f"{path} holds a fit of kind {kind!r}, not a {getattr(cls, 'kind', 'bayes_mixlaw')} fit")
         law_class = classes[kind]
-        law = law_class(law_class.config_class.from_dict(json.loads(tree.attrs["config"])))
+        law = law_class(law_class.config_class.from_fit(json.loads(tree.attrs["config"])))
         law.idata = tree
         law._restore(tree)
         check_structure(law, path)

@@ -15,7 +15,19 @@ import torch
 from pydantic import ValidationError
 
 from bayes_mixlaw import MixingLaw, MixingLawConfig, datasets
-from bayes_mixlaw.mixing_residual import PARAMETER_NAMES, RESIDUAL_PRIORS, fourier_basis, fourier_features, residual
+from bayes_mixlaw.mixing_residual import (
+    PARAMETER_NAMES,
+    RESIDUAL_PRIORS,
+    MixingResidual,
+    conditional_weights,
+    fourier_basis,
+    fourier_features,
+    integrated_log_likelihood,
+    lengthscale_grid,
+    node_log_likelihood,
+    residual,
+    spectral_basis,
+)
 from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.runs import RunsTable
 
@@ -85,6 +97,93 @@ def test_residual_agrees_across_numpy_pytensor_and_torch():
 
 
 # ---------------------------------------------------------------------------------------------
+# the weights integrated out
+
+
+def _gaussian_problem(n_runs, n_valid=3, n_features=6, n_train=4, seed=0):
+    """Losses' residuals r (V, n), precisions p (V,), tau (V,), rho, the features at two lengthscales and their basis,
+    and the dense covariance of the stacked residuals (domain-major) under Normal weights and noise."""
+    from scipy.stats import multivariate_normal
+
+    rng = np.random.default_rng(seed)
+    h = rng.dirichlet(np.ones(n_train), size=n_runs)
+    w, b = fourier_basis(n_train, n_features, seed=1)
+    nodes = np.array([0.2, 0.6])
+    basis = spectral_basis(h, w, b, nodes)
+    r, p = rng.normal(size=(n_valid, n_runs)) * 0.1, rng.uniform(50, 100, n_valid)
+    tau, rho = rng.uniform(0.2, 0.8, n_valid), np.array(0.4)
+    a, bb = tau * np.sqrt(rho), tau * np.sqrt(1 - rho)
+    signal = [np.kron(np.outer(a, a) + np.diag(bb**2), phi @ phi.T) for phi in (fourier_features(h, w, b, np.full(n_train, ell)) for ell in nodes)]
+    noise = np.kron(np.diag(1 / p), np.eye(n_runs))
+    gain = [multivariate_normal(cov=k + noise).logpdf(r.ravel()) - multivariate_normal(cov=noise).logpdf(r.ravel()) for k in signal]
+    return dict(h=h, w=w, b=b, nodes=nodes, basis=basis, r=r, p=p, tau=tau, rho=rho, a=a, bb=bb, signal=signal, noise=noise, gain=np.array(gain))
+
+
+@pytest.mark.parametrize("n_runs", [9, 4])  # more runs than features, and fewer
+def test_integrated_likelihood_is_the_gaussian_marginal(n_runs):
+    """Integrating the weights out gives the dense Gaussian's log density less the noise-only one, at each grid node,
+    in numpy and in PyTensor alike; summed over the grid it is the log of the prior-weighted mean."""
+    g = _gaussian_problem(n_runs)
+    args = (g["r"], g["p"], g["tau"], g["rho"], g["basis"]["projection"], g["basis"]["eigenvalues"])
+    assert np.allclose(node_log_likelihood(*args), g["gain"], rtol=1e-10)
+    log_w = np.log([0.3, 0.7])
+    want = np.log(np.exp(g["gain"]) @ np.exp(log_w))
+    assert integrated_log_likelihood(*args, log_w) == pytest.approx(want, rel=1e-10)
+    symbolic = integrated_log_likelihood(*(pt.as_tensor(x) for x in args[:4]), *args[4:], log_w)
+    assert float(symbolic.eval()) == pytest.approx(want, rel=1e-10)
+
+
+@pytest.mark.parametrize("n_runs", [9, 4])
+def test_conditional_weights_are_the_gaussian_posterior(n_runs):
+    """Weights drawn from their conditional give the residual at the pilots the Gaussian posterior's mean and
+    covariance (Monte Carlo over 20,000 draws), and the lengthscale's node is drawn with its posterior probability."""
+    g = _gaussian_problem(n_runs)
+    draws = 20000
+    batch = [np.broadcast_to(x, (draws, *np.shape(x))) for x in (g["r"], g["p"], g["tau"], g["rho"])]
+    for k in range(2):
+        only_k = np.where(np.arange(2) == k, 0.0, -np.inf)
+        ell, shared, own = conditional_weights(*batch, g["basis"], g["nodes"], only_k, np.random.default_rng(k))
+        assert np.all(ell == g["nodes"][k])
+        phi = fourier_features(g["h"], g["w"], g["b"], np.full(g["h"].shape[1], g["nodes"][k]))
+        f = g["a"][:, None] * (shared @ phi.T)[:, None, :] + g["bb"][:, None] * (own @ phi.T)  # (draws, V, n)
+        cov_y = g["signal"][k] + g["noise"]
+        mean = g["signal"][k] @ np.linalg.solve(cov_y, g["r"].ravel())
+        cov = g["signal"][k] - g["signal"][k] @ np.linalg.solve(cov_y, g["signal"][k])
+        assert np.abs(f.reshape(draws, -1).mean(0) - mean).max() < 4 * np.sqrt(np.diag(cov).max() / draws)
+        assert np.abs(np.cov(f.reshape(draws, -1).T) - cov).max() < 0.05 * np.abs(cov).max()
+    ell, *_ = conditional_weights(*batch, g["basis"], g["nodes"], np.log([0.5, 0.5]), np.random.default_rng(5))
+    prob = np.exp(g["gain"] - g["gain"].max())
+    assert np.mean(ell == g["nodes"][1]) == pytest.approx(prob[1] / prob.sum(), abs=0.015)
+
+
+def test_lengthscale_grid_is_the_prior_discretised():
+    nodes, log_w = lengthscale_grid(RESIDUAL_PRIORS["residual_lengthscale"], 8)
+    assert np.allclose(np.exp(log_w).sum(), 1.0) and np.all(np.diff(nodes) > 0)
+    assert np.median(nodes) == pytest.approx(1.0, rel=0.01)  # LogNormal(0, 0.75): median 1, symmetric in log
+    assert np.allclose(np.log(nodes), -np.log(nodes)[::-1])
+
+
+def test_integrated_residual_refuses_what_it_cannot_take(runs):
+    """A Student-t or per-domain lengthscales with integrated weights, a table with a missing loss or a loss_sd:
+    errors that name the option taking them (residual_weights: sampled); a fit file from before the option sampled."""
+    assert MixingLawConfig(residual="rff").likelihood == "normal" and MixingLawConfig().likelihood == "studentt"
+    for bad in ({"likelihood": "studentt"}, {"residual_lengthscales": "per_domain"}):
+        with pytest.raises(ValidationError, match="residual_weights: sampled"):
+            MixingLawConfig(residual="rff", **bad)
+        assert MixingLawConfig(residual="rff", residual_weights="sampled", **bad).residual_weights == "sampled"
+    old = {k: v for k, v in MixingLawConfig(residual="rff", residual_weights="sampled").to_dict().items() if k != "residual_weights"}
+    assert MixingLawConfig.from_fit(old).residual_weights == "sampled"
+    law = MixingLaw(MixingLawConfig(residual="rff"))
+    gap = RunsTable(runs.data.drop(index=5).reset_index(drop=True), runs.source)
+    missing = runs.data.loc[5]
+    with pytest.raises(ValueError, match=rf"has no loss for '{missing['valid_domain']}'; set residual_weights: sampled"):
+        law.build_model(gap)
+    with pytest.raises(ValueError, match="takes no loss_sd column"):
+        law.build_model(RunsTable(runs.data.assign(loss_sd=0.001), runs.source))
+    assert MixingResidual.distance_scale(np.eye(3)) == pytest.approx(np.sqrt(2))
+
+
+# ---------------------------------------------------------------------------------------------
 # the config
 
 
@@ -119,9 +218,9 @@ def test_prior_predictive_has_the_residual_at_its_prior_scale(runs):
 # mocked fits
 
 
-@pytest.fixture
-def mocked_residual_fit(runs, mocked_sampling):
-    cfg = MixingLawConfig(residual="rff", residual_features=16, sampler={"draws": 20, "chains": 2})
+@pytest.fixture(params=["integrated", "sampled"])
+def mocked_residual_fit(runs, mocked_sampling, request):
+    cfg = MixingLawConfig(residual="rff", residual_features=16, residual_weights=request.param, sampler={"draws": 20, "chains": 2})
     return MixingLaw(cfg, datasets.pile_targets()).fit(runs, seed=3, progress=False)
 
 
