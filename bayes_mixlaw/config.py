@@ -207,15 +207,17 @@ class MixingLawConfig(LawConfig):
     # the residual's weights integrated out of the likelihood, its lengthscale summed over a grid of its prior (the
     # default: sampled, the weights made a funnel with the lengthscale), or sampled (any likelihood and lengthscales)
     residual_weights: Literal["integrated", "sampled"] = "integrated"
-    # the residual's inputs: the mixture's shares, or their square roots (the Hellinger embedding of the simplex)
-    residual_inputs: Literal["shares", "sqrt_shares"] = "shares"
+    # the residual's inputs: the square roots of the shares (the Hellinger embedding of the simplex; on RegMix held-out
+    # Spearman 0.984 against 0.972 with the shares themselves, benchmarks/README.md), or the shares
+    residual_inputs: Literal["shares", "sqrt_shares"] = "sqrt_shares"
     residual_grid: int = Field(8, ge=1, le=64, description="K, the grid of the lengthscale's prior the integrated residual sums over")
 
     @classmethod
     def from_fit(cls, data: dict) -> MixingLawConfig:
-        """As :meth:`LawConfig.from_fit`; a residual fitted before ``residual_weights`` existed sampled its weights."""
-        if data.get("residual", "none") != "none" and "residual_weights" not in data:
-            data = {**data, "residual_weights": "sampled"}
+        """As :meth:`LawConfig.from_fit`; a residual fitted before ``residual_weights`` and ``residual_inputs``
+        existed sampled its weights and took the shares."""
+        if data.get("residual", "none") != "none":  # what the residual's options were before they existed
+            data = {"residual_weights": "sampled", "residual_inputs": "shares", **data}
         return cls.from_dict(data)
 
     @model_validator(mode="after")

@@ -26,6 +26,7 @@ from bayes_mixlaw.mixing_residual import (
     lengthscale_grid,
     node_log_likelihood,
     residual,
+    residual_inputs,
     spectral_basis,
 )
 from bayes_mixlaw.model import BayesianLaw
@@ -172,7 +173,9 @@ def test_integrated_residual_refuses_what_it_cannot_take(runs):
             MixingLawConfig(residual="rff", **bad)
         assert MixingLawConfig(residual="rff", residual_weights="sampled", **bad).residual_weights == "sampled"
     old = {k: v for k, v in MixingLawConfig(residual="rff", residual_weights="sampled").to_dict().items() if k != "residual_weights"}
-    assert MixingLawConfig.from_fit(old).residual_weights == "sampled"
+    assert MixingLawConfig.from_fit(old).residual_weights == "sampled" and MixingLawConfig.from_fit(old).residual_inputs == "sqrt_shares"
+    older = {k: v for k, v in old.items() if k != "residual_inputs"}
+    assert MixingLawConfig.from_fit(older).residual_inputs == "shares" and MixingLawConfig(residual="rff").residual_inputs == "sqrt_shares"
     law = MixingLaw(MixingLawConfig(residual="rff"))
     gap = RunsTable(runs.data.drop(index=5).reset_index(drop=True), runs.source)
     missing = runs.data.loc[5]
@@ -237,7 +240,7 @@ def test_mocked_fit_adds_the_residual_everywhere(mocked_residual_fit, runs, tmp_
     form_only = law.form.evaluate(r, {k: post[k].values for k in law.form.parameter_names}, scale)
     w, b = law.idata["constant_data"]["residual_frequencies"].values, law.idata["constant_data"]["residual_phases"].values
     assert np.array_equal(w, fourier_basis(5, 16, seed=0)[0]) and np.array_equal(b, fourier_basis(5, 16, seed=0)[1])
-    extra = residual(r, w, b, *(post[k].values for k in PARAMETER_NAMES)) * scale
+    extra = residual(residual_inputs(r, law.config.residual_inputs), w, b, *(post[k].values for k in PARAMETER_NAMES)) * scale
     assert np.abs(extra).max() > 1e-4
     draws = law.predict_draws(frame, kind="mean")
     _, matrix = law.targets.matrix(law.valid_domains)
