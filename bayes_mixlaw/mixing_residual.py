@@ -341,8 +341,8 @@ class MixingResidual:
         pm.Data("residual_distance_scale", data["residual_distance_scale"])  # in the lengthscale's grid, kept as data
         projection = pm.Data("residual_projection", data["residual_projection"])
         eigenvalues = pm.Data("residual_eigenvalues", data["residual_eigenvalues"])
-        n_runs, n_valid = mixtures.shape[0], noise.shape[0]
-        residuals = pt.zeros((n_valid, n_runs))[valid_idx, run_idx].set(observed - mean_scaled[run_idx, valid_idx])
+        # shapes from the graph, not the build's numbers: a compiled model is reused for tables with other run counts
+        residuals = pt.zeros((noise.shape[0], mean_scaled.shape[0]))[valid_idx, run_idx].set(observed - mean_scaled[run_idx, valid_idx])
         loglik = integrated_log_likelihood(residuals, noise**-2, tau, rho, projection, eigenvalues, pt.as_tensor(self.grid[1]))
         pm.Potential("residual_integrated", loglik)
 

@@ -309,13 +309,28 @@ def test_with_few_pilots_the_residual_shrinks_to_the_law(few_pilot_fit):
     assert float((tau / post["noise_sigma"]).median()) < 1.0
 
 
+def test_the_compiled_model_serves_tables_of_other_run_counts(runs):
+    """The integrated residual's model is compiled once and reused with other data (the cache's key holds the domains,
+    not the number of runs): 6 pilots, then 9, real NUTS (few draws); each fit's residual matches its own table."""
+    cfg = MixingLawConfig(residual="rff", residual_features=8, sampler={"draws": 20, "tune": 30, "chains": 1})
+    for n in (6, 9):
+        table = RunsTable(runs.data[runs.data["run"].isin(runs.runs[:n])].reset_index(drop=True), runs.source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # 20 draws
+            law = MixingLaw(cfg, datasets.pile_targets()).fit(table, seed=0, progress=False)
+        assert law.idata["posterior"]["residual_domain_weights"].shape == (1, 20, 22, 8)
+        assert np.isfinite(law.predict(_mixtures(runs.train_domains))["mean"]).all()
+
+
 @pytest.mark.slow  # ~1-2 minutes on 2 cores after the fit; the residual's mechanics run mocked by default and the real fit's shrinkage just above
 def test_real_fit_predicts_reloads_identically_and_suggests(few_pilot_fit, runs, tmp_path):
     from bayes_mixlaw.bo import suggest
     from bayes_mixlaw.optimize import optimal_mixture
     from bayes_mixlaw.report import write_report
 
-    law = few_pilot_fit  # its sampler problems (8 pilots: divergences, R-hat far above 1.01) are benchmarks/README.md's, not checked here
+    # its sampler problems (8 pilots: divergences, R-hat 1.14) are the law's own on so few pilots (the law alone: 59
+    # divergences, R-hat 1.13, benchmarks/README.md), not checked here
+    law = few_pilot_fit
     frame = _mixtures(runs.train_domains)
     table = law.predict(frame, ci=0.9)
     assert (table["lower"] < table["mean"]).all() and (table["mean"] < table["upper"]).all()
