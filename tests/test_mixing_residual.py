@@ -309,6 +309,7 @@ def test_with_few_pilots_the_residual_shrinks_to_the_law(few_pilot_fit):
     assert float((tau / post["noise_sigma"]).median()) < 1.0
 
 
+@pytest.mark.slow  # two real fits (~40-100 s on 2 cores); the default test run was at 17 minutes with it
 def test_the_compiled_model_serves_tables_of_other_run_counts(runs):
     """The integrated residual's model is compiled once and reused with other data (the cache's key holds the domains,
     not the number of runs): 6 pilots, then 9, real NUTS (few draws); each fit's residual matches its own table."""
