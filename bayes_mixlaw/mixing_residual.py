@@ -70,7 +70,6 @@ RESIDUAL_PRIORS: dict[str, Prior] = {
 }
 
 RESIDUAL_KINDS = ("none", "rff")
-RESIDUAL_WEIGHTS = ("integrated", "sampled")
 RESIDUAL_KERNELS = ("se", "matern52")
 
 #: the posterior variables the residual's function takes (besides the fixed frequencies and phases)
@@ -126,8 +125,7 @@ def lengthscale_grid(prior: Prior, size: int) -> tuple[np.ndarray, np.ndarray]:
     prior probability 1 / size. Returns the nodes (size,) and their log prior weights (size,)."""
     quantiles = (np.arange(size) + 0.5) / size
     dist = getattr(pm, prior.distribution).dist(**prior.parameters)
-    nodes = np.asarray(pm.draw(pm.icdf(dist, quantiles)), dtype=float) if size > 1 else np.asarray([float(pm.draw(pm.icdf(dist, 0.5)))])
-    return nodes, np.full(size, -np.log(size))
+    return np.asarray(pm.draw(pm.icdf(dist, quantiles)), dtype=float).reshape(size), np.full(size, -np.log(size))
 
 
 def spectral_basis(mixtures: np.ndarray, frequencies: np.ndarray, phases: np.ndarray, nodes: np.ndarray) -> dict[str, np.ndarray]:
