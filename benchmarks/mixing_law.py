@@ -11,14 +11,18 @@ Issue 16 added the law with its learned residual (``residual: rff``, bayes_mixla
 three parts with LightGBM (a benchmark-only dependency: ``pip install lightgbm``) in the same run:
 
 - ``regmix``: RegMix's 512 1M-parameter runs, a seeded split (384 fitted, 128 held out): Spearman on Pile-CC and MAE on
-  every validation domain; the explicit law, the law + residual, the paper's point fit and LightGBM.
+  every validation domain; the Bayesian fits ``--laws`` names, the paper's point fit and LightGBM.
 - ``near-far``: 5Mix 70M/30k, the 3 mixtures nearest to and the 3 farthest from the others' mean held out, fitted on
   the other 15: MAE, 90% coverage and width at each set.
 - ``transfer``: fit 5Mix 70M at 30k (all 21 mixtures), rank the 410M runs at 30k (Spearman of the total loss and of
   each domain's).
 
+``--laws`` names the Bayesian fits of the last three parts: ``explicit`` and ``explicit+rff`` (the default),
+``power_law`` (Shukor et al.'s form) and ``power_law+rff``.
+
     python benchmarks/mixing_law.py                        # every part: Markdown tables
     python benchmarks/mixing_law.py --parts regmix,transfer
+    python benchmarks/mixing_law.py --parts regmix --laws explicit,power_law --chains 2 --tune 1000 --draws 1500
 """
 
 from __future__ import annotations
@@ -121,6 +125,15 @@ def _problems(law) -> str:
     return "; ".join(law.diagnostics.problems) or "none"
 
 
+def _every_variable(law) -> str:
+    """Max R-hat and min bulk ESS over every posterior variable (the law's own check judges its identified ones)."""
+    import arviz as az
+
+    table = az.summary(law.idata, kind="diagnostics")
+    steps = law.idata["sample_stats"]["n_steps"].mean().item() if "n_steps" in law.idata["sample_stats"] else float("nan")
+    return f"every variable: R-hat {table['r_hat'].max():.3f}, bulk ESS {table['ess_bulk'].min():.0f}; {steps:.0f} steps/draw"
+
+
 SAMPLER: dict = {}  # --chains / --tune / --draws: the NUTS settings of the parts below (default: the config's)
 
 
@@ -141,6 +154,16 @@ def _lightgbm(x_fit: np.ndarray, y_fit: pd.DataFrame, x_new: np.ndarray) -> pd.D
 
     models = {d: lgb.LGBMRegressor(objective="regression", n_estimators=1000, learning_rate=0.01, seed=42, verbose=-1, n_jobs=1) for d in y_fit.columns}
     return pd.DataFrame({d: m.fit(x_fit, y_fit[d].to_numpy()).predict(x_new) for d, m in models.items()})
+
+
+# The Bayesian fits of the regmix, near-far and transfer parts, by name (--laws chooses; the baselines always run)
+FITS = {
+    "explicit": ("explicit law (NUTS)", MixingLawConfig()),
+    "explicit+rff": ("explicit law + rff residual (NUTS)", MixingLawConfig(**RESIDUAL)),
+    "power_law": ("power law, Shukor et al. (NUTS)", MixingLawConfig(law="power_law")),
+    "power_law+rff": ("power law + rff residual (NUTS)", MixingLawConfig(law="power_law", **RESIDUAL)),
+}
+LAWS = ["explicit", "explicit+rff"]
 
 
 def regmix(seed: int = 0, n_held: int = 128):
@@ -167,10 +190,12 @@ def regmix(seed: int = 0, n_held: int = 128):
         row["sampler problems"] = problems
         rows.append(row)
 
-    for label, config in (("explicit law (NUTS)", MixingLawConfig()), ("explicit law + rff residual (NUTS)", MixingLawConfig(**RESIDUAL))):
+    for name in LAWS:
+        label, config = FITS[name]
         law, seconds = _fit(config, train, seed)
         pred = law.predict(frame, ci=0.9)
         score(label, seconds, _wide(pred, "mean", held, domains), _wide(pred, "lower", held, domains), _wide(pred, "upper", held, domains), _problems(law))
+        rows[-1]["sampler problems"] += f" ({_every_variable(law)})"
         if law.residual is not None:
             tau = law.idata["posterior"]["residual_scale"].mean(("chain", "draw")).values
             rows[-1]["sampler problems"] += f" (residual scale: {tau.min():.3f}-{tau.max():.3f})"
@@ -208,7 +233,8 @@ def near_far(seed: int = 0, n_each: int = 3):
     point_seconds = time.perf_counter() - t
     point = pd.DataFrame(mixing_law(mix.loc[held].to_numpy(), log_c, log_k, tt), index=held, columns=domains)
     point_mae = {k: (point.loc[v] - observed.loc[v]).abs().to_numpy().mean() for k, v in sets.items()}
-    for label, config in (("explicit law (NUTS)", MixingLawConfig()), ("explicit law + rff residual (NUTS)", MixingLawConfig(**RESIDUAL))):
+    for name in LAWS:
+        label, config = FITS[name]
         law, seconds = _fit(config, train, seed)
         pred = law.predict(frame, ci=0.9)
         row = {"method": label, "seconds": seconds}
@@ -220,7 +246,7 @@ def near_far(seed: int = 0, n_each: int = 3):
             row[f"{which}: MAE vs point fit"] = mae / point_mae[which]
             row[f"{which}: 90% coverage"] = ((lo <= obs) & (obs <= hi)).to_numpy().mean()
             row[f"{which}: mean 90% width"] = (hi - lo).to_numpy().mean()
-        row["sampler problems"] = _problems(law)
+        row["sampler problems"] = f"{_problems(law)} ({_every_variable(law)})"
         rows.append(row)
     rows.append({"method": "point fit (Huber, 64 starts, L-BFGS)", "seconds": point_seconds, **{f"{k}: MAE": v for k, v in point_mae.items()}})
     print(f"5Mix 70M/30k: held out the {n_each} nearest ({', '.join(sets['nearest'])}) and the {n_each} farthest ({', '.join(sets['farthest'])})")
@@ -259,9 +285,15 @@ def transfer(seed: int = 0):
             }
         )
 
-    for label, config in (("explicit law (NUTS)", MixingLawConfig()), ("explicit law + rff residual (NUTS)", MixingLawConfig(**RESIDUAL))):
+    for name in LAWS:
+        label, config = FITS[name]
         law, seconds = _fit(config, runs, seed)
-        score(label, seconds, _wide(law.predict(frame, kind="mean"), "mean", list(observed.index), domains).to_numpy(), _problems(law))
+        score(
+            label,
+            seconds,
+            _wide(law.predict(frame, kind="mean"), "mean", list(observed.index), domains).to_numpy(),
+            f"{_problems(law)} ({_every_variable(law)})",
+        )
     small = runs.pivot()[domains]
     t = time.perf_counter()
     boosted = _lightgbm(runs.mixtures().loc[small.index].to_numpy(), small, mixtures.to_numpy())
@@ -279,7 +311,12 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     for name in ("chains", "tune", "draws"):
         parser.add_argument(f"--{name}", type=int, default=None, help=f"NUTS {name} of the regmix, near-far and transfer fits (default: the config's)")
+    parser.add_argument("--laws", default=",".join(LAWS), help=f"the regmix, near-far and transfer parts' Bayesian fits, comma-separated, of {', '.join(FITS)}")
     args = parser.parse_args()
+    laws = [name.strip() for name in args.laws.split(",") if name.strip()]
+    if unknown := [name for name in laws if name not in FITS]:
+        parser.error(f"unknown law(s) {', '.join(unknown)}; --laws takes {', '.join(FITS)}")
+    LAWS[:] = laws
     SAMPLER.update({k: v for k in ("chains", "tune", "draws") if (v := getattr(args, k)) is not None})
     chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in chosen if p not in PARTS]
