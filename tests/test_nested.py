@@ -87,24 +87,26 @@ def test_stick_breaking_shares_are_the_share_model_in_other_coordinates(redpajam
     assert {"step_share_logit", "size_share_logit"} <= {v.name for v in stick_model.free_RVs}
     assert stick_model["log_ab"] in stick_model.deterministics and stick_model["log_a"] in stick_model.deterministics
     rng = np.random.default_rng(1)
+    # each function compiled once (compiling them at every point made this test a minute long)
+    derived_fn = stick_model.compile_fn(
+        stick_model.replace_rvs_by_values([stick_model["log_ab"], stick_model["ab_split"], stick_model["log_a"], stick_model["log_b"]]),
+        inputs=stick_model.value_vars,
+        on_unused_input="ignore",
+    )
+    stick_logp_fn = stick_model.compile_fn(stick_model.logp(), inputs=stick_model.value_vars, on_unused_input="ignore")
+    share_logp_fn = share_model.compile_fn(share_model.logp(), inputs=share_model.value_vars, on_unused_input="ignore")
     for _ in range(3):
         point = stick_model.initial_point() | {"step_share_logit": rng.normal(-1.0, 1.5, 3), "size_share_logit": rng.normal(0.0, 1.5, 3)}
         for name in ("log_ab_sigma_log__", "log_ab_mu", "ab_split_mu"):
             point[name] = point[name] + rng.normal(0.0, 0.3, np.shape(point[name]))
-        derived = stick_model.compile_fn(
-            stick_model.replace_rvs_by_values([stick_model["log_ab"], stick_model["ab_split"], stick_model["log_a"], stick_model["log_b"]]),
-            inputs=stick_model.value_vars,
-            on_unused_input="ignore",
-        )(point)
+        derived = derived_fn(point)
         q_b = 1 / (1 + np.exp(-point["step_share_logit"]))
         q_a = (1 - q_b) / (1 + np.exp(-point["size_share_logit"]))
         np.testing.assert_allclose(np.exp(derived[2]), q_a / (1 - q_a - q_b))  # a = q_a / q_e
         np.testing.assert_allclose(np.exp(derived[3]), q_b / (1 - q_a - q_b))
         other = {k: v for k, v in point.items() if k in share_model.named_vars or k.endswith("__")} | {"log_ab": derived[0], "ab_split": derived[1]}
         other = {k: v for k, v in other.items() if k in {v.name for v in share_model.value_vars}}
-        stick_logp = stick_model.compile_fn(stick_model.logp(), inputs=stick_model.value_vars, on_unused_input="ignore")(point)
-        share_logp = share_model.compile_fn(share_model.logp(), inputs=share_model.value_vars, on_unused_input="ignore")(other)
-        np.testing.assert_allclose(stick_logp, share_logp, rtol=1e-9)
+        np.testing.assert_allclose(stick_logp_fn(point), share_logp_fn(other), rtol=1e-9)
 
 
 def test_predict_columns_scale_and_errors(fitted, redpajama):
