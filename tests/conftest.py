@@ -47,10 +47,27 @@ SLOW_NOTEBOOKS = {
 }
 
 
+# The default run shares its files between two workers (pytest-xdist: -n 2 --dist loadfile in pyproject.toml), each
+# file on one worker. These files take the longest (1-4 minutes each on 2 busy cores); run first, they leave the many
+# short ones to fill in beside them, instead of one of them running alone at the end while the other worker idles.
+LONGEST_FIRST = [
+    "test_nested.py",
+    "test_nested_integration.py",
+    "quickstart_5mix.ipynb",
+    "test_integration.py",
+    "test_mixing_residual.py",
+    "test_loop.py",
+    "test_scheduled.py",
+    "closed_loop.ipynb",
+]
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in SLOW_NOTEBOOKS:
             item.add_marker(pytest.mark.slow)
+    # a stable sort: the same order in every worker, as xdist requires
+    items.sort(key=lambda item: LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST else len(LONGEST_FIRST))
 
 
 @pytest.fixture(scope="session")
