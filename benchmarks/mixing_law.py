@@ -122,16 +122,15 @@ def heldout_5mix(seed: int = 0):
 
 
 def _problems(law) -> str:
-    return "; ".join(law.diagnostics.problems) or "none"
+    """The law's own sampler problems (judged on its identified quantities), then R-hat and bulk ESS over every
+    posterior variable (the package's ``diagnose`` on all of them) and the leapfrog steps a draw."""
+    from bayes_mixlaw.inference import diagnose
 
-
-def _every_variable(law) -> str:
-    """Max R-hat and min bulk ESS over every posterior variable (the law's own check judges its identified ones)."""
-    import arviz as az
-
-    table = az.summary(law.idata, kind="diagnostics")
-    steps = law.idata["sample_stats"]["n_steps"].mean().item() if "n_steps" in law.idata["sample_stats"] else float("nan")
-    return f"every variable: R-hat {table['r_hat'].max():.3f}, bulk ESS {table['ess_bulk'].min():.0f}; {steps:.0f} steps/draw"
+    post = law.idata["posterior"].to_dataset()
+    every = diagnose(post, None, "nuts", 0.0, list(post.data_vars))
+    steps = law.idata["sample_stats"]["n_steps"].mean().item()
+    own = "; ".join(law.diagnostics.problems) or "none"
+    return f"{own} (every variable: R-hat {every.max_rhat:.3f}, bulk ESS {every.min_ess_bulk:.0f}; {steps:.0f} steps/draw)"
 
 
 SAMPLER: dict = {}  # --chains / --tune / --draws: the NUTS settings of the parts below (default: the config's)
@@ -195,7 +194,6 @@ def regmix(seed: int = 0, n_held: int = 128):
         law, seconds = _fit(config, train, seed)
         pred = law.predict(frame, ci=0.9)
         score(label, seconds, _wide(pred, "mean", held, domains), _wide(pred, "lower", held, domains), _wide(pred, "upper", held, domains), _problems(law))
-        rows[-1]["sampler problems"] += f" ({_every_variable(law)})"
         if law.residual is not None:
             tau = law.idata["posterior"]["residual_scale"].mean(("chain", "draw")).values
             rows[-1]["sampler problems"] += f" (residual scale: {tau.min():.3f}-{tau.max():.3f})"
@@ -246,7 +244,7 @@ def near_far(seed: int = 0, n_each: int = 3):
             row[f"{which}: MAE vs point fit"] = mae / point_mae[which]
             row[f"{which}: 90% coverage"] = ((lo <= obs) & (obs <= hi)).to_numpy().mean()
             row[f"{which}: mean 90% width"] = (hi - lo).to_numpy().mean()
-        row["sampler problems"] = f"{_problems(law)} ({_every_variable(law)})"
+        row["sampler problems"] = _problems(law)
         rows.append(row)
     rows.append({"method": "point fit (Huber, 64 starts, L-BFGS)", "seconds": point_seconds, **{f"{k}: MAE": v for k, v in point_mae.items()}})
     print(f"5Mix 70M/30k: held out the {n_each} nearest ({', '.join(sets['nearest'])}) and the {n_each} farthest ({', '.join(sets['farthest'])})")
@@ -292,7 +290,7 @@ def transfer(seed: int = 0):
             label,
             seconds,
             _wide(law.predict(frame, kind="mean"), "mean", list(observed.index), domains).to_numpy(),
-            f"{_problems(law)} ({_every_variable(law)})",
+            _problems(law),
         )
     small = runs.pivot()[domains]
     t = time.perf_counter()
@@ -313,15 +311,16 @@ def main():
         parser.add_argument(f"--{name}", type=int, default=None, help=f"NUTS {name} of the regmix, near-far and transfer fits (default: the config's)")
     parser.add_argument("--laws", default=",".join(LAWS), help=f"the regmix, near-far and transfer parts' Bayesian fits, comma-separated, of {', '.join(FITS)}")
     args = parser.parse_args()
-    laws = [name.strip() for name in args.laws.split(",") if name.strip()]
-    if unknown := [name for name in laws if name not in FITS]:
-        parser.error(f"unknown law(s) {', '.join(unknown)}; --laws takes {', '.join(FITS)}")
-    LAWS[:] = laws
+
+    def names(text: str, known, option: str) -> list[str]:
+        chosen = [name.strip() for name in text.split(",") if name.strip()]
+        if unknown := [name for name in chosen if name not in known]:
+            parser.error(f"unknown {option} value(s) {', '.join(unknown)}; {option} takes {', '.join(known)}")
+        return chosen
+
+    LAWS[:] = names(args.laws, FITS, "--laws")
     SAMPLER.update({k: v for k in ("chains", "tune", "draws") if (v := getattr(args, k)) is not None})
-    chosen = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in PARTS]
-    if unknown:
-        parser.error(f"unknown part(s) {', '.join(unknown)}; the parts are {', '.join(PARTS)}")
+    chosen = names(args.parts, PARTS, "--parts")
     for part in chosen:
         print(f"\n## {part}\n", flush=True)
         PARTS[part](seed=args.seed)
