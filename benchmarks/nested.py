@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_mixlaw import datasets
+from bayes_mixlaw import datasets, discrepancy_scale
 from bayes_mixlaw.baseline import fit_point_mixing_laws, point_power_law_predict
 from bayes_mixlaw.calibrate import calibrate_extrapolation
 from bayes_mixlaw.config import NestedLawConfig
@@ -191,7 +191,8 @@ def evaluate(
             np.vstack([x[1] for x in b]),
             np.vstack([x[2] for x in b]),
             f"{seconds:.0f} ({d.chains}x{d.draws}; {leapfrog_steps(first):.0f} steps/draw; "
-            f"R-hat {d.max_rhat:.3f}, ESS {d.min_ess_bulk:.0f}, {d.divergences} div.)",
+            f"R-hat {d.max_rhat:.3f}, ESS {d.min_ess_bulk:.0f}, {d.divergences} div.; "
+            f"discrepancy learned on: {', '.join(discrepancy_scale.read(first)) or 'no axis'})",
         )
     if not point_baseline:
         return rows

@@ -61,6 +61,11 @@ def test_split_leaves_out_the_largest_size_and_the_last_fifth_of_the_log_length(
     assert np.log(steps[-1] / cuts["step"]) <= 0.2 * np.log(steps[-1] / steps[0]) + np.log(steps[-1] / steps[-2])
     two_sizes = RunsTable(runs.data[runs.data["params"] <= sizes[1]].reset_index(drop=True), runs.source)
     assert "params" not in discrepancy_scale.split(two_sizes, "step", 0.2)[1]  # three sizes needed
+    three_sizes = RunsTable(runs.data[runs.data["params"] <= sizes[2]].reset_index(drop=True), runs.source)
+    assert discrepancy_scale.split(three_sizes, "step", 0.2)[1]["params"] == sizes[1]
+    # the largest size only beyond the length cut (3Mix's 410M runs): no loss is beyond on size alone, so no size axis
+    late_largest = runs.data[(runs.data["params"] < sizes[-1]) | (runs.data["step"] > cuts["step"])]
+    assert "params" not in discrepancy_scale.split(RunsTable(late_largest.reset_index(drop=True), runs.source), "step", 0.2)[1]
 
 
 def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mocked_sampling, tmp_path, monkeypatch):
