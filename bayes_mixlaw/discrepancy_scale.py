@@ -18,10 +18,14 @@ the package knows before it sees the user's pilots. This module lets the pilots 
    the distance, :math:`u_{av,k} = \sum_i d_i r_{ik} / \sum_i d_i^2`; its centre
    :math:`\bar u_{av}` (mean over draws) and its variance :math:`s_{av}^2` over the draws, which
    carries the calibration fit's own uncertainty, shared by the mixtures as it is.
-4. **Posterior of kappa.** Under the discrepancy :math:`\bar u_a \sim N(0, \kappa_a^2 C +
-   \mathrm{diag}(s_a^2))`; with the external prior, the posterior of :math:`\log\kappa_a` is
-   computed on a grid and summarised as a normal (its mean and sd), which becomes the full fit's
-   prior on :math:`\log\kappa_a`: the pilots cannot inform it there, so it is also the posterior.
+4. **Posterior of kappa and rho.** Under the discrepancy :math:`\bar u_a \sim N(0, \kappa_a^2 C(\rho_a) +
+   \mathrm{diag}(s_a^2))`; with the external prior, the posterior of :math:`(\log\kappa_a, \rho_a)` is
+   computed on a grid; :math:`\log\kappa_a`'s marginal, summarised as a normal (its mean and sd), becomes the full
+   fit's prior on :math:`\log\kappa_a` (the pilots cannot inform it there, so it is also the posterior), and
+   :math:`\rho_a`'s marginal is kept and drawn from at prediction. The slopes' shared part against their
+   spread across domains is what says how correlated the domains' errors are, and that decides how much of the
+   discrepancy a weighted total keeps (Beta prior with mean ``discrepancy_correlation``, 0.75; a value the
+   user set stays fixed).
 5. **Drift.** The slopes also say which way the law erred beyond the pilots' own largest scale:
    given ``u`` and ``kappa``, the calibration's per-domain error :math:`g = \kappa\xi_{calib}` is
    :math:`N(K(K+S)^{-1}u,\ K - K(K+S)^{-1}K)`, :math:`K = \kappa^2 C` (:func:`drift_posterior`,
@@ -53,6 +57,11 @@ from bayes_mixlaw.runs import RunsTable
 ATTR = "discrepancy_learned"
 AXES = {"size": "params", "length": None}  # as bayes_mixlaw.discrepancy.AXES (None: the fit's length column)
 GRID = np.linspace(np.log(1e-4), np.log(1.0), 801)  # log kappa
+# The domains' errors are correlated by rho (one error shared by all, sqrt(rho), and one each); the calibration's
+# slopes say how much they share (their common mean against their spread across domains), so rho is learned on a
+# grid with kappa. Prior: Beta with the config's ``discrepancy_correlation`` as its mean (a value the user set is kept).
+RHO_GRID = np.linspace(0.0, 0.98, 50)
+RHO_CONCENTRATION = 4.0
 # The size axis is learned from three pilot sizes or more: the calibration fit keeps all but the largest. On
 # two sizes the size exponent and the irreducible share trade along a ridge (RedPajama 19M/85M -> 202M in
 # ``share``'s coordinates: R-hat 1.27, bulk ESS 6); sampled along it (``stick``, config.for_sizes) the
@@ -123,49 +132,67 @@ def residual_slopes(
     return slopes.mean(axis=0), slopes.var(axis=0), int(np.count_nonzero(dd))
 
 
-def log_kappa_posterior(u: np.ndarray, s2: np.ndarray, rho: float, mu0: float, sigma0: float) -> tuple[float, float]:
-    r"""Mean and sd of :math:`\log\kappa` given slopes ``u`` ~ N(0, kappa^2 C + diag(s2)) and the prior
-    N(mu0, sigma0) on log kappa (grid :data:`GRID`). Domains with no left-out loss (NaN) are skipped."""
-    weight, _, _ = _grid_posterior(u, s2, rho, mu0, sigma0)
+def correlation_prior(mean: float, fixed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    r"""(grid, log prior) of the correlation :math:`\rho` of the domains' errors: Beta with mean ``mean`` and
+    concentration :data:`RHO_CONCENTRATION` on :data:`RHO_GRID`, or the one value ``mean`` where ``fixed`` (the user set it)."""
+    if fixed:
+        return np.array([float(mean)]), np.zeros(1)
+    m = float(np.clip(mean, 0.02, 0.98))
+    a, b = RHO_CONCENTRATION * m, RHO_CONCENTRATION * (1 - m)
+    return RHO_GRID, (a - 1) * np.log(RHO_GRID + 1e-12) + (b - 1) * np.log1p(-RHO_GRID)
+
+
+def log_kappa_posterior(u: np.ndarray, s2: np.ndarray, rho, mu0: float, sigma0: float) -> tuple[float, float]:
+    r"""Mean and sd of :math:`\log\kappa` given slopes ``u`` ~ N(0, kappa^2 C(rho) + diag(s2)) and the prior
+    N(mu0, sigma0) on log kappa (grid :data:`GRID`); ``rho``: the correlation, a number or :func:`correlation_prior`'s
+    (grid, log prior) to integrate over. Domains with no left-out loss (NaN) are skipped."""
+    weight = _grid_posterior(u, s2, rho, mu0, sigma0)[0].sum(axis=1)
     mean = float(weight @ GRID)
     return mean, float(np.sqrt(weight @ (GRID - mean) ** 2))
 
 
-def drift_posterior(u: np.ndarray, s2: np.ndarray, rho: float, mu0: float, sigma0: float) -> tuple[np.ndarray, np.ndarray]:
+def rho_posterior(u: np.ndarray, s2: np.ndarray, rho, mu0: float, sigma0: float) -> tuple[np.ndarray, np.ndarray]:
+    """(grid, weights): the marginal posterior of the correlation ``rho`` on its grid (arguments as :func:`log_kappa_posterior`)."""
+    weight, grid, _ = _grid_posterior(u, s2, rho, mu0, sigma0)
+    return grid, weight.sum(axis=0)
+
+
+def drift_posterior(u: np.ndarray, s2: np.ndarray, rho, mu0: float, sigma0: float) -> tuple[np.ndarray, np.ndarray]:
     r"""Mean (V,) and covariance (V, V) of the calibration's discrepancy :math:`g = \kappa\xi` per
-    domain given the slopes, :math:`g \mid u, \kappa \sim N(K(K+S)^{-1}u,\ K - K(K+S)^{-1}K)` with
-    :math:`K = \kappa^2 C`, averaged over the grid posterior of :math:`\kappa`. A domain with no
+    domain given the slopes, :math:`g \mid u, \kappa, \rho \sim N(K(K+S)^{-1}u,\ K - K(K+S)^{-1}K)` with
+    :math:`K = \kappa^2 C(\rho)`, averaged over the grid posterior of :math:`(\kappa, \rho)`. A domain with no
     left-out loss gets mean 0 and its prior variance."""
-    weight, correlation, keep = _grid_posterior(u, s2, rho, mu0, sigma0)
+    weight, rhos, keep = _grid_posterior(u, s2, rho, mu0, sigma0)
     n = len(u)
-    full = rho * np.ones((n, n)) + (1 - rho) * np.eye(n)
-    mean, second = np.zeros(n), np.zeros((n, n))
-    for w, log_kappa in zip(weight, GRID):
-        if w < 1e-8:
-            continue
-        k_full = np.exp(2 * log_kappa) * full
+    mean, second, total = np.zeros(n), np.zeros((n, n)), 0.0
+    for i, j in zip(*np.nonzero(weight >= 1e-6 * weight.max())):
+        k_full = np.exp(2 * GRID[i]) * (rhos[j] * np.ones((n, n)) + (1 - rhos[j]) * np.eye(n))
         k_obs = k_full[:, keep]  # cov(g, u_kept)
-        gain = np.linalg.solve(np.exp(2 * log_kappa) * correlation + np.diag(s2[keep]), k_obs.T).T
+        gain = np.linalg.solve(k_full[np.ix_(keep, keep)] + np.diag(s2[keep]), k_obs.T).T
         m = gain @ u[keep]
-        mean += w * m
-        second += w * (k_full - gain @ k_obs.T + np.outer(m, m))
-    total = weight[weight >= 1e-8].sum()
+        mean += weight[i, j] * m
+        second += weight[i, j] * (k_full - gain @ k_obs.T + np.outer(m, m))
+        total += weight[i, j]
     mean, second = mean / total, second / total
     return mean, second - np.outer(mean, mean)
 
 
 def _grid_posterior(u, s2, rho, mu0, sigma0):
+    r"""(weights over (:data:`GRID`, rho grid), the rho grid, the domains kept). The covariance
+    :math:`\kappa^2(1-\rho) I + S + \kappa^2\rho\,11^\top` is diagonal plus rank one, so its log
+    determinant and quadratic form are closed (matrix determinant lemma, Sherman-Morrison), on the whole grid at once."""
+    grid, log_prior = correlation_prior(rho, fixed=True) if np.isscalar(rho) else rho
     keep = np.isfinite(u)
     u, s2 = u[keep], s2[keep]
-    n = len(u)
-    correlation = rho * np.ones((n, n)) + (1 - rho) * np.eye(n)
-    log_post = np.empty(len(GRID))
-    for j, log_kappa in enumerate(GRID):
-        cov = np.exp(2 * log_kappa) * correlation + np.diag(s2)
-        _, logdet = np.linalg.slogdet(cov)
-        log_post[j] = -0.5 * (logdet + u @ np.linalg.solve(cov, u)) - 0.5 * ((log_kappa - mu0) / sigma0) ** 2
+    k2 = np.exp(2 * GRID)[:, None]  # (K, 1)
+    diag = (k2 * (1 - grid))[..., None] + s2  # (K, R, n)
+    shared = k2 * grid  # (K, R)
+    inv_sum, u_sum = (1 / diag).sum(-1), (u / diag).sum(-1)
+    logdet = np.log(diag).sum(-1) + np.log1p(shared * inv_sum)
+    quad = (u**2 / diag).sum(-1) - shared * u_sum**2 / (1 + shared * inv_sum)
+    log_post = -0.5 * (logdet + quad) - 0.5 * ((GRID[:, None] - mu0) / sigma0) ** 2 + log_prior[None, :]
     weight = np.exp(log_post - log_post.max())
-    return weight / weight.sum(), correlation, keep
+    return weight / weight.sum(), grid, keep
 
 
 def learn(
@@ -225,9 +252,10 @@ def learn(
             warnings.warn(f"the {name} prior is {prior.distribution}, not LogNormal: kept as given, not learned from the pilots", UserWarning, stacklevel=3)
             continue
         mu0, sigma0 = float(prior.parameters["mu"]), float(prior.parameters["sigma"])
-        rho = config.discrepancy_correlation
+        rho = correlation_prior(config.discrepancy_correlation, fixed="discrepancy_correlation" in config.model_fields_set)
         mu, sigma = log_kappa_posterior(u, s2, rho, mu0, sigma0)
         drift_mean, drift_cov = drift_posterior(u, s2, rho, mu0, sigma0)
+        rho_grid, rho_weights = rho_posterior(u, s2, rho, mu0, sigma0)
         priors[name] = Prior("LogNormal", mu=mu, sigma=sigma)
         distance = np.log(left_out[column].to_numpy(float) / cuts[column])
         record[axis] = {
@@ -242,6 +270,10 @@ def learn(
             "learned": [mu, sigma],
             "drift_mean": drift_mean.tolist(),
             "drift_chol": np.linalg.cholesky(drift_cov + 1e-12 * np.eye(len(u))).tolist(),
+            "rho_prior_mean": config.discrepancy_correlation,
+            "rho_learned": float(rho_weights @ rho_grid),
+            "rho_grid": rho_grid.round(6).tolist(),
+            "rho_weights": rho_weights.tolist(),
             **converged,
         }
     return priors, record
@@ -251,12 +283,16 @@ def scale_error(record: dict, axis: str, kappa: np.ndarray, n_valid: int, rho: f
     r"""The law's log-error per unit of log-distance on a scale ``axis``, shape (*draws, 1, n_valid):
     :math:`\kappa\xi` with :math:`\xi \sim N(0, C)` where the pilots did not calibrate the axis; where
     they did, :math:`\phi g + \sqrt{1-\phi^2}\,\kappa\xi` with :math:`g` the calibration's drift
-    (:func:`drift_posterior`) and the persistence :math:`\phi \sim U(0, 1)` (module docstring).
+    (:func:`drift_posterior`) and the persistence :math:`\phi \sim U(0, 1)` (module docstring); the correlation
+    ``rho`` is drawn per draw from its learned posterior where the record has one (else the given ``rho``).
     ``kappa``: posterior draws (any shape ``draws``); one error per draw, shared by a call's mixtures."""
     kappa = np.asarray(kappa)[..., None, None]
     draws = kappa.shape[:-2]
-    xi = np.sqrt(rho) * rng.standard_normal(draws + (1, 1)) + np.sqrt(1 - rho) * rng.standard_normal(draws + (1, n_valid))
     entry = record.get(axis, {})
+    if "rho_weights" in entry:
+        weights = np.asarray(entry["rho_weights"])
+        rho = rng.choice(np.asarray(entry["rho_grid"]), p=weights / weights.sum(), size=draws + (1, 1))
+    xi = np.sqrt(rho) * rng.standard_normal(draws + (1, 1)) + np.sqrt(1 - rho) * rng.standard_normal(draws + (1, n_valid))
     if "drift_mean" not in entry:
         return kappa * xi
     g = np.asarray(entry["drift_mean"]) + rng.standard_normal(draws + (1, n_valid)) @ np.asarray(entry["drift_chol"]).T
@@ -270,7 +306,9 @@ def describe(record: dict) -> str:
         return ""
     parts = [
         f"{axis} {100 * np.exp(e['learned'][0]):.1f}% per log-unit (external prior {100 * np.exp(e['external'][0]):.1f}%), "
-        f"drift {100 * np.mean(e['drift_mean']):+.1f}% ({e['left_out']} left out, {e['losses']} losses)"
+        f"drift {100 * np.mean(e['drift_mean']):+.1f}%"
+        + (f", shared by the domains at correlation {e['rho_learned']:.2f} (prior mean {e['rho_prior_mean']:.2f})" if "rho_learned" in e else "")
+        + f" ({e['left_out']} left out, {e['losses']} losses)"
         for axis, e in record.items()
     ]
     return "; discrepancy learned from the pilots: " + ", ".join(parts)

@@ -129,3 +129,48 @@ def test_a_learned_axis_moves_the_prediction_by_the_persistent_part_of_the_drift
     np.testing.assert_allclose(learned.mean(axis=(0, 1, 2)), [-0.01, -0.02], atol=1e-3)  # E[phi] = 1/2 of the drift
     assert abs(plain.mean()) < 1e-3 and plain.std() == pytest.approx(0.01, rel=0.05)
     assert learned[..., 1].max() < 0.03 and learned[..., 1].min() > -0.08  # from none to all of the drift, plus kappa xi
+
+
+def test_the_grid_posterior_in_closed_form_is_the_dense_gaussian_one():
+    """Diagonal plus rank one, in closed form on the whole grid: the same weights as slogdet and solve per point."""
+    rng = np.random.default_rng(1)
+    u, s2 = simulated_slopes(0.01, 7, 0.6, 0.003, rng)
+    for rho in (0.0, 0.6, 0.98):
+        weight = discrepancy_scale._grid_posterior(u, s2, rho, np.log(0.017), 0.5)[0][:, 0]
+        dense = np.empty(len(discrepancy_scale.GRID))
+        for j, log_kappa in enumerate(discrepancy_scale.GRID):
+            cov = np.exp(2 * log_kappa) * (rho * np.ones((7, 7)) + (1 - rho) * np.eye(7)) + np.diag(s2)
+            dense[j] = -0.5 * (np.linalg.slogdet(cov)[1] + u @ np.linalg.solve(cov, u)) - 0.5 * ((log_kappa - np.log(0.017)) / 0.5) ** 2
+        dense = np.exp(dense - dense.max())
+        np.testing.assert_allclose(weight, dense / dense.sum(), atol=1e-10)
+
+
+@pytest.mark.parametrize(("truth", "side"), [(0.95, "high"), (0.05, "low")])
+def test_the_slopes_say_how_much_the_domains_share_their_error(truth, side):
+    """Slopes with one error shared by all 22 domains (rho 0.95) or each their own (0.05), against the default prior
+    (mean 0.75): the learned correlation moves towards the truth, and a fixed one stays fixed."""
+    rng = np.random.default_rng(2)
+    prior = discrepancy_scale.correlation_prior(0.75)
+    learned = []
+    for _ in range(20):
+        u, s2 = simulated_slopes(0.01, 22, truth, 0.001, rng)
+        grid, weights = discrepancy_scale.rho_posterior(u, s2, prior, np.log(0.017), 0.5)
+        learned.append(weights @ grid)
+    learned = np.array(learned)
+    if side == "high":
+        assert np.median(learned) > 0.8
+    else:
+        # one shared draw per calibration is all the evidence: a small shared error is also what a high rho gives at
+        # times, so the posterior leaves its prior slowly downwards (median 0.62 here) and fast upwards (0.93)
+        assert np.median(learned) < 0.7 and (learned < 0.75).mean() >= 0.9
+    grid, weights = discrepancy_scale.rho_posterior(u, s2, discrepancy_scale.correlation_prior(0.75, fixed=True), np.log(0.017), 0.5)
+    assert grid.tolist() == [0.75] and weights == pytest.approx([1.0])
+
+
+def test_a_learned_correlation_is_what_the_predictions_draw():
+    rng = np.random.default_rng(3)
+    kappa = np.full((2, 20000), 0.01)
+    for rho in (0.1, 0.9):
+        record = {"size": {"rho_grid": [rho, 0.5], "rho_weights": [1.0, 0.0]}}
+        xi = discrepancy_scale.scale_error(record, "size", kappa, 2, 0.75, rng).reshape(-1, 2)
+        assert np.corrcoef(xi.T)[0, 1] == pytest.approx(rho, abs=0.03)
