@@ -167,7 +167,14 @@ def main():
                         "ESS": d.min_ess_bulk,
                     }
                 )
-        print(pd.DataFrame(rows).tail(2).to_markdown(index=False, floatfmt=".3f"), flush=True)
+        # this replicate, per check (its losses share one truth and one law-form error: one draw each, not n)
+        mine = pd.DataFrame(rows).query("replicate == @rep").groupby("check")
+        print(
+            mine.agg(n=("n", "sum"), covered=("covered", "sum"), width=("width", "mean"), R_hat=("R-hat", "max"))
+            .assign(coverage=lambda t: t["covered"] / t["n"])
+            .to_markdown(floatfmt=".3f"),
+            flush=True,
+        )
     table = pd.DataFrame(rows)
     summary = table.groupby("check").agg(
         losses=("n", "sum"), covered=("covered", "sum"), width=("width", "mean"), max_rhat=("R-hat", "max"), min_ess=("ESS", "min")
