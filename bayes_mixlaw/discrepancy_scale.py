@@ -271,7 +271,6 @@ def learn(
             "drift_mean": drift_mean.tolist(),
             "drift_chol": np.linalg.cholesky(drift_cov + 1e-12 * np.eye(len(u))).tolist(),
             "rho_prior_mean": config.discrepancy_correlation,
-            "rho_learned": float(rho_weights @ rho_grid),
             "rho_grid": rho_grid.round(6).tolist(),
             "rho_weights": rho_weights.tolist(),
             **converged,
@@ -307,7 +306,11 @@ def describe(record: dict) -> str:
     parts = [
         f"{axis} {100 * np.exp(e['learned'][0]):.1f}% per log-unit (external prior {100 * np.exp(e['external'][0]):.1f}%), "
         f"drift {100 * np.mean(e['drift_mean']):+.1f}%"
-        + (f", shared by the domains at correlation {e['rho_learned']:.2f} (prior mean {e['rho_prior_mean']:.2f})" if "rho_learned" in e else "")
+        + (
+            f", shared by the domains at correlation {np.dot(e['rho_weights'], e['rho_grid']):.2f} (prior mean {e['rho_prior_mean']:.2f})"
+            if "rho_weights" in e
+            else ""
+        )
         + f" ({e['left_out']} left out, {e['losses']} losses)"
         for axis, e in record.items()
     ]

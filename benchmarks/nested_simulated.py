@@ -108,6 +108,14 @@ def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.ran
     return pd.DataFrame(rows)
 
 
+def coverage_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per check: losses, how many the 90% intervals covered, mean width, the fits' worst R-hat and ESS, and the coverage."""
+    summary = rows.groupby("check").agg(
+        losses=("n", "sum"), covered=("covered", "sum"), width=("width", "mean"), max_rhat=("R-hat", "max"), min_ess=("ESS", "min")
+    )
+    return summary.assign(**{"90% coverage": summary["covered"] / summary["losses"]})
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--shared", default="../shared/data")
@@ -168,20 +176,9 @@ def main():
                     }
                 )
         # this replicate, per check (its losses share one truth and one law-form error: one draw each, not n)
-        mine = pd.DataFrame(rows).query("replicate == @rep").groupby("check")
-        print(
-            mine.agg(n=("n", "sum"), covered=("covered", "sum"), width=("width", "mean"), R_hat=("R-hat", "max"))
-            .assign(coverage=lambda t: t["covered"] / t["n"])
-            .to_markdown(floatfmt=".3f"),
-            flush=True,
-        )
-    table = pd.DataFrame(rows)
-    summary = table.groupby("check").agg(
-        losses=("n", "sum"), covered=("covered", "sum"), width=("width", "mean"), max_rhat=("R-hat", "max"), min_ess=("ESS", "min")
-    )
-    summary["90% coverage"] = summary["covered"] / summary["losses"]
+        print(coverage_table(pd.DataFrame(rows).query("replicate == @rep")).to_markdown(floatfmt=".3f"), flush=True)
     print()
-    print(summary.to_markdown(floatfmt=".3f"))
+    print(coverage_table(pd.DataFrame(rows)).to_markdown(floatfmt=".3f"))
 
 
 if __name__ == "__main__":
