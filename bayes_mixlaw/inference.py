@@ -409,8 +409,9 @@ class Diagnostics:
 
 
 def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, method: str, seconds: float, var_names: list[str]) -> Diagnostics:
-    """R-hat, bulk ESS and divergences over ``var_names``; problems described in plain words."""
-    import arviz as az
+    """R-hat (rank-normalised, split), bulk ESS and divergences over ``var_names``
+    (:func:`bayes_mixlaw.convergence.rhat_ess`: ArviZ's estimators, vectorised); problems described in plain words."""
+    from bayes_mixlaw.convergence import rhat_ess
 
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     problems: list[str] = []
@@ -419,8 +420,7 @@ def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, method: str
         if sample_stats is not None and "diverging" in sample_stats:
             divergences = int(sample_stats["diverging"].sum())
         subset = posterior[var_names]
-        rhat = az.rhat(subset)
-        ess = az.ess(subset, method="bulk")
+        rhat, ess = rhat_ess(subset)
         max_rhat = float(max(np.nanmax(rhat[v].values) for v in rhat.data_vars))
         min_ess = float(min(np.nanmin(ess[v].values) for v in ess.data_vars))
         if divergences:
