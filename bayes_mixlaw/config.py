@@ -87,6 +87,13 @@ class SamplerConfig(BaseModel):
     # sampling time at 250 runs x 10 domains, 0.46x at 5,000 x 50 (benchmarks/mixing_scale.py; README, "When to use
     # the JAX backend").
     backend: Literal["numba", "jax"] = "numba"
+    # Draw until converged (NUTS, two chains or more; laws that say what they check, the nested law): after every
+    # ``check_every`` draws a chain, the draws so far are checked, and sampling stops at the first check with max
+    # R-hat <= 1.01 and min bulk ESS >= ``min_ess`` over the law's checked quantities (``draws`` is then the most a
+    # chain takes). A check reads exactly the first k x check_every draws of each chain, so a seed gives the same
+    # draws in any process, whenever the checks run. None: always ``draws``.
+    check_every: int | None = Field(None, gt=0)
+    min_ess: int = Field(400, gt=0)
 
     @model_validator(mode="after")
     def _backend_samples_nuts(self):
@@ -410,10 +417,11 @@ class NestedLawConfig(LawConfig):
     # from 9k-10k on it converges (R-hat 1.007-1.009) with exponents 0.39-0.53 (benchmarks/README.md).
     # RedPajama's checkpoints start at a third of its runs. 0 keeps every checkpoint.
     transient_fraction: float = Field(0.3, ge=0, lt=1)
-    # The whole RedPajama table (19,360 losses): ~31 leapfrog steps a draw at ~0.6 ms a gradient, and
-    # 2 x (1500 + 3500) gives max R-hat 1.009 and min bulk ESS 668 over every variable in ~110 s on
-    # 2 cores (benchmarks/README.md); fewer draws leave R-hat at 1.01-1.02.
-    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=3500, tune=1500, chains=2))
+    # The whole RedPajama table (19,360 losses): ~31 leapfrog steps a draw at ~0.5 ms a gradient; 2 x (1500 + 3500)
+    # gave max R-hat 1.006 and min bulk ESS 1053 over every variable, 5Mix's size check ESS 344-457 (benchmarks/README.md).
+    # So the draws are not fixed: checked every 500 a chain, sampling stops once every variable has R-hat <= 1.01 and
+    # bulk ESS >= 400 (SamplerConfig.check_every), at most 6000 a chain.
+    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=6000, tune=1500, chains=2, check_every=500))
     # With fewer validation domains than this, the scales pooled across them are barely pinned by the data (Gelman,
     # 2006: a group-level scale over fewer than ~5 groups needs an informative prior), and their funnels held the 3Mix
     # fits (3 domains) at 260-1,034 divergences: FEW_DOMAIN_PRIORS replace the defaults the user has not overridden,

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -304,8 +305,18 @@ def interrupts_raised():
         raise KeyboardInterrupt
 
 
-def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sampler: SamplerConfig, seed: int | None, progress: bool) -> xr.DataTree:
-    """Posterior draws of ``model`` (a DataTree with posterior and sample_stats)."""
+def sample_posterior(
+    model: pm.Model,
+    data: dict[str, np.ndarray],
+    key: str,
+    sampler: SamplerConfig,
+    seed: int | None,
+    progress: bool,
+    checked: Callable[[xr.Dataset], xr.Dataset] | None = None,
+) -> xr.DataTree:
+    """Posterior draws of ``model`` (a DataTree with posterior and sample_stats). ``checked``: the quantities a
+    law's convergence is judged on, from a posterior; with ``sampler.check_every`` NUTS then stops once they have
+    converged (:func:`sample_until_converged`)."""
     if sampler.method in ("nuts", "fast"):
         import nutpie
 
@@ -318,19 +329,21 @@ def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sam
         compiled = compiled.with_data(**{k: as_array(np.asarray(v, dtype=known[k])) for k, v in data.items() if k in known})
         compiled = _with_coords(compiled, model)
         cores = sampler.cores or min(sampler.chains, os.cpu_count() or 1)
+        options = {
+            "draws": sampler.draws,
+            "tune": sampler.tune,
+            "chains": sampler.chains,
+            "cores": cores,
+            "seed": seed,
+            "target_accept": sampler.target_accept,
+            "adaptation": sampler.adaptation,
+            "save_warmup": False,
+            **_progress_options(progress),
+        }
         with interrupts_raised():
-            return nutpie.sample(
-                compiled,
-                draws=sampler.draws,
-                tune=sampler.tune,
-                chains=sampler.chains,
-                cores=cores,
-                seed=seed,
-                target_accept=sampler.target_accept,
-                adaptation=sampler.adaptation,
-                save_warmup=False,
-                **_progress_options(progress),
-            )
+            if sampler.method == "nuts" and sampler.check_every and checked is not None and sampler.chains > 1:
+                return sample_until_converged(compiled, options, sampler, checked)
+            return nutpie.sample(compiled, **options)
     if sampler.method == "advi":
         with model:
             pm.set_data(data)
@@ -344,6 +357,54 @@ def sample_posterior(model: pm.Model, data: dict[str, np.ndarray], key: str, sam
             tree = approx.sample(sampler.draws * sampler.chains, random_seed=seed)
         return xr.DataTree.from_dict({"posterior": tree["posterior"].to_dataset()})
     raise ValueError(f"unknown sampler method {sampler.method!r}")
+
+
+def sample_until_converged(compiled, options: dict, sampler: SamplerConfig, checked: Callable[[xr.Dataset], xr.Dataset]) -> xr.DataTree:
+    """NUTS in the background, checked after every ``sampler.check_every`` draws a chain: the first ``k x
+    check_every`` draws of every chain, ``checked`` from them, stop at the first check where max R-hat <=
+    :data:`RHAT_LIMIT` and min bulk ESS >= ``sampler.min_ess`` and keep exactly those draws; else all
+    ``sampler.draws``. Each check reads a fixed prefix of each chain, whose draws the seed fixes, so the result does
+    not depend on when the checks ran (a check that finds the chains short waits; one after sampling ended reads the
+    finished chains). The checks run beside the chains (NumPy releases the GIL)."""
+    import nutpie
+
+    from bayes_mixlaw.convergence import rhat_ess
+
+    running = nutpie.sample(compiled, blocking=False, **options)
+    started, finished = time.monotonic(), None
+    try:
+        for n in range(sampler.check_every, sampler.draws, sampler.check_every):
+            while finished is None:
+                if _finished(running):
+                    finished = running.wait()
+                    break
+                trace = running.inspect()
+                done = int(np.isfinite(trace["sample_stats"]["step_size"].values).sum(axis=1).min()) if trace["sample_stats"].sizes.get("draw") else 0
+                if done >= n:
+                    break
+                # wait about as long as the missing draws take at the pace so far (tuning included), 1-10 s
+                pace = (time.monotonic() - started) / (sampler.tune + done)
+                time.sleep(min(10.0, max(1.0, pace * (n - done))))
+            prefix = (finished if finished is not None else trace)["posterior"].to_dataset().isel(draw=slice(0, n))
+            rhat, ess = rhat_ess(checked(prefix))
+            max_rhat = max(float(np.nanmax(rhat[v].values)) for v in rhat.data_vars)
+            min_ess = min(float(np.nanmin(ess[v].values)) for v in ess.data_vars)
+            log.info(f"draws {n} a chain: max R-hat {max_rhat:.3f}, min bulk ESS {min_ess:.0f}")
+            if max_rhat <= RHAT_LIMIT and min_ess >= sampler.min_ess:
+                kept = finished if finished is not None else running.abort()
+                return kept.isel(draw=slice(0, n))
+        return finished if finished is not None else running.wait()
+    except BaseException:
+        running.cancel()
+        raise
+
+
+def _finished(running) -> bool:
+    """Whether nutpie's background sampler has finished (its check raises TimeoutError while the chains run)."""
+    try:
+        return bool(running.is_finished)
+    except TimeoutError:
+        return False
 
 
 # How many numbers of a per-run quantity (chains x draws x runs x ...) the diagnostics check at most. The mixing law

@@ -211,6 +211,12 @@ class BayesianLaw:
     def _diagnostic_quantities(self) -> xr.Dataset:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _checked_in_sampling(self):
+        """What ``SamplerConfig.check_every`` checks while NUTS runs: a function of the posterior draws so far giving the
+        quantities of :meth:`_diagnostic_quantities`, or None where those need more than the draws (sampling then
+        always takes ``draws``)."""
+        return None
+
     def _restore(self, tree: xr.DataTree) -> None:
         """Rebuild what the subclass needs from a loaded fit's attributes."""
 
@@ -260,7 +266,7 @@ class BayesianLaw:
         built = self.build(runs, **(build_options or {}))
         lay = built.layout
         with Timer() as timer:
-            tree = sample_posterior(built.model, self._data(lay), built.key, settings, seed, progress)
+            tree = sample_posterior(built.model, self._data(lay), built.key, settings, seed, progress, checked=self._checked_in_sampling())
         posterior = tree["posterior"].to_dataset()
         posterior = posterior.drop_vars([v for v in posterior.data_vars if v.endswith(_TRANSFORMED_SUFFIXES)])
         self._built = built

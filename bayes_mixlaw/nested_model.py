@@ -282,3 +282,8 @@ class NestedModel:
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         return self.idata["posterior"].to_dataset()  # every variable: a fit converges as a whole or not at all
+
+    def _checked_in_sampling(self):
+        from bayes_mixlaw.model import _TRANSFORMED_SUFFIXES
+
+        return lambda posterior: posterior.drop_vars([v for v in posterior.data_vars if v.endswith(_TRANSFORMED_SUFFIXES)])

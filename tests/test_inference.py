@@ -177,3 +177,43 @@ def test_ctrl_c_while_sampling_stops_the_fit_instead_of_returning_partial_draws(
         timer.cancel()
         signal.signal(signal.SIGINT, outer)
         _COMPILED.pop((key, "False"), None)
+
+
+def _regression(n_coef: int, rng) -> tuple[pm.Model, dict]:
+    x = rng.normal(size=(400, n_coef))
+    y = x @ rng.normal(size=n_coef) + rng.normal(size=400)
+    with pm.Model() as model:
+        data_x = pm.Data("x", x)
+        coef = pm.Normal("coef", 0, 1, shape=n_coef)
+        noise = pm.HalfNormal("noise", 1)
+        pm.Normal("y", data_x @ coef, noise, observed=y)
+    return model, {"x": x}
+
+
+def test_sampling_stops_at_the_first_check_that_converged_and_a_seed_fixes_the_draws():
+    model, data = _regression(20, np.random.default_rng(3))
+    key = "test-check-every"
+    every = SamplerConfig(draws=20_000, tune=300, chains=2, check_every=250, min_ess=400)
+    checked = lambda posterior: posterior  # noqa: E731
+    try:
+        first = sample_posterior(model, data, key, every, seed=5, progress=False, checked=checked)
+        again = sample_posterior(model, data, key, every, seed=5, progress=False, checked=checked)
+        kept = first["posterior"].sizes["draw"]
+        assert kept % 250 == 0 and 250 <= kept < 20_000  # stopped at a check, long before the cap
+        assert first["sample_stats"].sizes["draw"] == kept
+        from bayes_mixlaw.convergence import rhat_ess
+
+        rhat, ess = rhat_ess(first["posterior"].to_dataset())
+        assert max(float(rhat[v].max()) for v in rhat.data_vars) <= 1.01 and min(float(ess[v].min()) for v in ess.data_vars) >= 400
+        if kept > 250:  # the check before did not pass
+            rhat, ess = rhat_ess(first["posterior"].to_dataset().isel(draw=slice(0, kept - 250)))
+            assert max(float(rhat[v].max()) for v in rhat.data_vars) > 1.01 or min(float(ess[v].min()) for v in ess.data_vars) < 400
+        np.testing.assert_array_equal(first["posterior"]["coef"].values, again["posterior"]["coef"].values)
+        # the same seed without checks: the kept draws are its first ones
+        full = sample_posterior(model, data, key, every.model_copy(update={"check_every": None, "draws": kept + 100}), seed=5, progress=False)
+        np.testing.assert_array_equal(full["posterior"]["coef"].values[:, :kept], first["posterior"]["coef"].values)
+        # a target no chain reaches: all the draws
+        capped = sample_posterior(model, data, key, every.model_copy(update={"draws": 600, "min_ess": 10**6}), seed=5, progress=False, checked=checked)
+        assert capped["posterior"].sizes["draw"] == 600
+    finally:
+        _COMPILED.pop((key, "False"), None)
