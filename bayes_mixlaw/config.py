@@ -436,6 +436,14 @@ class NestedLawConfig(LawConfig):
         sampler = self.sampler if "target_accept" in self.sampler.model_fields_set else self.sampler.model_copy(update={"target_accept": 0.95})
         return self.model_copy(update={"priors": priors, "sampler": sampler})
 
+    # settings that act after sampling (the discrepancy is drawn from its prior or learned scale at prediction), so the
+    # calibration fit without discrepancy samples the full fit's model and shares its compiled form
+    AFTER_SAMPLING: ClassVar[tuple[str, ...]] = ("discrepancy", "discrepancy_correlation", "learn_discrepancy")
+
+    def structure_settings(self) -> dict:
+        """As :meth:`LawConfig.structure_settings`, less :data:`AFTER_SAMPLING`."""
+        return {k: v for k, v in super().structure_settings().items() if k not in self.AFTER_SAMPLING}
+
     def for_sizes(self, n_sizes: int) -> NestedLawConfig:
         """The config a fit on pilots of ``n_sizes`` model sizes uses; the fit file keeps it. Two sizes pin the size
         slope and leave the size exponent to its prior, trading with the irreducible share along a curve in

@@ -97,7 +97,9 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
     # ------------------------------------------------------------------------------------------
     # fit
 
-    def fit(self, runs, *, schedule=None, seed: int | None = None, method: str | None = None, progress: bool = True, **sampler):
+    def fit(
+        self, runs, *, schedule=None, seed: int | None = None, method: str | None = None, progress: bool = True, observed_below: dict | None = None, **sampler
+    ):
         """:meth:`BayesianLaw.fit`, with the model discrepancy's scale (``discrepancy_*``) learned from the
         pilots first (:mod:`bayes_mixlaw.discrepancy_scale`: one extra fit without their largest
         scale), unless ``learn_discrepancy`` is off.
@@ -105,7 +107,9 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
         ``schedule``: the learning-rate schedule of the runs without an ``lr`` column (one
         :class:`~bayes_mixlaw.schedules.Schedule`, its dict or JSON path, or a mapping run -> schedule);
         with schedules the step term reads each checkpoint through its run's schedule
-        (:mod:`bayes_mixlaw.schedule_grid`), without them it takes steps as they come.
+        (:mod:`bayes_mixlaw.schedule_grid`), without them it takes steps as they come. ``observed_below``:
+        {column: largest value}, a likelihood of the losses at or below them only, on the whole table's grid
+        (the discrepancy's calibration fit; :meth:`_layout`).
 
         The discrepancy's scales are drawn from their learned or external prior after sampling
         (:func:`bayes_mixlaw.discrepancy.draw_scales`)."""
@@ -117,7 +121,7 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
             priors, record = discrepancy_scale.learn(
                 type(self), cfg, self.targets, runs, seed=seed, progress=progress, sampler={"method": method, **sampler}, schedule=schedule
             )
-        super().fit(runs, seed=seed, method=method, progress=progress, build_options={"schedule": schedule}, **sampler)
+        super().fit(runs, seed=seed, method=method, progress=progress, build_options={"schedule": schedule, "observed_below": observed_below}, **sampler)
         if cfg.discrepancy:
             discrepancy.draw_scales(self, discrepancy.PRIORS, priors, seed)
             self.idata.attrs[discrepancy_scale.ATTR] = json.dumps(record)

@@ -48,9 +48,13 @@ class NestedLayout:
     """The nested law's hooks of :meth:`~bayes_mixlaw.model.BayesianLaw.build` and :meth:`~bayes_mixlaw.model.BayesianLaw.fit`
     that read and write data (a base of :class:`~bayes_mixlaw.nested.NestedLaw`)."""
 
-    def _layout(self, runs: RunsTable, schedule=None, areas: GridAreas | None = None) -> dict:
+    def _layout(self, runs: RunsTable, schedule=None, areas: GridAreas | None = None, observed_below: dict | None = None) -> dict:
         """``schedule``: as in :meth:`fit` (which passes it here through ``build_options``); ``areas``:
-        the schedule areas a fit file keeps (a reloaded fit's runs are named by mixture)."""
+        the schedule areas a fit file keeps (a reloaded fit's runs are named by mixture); ``observed_below``:
+        {column: largest value}, the likelihood reads only the losses at or below every one of them, while the grid
+        of mixtures, sizes and lengths, the reference scale and the loss scales stay the whole table's (the
+        discrepancy's calibration fit, :mod:`bayes_mixlaw.discrepancy_scale`: the full fit's model, and its compiled
+        form, on fewer losses)."""
         data = runs.data
         if not runs.mix_columns:
             raise ValueError(f"{runs.source}: the table has no 'mix:<domain>' columns; fit one mixture with ChinchillaLaw")
@@ -91,6 +95,14 @@ class NestedLayout:
             run_rows = data.drop_duplicates("run")
             cell = dict(zip(run_rows["run"], zip(mix_idx[run_rows.index], size_idx[run_rows.index])))
             areas = grid_areas(runs, length, schedule, cell, curve_shape[:2], length_values, (mix_idx, size_idx, length_idx))
+        scale = data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy()
+        if observed_below:
+            kept = np.ones(len(data), dtype=bool)
+            for column, largest in observed_below.items():
+                kept &= data[column].to_numpy(dtype=float) <= largest
+            data, runs = data[kept].reset_index(drop=True), dataclasses.replace(runs, data=data[kept].reset_index(drop=True))
+            valid_idx, mix_idx, curve, log_length = valid_idx[kept], mix_idx[kept], curve[kept], log_length[kept]
+            n, s, loss, length_idx, size_idx = n[kept], s[kept], loss[kept], length_idx[kept], size_idx[kept]
         return {
             "areas": areas,
             "table": runs,
@@ -118,7 +130,7 @@ class NestedLayout:
             "n0": n0,
             "s0": s0,
             "loss": loss,
-            "scale": data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy(),
+            "scale": scale,
         }
 
     def _drop_transient(self, data: pd.DataFrame, length: str, source: str) -> tuple[pd.DataFrame, dict]:
