@@ -421,7 +421,7 @@ class NestedLawConfig(LawConfig):
     # gave max R-hat 1.006 and min bulk ESS 1053 over every variable, 5Mix's size check ESS 344-457 (benchmarks/README.md).
     # So the draws are not fixed: checked every 500 a chain, sampling stops once every variable has R-hat <= 1.01 and
     # bulk ESS >= 400 (SamplerConfig.check_every), at most 6000 a chain.
-    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=6000, tune=1500, chains=2, check_every=500))
+    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=6000, tune=1000, chains=2, check_every=250))
     # With fewer validation domains than this, the scales pooled across them are barely pinned by the data (Gelman,
     # 2006: a group-level scale over fewer than ~5 groups needs an informative prior), and their funnels held the 3Mix
     # fits (3 domains) at 260-1,034 divergences: FEW_DOMAIN_PRIORS replace the defaults the user has not overridden,
