@@ -81,24 +81,14 @@ def shared_data() -> Path:
 def mocked_sampling(monkeypatch):
     """Replace NUTS by pymc.testing.mock_sample (prior draws with the posterior's shape)."""
 
-    def fake(model, data, key, sampler, seed, progress):
-        with model:
-            pm.set_data({k: v for k, v in data.items()})
-            tree = mock_sample(
-                draws=sampler.draws,
-                chains=sampler.chains,
-                random_seed=seed,
-                sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)},
-            )
-        return tree
-
-    monkeypatch.setattr("bayes_mixlaw.model.sample_posterior", fake)
+    monkeypatch.setattr("bayes_mixlaw.model.sample_posterior", _fake_sample_posterior)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
 
 
-def _fake_sample_posterior(model, data, key, sampler, seed, progress):
+def _fake_sample_posterior(model, data, key, sampler, seed, progress, checked=None):
+    """``inference.sample_posterior`` replaced by ``pymc.testing.mock_sample`` (prior draws with the posterior's shape)."""
     with model:
         pm.set_data({k: v for k, v in data.items()})
         return mock_sample(draws=sampler.draws, chains=sampler.chains, random_seed=seed, sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)})

@@ -20,6 +20,7 @@ from bayes_mixlaw.compare import compare_variants
 from bayes_mixlaw.config import ConfigError
 from bayes_mixlaw.mixing_forms import MixingForm, register, unregister
 from bayes_mixlaw.optimize import optimal_mixture
+from conftest import _fake_sample_posterior
 
 PACKAGED = ["explicit", "implicit", "power_law"]
 
@@ -221,7 +222,7 @@ def test_power_law_fits_5mix_predicts_optimises_reports_and_compares(power_fit, 
     assert (tmp_path / "report" / "interactions.png").stat().st_size > 0
     assert {"power_e", "power_log_c", "power_gamma", "slope"} <= set(pd.read_csv(tmp_path / "report" / "parameters.csv")["parameter"])
     # PSIS-LOO against the explicit and implicit laws (mocked draws: this checks the plumbing, not the ranking)
-    monkeypatch.setattr("bayes_mixlaw.model.sample_posterior", _mock_sample)
+    monkeypatch.setattr("bayes_mixlaw.model.sample_posterior", _fake_sample_posterior)
     others = {
         name: MixingLaw(MixingLawConfig(law=name, sampler={"draws": 20, "chains": 2}), datasets.pile_targets()).fit(runs, seed=4, progress=False)
         for name in ("explicit", "implicit")
@@ -231,11 +232,3 @@ def test_power_law_fits_5mix_predicts_optimises_reports_and_compares(power_fit, 
         table = compare_variants({"power_law": law, **others})
     assert set(table["variant"]) == {"power_law", "explicit", "implicit"} and table["elpd_loo"].notna().all()
     assert table.set_index("variant").loc["power_law", "rank"] == 0  # a real posterior beats prior draws
-
-
-def _mock_sample(model, data, key, sampler, seed, progress):
-    from pymc.testing import mock_sample
-
-    with model:
-        pm.set_data(data)
-        return mock_sample(draws=sampler.draws, chains=sampler.chains, random_seed=seed, sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)})
