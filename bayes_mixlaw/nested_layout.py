@@ -51,8 +51,8 @@ class NestedLayout:
     def _layout(self, runs: RunsTable, schedule=None, areas: GridAreas | None = None, observed_below: dict | None = None) -> dict:
         """``schedule``: as in :meth:`fit` (which passes it here through ``build_options``); ``areas``:
         the schedule areas a fit file keeps (a reloaded fit's runs are named by mixture); ``observed_below``:
-        {column: largest value}, the likelihood reads only the losses at or below every one of them, while the grid
-        of mixtures, sizes and lengths, the reference scale and the loss scales stay the whole table's (the
+        {column: largest value}, the likelihood reads only the losses at or below every one of them (and the reference
+        scale is theirs), while the grid of mixtures, sizes and lengths and the loss scales stay the whole table's (the
         discrepancy's calibration fit, :mod:`bayes_mixlaw.discrepancy_scale`: the full fit's model, and its compiled
         form, on fewer losses)."""
         data = runs.data
@@ -96,13 +96,15 @@ class NestedLayout:
             cell = dict(zip(run_rows["run"], zip(mix_idx[run_rows.index], size_idx[run_rows.index])))
             areas = grid_areas(runs, length, schedule, cell, curve_shape[:2], length_values, (mix_idx, size_idx, length_idx))
         scale = data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy()
-        if observed_below:
+        if observed_below:  # the kept losses on the whole grid, at the reference scale of the kept losses
             kept = np.ones(len(data), dtype=bool)
             for column, largest in observed_below.items():
                 kept &= data[column].to_numpy(dtype=float) <= largest
             data, runs = data[kept].reset_index(drop=True), dataclasses.replace(runs, data=data[kept].reset_index(drop=True))
-            valid_idx, mix_idx, curve, log_length = valid_idx[kept], mix_idx[kept], curve[kept], log_length[kept]
+            valid_idx, mix_idx, curve = valid_idx[kept], mix_idx[kept], curve[kept]
             n, s, loss, length_idx, size_idx = n[kept], s[kept], loss[kept], length_idx[kept], size_idx[kept]
+            n0, s0 = float(np.exp(np.log(n).mean())), float(np.exp(np.log(s).mean()))
+            log_length = np.log(s / s0)
         return {
             "areas": areas,
             "table": runs,
