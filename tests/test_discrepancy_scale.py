@@ -68,6 +68,26 @@ def test_split_leaves_out_the_largest_size_and_the_last_fifth_of_the_log_length(
     assert "params" not in discrepancy_scale.split(RunsTable(late_largest.reset_index(drop=True), runs.source), "step", 0.2)[1]
 
 
+def test_the_calibration_fit_is_the_full_fits_model_on_the_kept_losses(shared_data):
+    """One compiled model serves both fits: the calibration's layout keeps the whole grid (its structure key is the
+    full fit's, without discrepancy) and reads only the kept losses, at their own reference scale."""
+    table = load_runs(shared_data / "mixinglaws" / "RedPajama")
+    runs = RunsTable(table.data[table.data["valid_domain"].isin(DOMAINS)].reset_index(drop=True), table.source)
+    config = NestedLawConfig()
+    full = NestedLaw(config, Targets({"Pile-CC": 0.5, "Github": 0.3, "ArXiv": 0.2}))
+    kept, cuts = discrepancy_scale.split(runs, "step", 0.2)
+    calibration = NestedLaw(config.model_copy(update={"discrepancy": False}), full.targets)
+    whole, part = full.build(runs), calibration.build(runs, observed_below=cuts)
+    assert part.key == whole.key
+    lay, expected = part.layout, calibration.build(kept).layout
+    assert len(lay["loss"]) == len(expected["loss"]) < len(whole.layout["loss"])
+    np.testing.assert_allclose(np.sort(lay["loss"]), np.sort(expected["loss"]))
+    assert (lay["n0"], lay["s0"]) == pytest.approx((expected["n0"], expected["s0"]))
+    curves = lay["curve_m"].reshape(lay["curve_shape"])
+    assert curves[:, -1].sum() == 0 and curves[:, :-1].sum() == len(lay["loss"])  # the largest size's curves are empty
+    assert len(lay["sizes"]) == len(whole.layout["sizes"]) and len(lay["length_values"]) == len(whole.layout["length_values"])
+
+
 def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mocked_sampling, tmp_path, monkeypatch):
     monkeypatch.setattr(discrepancy_scale, "MAX_CALIBRATION_RHAT", np.inf)  # mocked draws are not a posterior: no R-hat to meet
     table = load_runs(shared_data / "mixinglaws" / "RedPajama")
