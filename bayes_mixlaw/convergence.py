@@ -58,6 +58,12 @@ def rhat_ess(posterior: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
     return xr.Dataset(out_rhat), xr.Dataset(out_ess)
 
 
+def worst(posterior: xr.Dataset) -> tuple[float, float]:
+    """(max R-hat, min bulk ESS) over every scalar of ``posterior`` (:func:`rhat_ess`; NaNs, e.g. of constants, ignored)."""
+    rhat, ess = rhat_ess(posterior)
+    return max(float(np.nanmax(rhat[v].values)) for v in rhat.data_vars), min(float(np.nanmin(ess[v].values)) for v in ess.data_vars)
+
+
 def _rhat_ess(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """R-hat and bulk ESS of ``x`` (chain, draw, scalar), one per scalar."""
     chains, draws, n_scalars = x.shape

@@ -368,7 +368,7 @@ def sample_until_converged(compiled, options: dict, sampler: SamplerConfig, chec
     finished chains). The checks run beside the chains (NumPy releases the GIL)."""
     import nutpie
 
-    from bayes_mixlaw.convergence import rhat_ess
+    from bayes_mixlaw.convergence import worst
 
     running = nutpie.sample(compiled, blocking=False, **options)
     started, finished = time.monotonic(), None
@@ -386,9 +386,7 @@ def sample_until_converged(compiled, options: dict, sampler: SamplerConfig, chec
                 pace = (time.monotonic() - started) / (sampler.tune + done)
                 time.sleep(min(10.0, max(1.0, pace * (n - done))))
             prefix = (finished if finished is not None else trace)["posterior"].to_dataset().isel(draw=slice(0, n))
-            rhat, ess = rhat_ess(checked(prefix))
-            max_rhat = max(float(np.nanmax(rhat[v].values)) for v in rhat.data_vars)
-            min_ess = min(float(np.nanmin(ess[v].values)) for v in ess.data_vars)
+            max_rhat, min_ess = worst(checked(prefix))
             log.info(f"draws {n} a chain: max R-hat {max_rhat:.3f}, min bulk ESS {min_ess:.0f}")
             if max_rhat <= RHAT_LIMIT and min_ess >= sampler.min_ess:
                 kept = finished if finished is not None else running.abort()
@@ -472,7 +470,7 @@ class Diagnostics:
 def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, method: str, seconds: float, var_names: list[str]) -> Diagnostics:
     """R-hat (rank-normalised, split), bulk ESS and divergences over ``var_names``
     (:func:`bayes_mixlaw.convergence.rhat_ess`: ArviZ's estimators, vectorised); problems described in plain words."""
-    from bayes_mixlaw.convergence import rhat_ess
+    from bayes_mixlaw.convergence import worst
 
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     problems: list[str] = []
@@ -480,10 +478,7 @@ def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, method: str
     if method in ("nuts", "fast"):
         if sample_stats is not None and "diverging" in sample_stats:
             divergences = int(sample_stats["diverging"].sum())
-        subset = posterior[var_names]
-        rhat, ess = rhat_ess(subset)
-        max_rhat = float(max(np.nanmax(rhat[v].values) for v in rhat.data_vars))
-        min_ess = float(min(np.nanmin(ess[v].values) for v in ess.data_vars))
+        max_rhat, min_ess = worst(posterior[var_names])
         if divergences:
             problems.append(f"{divergences} divergent transition(s) of {chains * draws}: the posterior may be biased; raise target_accept or check the priors")
         if chains > 1 and max_rhat > RHAT_LIMIT:
