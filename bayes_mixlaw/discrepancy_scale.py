@@ -10,8 +10,8 @@ the package knows before it sees the user's pilots. This module lets the pilots 
 
 1. **Calibration fit.** The same law, without discrepancy, on the pilots less their largest model
    size and less the last ``fraction`` of their log-length range (after the early transient): the full
-   fit's model (its grid of mixtures, sizes and lengths and its reference scale) with a likelihood of the
-   kept losses only (``NestedLaw.fit(observed_below=...)``), so the two fits share one compiled model.
+   fit's model (its grid of mixtures, sizes and lengths) with a likelihood of the kept losses only, at their
+   own reference scale (``NestedLaw.fit(observed_below=...)``), so the two fits share one compiled model.
 2. **Left-out losses.** Each left-out loss ``i`` beyond the calibration fit on exactly one axis
    (the largest size at kept lengths: size; kept sizes at later checkpoints: length) at
    log-distance :math:`d_i` gives the log-residual :math:`r_{ik} = \log L_i - \log \hat L_{ik}`
@@ -222,7 +222,7 @@ def learn(
         settings["draws"] = min(settings.get("draws", config.sampler.draws), CALIBRATION_DRAWS)
     with warnings.catch_warnings():  # the calibration fit's convergence is checked below
         warnings.simplefilter("ignore")
-        # the full fit's model on the kept losses only (its grid and reference scale: same structure, one compile)
+        # the full fit's model on the kept losses only (its grid: same structure, one compile)
         calibration = law_class(calibration_config, targets).fit(runs, schedule=schedule, seed=seed, progress=progress, observed_below=cuts, **settings)
     schedules = None
     if calibration.schedule_areas is not None:
