@@ -70,14 +70,15 @@ def _rhat_ess(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     valid = np.isfinite(x).all(axis=(0, 1))
     half = draws // 2
     split = np.concatenate([x[:, :half], x[:, draws - half :]], axis=0)  # (M, n, scalar)
+    pooled = split.reshape(-1, n_scalars)
     bulk = _z_scale(split)
-    folded = _z_scale(np.abs(split - np.median(split.reshape(-1, n_scalars), axis=0)))
+    folded = _z_scale(np.abs(split - np.median(pooled, axis=0)))
     if chains >= 2 and draws >= 4:
         rhat = np.maximum(_rhat(bulk), _rhat(folded))
     else:
         rhat = np.full(n_scalars, np.nan)
     ess = _ess(bulk) if draws >= 4 else np.full(n_scalars, np.nan)
-    constant = np.ptp(split.reshape(-1, n_scalars), axis=0) < np.finfo(float).resolution
+    constant = np.ptp(pooled, axis=0) < np.finfo(float).resolution
     ess = np.where(constant, 2 * half * chains, ess)
     return np.where(valid, rhat, np.nan), np.where(valid, ess, np.nan)
 

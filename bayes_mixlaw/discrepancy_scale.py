@@ -97,10 +97,15 @@ def split(runs: RunsTable, length_column: str, fraction: float) -> tuple[RunsTab
         largest = data["params"].to_numpy(float) > cuts["params"]
         if not (largest & (data[length_column].to_numpy(float) <= cuts[length_column])).any():
             del cuts["params"]
+    return RunsTable(data[at_or_below(data, cuts)].reset_index(drop=True), runs.source), cuts
+
+
+def at_or_below(data: pd.DataFrame, cuts: dict) -> np.ndarray:
+    """The rows at or below every cut ({column: largest kept value}; all rows for no cut)."""
     kept = np.ones(len(data), dtype=bool)
     for column, cut in cuts.items():
         kept &= data[column].to_numpy(float) <= cut
-    return RunsTable(data[kept].reset_index(drop=True), runs.source), cuts
+    return kept
 
 
 def residual_slopes(

@@ -52,6 +52,11 @@ __all__ = [  # the fit file's and the seeds' names, importable from here as befo
 _TRANSFORMED_SUFFIXES = ("_log__", "_interval__", "_simplex__", "_zerosum__")
 
 
+def without_transformed(posterior: xr.Dataset) -> xr.Dataset:
+    """``posterior`` less the sampler's unconstrained copies of the variables (``*_log__``, ...)."""
+    return posterior.drop_vars([v for v in posterior.data_vars if v.endswith(_TRANSFORMED_SUFFIXES)])
+
+
 class NotFittedError(RuntimeError):
     """predict/save called before fit (or load)."""
 
@@ -268,7 +273,7 @@ class BayesianLaw:
         with Timer() as timer:
             tree = sample_posterior(built.model, self._data(lay), built.key, settings, seed, progress, checked=self._checked_in_sampling())
         posterior = tree["posterior"].to_dataset()
-        posterior = posterior.drop_vars([v for v in posterior.data_vars if v.endswith(_TRANSFORMED_SUFFIXES)])
+        posterior = without_transformed(posterior)
         self._built = built
         self.runs = self._table(lay)
         self.idata = self._assemble(posterior, tree, built, settings, seed)

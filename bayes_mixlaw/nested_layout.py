@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_mixlaw.discrepancy_scale import at_or_below
 from bayes_mixlaw.runs import RunsTable
 from bayes_mixlaw.schedule_grid import GridAreas, grid_areas
 from bayes_mixlaw.schedules import Schedule
@@ -80,7 +81,8 @@ class NestedLayout:
         valid_pos = {v: i for i, v in enumerate(valid)}
         n = data["params"].to_numpy(dtype=float)
         s = data[length].to_numpy(dtype=float)
-        n0, s0 = float(np.exp(np.log(n).mean())), float(np.exp(np.log(s).mean()))
+        observed = at_or_below(data, observed_below or {})  # the losses the likelihood reads; their reference scale
+        n0, s0 = float(np.exp(np.log(n[observed]).mean())), float(np.exp(np.log(s[observed]).mean()))
         loss = data["loss"].to_numpy(dtype=float)
         valid_idx = data["valid_domain"].map(valid_pos).to_numpy()
         mix_idx = run_mixture[data["run"].map(run_pos).to_numpy()]
@@ -96,15 +98,10 @@ class NestedLayout:
             cell = dict(zip(run_rows["run"], zip(mix_idx[run_rows.index], size_idx[run_rows.index])))
             areas = grid_areas(runs, length, schedule, cell, curve_shape[:2], length_values, (mix_idx, size_idx, length_idx))
         scale = data.groupby("valid_domain")["loss"].median().loc[valid].to_numpy()
-        if observed_below:  # the kept losses on the whole grid, at the reference scale of the kept losses
-            kept = np.ones(len(data), dtype=bool)
-            for column, largest in observed_below.items():
-                kept &= data[column].to_numpy(dtype=float) <= largest
-            data, runs = data[kept].reset_index(drop=True), dataclasses.replace(runs, data=data[kept].reset_index(drop=True))
-            valid_idx, mix_idx, curve = valid_idx[kept], mix_idx[kept], curve[kept]
-            n, s, loss, length_idx, size_idx = n[kept], s[kept], loss[kept], length_idx[kept], size_idx[kept]
-            n0, s0 = float(np.exp(np.log(n).mean())), float(np.exp(np.log(s).mean()))
-            log_length = np.log(s / s0)
+        if observed_below:  # the kept losses on the whole grid
+            runs = dataclasses.replace(runs, data=data[observed].reset_index(drop=True))
+            valid_idx, mix_idx, curve, log_length = valid_idx[observed], mix_idx[observed], curve[observed], log_length[observed]
+            n, s, loss, length_idx, size_idx = n[observed], s[observed], loss[observed], length_idx[observed], size_idx[observed]
         return {
             "areas": areas,
             "table": runs,

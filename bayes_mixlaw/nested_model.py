@@ -284,6 +284,6 @@ class NestedModel:
         return self.idata["posterior"].to_dataset()  # every variable: a fit converges as a whole or not at all
 
     def _checked_in_sampling(self):
-        from bayes_mixlaw.model import _TRANSFORMED_SUFFIXES
+        from bayes_mixlaw.model import without_transformed
 
-        return lambda posterior: posterior.drop_vars([v for v in posterior.data_vars if v.endswith(_TRANSFORMED_SUFFIXES)])
+        return without_transformed  # every variable, as _diagnostic_quantities
