@@ -260,12 +260,13 @@ class MixingLawConfig(LawConfig):
         get_form(value)  # an unknown name is an error listing the registered forms
         return value
 
-    # 4 x (1500 warm-up + 2000 draws): with t sampled as f^0.5 t and the Student-t's scales against
-    # nu (bayes_mixlaw/mixing.py) a draw takes ~80 leapfrog steps (~210 before); on the demo fit
-    # (seeds 0-3) every checked quantity, nu included, reaches R-hat <= 1.008 and bulk ESS >= 700 in
-    # ~15 s; 1000 warm-up steps left nu at R-hat 1.010 (seed 0), 1000 draws left R-hat at 1.010-1.017
-    # (benchmarks/README.md, "The demo fit's convergence").
-    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=2000, tune=1500))
+    # 2 chains, 1000 warm-up steps, then draws until every checked quantity (the fitted losses at the pilots, the
+    # noise, the form's identified parameters, nu) has R-hat <= 1.01 and bulk ESS >= 400 (SamplerConfig.check_every),
+    # at most 4000 a chain. With t sampled as f^0.5 t and the Student-t's scales against nu (bayes_mixlaw/mixing.py) a
+    # draw takes ~80-95 leapfrog steps; on 5Mix's 70M/30k pilots it stops at 1250-1500 draws a chain, 7 s once compiled
+    # against 14-16 s for the fixed 4 x (1500 + 2000) it replaces (benchmarks/README.md, "The mixing law draws until
+    # converged"). A learned residual's fitted losses need its weights, drawn after sampling: it takes all the draws.
+    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=4000, tune=1000, chains=2, check_every=250, target_accept=0.9))
 
 
 # Priors of the joint scaling law L(N, D) = E + A N^-alpha + B D^-beta, written with N and D relative

@@ -359,6 +359,10 @@ def sample_posterior(
     raise ValueError(f"unknown sampler method {sampler.method!r}")
 
 
+# The shortest wait between two looks at the running chains (a look reads every draw so far: ~0.1 s on the mixing law's)
+MIN_WAIT = 0.25
+
+
 def sample_until_converged(compiled, options: dict, sampler: SamplerConfig, checked: Callable[[xr.Dataset], xr.Dataset]) -> xr.DataTree:
     """NUTS in the background, checked after every ``sampler.check_every`` draws a chain: the first ``k x
     check_every`` draws of every chain, ``checked`` from them, stop at the first check where max R-hat <=
@@ -382,9 +386,10 @@ def sample_until_converged(compiled, options: dict, sampler: SamplerConfig, chec
                 done = int(np.isfinite(trace["sample_stats"]["step_size"].values).sum(axis=1).min()) if trace["sample_stats"].sizes.get("draw") else 0
                 if done >= n:
                     break
-                # wait about as long as the missing draws take at the pace so far (tuning included), 1-10 s
+                # wait about as long as the missing draws take at the pace so far (tuning included), 0.25-10 s: a
+                # short fit (the mixing law's, a few seconds) is not held up by the wait, a long one not by the look
                 pace = (time.monotonic() - started) / (sampler.tune + done)
-                time.sleep(min(10.0, max(1.0, pace * (n - done))))
+                time.sleep(min(10.0, max(MIN_WAIT, pace * (n - done))))
             prefix = (finished if finished is not None else trace)["posterior"].to_dataset().isel(draw=slice(0, n))
             max_rhat, min_ess = worst(checked(prefix))
             log.info(f"draws {n} a chain: max R-hat {max_rhat:.3f}, min bulk ESS {min_ess:.0f}")

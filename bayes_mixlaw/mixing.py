@@ -38,6 +38,7 @@ from bayes_mixlaw.mixing_forms.explicit import (  # noqa: F401  (their home befo
 )
 from bayes_mixlaw.mixing_residual import CONSTANT_NAMES, MixingResidual, get_residual
 from bayes_mixlaw.mixture_law import MixtureLaw
+from bayes_mixlaw.model import without_transformed
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, read_mixtures
 from bayes_mixlaw.summary import DEFAULT_CI, summarize_draws
 from bayes_mixlaw.targets import Targets
@@ -273,15 +274,28 @@ class MixingLaw(MixtureLaw):
         return {"targets": self.targets.to_json(), "scale": json.dumps({k: v[0] for k, v in scale.items()})}
 
     def _diagnostic_quantities(self) -> xr.Dataset:
-        posterior = self.idata["posterior"].to_dataset()
-        mixtures = self.idata["constant_data"]["run_mixture"].values
-        mixtures = mixtures[diagnostic_rows(len(mixtures), posterior.sizes["chain"] * posterior.sizes["draw"] * len(self.valid_domains))]  # 1000s: some
-        fitted = self._law_draws(mixtures)  # (chain, draw, run, valid_domain): identifiable under label switching
+        constant = self.idata["constant_data"]
+        return self._checked_quantities(self.idata["posterior"].to_dataset(), constant["run_mixture"].values, constant["loss_scale"].values)
+
+    def _checked_in_sampling(self, built):
+        """The fitted losses and identified parameters of :meth:`_diagnostic_quantities`, from the draws so far; None
+        with a learned residual (its fitted losses need the weights drawn after sampling, :meth:`_assemble`)."""
+        if self.residual is not None:
+            return None
+        lay = built.layout
+        return lambda posterior: self._checked_quantities(without_transformed(posterior), lay.mixtures, lay.scale)
+
+    def _checked_quantities(self, posterior: xr.Dataset, mixtures: np.ndarray, scale: np.ndarray) -> xr.Dataset:
+        """What the fit's convergence is judged on: the expected loss at (a subset of) the pilots' mixtures, (chain,
+        draw, run, valid_domain), identified under any form's relabelling, the noise, the form's identified parameters
+        and the residual's, and the Student-t's ``nu`` (its tail sets every predictive interval)."""
+        mixtures = mixtures[diagnostic_rows(len(mixtures), posterior.sizes["chain"] * posterior.sizes["draw"] * len(scale))]  # 1000s: some
+        fitted = self._law_draws(mixtures, posterior, scale)
         check = xr.Dataset({"fitted_loss": (("chain", "draw", "run", "valid_domain"), fitted), "noise_sigma": posterior["noise_sigma"]})
-        check = check.assign({name: posterior[name] for name in self.form.diagnostic_names})  # the form's identified parameters
+        check = check.assign({name: posterior[name] for name in self.form.diagnostic_names})
         if self.residual is not None:
             check = check.assign({name: posterior[name] for name in self.residual.diagnostic_names})
-        if "nu" in posterior:  # the Student-t's tail sets every predictive interval
+        if "nu" in posterior:
             check = check.assign(nu=posterior["nu"])
         return check
 
@@ -341,10 +355,11 @@ class MixingLaw(MixtureLaw):
     # Mixtures evaluated at once by _law_draws: a form's function may hold (draws, n, V, M) numbers (the power law).
     _CHUNK = 64
 
-    def _law_draws(self, mixtures: np.ndarray) -> np.ndarray:
-        """Expected loss per draw: (chain, draw, mixture, valid_domain), in absolute units."""
-        post = self.idata["posterior"]
-        scale = self.idata["constant_data"]["loss_scale"].values
+    def _law_draws(self, mixtures: np.ndarray, posterior: xr.Dataset | None = None, scale: np.ndarray | None = None) -> np.ndarray:
+        """Expected loss per draw: (chain, draw, mixture, valid_domain), in absolute units; of the fit's posterior and
+        loss scale unless given."""
+        post = self.idata["posterior"] if posterior is None else posterior
+        scale = self.idata["constant_data"]["loss_scale"].values if scale is None else scale
         params = {name: post[name].values for name in self.mean_parameter_names}
         constants = self._residual_constants()
         mixtures = np.asarray(mixtures, dtype=float)

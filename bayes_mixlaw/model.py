@@ -216,7 +216,7 @@ class BayesianLaw:
     def _diagnostic_quantities(self) -> xr.Dataset:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _checked_in_sampling(self):
+    def _checked_in_sampling(self, built: BuiltModel):
         """What ``SamplerConfig.check_every`` checks while NUTS runs: a function of the posterior draws so far giving the
         quantities of :meth:`_diagnostic_quantities`, or None where those need more than the draws (sampling then
         always takes ``draws``)."""
@@ -271,7 +271,7 @@ class BayesianLaw:
         built = self.build(runs, **(build_options or {}))
         lay = built.layout
         with Timer() as timer:
-            tree = sample_posterior(built.model, self._data(lay), built.key, settings, seed, progress, checked=self._checked_in_sampling())
+            tree = sample_posterior(built.model, self._data(lay), built.key, settings, seed, progress, checked=self._checked_in_sampling(built))
         posterior = tree["posterior"].to_dataset()
         posterior = without_transformed(posterior)
         self._built = built

@@ -283,7 +283,7 @@ class NestedModel:
     def _diagnostic_quantities(self) -> xr.Dataset:
         return self.idata["posterior"].to_dataset()  # every variable: a fit converges as a whole or not at all
 
-    def _checked_in_sampling(self):
+    def _checked_in_sampling(self, built):
         from bayes_mixlaw.model import without_transformed
 
         return without_transformed  # every variable, as _diagnostic_quantities

@@ -37,6 +37,7 @@ import pandas as pd
 
 from bayes_mixlaw import MixingLaw, MixingLawConfig, datasets
 from bayes_mixlaw.baseline import fit_point_mixing_laws
+from bayes_mixlaw.config import SamplerConfig
 from bayes_mixlaw.laws import mixing_law
 from bayes_mixlaw.runs import MIX_PREFIX, MIXINGLAWS_TRAIN_DOMAINS, RunsTable, load_runs
 
@@ -82,6 +83,7 @@ def heldout_5mix(seed: int = 0):
     variants = (
         ("NUTS (first fit, compiles)", "nuts", MixingLawConfig()),
         ("NUTS (compiled model reused)", "nuts", MixingLawConfig()),
+        ("NUTS, fixed 4 x (1500 + 2000) as before 2026-12-04 (compiled model reused)", "nuts", MixingLawConfig(sampler=SamplerConfig(draws=2000, tune=1500))),
         ("fast: short NUTS, 2 x (300 + 250) (compiled model reused)", "fast", MixingLawConfig()),
         ("ADVI (method='advi')", "advi", MixingLawConfig()),
         ("NUTS, pooled within the 5 groups (first fit)", "nuts", MixingLawConfig(pool_by="groups")),

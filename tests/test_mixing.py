@@ -113,6 +113,18 @@ def test_implicit_model_builds(runs):
     assert model.named_vars_to_dims["implicit_weights"] == ("valid_domain", "latent")
 
 
+def test_the_check_while_sampling_is_the_fits_diagnostic(fitted):
+    """What the sampler checks between draws (the fitted losses at the pilots, the noise, the form's identified
+    parameters, nu) is what the finished fit is diagnosed on, from the same draws."""
+    checked = fitted._checked_in_sampling(fitted._built)(fitted.idata["posterior"].to_dataset())
+    expected = fitted._diagnostic_quantities()
+    assert set(checked.data_vars) == set(expected.data_vars) >= {"fitted_loss", "noise_sigma", "nu"}
+    for name in expected.data_vars:
+        np.testing.assert_array_equal(checked[name].values, expected[name].values)
+    residual = MixingLaw(MixingLawConfig(residual="rff", residual_features=8))
+    assert residual._checked_in_sampling(fitted._built) is None  # its fitted losses need weights drawn after sampling
+
+
 def test_predict_columns_and_targets(fitted, runs):
     pred = fitted.predict(mixtures(runs.train_domains), ci=0.8)
     assert list(pred.columns) == ["name", *[f"mix:{d}" for d in runs.train_domains], "target", "mean", "median", "lower", "upper", "beyond_mixture"]
