@@ -11,7 +11,10 @@ expected to teach about the target-scale decision, divided by its cost:
   by the cost ``params x steps`` (or the user's cost per step of each size). A small, short run that
   says as much about the target as a large one wins; a size never run yet is predicted by the law.
   Distinct picks: no two within 0.05 (max abs. difference of shares) at one scale.
-* ``thompson`` / ``qlognei`` (or ``info`` on a one-size mixing-law fit): ``bayes_mixlaw.bo.suggest``'s
+* ``kg`` on a nested fit: the same, each run valued by how much it is expected to improve the decision (the
+  posterior-mean optimum's loss at the target: ``bayes_mixlaw.acquisitions.kg``) rather than the optimum's spread.
+  Any acquisition with a ``value`` of one run at a pool of mixtures and a pilot scale is used this way.
+* ``thompson`` / ``qlognei`` (or ``info`` / ``kg`` on a one-size mixing-law fit): ``bayes_mixlaw.bo.suggest``'s
   mixtures at the target scale, run at the largest allowed size and longest length (single fidelity).
 """
 
@@ -41,7 +44,8 @@ def choose_pilots(
     """Up to ``n`` pilots, best first: dicts with ``mixture`` ({domain: share}), ``params``, ``steps``,
     ``cost``, ``value`` (acquisition per unit cost, or the acquisition value) and ``acquisition``.
     ``cost(params, steps)`` gives a pilot's cost; ``max_cost`` drops options dearer than what is left."""
-    from bayes_mixlaw.bo import information_gain, suggest
+    from bayes_mixlaw.acquisitions import get_acquisition
+    from bayes_mixlaw.bo import suggest
 
     domains = law.train_domains
     bounds = bounds or MixtureBounds()
@@ -49,13 +53,14 @@ def choose_pilots(
     options = [(p, s) for p in sizes for s in steps if max_cost is None or cost(p, s) <= max_cost * (1 + 1e-9)]
     if not options:
         return []
-    if acquisition == "info" and law.has_scale_axes:
+    value = getattr(get_acquisition(acquisition), "value", None)  # one run's value at a pool of mixtures and a pilot scale
+    if value is not None and law.has_scale_axes:
         lo, hi = bounds.arrays(domains)
         rng = np.random.default_rng(seed)
         pool = random_feasible(candidates, lo, hi, rng)
         rows = []
         for p, s in options:
-            gain = information_gain(
+            gain = value(
                 law, pool, target=target, draws=draws, seed=seed, bounds=bounds, candidate_scale={"params": p, law.length_column: s}, target_scale=target_scale
             )
             c = cost(p, s)
@@ -74,11 +79,11 @@ def choose_pilots(
                 "steps": r["steps"],
                 "cost": r["cost"],
                 "value": r["value"],
-                "acquisition": "info per cost",
+                "acquisition": f"{acquisition} per cost",
             }
             for r in chosen
         ]
-    how = "thompson" if acquisition == "info" else acquisition
+    how = "thompson" if value is not None else acquisition
     picks = suggest(law, n, acquisition=how, bounds=bounds, target=target, draws=draws, seed=seed, **(target_scale if law.has_scale_axes else {}))
     p, s = max(options, key=lambda o: (o[0], o[1]))
     mix_cols = [c for c in picks.columns if c.startswith("mix:")]

@@ -15,7 +15,7 @@
     pilots: {sizes: [11712, 35712], steps: [150], schedule: constant}
     target: {params: 1000000, step: 2000}      # the run the mixture is for (nested law: pilots at >= 2 sizes)
     initial_design: {runs: 4, alpha: 1.0}      # Dirichlet(alpha) mixtures, sizes in turn, the longest steps
-    acquisition: info             # info (value per unit cost, picks size and length too), thompson, qlognei, qucb (bayes_mixlaw.acquisitions)
+    acquisition: info             # info or kg (value per unit cost, pick size and length too), thompson, qlognei, qucb (bayes_mixlaw.acquisitions)
     batch_size: 2                 # pilots suggested per round
     caps: {caps: {numbers: 0.5}, minimums: {}}  # or a path to a caps file
     valid_weights: null           # {valid_domain: weight} or a path; 'total' is their weighted sum (default: the mean)

@@ -16,6 +16,8 @@ mixture at each size, 30k steps; ``--initial``), then adds a batch a round. Stra
 
 * ``info``: this package: the nested law refitted each round (fast NUTS) and ``bayes_mixlaw.fidelity.choose_pilots``
   with the ``info`` acquisition choosing mixture, size and steps by value per unit cost;
+* ``kg``: the same, with the ``kg`` acquisition: each pilot valued by the expected improvement of the decision (the
+  posterior-mean optimum's true-to-the-draws loss at the target) per unit cost, a knowledge gradient on the draws;
 * ``single``: this package, single fidelity: the same refits, Thompson suggestions at the target scale, run at
   410M x 30k (``choose_pilots`` with ``thompson``);
 * ``mfkg``: BoTorch's multi-fidelity GP with knowledge gradient: ``SingleTaskMultiFidelityGP`` on
@@ -526,8 +528,8 @@ def regret_at(history: list[dict], cost: float) -> float:
 
 
 def make_strategy(name: str, sim: NestedTruth, args):
-    if name == "info":
-        return PackageStrategy(sim, "info", args.q_info, draws=args.draws, candidates=args.candidates, groups=not args.all_domains)
+    if name in ("info", "kg"):
+        return PackageStrategy(sim, name, args.q_info, draws=args.draws, candidates=args.candidates, groups=not args.all_domains)
     if name == "single":
         return PackageStrategy(sim, "thompson", args.q_single, single=True, draws=args.draws, groups=not args.all_domains)
     if name == "mfkg":
@@ -536,11 +538,12 @@ def make_strategy(name: str, sim: NestedTruth, args):
         return MultiFidelityKG(sim, args.q_mfkg, fantasies=args.fantasies)
     if name == "random":
         return RandomStrategy(sim, len(SIZES))
-    raise SystemExit(f"unknown strategy {name!r}: info, single, mfkg, mfkg-oneshot, random")
+    raise SystemExit(f"unknown strategy {name!r}: info, kg, single, mfkg, mfkg-oneshot, random")
 
 
 LABELS = {
     "info": "this package: nested law + info per unit cost (size, steps, mixture)",
+    "kg": "this package: nested law + knowledge gradient on the draws per unit cost (size, steps, mixture)",
     "mfkg": "BoTorch SingleTaskMultiFidelityGP + discrete multi-fidelity KG per unit cost",
     "mfkg-oneshot": "BoTorch SingleTaskMultiFidelityGP + qMultiFidelityKnowledgeGradient (one-shot)",
     "single": "this package: single fidelity (Thompson at 410M x 30k)",

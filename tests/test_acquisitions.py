@@ -21,7 +21,7 @@ from bayes_mixlaw.model import BayesianLaw
 from bayes_mixlaw.optimize import MixtureBounds
 from conftest import flat
 
-PACKAGED = ["qlognei", "thompson", "info", "qucb"]
+PACKAGED = ["qlognei", "thompson", "info", "kg", "qucb"]
 COLUMNS = [
     "name",
     "mix:academic",
@@ -52,7 +52,13 @@ def test_names_descriptions_and_limits_come_from_the_registry():
     assert set(PACKAGED) <= set(names) and names[0] == "qlognei"  # the default first
     assert [a.value for a in AcquisitionChoice] == names
     assert all(f"{a.name} ({a.description})" in ACQUISITION_HELP and a.description for a in acquisitions.acquisitions())
-    assert {a.name: a.max_suggestions[0] for a in acquisitions.acquisitions() if a.max_suggestions} == {"qlognei": 16, "thompson": 256, "info": 32, "qucb": 16}
+    assert {a.name: a.max_suggestions[0] for a in acquisitions.acquisitions() if a.max_suggestions} == {
+        "qlognei": 16,
+        "thompson": 256,
+        "info": 32,
+        "kg": 32,
+        "qucb": 16,
+    }
     help_text = flat(cli.invoke(app, ["suggest", "--help"], env={"COLUMNS": "250"}))
     assert all(name in help_text for name in names) and "--option" in help_text and "16 with qlognei, 256 with thompson" in help_text
 
@@ -105,7 +111,7 @@ def test_the_command_line_refuses_them_before_reading_the_fit(tmp_path):
 
 
 def test_limits_name_the_acquisitions_that_allow_more(law):
-    with pytest.raises(ValueError, match=r"n 17 is above the limit of 16 .* \(or thompson up to 256, info up to 32\)"):
+    with pytest.raises(ValueError, match=r"n 17 is above the limit of 16 .* \(or thompson up to 256, info up to 32, kg up to 32\)"):
         suggest(law, 17, acquisition="qucb")
     with pytest.raises(ValueError, match="n must be at least 1, got 0"):
         suggest(law, 0, acquisition="thompson")
@@ -157,5 +163,5 @@ def test_loop_config_takes_any_registered_acquisition():
 
     small = {"trainer": {"reference": {"threads": 1}}, "budget": {"runs": 4}, "pilots": {"sizes": [11712], "steps": [60]}}
     assert loop_config_from_dict({**small, "acquisition": "qucb"}).acquisition == "qucb"
-    with pytest.raises(LoopConfigError, match=r"unknown acquisition 'ei'; choose one of qlognei, thompson, info, qucb"):
+    with pytest.raises(LoopConfigError, match=r"unknown acquisition 'ei'; choose one of qlognei, thompson, info, kg, qucb"):
         loop_config_from_dict({**small, "acquisition": "ei"}, "loop.yaml")

@@ -1,12 +1,12 @@
-"""Multi-fidelity choice: value per unit cost across pilot sizes and lengths (the gain itself is
-bayes_mixlaw.bo.information_gain, replaced here by a known function of the scale)."""
+"""Multi-fidelity choice: value per unit cost across pilot sizes and lengths (the value of a run is the acquisition's
+``value``, replaced here by a known function of the scale), and the values themselves on a known posterior."""
 
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from bayes_mixlaw import bo
+from bayes_mixlaw.acquisitions import get_acquisition
 from bayes_mixlaw.fidelity import choose_pilots
 from bayes_mixlaw.optimize import MixtureBounds
 
@@ -22,7 +22,7 @@ def test_value_per_cost_picks_the_size(monkeypatch, big_gain, expected_size):
         base = {10: 1.0, 30: big_gain}[candidate_scale["params"]] * (1 if candidate_scale["step"] == 100 else 1.2)
         return base * (1 + 0.01 * pool[:, 0])  # more of 'a' is a little more informative
 
-    monkeypatch.setattr(bo, "information_gain", gain)
+    monkeypatch.setattr(get_acquisition("info"), "value", gain)
     picks = choose_pilots(
         LAW,
         3,
@@ -44,7 +44,7 @@ def test_value_per_cost_picks_the_size(monkeypatch, big_gain, expected_size):
 
 
 def test_options_beyond_the_budget_left_are_dropped(monkeypatch):
-    monkeypatch.setattr(bo, "information_gain", lambda law, pool, **kw: np.full(len(pool), 5.0 if kw["candidate_scale"]["params"] == 30 else 1.0))
+    monkeypatch.setattr(get_acquisition("info"), "value", lambda law, pool, **kw: np.full(len(pool), 5.0 if kw["candidate_scale"]["params"] == 30 else 1.0))
     picks = choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, max_cost=2000, candidates=20)
     assert {p["params"] for p in picks} == {10}
     assert choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, max_cost=10) == []
@@ -98,3 +98,56 @@ def test_information_gain_optimises_the_target_once_per_fit():
     law.idata = object()  # a refit: optimised afresh
     info.information_gain(law, pool, draws=64, seed=3, candidate_scale={"params": 2.0, "step": 1.0}, target_scale=target)
     assert law.target_calls.count(target) == 3
+
+
+def test_knowledge_gradient_is_the_expected_drop_of_the_decisions_loss():
+    """Two camps of draws, their optima at opposite corners: a run whose outcome tells the camps apart is worth the
+    drop of the decision's loss, one whose outcome is the same under every draw is worth nothing, and the value is
+    the stated sum (min over alternatives of the reweighted mean, averaged over fantasies) done draw by draw."""
+    from bayes_mixlaw.acquisitions import info
+    from bayes_mixlaw.acquisitions.kg import knowledge_gradient
+
+    law = _FakeNestedLaw()
+    law.centres = np.array([[0.8, 0.1, 0.1]] * 32 + [[0.1, 0.1, 0.8]] * 32)
+    pool = np.array([[1.0, 0.0, 0.0], [0.45, 0.1, 0.45], [0.2, 0.6, 0.2]])
+    kw = {"draws": 64, "seed": 3, "candidate_scale": {"params": 2.0, "step": 1.0}, "target_scale": {"params": 1000.0, "step": 10.0}}
+    info._OPTIMA.clear()
+    kg = knowledge_gradient(law, pool, **kw)
+    # the corner tells the camps apart: the decision moves from between the camps (mean loss 2 x 0.35^2 above the
+    # level) to the right camp's optimum (0 above it), whatever the outcome
+    assert abs(kg[0] - 2 * 0.35**2) < 1e-6
+    assert abs(kg[1]) < 1e-12 and abs(kg[2]) < 1e-12  # equidistant from both camps: the same outcome under every draw
+
+    # the same value written out draw by draw, from the same draws, fantasies and weights
+    rng = np.random.default_rng(3)
+    lo, hi = np.zeros(3), np.ones(3)
+    x, _ = info.draw_optima(law, target="total", draws=64, seed=3, lo=lo, hi=hi, rng=rng, target_scale=kw["target_scale"])
+    w = info.fantasy_weights(law, pool, target="total", draws=64, seed=3, fantasies=64, rng=rng, candidate_scale=kw["candidate_scale"])
+    alternatives = np.vstack([x, pool])
+    f = law.target_function("total", draws=64, seed=3, **kw["target_scale"])
+    import torch
+
+    losses = f(torch.as_tensor(alternatives)[None].expand(64, -1, -1)).numpy()
+    expected = [
+        losses.mean(0).min() - np.mean([min(sum(w[s, j, c] * losses[s, a] for s in range(64)) for a in range(len(alternatives))) for j in range(64)])
+        for c in range(len(pool))
+    ]
+    np.testing.assert_allclose(kg, expected, atol=1e-12)
+
+    same = _FakeNestedLaw()
+    same.centres = np.tile([[0.3, 0.3, 0.4]], (64, 1))  # every draw agrees: no run changes the decision
+    np.testing.assert_allclose(knowledge_gradient(same, pool, **kw), 0.0, atol=1e-12)
+
+
+def test_choose_pilots_values_runs_by_the_acquisitions_value(monkeypatch):
+    """kg picks pilots as info does (value per unit cost at each scale), through its own value."""
+    calls = []
+
+    def value(law, pool, *, candidate_scale, **kw):
+        calls.append(candidate_scale["params"])
+        return np.full(len(pool), 3.0 if candidate_scale["params"] == 10 else 1.0)
+
+    monkeypatch.setattr(get_acquisition("kg"), "value", value)
+    picks = choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, acquisition="kg", candidates=20)
+    assert sorted(calls) == [10, 30] and [p["params"] for p in picks] == [10, 10]
+    assert all(p["acquisition"] == "kg per cost" for p in picks)

@@ -10,6 +10,7 @@ choices and help, ``-n``'s limits and LOOP.yaml's ``acquisition`` come from the 
 * ``qlognei`` (the default): q-log-noisy-expected-improvement over the pilots' mixtures; option ``residual_gp_model``;
 * ``thompson``: each suggestion the optimum of one random posterior draw (its own optimiser); option ``exploit``;
 * ``info``: the expected reduction of the optimum's uncertainty per unit cost (its own optimiser); options ``costs``, ``pool``;
+* ``kg``: the expected improvement of the decision per unit cost (a knowledge gradient on the draws; ``info``'s optimiser and options);
 * ``qucb``: q-upper-confidence-bound, optimistic about the spread of the draws; option ``beta``.
 
 Adding an acquisition: one new file plus its test

@@ -26,9 +26,52 @@ def _observation_noise(law, frame: pd.DataFrame, target: str, seed: int, scale: 
     return (predictive - mean).reshape(-1, len(frame)).std(axis=0)
 
 
-# the last fit's draws of the best target loss, (law id) -> (its posterior, the call's key, v): a multi-fidelity choice
-# values every pilot scale against the same target, so its per-draw optimisation is done once per fit, not once per scale
+# the last fit's draws of the best target loss, (law id) -> (its posterior, the call's key, (x, v)): a multi-fidelity
+# choice values every pilot scale against the same target, so its per-draw optimisation is done once per fit, not once
+# per scale
 _OPTIMA: dict[int, tuple] = {}
+
+
+def draw_optima(law, *, target: str, draws: int, seed: int, lo: np.ndarray, hi: np.ndarray, rng: np.random.Generator, target_scale: dict):
+    """Each posterior draw's best mixture at the target scale and its loss there: ``x`` (S, M), ``v`` (S,) (cached per fit
+    and call; ``rng`` is advanced alike either way, so what is drawn from it next does not depend on the cache)."""
+    import torch
+
+    from bayes_mixlaw.optimize import minimize_batch, random_feasible
+
+    key = (target, draws, seed, lo.tobytes(), hi.tobytes(), tuple(sorted(target_scale.items())))
+    cached = _OPTIMA.get(id(law))
+    starts = random_feasible(6, lo, hi, rng)
+    if cached is not None and cached[0] is law.idata and cached[1] == key:  # the same fit and target: one optimisation per draw
+        return cached[2]
+    f_target = law.target_function(target, draws=draws, seed=seed, **target_scale)
+    n_draws = f_target.n_draws
+    start = torch.as_tensor(starts)[None].expand(n_draws, -1, -1).clone()
+    x, value = minimize_batch(f_target, start, lo, hi, steps=150, progress=f"each of {n_draws:,} draws' best {target} loss")
+    _OPTIMA.clear()
+    _OPTIMA[id(law)] = (law.idata, key, (x.numpy(), value.numpy()))
+    return _OPTIMA[id(law)][2]
+
+
+def fantasy_weights(
+    law, candidates: np.ndarray, *, target: str, draws: int, seed: int, fantasies: int, rng: np.random.Generator, candidate_scale: dict
+) -> np.ndarray:
+    """Importance weights of the posterior draws after one fantasised run at each candidate mixture, run at
+    ``candidate_scale``: (S, J, C), summing to 1 over the S draws. Fantasy j of candidate c is draw s_j's expected
+    ``target`` there plus a new run's noise (:func:`_observation_noise`); draw s's weight is its likelihood of it."""
+    import torch
+
+    f_run = law.target_function(target, draws=draws, seed=seed, **candidate_scale)  # the same draws (same seed)
+    n_draws = f_run.n_draws
+    with torch.no_grad():
+        m = f_run(torch.as_tensor(candidates)[None].expand(n_draws, -1, -1)).numpy()  # (S, C)
+    frame = pd.DataFrame(candidates, columns=[MIX_PREFIX + d for d in law.train_domains])
+    sd = _observation_noise(law, frame, target, seed, candidate_scale)  # (C,)
+    j = rng.choice(n_draws, size=fantasies)
+    y = m[j] + sd * rng.standard_normal((fantasies, len(sd)))  # (J, C): outcomes under draw j
+    log_w = -0.5 * ((y[None] - m[:, None]) / sd) ** 2  # (S, J, C)
+    w = np.exp(log_w - log_w.max(axis=0, keepdims=True))
+    return w / w.sum(axis=0, keepdims=True)
 
 
 def information_gain(
@@ -46,38 +89,14 @@ def information_gain(
     """Expected reduction of the posterior standard deviation of ``min_r f_s(r)`` (the best achievable
     target loss, in loss units) from one run at each candidate mixture, run at ``candidate_scale`` (the
     target scale by default). Returns one value per candidate."""
-    import torch
-
-    from bayes_mixlaw.optimize import MixtureBounds, minimize_batch, random_feasible
+    from bayes_mixlaw.optimize import MixtureBounds
 
     target_scale = target_scale or {}
     candidate_scale = candidate_scale if candidate_scale is not None else target_scale
     lo, hi = (bounds or MixtureBounds()).arrays(law.train_domains)
     rng = np.random.default_rng(seed)
-    key = (target, draws, seed, lo.tobytes(), hi.tobytes(), tuple(sorted(target_scale.items())))
-    cached = _OPTIMA.get(id(law))
-    if cached is not None and cached[0] is law.idata and cached[1] == key:  # the same fit and target: one optimisation per draw
-        v = cached[2]
-        random_feasible(6, lo, hi, rng)  # the generator's state as if the starts were drawn: the fantasies below stay the same
-    else:
-        f_target = law.target_function(target, draws=draws, seed=seed, **target_scale)
-        n_draws = f_target.n_draws
-        start = torch.as_tensor(random_feasible(6, lo, hi, rng))[None].expand(n_draws, -1, -1).clone()
-        _, optimum_value = minimize_batch(f_target, start, lo, hi, steps=150, progress=f"info: each of {n_draws:,} draws' best loss")
-        v = optimum_value.numpy()  # (S,)
-        _OPTIMA.clear()
-        _OPTIMA[id(law)] = (law.idata, key, v)
-    f_run = law.target_function(target, draws=draws, seed=seed, **candidate_scale)  # the same draws (same seed)
-    n_draws = f_run.n_draws
-    with torch.no_grad():
-        m = f_run(torch.as_tensor(candidates)[None].expand(n_draws, -1, -1)).numpy()  # (S, C)
-    frame = pd.DataFrame(candidates, columns=[MIX_PREFIX + d for d in law.train_domains])
-    sd = _observation_noise(law, frame, target, seed, candidate_scale)  # (C,)
-    j = rng.choice(n_draws, size=fantasies)
-    y = m[j] + sd * rng.standard_normal((fantasies, len(sd)))  # (J, C): outcomes under draw j
-    log_w = -0.5 * ((y[None] - m[:, None]) / sd) ** 2  # (S, J, C)
-    w = np.exp(log_w - log_w.max(axis=0, keepdims=True))
-    w /= w.sum(axis=0, keepdims=True)
+    _, v = draw_optima(law, target=target, draws=draws, seed=seed, lo=lo, hi=hi, rng=rng, target_scale=target_scale)
+    w = fantasy_weights(law, candidates, target=target, draws=draws, seed=seed, fantasies=fantasies, rng=rng, candidate_scale=candidate_scale)
     mean_v = np.einsum("sjc,s->jc", w, v)
     var_v = np.einsum("sjc,s->jc", w, v**2) - mean_v**2
     return v.std() - np.sqrt(np.clip(var_v, 0, None)).mean(axis=0)
@@ -94,6 +113,9 @@ def information_gain(
     order=30,
 )
 class Info(Acquisition):
+    #: the value of one run at each candidate mixture and pilot scale (``fidelity.choose_pilots`` uses it too)
+    value = staticmethod(information_gain)
+
     def build(self, law, model, *, context):
         """The value of one run at each pool mixture and each pilot scale: (pool, [(scale, value per unit cost)])."""
         from bayes_mixlaw.optimize import random_feasible
@@ -109,7 +131,7 @@ class Info(Acquisition):
         else:
             scales, cost = [{}], [1.0]
         values = [
-            information_gain(
+            self.value(
                 law,
                 pool,
                 target=context.target,
