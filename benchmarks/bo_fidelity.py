@@ -216,11 +216,22 @@ def initial_design(sim: NestedTruth, seed: int, n: int) -> tuple[np.ndarray, lis
 class PackageStrategy:
     """This package: the nested law refitted each round (fast NUTS), then ``choose_pilots``."""
 
-    def __init__(self, sim: NestedTruth, acquisition: str, q: int, single: bool = False, draws: int = 128, candidates: int = 200, groups: bool = True):
+    def __init__(
+        self,
+        sim: NestedTruth,
+        acquisition: str,
+        q: int,
+        single: bool = False,
+        draws: int = 128,
+        candidates: int = 200,
+        groups: bool = True,
+        method: str = "fast",
+    ):
         from bayes_mixlaw import NestedLaw, Targets
         from bayes_mixlaw.config import NestedLawConfig
 
         self.sim, self.acquisition, self.q, self.single, self.draws, self.candidates = sim, acquisition, q, single, draws, candidates
+        self.method = method
         self.groups = pile_groups(sim) if groups else None
         targets = Targets(weights={g: w for g, (_, w) in self.groups.items()}) if groups else datasets.pile_targets()
         self.law = NestedLaw(targets=targets, config=NestedLawConfig(learn_discrepancy=False))
@@ -244,7 +255,7 @@ class PackageStrategy:
         from bayes_mixlaw.optimize import minimize_posterior_mean
 
         start = time.perf_counter()
-        self.law.fit(self._table(table), seed=seed, method="fast", progress=False)
+        self.law.fit(self._table(table), seed=seed, method=self.method, progress=False)
         self.fit_seconds.append(time.perf_counter() - start)
         f = self.law.target_function("total", draws=256, seed=seed, **TARGET)
         m = len(self.sim.train)
@@ -529,7 +540,7 @@ def regret_at(history: list[dict], cost: float) -> float:
 
 def make_strategy(name: str, sim: NestedTruth, args):
     if name in ("info", "kg"):
-        return PackageStrategy(sim, name, args.q_info, draws=args.draws, candidates=args.candidates, groups=not args.all_domains)
+        return PackageStrategy(sim, name, args.q_info, draws=args.draws, candidates=args.candidates, groups=not args.all_domains, method=args.refit)
     if name == "single":
         return PackageStrategy(sim, "thompson", args.q_single, single=True, draws=args.draws, groups=not args.all_domains)
     if name == "mfkg":
@@ -572,6 +583,9 @@ def main():
     parser.add_argument("--kg-inner", type=int, default=512, help="random mixtures the discrete knowledge gradient maximises over at the target")
     parser.add_argument("--rounds-single", type=int, default=3, help="most rounds of single (3 rounds of 2 x 410M x 30k spend the default budget)")
     parser.add_argument("--rounds-cheap", type=int, default=30, help="most rounds of the strategies whose refit is a GP or nothing (mfkg, random)")
+    parser.add_argument(
+        "--refit", default="fast", choices=["fast", "nuts"], help="how info and kg refit the nested law each round: a short NUTS run or NUTS until converged"
+    )
     parser.add_argument("--all-domains", action="store_true", help="fit the nested law on the 22 domains (default: the Pile's 5 groups, 4x faster)")
     parser.add_argument("--results", default="/tmp/bo_fidelity_results.jsonl", help="one line per (strategy, seed): appended, and reused by --report")
     parser.add_argument("--report", action="store_true", help="only print the table and plot from --results")
