@@ -74,6 +74,22 @@ def fantasy_weights(
     return w / w.sum(axis=0, keepdims=True)
 
 
+def optima_and_fantasies(law, candidates: np.ndarray, target: str, draws: int, seed: int, fantasies: int, bounds, candidate_scale, target_scale):
+    """What a run's value is computed from (``info`` and ``kg``): each draw's best mixture and loss at ``target_scale``
+    (:func:`draw_optima`: x (S, M), v (S,)) and the draws' weights after a fantasised run at each candidate, run at
+    ``candidate_scale`` (the target scale when None; :func:`fantasy_weights`: (S, J, C)), from one generator seeded with
+    ``seed``."""
+    from bayes_mixlaw.optimize import MixtureBounds
+
+    target_scale = target_scale or {}
+    candidate_scale = candidate_scale if candidate_scale is not None else target_scale
+    lo, hi = (bounds or MixtureBounds()).arrays(law.train_domains)
+    rng = np.random.default_rng(seed)
+    x, v = draw_optima(law, target=target, draws=draws, seed=seed, lo=lo, hi=hi, rng=rng, target_scale=target_scale)
+    w = fantasy_weights(law, candidates, target=target, draws=draws, seed=seed, fantasies=fantasies, rng=rng, candidate_scale=candidate_scale)
+    return x, v, w
+
+
 def information_gain(
     law,
     candidates: np.ndarray,
@@ -89,14 +105,7 @@ def information_gain(
     """Expected reduction of the posterior standard deviation of ``min_r f_s(r)`` (the best achievable
     target loss, in loss units) from one run at each candidate mixture, run at ``candidate_scale`` (the
     target scale by default). Returns one value per candidate."""
-    from bayes_mixlaw.optimize import MixtureBounds
-
-    target_scale = target_scale or {}
-    candidate_scale = candidate_scale if candidate_scale is not None else target_scale
-    lo, hi = (bounds or MixtureBounds()).arrays(law.train_domains)
-    rng = np.random.default_rng(seed)
-    _, v = draw_optima(law, target=target, draws=draws, seed=seed, lo=lo, hi=hi, rng=rng, target_scale=target_scale)
-    w = fantasy_weights(law, candidates, target=target, draws=draws, seed=seed, fantasies=fantasies, rng=rng, candidate_scale=candidate_scale)
+    _, v, w = optima_and_fantasies(law, candidates, target, draws, seed, fantasies, bounds, candidate_scale, target_scale)
     mean_v = np.einsum("sjc,s->jc", w, v)
     var_v = np.einsum("sjc,s->jc", w, v**2) - mean_v**2
     return v.std() - np.sqrt(np.clip(var_v, 0, None)).mean(axis=0)

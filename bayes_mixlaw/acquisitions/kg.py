@@ -3,7 +3,7 @@ r"""``kg``: the knowledge gradient on the posterior's draws, per unit cost: what
 A lab acts on the posterior-mean optimum at the target scale: the mixture :math:`a` with the least
 :math:`\bar f(a) = \frac1S \sum_s f_s(a)`. A run at mixture :math:`c` (at a pilot's scale) changes that decision
 only through what its outcome :math:`y` says about the draws. With the draws reweighted by each fantasised outcome
-(importance weights :math:`w_s(y) \propto p(y \mid s)`, :func:`~bayes_mixlaw.acquisitions.info.fantasy_weights`), the
+(importance weights :math:`w_s(y) \propto p(y \mid s)`, :func:`~bayes_mixlaw.acquisitions.info.optima_and_fantasies`), the
 value of the run is the expected drop of the best posterior-mean loss (Frazier, Powell & Dayanik 2009; here over the
 posterior draws instead of a GP's fantasies):
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from bayes_mixlaw.acquisitions.base import register_acquisition
-from bayes_mixlaw.acquisitions.info import Info, draw_optima, fantasy_weights
+from bayes_mixlaw.acquisitions.info import Info, optima_and_fantasies
 
 
 def knowledge_gradient(
@@ -42,16 +42,9 @@ def knowledge_gradient(
     the fantasies' noise."""
     import torch
 
-    from bayes_mixlaw.optimize import MixtureBounds
-
-    target_scale = target_scale or {}
-    candidate_scale = candidate_scale if candidate_scale is not None else target_scale
-    lo, hi = (bounds or MixtureBounds()).arrays(law.train_domains)
-    rng = np.random.default_rng(seed)
-    x, _ = draw_optima(law, target=target, draws=draws, seed=seed, lo=lo, hi=hi, rng=rng, target_scale=target_scale)
-    weights = fantasy_weights(law, candidates, target=target, draws=draws, seed=seed, fantasies=fantasies, rng=rng, candidate_scale=candidate_scale)
+    x, _, weights = optima_and_fantasies(law, candidates, target, draws, seed, fantasies, bounds, candidate_scale, target_scale)
     alternatives = np.vstack([x, candidates])  # (A, M)
-    f_target = law.target_function(target, draws=draws, seed=seed, **target_scale)
+    f_target = law.target_function(target, draws=draws, seed=seed, **(target_scale or {}))
     with torch.no_grad():
         losses = f_target(torch.as_tensor(alternatives)[None].expand(f_target.n_draws, -1, -1)).numpy()  # (S, A)
     n_draws, n_fantasies, n_candidates = weights.shape
