@@ -369,12 +369,15 @@ NESTED_PRIORS: dict[str, Prior] = {
 # per domain 0.0008-0.012 (median 0.0025), f_sigma 0.45-0.81, log_ab_sigma 0.24-0.40 (LogNormal(-1.15, 0.3): median
 # 0.32; Gamma(2, 4) left 3Mix's divergent draws at log_ab_sigma ~ 0.04, where three log(a + b) collapse together);
 # mixture_sigma Gamma(2, 100) (mean 0.02, Chung et al., 2013: zero-avoiding, as the 3Mix fits' stuck chains at
-# mixture_sigma ~ 0.001 asked)
+# mixture_sigma ~ 0.001 asked); gamma_sigma 0.018-0.032 (median 0.023; LogNormal(-3.5, 0.5): median 0.030, 0.013-0.068 at
+# 90%; the HalfNormal(0.2) default let 3Mix's chains into the funnel where the three domains' gamma collapse together,
+# gamma_sigma 0.002-0.01 at 24-46 divergences)
 FEW_DOMAIN_PRIORS: dict[str, Prior] = {
     "run_sigma": Prior("LogNormal", mu=-6.0, sigma=0.8),
     "f_sigma": Prior("LogNormal", mu=-0.7, sigma=0.5),
     "log_ab_sigma": Prior("LogNormal", mu=-1.15, sigma=0.3),
     "mixture_sigma": Prior("Gamma", alpha=2.0, beta=100.0),
+    "gamma_sigma": Prior("LogNormal", mu=-3.5, sigma=0.5),
 }
 
 
