@@ -109,9 +109,19 @@ def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.ran
 
 
 def coverage_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per check: losses, how many the 90% intervals covered, mean width, the fits' worst R-hat and ESS, and the coverage."""
-    summary = rows.groupby("check").agg(
-        losses=("n", "sum"), covered=("covered", "sum"), width=("width", "mean"), max_rhat=("R-hat", "max"), min_ess=("ESS", "min")
+    """Per check and level (domains, total): losses, how many the 90% intervals covered, mean width, mean bias, the
+    fits' worst R-hat and ESS, their divergences, how many replicates converged, and the coverage. Within a replicate
+    the losses share one truth and one law-form error: the replicates, not the losses, are the independent draws."""
+    summary = rows.groupby(["check", "level"]).agg(
+        losses=("n", "sum"),
+        covered=("covered", "sum"),
+        width=("width", "mean"),
+        bias=("bias", "mean"),
+        max_rhat=("R-hat", "max"),
+        min_ess=("ESS", "min"),
+        divergences=("divergences", "sum"),
+        converged=("converged", "sum"),
+        replicates=("replicate", "nunique"),
     )
     return summary.assign(**{"90% coverage": summary["covered"] / summary["losses"]})
 
@@ -162,23 +172,35 @@ def main():
                 wide = g.pivot(index="run", columns="valid_domain", values="loss")
                 mix = g.groupby("run")[[c for c in g.columns if c.startswith(MIX_PREFIX)]].first().loc[wide.index]
                 pred = law.predict(mix.reset_index(drop=True).assign(name=list(wide.index)), params=n, step=s, seed=rep)
-                merged = pred.merge(g.rename(columns={"run": "name", "valid_domain": "target"})[["name", "target", "loss"]], on=["name", "target"])
-                inside = (merged["lower"] <= merged["loss"]) & (merged["loss"] <= merged["upper"])
-                rows.append(
-                    {
-                        "replicate": rep,
-                        "check": label,
-                        "n": len(merged),
-                        "covered": int(inside.sum()),
-                        "width": float((merged["upper"] - merged["lower"]).mean()),
-                        "R-hat": d.max_rhat,
-                        "ESS": d.min_ess_bulk,
-                    }
-                )
+                # the weighted total of each run's observed losses, as the fit's targets weigh its domains
+                names, matrix = law.targets.matrix(list(wide.columns))
+                observed = g.rename(columns={"run": "name", "valid_domain": "target"})[["name", "target", "loss"]]
+                totals = pd.DataFrame({"name": wide.index, "target": "total", "loss": wide.values @ matrix[names.index("total")]})
+                for level, truth_rows in (("domains", observed), ("total", totals)):
+                    merged = pred.merge(truth_rows, on=["name", "target"])
+                    inside = (merged["lower"] <= merged["loss"]) & (merged["loss"] <= merged["upper"])
+                    rows.append(
+                        {
+                            "replicate": rep,
+                            "check": label,
+                            "level": level,
+                            "n": len(merged),
+                            "covered": int(inside.sum()),
+                            "width": float((merged["upper"] - merged["lower"]).mean()),
+                            "bias": float((merged["median"] - merged["loss"]).mean()),
+                            "R-hat": d.max_rhat,
+                            "ESS": d.min_ess_bulk,
+                            "divergences": d.divergences,
+                            "converged": bool(d.max_rhat <= 1.01 and d.min_ess_bulk >= 400 and d.divergences == 0),
+                        }
+                    )
         # this replicate, per check (its losses share one truth and one law-form error: one draw each, not n)
         print(coverage_table(pd.DataFrame(rows).query("replicate == @rep")).to_markdown(floatfmt=".3f"), flush=True)
     print()
-    print(coverage_table(pd.DataFrame(rows)).to_markdown(floatfmt=".3f"))
+    rows = pd.DataFrame(rows)
+    print(coverage_table(rows).to_markdown(floatfmt=".3f"))
+    print("\nconverged replicates only (R-hat <= 1.01, bulk ESS >= 400, no divergences):")
+    print(coverage_table(rows[rows["converged"]]).to_markdown(floatfmt=".3f") if rows["converged"].any() else "none")
 
 
 if __name__ == "__main__":
