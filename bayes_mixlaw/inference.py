@@ -366,7 +366,7 @@ MIN_WAIT = 0.25
 def sample_until_converged(compiled, options: dict, sampler: SamplerConfig, checked: Callable[[xr.Dataset], xr.Dataset]) -> xr.DataTree:
     """NUTS in the background, checked after every ``sampler.check_every`` draws a chain: the first ``k x
     check_every`` draws of every chain, ``checked`` from them, stop at the first check where max R-hat <=
-    :data:`RHAT_LIMIT` and min bulk ESS >= ``sampler.min_ess`` and keep exactly those draws; else all
+    ``sampler.stop_rhat`` and min bulk ESS >= ``sampler.min_ess`` and keep exactly those draws; else all
     ``sampler.draws``. Each check reads a fixed prefix of each chain, whose draws the seed fixes, so the result does
     not depend on when the checks ran (a check that finds the chains short waits; one after sampling ended reads the
     finished chains). The checks run beside the chains (NumPy releases the GIL)."""
@@ -393,7 +393,7 @@ def sample_until_converged(compiled, options: dict, sampler: SamplerConfig, chec
             prefix = (finished if finished is not None else trace)["posterior"].to_dataset().isel(draw=slice(0, n))
             max_rhat, min_ess = worst(checked(prefix))
             log.info(f"draws {n} a chain: max R-hat {max_rhat:.3f}, min bulk ESS {min_ess:.0f}")
-            if max_rhat <= RHAT_LIMIT and min_ess >= sampler.min_ess:
+            if max_rhat <= sampler.stop_rhat and min_ess >= sampler.min_ess:
                 kept = finished if finished is not None else running.abort()
                 return kept.isel(draw=slice(0, n))
         return finished if finished is not None else running.wait()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -110,7 +111,7 @@ def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.ran
 
 def coverage_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per check and level (domains, total): losses, how many the 90% intervals covered, mean width, mean bias, the
-    fits' worst R-hat and ESS, their divergences, how many replicates converged, and the coverage. Within a replicate
+    fits' worst R-hat and ESS, the most divergences of one fit, how many replicates converged, and the coverage. Within a replicate
     the losses share one truth and one law-form error: the replicates, not the losses, are the independent draws."""
     summary = rows.groupby(["check", "level"]).agg(
         losses=("n", "sum"),
@@ -119,7 +120,7 @@ def coverage_table(rows: pd.DataFrame) -> pd.DataFrame:
         bias=("bias", "mean"),
         max_rhat=("R-hat", "max"),
         min_ess=("ESS", "min"),
-        divergences=("divergences", "sum"),
+        max_divergences=("divergences", "max"),
         converged=("converged", "sum"),
         replicates=("replicate", "nunique"),
     )
@@ -138,6 +139,7 @@ def main():
         help="the law starts to err inside the pilots (second-largest pilot size, 16k steps) and the error persists "
         "beyond them by phi ~ U(0, 1), kappa from the external prior: the story the learned discrepancy assumes",
     )
+    parser.add_argument("--save", default=None, help="a folder to save each replicate's fit in (replicate_<i>.nc)")
     parser.add_argument("--no-learn", action="store_true", help="fit with the external discrepancy priors only (learn_discrepancy off)")
     args = parser.parse_args()
     runs = load_runs(f"{args.shared}/mixinglaws/RedPajama")
@@ -163,6 +165,8 @@ def main():
         config = NestedLawConfig(learn_discrepancy=not args.no_learn)
         law = NestedLaw(config, targets).fit(RunsTable(pilots.reset_index(drop=True), "simulated"), seed=rep, progress=False)
         d = law.diagnostics
+        if args.save:
+            law.save(Path(args.save) / f"replicate_{rep}.nc")
         for label, mask in (
             ("size: largest model at 30k", (table["params"] == sizes[-1]) & (table["step"] == 30_000)),
             ("length: 60k at the pilot sizes", (table["params"] < sizes[-1]) & (table["step"] == 60_000)),

@@ -124,6 +124,31 @@ def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mock
     assert np.median(off.idata["posterior"]["discrepancy_size"].values) == pytest.approx(0.017, rel=0.3)
 
 
+def test_the_calibration_fit_draws_until_its_own_coarser_rule_where_the_full_fit_checks(shared_data):
+    """Where the full fit draws until converged, the calibration fit does too, stopping at CALIBRATION_STOP (means and
+    spreads need less than the project's rule for a fit) and at most CALIBRATION_MAX_DRAWS a chain; a fit with fixed
+    draws gives it a fixed CALIBRATION_DRAWS."""
+    table = load_runs(shared_data / "mixinglaws" / "RedPajama")
+    runs = RunsTable(table.data[table.data["valid_domain"].isin(DOMAINS)].reset_index(drop=True), table.source)
+    asked = []
+
+    class Recorded:
+        def __init__(self, config, targets):
+            self.config = config
+
+        def fit(self, runs, **settings):
+            asked.append(settings)
+            raise StopIteration
+
+    config = NestedLawConfig()
+    for sampler in ({}, {"draws": 500}, {"check_every": None}):
+        with pytest.raises(StopIteration):
+            discrepancy_scale.learn(Recorded, config.model_copy(update={"sampler": config.sampler.model_copy(update=sampler)}), None, runs, seed=0, sampler={})
+    assert asked[0]["draws"] == discrepancy_scale.CALIBRATION_MAX_DRAWS and asked[0]["stop_rhat"] == 1.02 and asked[0]["min_ess"] == 100
+    assert asked[1]["draws"] == 500  # never more than the full fit's
+    assert asked[2]["draws"] == discrepancy_scale.CALIBRATION_DRAWS and "stop_rhat" not in asked[2]
+
+
 def test_the_drift_follows_the_slopes_and_shrinks_where_the_calibration_is_noisy():
     prior = (np.log(0.017), 0.5)
     u = np.r_[np.full(11, -0.01), np.full(11, -0.02)]

@@ -211,6 +211,12 @@ def test_sampling_stops_at_the_first_check_that_converged_and_a_seed_fixes_the_d
         # the same seed without checks: the kept draws are its first ones
         full = sample_posterior(model, data, key, every.model_copy(update={"check_every": None, "draws": kept + 100}), seed=5, progress=False)
         np.testing.assert_array_equal(full["posterior"]["coef"].values[:, :kept], first["posterior"]["coef"].values)
+        # a coarser rule (the discrepancy's calibration fit: means and spreads) stops at the same check or sooner,
+        # with the same first draws
+        loose = sample_posterior(model, data, key, every.model_copy(update={"stop_rhat": 1.2, "min_ess": 50}), seed=5, progress=False, checked=checked)
+        sooner = loose["posterior"].sizes["draw"]
+        assert sooner <= kept
+        np.testing.assert_array_equal(loose["posterior"]["coef"].values, first["posterior"]["coef"].values[:, :sooner])
         # a target no chain reaches: all the draws
         capped = sample_posterior(model, data, key, every.model_copy(update={"draws": 600, "min_ess": 10**6}), seed=5, progress=False, checked=checked)
         assert capped["posterior"].sizes["draw"] == 600

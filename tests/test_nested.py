@@ -788,7 +788,7 @@ def test_nested_predictions_of_a_row_do_not_depend_on_the_other_rows(shared_data
 
 
 def test_few_validation_domains_get_boundary_avoiding_pooled_scales_and_smaller_steps(redpajama, mocked_sampling):
-    """Issue 13: with fewer than 5 validation domains the scales pooled across them take config.FEW_DOMAIN_PRIORS (what
+    """Issue 13: with fewer than 8 validation domains the scales pooled across them take config.FEW_DOMAIN_PRIORS (what
     the user overrode stays) and NUTS target_accept 0.95 (unless set); the fit file keeps the config it used."""
     from pymc_extras.prior import Prior
 
@@ -805,6 +805,7 @@ def test_few_validation_domains_get_boundary_avoiding_pooled_scales_and_smaller_
     many = NestedLawConfig(sampler={"target_accept": 0.85})
     assert many.for_domains(22) is many and many.for_domains(3).sampler.target_accept == 0.85
     assert NestedLawConfig(few_domains=0).for_domains(3).priors == {}
+    assert set(NestedLawConfig().for_domains(5).priors) == set(FEW_DOMAIN_PRIORS)  # five domains still held a funnel
 
 
 def test_two_pilot_sizes_sample_the_shares_by_stick_breaking_unless_the_user_chose(redpajama, mocked_sampling):
