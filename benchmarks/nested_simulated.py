@@ -121,9 +121,9 @@ def coverage_table(rows: pd.DataFrame) -> pd.DataFrame:
         max_rhat=("R-hat", "max"),
         min_ess=("ESS", "min"),
         max_divergences=("divergences", "max"),
-        converged=("converged", "sum"),
         replicates=("replicate", "nunique"),
     )
+    summary["converged"] = rows[rows["converged"]].groupby(["check", "level"])["replicate"].nunique().reindex(summary.index, fill_value=0)
     return summary.assign(**{"90% coverage": summary["covered"] / summary["losses"]})
 
 
