@@ -13,8 +13,8 @@ import textwrap
 import time
 
 import numpy as np
-import pytest
 import pymc as pm
+import pytest
 
 from bayes_mixlaw.config import SamplerConfig
 from bayes_mixlaw.convergence import worst
