@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayes_mixlaw import Targets, discrepancy_scale
@@ -100,6 +101,7 @@ def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mock
     assert record["size"]["left_out"].startswith("params >") and record["size"]["losses"] > 0
     for entry in record.values():
         assert np.isfinite(entry["learned"]).all() and entry["learned"][1] <= entry["external"][1] + 1e-9
+        assert np.isfinite(entry["slopes_rhat"]) and entry["slopes_ess"] > 0
     post = law.idata["posterior"]
     assert post["discrepancy_size"].shape == post["noise_sigma"].shape[:2]
     np.testing.assert_allclose(
@@ -113,9 +115,10 @@ def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mock
     assert json.loads(law.idata.attrs["config"])["priors"] == {k: p.to_dict() for k, p in FEW_DOMAIN_PRIORS.items()}
     law.save(tmp_path / "fit.nc")
     assert discrepancy_scale.read(BayesianLaw.load(tmp_path / "fit.nc")) == record
-    # an unconverged calibration fit teaches nothing: the external priors stay, and the user is told
-    monkeypatch.setattr(discrepancy_scale, "MAX_CALIBRATION_RHAT", 1.0)
-    with pytest.warns(UserWarning, match="did not converge .* the external priors stay"):
+    # where the calibration fit's chains disagree on an axis's slopes, that axis learns nothing: its external prior
+    # stays, and the user is told
+    monkeypatch.setattr(discrepancy_scale, "MAX_CALIBRATION_RHAT", 0.5)
+    with pytest.warns(UserWarning, match="did not converge on it .* residual slopes .* keeps its external prior"):
         unconverged = NestedLaw(law.config, law.targets).fit(runs, seed=3, progress=False)
     assert discrepancy_scale.read(unconverged) == {}
     # off: the external priors, no calibration fit
@@ -147,6 +150,34 @@ def test_the_calibration_fit_draws_until_its_own_coarser_rule_where_the_full_fit
     assert asked[0]["draws"] == discrepancy_scale.CALIBRATION_MAX_DRAWS and asked[0]["stop_rhat"] == 1.02 and asked[0]["min_ess"] == 100
     assert asked[1]["draws"] == 500  # never more than the full fit's
     assert asked[2]["draws"] == discrepancy_scale.CALIBRATION_DRAWS and "stop_rhat" not in asked[2]
+
+
+def test_an_axis_is_judged_by_whether_the_chains_agree_on_its_residual_slopes():
+    """The gate reads the per-draw slopes an axis learns from: chains that predict the left-out losses alike pass
+    whatever else they disagree on; chains that predict them differently do not."""
+    import xarray as xr
+
+    valid = ["Pile-CC", "Github"]
+    left_out = pd.DataFrame(
+        [{"run": f"r{i}", "params": 2e8, "step": 30_000, "valid_domain": v, "loss": 3.0, "mix:a": 0.5, "mix:b": 0.5} for i in range(3) for v in valid]
+    )
+
+    class Calibration:
+        length_column, valid_domains = "step", valid
+
+        def __init__(self, shift):
+            self.shift = shift
+
+        def predict_draws(self, frame, seed, params, step):
+            rng = np.random.default_rng(seed)
+            draws = 3.0 * np.exp(0.01 * rng.normal(size=(2, 400, len(frame), len(valid))))
+            draws[1] *= np.exp(self.shift)  # the second chain predicts the left-out losses higher by this
+            return xr.DataArray(draws, dims=("chain", "draw", "mixture", "target"), coords={"target": valid})
+
+    u, s2, n_domains, (rhat, ess) = discrepancy_scale.residual_slopes(Calibration(0.0), left_out, "params", 1e8, seed=0)
+    assert n_domains == 2 and u.shape == s2.shape == (2,) and rhat < 1.01 and ess > 400
+    *_, (rhat, _) = discrepancy_scale.residual_slopes(Calibration(0.03), left_out, "params", 1e8, seed=0)
+    assert rhat > discrepancy_scale.MAX_CALIBRATION_RHAT
 
 
 def test_the_drift_follows_the_slopes_and_shrinks_where_the_calibration_is_noisy():
