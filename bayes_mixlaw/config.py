@@ -97,6 +97,12 @@ class SamplerConfig(BaseModel):
     min_ess: int = Field(400, gt=0)
     stop_rhat: float = Field(1.01, ge=1.0)
 
+    @property
+    def checks_while_sampling(self) -> bool:
+        """Whether NUTS draws until converged (``check_every`` above): method ``nuts``, ``check_every`` set, two chains
+        or more."""
+        return self.method == "nuts" and bool(self.check_every) and self.chains > 1
+
     @model_validator(mode="after")
     def _backend_samples_nuts(self):
         if self.backend != "numba" and self.method == "advi":

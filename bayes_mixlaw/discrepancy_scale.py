@@ -245,10 +245,9 @@ def learn(
     calibration_config = config.model_copy(update={"discrepancy": False}).for_sizes(kept.data["params"].nunique())
     settings = {k: v for k, v in sampler.items() if v is not None}
     if settings.get("method") in (None, "nuts"):
-        checks = settings.get("check_every", config.sampler.check_every) and settings.get("chains", config.sampler.chains) > 1
-        cap = CALIBRATION_MAX_DRAWS if checks else CALIBRATION_DRAWS
-        settings["draws"] = min(settings.get("draws", config.sampler.draws), cap)
-        if checks:
+        full = config.sampler.model_copy(update=settings)  # the full fit's sampler, as fit resolves it
+        settings["draws"] = min(full.draws, CALIBRATION_MAX_DRAWS if full.checks_while_sampling else CALIBRATION_DRAWS)
+        if full.checks_while_sampling:
             settings |= CALIBRATION_STOP
     with warnings.catch_warnings():  # the calibration fit's convergence is checked below
         warnings.simplefilter("ignore")

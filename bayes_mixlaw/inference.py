@@ -355,7 +355,7 @@ def sample_posterior(
             **_progress_options(progress),
         }
         with interrupts_raised():
-            if sampler.method == "nuts" and sampler.check_every and checked is not None and sampler.chains > 1:
+            if sampler.checks_while_sampling and checked is not None:
                 return sample_until_converged(compiled, options, sampler, checked)
             return nutpie.sample(compiled, **options)
     if sampler.method == "advi":
