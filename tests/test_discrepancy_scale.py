@@ -250,3 +250,13 @@ def test_a_learned_correlation_is_what_the_predictions_draw():
         record = {"size": {"rho_grid": [rho, 0.5], "rho_weights": [1.0, 0.0]}}
         xi = discrepancy_scale.scale_error(record, "size", kappa, 2, 0.75, rng).reshape(-1, 2)
         assert np.corrcoef(xi.T)[0, 1] == pytest.approx(rho, abs=0.03)
+
+
+def test_an_axis_is_not_learned_from_a_calibration_fit_that_diverged_or_whose_chains_disagree():
+    """The gate of ``learn``: the slopes' R-hat and the calibration fit's divergent transitions, each named in the reason."""
+    assert discrepancy_scale.unreliable(1.01, 0, 4000) == ""
+    assert discrepancy_scale.unreliable(1.01, 20, 4000) == ""  # rare divergences, at most 0.5% of the draws
+    assert "55 divergent transitions in 4000 draws" in discrepancy_scale.unreliable(1.01, 55, 4000)
+    assert "residual slopes 1.200" in discrepancy_scale.unreliable(1.2, 0, 4000)
+    both = discrepancy_scale.unreliable(float("nan"), 55, 4000)
+    assert "residual slopes nan" in both and "divergent" in both
