@@ -396,7 +396,9 @@ def sample_until_converged(compiled, options: dict, sampler: SamplerConfig, chec
                 if _finished(running):
                     finished = running.wait()
                     break
-                trace = running.inspect()
+                with warnings.catch_warnings():  # a look during warm-up holds fewer draws than chains: arviz's naming check
+                    warnings.filterwarnings("ignore", message="Found chain dimension to be longer than draw", category=UserWarning)
+                    trace = running.inspect()
                 done = int(np.isfinite(trace["sample_stats"]["step_size"].values).sum(axis=1).min()) if trace["sample_stats"].sizes.get("draw") else 0
                 if done >= n:
                     break

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import pymc as pm
@@ -199,7 +200,10 @@ def test_sampling_stops_at_the_first_check_that_converged_and_a_seed_fixes_the_d
     checked = lambda posterior: posterior  # noqa: E731
     try:
         first = sample_posterior(model, data, key, every, seed=5, progress=False, checked=checked)
-        again = sample_posterior(model, data, key, every, seed=5, progress=False, checked=checked)
+        with warnings.catch_warnings(record=True) as seen:  # looks during warm-up (fewer draws than chains) say nothing
+            warnings.simplefilter("always")
+            again = sample_posterior(model, data, key, every, seed=5, progress=False, checked=checked)
+        assert not [w for w in seen if "longer than draw" in str(w.message)]
         kept = first["posterior"].sizes["draw"]
         assert kept % 250 == 0 and 250 <= kept < 20_000  # stopped at a check, long before the cap
         assert first["sample_stats"].sizes["draw"] == kept
