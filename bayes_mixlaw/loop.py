@@ -7,7 +7,8 @@ the last step; ``fit.method`` ``fast`` by default), records the best predicted m
 scale with its interval, chooses ``batch_size`` new pilots (``bayes_mixlaw.fidelity.choose_pilots``:
 mixture, size and length per unit cost), dispatches them (``bayes_mixlaw.runners``), and collects
 their rows, until the budget (pilots done, and/or cost = params x steps over every attempt) is spent.
-It ends by writing ``DIR/runs.csv`` (the runs table, tidy) and ``DIR/fit.nc`` (the last fit).
+It ends with a final fit on every pilot by ``fit.final`` (NUTS until converged by default: the loop's answer comes
+from a fit that counts) and writes ``DIR/runs.csv`` (the runs table, tidy) and ``DIR/fit.nc`` (the final fit).
 
 Every event (suggested, started, retry, done, failed, fit) is committed to ``DIR/state.sqlite``
 (``bayes_mixlaw.loop_state``) before the loop goes on; a pilot's rows enter the table in the same

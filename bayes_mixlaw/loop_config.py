@@ -21,7 +21,7 @@
     valid_weights: null           # {valid_domain: weight} or a path; 'total' is their weighted sum (default: the mean)
     costs: null                   # {params: cost of one step}; default params (so cost = params x steps)
     tokens_per_step: null         # given: costs and budget.cost in FLOPs, 6 x params x steps x tokens_per_step
-    fit: {method: fast, seed: 0}
+    fit: {method: fast, final: nuts, seed: 0}   # the rounds' fits choose pilots; the final one (fit.nc, the answer) by NUTS until converged
     seed: 0
 """
 
@@ -109,7 +109,10 @@ class DesignConfig(_Strict):
 
 
 class FitSettings(_Strict):
-    method: Literal["fast", "nuts", "advi"] = "fast"
+    method: Literal["fast", "nuts", "advi"] = Field("fast", description="the rounds' fits, which choose the next pilots")
+    final: Literal["fast", "nuts", "advi"] = Field(
+        "nuts", description="the fit on every pilot the loop ends with (fit.nc, the best mixture): NUTS until converged by default"
+    )
     seed: int = 0
 
 

@@ -89,9 +89,9 @@ class Loop:
         t = self.config.target
         return {"params": t.params, "step": t.step} if (self.config.nested and t) else {}
 
-    def fit(self, round_: int):
-        """Fit the law on every pilot done; record the best predicted mixture. Returns the law, or None
-        when the pilots done cannot be fitted yet (the caller then adds design pilots)."""
+    def fit(self, round_: int, method: str | None = None):
+        """Fit the law on every pilot done (by ``method``, default the rounds' ``fit.method``); record the best predicted
+        mixture. Returns the law, or None when the pilots done cannot be fitted yet (the caller then adds design pilots)."""
         from bayes_mixlaw.mixing import MixingLaw
         from bayes_mixlaw.nested import NestedLaw
         from bayes_mixlaw.optimize import optimal_mixture
@@ -112,7 +112,7 @@ class Loop:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the fit's warnings are in its diagnostics, said below
-                self.law.fit(table, seed=config.fit.seed + round_, method=config.fit.method, progress=False)
+                self.law.fit(table, seed=config.fit.seed + round_, method=method or config.fit.method, progress=False)
         except ValueError as err:
             self.display.event(f"round {round_}: cannot fit yet ({err}); adding design pilots")
             return None
@@ -139,9 +139,10 @@ class Loop:
             seconds,
             self.law.summary_line() if hasattr(self.law, "summary_line") else "",
         )
+        self.state.set("fit_method", method or config.fit.method)
         problems = getattr(self.law.diagnostics, "problems", None)
         self.display.event(
-            f"round {round_}: fitted {n_runs} pilots in {seconds:.1f} s; best mixture "
+            f"round {round_}: fitted {n_runs} pilots{' (the final fit, ' + method + ')' if method else ''} in {seconds:.1f} s; best mixture "
             + ", ".join(f"{d} {v:.2f}" for d, v in mixture.items())
             + f", predicted loss {loss['median']:.4f} [{loss['lower']:.4f}, {loss['upper']:.4f}]"
             + (f" ({'; '.join(problems)})" if problems else "")
@@ -251,13 +252,16 @@ class Loop:
         return stopped
 
     def finish(self) -> tuple[Path, Path | None]:
-        """The last fit on every pilot (if the last round's fit is stale), ``runs.csv`` and ``fit.nc``."""
+        """The final fit on every pilot, ``runs.csv`` and ``fit.nc``. The final fit is by ``fit.final`` (NUTS until
+        converged by default: the loop's answer, the best mixture and its interval, comes from a fit that counts; the
+        rounds' fits, ``fit.method``, only choose pilots); the last round's fit is kept where it is that already."""
         runs_csv = self.state.export_runs()
         fit = self.state.last_fit()
         done = self.state.counts()["done"]
-        if fit is None or fit["runs"] < done:
+        final = self.config.fit.final
+        if fit is None or fit["runs"] < done or self.state.get("fit_method", self.config.fit.method) != final:
             round_ = self.state.get("round", 0) + 1
-            if self.fit(round_) is not None:
+            if self.fit(round_, method=final) is not None:
                 self.state.set("round", round_)
             fit = self.state.last_fit()
         if fit is None:

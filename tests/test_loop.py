@@ -70,6 +70,8 @@ def test_loop_interrupted_by_sigint_and_killed_resumes_without_losing_or_repeati
     pilots = state.pilots().set_index("id")
     assert (pilots["status"] == "done").all() and pilots["attempts"].max() >= 2
     assert (state_dir / "fit.nc").exists() and state.last_fit()["runs"] == 3
+    # the answer (fit.nc, the best mixture) is from the final fit, NUTS until converged (fit.final), not a fast one
+    assert state.get("fit_method") == "nuts" and "(the final fit, nuts)" in done.stderr
     from bayes_mixlaw.mixing import MixingLaw
 
     assert MixingLaw.load(state_dir / "fit.nc").train_domains == ["code", "prose", "numbers"]
