@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -196,7 +196,49 @@ class LawConfig(BaseModel):
             raise ConfigError(f"{path}: {problems}") from None
 
 
-class MixingLawConfig(LawConfig):
+# Boundary-avoiding priors for the scales pooled across validation domains, used when a table has few of them
+# (PooledLawConfig.few_domains; each law takes those of its own parameters). From the 5Mix pilots' nested fit (22
+# domains, the same lab's 70M-410M runs): run_sigma per domain 0.0008-0.012 (median 0.0025), f_sigma 0.45-0.81,
+# log_ab_sigma 0.24-0.40 (LogNormal(-1.15, 0.3): median 0.32; Gamma(2, 4) left 3Mix's divergent draws at log_ab_sigma
+# ~ 0.04, where three log(a + b) collapse together); mixture_sigma Gamma(2, 100) (mean 0.02, Chung et al., 2013:
+# zero-avoiding, as the 3Mix fits' stuck chains at mixture_sigma ~ 0.001 asked); gamma_sigma 0.018-0.032 (median 0.023;
+# LogNormal(-3.5, 0.5): median 0.030, 0.013-0.068 at 90%; the HalfNormal(0.2) default let 3Mix's chains into the funnel
+# where the three domains' gamma collapse together, gamma_sigma 0.002-0.01 at 24-46 divergences)
+FEW_DOMAIN_PRIORS: dict[str, Prior] = {
+    "run_sigma": Prior("LogNormal", mu=-6.0, sigma=0.8),
+    "f_sigma": Prior("LogNormal", mu=-0.7, sigma=0.5),
+    "log_ab_sigma": Prior("LogNormal", mu=-1.15, sigma=0.3),
+    "mixture_sigma": Prior("Gamma", alpha=2.0, beta=100.0),
+    "gamma_sigma": Prior("LogNormal", mu=-3.5, sigma=0.5),
+}
+
+
+class PooledLawConfig(LawConfig):
+    """A law whose parameters are pooled across validation domains (the mixing law, the nested law)."""
+
+    # With fewer validation domains than this, the scales pooled across them are barely pinned by the data (Gelman,
+    # 2006: a group-level scale over fewer than ~5 groups needs an informative prior), and their funnels held the 3Mix
+    # nested fits (3 domains) at 260-1,034 divergences: FEW_DOMAIN_PRIORS (those of the law's own parameters) replace
+    # the defaults the user has not overridden, and a law with FEW_DOMAIN_TARGET_ACCEPT samples with it unless the user
+    # set one. Five domains are still too few: nested fits of tables simulated from a 5-domain RedPajama fit had 21-36
+    # divergences each, in f_sigma's funnel (divergent draws at f_sigma ~0.04, posterior median 0.39); the mixing law on
+    # the closed loop's 5 pilots x 3 domains had 75-104 divergences in 3 seeds, at f_sigma 0.15 against 0.39 in the
+    # other draws (0 with f_sigma's prior here). 22 domains pin every pooled scale. 0 turns the rule off.
+    few_domains: int = Field(8, ge=0)
+    FEW_DOMAIN_TARGET_ACCEPT: ClassVar[float | None] = None
+
+    def for_domains(self, n_valid: int) -> Self:
+        """The config a fit on ``n_valid`` validation domains uses (``few_domains`` above); the fit file keeps it."""
+        if n_valid >= self.few_domains:
+            return self
+        own = {name: prior for name, prior in FEW_DOMAIN_PRIORS.items() if name in self.DEFAULT_PRIORS and name not in self.priors}
+        update = {"priors": own | dict(self.priors)}
+        if self.FEW_DOMAIN_TARGET_ACCEPT is not None and "target_accept" not in self.sampler.model_fields_set:
+            update["sampler"] = self.sampler.model_copy(update={"target_accept": self.FEW_DOMAIN_TARGET_ACCEPT})
+        return self.model_copy(update=update)
+
+
+class MixingLawConfig(PooledLawConfig):
     """Everything that defines a mixing-law fit apart from the data."""
 
     DEFAULT_PRIORS: ClassVar[Mapping[str, Prior]] = _MixingPriors()
@@ -372,24 +414,7 @@ NESTED_PRIORS: dict[str, Prior] = {
 }
 
 
-# Boundary-avoiding priors for the scales pooled across validation domains, used when a table has few of them
-# (NestedLawConfig.few_domains). From the 5Mix pilots' nested fit (22 domains, the same lab's 70M-410M runs): run_sigma
-# per domain 0.0008-0.012 (median 0.0025), f_sigma 0.45-0.81, log_ab_sigma 0.24-0.40 (LogNormal(-1.15, 0.3): median
-# 0.32; Gamma(2, 4) left 3Mix's divergent draws at log_ab_sigma ~ 0.04, where three log(a + b) collapse together);
-# mixture_sigma Gamma(2, 100) (mean 0.02, Chung et al., 2013: zero-avoiding, as the 3Mix fits' stuck chains at
-# mixture_sigma ~ 0.001 asked); gamma_sigma 0.018-0.032 (median 0.023; LogNormal(-3.5, 0.5): median 0.030, 0.013-0.068 at
-# 90%; the HalfNormal(0.2) default let 3Mix's chains into the funnel where the three domains' gamma collapse together,
-# gamma_sigma 0.002-0.01 at 24-46 divergences)
-FEW_DOMAIN_PRIORS: dict[str, Prior] = {
-    "run_sigma": Prior("LogNormal", mu=-6.0, sigma=0.8),
-    "f_sigma": Prior("LogNormal", mu=-0.7, sigma=0.5),
-    "log_ab_sigma": Prior("LogNormal", mu=-1.15, sigma=0.3),
-    "mixture_sigma": Prior("Gamma", alpha=2.0, beta=100.0),
-    "gamma_sigma": Prior("LogNormal", mu=-3.5, sigma=0.5),
-}
-
-
-class NestedLawConfig(LawConfig):
+class NestedLawConfig(PooledLawConfig):
     """Everything that defines a nested-law fit apart from the data."""
 
     DEFAULT_PRIORS: ClassVar[dict[str, Prior]] = NESTED_PRIORS
@@ -435,21 +460,7 @@ class NestedLawConfig(LawConfig):
     # bulk ESS >= 400 (SamplerConfig.check_every), at most 6000 a chain, after 1000 warm-up steps (whole table: stops
     # at 2000, 170-199 s with the calibration fit; 5Mix's size check at 3500, ESS 402).
     sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=6000, tune=1000, chains=2, check_every=250))
-    # With fewer validation domains than this, the scales pooled across them are barely pinned by the data (Gelman,
-    # 2006: a group-level scale over fewer than ~5 groups needs an informative prior), and their funnels held the 3Mix
-    # fits (3 domains) at 260-1,034 divergences: FEW_DOMAIN_PRIORS replace the defaults the user has not overridden,
-    # and NUTS takes smaller steps (target_accept 0.95 unless the user set it). Five domains are still too few: fits of
-    # tables simulated from a 5-domain RedPajama fit had 21-36 divergences each, in f_sigma's funnel (divergent draws at
-    # f_sigma ~0.04, posterior median 0.39); 22 domains pin every pooled scale. 0 turns the rule off.
-    few_domains: int = Field(8, ge=0)
-
-    def for_domains(self, n_valid: int) -> NestedLawConfig:
-        """The config a fit on ``n_valid`` validation domains uses (``few_domains`` above); the fit file keeps it."""
-        if n_valid >= self.few_domains:
-            return self
-        priors = {name: prior for name, prior in FEW_DOMAIN_PRIORS.items() if name not in self.priors} | dict(self.priors)
-        sampler = self.sampler if "target_accept" in self.sampler.model_fields_set else self.sampler.model_copy(update={"target_accept": 0.95})
-        return self.model_copy(update={"priors": priors, "sampler": sampler})
+    FEW_DOMAIN_TARGET_ACCEPT: ClassVar[float | None] = 0.95
 
     # settings that act after sampling (the discrepancy is drawn from its prior or learned scale at prediction), so the
     # calibration fit without discrepancy samples the full fit's model and shares its compiled form

@@ -106,6 +106,14 @@ class MixingLaw(MixtureLaw):
     fit_name = "mixing-law"
     supports_residual_gp = True  # a residual over the simplex fitted with the law (config.residual)
 
+    def fit(self, runs, **kwargs):
+        """:meth:`MixtureLaw.fit` under the config for the table's number of validation domains: with few, the scales
+        pooled across them take boundary-avoiding priors (:meth:`~bayes_mixlaw.config.PooledLawConfig.for_domains`);
+        the fit file keeps the config it used."""
+        runs = load_runs(runs)
+        self.config = self.config.for_domains(len(runs.valid_domains))
+        return super().fit(runs, **kwargs)
+
     # ------------------------------------------------------------------------------------------
     # model
 

@@ -254,3 +254,24 @@ def test_mixing_predictions_of_a_row_do_not_depend_on_the_other_rows(mock_mixing
         pd.testing.assert_frame_equal(alone, together.loc[alone.index])
     pd.testing.assert_frame_equal(swapped.loc[together.index], together)
     assert not together.equals(law.predict(frame, seed=5).set_index(["name", "target"]))  # the seed still matters
+
+
+def test_few_validation_domains_give_the_mixing_law_a_boundary_avoiding_f_sigma(runs, mocked_sampling):
+    """With fewer than 8 validation domains the spread of the domains' logit f takes config.FEW_DOMAIN_PRIORS' f_sigma (the
+    closed loop's 5 pilots x 3 domains: 75-104 divergences in f_sigma's funnel without it, 0 with it); the mixing law
+    takes only the priors of its own parameters and keeps its sampler; what the user set stays; the fit file keeps it."""
+    import json
+
+    from pymc_extras.prior import Prior
+
+    from bayes_mixlaw.config import FEW_DOMAIN_PRIORS
+
+    three = runs.data[runs.data["valid_domain"].isin(["Pile-CC", "Github", "ArXiv"])]
+    config = MixingLawConfig(sampler={"draws": 10, "chains": 2})
+    law = MixingLaw(config).fit(three, seed=0, progress=False)
+    assert law.config.priors == {"f_sigma": FEW_DOMAIN_PRIORS["f_sigma"]} and law.config.sampler == config.sampler
+    assert json.loads(law.idata.attrs["config"])["priors"] == {"f_sigma": FEW_DOMAIN_PRIORS["f_sigma"].to_dict()}
+    mine = Prior("HalfNormal", sigma=0.3)
+    assert MixingLawConfig(priors={"f_sigma": mine}).for_domains(3).priors == {"f_sigma": mine}
+    many = MixingLaw(MixingLawConfig(sampler={"draws": 10, "chains": 2})).fit(runs, seed=0, progress=False)  # 22 domains
+    assert many.config.priors == {}
