@@ -356,7 +356,15 @@ def sample_posterior(
         }
         with interrupts_raised():
             if sampler.checks_while_sampling and checked is not None:
-                return sample_until_converged(compiled, options, sampler, checked)
+                try:
+                    return sample_until_converged(compiled, options, sampler, checked)
+                except Diverged as diverged:
+                    retry = sampler.model_copy(update={"target_accept": sampler.retry_target_accept, "retry_target_accept": None})
+                    log.info(f"{diverged}: sampling again at target_accept {retry.target_accept}")
+                    tree = sample_until_converged(compiled, options | {"target_accept": retry.target_accept}, retry, checked)
+                    tree.attrs["target_accept"] = retry.target_accept
+                    tree.attrs["retried_after"] = str(diverged)
+                    return tree
             return nutpie.sample(compiled, **options)
     if sampler.method == "advi":
         with model:
@@ -377,13 +385,22 @@ def sample_posterior(
 MIN_WAIT = 0.25
 
 
+class Diverged(Exception):
+    """A check while sampling found divergent transitions in the draws so far (``SamplerConfig.retry_target_accept``)."""
+
+    def __init__(self, draws: int, divergences: int, target_accept: float):
+        super().__init__(f"{divergences} divergent transition(s) in the first {draws} draws a chain at target_accept {target_accept}")
+        self.draws, self.divergences = draws, divergences
+
+
 def sample_until_converged(compiled, options: dict, sampler: SamplerConfig, checked: Callable[[xr.Dataset], xr.Dataset]) -> xr.DataTree:
     """NUTS in the background, checked after every ``sampler.check_every`` draws a chain: the first ``k x
     check_every`` draws of every chain, ``checked`` from them, stop at the first check where max R-hat <=
     ``sampler.stop_rhat`` and min bulk ESS >= ``sampler.min_ess`` and keep exactly those draws; else all
     ``sampler.draws``. Each check reads a fixed prefix of each chain, whose draws the seed fixes, so the result does
     not depend on when the checks ran (a check that finds the chains short waits; one after sampling ended reads the
-    finished chains). The checks run beside the chains (NumPy releases the GIL)."""
+    finished chains). The checks run beside the chains (NumPy releases the GIL). Raises :class:`Diverged` at a check
+    whose draws diverged, where ``sampler.retry_target_accept`` is above its ``target_accept`` (the caller starts again)."""
     import nutpie
 
     from bayes_mixlaw.convergence import worst
@@ -406,7 +423,12 @@ def sample_until_converged(compiled, options: dict, sampler: SamplerConfig, chec
                 # short fit (the mixing law's, a few seconds) is not held up by the wait, a long one not by the look
                 pace = (time.monotonic() - started) / (sampler.tune + done)
                 time.sleep(min(10.0, max(MIN_WAIT, pace * (n - done))))
-            prefix = (finished if finished is not None else trace)["posterior"].to_dataset().isel(draw=slice(0, n))
+            seen = finished if finished is not None else trace
+            prefix = seen["posterior"].to_dataset().isel(draw=slice(0, n))
+            if sampler.retry_target_accept is not None and sampler.retry_target_accept > sampler.target_accept:
+                divergences = int(seen["sample_stats"]["diverging"].isel(draw=slice(0, n)).sum())
+                if divergences:
+                    raise Diverged(n, divergences, sampler.target_accept)
             max_rhat, min_ess = worst(checked(prefix))
             log.info(f"draws {n} a chain: max R-hat {max_rhat:.3f}, min bulk ESS {min_ess:.0f}")
             if max_rhat <= sampler.stop_rhat and min_ess >= sampler.min_ess:
@@ -451,11 +473,13 @@ class Diagnostics:
     chains: int
     seconds: float
     problems: list[str]
+    # where NUTS started again at a higher target_accept (SamplerConfig.retry_target_accept): why, else ""
+    restarted: str = ""
 
     def summary(self) -> str:
         """How it was sampled and whether there were problems, for one-line fit summaries."""
         problems = "no sampler problems" if not self.problems else f"{len(self.problems)} sampler problem(s)"
-        return f"{self.method} {self.chains}x{self.draws} draws in {self.seconds:.1f}s; {problems}"
+        return f"{self.method} {self.chains}x{self.draws} draws in {self.seconds:.1f}s{'; ' + self.restarted if self.restarted else ''}; {problems}"
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([{k: v for k, v in self.__dict__.items() if k != "problems"} | {"problems": "; ".join(self.problems) or "none"}])

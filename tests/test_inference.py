@@ -249,3 +249,34 @@ def test_generated_source_is_kept_beside_the_compile_cache_not_in_the_temp_folde
     monkeypatch.setattr(pytensor.config, "generated_src_dir", str(tmp_path / "mine"))
     keep_generated_source_in_cache()
     assert pytensor.config.generated_src_dir == str(tmp_path / "mine")
+
+
+def test_draws_that_diverge_at_a_check_start_again_once_at_the_higher_target_accept():
+    """SamplerConfig.retry_target_accept: a check that finds divergent transitions in the draws so far starts NUTS again
+    (same seed) at that target_accept, once; the tree says so, and a seed still gives the same draws."""
+    with pm.Model() as funnel:  # Neal's funnel: a few divergences at target_accept 0.8
+        v = pm.Normal("v", 0.0, 5.0)
+        pm.Normal("x", 0.0, pm.math.exp(v / 2), shape=20)
+    key = "test-retry"
+    sampler = SamplerConfig(draws=500, tune=300, chains=2, check_every=250, target_accept=0.8, retry_target_accept=0.95)
+    checked = lambda posterior: posterior  # noqa: E731
+    try:
+        for seed in range(6):  # a seed whose first 250 draws diverge without the retry
+            plain = sample_posterior(funnel, {}, key, sampler.model_copy(update={"retry_target_accept": None}), seed=seed, progress=False, checked=checked)
+            if int(plain["sample_stats"]["diverging"].isel(draw=slice(0, 250)).sum()):
+                break
+        else:
+            raise AssertionError("no seed diverged in its first 250 draws")
+        assert "retried_after" not in plain.attrs
+        first = sample_posterior(funnel, {}, key, sampler, seed=seed, progress=False, checked=checked)
+        assert first.attrs["target_accept"] == 0.95
+        assert "divergent transition(s) in the first 250 draws a chain at target_accept 0.8" in first.attrs["retried_after"]
+        again = sample_posterior(funnel, {}, key, sampler, seed=seed, progress=False, checked=checked)
+        np.testing.assert_array_equal(first["posterior"]["v"].values, again["posterior"]["v"].values)
+        # the same seed at 0.95 from the start gives the restart's draws
+        direct = sample_posterior(funnel, {}, key, sampler.model_copy(update={"target_accept": 0.95}), seed=seed, progress=False, checked=checked)
+        assert "retried_after" not in direct.attrs
+        np.testing.assert_array_equal(direct["posterior"]["v"].values, first["posterior"]["v"].values)
+        assert "sampled again at target_accept 0.95" in Diagnostics("nuts", 0, 1.0, 500.0, 500, 2, 1.0, [], "sampled again at target_accept 0.95").summary()
+    finally:
+        _COMPILED.pop((key, "False"), None)
