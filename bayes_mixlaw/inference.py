@@ -512,9 +512,16 @@ class Diagnostics:
         )
 
 
-def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, method: str, seconds: float, var_names: list[str]) -> Diagnostics:
+# a target_accept from which smaller steps rarely remove divergences: the advice turns to the model
+HIGH_TARGET_ACCEPT = 0.95
+
+
+def diagnose(
+    posterior: xr.Dataset, sample_stats: xr.Dataset | None, method: str, seconds: float, var_names: list[str], target_accept: float | None = None
+) -> Diagnostics:
     """R-hat (rank-normalised, split), bulk ESS and divergences over ``var_names``
-    (:func:`bayes_mixlaw.convergence.rhat_ess`: ArviZ's estimators, vectorised); problems described in plain words."""
+    (:func:`bayes_mixlaw.convergence.rhat_ess`: ArviZ's estimators, vectorised); problems described in plain words.
+    ``target_accept``: what NUTS sampled at, so that the advice on divergences is one that can still be taken."""
     from bayes_mixlaw.convergence import worst
 
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
@@ -525,7 +532,12 @@ def diagnose(posterior: xr.Dataset, sample_stats: xr.Dataset | None, method: str
             divergences = int(sample_stats["diverging"].sum())
         max_rhat, min_ess = worst(posterior[var_names])
         if divergences:
-            problems.append(f"{divergences} divergent transition(s) of {chains * draws}: the posterior may be biased; raise target_accept or check the priors")
+            advice = (
+                "raise target_accept or check the priors"
+                if target_accept is None or target_accept < HIGH_TARGET_ACCEPT
+                else f"target_accept is already {target_accept:g}: check the priors or the parameterisation"
+            )
+            problems.append(f"{divergences} divergent transition(s) of {chains * draws}: the posterior may be biased; {advice}")
         if chains > 1 and max_rhat > RHAT_LIMIT:
             problems.append(f"max R-hat {max_rhat:.3f} > {RHAT_LIMIT}: chains disagree; run longer or check the model")
         if min_ess < ESS_PER_CHAIN_LIMIT * chains:

@@ -279,7 +279,7 @@ class BayesianLaw:
         self._built = built
         self.runs = self._table(lay)
         self.idata = self._assemble(posterior, tree, built, settings, seed)
-        diagnostics = self._diagnose(settings.method, timer.seconds)
+        diagnostics = self._diagnose(settings.method, timer.seconds, settings.target_accept)
         if "retried_after" in tree.attrs:
             diagnostics.restarted = f"sampled again at target_accept {settings.target_accept} after {tree.attrs['retried_after']}"
         self.idata["diagnostics"] = xr.DataTree(xr.Dataset(attrs={"json": json.dumps(diagnostics.__dict__)}))
@@ -310,10 +310,10 @@ class BayesianLaw:
         }
         return xr.DataTree.from_dict({"/": xr.Dataset(attrs=attrs), **nodes})
 
-    def _diagnose(self, method: str, seconds: float) -> Diagnostics:
+    def _diagnose(self, method: str, seconds: float, target_accept: float | None = None) -> Diagnostics:
         check = self._diagnostic_quantities()
         stats = self.idata["sample_stats"].to_dataset() if "sample_stats" in self.idata.children else None
-        return diagnose(check, stats, method, seconds, list(check.data_vars))
+        return diagnose(check, stats, method, seconds, list(check.data_vars), target_accept)
 
     @property
     def diagnostics(self) -> Diagnostics:

@@ -280,3 +280,19 @@ def test_draws_that_diverge_at_a_check_start_again_once_at_the_higher_target_acc
         assert "sampled again at target_accept 0.95" in Diagnostics("nuts", 0, 1.0, 500.0, 500, 2, 1.0, [], "sampled again at target_accept 0.95").summary()
     finally:
         _COMPILED.pop((key, "False"), None)
+
+
+def test_the_advice_on_divergences_is_one_that_can_still_be_taken():
+    """Divergences at the default target_accept: raise it; at 0.95 already (few domains, or after the restart): look at
+    the model instead."""
+    import xarray as xr
+
+    from bayes_mixlaw.inference import diagnose
+
+    rng = np.random.default_rng(0)
+    posterior = xr.Dataset({"theta": (("chain", "draw"), rng.normal(size=(2, 500)))})
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.arange(1000).reshape(2, 500) < 3)})
+    low = diagnose(posterior, stats, "nuts", 1.0, ["theta"], target_accept=0.8)
+    assert low.divergences == 3 and "3 divergent transition(s) of 1000" in low.problems[0] and "raise target_accept" in low.problems[0]
+    high = diagnose(posterior, stats, "nuts", 1.0, ["theta"], target_accept=0.95)
+    assert "raise target_accept" not in high.problems[0] and "target_accept is already 0.95: check the priors or the parameterisation" in high.problems[0]
