@@ -276,8 +276,6 @@ def learn(
 
         schedules, _ = run_schedules(RunsTable(data.reset_index(drop=True), runs.source), schedule, allow_unknown=True)
     diagnostics = calibration.diagnostics
-    post = calibration.idata["posterior"]
-    draws = post.sizes["chain"] * post.sizes["draw"]
     converged = {"calibration_rhat": diagnostics.max_rhat, "calibration_ess": diagnostics.min_ess_bulk, "calibration_divergences": diagnostics.divergences}
     priors, record = {}, {}
     for axis, column in AXES.items():
@@ -291,7 +289,7 @@ def learn(
         u, s2, n_domains, (slopes_rhat, slopes_ess) = residual_slopes(calibration, left_out, column, cuts[column], seed or 0, schedules)
         # an axis is learned where the chains agree on its slopes, what it learns from (the fit's every variable need
         # not: 5Mix's calibration on 70M + 160M mixes its size exponent slowly, max R-hat 1.056, its length slopes 1.003)
-        problem = unreliable(slopes_rhat, diagnostics.divergences, draws)
+        problem = unreliable(slopes_rhat, diagnostics.divergences, diagnostics.chains * diagnostics.draws)
         if problem:
             warnings.warn(
                 f"the calibration fit that would learn the {axis} axis's discrepancy scale from the pilots did not converge on "

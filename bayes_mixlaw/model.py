@@ -272,7 +272,8 @@ class BayesianLaw:
         lay = built.layout
         with Timer() as timer:
             tree = sample_posterior(built.model, self._data(lay), built.key, settings, seed, progress, checked=self._checked_in_sampling(built))
-        if "retried_after" in tree.attrs:  # the draws are from a restart at a higher target_accept: the fit file says so
+        restarted = tree.attrs.get("retried_after")  # the draws are from a restart at a higher target_accept: the fit file says so
+        if restarted:
             settings = settings.model_copy(update={"target_accept": float(tree.attrs["target_accept"]), "retry_target_accept": None})
         posterior = tree["posterior"].to_dataset()
         posterior = without_transformed(posterior)
@@ -280,8 +281,8 @@ class BayesianLaw:
         self.runs = self._table(lay)
         self.idata = self._assemble(posterior, tree, built, settings, seed)
         diagnostics = self._diagnose(settings.method, timer.seconds, settings.target_accept)
-        if "retried_after" in tree.attrs:
-            diagnostics.restarted = f"sampled again at target_accept {settings.target_accept} after {tree.attrs['retried_after']}"
+        if restarted:
+            diagnostics.restarted = f"sampled again at target_accept {settings.target_accept} after {restarted}"
         self.idata["diagnostics"] = xr.DataTree(xr.Dataset(attrs={"json": json.dumps(diagnostics.__dict__)}))
         warn_problems(diagnostics, f"{self.kind.replace('_', '-')} fit")
         return self
