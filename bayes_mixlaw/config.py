@@ -445,6 +445,11 @@ class NestedLawConfig(PooledLawConfig):
     # stick: the step share and the size share of the rest by stick-breaking, the same prior; what a fit on
     # pilots of two sizes uses unless set (for_sizes)
     scaling_parameterisation: Literal["share", "stick", "amplitude"] = "share"
+    # the domains' log size and step exponents around their pooled means: centred (default: the data pin each domain's,
+    # as on 3Mix's three domains, 0 divergences; non-centred there 5 and 2.4x the leapfrog steps) or non_centred,
+    # mu + sigma z (where the data pin them barely: the example loop's final fit, 8 tiny pilots x 3 domains, had 30
+    # divergent draws in the funnel of their spread centred and 2-3 non-centred; benchmarks/README.md)
+    exponent_parameterisation: Literal["centred", "non_centred"] = "centred"
     # model discrepancy beyond the pilots (bayes_mixlaw.discrepancy), on by default; and how much of
     # it validation domains share (the correlation of their errors at one target scale)
     discrepancy: bool = True
@@ -473,8 +478,12 @@ class NestedLawConfig(PooledLawConfig):
     AFTER_SAMPLING: ClassVar[tuple[str, ...]] = ("discrepancy", "discrepancy_correlation", "learn_discrepancy")
 
     def structure_settings(self) -> dict:
-        """As :meth:`LawConfig.structure_settings`, less :data:`AFTER_SAMPLING`."""
-        return {k: v for k, v in super().structure_settings().items() if k not in self.AFTER_SAMPLING}
+        """As :meth:`LawConfig.structure_settings`, less :data:`AFTER_SAMPLING`; centred exponents (the default) are left
+        out, so the fits made before the option existed keep their structure keys."""
+        settings = {k: v for k, v in super().structure_settings().items() if k not in self.AFTER_SAMPLING}
+        if settings.get("exponent_parameterisation") == "centred":
+            del settings["exponent_parameterisation"]
+        return settings
 
     def for_sizes(self, n_sizes: int) -> NestedLawConfig:
         """The config a fit on pilots of ``n_sizes`` model sizes uses; the fit file keeps it. Two sizes pin the size

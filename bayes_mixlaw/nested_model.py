@@ -50,6 +50,15 @@ def _slope_interactions(t_mu, t_sigma, logit_f, dims):
 _SHARE_BASE = 2.0
 
 
+def _pooled(name: str, mean, sigma, non_centred: bool):
+    r"""Per validation domain :math:`x_v \sim N(\mu_v, \sigma)`, sampled as itself (centred: where the data pin each
+    domain's) or ``non_centred`` as :math:`\mu_v + \sigma z_v`, :math:`z_v \sim N(0, 1)` (``{name}_z``: where they pin
+    them barely, the centred form's funnel at small :math:`\sigma` diverges). The same prior either way."""
+    if not non_centred:
+        return pm.Normal(name, mean, sigma, dims="valid_domain")
+    return pm.Deterministic(name, mean + sigma * pm.Normal(f"{name}_z", 0.0, 1.0, dims="valid_domain"), dims="valid_domain")
+
+
 def _stick_shares(cfg, ab_sigma):
     r"""The shares of the loss at the reference scale, sampled by stick-breaking (``scaling_parameterisation="stick"``).
 
@@ -153,6 +162,7 @@ class NestedModel:
             pm.Deterministic("log_a_mixture", log_a, dims=mv)
             pm.Deterministic("log_b_mixture", log_b, dims=mv)
             e_sigma = cfg.prior("log_exponent_sigma").create_variable("log_exponent_sigma")
+            non_centred = cfg.exponent_parameterisation == "non_centred"
             alpha_mu, beta_mu = (cfg.prior(k).create_variable(k) for k in ("log_alpha_mu", "log_beta_mu"))
             if self._share:  # share or stick: slopes sampled through the shares
                 # sample what the pilots pin, the slopes alpha q_a and beta q_b of the log loss at the
@@ -164,11 +174,11 @@ class NestedModel:
                 # prior draws of it give the exponents their prior)
                 log_total = pm.math.log1pexp(log_ab)
                 log_share_a, log_share_b = log_a_dom - log_total, log_b_dom - log_total
-                log_alpha = pm.Normal("log_size_slope", alpha_mu + log_share_a, e_sigma, dims="valid_domain") - log_share_a
-                log_beta = pm.Normal("log_step_slope", beta_mu + log_share_b, e_sigma, dims="valid_domain") - log_share_b
+                log_alpha = _pooled("log_size_slope", alpha_mu + log_share_a, e_sigma, non_centred) - log_share_a
+                log_beta = _pooled("log_step_slope", beta_mu + log_share_b, e_sigma, non_centred) - log_share_b
             else:
-                log_alpha = pm.Normal("log_alpha", alpha_mu, e_sigma, dims="valid_domain")
-                log_beta = pm.Normal("log_beta", beta_mu, e_sigma, dims="valid_domain")
+                log_alpha = _pooled("log_alpha", alpha_mu, e_sigma, non_centred)
+                log_beta = _pooled("log_beta", beta_mu, e_sigma, non_centred)
             alpha = pm.Deterministic("alpha", pm.math.exp(log_alpha), dims="valid_domain")
             beta = pm.Deterministic("beta", pm.math.exp(log_beta), dims="valid_domain")
             gamma = pm.Normal(

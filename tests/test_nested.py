@@ -808,6 +808,25 @@ def test_few_validation_domains_get_boundary_avoiding_pooled_scales_and_smaller_
     assert set(NestedLawConfig().for_domains(5).priors) == set(FEW_DOMAIN_PRIORS)  # five domains still held a funnel
 
 
+def test_exponents_sampled_non_centred_on_request_with_the_same_names_and_keys_unchanged_by_default(redpajama, mocked_sampling):
+    """``exponent_parameterisation: non_centred`` samples the domains' log exponents as mu + sigma z (the example loop's
+    final fit: 30 divergences centred, 2-3 not); the fit keeps their names; the default leaves the structure key as it was
+    before the option existed (saved fits reload), the option changes it."""
+    config = NestedLawConfig(sampler={"draws": 10, "chains": 2}, learn_discrepancy=False)
+    law = NestedLaw(config.model_copy(update={"exponent_parameterisation": "non_centred"}), Targets(WEIGHTS))
+    law.fit(redpajama, seed=0, progress=False)
+    free = {rv.name for rv in law.model.free_RVs}
+    assert {"log_size_slope_z", "log_step_slope_z"} <= free and not {"log_size_slope", "log_step_slope"} & free
+    assert {"log_size_slope", "log_step_slope", "alpha", "beta"} <= set(law.idata["posterior"].data_vars)
+    assert np.isfinite(law.predict(pilot_mixtures(redpajama).head(1), params=4e8, step=40_000)["median"]).all()
+    centred = NestedLaw(config, Targets(WEIGHTS))
+    assert {"log_size_slope", "log_step_slope"} <= {rv.name for rv in centred.build(redpajama).model.free_RVs}
+    assert "exponent_parameterisation" not in config.structure_settings()
+    assert centred.structure_key(redpajama) != NestedLaw(law.config, Targets(WEIGHTS)).structure_key(redpajama)
+    amplitude = NestedLaw(config.model_copy(update={"exponent_parameterisation": "non_centred", "scaling_parameterisation": "amplitude"}), Targets(WEIGHTS))
+    assert {"log_alpha_z", "log_beta_z"} <= {rv.name for rv in amplitude.build(redpajama).model.free_RVs}
+
+
 def test_two_pilot_sizes_sample_the_shares_by_stick_breaking_unless_the_user_chose(redpajama, mocked_sampling):
     """Two pilot sizes leave the size exponent to its prior along the irreducible share: config.for_sizes samples that
     axis (``stick``) unless the user set a parameterisation; more sizes keep ``share``; the fit file keeps the one used."""
