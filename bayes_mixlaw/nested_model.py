@@ -9,6 +9,7 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
+from pymc_extras.prior import Prior
 
 from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
 from bayes_mixlaw.mixing import _centred_to_law
@@ -52,11 +53,10 @@ _SHARE_BASE = 2.0
 
 def _pooled(name: str, mean, sigma, non_centred: bool):
     r"""Per validation domain :math:`x_v \sim N(\mu_v, \sigma)`, sampled as itself (centred: where the data pin each
-    domain's) or ``non_centred`` as :math:`\mu_v + \sigma z_v`, :math:`z_v \sim N(0, 1)` (``{name}_z``: where they pin
-    them barely, the centred form's funnel at small :math:`\sigma` diverges). The same prior either way."""
-    if not non_centred:
-        return pm.Normal(name, mean, sigma, dims="valid_domain")
-    return pm.Deterministic(name, mean + sigma * pm.Normal(f"{name}_z", 0.0, 1.0, dims="valid_domain"), dims="valid_domain")
+    domain's) or ``non_centred`` as :math:`\mu_v + \sigma z_v`, :math:`z_v \sim N(0, 1)` (``{name}_offset``: where they
+    pin them barely, the centred form's funnel at small :math:`\sigma` diverges). The same prior either way
+    (pymc-extras' ``Prior(..., centered=False)``)."""
+    return Prior("Normal", mu=mean, sigma=sigma, dims="valid_domain", centered=not non_centred).create_variable(name)
 
 
 def _stick_shares(cfg, ab_sigma):

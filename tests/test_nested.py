@@ -816,7 +816,7 @@ def test_exponents_sampled_non_centred_on_request_with_the_same_names_and_keys_u
     law = NestedLaw(config.model_copy(update={"exponent_parameterisation": "non_centred"}), Targets(WEIGHTS))
     law.fit(redpajama, seed=0, progress=False)
     free = {rv.name for rv in law.model.free_RVs}
-    assert {"log_size_slope_z", "log_step_slope_z"} <= free and not {"log_size_slope", "log_step_slope"} & free
+    assert {"log_size_slope_offset", "log_step_slope_offset"} <= free and not {"log_size_slope", "log_step_slope"} & free
     assert {"log_size_slope", "log_step_slope", "alpha", "beta"} <= set(law.idata["posterior"].data_vars)
     assert np.isfinite(law.predict(pilot_mixtures(redpajama).head(1), params=4e8, step=40_000)["median"]).all()
     centred = NestedLaw(config, Targets(WEIGHTS))
@@ -824,7 +824,7 @@ def test_exponents_sampled_non_centred_on_request_with_the_same_names_and_keys_u
     assert "exponent_parameterisation" not in config.structure_settings()
     assert centred.structure_key(redpajama) != NestedLaw(law.config, Targets(WEIGHTS)).structure_key(redpajama)
     amplitude = NestedLaw(config.model_copy(update={"exponent_parameterisation": "non_centred", "scaling_parameterisation": "amplitude"}), Targets(WEIGHTS))
-    assert {"log_alpha_z", "log_beta_z"} <= {rv.name for rv in amplitude.build(redpajama).model.free_RVs}
+    assert {"log_alpha_offset", "log_beta_offset"} <= {rv.name for rv in amplitude.build(redpajama).model.free_RVs}
 
 
 def test_two_pilot_sizes_sample_the_shares_by_stick_breaking_unless_the_user_chose(redpajama, mocked_sampling):
