@@ -398,6 +398,9 @@ NESTED_PRIORS: dict[str, Prior] = {
     # per unit of log-steps); integrated out of the likelihood (bayes_mixlaw.run_effects)
     "run_sigma": Prior("HalfNormal", sigma=0.02),
     "run_slope_sigma": Prior("HalfNormal", sigma=0.05),
+    # with run_curvature: a run's curvature in log-steps, c y^2 (y: log-steps from the pilots' geometric-mean length),
+    # per validation domain; the slope's scale, so a curve bends by at most a few percent across the pilots' range
+    "run_curvature_sigma": Prior("HalfNormal", sigma=0.05),
     # annealing under known schedules (bayes_mixlaw.schedule_grid), per validation domain: the drop per
     # unit of S2 / S0 as a multiple c of the step term's amplitude, b n^-gamma (s^-beta - c S2 / S0).
     # Luo et al.'s curves (multipowerlaw/, Tissue et al.'s form fitted by benchmarks/schedules.py: D ~
@@ -439,6 +442,9 @@ class NestedLawConfig(PooledLawConfig):
     # run effects: a level and a step-term scale per run (mixture x size), so a run's future
     # checkpoints follow its own curve and a new run's spread is part of its prediction
     run_effects: bool = True
+    # and a curvature in log-steps per run beside its level and slope, integrated out the same way
+    # (bayes_mixlaw.run_effects.CurvedEffects): a run's curve need not bend as the law's step term does
+    run_curvature: bool = False
     # share (default): sample log(a + b) and the split logit(a / (a + b)); a and b move together along
     # the poorly pinned irreducible share 1 / (1 + a + b), so sampling log a and log b directly
     # (amplitude) leaves them correlated at 0.96-1.0 and needs 2.4x the leapfrog steps (whole RedPajama fit).
@@ -478,11 +484,13 @@ class NestedLawConfig(PooledLawConfig):
     AFTER_SAMPLING: ClassVar[tuple[str, ...]] = ("discrepancy", "discrepancy_correlation", "learn_discrepancy")
 
     def structure_settings(self) -> dict:
-        """As :meth:`LawConfig.structure_settings`, less :data:`AFTER_SAMPLING`; centred exponents (the default) are left
-        out, so the fits made before the option existed keep their structure keys."""
+        """As :meth:`LawConfig.structure_settings`, less :data:`AFTER_SAMPLING`; centred exponents and run effects without a
+        curvature (the defaults) are left out, so the fits made before those options existed keep their structure keys."""
         settings = {k: v for k, v in super().structure_settings().items() if k not in self.AFTER_SAMPLING}
         if settings.get("exponent_parameterisation") == "centred":
             del settings["exponent_parameterisation"]
+        if settings.get("run_curvature") is False:
+            del settings["run_curvature"]
         return settings
 
     def for_sizes(self, n_sizes: int) -> NestedLawConfig:

@@ -63,7 +63,7 @@ from bayes_mixlaw.mixture_law import MixtureLaw
 from bayes_mixlaw.nested_draws import NestedDraws
 from bayes_mixlaw.nested_layout import NestedLayout
 from bayes_mixlaw.nested_model import NestedModel
-from bayes_mixlaw.run_effects import marginal_loglik
+from bayes_mixlaw.run_effects import integrated_effects
 from bayes_mixlaw.runs import MIX_PREFIX, load_runs, read_mixtures
 from bayes_mixlaw.schedules import Schedule, as_schedule
 from bayes_mixlaw.summary import DEFAULT_CI, summarize_draws
@@ -198,12 +198,11 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
 
     def curve_log_likelihood(self) -> xr.DataArray:
         """log p(curve | draw) of every observed curve (one run on one validation domain, its run
-        effects integrated out: :func:`bayes_mixlaw.run_effects.marginal_loglik`), dims (chain, draw, curve).
+        effects integrated out: :func:`bayes_mixlaw.run_effects.integrated_effects`), dims (chain, draw, curve).
 
         Each draw holds its pilot mixtures' departures (drawn from their exact conditional), so the
         terms are conditionally independent given the draw and PSIS-LOO leaves out whole curves."""
-        block, sums, scales = self._curve_terms()
-        return xr.DataArray(marginal_loglik(*block, *sums, *scales), dims=("chain", "draw", "curve"), name="loss")
+        return xr.DataArray(integrated_effects(*self._curve_terms()).loglik, dims=("chain", "draw", "curve"), name="loss")
 
     def step_areas(self, length: float, schedule: Schedule | None = None) -> tuple[float, float]:
         """``(s, s2)`` of a new run at ``length``: its forward and annealing areas relative to the fit's

@@ -10,7 +10,7 @@ import numpy as np
 
 from bayes_mixlaw import discrepancy
 from bayes_mixlaw.laws import mixing_law
-from bayes_mixlaw.run_effects import conditional_effects, draw_effects
+from bayes_mixlaw.run_effects import CurvedEffects, conditional_effects, draw_effects
 
 # two mixtures closer than this (max abs difference of proportions) are the same mixture
 SAME_MIXTURE = 1e-6
@@ -37,13 +37,16 @@ class NestedDraws:
         return cached[1]
 
     def _run_effects(self, pilot: np.ndarray, params: float, log_length: float, shape: tuple, rng: np.random.Generator, new_runs: bool):
-        """``u + w y`` per draw, (chain, draw, mixture, valid_domain), at ``y = log_length``: a
-        pilot run's level and slope drawn from their posterior given its curve, a new run's from
-        their prior if ``new_runs``, else zero (:mod:`bayes_mixlaw.run_effects`)."""
+        """``u + w y`` (``+ c y^2`` with ``run_curvature``) per draw, (chain, draw, mixture, valid_domain), at
+        ``y = log_length``: a pilot run's effects drawn from their posterior given its curve, a new run's from their
+        prior if ``new_runs``, else zero (:mod:`bayes_mixlaw.run_effects`)."""
         post = self.idata["posterior"]
-        tau_u, tau_w = (post[k].values[:, :, None, :] for k in ("run_sigma", "run_slope_sigma"))
+        curved = self.config.run_curvature
+        names = ("run_sigma", "run_slope_sigma") + (("run_curvature_sigma",) if curved else ())
+        taus = [post[k].values[:, :, None, :] for k in names]
+        basis = (1.0, log_length, log_length**2)
         if new_runs:
-            effect = tau_u * rng.standard_normal(shape) + tau_w * log_length * rng.standard_normal(shape)
+            effect = sum(tau * x * rng.standard_normal(shape) for tau, x in zip(taus, basis))
         else:
             effect = np.zeros(shape)
         sizes = np.asarray(post["run_level"]["size"].values, dtype=float)
@@ -52,12 +55,18 @@ class NestedDraws:
         if known.any():
             rows, size = np.flatnonzero(known), match[0]
             constant = self.idata["constant_data"]
-            block = [constant[k].values[pilot[rows], size, :][None, None] for k in ("curve_m", "curve_sy", "curve_syy")]
+            moments = [constant[k].values[pilot[rows], size, :][None, None] for k in self._curve_moment_names()]
             sigma = post["noise_sigma"].values[:, :, None, :]
-            _, _, var_u, cov_uw, var_w = conditional_effects(*block, 0.0, 0.0, sigma, tau_u, tau_w)
-            mean_u, mean_w = (post[k].values[:, :, pilot[rows], size, :] for k in ("run_level", "run_slope"))
-            u, w = draw_effects(mean_u, mean_w, var_u, cov_uw, var_w, rng)
-            effect[:, :, rows] = u + w * log_length
+            _, _, var_u, cov_uw, var_w = conditional_effects(*moments[:3], 0.0, 0.0, sigma, *taus[:2])
+            means = [post[k].values[:, :, pilot[rows], size, :] for k in self.run_effect_names]
+            if curved:  # c from its conditional, then (u, w) given c: their means move along A^-1 Z^T z
+                zero = np.zeros_like(means[0])
+                effects = CurvedEffects(moments, (zero, zero, zero, zero), (sigma, *taus))
+                c = means[2] + effects.curvature_sd * rng.standard_normal(means[2].shape)
+                z_u, z_w = effects.along_curvature
+                means = [means[0] - (c - means[2]) * z_u, means[1] - (c - means[2]) * z_w]
+            u, w = draw_effects(*means, var_u, cov_uw, var_w, rng)
+            effect[:, :, rows] = u + w * log_length + (c * log_length**2 if curved else 0.0)
         return effect
 
     def _relative_scale(self, params: float, length: float) -> tuple[float, float]:

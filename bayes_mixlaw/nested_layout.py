@@ -121,6 +121,8 @@ class NestedLayout:
             "curve_m": np.bincount(curve, minlength=n_curves).astype(float),
             "curve_sy": np.bincount(curve, weights=log_length, minlength=n_curves),
             "curve_syy": np.bincount(curve, weights=log_length**2, minlength=n_curves),
+            "curve_sy3": np.bincount(curve, weights=log_length**3, minlength=n_curves),
+            "curve_sy4": np.bincount(curve, weights=log_length**4, minlength=n_curves),
             "curve_valid": np.unravel_index(np.arange(n_curves), curve_shape)[2],
             "transient": early,
             "valid_idx": valid_idx,
@@ -195,6 +197,8 @@ class NestedLayout:
         "curve_m": "curve",
         "curve_sy": "curve",
         "curve_syy": "curve",
+        "curve_sy3": "curve",
+        "curve_sy4": "curve",
         "curve_valid": "curve",
         "schedule_s1": ("mixture", "size", "length"),
         "schedule_s2": ("mixture", "size", "length"),
@@ -214,7 +218,7 @@ class NestedLayout:
             "log_loss": np.log(lay["loss"]),
             "log_loss_scale": np.log(lay["scale"]),
             "obs_curve": lay["curve"],
-            **{k: lay[k] for k in ("log_length", "curve_m", "curve_sy", "curve_syy", "curve_valid")},
+            **{k: lay[k] for k in ("log_length", "curve_valid", *self._curve_moment_names())},
             **({} if lay["areas"] is None else {"schedule_s1": lay["areas"].s1, "schedule_s2": lay["areas"].s2}),
         }
 
@@ -236,7 +240,7 @@ class NestedLayout:
                 "mixture_proportions": (("mixture", "train_domain"), lay["mixtures"]),
                 "mixture_center": ("train_domain", lay["mixtures"].mean(axis=0)),
                 "loss_scale": ("valid_domain", lay["scale"]),
-                **{k: (("mixture", "size", "valid_domain"), lay[k].reshape(lay["curve_shape"])) for k in ("curve_m", "curve_sy", "curve_syy")},
+                **{k: (("mixture", "size", "valid_domain"), lay[k].reshape(lay["curve_shape"])) for k in self._curve_moment_names()},
                 **({} if lay["areas"] is None else {f"schedule_{k}": (("mixture", "size", "length"), getattr(lay["areas"], k)) for k in ("s1", "s2")}),
             },
             coords={"mixture": lay["mixture_labels"], "train_domain": lay["train"], "valid_domain": lay["valid"], "size": lay["sizes"]}

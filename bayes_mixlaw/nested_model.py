@@ -13,7 +13,7 @@ from pymc_extras.prior import Prior
 
 from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
 from bayes_mixlaw.mixing import _centred_to_law
-from bayes_mixlaw.run_effects import conditional_effects, curve_sums, integrate_shared_level, marginal_loglik, shift_information
+from bayes_mixlaw.run_effects import curve_sums, integrate_shared_level, integrated_effects
 
 # scale of the interactions' base distribution (cancelled in the model; sets what prior draws look like)
 _T_BASE = 3.0
@@ -215,14 +215,14 @@ class NestedModel:
         r"""The observed log-losses, given the law ``mu`` (per observation, without the pilot mixtures'
         departures), as potentials; returns the departures (``None`` if sampled elsewhere).
 
-        Each curve (one run on one validation domain) has its level and slope in log-steps integrated
-        out (:func:`bayes_mixlaw.run_effects.marginal_loglik`; ``run_effects=False``: independent
-        Normal losses). With ``mixture_sigma`` given, the departure ``d ~ N(0, mixture_sigma)`` shared
+        Each curve (one run on one validation domain) has its level and slope in log-steps (and with
+        ``run_curvature`` its curvature) integrated out (:func:`bayes_mixlaw.run_effects.integrated_effects`;
+        ``run_effects=False``: independent Normal losses). With ``mixture_sigma`` given, the departure ``d ~ N(0, mixture_sigma)`` shared
         by every curve of a pilot mixture on a domain is integrated out too
         (:func:`bayes_mixlaw.run_effects.integrate_shared_level`); a draw of it from its exact
         conditional, ``d = mean + sd z`` with ``z ~ N(0, 1)`` sampled alongside (a free standard
         normal: no geometry for the sampler), is kept as ``departure``, and the run effects' conditional
-        means given it as ``run_level`` and ``run_slope``. ``shape``: the curves' (mixture, size, valid_domain)."""
+        means given it as ``run_level``, ``run_slope`` (and ``run_curvature``). ``shape``: the curves' (mixture, size, valid_domain)."""
         cfg = self.config
         n_curves = int(np.prod(shape))
         cv = data["curve_valid"]
@@ -230,13 +230,17 @@ class NestedModel:
         if cfg.run_effects:
             tau_u = cfg.prior("run_sigma", dims="valid_domain").create_variable("run_sigma")
             tau_w = cfg.prior("run_slope_sigma", dims="valid_domain").create_variable("run_slope_sigma")
-            sums = curve_sums(residual, data["log_length"], data["obs_curve"], n_curves)
-            block = (data["curve_m"], data["curve_sy"], data["curve_syy"])
             scales = (noise[cv], tau_u[cv], tau_w[cv])
-            loglik = marginal_loglik(*block, *sums, *scales).sum()
-            mean_u, mean_w, *_ = conditional_effects(*block, *sums[:2], *scales)
+            moments = tuple(data[k] for k in self._curve_moment_names())
+            if cfg.run_curvature:
+                tau_c = cfg.prior("run_curvature_sigma", dims="valid_domain").create_variable("run_curvature_sigma")
+                scales = (*scales, tau_c[cv])
+            sums = curve_sums(residual, data["log_length"], data["obs_curve"], n_curves, curvature=cfg.run_curvature)
+            effects = integrated_effects(moments, sums, scales)
+            loglik = effects.loglik.sum()
+            means = effects.means
             if mixture_sigma is not None:
-                a, b, unit_u, unit_w = shift_information(*block, *sums[:2], *scales, means=(mean_u, mean_w))
+                a, b, units = effects.shift_information()
         else:
             sigma = noise[data["valid_idx"]]
             loglik = pm.logp(pm.Normal.dist(mu, sigma), data["log_loss"]).sum()
@@ -255,15 +259,26 @@ class NestedModel:
         if cfg.run_effects:
             if departure is not None:
                 shift = (pt.zeros(shape) + departure[:, None, :]).flatten()
-                mean_u, mean_w = mean_u - shift * unit_u, mean_w - shift * unit_w
-            pm.Deterministic("run_level", mean_u.reshape(shape), dims=("mixture", "size", "valid_domain"))
-            pm.Deterministic("run_slope", mean_w.reshape(shape), dims=("mixture", "size", "valid_domain"))
+                means = [mean - shift * unit for mean, unit in zip(means, units)]
+            for name, mean in zip(self.run_effect_names, means):
+                pm.Deterministic(name, mean.reshape(shape), dims=("mixture", "size", "valid_domain"))
         return departure
 
-    def _curve_terms(self) -> tuple[list, tuple, list]:
-        """The observed curves' ``(m, sum y, sum y^2)``, their residual sums given each posterior draw
-        (``curve_sums`` of log loss minus the law with the draw's departures), and the draw's
-        ``(noise, run_sigma, run_slope_sigma)`` per curve: the arguments of ``marginal_loglik``."""
+    @property
+    def run_effect_names(self) -> tuple[str, ...]:
+        """The run effects' conditional means the posterior keeps: level and slope, and curvature with ``run_curvature``."""
+        return ("run_level", "run_slope") + (("run_curvature",) if self.config.run_curvature else ())
+
+    def _curve_moment_names(self) -> tuple[str, ...]:
+        """The curves' sums of powers of their log-lengths the run effects read: ``m``, ``sum y``, ``sum y^2`` (and
+        ``sum y^3``, ``sum y^4`` with ``run_curvature``)."""
+        return ("curve_m", "curve_sy", "curve_syy") + (("curve_sy3", "curve_sy4") if self.config.run_curvature else ())
+
+    def _curve_terms(self) -> tuple[tuple, tuple, tuple]:
+        """The observed curves' moments (``m``, ``sum y``, ``sum y^2``, ...: :meth:`_curve_moment_names`), their residual
+        sums given each posterior draw (``curve_sums`` of log loss minus the law with the draw's departures), and the
+        draw's scales per curve (noise, then the run effects'): the arguments of
+        :func:`bayes_mixlaw.run_effects.integrated_effects`."""
         self._require_fit()
         if not self.config.run_effects:
             raise ValueError("a nested fit without run effects has one likelihood term per loss, not per curve")
@@ -283,12 +298,14 @@ class NestedModel:
                 areas = (grid.s1[:, size, step], grid.s2[:, size, step])
             draws = self.law_draws(self.pilot_mixtures, float(n), float(s), rng=np.random.default_rng(0), new_runs=False, run_effects=False, areas=areas)
             log_mu[:, :, rows] = np.log(draws[:, :, mi[rows], vi[rows]])
-        sums = curve_sums(np.log(obs["loss"].values) - log_mu, obs["obs_log_length"].values, curve, int(np.prod(shape)))
+        curved = self.config.run_curvature
+        sums = curve_sums(np.log(obs["loss"].values) - log_mu, obs["obs_log_length"].values, curve, int(np.prod(shape)), curvature=curved)
         observed = np.flatnonzero(constant["curve_m"].values.ravel() > 0)
-        block = [constant[k].values.ravel()[observed] for k in ("curve_m", "curve_sy", "curve_syy")]
+        moments = tuple(constant[k].values.ravel()[observed] for k in self._curve_moment_names())
         curve_valid = np.unravel_index(observed, shape)[2]
-        scales = [post[k].values[:, :, curve_valid] for k in ("noise_sigma", "run_sigma", "run_slope_sigma")]
-        return block, tuple(x[..., observed] for x in sums), scales
+        names = ("noise_sigma", "run_sigma", "run_slope_sigma") + (("run_curvature_sigma",) if curved else ())
+        scales = tuple(post[k].values[:, :, curve_valid] for k in names)
+        return moments, tuple(x[..., observed] for x in sums), scales
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         return self.idata["posterior"].to_dataset()  # every variable: a fit converges as a whole or not at all

@@ -34,11 +34,12 @@ from bayes_mixlaw.laws import array_namespace
 LOG_2PI = float(np.log(2 * np.pi))
 
 
-def curve_sums(residual, y, curve, n_curves: int):
-    """``(sum e, sum e y, sum e^2)`` per curve: ``residual`` (..., obs), ``y`` (obs,), ``curve``
-    (obs,) the curve index of each observation. Returns three arrays (..., n_curves)."""
+def curve_sums(residual, y, curve, n_curves: int, curvature: bool = False):
+    """``(sum e, sum e y, sum e^2)`` per curve, and ``sum e y^2`` after them with ``curvature``: ``residual``
+    (..., obs), ``y`` (obs,), ``curve`` (obs,) the curve index of each observation. Returns three (four) arrays
+    (..., n_curves)."""
     xp = array_namespace(residual)
-    parts = (residual, residual * y, residual * residual)
+    parts = (residual, residual * y, residual * residual) + ((residual * y * y,) if curvature else ())
     if xp is np:
         flat = [np.asarray(p).reshape(-1, np.shape(p)[-1]) for p in parts]
         out = [np.stack([np.bincount(curve, weights=row, minlength=n_curves) for row in f]) for f in flat]
@@ -94,25 +95,31 @@ def draw_effects(mean_u, mean_w, var_u, cov_uw, var_w, rng: np.random.Generator)
 # a level shared by several curves (a pilot mixture's departure from the mixing law), integrated out
 
 
-def shift_information(m, sy, syy, se, sey, sigma, tau_u, tau_w, means=None):
-    r"""How a curve's marginal log-likelihood changes when every residual shifts by ``-d``.
+def basis_information(m, sy, syy, basis, se, sey, sigma, tau_u, tau_w, means=None):
+    r"""How a curve's marginal log-likelihood changes when its residuals move by ``-d x`` along a vector ``x``.
 
     The marginal is Gaussian in the residuals, with precision ``P = (I - Z A^{-1} Z^T) / sigma^2``, so
 
-    .. math:: \log p(e - d\,1) = \log p(e) + d\,b - \tfrac12 d^2 a, \qquad
-              a = 1^T P 1 = (m - m\,\bar u(1) - \textstyle\sum y\,\bar w(1)) / \sigma^2, \quad
-              b = 1^T P e = (\textstyle\sum e - m\,\bar u(e) - \sum y\,\bar w(e)) / \sigma^2
+    .. math:: \log p(e - d\,x) = \log p(e) + d\,b - \tfrac12 d^2 a, \qquad
+              a = x^T P x = (x^T x - \textstyle\sum x\,\bar u(x) - \sum x y\,\bar w(x)) / \sigma^2, \quad
+              b = x^T P e = (x^T e - \textstyle\sum x\,\bar u(e) - \sum x y\,\bar w(e)) / \sigma^2
 
-    with ``ubar(x), wbar(x)`` the conditional means of the curve's level and slope given residuals
-    ``x`` (:func:`conditional_effects`; ``1``: a unit shift). Returns ``(a, b, unit_u, unit_w)``: given
-    ``d`` the conditional means become ``ubar(e) - d unit_u`` and ``wbar(e) - d unit_w``. An empty
-    curve gives ``a = b = 0``. ``means``: ``(ubar(e), wbar(e))`` where the caller has them already."""
+    with ``ubar(v), wbar(v)`` the conditional means of the curve's level and slope given residuals ``v``
+    (:func:`conditional_effects`). ``basis``: ``(sum x, sum x y, sum x^2, sum x e)``. Returns ``(a, b, unit_u, unit_w)``:
+    given ``d`` the conditional means become ``ubar(e) - d unit_u`` and ``wbar(e) - d unit_w``. An empty curve gives
+    ``a = b = 0``. ``means``: ``(ubar(e), wbar(e))`` where the caller has them already."""
+    sx, sxy, sxx, sxe = basis
     mean_u, mean_w = conditional_effects(m, sy, syy, se, sey, sigma, tau_u, tau_w)[:2] if means is None else means
-    unit_u, unit_w, *_ = conditional_effects(m, sy, syy, m, sy, sigma, tau_u, tau_w)
+    unit_u, unit_w, *_ = conditional_effects(m, sy, syy, sx, sxy, sigma, tau_u, tau_w)
     s2 = sigma * sigma
-    a = (m - m * unit_u - sy * unit_w) / s2
-    b = (se - m * mean_u - sy * mean_w) / s2
+    a = (sxx - sx * unit_u - sxy * unit_w) / s2
+    b = (sxe - sx * mean_u - sxy * mean_w) / s2
     return a, b, unit_u, unit_w
+
+
+def shift_information(m, sy, syy, se, sey, sigma, tau_u, tau_w, means=None):
+    """:func:`basis_information` along ``x = 1``: every residual shifted by ``-d`` (a level shared with other curves)."""
+    return basis_information(m, sy, syy, (m, sy, m, se), se, sey, sigma, tau_u, tau_w, means=means)
 
 
 def integrate_shared_level(a, b, scale):
@@ -131,3 +138,74 @@ def integrate_shared_level(a, b, scale):
     precision = a + 1.0 / s2
     term = 0.5 * b * b / precision - 0.5 * xp.log1p(s2 * a)
     return term, b / precision, 1.0 / xp.sqrt(precision)
+
+
+# ---------------------------------------------------------------------------------------------------
+# a curvature in log-steps per curve, beside the level and the slope
+
+
+class LevelSlopeEffects:
+    """Each curve's level and slope in log-steps integrated out (module docstring), with :class:`CurvedEffects`' interface:
+    ``moments`` ``(m, sum y, sum y^2)``, ``sums`` ``(sum e, sum e y, sum e^2)``, ``scales`` ``(sigma, tau_u, tau_w)``;
+    ``loglik`` per curve and ``means`` ``(u, w)``."""
+
+    def __init__(self, moments, sums, scales):
+        self._args = (moments, sums[:2], scales)
+        self.loglik = marginal_loglik(*moments, *sums, *scales)
+        self.means = conditional_effects(*moments, *sums[:2], *scales)[:2]
+
+    def shift_information(self):
+        """:func:`shift_information`: ``(a, b, (unit_u, unit_w))``."""
+        moments, sums, scales = self._args
+        a, b, unit_u, unit_w = shift_information(*moments, *sums, *scales, means=self.means)
+        return a, b, (unit_u, unit_w)
+
+
+def integrated_effects(moments, sums, scales):
+    """The curves' run effects integrated out: :class:`CurvedEffects` given a curvature scale (four ``scales``), else
+    :class:`LevelSlopeEffects`."""
+    return (CurvedEffects if len(scales) == 4 else LevelSlopeEffects)(moments, sums, scales)
+
+
+class CurvedEffects:
+    r"""Each curve's level, slope and curvature in log-steps, ``u + w y + c y^2`` with ``c ~ N(0, tau_c^2)``, integrated out.
+
+    The curvature is one more direction ``z = y^2`` of the curve's residuals: a rank-one term on top of the level and
+    slope's marginal (:func:`marginal_loglik`), integrated as a shared level is (:func:`basis_information` along ``z``,
+    then :func:`integrate_shared_level`), so the sums it needs are ``sum y^3``, ``sum y^4`` and ``sum e y^2`` besides the
+    level and slope's. With ``P_2`` the precision of the level and slope's marginal, ``a_c = z^T P_2 z``,
+    ``b_c = z^T P_2 e`` and ``p_c = a_c + tau_c^{-2}``: ``c | e ~ N(b_c / p_c, 1 / p_c)``, and given ``c`` the level
+    and slope are those of the residuals ``e - c z``.
+
+    ``moments``: ``(m, sum y, sum y^2, sum y^3, sum y^4)``; ``sums``: ``(sum e, sum e y, sum e^2, sum e y^2)``
+    (:func:`curve_sums` with ``curvature``); ``scales``: ``(sigma, tau_u, tau_w, tau_c)``. Arrays broadcast (numpy or
+    PyTensor).
+
+    Attributes: ``loglik`` per curve; ``means``: the conditional means ``(u, w, c)``; ``curvature_sd``: ``p_c^{-1/2}``;
+    ``along_curvature``: ``(A^{-1} Z^T z)``, how the level and slope's means move per unit of ``c``."""
+
+    def __init__(self, moments, sums, scales):
+        m, sy, syy, sy3, sy4 = moments
+        se, sey, see, sez = sums
+        sigma, tau_u, tau_w, tau_c = scales
+        self._block, self._two, self._se = (m, sy, syy), (sigma, tau_u, tau_w), se
+        mean_u, mean_w, *_ = conditional_effects(m, sy, syy, se, sey, *self._two)
+        a_c, b_c, z_u, z_w = basis_information(m, sy, syy, (syy, sy3, sy4, sez), se, sey, *self._two, means=(mean_u, mean_w))
+        term, mean_c, self.curvature_sd = integrate_shared_level(a_c, b_c, tau_c)
+        self.loglik = marginal_loglik(m, sy, syy, se, sey, see, *self._two) + term
+        self._two_means, self._b_c, self._precision_c = (mean_u, mean_w), b_c, 1.0 / self.curvature_sd**2
+        self.along_curvature = (z_u, z_w)
+        self.means = (mean_u - mean_c * z_u, mean_w - mean_c * z_w, mean_c)
+
+    def shift_information(self):
+        r"""As :func:`shift_information`, with the curvature integrated out too: ``(a, b, (unit_u, unit_w, unit_c))``.
+
+        With ``x = 1``: ``a = a_1 - q^2 / p_c``, ``b = b_1 - q b_c / p_c`` (``q = 1^T P_2 z``; ``a_1, b_1`` the level and
+        slope's), and given ``d`` the curvature's mean moves by ``-d q / p_c``, the level and slope's by ``-d`` times
+        their unit shift less that times ``A^{-1} Z^T z``."""
+        m, sy, syy = self._block
+        a1, b1, unit_u, unit_w = shift_information(m, sy, syy, self._se, None, *self._two, means=self._two_means)
+        z_u, z_w = self.along_curvature
+        q = (syy - m * z_u - sy * z_w) / self._two[0] ** 2
+        unit_c = q / self._precision_c
+        return a1 - q * unit_c, b1 - unit_c * self._b_c, (unit_u - unit_c * z_u, unit_w - unit_c * z_w, unit_c)

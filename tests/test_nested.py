@@ -839,3 +839,95 @@ def test_two_pilot_sizes_sample_the_shares_by_stick_breaking_unless_the_user_cho
     assert default.for_sizes(2).scaling_parameterisation == "stick" and default.for_sizes(3) is default
     assert NestedLawConfig(scaling_parameterisation="share").for_sizes(2).scaling_parameterisation == "share"
     assert NestedLawConfig(scaling_parameterisation="amplitude").for_sizes(2).scaling_parameterisation == "amplitude"
+
+
+def test_a_run_curvature_integrates_out_exactly():
+    """CurvedEffects: level, slope and curvature c y^2 per curve, c ~ N(0, tau_c^2), integrated out by a rank-one term
+    on the level and slope's marginal, equals the Gaussian with the three effects' covariance; its conditional means are
+    the Gaussian regression on [1, y, y^2], and a departure shared by three curves integrates out as before
+    (shift_information: the joint density and the effects' means given d)."""
+    from scipy import stats
+
+    from bayes_mixlaw.run_effects import CurvedEffects, curve_sums, integrate_shared_level, integrated_effects
+
+    rng = np.random.default_rng(7)
+    sigma, tau_u, tau_w, tau_c, s = 0.004, 0.02, 0.05, 0.04, 0.03
+    ys = [np.log(np.linspace(10, 30, 11) / 17.0), np.log(np.linspace(10, 30, 6) / 17.0), np.log(np.array([30.0]) / 17.0)]
+    y = np.concatenate(ys)
+    curve = np.concatenate([np.full(len(v), k) for k, v in enumerate(ys)])
+    e = rng.normal(size=len(y)) * 0.01 + 0.03 + 0.02 * y**2
+    moments = tuple(np.bincount(curve, weights=y**p) for p in range(5))
+    sums = tuple(x[0] for x in curve_sums(e[None], y, curve, 3, curvature=True))
+    effects = integrated_effects(moments, sums, (sigma, tau_u, tau_w, tau_c))
+    assert isinstance(effects, CurvedEffects)
+    design = [np.column_stack([np.ones_like(v), v, v**2]) for v in ys]
+    prior = np.diag([tau_u**2, tau_w**2, tau_c**2])
+    for k, z in enumerate(design):  # each curve alone
+        cov = sigma**2 * np.eye(len(z)) + z @ prior @ z.T
+        np.testing.assert_allclose(effects.loglik[k], stats.multivariate_normal(np.zeros(len(z)), cov).logpdf(e[curve == k]), rtol=1e-10)
+        gain = prior @ z.T @ np.linalg.inv(cov)
+        np.testing.assert_allclose([m[k] for m in effects.means], gain @ e[curve == k], rtol=1e-8, atol=1e-12)
+        np.testing.assert_allclose(effects.curvature_sd[k] ** 2, (prior - gain @ z @ prior)[2, 2], rtol=1e-8)
+    # a departure d ~ N(0, s^2) shared by the three curves
+    cov = s**2 * np.ones((len(y), len(y)))
+    for k, z in enumerate(design):
+        cov[np.ix_(curve == k, curve == k)] += sigma**2 * np.eye(len(z)) + z @ prior @ z.T
+    a, b, units = effects.shift_information()
+    term, mean, _ = integrate_shared_level(a.sum(), b.sum(), s)
+    np.testing.assert_allclose(effects.loglik.sum() + term, stats.multivariate_normal(np.zeros(len(y)), cov).logpdf(e), rtol=1e-10)
+    np.testing.assert_allclose(mean, s**2 * np.ones(len(y)) @ np.linalg.inv(cov) @ e, rtol=1e-8)
+    d = 0.017
+    shifted = integrated_effects(moments, tuple(x[0] for x in curve_sums((e - d)[None], y, curve, 3, curvature=True)), (sigma, tau_u, tau_w, tau_c))
+    for given_d, base, unit in zip(shifted.means, effects.means, units):
+        np.testing.assert_allclose(given_d, base - d * unit, rtol=1e-9, atol=1e-13)
+    empty = CurvedEffects((0.0,) * 5, (0.0,) * 4, (sigma, tau_u, tau_w, tau_c))
+    assert empty.loglik == pytest.approx(0.0, abs=1e-12) and empty.shift_information()[:2] == (0.0, 0.0)
+
+
+def test_run_curvature_on_request_fits_predicts_reloads_and_keeps_default_keys(redpajama, mocked_sampling, tmp_path):
+    """``run_curvature``: each run's curvature in log-steps integrated out beside its level and slope. The fit keeps
+    its scale and the curves' conditional curvatures, the per-curve log-likelihood equals the model's likelihood term
+    at a draw, a pilot run and a new run predict, the file reloads and predicts identically; the default leaves the
+    structure key as it was before the option existed."""
+    import pytensor
+
+    from bayes_mixlaw.run_effects import integrate_shared_level, integrated_effects
+
+    config = NestedLawConfig(sampler={"draws": 10, "chains": 2}, learn_discrepancy=False)
+    law = NestedLaw(config.model_copy(update={"run_curvature": True}), Targets(WEIGHTS)).fit(redpajama, seed=0, progress=False)
+    post = law.idata["posterior"]
+    assert post["run_curvature_sigma"].dims[-1] == "valid_domain"
+    assert post["run_curvature"].dims[-3:] == ("mixture", "size", "valid_domain")
+    assert {"curve_sy3", "curve_sy4"} <= set(law.idata["constant_data"].data_vars)
+    model = law.model
+    with model:
+        pm.set_data(law._data(law.built.layout))
+    term = pytensor.function(model.free_RVs, model["loss"], on_unused_input="ignore")
+    moments, (se, sey, see, sez), scales = law._curve_terms()
+    shape = law.idata["constant_data"]["curve_m"].shape
+    mixture, _, valid = np.unravel_index(np.flatnonzero(law.idata["constant_data"]["curve_m"].values.ravel() > 0), shape)
+    chain, draw = 1, 3
+    d = post["departure"].values[chain, draw][mixture, valid]
+    at = (chain, draw)
+    m, sy, syy = moments[:3]
+    # the residuals without the draw's departure; the model integrates it out per (mixture, domain)
+    base = (se[at] + m * d, sey[at] + sy * d, see[at] + 2 * d * se[at] + d * d * m, sez[at] + syy * d)
+    effects = integrated_effects(moments, base, tuple(x[at] for x in scales))
+    a, b, _ = effects.shift_information()
+    cells = mixture * len(law.valid_domains) + valid
+    a_cell, b_cell = (np.bincount(cells, weights=x, minlength=20 * 3) for x in (a, b))
+    extra, *_ = integrate_shared_level(a_cell, b_cell, np.tile(post["mixture_sigma"].values[at], 20))
+    np.testing.assert_allclose(effects.loglik.sum() + extra.sum(), term(*[post[rv.name].values[at] for rv in model.free_RVs]), rtol=1e-8)
+    np.testing.assert_allclose(law.curve_log_likelihood().values[at].sum(), (effects.loglik + d * b - 0.5 * d * d * a).sum(), rtol=1e-8)
+    pilots = pilot_mixtures(redpajama, 2)
+    for params, step in [(85_056_000, 40_000), (4e8, 60_000)]:  # a pilot run continued; a new run
+        table = law.predict(pilots, params=params, step=step)
+        assert np.isfinite(table[["median", "lower", "upper"]]).all().all() and (table["lower"] < table["upper"]).all()
+    path = tmp_path / "curved.nc"
+    law.save(path)
+    again = NestedLaw.load(path)
+    assert again.config.run_curvature
+    pd.testing.assert_frame_equal(again.predict(pilots, params=4e8, step=60_000), law.predict(pilots, params=4e8, step=60_000))
+    assert "run_curvature" not in config.structure_settings()
+    assert NestedLaw(config, Targets(WEIGHTS)).structure_key(redpajama) != law.structure_key(redpajama)
+    assert "curve_sy3" not in NestedLaw(config, Targets(WEIGHTS)).build(redpajama).model.named_vars
