@@ -141,7 +141,7 @@ def integrate_shared_level(a, b, scale):
 
 
 # ---------------------------------------------------------------------------------------------------
-# a curvature in log-steps per curve, beside the level and the slope
+# the run effects as one object: level and slope, or with a curvature in log-steps beside them
 
 
 class LevelSlopeEffects:
