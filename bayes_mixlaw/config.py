@@ -493,6 +493,13 @@ class NestedLawConfig(PooledLawConfig):
             del settings["run_curvature"]
         return settings
 
+    @model_validator(mode="after")
+    def _curvature_needs_run_effects(self):
+        """A run's curvature is one of its run effects: without them there is no curve to bend."""
+        if self.run_curvature and not self.run_effects:
+            raise ValueError("run_curvature: true needs run_effects: true (the curvature is integrated out with each run's level and slope)")
+        return self
+
     def for_sizes(self, n_sizes: int) -> NestedLawConfig:
         """The config a fit on pilots of ``n_sizes`` model sizes uses; the fit file keeps it. Two sizes pin the size
         slope and leave the size exponent to its prior, trading with the irreducible share along a curve in

@@ -931,3 +931,5 @@ def test_run_curvature_on_request_fits_predicts_reloads_and_keeps_default_keys(r
     assert "run_curvature" not in config.structure_settings()
     assert NestedLaw(config, Targets(WEIGHTS)).structure_key(redpajama) != law.structure_key(redpajama)
     assert "curve_sy3" not in NestedLaw(config, Targets(WEIGHTS)).build(redpajama).model.named_vars
+    with pytest.raises(ValueError, match="run_curvature: true needs run_effects: true"):
+        NestedLawConfig(run_curvature=True, run_effects=False)
