@@ -42,8 +42,7 @@ class NestedDraws:
         prior if ``new_runs``, else zero (:mod:`bayes_mixlaw.run_effects`)."""
         post = self.idata["posterior"]
         curved = self.config.run_curvature
-        names = ("run_sigma", "run_slope_sigma") + (("run_curvature_sigma",) if curved else ())
-        taus = [post[k].values[:, :, None, :] for k in names]
+        taus = [post[k].values[:, :, None, :] for k in self.run_scale_names]
         basis = (1.0, log_length, log_length**2)
         if new_runs:
             effect = sum(tau * x * rng.standard_normal(shape) for tau, x in zip(taus, basis))
@@ -60,8 +59,7 @@ class NestedDraws:
             _, _, var_u, cov_uw, var_w = conditional_effects(*moments[:3], 0.0, 0.0, sigma, *taus[:2])
             means = [post[k].values[:, :, pilot[rows], size, :] for k in self.run_effect_names]
             if curved:  # c from its conditional, then (u, w) given c: their means move along A^-1 Z^T z
-                zero = np.zeros_like(means[0])
-                effects = CurvedEffects(moments, (zero, zero, zero, zero), (sigma, *taus))
+                effects = CurvedEffects(moments, (0.0,) * 4, (sigma, *taus))  # the sd and directions do not read the residuals
                 c = means[2] + effects.curvature_sd * rng.standard_normal(means[2].shape)
                 z_u, z_w = effects.along_curvature
                 means = [means[0] - (c - means[2]) * z_u, means[1] - (c - means[2]) * z_w]

@@ -228,13 +228,9 @@ class NestedModel:
         cv = data["curve_valid"]
         residual = data["log_loss"] - mu
         if cfg.run_effects:
-            tau_u = cfg.prior("run_sigma", dims="valid_domain").create_variable("run_sigma")
-            tau_w = cfg.prior("run_slope_sigma", dims="valid_domain").create_variable("run_slope_sigma")
-            scales = (noise[cv], tau_u[cv], tau_w[cv])
+            taus = [cfg.prior(k, dims="valid_domain").create_variable(k) for k in self.run_scale_names]
+            scales = (noise[cv], *(tau[cv] for tau in taus))
             moments = tuple(data[k] for k in self._curve_moment_names())
-            if cfg.run_curvature:
-                tau_c = cfg.prior("run_curvature_sigma", dims="valid_domain").create_variable("run_curvature_sigma")
-                scales = (*scales, tau_c[cv])
             sums = curve_sums(residual, data["log_length"], data["obs_curve"], n_curves, curvature=cfg.run_curvature)
             effects = integrated_effects(moments, sums, scales)
             loglik = effects.loglik.sum()
@@ -269,6 +265,11 @@ class NestedModel:
         """The run effects' conditional means the posterior keeps: level and slope, and curvature with ``run_curvature``."""
         return ("run_level", "run_slope") + (("run_curvature",) if self.config.run_curvature else ())
 
+    @property
+    def run_scale_names(self) -> tuple[str, ...]:
+        """The run effects' prior scales, per validation domain, in the order of :attr:`run_effect_names`."""
+        return ("run_sigma", "run_slope_sigma") + (("run_curvature_sigma",) if self.config.run_curvature else ())
+
     def _curve_moment_names(self) -> tuple[str, ...]:
         """The curves' sums of powers of their log-lengths the run effects read: ``m``, ``sum y``, ``sum y^2`` (and
         ``sum y^3``, ``sum y^4`` with ``run_curvature``)."""
@@ -298,13 +299,12 @@ class NestedModel:
                 areas = (grid.s1[:, size, step], grid.s2[:, size, step])
             draws = self.law_draws(self.pilot_mixtures, float(n), float(s), rng=np.random.default_rng(0), new_runs=False, run_effects=False, areas=areas)
             log_mu[:, :, rows] = np.log(draws[:, :, mi[rows], vi[rows]])
-        curved = self.config.run_curvature
-        sums = curve_sums(np.log(obs["loss"].values) - log_mu, obs["obs_log_length"].values, curve, int(np.prod(shape)), curvature=curved)
+        residual = np.log(obs["loss"].values) - log_mu
+        sums = curve_sums(residual, obs["obs_log_length"].values, curve, int(np.prod(shape)), curvature=self.config.run_curvature)
         observed = np.flatnonzero(constant["curve_m"].values.ravel() > 0)
         moments = tuple(constant[k].values.ravel()[observed] for k in self._curve_moment_names())
         curve_valid = np.unravel_index(observed, shape)[2]
-        names = ("noise_sigma", "run_sigma", "run_slope_sigma") + (("run_curvature_sigma",) if curved else ())
-        scales = tuple(post[k].values[:, :, curve_valid] for k in names)
+        scales = tuple(post[k].values[:, :, curve_valid] for k in ("noise_sigma", *self.run_scale_names))
         return moments, tuple(x[..., observed] for x in sums), scales
 
     def _diagnostic_quantities(self) -> xr.Dataset:
