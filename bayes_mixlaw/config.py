@@ -393,6 +393,10 @@ NESTED_PRIORS: dict[str, Prior] = {
     # a pilot mixture's departure from the mixing law (log scale), per validation domain; 'free'
     # mixtures: spread of the per-mixture levels around the domain's mean
     "mixture_sigma": Prior("HalfNormal", sigma=0.03),
+    # with mixture_size_slope: a pilot mixture's own slope in log size beside that departure, d + e log n, per unit of
+    # log size and per validation domain (5Mix: point fits with such a slope, 0.05 at one sd, erred 0.0147 at 410M
+    # where the level alone erred 0.0201)
+    "mixture_size_sigma": Prior("HalfNormal", sigma=0.03),
     # run effects, per validation domain: a run's level (seed-to-seed spread of a whole curve, log
     # scale) and its slope in log-steps (how much faster or slower its curve falls than the law's,
     # per unit of log-steps); integrated out of the likelihood (bayes_mixlaw.run_effects)
@@ -442,6 +446,10 @@ class NestedLawConfig(PooledLawConfig):
     # run effects: a level and a step-term scale per run (mixture x size), so a run's future
     # checkpoints follow its own curve and a new run's spread is part of its prediction
     run_effects: bool = True
+    # a pilot mixture's departure from the mixing law as a level and a slope in log size, d + e log n, both integrated
+    # out (bayes_mixlaw.run_effects.integrate_shared_line): a pilot mixture extrapolates its own size slope, a new one
+    # draws one (its spread grows with the distance in size); off, the departure is a level shared by every size
+    mixture_size_slope: bool = False
     # and a curvature in log-steps per run beside its level and slope, integrated out the same way
     # (bayes_mixlaw.run_effects.CurvedEffects): a run's curve need not bend as the law's step term does
     run_curvature: bool = False
@@ -489,8 +497,9 @@ class NestedLawConfig(PooledLawConfig):
         settings = {k: v for k, v in super().structure_settings().items() if k not in self.AFTER_SAMPLING}
         if settings.get("exponent_parameterisation") == "centred":
             del settings["exponent_parameterisation"]
-        if settings.get("run_curvature") is False:
-            del settings["run_curvature"]
+        for option in ("run_curvature", "mixture_size_slope"):
+            if settings.get(option) is False:
+                del settings[option]
         return settings
 
     @model_validator(mode="after")
@@ -498,6 +507,13 @@ class NestedLawConfig(PooledLawConfig):
         """A run's curvature is one of its run effects: without them there is no curve to bend."""
         if self.run_curvature and not self.run_effects:
             raise ValueError("run_curvature: true needs run_effects: true (the curvature is integrated out with each run's level and slope)")
+        return self
+
+    @model_validator(mode="after")
+    def _size_slope_needs_the_law(self):
+        """A mixture's size slope is part of its departure from the mixing law, which only the 'law' mixtures have."""
+        if self.mixture_size_slope and self.mixture_model != "law":
+            raise ValueError("mixture_size_slope: true needs mixture_model: law (the slope is part of a pilot mixture's departure from the mixing law)")
         return self
 
     def for_sizes(self, n_sizes: int) -> NestedLawConfig:

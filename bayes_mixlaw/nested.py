@@ -14,7 +14,9 @@ median loss::
         t_i, u_i, w_i pooled across domains (rows sum to zero); d_ri ~ Normal(0, mixture_sigma_i),
         integrated out of the likelihood (it is additive in the log loss) and drawn from its exact
         conditional; its scale is per domain (on 3Mix, Github's zero-Github mixtures depart 5% from
-        the law, Books3's 0.5%: one shared scale pushed Github's misfit into its run effects)
+        the law, Books3's 0.5%: one shared scale pushed Github's misfit into its run effects); with
+        ``mixture_size_slope`` the departure is a level and a slope in log size, d_ri + e_ri log n,
+        e_ri ~ Normal(0, mixture_size_sigma_i), integrated out and drawn the same way
     free (first stage of the stage-wise pipeline):
         log ref_i(r) = log m_i + d_ri,  log a_i(r) = log_a_i + d'_ri,  log b_i(r) = log_b_i + d''_ri
 
@@ -154,7 +156,8 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
     ) -> np.ndarray:
         """Expected loss per draw, (chain, draw, mixture, valid_domain), in absolute units.
 
-        A pilot mixture keeps its fitted departure from the mixing law; a new one draws it afresh.
+        A pilot mixture keeps its fitted departure from the mixing law (with ``mixture_size_slope``, its level and
+        its slope in log size); a new one draws it afresh.
         A pilot run (pilot mixture at a pilot size) keeps its fitted run effects; another run draws
         them afresh if ``new_runs`` (a new run's loss), else leaves them at zero (the law's mean);
         ``run_effects=False`` leaves every run's effects out (the law itself, as the likelihood sees it).
@@ -177,6 +180,9 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
             sigma = sigma[:, :, None, :] if sigma.ndim == 3 else sigma[:, :, None, None]
             fresh = sigma * rng.standard_normal(law.shape)
             fitted = self._pilot_departures()[:, :, np.maximum(pilot, 0)]
+            if "departure_slope" in post:  # mixture_size_slope: the departure is d + e log n, n relative to the reference
+                fresh = fresh + post["mixture_size_sigma"].values[:, :, None, :] * rng.standard_normal(law.shape) * np.log(n_rel)
+                fitted = fitted + post["departure_slope"].values[:, :, np.maximum(pilot, 0)] * np.log(n_rel)
             log_ref = law + np.where((pilot >= 0)[None, None, :, None], fitted, fresh)
             offset = r - self.idata["constant_data"]["mixture_center"].values
             log_a = post["log_a"].values[:, :, None, :] + np.zeros((1, 1, len(r), 1))

@@ -13,7 +13,7 @@ from pymc_extras.prior import Prior
 
 from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
 from bayes_mixlaw.mixing import _centred_to_law
-from bayes_mixlaw.run_effects import curve_sums, integrate_shared_level, integrated_effects
+from bayes_mixlaw.run_effects import curve_sums, integrate_shared_level, integrate_shared_line, integrated_effects
 
 # scale of the interactions' base distribution (cancelled in the model; sets what prior draws look like)
 _T_BASE = 3.0
@@ -222,7 +222,10 @@ class NestedModel:
         (:func:`bayes_mixlaw.run_effects.integrate_shared_level`); a draw of it from its exact
         conditional, ``d = mean + sd z`` with ``z ~ N(0, 1)`` sampled alongside (a free standard
         normal: no geometry for the sampler), is kept as ``departure``, and the run effects' conditional
-        means given it as ``run_level``, ``run_slope`` (and ``run_curvature``). ``shape``: the curves' (mixture, size, valid_domain)."""
+        means given it as ``run_level``, ``run_slope`` (and ``run_curvature``). With ``mixture_size_slope`` the
+        departure is ``d + e log n`` over the mixture's sizes, ``e ~ N(0, mixture_size_sigma)``, the pair integrated
+        out (:func:`bayes_mixlaw.run_effects.integrate_shared_line`) and drawn from its exact conditional
+        (``departure``, ``departure_slope``). ``shape``: the curves' (mixture, size, valid_domain)."""
         cfg = self.config
         n_curves = int(np.prod(shape))
         cv = data["curve_valid"]
@@ -245,16 +248,29 @@ class NestedModel:
                 a = pt.zeros((n_curves,))[data["obs_curve"]].inc(precision)
                 b = pt.zeros((n_curves,))[data["obs_curve"]].inc(residual * precision)
         mv = ("mixture", "valid_domain")
-        departure = None
-        if mixture_sigma is not None:
+        departure = shift = None
+        if mixture_sigma is not None and cfg.mixture_size_slope:
+            # (mixture, size, valid) -> (mixture, valid, size): the sizes of a mixture share its level and slope
+            a_sizes, b_sizes = (v.reshape(shape).dimshuffle(0, 2, 1) for v in (a, b))
+            size_sigma = cfg.prior("mixture_size_sigma", dims="valid_domain").create_variable("mixture_size_sigma")
+            log_size = pt.log(data["sizes_rel"])
+            term, (mean_d, mean_e), (l_dd, l_ed, l_ee) = integrate_shared_line(a_sizes, b_sizes, log_size, mixture_sigma, size_sigma)
+            loglik = loglik + term.sum()
+            z = pm.Normal("departure_z", 0.0, 1.0, dims=mv)
+            z_slope = pm.Normal("departure_slope_z", 0.0, 1.0, dims=mv)
+            departure = pm.Deterministic("departure", mean_d + l_dd * z, dims=mv)
+            slope = pm.Deterministic("departure_slope", mean_e + l_ed * z + l_ee * z_slope, dims=mv)
+            shift = departure[:, None, :] + slope[:, None, :] * log_size[None, :, None]
+        elif mixture_sigma is not None:
             term, mean, sd = integrate_shared_level(a.reshape(shape).sum(axis=1), b.reshape(shape).sum(axis=1), mixture_sigma)
             loglik = loglik + term.sum()
             z = pm.Normal("departure_z", 0.0, 1.0, dims=mv)
             departure = pm.Deterministic("departure", mean + sd * z, dims=mv)
+            shift = departure[:, None, :]
         pm.Potential("loss", loglik)
         if cfg.run_effects:
-            if departure is not None:
-                shift = (pt.zeros(shape) + departure[:, None, :]).flatten()
+            if shift is not None:
+                shift = (pt.zeros(shape) + shift).flatten()
                 means = [mean - shift * unit for mean, unit in zip(means, units)]
             for name, mean in zip(self.run_effect_names, means):
                 pm.Deterministic(name, mean.reshape(shape), dims=("mixture", "size", "valid_domain"))

@@ -140,6 +140,33 @@ def integrate_shared_level(a, b, scale):
     return term, b / precision, 1.0 / xp.sqrt(precision)
 
 
+def integrate_shared_line(a, b, x, scale_level, scale_slope):
+    r"""A level and a slope ``d + e x_k`` shared by groups of curves ``k`` (a pilot mixture's sizes, ``x_k`` their log
+    size), ``d ~ N(0, s_d^2)``, ``e ~ N(0, s_e^2)``, integrated out.
+
+    Group ``k``'s summed :func:`shift_information` ``(a_k, b_k)`` gives ``log p(e - delta 1) = log p(e) + delta b_k -
+    delta^2 a_k / 2``; with ``delta = d + e x_k`` the sum over ``k`` is a quadratic in ``theta = (d, e)``:
+    ``theta^T B - theta^T A theta / 2``, ``B = (sum b_k, sum x_k b_k)``, ``A = sum a_k [1, x_k]^T [1, x_k]``. With
+    ``P = A + diag(s_d^-2, s_e^-2)``
+
+    .. math:: \log \int \ldots\,N(\theta; 0, D)\,d\theta = \log p(e) + \tfrac12 B^T P^{-1} B - \tfrac12 \log(|D|\,|P|)
+
+    and ``theta | e ~ N(P^{-1} B, P^{-1})``. ``a, b``: (..., groups) along the last axis; ``x``: (groups,).
+    Returns ``(term, (mean_d, mean_e), (l_dd, l_ed, l_ee))`` with the last the Cholesky factor of ``P^{-1}``
+    (``d = mean_d + l_dd z_1``, ``e = mean_e + l_ed z_1 + l_ee z_2``). ``s_e -> 0`` is :func:`integrate_shared_level`."""
+    xp = array_namespace(a, b, scale_level, scale_slope)
+    p_dd = a.sum(axis=-1) + 1.0 / (scale_level * scale_level)
+    p_de = (a * x).sum(axis=-1)
+    p_ee = (a * x * x).sum(axis=-1) + 1.0 / (scale_slope * scale_slope)
+    b_d, b_e = b.sum(axis=-1), (b * x).sum(axis=-1)
+    det = p_dd * p_ee - p_de * p_de
+    mean_d, mean_e = (p_ee * b_d - p_de * b_e) / det, (p_dd * b_e - p_de * b_d) / det
+    term = 0.5 * (b_d * mean_d + b_e * mean_e) - 0.5 * xp.log(det * (scale_level * scale_level) * (scale_slope * scale_slope))
+    l_dd = xp.sqrt(p_ee / det)  # sd of d: (P^-1)_dd = p_ee / det
+    l_ed = -p_de / (det * l_dd)  # (P^-1)_de / l_dd
+    return term, (mean_d, mean_e), (l_dd, l_ed, 1.0 / xp.sqrt(p_ee))  # Var(e | d) = 1 / p_ee
+
+
 # ---------------------------------------------------------------------------------------------------
 # the run effects as one object: level and slope, or with a curvature in log-steps beside them
 

@@ -933,3 +933,89 @@ def test_run_curvature_on_request_fits_predicts_reloads_and_keeps_default_keys(r
     assert "curve_sy3" not in NestedLaw(config, Targets(WEIGHTS)).build(redpajama).model.named_vars
     with pytest.raises(ValueError, match="run_curvature: true needs run_effects: true"):
         NestedLawConfig(run_curvature=True, run_effects=False)
+
+
+def test_a_mixtures_level_and_size_slope_integrate_out_exactly():
+    """integrate_shared_line: a level and a slope d + e x_k shared by groups of curves (a pilot mixture's sizes),
+    integrated out, equals the Gaussian with their covariance added; its conditional mean and Cholesky factor are the
+    Gaussian's; with the slope's scale near zero it is integrate_shared_level."""
+    from scipy import stats
+
+    from bayes_mixlaw.run_effects import curve_sums, integrate_shared_level, integrate_shared_line, integrated_effects
+
+    rng = np.random.default_rng(3)
+    sigma, tau_u, tau_w, s_d, s_e = 0.004, 0.02, 0.05, 0.03, 0.02
+    ys = [np.log(np.linspace(10, 30, 11) / 17.0), np.log(np.linspace(10, 30, 6) / 17.0), np.log(np.array([20.0, 30.0]) / 17.0)]
+    x = np.log(np.array([70.0, 160.0, 305.0]) / 150.0)  # each curve its own size
+    y = np.concatenate(ys)
+    curve = np.concatenate([np.full(len(v), k) for k, v in enumerate(ys)])
+    e = rng.normal(size=len(y)) * 0.01 + 0.03 + 0.02 * x[curve]
+    moments = tuple(np.bincount(curve, weights=y**p) for p in range(3))
+    sums = tuple(v[0] for v in curve_sums(e[None], y, curve, 3))
+    effects = integrated_effects(moments, sums, (sigma, tau_u, tau_w))
+    a, b, _ = effects.shift_information()
+    term, (mean_d, mean_e), (l_dd, l_ed, l_ee) = integrate_shared_line(a, b, x, s_d, s_e)
+    design = np.column_stack([np.ones_like(y), x[curve]])  # the shared pair's design
+    cov = design @ np.diag([s_d**2, s_e**2]) @ design.T
+    for k, v in enumerate(ys):
+        z = np.column_stack([np.ones_like(v), v])
+        cov[np.ix_(curve == k, curve == k)] += sigma**2 * np.eye(len(v)) + z @ np.diag([tau_u**2, tau_w**2]) @ z.T
+    np.testing.assert_allclose(effects.loglik.sum() + term, stats.multivariate_normal(np.zeros(len(y)), cov).logpdf(e), rtol=1e-10)
+    gain = np.diag([s_d**2, s_e**2]) @ design.T @ np.linalg.inv(cov)
+    np.testing.assert_allclose([mean_d, mean_e], gain @ e, rtol=1e-8)
+    posterior = np.diag([s_d**2, s_e**2]) - gain @ design @ np.diag([s_d**2, s_e**2])
+    np.testing.assert_allclose(np.array([[l_dd, 0.0], [l_ed, l_ee]]), np.linalg.cholesky(posterior), rtol=1e-8, atol=1e-14)
+    level, level_mean, level_sd = integrate_shared_level(a.sum(), b.sum(), s_d)
+    flat = integrate_shared_line(a, b, x, s_d, 1e-9)
+    np.testing.assert_allclose([flat[0], flat[1][0], flat[2][0]], [level, level_mean, level_sd], rtol=1e-6)
+
+
+def test_a_mixtures_size_slope_on_request_fits_predicts_reloads_and_keeps_default_keys(redpajama, mocked_sampling, tmp_path):
+    """``mixture_size_slope``: each pilot mixture's departure is d + e log n, the pair integrated out. The model's
+    likelihood term at a draw is the curves' marginal plus the pair's; the per-curve log-likelihood reads the draw's
+    d + e log n at each size; a pilot mixture extrapolates its own slope and a new one draws it; the file reloads and
+    predicts identically; the default leaves the structure key as it was before the option existed."""
+    import pytensor
+
+    from bayes_mixlaw.run_effects import integrate_shared_line, integrated_effects
+
+    config = NestedLawConfig(sampler={"draws": 10, "chains": 2}, learn_discrepancy=False)
+    law = NestedLaw(config.model_copy(update={"mixture_size_slope": True}), Targets(WEIGHTS)).fit(redpajama, seed=0, progress=False)
+    post = law.idata["posterior"]
+    assert post["departure_slope"].dims[-2:] == ("mixture", "valid_domain") and post["mixture_size_sigma"].dims[-1] == "valid_domain"
+    model = law.model
+    with model:
+        pm.set_data(law._data(law.built.layout))
+    term = pytensor.function(model.free_RVs, model["loss"], on_unused_input="ignore")
+    moments, (se, sey, see), scales = law._curve_terms()
+    constant = law.idata["constant_data"]
+    shape = constant["curve_m"].shape
+    mixture, size, valid = np.unravel_index(np.flatnonzero(constant["curve_m"].values.ravel() > 0), shape)
+    x = np.log(law._data(law.built.layout)["sizes_rel"])
+    at = (1, 3)
+    shift = post["departure"].values[at][mixture, valid] + post["departure_slope"].values[at][mixture, valid] * x[size]
+    m, sy = moments[:2]
+    base = (se[at] + m * shift, sey[at] + sy * shift, see[at] + 2 * shift * se[at] + shift * shift * m)  # without the draw's shift
+    effects = integrated_effects(moments, base, tuple(v[at] for v in scales))
+    a, b, _ = effects.shift_information()
+    a_cells, b_cells = np.zeros(shape), np.zeros(shape)
+    a_cells[mixture, size, valid], b_cells[mixture, size, valid] = a, b
+    sigma_d, sigma_e = post["mixture_sigma"].values[at], post["mixture_size_sigma"].values[at]
+    extra, *_ = integrate_shared_line(a_cells.transpose(0, 2, 1), b_cells.transpose(0, 2, 1), x, sigma_d, sigma_e)
+    np.testing.assert_allclose(effects.loglik.sum() + extra.sum(), term(*[post[rv.name].values[at] for rv in model.free_RVs]), rtol=1e-8)
+    np.testing.assert_allclose(law.curve_log_likelihood().values[at].sum(), (effects.loglik + shift * b - 0.5 * shift * shift * a).sum(), rtol=1e-8)
+    pilots = pilot_mixtures(redpajama, 2)
+    new = pilots.assign(**{c: pilots[c] * 0.9 + 0.1 / 7 for c in pilots.columns if c.startswith("mix:")})
+    for mixtures in (pilots, new):
+        table = law.predict(mixtures, params=8e8, step=40_000)
+        assert np.isfinite(table[["median", "lower", "upper"]]).all().all() and (table["lower"] < table["upper"]).all()
+    path = tmp_path / "sloped.nc"
+    law.save(path)
+    again = NestedLaw.load(path)
+    assert again.config.mixture_size_slope
+    pd.testing.assert_frame_equal(again.predict(pilots, params=8e8, step=40_000), law.predict(pilots, params=8e8, step=40_000))
+    assert "mixture_size_slope" not in config.structure_settings()
+    assert NestedLaw(config, Targets(WEIGHTS)).structure_key(redpajama) != law.structure_key(redpajama)
+    assert "departure_slope" not in NestedLaw(config, Targets(WEIGHTS)).build(redpajama).model.named_vars
+    with pytest.raises(ValueError, match="mixture_size_slope: true needs mixture_model: law"):
+        NestedLawConfig(mixture_size_slope=True, mixture_model="free")
