@@ -489,7 +489,10 @@ class NestedLawConfig(PooledLawConfig):
 
     # settings that act after sampling (the discrepancy is drawn from its prior or learned scale at prediction), so the
     # calibration fit without discrepancy samples the full fit's model and shares its compiled form
-    AFTER_SAMPLING: ClassVar[tuple[str, ...]] = ("discrepancy", "discrepancy_correlation", "learn_discrepancy")
+    # a new run of a pilot mixture at a checkpoint its other sizes reached draws its noise given their deviations there
+    # (they read the same data in the same order: bayes_mixlaw.checkpoint_noise); off for sweeps whose sizes did not
+    shared_checkpoints: bool = True
+    AFTER_SAMPLING: ClassVar[tuple[str, ...]] = ("discrepancy", "discrepancy_correlation", "learn_discrepancy", "shared_checkpoints")
 
     def structure_settings(self) -> dict:
         """As :meth:`LawConfig.structure_settings`, less :data:`AFTER_SAMPLING`; centred exponents and run effects without a

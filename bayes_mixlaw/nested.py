@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_mixlaw import discrepancy, discrepancy_scale
+from bayes_mixlaw import checkpoint_noise, discrepancy, discrepancy_scale
 from bayes_mixlaw.calibrate import describe
 from bayes_mixlaw.config import NestedLawConfig
 from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
@@ -124,6 +124,7 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
                 type(self), cfg, self.targets, runs, seed=seed, progress=progress, sampler={"method": method, **sampler}, schedule=schedule
             )
         super().fit(runs, seed=seed, method=method, progress=progress, build_options={"schedule": schedule, "observed_below": observed_below}, **sampler)
+        self.idata.attrs[checkpoint_noise.ATTR] = json.dumps(self._estimate_checkpoint_sharing().round(6).tolist())
         if cfg.discrepancy:
             discrepancy.draw_scales(self, discrepancy.PRIORS, priors, seed)
             self.idata.attrs[discrepancy_scale.ATTR] = json.dumps(record)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 
-from bayes_mixlaw import discrepancy
+from bayes_mixlaw import checkpoint_noise, discrepancy
 from bayes_mixlaw.laws import mixing_law
 from bayes_mixlaw.run_effects import CurvedEffects, conditional_effects, draw_effects
 
@@ -67,6 +68,59 @@ class NestedDraws:
             effect[:, :, rows] = u + w * log_length + (c * log_length**2 if curved else 0.0)
         return effect
 
+    def _checkpoint_noise(self, pilot: np.ndarray, params: float, length: float, sigma: np.ndarray):
+        """``(shift, sd)`` of a new run's noise, (chain, draw, mixture, valid_domain): given the deviations of its pilot
+        mixture's other sizes at this checkpoint where they reached it (:mod:`bayes_mixlaw.checkpoint_noise`), else no
+        shift and ``sigma``."""
+        rho = self.checkpoint_shared
+        if rho is None or not (pilot >= 0).any():
+            return 0.0, sigma
+        total, count = self._pilot_checkpoint_deviations(params, length)
+        known = np.maximum(pilot, 0)
+        count = np.where((pilot >= 0)[:, None], count[known], 0)
+        return checkpoint_noise.conditional_noise(total[:, :, known], count, rho, sigma)
+
+    @property
+    def checkpoint_shared(self) -> np.ndarray | None:
+        """``rho`` per validation domain (:func:`bayes_mixlaw.checkpoint_noise.shared_fraction`), or ``None`` (a fit
+        without it, or ``shared_checkpoints`` off)."""
+        record = self.idata.attrs.get(checkpoint_noise.ATTR)
+        if record is None or not self.config.shared_checkpoints:
+            return None
+        return np.asarray(json.loads(record), dtype=float)
+
+    def _pilot_checkpoint_deviations(self, params: float, length: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per pilot mixture and domain, the summed deviation from their runs' curves of its other sizes' losses at
+        ``length`` (chain, draw, mixture, valid_domain) and how many there are (mixture, valid_domain); cached."""
+        cached = self.__dict__.get("_checkpoint_cache")
+        if cached is None or cached[0] is not self.idata or cached[1] != (float(params), float(length)):
+            obs, constant = self.idata["observed_data"], self.idata["constant_data"]
+            shape = constant["curve_m"].shape
+            at = np.isclose(obs[self.length_column].values, length, rtol=1e-9) & ~np.isclose(obs["params"].values, params, rtol=1e-9)
+            rows = np.flatnonzero(at)
+            mi, _, vi = np.unravel_index(obs["obs_curve"].values[rows], shape)
+            total = np.zeros(self.idata["posterior"]["noise_sigma"].shape[:2] + (shape[0], shape[2]))
+            count = np.zeros((shape[0], shape[2]))
+            if len(rows):
+                np.add.at(total, (slice(None), slice(None), mi, vi), self._observation_deviations(rows))
+                np.add.at(count, (mi, vi), 1.0)
+            cached = self._checkpoint_cache = (self.idata, (float(params), float(length)), (total, count))  # one scale at a time
+        return cached[2]
+
+    def _estimate_checkpoint_sharing(self) -> np.ndarray:
+        """``rho`` per validation domain from the pilots' deviations (posterior medians; one pilot scale at a time):
+        :func:`bayes_mixlaw.checkpoint_noise.shared_fraction` over (mixture, checkpoint, domain) groups."""
+        obs, constant = self.idata["observed_data"], self.idata["constant_data"]
+        shape = constant["curve_m"].shape
+        mi, _, vi = np.unravel_index(obs["obs_curve"].values, shape)
+        _, length = np.unique(obs[self.length_column].values, return_inverse=True)
+        deviation = np.empty(len(mi))
+        frame = pd.DataFrame({"params": obs["params"].values, "length": length})
+        for rows in frame.groupby(["params", "length"]).indices.values():
+            deviation[rows] = np.median(self._observation_deviations(rows), axis=(0, 1))
+        group = (mi * (length.max() + 1) + length) * shape[2] + vi
+        return checkpoint_noise.shared_fraction(deviation, group, vi, shape[2])
+
     def _relative_scale(self, params: float, length: float) -> tuple[float, float]:
         """(n, s): the size and length relative to the fit's reference scale."""
         reference = json.loads(self.idata.attrs["reference_scale"])
@@ -102,7 +156,7 @@ class NestedDraws:
         losses = losses * discrepancy.extrapolation_factor(self, scale, kappas, losses.shape, shared_rng or rng, predictive=kind == "predictive", row_rng=rng)
         if self.config.discrepancy and discrepancy.MIXTURE in post:  # beyond the pilots' hull, each mixture its own error
             losses = losses * discrepancy.mixture_factor(self, r, post[discrepancy.MIXTURE].values, losses.shape[-1], rng)
-        if kind == "predictive":
-            noise = post["noise_sigma"].values[:, :, None, :]
-            losses = losses * np.exp(noise * self._standard_noise(losses.shape, rng))
+        if kind == "predictive":  # a new run's noise, given its mixture's other sizes at this checkpoint if they reached it
+            shift, noise = self._checkpoint_noise(self._pilot_index(r), params, length, post["noise_sigma"].values[:, :, None, :])
+            losses = losses * np.exp(shift + noise * self._standard_noise(losses.shape, rng))
         return losses

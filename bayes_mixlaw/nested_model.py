@@ -300,21 +300,11 @@ class NestedModel:
         if not self.config.run_effects:
             raise ValueError("a nested fit without run effects has one likelihood term per loss, not per curve")
         obs, constant, post = self.idata["observed_data"], self.idata["constant_data"], self.idata["posterior"]
-        column = self.length_column
         shape = constant["curve_m"].shape
         curve = obs["obs_curve"].values
-        mi, _, vi = np.unravel_index(curve, shape)
         log_mu = np.empty(post["noise_sigma"].shape[:2] + (len(curve),))
-        frame = pd.DataFrame({"params": obs["params"].values, column: obs[column].values})
-        grid = self.schedule_areas
-        for (n, s), rows in frame.groupby(["params", column]).groups.items():
-            rows = np.asarray(rows)
-            areas = None
-            if grid is not None:  # each pilot run's own schedule: its cell of the grid
-                size, step = int(np.argmin(np.abs(constant["size"].values - n))), int(np.argmin(np.abs(constant["length"].values - s)))
-                areas = (grid.s1[:, size, step], grid.s2[:, size, step])
-            draws = self.law_draws(self.pilot_mixtures, float(n), float(s), rng=np.random.default_rng(0), new_runs=False, run_effects=False, areas=areas)
-            log_mu[:, :, rows] = np.log(draws[:, :, mi[rows], vi[rows]])
+        for rows, law in self._law_at_observations():
+            log_mu[:, :, rows] = law
         residual = np.log(obs["loss"].values) - log_mu
         sums = curve_sums(residual, obs["obs_log_length"].values, curve, int(np.prod(shape)), curvature=self.config.run_curvature)
         observed = np.flatnonzero(constant["curve_m"].values.ravel() > 0)
@@ -322,6 +312,40 @@ class NestedModel:
         curve_valid = np.unravel_index(observed, shape)[2]
         scales = tuple(post[k].values[:, :, curve_valid] for k in ("noise_sigma", *self.run_scale_names))
         return moments, tuple(x[..., observed] for x in sums), scales
+
+    def _law_at_observations(self, rows: np.ndarray | None = None):
+        """The law's log loss at the observed losses (all, or those at ``rows``) per posterior draw, with each pilot
+        mixture's departures and without the run effects: yields ``(rows, (chain, draw, len(rows)))`` per pilot scale."""
+        obs, constant = self.idata["observed_data"], self.idata["constant_data"]
+        column = self.length_column
+        mi, _, vi = np.unravel_index(obs["obs_curve"].values, constant["curve_m"].shape)
+        frame = pd.DataFrame({"params": obs["params"].values, column: obs[column].values})
+        frame = frame if rows is None else frame.iloc[np.asarray(rows)]
+        grid = self.schedule_areas
+        for (n, s), at in frame.groupby(["params", column]).groups.items():
+            at = np.asarray(at)
+            areas = None
+            if grid is not None:  # each pilot run's own schedule: its cell of the grid
+                size, step = int(np.argmin(np.abs(constant["size"].values - n))), int(np.argmin(np.abs(constant["length"].values - s)))
+                areas = (grid.s1[:, size, step], grid.s2[:, size, step])
+            draws = self.law_draws(self.pilot_mixtures, float(n), float(s), rng=np.random.default_rng(0), new_runs=False, run_effects=False, areas=areas)
+            yield at, np.log(draws[:, :, mi[at], vi[at]])
+
+    def _observation_deviations(self, rows: np.ndarray) -> np.ndarray:
+        """Each observed loss at ``rows``: its deviation from its run's curve (the law with the pilot mixture's departure
+        and the run's effects, their conditional means given each draw), log scale, (chain, draw, len(rows))."""
+        obs, constant, post = self.idata["observed_data"], self.idata["constant_data"], self.idata["posterior"]
+        rows = np.asarray(rows)
+        deviation = np.empty(post["noise_sigma"].shape[:2] + (len(rows),))
+        position = {row: k for k, row in enumerate(rows)}
+        for at, law in self._law_at_observations(rows):
+            deviation[:, :, [position[a] for a in at]] = np.log(obs["loss"].values[at]) - law
+        if self.config.run_effects:
+            mi, si, vi = np.unravel_index(obs["obs_curve"].values[rows], constant["curve_m"].shape)
+            y = obs["obs_log_length"].values[rows]
+            for power, name in enumerate(self.run_effect_names):
+                deviation -= post[name].values[:, :, mi, si, vi] * y**power
+        return deviation
 
     def _diagnostic_quantities(self) -> xr.Dataset:
         return self.idata["posterior"].to_dataset()  # every variable: a fit converges as a whole or not at all
