@@ -459,12 +459,12 @@ def test_exploit_puts_the_posterior_mean_optimum_first(fitted):
 @pytest.mark.parametrize("which", ["fitted", "scheduled_fit"])
 def test_nested_pointwise_log_likelihood_matches_pymc(which, request):
     """One term per curve (run x domain, run effects integrated out), given the draw's departures.
-    Shifting each curve's residuals back by its mixture's departure and integrating the departure out
-    in numpy (run_effects.shift_information, integrate_shared_level) gives the model's likelihood
+    Shifting each curve's residuals back by its mixture's departure at its size, d + e log n, and integrating the
+    departure out in numpy (run_effects.shift_information, integrate_shared_line) gives the model's likelihood
     term, draw by draw. Under schedules each pilot's checkpoints are read through its own cell of the
     schedule grid in numpy as in the model."""
     from bayes_mixlaw.compare import pointwise_log_likelihood
-    from bayes_mixlaw.run_effects import integrate_shared_level, marginal_loglik, shift_information
+    from bayes_mixlaw.run_effects import integrate_shared_level, integrate_shared_line, marginal_loglik, shift_information
 
     fitted = request.getfixturevalue(which)
     ours = pointwise_log_likelihood(fitted)
@@ -477,19 +477,25 @@ def test_nested_pointwise_log_likelihood_matches_pymc(which, request):
     term = pytensor.function(model.free_RVs, model["loss"], on_unused_input="ignore")
     post = fitted.idata["posterior"]
     (m, sy, syy), (se, sey, see), scales = fitted._curve_terms()
+    shape = fitted.idata["constant_data"]["curve_m"].shape
     observed = np.flatnonzero(fitted.idata["constant_data"]["curve_m"].values.ravel() > 0)
-    mixture, _, valid = np.unravel_index(observed, fitted.idata["constant_data"]["curve_m"].shape)
+    mixture, size, valid = np.unravel_index(observed, shape)
+    log_size = np.log(fitted._data(fitted.built.layout)["sizes_rel"])
     np.testing.assert_allclose(ours.values, marginal_loglik(m, sy, syy, se, sey, see, *scales))
     for chain, draw in [(0, 0), (1, 7)]:
-        d = post["departure"].values[chain, draw][mixture, valid]
         at = (chain, draw)
+        sloped = "departure_slope" in post  # mixture_size_slope (off here with three domains: config.for_domains)
+        d = post["departure"].values[at][mixture, valid] + (post["departure_slope"].values[at][mixture, valid] * log_size[size] if sloped else 0.0)
         base = (se[at] + m * d, sey[at] + sy * d, see[at] + 2 * d * se[at] + d * d * m)  # residuals without the departure
         noise, tau_u, tau_w = (x[at] for x in scales)
         a, b, _, _ = shift_information(m, sy, syy, *base[:2], noise, tau_u, tau_w)
-        cells = mixture * len(fitted.valid_domains) + valid
-        a_cell, b_cell = (np.bincount(cells, weights=x, minlength=20 * 3) for x in (a, b))
-        scale = np.tile(post["mixture_sigma"].values[chain, draw], 20)  # per validation domain, cells (mixture, domain)
-        extra, *_ = integrate_shared_level(a_cell, b_cell, scale)
+        a_cells, b_cells = np.zeros(shape), np.zeros(shape)
+        a_cells[mixture, size, valid], b_cells[mixture, size, valid] = a, b
+        if sloped:
+            sigmas = (post["mixture_sigma"].values[at], post["mixture_size_sigma"].values[at])  # per validation domain
+            extra, *_ = integrate_shared_line(a_cells.transpose(0, 2, 1), b_cells.transpose(0, 2, 1), log_size, *sigmas)
+        else:
+            extra, *_ = integrate_shared_level(a_cells.sum(axis=1), b_cells.sum(axis=1), post["mixture_sigma"].values[at])
         expected = marginal_loglik(m, sy, syy, *base, noise, tau_u, tau_w).sum() + extra.sum()
         values = [post[rv.name].values[chain, draw] for rv in model.free_RVs]
         np.testing.assert_allclose(expected, term(*values), rtol=1e-8)
@@ -893,7 +899,8 @@ def test_run_curvature_on_request_fits_predicts_reloads_and_keeps_default_keys(r
 
     from bayes_mixlaw.run_effects import integrate_shared_level, integrated_effects
 
-    config = NestedLawConfig(sampler={"draws": 10, "chains": 2}, learn_discrepancy=False)
+    # the departure a level alone (mixture_size_slope off: the slope's own test is below), integrated with the curvature
+    config = NestedLawConfig(sampler={"draws": 10, "chains": 2}, learn_discrepancy=False, mixture_size_slope=False)
     law = NestedLaw(config.model_copy(update={"run_curvature": True}), Targets(WEIGHTS)).fit(redpajama, seed=0, progress=False)
     post = law.idata["posterior"]
     assert post["run_curvature_sigma"].dims[-1] == "valid_domain"
@@ -970,17 +977,18 @@ def test_a_mixtures_level_and_size_slope_integrate_out_exactly():
     np.testing.assert_allclose([flat[0], flat[1][0], flat[2][0]], [level, level_mean, level_sd], rtol=1e-6)
 
 
-def test_a_mixtures_size_slope_on_request_fits_predicts_reloads_and_keeps_default_keys(redpajama, mocked_sampling, tmp_path):
-    """``mixture_size_slope``: each pilot mixture's departure is d + e log n, the pair integrated out. The model's
-    likelihood term at a draw is the curves' marginal plus the pair's; the per-curve log-likelihood reads the draw's
-    d + e log n at each size; a pilot mixture extrapolates its own slope and a new one draws it; the file reloads and
-    predicts identically; the default leaves the structure key as it was before the option existed."""
+def test_a_mixtures_size_slope_fits_predicts_reloads_and_off_keeps_the_earlier_keys(redpajama, mocked_sampling, tmp_path):
+    """``mixture_size_slope`` (default): each pilot mixture's departure is d + e log n, the pair integrated out. The
+    model's likelihood term at a draw is the curves' marginal plus the pair's; the per-curve log-likelihood reads the
+    draw's d + e log n at each size; a pilot mixture extrapolates its own slope and a new one draws it; the file reloads
+    and predicts identically; off, the structure key is as it was before the option existed, and a fit file written
+    then (no such setting) reads as off."""
     import pytensor
 
     from bayes_mixlaw.run_effects import integrate_shared_line, integrated_effects
 
-    config = NestedLawConfig(sampler={"draws": 10, "chains": 2}, learn_discrepancy=False)
-    law = NestedLaw(config.model_copy(update={"mixture_size_slope": True}), Targets(WEIGHTS)).fit(redpajama, seed=0, progress=False)
+    config = NestedLawConfig(sampler={"draws": 10, "chains": 2}, learn_discrepancy=False, mixture_size_slope=True)  # set: kept on 3 domains
+    law = NestedLaw(config, Targets(WEIGHTS)).fit(redpajama, seed=0, progress=False)
     post = law.idata["posterior"]
     assert post["departure_slope"].dims[-2:] == ("mixture", "valid_domain") and post["mixture_size_sigma"].dims[-1] == "valid_domain"
     model = law.model
@@ -1014,8 +1022,14 @@ def test_a_mixtures_size_slope_on_request_fits_predicts_reloads_and_keeps_defaul
     again = NestedLaw.load(path)
     assert again.config.mixture_size_slope
     pd.testing.assert_frame_equal(again.predict(pilots, params=8e8, step=40_000), law.predict(pilots, params=8e8, step=40_000))
-    assert "mixture_size_slope" not in config.structure_settings()
-    assert NestedLaw(config, Targets(WEIGHTS)).structure_key(redpajama) != law.structure_key(redpajama)
-    assert "departure_slope" not in NestedLaw(config, Targets(WEIGHTS)).build(redpajama).model.named_vars
+    level = config.model_copy(update={"mixture_size_slope": False})
+    assert "mixture_size_slope" not in level.structure_settings() and config.structure_settings()["mixture_size_slope"]
+    assert NestedLaw(level, Targets(WEIGHTS)).structure_key(redpajama) != NestedLaw(config, Targets(WEIGHTS)).structure_key(redpajama)
+    assert "departure_slope" not in NestedLaw(level, Targets(WEIGHTS)).build(redpajama).model.named_vars
+    written = {k: v for k, v in json.loads(law.idata.attrs["config"]).items() if k != "mixture_size_slope"}
+    assert not NestedLawConfig.from_fit(written).mixture_size_slope
+    # the default with many domains; a level alone with few unless the user set it (3Mix's divergences)
+    assert NestedLawConfig().mixture_size_slope and NestedLawConfig().for_domains(22).mixture_size_slope
+    assert not NestedLawConfig().for_domains(3).mixture_size_slope and config.for_domains(3).mixture_size_slope
     with pytest.raises(ValueError, match="mixture_size_slope: true needs mixture_model: law"):
         NestedLawConfig(mixture_size_slope=True, mixture_model="free")
