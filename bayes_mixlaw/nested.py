@@ -26,7 +26,9 @@ median loss::
     log alpha_i ~ Normal(log_alpha_mu, sigma_e)   (same for beta)
     log loss = log L_i + u_run + w_run log s + e,   e ~ Normal(0, noise_sigma_i)
         u_run ~ Normal(0, run_sigma_i), w_run ~ Normal(0, run_slope_sigma_i): each run's level and slope
-        in log-steps, integrated out of the likelihood (``bayes_mixlaw.run_effects``)
+        in log-steps, integrated out of the likelihood (``bayes_mixlaw.run_effects``); e's share shared by a
+        mixture's sizes at one checkpoint (their data order) is measured after sampling and a new run at a
+        checkpoint its mixture's other sizes reached draws e given theirs (``bayes_mixlaw.checkpoint_noise``)
     beyond the pilots: x exp(D kappa z), the model discrepancy (``bayes_mixlaw.discrepancy``)
 
 The pilots' range of sizes and lengths pins down the local slopes well and the irreducible share
@@ -328,7 +330,17 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
         return (
             f"{what} ({self.config.likelihood}) on {n_mix} mixtures x sizes {sizes} x {len(lengths)} {self.length_column}s "
             f"({lengths[0]:g}-{lengths[-1]:g}{self._transient_note()}) x {len(self.valid_domains)} validation domains; {d.summary()}{describe(self)}"
-            f"{self._assumptions()}{discrepancy_scale.describe(discrepancy_scale.read(self))}"
+            f"{self._assumptions()}{discrepancy_scale.describe(discrepancy_scale.read(self))}{self._checkpoint_note()}"
+        )
+
+    def _checkpoint_note(self) -> str:
+        """How much of the noise a mixture's sizes share at one checkpoint (:mod:`bayes_mixlaw.checkpoint_noise`), in words."""
+        rho = self.checkpoint_shared
+        if rho is None or not rho.any():
+            return ""
+        return (
+            f"; a mixture's sizes share {np.median(rho):.0%} of the noise at one checkpoint (median over domains), "
+            "read by a new run where they reached its length"
         )
 
     def _transient_note(self) -> str:

@@ -102,6 +102,7 @@ def test_a_nested_fit_records_the_shared_share_and_a_new_size_at_a_pilot_checkpo
     assert not np.any(later[0]) and np.allclose(later[1], sigma)
     assert law._checkpoint_noise(np.array([-1, -1]), 302_311_424, 30_000, sigma) == (0.0, sigma)  # new mixtures
     on = law.predict(pilots, params=302_311_424, step=30_000, seed=1)
+    assert "a mixture's sizes share 50% of the noise at one checkpoint" in law.summary_line()
     path = law.save(tmp_path / "fit.nc")
     np.testing.assert_array_equal(NestedLaw.load(path).predict(pilots, params=302_311_424, step=30_000, seed=1)["median"], on["median"])
     off = NestedLaw(law.config.model_copy(update={"shared_checkpoints": False}), law.targets)
