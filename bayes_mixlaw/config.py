@@ -488,11 +488,13 @@ class NestedLawConfig(PooledLawConfig):
     sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=6000, tune=1000, chains=2, check_every=250, retry_target_accept=0.95))
     FEW_DOMAIN_TARGET_ACCEPT: ClassVar[float | None] = 0.95
 
-    # settings that act after sampling (the discrepancy is drawn from its prior or learned scale at prediction), so the
-    # calibration fit without discrepancy samples the full fit's model and shares its compiled form
     # a new run of a pilot mixture at a checkpoint its other sizes reached draws its noise given their deviations there
     # (they read the same data in the same order: bayes_mixlaw.checkpoint_noise); off for sweeps whose sizes did not
     shared_checkpoints: bool = True
+
+    # settings that act after sampling (the discrepancy is drawn from its prior or learned scale at prediction; the
+    # checkpoints' shared share is estimated after it), so the calibration fit without discrepancy samples the full
+    # fit's model and shares its compiled form
     AFTER_SAMPLING: ClassVar[tuple[str, ...]] = ("discrepancy", "discrepancy_correlation", "learn_discrepancy", "shared_checkpoints")
 
     def structure_settings(self) -> dict:

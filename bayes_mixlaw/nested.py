@@ -26,9 +26,9 @@ median loss::
     log alpha_i ~ Normal(log_alpha_mu, sigma_e)   (same for beta)
     log loss = log L_i + u_run + w_run log s + e,   e ~ Normal(0, noise_sigma_i)
         u_run ~ Normal(0, run_sigma_i), w_run ~ Normal(0, run_slope_sigma_i): each run's level and slope
-        in log-steps, integrated out of the likelihood (``bayes_mixlaw.run_effects``); e's share shared by a
-        mixture's sizes at one checkpoint (their data order) is measured after sampling and a new run at a
-        checkpoint its mixture's other sizes reached draws e given theirs (``bayes_mixlaw.checkpoint_noise``)
+        in log-steps, integrated out of the likelihood (``bayes_mixlaw.run_effects``); the part of e that a
+        mixture's sizes have in common at one checkpoint (their data order) is measured after sampling, and a
+        new run at a checkpoint its mixture's other sizes reached draws e given theirs (``bayes_mixlaw.checkpoint_noise``)
     beyond the pilots: x exp(D kappa z), the model discrepancy (``bayes_mixlaw.discrepancy``)
 
 The pilots' range of sizes and lengths pins down the local slopes well and the irreducible share
