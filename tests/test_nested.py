@@ -41,6 +41,18 @@ def pilot_mixtures(runs, k=3):
     return m.assign(name=[f"pilot {i}" for i in range(k)])
 
 
+def assert_predicts_and_reloads(law, path, cases):
+    """Each ``(mixtures, params, step)`` of ``cases`` predicts finite medians and intervals, lower below upper; the fit
+    saved to ``path`` reloads and predicts the last case identically. Returns the reloaded fit."""
+    for mixtures, params, step in cases:
+        table = law.predict(mixtures, params=params, step=step)
+        assert np.isfinite(table[["median", "lower", "upper"]]).all().all() and (table["lower"] < table["upper"]).all()
+    again = NestedLaw.load(law.save(path))
+    mixtures, params, step = cases[-1]
+    pd.testing.assert_frame_equal(again.predict(mixtures, params=params, step=step), law.predict(mixtures, params=params, step=step))
+    return again
+
+
 def test_model_has_labelled_dims_and_a_grid(redpajama):
     law = NestedLaw(targets=Targets(WEIGHTS))
     model = law.build_model(redpajama)
@@ -927,14 +939,9 @@ def test_run_curvature_on_request_fits_predicts_reloads_and_keeps_default_keys(r
     np.testing.assert_allclose(effects.loglik.sum() + extra.sum(), term(*[post[rv.name].values[at] for rv in model.free_RVs]), rtol=1e-8)
     np.testing.assert_allclose(law.curve_log_likelihood().values[at].sum(), (effects.loglik + d * b - 0.5 * d * d * a).sum(), rtol=1e-8)
     pilots = pilot_mixtures(redpajama, 2)
-    for params, step in [(85_056_000, 40_000), (4e8, 60_000)]:  # a pilot run continued; a new run
-        table = law.predict(pilots, params=params, step=step)
-        assert np.isfinite(table[["median", "lower", "upper"]]).all().all() and (table["lower"] < table["upper"]).all()
-    path = tmp_path / "curved.nc"
-    law.save(path)
-    again = NestedLaw.load(path)
+    # a pilot run continued; a new run
+    again = assert_predicts_and_reloads(law, tmp_path / "curved.nc", [(pilots, 85_056_000, 40_000), (pilots, 4e8, 60_000)])
     assert again.config.run_curvature
-    pd.testing.assert_frame_equal(again.predict(pilots, params=4e8, step=60_000), law.predict(pilots, params=4e8, step=60_000))
     assert "run_curvature" not in config.structure_settings()
     assert NestedLaw(config, Targets(WEIGHTS)).structure_key(redpajama) != law.structure_key(redpajama)
     assert "curve_sy3" not in NestedLaw(config, Targets(WEIGHTS)).build(redpajama).model.named_vars
@@ -1014,14 +1021,8 @@ def test_a_mixtures_size_slope_fits_predicts_reloads_and_off_keeps_the_earlier_k
     np.testing.assert_allclose(law.curve_log_likelihood().values[at].sum(), (effects.loglik + shift * b - 0.5 * shift * shift * a).sum(), rtol=1e-8)
     pilots = pilot_mixtures(redpajama, 2)
     new = pilots.assign(**{c: pilots[c] * 0.9 + 0.1 / 7 for c in pilots.columns if c.startswith("mix:")})
-    for mixtures in (pilots, new):
-        table = law.predict(mixtures, params=8e8, step=40_000)
-        assert np.isfinite(table[["median", "lower", "upper"]]).all().all() and (table["lower"] < table["upper"]).all()
-    path = tmp_path / "sloped.nc"
-    law.save(path)
-    again = NestedLaw.load(path)
+    again = assert_predicts_and_reloads(law, tmp_path / "sloped.nc", [(pilots, 8e8, 40_000), (new, 8e8, 40_000)])
     assert again.config.mixture_size_slope
-    pd.testing.assert_frame_equal(again.predict(pilots, params=8e8, step=40_000), law.predict(pilots, params=8e8, step=40_000))
     level = config.model_copy(update={"mixture_size_slope": False})
     assert "mixture_size_slope" not in level.structure_settings() and config.structure_settings()["mixture_size_slope"]
     assert NestedLaw(level, Targets(WEIGHTS)).structure_key(redpajama) != NestedLaw(config, Targets(WEIGHTS)).structure_key(redpajama)
