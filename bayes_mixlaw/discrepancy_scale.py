@@ -47,6 +47,7 @@ fit's summary says which axes were learned and from what.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 
@@ -79,14 +80,16 @@ MAX_CALIBRATION_RHAT = 1.05
 # well-sampled posterior is tolerated. The R-hat gate alone had accepted a calibration fit of a simulated table
 # (nested_simulated.py) with 55 divergences.
 MAX_CALIBRATION_DIVERGENCE_SHARE = 0.005
-# A chain's draws in the calibration fit: its predictive means and spreads are used, not its tails (the full fit's
-# warm-up is kept). Where the full fit draws until converged, so does the calibration fit, to a coarser rule (max R-hat
-# <= 1.02, bulk ESS >= 100: means and spreads) and at most CALIBRATION_MAX_DRAWS a chain: a fixed 1,000 left 4 of 6
-# calibration fits of 5-domain simulated tables at R-hat > 1.05, so their axes kept the external prior
-# (benchmarks/README.md, nested_simulated.py). Without checks while sampling: a fixed CALIBRATION_DRAWS.
+# A chain's draws in the calibration fit: its residual slopes' means and spreads are read (the full fit's warm-up is
+# kept). Where the full fit draws until converged, the calibration fit draws until those slopes, all that is read from
+# it, have converged to a coarser rule (max R-hat <= 1.01, bulk ESS >= 200: means and spreads; every other variable
+# may mix as it will), at most CALIBRATION_MAX_DRAWS a chain: a fixed 1,000 left 4 of 6 calibration fits of 5-domain
+# simulated tables at R-hat > 1.05, so their axes kept the external prior (benchmarks/README.md, nested_simulated.py);
+# checked on every variable instead, the whole RedPajama table's calibration fit drew ~2,500 a chain where its slopes
+# had converged at ~750. Without checks while sampling: a fixed CALIBRATION_DRAWS.
 CALIBRATION_DRAWS = 1000
 CALIBRATION_MAX_DRAWS = 3000
-CALIBRATION_STOP = {"stop_rhat": 1.02, "min_ess": 100}
+CALIBRATION_STOP = {"stop_rhat": 1.01, "min_ess": 200}
 
 
 def split(runs: RunsTable, length_column: str, fraction: float) -> tuple[RunsTable, dict]:
@@ -127,9 +130,13 @@ def residual_slopes(
     calibration fit's chains agree on what the axis learns (a part of the posterior the left-out losses do not read may
     mix slowly without mattering). ``schedules``: run -> learning-rate schedule, for a calibration fit with schedules
     (each run predicted under its own)."""
+    return summarise_slopes(_per_draw_slopes(calibration, left_out, column, cut, seed, schedules))
+
+
+def summarise_slopes(per_draw: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, tuple[float, float]]:
+    """:func:`residual_slopes` from the per-draw slopes (chain, draw, valid_domain; NaN for a domain without left-out losses)."""
     from bayes_mixlaw.convergence import worst
 
-    per_draw = _per_draw_slopes(calibration, left_out, column, cut, seed, schedules)  # (chain, draw, valid_domain)
     observed = np.isfinite(per_draw).all(axis=(0, 1))
     convergence = worst(xr.Dataset({"slope": (("chain", "draw", "valid_domain"), per_draw[:, :, observed])}))
     flat = per_draw.reshape(-1, per_draw.shape[-1])
@@ -266,27 +273,28 @@ def learn(
         settings["draws"] = min(full.draws, CALIBRATION_MAX_DRAWS if full.checks_while_sampling else CALIBRATION_DRAWS)
         if full.checks_while_sampling:
             settings |= CALIBRATION_STOP
-    with warnings.catch_warnings():  # the calibration fit's convergence is checked below
-        warnings.simplefilter("ignore")
-        # the full fit's model on the kept losses only (its grid: same structure, one compile)
-        calibration = law_class(calibration_config, targets).fit(runs, schedule=schedule, seed=seed, progress=progress, observed_below=cuts, **settings)
-    schedules = None
-    if calibration.schedule_areas is not None:
-        from bayes_mixlaw.scheduled import run_schedules
-
-        schedules, _ = run_schedules(RunsTable(data.reset_index(drop=True), runs.source), schedule, allow_unknown=True)
-    diagnostics = calibration.diagnostics
-    converged = {"calibration_rhat": diagnostics.max_rhat, "calibration_ess": diagnostics.min_ess_bulk, "calibration_divergences": diagnostics.divergences}
-    priors, record = {}, {}
+    left_out = {}  # axis -> (column, the losses beyond the calibration fit on that axis only)
     for axis, column in AXES.items():
         column = column or length
-        if column not in cuts:
-            continue
-        beyond = data[column].to_numpy(float) > cuts[column]
-        for other in (c for c in cuts if c != column):  # beyond on this axis only
-            beyond &= data[other].to_numpy(float) <= cuts[other]
-        left_out = data[beyond]
-        u, s2, n_domains, (slopes_rhat, slopes_ess) = residual_slopes(calibration, left_out, column, cuts[column], seed or 0, schedules)
+        if column in cuts:
+            beyond = data[column].to_numpy(float) > cuts[column]
+            for other in (c for c in cuts if c != column):
+                beyond &= data[other].to_numpy(float) <= cuts[other]
+            left_out[axis] = (column, data[beyond])
+    slopes = _SlopesOfDraws(left_out, cuts, seed or 0, RunsTable(data.reset_index(drop=True), runs.source), schedule)
+    with warnings.catch_warnings():  # the calibration fit's convergence is checked below
+        warnings.simplefilter("ignore")
+        # the full fit's model on the kept losses only (its grid: same structure, one compile), drawn until the
+        # residual slopes (all that is read from it) have converged
+        calibration = law_class(calibration_config, targets).fit(
+            runs, schedule=schedule, seed=seed, progress=progress, observed_below=cuts, checked=slopes, **settings
+        )
+    diagnostics = calibration.diagnostics
+    converged = {"calibration_rhat": diagnostics.max_rhat, "calibration_ess": diagnostics.min_ess_bulk, "calibration_divergences": diagnostics.divergences}
+    per_axis = slopes.of(calibration)
+    priors, record = {}, {}
+    for axis, (column, losses) in left_out.items():
+        u, s2, n_domains, (slopes_rhat, slopes_ess) = summarise_slopes(per_axis[axis])
         # an axis is learned where the chains agree on its slopes, what it learns from (the fit's every variable need
         # not: 5Mix's calibration on 70M + 160M mixes its size exponent slowly, max R-hat 1.056, its length slopes 1.003)
         problem = unreliable(slopes_rhat, diagnostics.divergences, diagnostics.chains * diagnostics.draws)
@@ -309,10 +317,10 @@ def learn(
         drift_mean, drift_cov = drift_posterior(u, s2, rho, mu0, sigma0)
         rho_grid, rho_weights = rho_posterior(u, s2, rho, mu0, sigma0)
         priors[name] = Prior("LogNormal", mu=mu, sigma=sigma)
-        distance = np.log(left_out[column].to_numpy(float) / cuts[column])
+        distance = np.log(losses[column].to_numpy(float) / cuts[column])
         record[axis] = {
             "left_out": f"{column} > {cuts[column]:g}",
-            "losses": len(left_out),
+            "losses": len(losses),
             "domains": n_domains,
             "distance": [round(float(distance.min()), 4), round(float(distance.max()), 4)],
             "slope_mean": float(np.nanmean(u)),
@@ -330,6 +338,36 @@ def learn(
             **converged,
         }
     return priors, record
+
+
+class _SlopesOfDraws:
+    """The calibration fit's residual slopes per axis, per draw (:func:`_per_draw_slopes`): what
+    :func:`learn` reads from that fit, so what its sampling is checked on (``BayesianLaw.fit``'s ``checked``).
+    The last call's slopes are kept for the fit's final draws (a fit that stops at a check holds that check's draws)."""
+
+    def __init__(self, left_out: dict, cuts: dict, seed: int, runs: RunsTable, schedule):
+        self.left_out, self.cuts, self.seed, self.runs, self.schedule = left_out, cuts, seed, runs, schedule
+        self._last = (None, {})
+
+    def of(self, fit) -> dict[str, np.ndarray]:
+        """{axis: per-draw slopes (chain, draw, valid_domain), NaN for a domain without left-out losses}."""
+        posterior = fit.idata["posterior"]
+        key = hashlib.sha1(posterior["noise_sigma"].values.tobytes()).hexdigest()  # the same draws, or not
+        if self._last[0] == key:
+            return self._last[1]
+        schedules = None
+        if fit.schedule_areas is not None:  # each run predicted under its own schedule
+            from bayes_mixlaw.scheduled import run_schedules
+
+            schedules, _ = run_schedules(self.runs, self.schedule, allow_unknown=True)
+        per_axis = {axis: _per_draw_slopes(fit, losses, column, self.cuts[column], self.seed, schedules) for axis, (column, losses) in self.left_out.items()}
+        self._last = (key, per_axis)
+        return per_axis
+
+    def __call__(self, fit) -> xr.Dataset:
+        """The slopes of the domains with left-out losses, one variable per axis: what the sampling is checked on."""
+        dims = ("chain", "draw", "valid_domain")
+        return xr.Dataset({axis: (dims, slopes[:, :, np.isfinite(slopes).all(axis=(0, 1))]) for axis, slopes in self.of(fit).items()})
 
 
 def scale_error(record: dict, axis: str, kappa: np.ndarray, n_valid: int, rho: float, rng: np.random.Generator) -> np.ndarray:

@@ -16,9 +16,11 @@ mixtures (:mod:`bayes_mixlaw.mixture_law`).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -260,32 +262,62 @@ class BayesianLaw:
 
     # fit ---------------------------------------------------------------------------------------
 
-    def fit(self, runs, *, seed: int | None = None, method: str | None = None, progress: bool = True, build_options: dict | None = None, **sampler):
+    def fit(
+        self,
+        runs,
+        *,
+        seed: int | None = None,
+        method: str | None = None,
+        progress: bool = True,
+        build_options: dict | None = None,
+        checked: Callable[[BayesianLaw], xr.Dataset] | None = None,
+        **sampler,
+    ):
         """Fit to a runs table. ``method``: ``nuts`` (default), ``fast`` (a short NUTS run on the same
         compiled model, for planning loops) or ``advi`` (mean-field, approximate); ``build_options``: the
-        law's options of :meth:`build` (e.g. the runs' learning-rate ``schedule``);
-        other keywords override the config's sampler settings (draws, tune, chains, cores, ...).
-        Sampler problems are raised as :class:`~bayes_mixlaw.inference.SamplingWarning`."""
+        law's options of :meth:`build` (e.g. the runs' learning-rate ``schedule``); ``checked``: what the
+        caller will read from the fit, as a function of a fit (chain, draw, ...), checked while sampling in
+        place of the law's own quantities (the fit is then converged on those only: the discrepancy's
+        calibration fit, read through its residual slopes); other keywords override the config's sampler
+        settings (draws, tune, chains, cores, ...). Sampler problems are raised as
+        :class:`~bayes_mixlaw.inference.SamplingWarning`."""
         runs = load_runs(runs)
         settings = SamplerConfig.model_validate(self.config.sampler.model_dump() | {k: v for k, v in {"method": method, **sampler}.items() if v is not None})
         built = self.build(runs, **(build_options or {}))
         lay = built.layout
+        in_sampling = self._checked_in_sampling(built) if checked is None else self._checked_on_draws(built, settings, seed, checked)
         with Timer() as timer:
-            tree = sample_posterior(built.model, self._data(lay), built.key, settings, seed, progress, checked=self._checked_in_sampling(built))
+            tree = sample_posterior(built.model, self._data(lay), built.key, settings, seed, progress, checked=in_sampling)
         restarted = tree.attrs.get("retried_after")  # the draws are from a restart at a higher target_accept: the fit file says so
         if restarted:
             settings = settings.model_copy(update={"target_accept": float(tree.attrs["target_accept"]), "retry_target_accept": None})
-        posterior = tree["posterior"].to_dataset()
-        posterior = without_transformed(posterior)
-        self._built = built
-        self.runs = self._table(lay)
-        self.idata = self._assemble(posterior, tree, built, settings, seed)
+        self._hold_draws(tree, built, settings, seed)
         diagnostics = self._diagnose(settings.method, timer.seconds, settings.target_accept)
         if restarted:
             diagnostics.restarted = f"sampled again at target_accept {settings.target_accept} after {restarted}"
         self.idata["diagnostics"] = xr.DataTree(xr.Dataset(attrs={"json": json.dumps(diagnostics.__dict__)}))
         warn_problems(diagnostics, f"{self.kind.replace('_', '-')} fit")
         return self
+
+    def _hold_draws(self, tree: xr.DataTree, built: BuiltModel, settings: SamplerConfig, seed) -> None:
+        """Make this law the fit of ``tree``'s posterior draws (as :meth:`fit` leaves it, before its diagnostics)."""
+        self._built = built
+        self.runs = self._table(built.layout)
+        self.idata = self._assemble(without_transformed(tree["posterior"].to_dataset()), tree, built, settings, seed)
+        self._after_sampling()
+
+    def _after_sampling(self) -> None:
+        """What a fit estimates from its draws once they are in ``idata`` (nothing here)."""
+
+    def _checked_on_draws(self, built: BuiltModel, settings: SamplerConfig, seed, checked: Callable[[BayesianLaw], xr.Dataset]):
+        """:meth:`fit`'s ``checked`` as a function of the draws so far: ``checked`` of a copy of this law holding them."""
+
+        def quantities(posterior: xr.Dataset) -> xr.Dataset:
+            provisional = copy.copy(self)
+            provisional._hold_draws(xr.DataTree.from_dict({"posterior": posterior}), built, settings, seed)
+            return checked(provisional)
+
+        return quantities
 
     @staticmethod
     def _table(lay) -> RunsTable:

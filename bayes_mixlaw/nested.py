@@ -102,7 +102,16 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
     # fit
 
     def fit(
-        self, runs, *, schedule=None, seed: int | None = None, method: str | None = None, progress: bool = True, observed_below: dict | None = None, **sampler
+        self,
+        runs,
+        *,
+        schedule=None,
+        seed: int | None = None,
+        method: str | None = None,
+        progress: bool = True,
+        observed_below: dict | None = None,
+        checked=None,
+        **sampler,
     ):
         """:meth:`BayesianLaw.fit`, with the model discrepancy's scale (``discrepancy_*``) learned from the
         pilots first (:mod:`bayes_mixlaw.discrepancy_scale`: one extra fit without their largest
@@ -113,7 +122,7 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
         with schedules the step term reads each checkpoint through its run's schedule
         (:mod:`bayes_mixlaw.schedule_grid`), without them it takes steps as they come. ``observed_below``:
         {column: largest value}, a likelihood of the losses at or below them only, on the whole table's grid
-        (the discrepancy's calibration fit; :meth:`_layout`).
+        (the discrepancy's calibration fit; :meth:`_layout`). ``checked``: as :meth:`BayesianLaw.fit`'s.
 
         The discrepancy's scales are drawn from their learned or external prior after sampling
         (:func:`bayes_mixlaw.discrepancy.draw_scales`)."""
@@ -125,12 +134,16 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
             priors, record = discrepancy_scale.learn(
                 type(self), cfg, self.targets, runs, seed=seed, progress=progress, sampler={"method": method, **sampler}, schedule=schedule
             )
-        super().fit(runs, seed=seed, method=method, progress=progress, build_options={"schedule": schedule, "observed_below": observed_below}, **sampler)
-        self.idata.attrs[checkpoint_noise.ATTR] = json.dumps(self._estimate_checkpoint_sharing().round(6).tolist())
+        build_options = {"schedule": schedule, "observed_below": observed_below}
+        super().fit(runs, seed=seed, method=method, progress=progress, build_options=build_options, checked=checked, **sampler)
         if cfg.discrepancy:
             discrepancy.draw_scales(self, discrepancy.PRIORS, priors, seed)
             self.idata.attrs[discrepancy_scale.ATTR] = json.dumps(record)
         return self
+
+    def _after_sampling(self) -> None:
+        """The share of a checkpoint's deviation a mixture's sizes have in common, per domain (:mod:`bayes_mixlaw.checkpoint_noise`)."""
+        self.idata.attrs[checkpoint_noise.ATTR] = json.dumps(self._estimate_checkpoint_sharing().round(6).tolist())
 
     # ------------------------------------------------------------------------------------------
     # predict

@@ -88,10 +88,15 @@ def mocked_sampling(monkeypatch):
 
 
 def _fake_sample_posterior(model, data, key, sampler, seed, progress, checked=None):
-    """``inference.sample_posterior`` replaced by ``pymc.testing.mock_sample`` (prior draws with the posterior's shape)."""
+    """``inference.sample_posterior`` replaced by ``pymc.testing.mock_sample`` (prior draws with the posterior's shape);
+    ``checked`` is called once on the draws, as the real sampler's checks call it, and must give (chain, draw, ...)."""
     with model:
         pm.set_data({k: v for k, v in data.items()})
-        return mock_sample(draws=sampler.draws, chains=sampler.chains, random_seed=seed, sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)})
+        tree = mock_sample(draws=sampler.draws, chains=sampler.chains, random_seed=seed, sample_stats={"diverging": lambda size: np.zeros(size, dtype=bool)})
+    if checked is not None:
+        quantities = checked(tree["posterior"].to_dataset())
+        assert all(v.dims[:2] == ("chain", "draw") for v in quantities.data_vars.values())
+    return tree
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -127,10 +127,39 @@ def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mock
     assert np.median(off.idata["posterior"]["discrepancy_size"].values) == pytest.approx(0.017, rel=0.3)
 
 
-def test_the_calibration_fit_draws_until_its_own_coarser_rule_where_the_full_fit_checks(shared_data):
-    """Where the full fit draws until converged, the calibration fit does too, stopping at CALIBRATION_STOP (means and
-    spreads need less than the project's rule for a fit) and at most CALIBRATION_MAX_DRAWS a chain; a fit with fixed
-    draws gives it a fixed CALIBRATION_DRAWS."""
+def test_a_fit_checked_on_what_its_caller_reads_hands_it_a_fit_of_the_draws_so_far(shared_data, mocked_sampling):
+    """``fit(checked=...)`` gives the function a copy of the law holding the draws so far, finished as a fit is (the
+    checkpoints' shared share estimated), so it predicts; the calibration's residual slopes are one such function."""
+    table = load_runs(shared_data / "mixinglaws" / "RedPajama")
+    runs = RunsTable(table.data[table.data["valid_domain"].isin(DOMAINS)].reset_index(drop=True), table.source)
+    seen = []
+
+    def checked(provisional):
+        seen.append(provisional)
+        draws = provisional.predict_draws(pd.DataFrame({"mix:" + d: [1 / 7] for d in provisional.train_domains}), params=4e8, step=30_000, seed=0)
+        return draws.to_dataset(name="loss")
+
+    config = NestedLawConfig(sampler={"draws": 20, "chains": 2}, learn_discrepancy=False)
+    law = NestedLaw(config, Targets({"Pile-CC": 0.5, "Github": 0.3, "ArXiv": 0.2})).fit(runs, seed=1, progress=False, checked=checked)
+    (provisional,) = seen
+    assert provisional is not law and provisional.checkpoint_shared is not None
+    assert provisional.idata["posterior"].sizes == law.idata["posterior"].sizes
+    # the calibration's slopes, on a calibration fit of the same table
+    _, cuts = discrepancy_scale.split(runs, "step", 0.2)
+    data = runs.data
+    left_out = {"size": ("params", data[(data["params"] > cuts["params"]) & (data["step"] <= cuts["step"])])}
+    slopes = discrepancy_scale._SlopesOfDraws(left_out, cuts, 0, runs, None)
+    calibration = NestedLaw(config.model_copy(update={"discrepancy": False}), law.targets).fit(
+        runs, seed=1, progress=False, observed_below=cuts, checked=slopes
+    )
+    assert slopes(calibration)["size"].shape == (2, 20, len(DOMAINS))
+    assert slopes.of(calibration) is slopes.of(calibration)  # the final draws' slopes are the last check's, not computed again
+
+
+def test_the_calibration_fit_draws_until_its_residual_slopes_converge_where_the_full_fit_checks(shared_data):
+    """Where the full fit draws until converged, the calibration fit does too, on what is read from it (its residual
+    slopes), stopping at CALIBRATION_STOP (means and spreads need less than the project's rule for a fit) and at most
+    CALIBRATION_MAX_DRAWS a chain; a fit with fixed draws gives it a fixed CALIBRATION_DRAWS."""
     table = load_runs(shared_data / "mixinglaws" / "RedPajama")
     runs = RunsTable(table.data[table.data["valid_domain"].isin(DOMAINS)].reset_index(drop=True), table.source)
     asked = []
@@ -147,7 +176,10 @@ def test_the_calibration_fit_draws_until_its_own_coarser_rule_where_the_full_fit
     for sampler in ({}, {"draws": 500}, {"check_every": None}):
         with pytest.raises(StopIteration):
             discrepancy_scale.learn(Recorded, config.model_copy(update={"sampler": config.sampler.model_copy(update=sampler)}), None, runs, seed=0, sampler={})
-    assert asked[0]["draws"] == discrepancy_scale.CALIBRATION_MAX_DRAWS and asked[0]["stop_rhat"] == 1.02 and asked[0]["min_ess"] == 100
+    assert asked[0]["draws"] == discrepancy_scale.CALIBRATION_MAX_DRAWS
+    assert (asked[0]["stop_rhat"], asked[0]["min_ess"]) == (1.01, 200)
+    assert isinstance(asked[0]["checked"], discrepancy_scale._SlopesOfDraws)
+    assert set(asked[0]["checked"].left_out) == {"size", "length"}
     assert asked[1]["draws"] == 500  # never more than the full fit's
     assert asked[2]["draws"] == discrepancy_scale.CALIBRATION_DRAWS and "stop_rhat" not in asked[2]
 
