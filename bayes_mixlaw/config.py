@@ -483,9 +483,10 @@ class NestedLawConfig(PooledLawConfig):
     # The whole RedPajama table (19,360 losses): ~31 leapfrog steps a draw at ~0.5 ms a gradient; 2 x (1500 + 3500)
     # gave max R-hat 1.006 and min bulk ESS 1053 over every variable, 5Mix's size check ESS 344-457 (benchmarks/README.md).
     # So the draws are not fixed: checked every 250 a chain, sampling stops once every variable has R-hat <= 1.01 and
-    # bulk ESS >= 400 (SamplerConfig.check_every), at most 6000 a chain, after 1000 warm-up steps (whole table: stops
-    # at 2000, 170-199 s with the calibration fit; 5Mix's size check at 3500, ESS 402).
-    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=6000, tune=1000, chains=2, check_every=250, retry_target_accept=0.95))
+    # bulk ESS >= 400 (SamplerConfig.check_every), at most 6000 a chain, after 500 warm-up steps: nutpie's adaptation
+    # has settled by then, and where the draws stop did not move (whole table, seeds 0-2: 1000 warm-up steps stopped
+    # at 1750-3000 draws, 500 at 2000-2250; benchmarks/whole_fit.py, benchmarks/README.md).
+    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=6000, tune=500, chains=2, check_every=250, retry_target_accept=0.95))
     FEW_DOMAIN_TARGET_ACCEPT: ClassVar[float | None] = 0.95
 
     # a new run of a pilot mixture at a checkpoint its other sizes reached draws its noise given their deviations there
