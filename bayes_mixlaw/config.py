@@ -232,6 +232,8 @@ class PooledLawConfig(LawConfig):
     # other draws (0 with f_sigma's prior here). 22 domains pin every pooled scale. 0 turns the rule off.
     few_domains: int = Field(8, ge=0)
     FEW_DOMAIN_TARGET_ACCEPT: ClassVar[float | None] = None
+    # ... and a law with FEW_DOMAIN_TUNE warms up that many steps unless the user gave a sampler config
+    FEW_DOMAIN_TUNE: ClassVar[int | None] = None
 
     def for_domains(self, n_valid: int) -> Self:
         """The config a fit on ``n_valid`` validation domains uses (``few_domains`` above); the fit file keeps it."""
@@ -239,8 +241,13 @@ class PooledLawConfig(LawConfig):
             return self
         own = {name: prior for name, prior in FEW_DOMAIN_PRIORS.items() if name in self.DEFAULT_PRIORS and name not in self.priors}
         update = {"priors": own | dict(self.priors)}
+        sampler = {}
         if self.FEW_DOMAIN_TARGET_ACCEPT is not None and "target_accept" not in self.sampler.model_fields_set:
-            update["sampler"] = self.sampler.model_copy(update={"target_accept": self.FEW_DOMAIN_TARGET_ACCEPT})
+            sampler["target_accept"] = self.FEW_DOMAIN_TARGET_ACCEPT
+        if self.FEW_DOMAIN_TUNE is not None and "sampler" not in self.model_fields_set:
+            sampler["tune"] = self.FEW_DOMAIN_TUNE
+        if sampler:
+            update["sampler"] = self.sampler.model_copy(update=sampler)
         return self.model_copy(update=update)
 
 
@@ -485,9 +492,12 @@ class NestedLawConfig(PooledLawConfig):
     # So the draws are not fixed: checked every 250 a chain, sampling stops once every variable has R-hat <= 1.01 and
     # bulk ESS >= 400 (SamplerConfig.check_every), at most 6000 a chain, after 500 warm-up steps: nutpie's adaptation
     # has settled by then, and where the draws stop did not move (whole table, seeds 0-2: 1000 warm-up steps stopped
-    # at 1750-3000 draws, 500 at 2000-2250; benchmarks/whole_fit.py, benchmarks/README.md).
+    # at 1750-3000 draws, 500 at 2000-2250; benchmarks/whole_fit.py, benchmarks/README.md). With few domains the
+    # geometry is harder (3Mix: ~95 leapfrog steps a draw against ~31): 1000 warm-up steps and target_accept 0.95
+    # (500 left one divergent draw in 3Mix's check, 1000 none).
     sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig(draws=6000, tune=500, chains=2, check_every=250, retry_target_accept=0.95))
     FEW_DOMAIN_TARGET_ACCEPT: ClassVar[float | None] = 0.95
+    FEW_DOMAIN_TUNE: ClassVar[int | None] = 1000
 
     # a new run of a pilot mixture at a checkpoint its other sizes reached draws its noise given their deviations there
     # (they read the same data in the same order: bayes_mixlaw.checkpoint_noise); off for sweeps whose sizes did not

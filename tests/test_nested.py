@@ -822,6 +822,9 @@ def test_few_validation_domains_get_boundary_avoiding_pooled_scales_and_smaller_
     assert json.loads(law.idata.attrs["config"])["sampler"]["target_accept"] == 0.95
     many = NestedLawConfig(sampler={"target_accept": 0.85})
     assert many.for_domains(22) is many and many.for_domains(3).sampler.target_accept == 0.85
+    # and a longer warm-up (3Mix's geometry: 500 steps left a divergent draw), unless the user gave a sampler config
+    assert NestedLawConfig().for_domains(3).sampler.tune == 1000 and NestedLawConfig().for_domains(22).sampler.tune == 500
+    assert many.for_domains(3).sampler.tune == many.sampler.tune
     assert NestedLawConfig(few_domains=0).for_domains(3).priors == {}
     assert set(NestedLawConfig().for_domains(5).priors) == set(FEW_DOMAIN_PRIORS)  # five domains still held a funnel
 
