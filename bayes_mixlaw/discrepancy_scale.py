@@ -47,7 +47,6 @@ fit's summary says which axes were learned and from what.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import warnings
@@ -123,19 +122,11 @@ def at_or_below(data: pd.DataFrame, cuts: dict) -> np.ndarray:
     return kept
 
 
-def residual_slopes(
-    calibration, left_out: pd.DataFrame, column: str, cut: float, seed: int, schedules: dict | None = None
-) -> tuple[np.ndarray, np.ndarray, int, tuple[float, float]]:
-    r"""(:math:`\bar u_v`, :math:`s_v^2`, number of domains with left-out losses, (max R-hat, min bulk ESS) of the
-    per-draw slopes) of the left-out losses beyond ``cut`` on ``column``. The slopes' convergence says whether the
-    calibration fit's chains agree on what the axis learns (a part of the posterior the left-out losses do not read may
-    mix slowly without mattering). ``schedules``: run -> learning-rate schedule, for a calibration fit with schedules
-    (each run predicted under its own)."""
-    return summarise_slopes(_per_draw_slopes(calibration, left_out, column, cut, seed, schedules))
-
-
 def summarise_slopes(per_draw: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, tuple[float, float]]:
-    """:func:`residual_slopes` from the per-draw slopes (chain, draw, valid_domain; NaN for a domain without left-out losses)."""
+    r"""(:math:`\bar u_v`, :math:`s_v^2`, number of domains with left-out losses, (max R-hat, min bulk ESS)) of the
+    per-draw residual slopes (chain, draw, valid_domain; NaN for a domain without left-out losses:
+    :func:`_per_draw_slopes`). The slopes' convergence says whether the calibration fit's chains agree on what the axis
+    learns (a part of the posterior the left-out losses do not read may mix slowly without mattering)."""
     from bayes_mixlaw.convergence import worst
 
     observed = np.isfinite(per_draw).all(axis=(0, 1))
@@ -145,8 +136,9 @@ def summarise_slopes(per_draw: np.ndarray) -> tuple[np.ndarray, np.ndarray, int,
 
 
 def _per_draw_slopes(calibration, left_out: pd.DataFrame, column: str, cut: float, seed: int, schedules: dict | None = None) -> np.ndarray:
-    """The least-squares slope of each draw's log-residuals against the distance, per validation domain: (chain, draw,
-    valid_domain); NaN for a domain without left-out losses."""
+    """The least-squares slope of each draw's log-residuals against the distance, per validation domain, of the
+    left-out losses beyond ``cut`` on ``column``: (chain, draw, valid_domain); NaN for a domain without left-out losses.
+    ``schedules``: run -> learning-rate schedule, for a calibration fit with schedules (each run predicted under its own)."""
     length = calibration.length_column
     valid = calibration.valid_domains
     mix_cols = [c for c in left_out.columns if c.startswith("mix:")]
@@ -364,20 +356,25 @@ class _SlopesOfDraws:
         if m > n or fingerprint != _fingerprint(posterior, m):
             done, m = {}, 0
         if m < n:
-            schedules = None
-            if fit.schedule_areas is not None:  # each run predicted under its own schedule
-                from bayes_mixlaw.scheduled import run_schedules
-
-                schedules, _ = run_schedules(self.runs, self.schedule, allow_unknown=True)
-            block = copy.copy(fit)
-            block.idata = fit.idata.copy()
-            block.idata["posterior"] = posterior.isel(draw=slice(m, n))
+            block = fit._with_draws(draw=slice(m, n))
+            schedules = self._schedules(fit)
             new = {
                 axis: _per_draw_slopes(block, losses, column, self.cuts[column], self.seed + m, schedules) for axis, (column, losses) in self.left_out.items()
             }
             done = {axis: np.concatenate([done[axis], slopes], axis=1) if m else slopes for axis, slopes in new.items()}
             self._done = (_fingerprint(posterior, n), done)
         return done
+
+    def _schedules(self, fit) -> dict | None:
+        """run -> learning-rate schedule where the calibration fit has schedules (each run predicted under its own), else
+        None; read once."""
+        if fit.schedule_areas is None:
+            return None
+        if "_run_schedules" not in self.__dict__:
+            from bayes_mixlaw.scheduled import run_schedules
+
+            self._run_schedules, _ = run_schedules(self.runs, self.schedule, allow_unknown=True)
+        return self._run_schedules
 
     def __call__(self, fit) -> xr.Dataset:
         """The slopes of the domains with left-out losses, one variable per axis: what the sampling is checked on."""

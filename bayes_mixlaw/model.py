@@ -306,6 +306,14 @@ class BayesianLaw:
         self.idata = self._assemble(without_transformed(tree["posterior"].to_dataset()), tree, built, settings, seed)
         self._after_sampling()
 
+    def _with_draws(self, **draws) -> BayesianLaw:
+        """A copy of this fit holding a part of its posterior draws (``draws``: ``isel`` on chain and draw, e.g.
+        ``draw=slice(0, None, 10)``); the fit itself is untouched."""
+        part = copy.copy(self)
+        part.idata = self.idata.copy()
+        part.idata["posterior"] = self.idata["posterior"].isel(**draws)
+        return part
+
     def _after_sampling(self) -> None:
         """What a fit estimates from its draws once they are in ``idata`` (nothing here)."""
 
