@@ -19,22 +19,23 @@ from bayes_mixlaw.runs import RunsTable, load_runs
 DOMAINS = ["Pile-CC", "Github", "ArXiv"]
 
 
-def simulated_slopes(kappa, n_domains, rho, s, rng):
-    shared = np.sqrt(rho) * rng.standard_normal()
-    xi = shared + np.sqrt(1 - rho) * rng.standard_normal(n_domains)
-    return kappa * xi + s * rng.standard_normal(n_domains), np.full(n_domains, s**2)
+def simulated_slopes(kappa, n_domains, rho, s, rng, groups=1, drift=0.0):
+    """Slopes (groups, domains) from the calibration's model: a shared drift, a shared error per group, each domain's
+    own error, and the calibration fit's own noise ``s``."""
+    xi = np.sqrt(rho) * rng.standard_normal((groups, 1)) + np.sqrt(1 - rho) * rng.standard_normal((1, n_domains))
+    return drift + kappa * xi + s * rng.standard_normal((groups, n_domains)), np.full((groups, n_domains), s**2)
 
 
 @pytest.mark.parametrize("kappa", [0.004, 0.02, 0.08])
 def test_log_kappa_posterior_recovers_the_scale_that_made_the_slopes(kappa):
-    """Slopes simulated from the discrepancy's own model (22 domains, rho 0.75, a calibration error of
-    0.002 per log-unit) under a vague prior: the truth lies within the posterior's 95% range in most
+    """Slopes simulated from the calibration's own model (3 groups x 22 domains, rho 0.75, a drift, a calibration
+    error of 0.002 per log-unit) under a vague prior: the truth lies within the posterior's 95% range in most
     replicates, and the posterior means follow the truth's order."""
     rng = np.random.default_rng(0)
     inside, means = 0, []
     for _ in range(40):
-        u, s2 = simulated_slopes(kappa, 22, 0.75, 0.002, rng)
-        mean, sd = discrepancy_scale.log_kappa_posterior(u, s2, 0.75, np.log(0.02), 3.0)
+        u, s2 = simulated_slopes(kappa, 22, 0.75, 0.002, rng, groups=3, drift=-0.01)
+        mean, sd = discrepancy_scale.GridPosterior(u, s2, 0.75, np.log(0.02), 3.0).log_kappa()
         inside += abs(np.log(kappa) - mean) < 1.96 * sd
         means.append(mean)
     assert inside >= 32  # nominal 38 of 40; the normal summary of a skewed grid posterior is approximate
@@ -43,14 +44,20 @@ def test_log_kappa_posterior_recovers_the_scale_that_made_the_slopes(kappa):
 
 def test_the_pilots_move_the_external_prior_and_it_holds_where_they_say_little():
     prior = (np.log(0.017), 0.5)
-    small = discrepancy_scale.log_kappa_posterior(np.full(22, 1e-4), np.full(22, 1e-8), 0.75, *prior)
-    large = discrepancy_scale.log_kappa_posterior(np.linspace(0.05, 0.15, 22), np.full(22, 1e-8), 0.75, *prior)
-    vague = discrepancy_scale.log_kappa_posterior(np.zeros(22), np.full(22, 1.0), 0.75, *prior)  # slopes known to +-1: no news
+
+    def log_kappa(u, s2):
+        return discrepancy_scale.GridPosterior(u, s2, 0.75, *prior).log_kappa()
+
+    small = log_kappa(np.full(22, 1e-4), np.full(22, 1e-8))
+    large = log_kappa(np.linspace(0.05, 0.15, 22), np.full(22, 1e-8))
+    vague = log_kappa(np.zeros(22), np.full(22, 1.0))  # slopes known to +-1: no news
     assert small[0] < prior[0] - 0.3 and large[0] > prior[0] + 0.3
     assert vague == pytest.approx(prior, abs=0.02)
+    # a shared drift alone is the drift's, not a fresh error's: slopes that differ only by it say the same of kappa
+    assert log_kappa(np.linspace(0.05, 0.15, 22) - 0.3, np.full(22, 1e-8)) == pytest.approx(large, abs=1e-6)
     # a domain with no left-out loss is skipped, not a NaN posterior
-    u = np.r_[np.full(21, 0.01), np.nan]
-    assert np.isfinite(discrepancy_scale.log_kappa_posterior(u, np.full(22, 1e-6), 0.75, *prior)).all()
+    u = np.r_[np.linspace(0.0, 0.02, 21), np.nan]
+    assert np.isfinite(log_kappa(u, np.full(22, 1e-6))).all()
 
 
 def test_split_leaves_out_the_largest_size_and_the_last_fifth_of_the_log_length(shared_data):
@@ -148,12 +155,14 @@ def test_a_fit_checked_on_what_its_caller_reads_hands_it_a_fit_of_the_draws_so_f
     # the calibration's slopes, on a calibration fit of the same table
     _, cuts = discrepancy_scale.split(runs, "step", 0.2)
     data = runs.data
-    left_out = {"size": ("params", data[(data["params"] > cuts["params"]) & (data["step"] <= cuts["step"])])}
+    beyond = data[(data["params"] > cuts["params"]) & (data["step"] <= cuts["step"])]
+    left_out = {"size": ("params", beyond, "run")}
+    cells = (beyond["run"].nunique(), len(DOMAINS))  # the slopes per left-out run and domain
     slopes = discrepancy_scale._SlopesOfDraws(left_out, cuts, 0, runs, None)
     calibration = NestedLaw(config.model_copy(update={"discrepancy": False}), law.targets).fit(
         runs, seed=1, progress=False, observed_below=cuts, checked=slopes
     )
-    assert slopes(calibration)["size"].shape == (2, 20, len(DOMAINS))
+    assert slopes(calibration)["size"].shape == (2, 20, np.prod(cells))
     assert slopes.of(calibration) is slopes.of(calibration)  # the final draws' slopes are the last check's, not computed again
     # a check reads a prefix of the draws, a later one more of the same: the slopes are computed once per draw
     fresh = discrepancy_scale._SlopesOfDraws(left_out, cuts, 0, runs, None)
@@ -162,7 +171,7 @@ def test_a_fit_checked_on_what_its_caller_reads_hands_it_a_fit_of_the_draws_so_f
     prefix.idata["posterior"] = calibration.idata["posterior"].isel(draw=slice(0, 12))
     first = fresh.of(prefix)["size"]
     whole = fresh.of(calibration)["size"]
-    assert whole.shape == (2, 20, len(DOMAINS))
+    assert whole.shape == (2, 20, *cells)
     np.testing.assert_array_equal(whole[:, :12], first)
     assert np.isfinite(whole).all() and np.corrcoef(whole[:, 12:].ravel(), slopes.of(calibration)["size"][:, 12:].ravel())[0, 1] > 0.5
     # other draws (a restart): computed again
@@ -224,72 +233,103 @@ def test_an_axis_is_judged_by_whether_the_chains_agree_on_its_residual_slopes():
         return discrepancy_scale.summarise_slopes(discrepancy_scale._per_draw_slopes(calibration, left_out, "params", 1e8, seed=0))
 
     u, s2, n_domains, (rhat, ess) = residual_slopes(Calibration(0.0))
-    assert n_domains == 2 and u.shape == s2.shape == (2,) and rhat < 1.01 and ess > 400
+    assert n_domains == 2 and u.shape == s2.shape == (1, 2) and rhat < 1.01 and ess > 400  # one group: no group column
     *_, (rhat, _) = residual_slopes(Calibration(0.03))
     assert rhat > discrepancy_scale.MAX_CALIBRATION_RHAT
+    # per left-out run (what learn reads): at equal distances the pooled slope is the runs' mean
+    pooled = discrepancy_scale._per_draw_slopes(Calibration(0.0), left_out, "params", 1e8, seed=0)
+    per_run = discrepancy_scale._per_draw_slopes(Calibration(0.0), left_out, "params", 1e8, seed=0, group="run")
+    assert pooled.shape == (2, 400, 1, 2) and per_run.shape == (2, 400, 3, 2)
+    np.testing.assert_allclose(per_run.mean(axis=2), pooled[:, :, 0])
 
 
-def test_the_drift_follows_the_slopes_and_shrinks_where_the_calibration_is_noisy():
+def test_the_drift_is_the_slopes_shared_part_and_as_uncertain_as_their_groups_and_noise_say():
     prior = (np.log(0.017), 0.5)
-    u = np.r_[np.full(11, -0.01), np.full(11, -0.02)]
-    sharp, sharp_cov = discrepancy_scale.drift_posterior(u, np.full(22, 1e-8), 0.75, *prior)
-    np.testing.assert_allclose(sharp, u, atol=2e-4)  # known slopes: the drift is the slopes
-    assert np.all(np.diag(sharp_cov) < 1e-6)
-    noisy, noisy_cov = discrepancy_scale.drift_posterior(u, np.full(22, 0.02**2), 0.75, *prior)
-    assert np.all(noisy < 0) and abs(noisy.mean()) < abs(u.mean())  # shrunk towards 0, same sign
-    assert np.ptp(noisy) < np.ptp(u)  # and the domains towards their shared part
-    assert np.all(np.diag(noisy_cov) > np.diag(sharp_cov))
-    missing = np.r_[u[:21], np.nan]
-    mean, _ = discrepancy_scale.drift_posterior(missing, np.full(22, 1e-8), 0.75, *prior)
-    assert np.isfinite(mean).all() and mean[-1] < 0  # the missing domain borrows the shared part
+
+    def drift(u, s2):
+        return discrepancy_scale.GridPosterior(u, s2, 0.75, *prior).drift()
+
+    rng = np.random.default_rng(4)
+    domains = rng.normal(0, 0.003, 22)
+    sharp = drift(np.stack([-0.01 + domains] * 3), np.full((3, 22), 1e-10))  # three groups that agree, known slopes
+    # (three groups that agree bound the shared error's change from group to group only loosely: sd ~0.004)
+    assert sharp[0] == pytest.approx(-0.01 + domains.mean(), abs=1e-4) and sharp[1] < 0.006
+    noisy = drift(np.stack([-0.01 + domains] * 3), np.full((3, 22), 0.02**2))
+    assert noisy[1] > sharp[1] and noisy[0] < 0
+    # groups whose shared part differs: the drift is their mean, known to about their spread over sqrt(groups)
+    spread = drift(np.stack([g + domains for g in (-0.02, -0.01, 0.0)]), np.full((3, 22), 1e-10))
+    assert spread[0] == pytest.approx(-0.01 + domains.mean(), abs=1e-3) and sharp[1] < spread[1] < 0.02
+    # a cell without left-out losses is skipped
+    u = np.stack([-0.01 + domains] * 3)
+    u[1, 5] = np.nan
+    assert np.isfinite(drift(u, np.full((3, 22), 1e-8))).all()
 
 
-def test_a_learned_axis_moves_the_prediction_by_the_persistent_part_of_the_drift():
+def test_a_learned_axis_moves_the_prediction_by_the_persistent_part_of_the_shared_drift():
     rng = np.random.default_rng(0)
     kappa = np.full((2, 4000), 0.01)
-    record = {"size": {"drift_mean": [-0.02, -0.04], "drift_chol": (1e-4 * np.eye(2)).tolist()}}
+    record = {"size": {"drift": [-0.04, 0.0]}}
     learned = discrepancy_scale.scale_error(record, "size", kappa, 2, 0.75, rng)
     plain = discrepancy_scale.scale_error({}, "size", kappa, 2, 0.75, rng)
     assert learned.shape == plain.shape == (2, 4000, 1, 2)
-    np.testing.assert_allclose(learned.mean(axis=(0, 1, 2)), [-0.01, -0.02], atol=1e-3)  # E[phi] = 1/2 of the drift
+    np.testing.assert_allclose(learned.mean(axis=(0, 1, 2)), [-0.02, -0.02], atol=1e-3)  # E[phi] = 1/2 of the drift
     assert abs(plain.mean()) < 1e-3 and plain.std() == pytest.approx(0.01, rel=0.05)
-    assert learned[..., 1].max() < 0.03 and learned[..., 1].min() > -0.08  # from none to all of the drift, plus kappa xi
+    # from none to all of the drift, plus a fresh error as large as where the pilots did not calibrate the axis
+    assert (learned - plain).std() == pytest.approx(np.sqrt(0.04**2 / 12 + 2 * 0.01**2), rel=0.05)
+    # a fit of the version before (a drift per domain) predicts as that version did
+    before = {"size": {"drift_mean": [-0.02, -0.04], "drift_chol": (1e-4 * np.eye(2)).tolist()}}
+    old = discrepancy_scale.scale_error(before, "size", kappa, 2, 0.75, rng)
+    np.testing.assert_allclose(old.mean(axis=(0, 1, 2)), [-0.01, -0.02], atol=1e-3)
+    assert old[..., 1].max() < 0.03 and old[..., 1].min() > -0.08
 
 
 def test_the_grid_posterior_in_closed_form_is_the_dense_gaussian_one():
-    """Diagonal plus rank one, in closed form on the whole grid: the same weights as slogdet and solve per point."""
+    """Woodbury and the determinant lemma on the whole grid: the same weights and drift as slogdet and solve per point,
+    with the drift integrated out (flat prior) and a missing cell."""
     rng = np.random.default_rng(1)
-    u, s2 = simulated_slopes(0.01, 7, 0.6, 0.003, rng)
+    u, s2 = simulated_slopes(0.01, 7, 0.6, 0.003, rng, groups=3, drift=-0.01)
+    u[2, 4] = np.nan
+    group, domain = np.nonzero(np.isfinite(u))
+    values, noise = u[group, domain], s2[group, domain]
+    one = np.ones(len(values))
     for rho in (0.0, 0.6, 0.98):
-        weight = discrepancy_scale._grid_posterior(u, s2, rho, np.log(0.017), 0.5)[0][:, 0]
-        dense = np.empty(len(discrepancy_scale.GRID))
+        weight, _, (drift_mean, drift_var) = discrepancy_scale._grid_posterior(u, s2, rho, np.log(0.017), 0.5)
+        dense, dense_mean, dense_var = (np.empty(len(discrepancy_scale.GRID)) for _ in range(3))
         for j, log_kappa in enumerate(discrepancy_scale.GRID):
-            cov = np.exp(2 * log_kappa) * (rho * np.ones((7, 7)) + (1 - rho) * np.eye(7)) + np.diag(s2)
-            dense[j] = -0.5 * (np.linalg.slogdet(cov)[1] + u @ np.linalg.solve(cov, u)) - 0.5 * ((log_kappa - np.log(0.017)) / 0.5) ** 2
+            same_group, same_domain = group[:, None] == group, domain[:, None] == domain
+            cov = np.exp(2 * log_kappa) * (rho * same_group + (1 - rho) * same_domain) + np.diag(noise)
+            precision = np.linalg.inv(cov)
+            q = one @ precision @ one
+            dense_mean[j], dense_var[j] = one @ precision @ values / q, 1 / q
+            r = values - dense_mean[j]
+            dense[j] = -0.5 * (np.linalg.slogdet(cov)[1] + r @ precision @ r + np.log(q)) - 0.5 * ((log_kappa - np.log(0.017)) / 0.5) ** 2
         dense = np.exp(dense - dense.max())
-        np.testing.assert_allclose(weight, dense / dense.sum(), atol=1e-10)
+        np.testing.assert_allclose(weight[:, 0], dense / dense.sum(), atol=1e-10)
+        np.testing.assert_allclose(drift_mean[:, 0], dense_mean, atol=1e-10)
+        np.testing.assert_allclose(drift_var[:, 0], dense_var, rtol=1e-8)
 
 
 @pytest.mark.parametrize(("truth", "side"), [(0.95, "high"), (0.05, "low")])
 def test_the_slopes_say_how_much_the_domains_share_their_error(truth, side):
-    """Slopes with one error shared by all 22 domains (rho 0.95) or each their own (0.05), against the default prior
-    (mean 0.75): the learned correlation moves towards the truth, and a fixed one stays fixed."""
+    """Slopes of four groups whose shared error changes from group to group much (rho 0.95) or little (0.05) against
+    the domains' own, against the default prior (mean 0.75): the learned correlation moves towards the truth, a fixed
+    one stays fixed, and with one group (the drift is all the shared part there is) a shift of every slope says nothing of it."""
     rng = np.random.default_rng(2)
     prior = discrepancy_scale.correlation_prior(0.75)
     learned = []
     for _ in range(20):
-        u, s2 = simulated_slopes(0.01, 22, truth, 0.001, rng)
-        grid, weights = discrepancy_scale.rho_posterior(u, s2, prior, np.log(0.017), 0.5)
+        u, s2 = simulated_slopes(0.01, 22, truth, 0.001, rng, groups=4, drift=-0.01)
+        grid, weights = discrepancy_scale.GridPosterior(u, s2, prior, np.log(0.017), 0.5).rho()
         learned.append(weights @ grid)
     learned = np.array(learned)
     if side == "high":
         assert np.median(learned) > 0.8
     else:
-        # one shared draw per calibration is all the evidence: a small shared error is also what a high rho gives at
-        # times, so the posterior leaves its prior slowly downwards (median 0.62 here) and fast upwards (0.93)
-        assert np.median(learned) < 0.7 and (learned < 0.75).mean() >= 0.9
-    grid, weights = discrepancy_scale.rho_posterior(u, s2, discrepancy_scale.correlation_prior(0.75, fixed=True), np.log(0.017), 0.5)
+        assert np.median(learned) < 0.5 and (learned < 0.75).mean() >= 0.9
+    grid, weights = discrepancy_scale.GridPosterior(u, s2, discrepancy_scale.correlation_prior(0.75, fixed=True), np.log(0.017), 0.5).rho()
     assert grid.tolist() == [0.75] and weights == pytest.approx([1.0])
+    one_group = discrepancy_scale.GridPosterior(u[:1], s2[:1], prior, np.log(0.017), 0.5).rho()[1]
+    np.testing.assert_allclose(discrepancy_scale.GridPosterior(u[:1] + 0.05, s2[:1], prior, np.log(0.017), 0.5).rho()[1], one_group, atol=1e-9)
 
 
 def test_a_learned_correlation_is_what_the_predictions_draw():
