@@ -10,9 +10,10 @@ held-out runs at the largest size and at a longer length; 90% intervals should c
     python benchmarks/nested_simulated.py [--replicates 8] [--domains ArXiv,Github,Pile-CC,Books3,Wikipedia_en] [--error-inside]
 
 With ``--error-inside`` the law-form error starts inside the pilots (at their second-largest size and at
-16k steps) and goes on beyond them with a persistence phi ~ U(0, 1), its scale drawn from the external
-prior: the story the discrepancy learned from the pilots (``bayes_mixlaw.discrepancy_scale``) assumes,
-so its coverage should be nominal there.
+16k steps): a drift shared by every run and domain, a part each run shares across its domains and each
+domain's own; beyond them the drift goes on with a persistence phi ~ U(0, 1) and the run and domain parts
+are drawn afresh, their scale from the external prior: the story the discrepancy learned from the pilots
+(``bayes_mixlaw.discrepancy_scale``) assumes, so its coverage should be nominal there.
 """
 
 from __future__ import annotations
@@ -51,19 +52,31 @@ def external_kappa(rng: np.random.Generator, names) -> dict:
     return {name: float(np.exp(NESTED_PRIORS[name].parameters["mu"] + NESTED_PRIORS[name].parameters["sigma"] * rng.normal())) for name in names}
 
 
-def kinked_error(x: float, start: float, edge: float, kappa: float, z_inside: np.ndarray, z_fresh: np.ndarray, phi: float) -> np.ndarray:
-    """The learned discrepancy's own story (``bayes_mixlaw.discrepancy_scale``): the law starts to err at
-    ``start`` (inside the pilots), by kappa z_inside per log-unit; beyond the pilots' ``edge`` the error
-    goes on as phi kappa z_inside + sqrt(1 - phi^2) kappa z_fresh per log-unit."""
-    inside = max(0.0, np.log(min(x, edge) / start)) * kappa * z_inside
-    return inside + max(0.0, np.log(x / edge)) * kappa * (phi * z_inside + np.sqrt(1 - phi**2) * z_fresh)
+def kinked_error(x: float, start: float, edge: float, inside_rate: np.ndarray, beyond_rate: np.ndarray) -> np.ndarray:
+    """The learned discrepancy's own story (``bayes_mixlaw.discrepancy_scale``): the law starts to err at ``start``
+    (inside the pilots) by ``inside_rate`` per log-unit (:func:`error_rates`), and beyond the pilots' ``edge`` goes on
+    by ``beyond_rate`` per log-unit (each (mixtures, domains), one size's runs)."""
+    return max(0.0, np.log(min(x, edge) / start)) * inside_rate + max(0.0, np.log(x / edge)) * beyond_rate
+
+
+def error_rates(kappa: float, rho: float, shape: tuple, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(inside, beyond) law-form error per log-unit of each run and domain, shape (mixtures, sizes, domains): inside the
+    pilots ``m + kappa (sqrt(rho) eta_r + sqrt(1 - rho) xi_v)``, a drift ``m ~ N(0, kappa^2)`` shared by every run and
+    domain, a part each run shares across its domains and each domain's own; beyond them ``phi m`` (phi ~ U(0, 1))
+    plus fresh run and domain parts of the same scale."""
+    m, phi = kappa * rng.normal(), rng.uniform()
+
+    def fresh():
+        return kappa * (np.sqrt(rho) * rng.normal(size=(*shape[:2], 1)) + np.sqrt(1 - rho) * rng.normal(size=(1, 1, shape[2])))
+
+    return m + fresh(), phi * m + fresh()
 
 
 def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.random.Generator, beyond: dict, inside: dict | None = None) -> pd.DataFrame:
     """A runs table from the truth: every mixture (as a new one: its departure drawn),
     size and length, each run with its own level and slope, noise, and the discrepancy beyond ``beyond``.
-    ``inside`` ({name: where the law starts to err}): the error starts inside the pilots and persists
-    beyond them by a fraction phi ~ U(0, 1) (:func:`kinked_error`), with kappa from the external prior."""
+    ``inside`` ({name: where the law starts to err}): the error starts inside the pilots, its drift persists
+    beyond them by a fraction phi ~ U(0, 1) (:func:`kinked_error`, :func:`error_rates`), kappa from the external prior."""
     post = truth.idata["posterior"]
     valid = truth.valid_domains
     seed = int(rng.integers(2**31))
@@ -75,8 +88,8 @@ def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.ran
     z = {name: np.sqrt(0.75) * rng.normal() + np.sqrt(0.25) * rng.normal(size=len(valid)) for name in beyond}
     kappa = {name: float(post[name].values[0, 0]) for name in beyond}
     if inside:
-        fresh = {name: np.sqrt(0.75) * rng.normal() + np.sqrt(0.25) * rng.normal(size=len(valid)) for name in beyond}
-        kappa, phi = external_kappa(rng, beyond), {name: float(rng.uniform()) for name in beyond}
+        kappa = external_kappa(rng, beyond)
+        rates = {name: error_rates(kappa[name], 0.75, (len(mixtures), len(sizes), len(valid)), rng) for name in beyond}
     rows = []
     pilots = truth._pilot_index
     truth._pilot_index = lambda r: np.full(len(r), -1)  # every mixture as a new one: its departure drawn
@@ -89,7 +102,7 @@ def simulate(truth: NestedLaw, mixtures: np.ndarray, sizes, lengths, rng: np.ran
                 for name, edge in beyond.items():  # the law-form error beyond the pilots
                     x = n if name == "discrepancy_size" else s
                     if inside:
-                        log_loss = log_loss + kinked_error(float(x), inside[name], edge, kappa[name], z[name], fresh[name], phi[name])
+                        log_loss = log_loss + kinked_error(float(x), inside[name], edge, rates[name][0][:, i], rates[name][1][:, i])
                     else:
                         log_loss = log_loss + max(0.0, np.log(x / edge)) * kappa[name] * z[name]
                 for m, mix in enumerate(mixtures):
@@ -136,8 +149,9 @@ def main():
     parser.add_argument(
         "--error-inside",
         action="store_true",
-        help="the law starts to err inside the pilots (second-largest pilot size, 16k steps) and the error persists "
-        "beyond them by phi ~ U(0, 1), kappa from the external prior: the story the learned discrepancy assumes",
+        help="the law starts to err inside the pilots (second-largest pilot size, 16k steps); its drift persists beyond "
+        "them by phi ~ U(0, 1), its run and domain parts drawn afresh, kappa from the external prior: the story the "
+        "learned discrepancy assumes",
     )
     parser.add_argument("--save", default=None, help="a folder to save each replicate's fit in (replicate_<i>.nc)")
     parser.add_argument("--no-learn", action="store_true", help="fit with the external discrepancy priors only (learn_discrepancy off)")

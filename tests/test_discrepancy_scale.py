@@ -265,7 +265,7 @@ def test_the_drift_is_the_slopes_shared_part_and_as_uncertain_as_their_groups_an
     assert np.isfinite(drift(u, np.full((3, 22), 1e-8))).all()
 
 
-def test_a_learned_axis_moves_the_prediction_by_the_persistent_part_of_the_shared_drift():
+def test_a_learned_axis_moves_the_prediction_by_the_persistent_part_of_the_shared_drift_and_widens_by_its_innovation():
     rng = np.random.default_rng(0)
     kappa = np.full((2, 4000), 0.01)
     record = {"size": {"drift": [-0.04, 0.0]}}
@@ -274,8 +274,11 @@ def test_a_learned_axis_moves_the_prediction_by_the_persistent_part_of_the_share
     assert learned.shape == plain.shape == (2, 4000, 1, 2)
     np.testing.assert_allclose(learned.mean(axis=(0, 1, 2)), [-0.02, -0.02], atol=1e-3)  # E[phi] = 1/2 of the drift
     assert abs(plain.mean()) < 1e-3 and plain.std() == pytest.approx(0.01, rel=0.05)
-    # from none to all of the drift, plus a fresh error as large as where the pilots did not calibrate the axis
-    assert (learned - plain).std() == pytest.approx(np.sqrt(0.04**2 / 12 + 2 * 0.01**2), rel=0.05)
+    # from none to all of the drift, the shared error's innovation at its scale (E[m^2]: a stationary first-order
+    # process), and the fresh run and domain parts at kappa
+    assert learned[..., 0].std() == pytest.approx(np.sqrt(0.04**2 * (1 / 12 + 2 / 3) + 0.01**2), rel=0.05)
+    innovation = discrepancy_scale.scale_error({"size": {"drift": [-0.04, 0.0]}}, "size", np.full((2, 4000), 1e-8), 2, 0.75, rng)
+    assert np.corrcoef(innovation[..., 0].ravel(), innovation[..., 1].ravel())[0, 1] > 0.999  # shared by the domains
     # a fit of the version before (a drift per domain) predicts as that version did
     before = {"size": {"drift_mean": [-0.02, -0.04], "drift_chol": (1e-4 * np.eye(2)).tolist()}}
     old = discrepancy_scale.scale_error(before, "size", kappa, 2, 0.75, rng)
