@@ -67,8 +67,9 @@ ATTR = "discrepancy_learned"
 AXES = {"size": "params", "length": None}  # as bayes_mixlaw.discrepancy.AXES (None: the fit's length column)
 GRID = np.linspace(np.log(1e-4), np.log(1.0), 201)  # log kappa
 # The domains' errors are correlated by rho (one error shared by all, sqrt(rho), and one each); the calibration's
-# slopes say how much they share (their common mean against their spread across domains), so rho is learned on a
-# grid with kappa. Prior: Beta with the config's ``discrepancy_correlation`` as its mean (a value the user set is kept).
+# slopes say how much they share (how much the runs' slopes move together across domains against the domains' own
+# spread, around the drift they all share), so rho is learned on a grid with kappa. Prior: Beta with the config's
+# ``discrepancy_correlation`` as its mean (a value the user set is kept).
 RHO_GRID = np.linspace(0.0, 0.98, 50)
 RHO_CONCENTRATION = 4.0
 # The size axis is learned from three pilot sizes or more: the calibration fit keeps all but the largest. On
@@ -148,8 +149,8 @@ def _per_draw_slopes(
 ) -> np.ndarray:
     """The least-squares slope of each draw's log-residuals against the distance, per group and validation domain, of
     the left-out losses beyond ``cut`` on ``column``: (chain, draw, group, valid_domain); NaN for a cell without
-    left-out losses. ``group``: the column whose values part the losses (the other scale axis: the calibration's
-    sizes for the length axis, its lengths for the size axis; sorted), None for one group. ``schedules``: run ->
+    left-out losses. ``group``: the column whose values part the losses (``learn``: ``run``, each left-out run; sorted),
+    None for one group. ``schedules``: run ->
     learning-rate schedule, for a calibration fit with schedules (each run predicted under its own)."""
     length = calibration.length_column
     valid = calibration.valid_domains
@@ -228,13 +229,13 @@ class GridPosterior:
 def _grid_posterior(u, s2, rho, mu0, sigma0):
     r"""(weights over (:data:`GRID`, rho grid), the rho grid, (mean, variance) of the shared drift per grid point).
 
-    The slopes :math:`u_{gv}` of group ``g`` (a value of the other scale axis) and domain ``v`` are
+    The slopes :math:`u_{gv}` of group ``g`` (a left-out run) and domain ``v`` are
     :math:`u_{gv} = m + \kappa(\sqrt\rho\,\eta_g + \sqrt{1-\rho}\,\xi_v) + \epsilon_{gv}`: a shared drift ``m``
-    (flat prior, integrated out), a shared error that changes from group to group, each domain's own error, and the
+    (flat prior, integrated out), a part each group shares across its domains, each domain's own part, and the
     calibration fit's own uncertainty :math:`\epsilon_{gv} \sim N(0, s^2_{gv})`. The covariance
     :math:`S + Z D Z^\top` (``Z`` the group and domain indicators, ``D`` their variances) is handled through the
     ``(G + V)``-square matrix :math:`I + D^{1/2} Z^\top S^{-1} Z D^{1/2}` (Woodbury, the matrix determinant lemma),
-    on the whole grid at once. One group: the shared error is the drift's, so ``rho`` is left to its prior."""
+    on the whole grid at once. With one group its shared part is the drift's: only the domains' spread informs."""
     grid, log_prior = correlation_prior(rho, fixed=True) if np.isscalar(rho) else rho
     u, s2 = np.atleast_2d(u), np.atleast_2d(s2)
     group, domain = np.nonzero(np.isfinite(u))
