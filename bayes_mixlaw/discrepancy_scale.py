@@ -296,7 +296,10 @@ def learn(
             beyond = data[column].to_numpy(float) > cuts[column]
             for other in (c for c in cuts if c != column):
                 beyond &= data[other].to_numpy(float) <= cuts[other]
-            left_out[axis] = (column, data[beyond], "run")
+            if beyond.any():  # else no loss lies beyond on this axis alone (smaller sizes not run past the length cut)
+                left_out[axis] = (column, data[beyond], "run")
+    if not left_out:
+        return {}, {}
     slopes = _SlopesOfDraws(left_out, cuts, seed or 0, RunsTable(data.reset_index(drop=True), runs.source), schedule)
     with warnings.catch_warnings():  # the calibration fit's convergence is checked below
         warnings.simplefilter("ignore")

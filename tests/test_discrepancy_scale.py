@@ -129,6 +129,12 @@ def test_a_nested_fit_learns_its_discrepancy_scale_and_says_so(shared_data, mock
     with pytest.warns(UserWarning, match="did not converge on it .* residual slopes .* keeps its external prior"):
         unconverged = NestedLaw(law.config, law.targets).fit(runs, seed=3, progress=False)
     assert discrepancy_scale.read(unconverged) == {}
+    # the smaller sizes not run past the length cut: no loss is beyond on length alone, so that axis keeps its prior
+    _, cuts = discrepancy_scale.split(runs, "step", 0.2)
+    short = runs.data[(runs.data["params"] == runs.data["params"].max()) | (runs.data["step"] <= cuts["step"])]
+    monkeypatch.setattr(discrepancy_scale, "MAX_CALIBRATION_RHAT", np.inf)
+    partial = NestedLaw(law.config, law.targets).fit(RunsTable(short.reset_index(drop=True), table.source), seed=3, progress=False)
+    assert set(discrepancy_scale.read(partial)) == {"size"}
     # off: the external priors, no calibration fit
     off = NestedLaw(NestedLawConfig(sampler={"draws": 30, "chains": 2}, learn_discrepancy=False), law.targets).fit(runs, seed=3, progress=False)
     assert discrepancy_scale.read(off) == {}
