@@ -136,9 +136,7 @@ def summarise_slopes(per_draw: np.ndarray) -> tuple[np.ndarray, np.ndarray, int,
     learns (a part of the posterior the left-out losses do not read may mix slowly without mattering)."""
     from bayes_mixlaw.convergence import worst
 
-    cells = per_draw.reshape(per_draw.shape[:2] + (-1,))
-    observed = np.isfinite(cells).all(axis=(0, 1))
-    convergence = worst(xr.Dataset({"slope": (("chain", "draw", "cell"), cells[:, :, observed])}))
+    convergence = worst(xr.Dataset({"slope": (("chain", "draw", "cell"), _observed_cells(per_draw))}))
     flat = per_draw.reshape((-1,) + per_draw.shape[2:])
     n_domains = int(np.isfinite(per_draw).all(axis=(0, 1)).any(axis=0).sum())
     return flat.mean(axis=0), flat.var(axis=0), n_domains, convergence
@@ -406,8 +404,13 @@ class _SlopesOfDraws:
 
     def __call__(self, fit) -> xr.Dataset:
         """The slopes of the cells (group, domain) with left-out losses, one variable per axis: what the sampling is checked on."""
-        cells = {axis: slopes.reshape(slopes.shape[:2] + (-1,)) for axis, slopes in self.of(fit).items()}
-        return xr.Dataset({axis: (("chain", "draw", f"{axis}_cell"), c[:, :, np.isfinite(c).all(axis=(0, 1))]) for axis, c in cells.items()})
+        return xr.Dataset({axis: (("chain", "draw", f"{axis}_cell"), _observed_cells(slopes)) for axis, slopes in self.of(fit).items()})
+
+
+def _observed_cells(per_draw: np.ndarray) -> np.ndarray:
+    """The per-draw slopes (chain, draw, group, valid_domain) of the cells with left-out losses, flattened: (chain, draw, cell)."""
+    cells = per_draw.reshape(per_draw.shape[:2] + (-1,))
+    return cells[:, :, np.isfinite(cells).all(axis=(0, 1))]
 
 
 def _listed(values: np.ndarray) -> list:

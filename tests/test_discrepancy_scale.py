@@ -3,7 +3,6 @@ of log kappa, the leave-largest-scale-out split, and a nested fit that records w
 
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
@@ -172,9 +171,7 @@ def test_a_fit_checked_on_what_its_caller_reads_hands_it_a_fit_of_the_draws_so_f
     assert slopes.of(calibration) is slopes.of(calibration)  # the final draws' slopes are the last check's, not computed again
     # a check reads a prefix of the draws, a later one more of the same: the slopes are computed once per draw
     fresh = discrepancy_scale._SlopesOfDraws(left_out, cuts, 0, runs, None)
-    prefix = copy.copy(calibration)
-    prefix.idata = calibration.idata.copy()
-    prefix.idata["posterior"] = calibration.idata["posterior"].isel(draw=slice(0, 12))
+    prefix = calibration._with_draws(draw=slice(0, 12))
     first = fresh.of(prefix)["size"]
     whole = fresh.of(calibration)["size"]
     assert whole.shape == (2, 20, *cells)
