@@ -37,6 +37,8 @@ from bayes_mixlaw.targets import Targets
 
 warnings.simplefilter("ignore")
 
+BOTH_AXES = ",".join(discrepancy_scale.AXES)  # a replicate's "learned": the pilots set the discrepancy on every axis
+
 
 def one_draw(law: NestedLaw, index: int) -> NestedLaw:
     """``law`` with its posterior cut to one draw (the simulation's truth)."""
@@ -113,6 +115,8 @@ def simulate(
     truth._pilot_index = lambda r: np.full(len(r), -1)  # every mixture as a new one: its departure drawn
     try:
         for i, n in enumerate(sizes):
+            # a run beyond the pilots' sizes is a new run: its own part of the inside error is not drawn (unseen_run_part)
+            inside_part = "inside_shared" if n > beyond["discrepancy_size"] and not unseen_run_part else "inside"
             for s in lengths:
                 # the same seed for every scale: a mixture's drawn departure and slope are its own at every scale
                 law = truth.law_draws(mixtures, float(n), float(s), rng=np.random.default_rng(seed), new_runs=False, run_effects=False)[0, 0]
@@ -120,9 +124,7 @@ def simulate(
                 for name, edge in beyond.items():  # the law-form error beyond the pilots
                     x = n if name == "discrepancy_size" else s
                     if inside:
-                        new_run = n > beyond["discrepancy_size"] and not unseen_run_part
-                        inside_rate = rates[name]["inside_shared" if new_run else "inside"][:, i]
-                        log_loss = log_loss + kinked_error(float(x), inside[name], edge, inside_rate, rates[name]["beyond"][:, i])
+                        log_loss = log_loss + kinked_error(float(x), inside[name], edge, rates[name][inside_part][:, i], rates[name]["beyond"][:, i])
                     else:
                         log_loss = log_loss + max(0.0, np.log(x / edge)) * kappa[name] * z[name]
                 for m, mix in enumerate(mixtures):
@@ -158,7 +160,7 @@ def coverage_table(rows: pd.DataFrame) -> pd.DataFrame:
         replicates=("replicate", "nunique"),
     )
     summary["converged"] = rows[rows["converged"]].groupby(["check", "level"])["replicate"].nunique().reindex(summary.index, fill_value=0)
-    learned = rows[rows["learned"] == "size,length"]  # the calibration fit converged on both axes: the drift learned
+    learned = rows[rows["learned"] == BOTH_AXES]  # the calibration fit converged on both axes: the drift learned
     summary["learned"] = learned.groupby(["check", "level"])["replicate"].nunique().reindex(summary.index, fill_value=0)
     return summary.assign(**{"90% coverage": summary["covered"] / summary["losses"]})
 
@@ -249,7 +251,7 @@ def main():
     print(coverage_table(rows).to_markdown(floatfmt=".3f"))
     print("\nconverged replicates only (R-hat <= 1.01, bulk ESS >= 400, no divergences):")
     print(coverage_table(rows[rows["converged"]]).to_markdown(floatfmt=".3f") if rows["converged"].any() else "none")
-    both = rows["converged"] & (rows["learned"] == "size,length")
+    both = rows["converged"] & (rows["learned"] == BOTH_AXES)
     print("\nconverged, the discrepancy learned on both axes:")
     print(coverage_table(rows[both]).to_markdown(floatfmt=".3f") if both.any() else "none")
 
