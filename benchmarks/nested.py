@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from check_spread import bootstrap_ratio, coverage_under_model
 
 from bayes_mixlaw import datasets, discrepancy_scale
 from bayes_mixlaw.baseline import fit_point_mixing_laws, point_power_law_predict
@@ -154,11 +155,11 @@ def evaluate(
                 draws_ = fit[params].predict_draws(mixtures)
             order = list(draws_["target"].values)
             flat = draws_.values.reshape(-1, *draws_.shape[2:])[..., [order.index(v) for v in valid] + [order.index("total")]]
-            bayes[label].append((np.median(flat, 0), np.quantile(flat, 0.05, 0), np.quantile(flat, 0.95, 0)))
+            bayes[label].append((np.median(flat, 0), np.quantile(flat, 0.05, 0), np.quantile(flat, 0.95, 0), flat))
         observed.append((params, list(wide.index), np.column_stack([wide.to_numpy(), wide.to_numpy() @ weights])))
     rows = []
 
-    def add(method, pred, lower=None, upper=None, note=""):
+    def add(method, pred, lower=None, upper=None, note="", joint=None):
         err = np.abs(pred - obs_all)
         row = {
             "check": name,
@@ -177,10 +178,21 @@ def evaluate(
                     "90% width (total)": (upper - lower)[:, -1].mean(),
                 }
             )
+        if joint is not None:  # the predictive's joint draws (draws, held-out runs, domains + total): chance alone
+            spread = coverage_under_model(joint, obs_all)
+            row["P(cov. 0.85-0.95) if the model is right (domains / total)"] = f"{spread['domains']['p_in_target']:.2f} / {spread['totals']['p_in_target']:.2f}"
+            row["observed cov.'s mid-percentile under the model (domains / total)"] = (
+                f"{spread['domains']['percentile']:.2f} / {spread['totals']['percentile']:.2f}"
+            )
+        elif bayes_pred is not None:  # a baseline: the first Bayesian method's error over this one's, resampled by mixture
+            ratios = [bootstrap_ratio(np.abs(bayes_pred - obs_all)[:, part], err[:, part], mixture_of_row) for part in (slice(0, -1), slice(-1, None))]
+            row["Bayes MAE / this MAE [90% over mixtures] (domains; total)"] = "; ".join(f"{r:.2f} [{lo:.2f}, {hi:.2f}]" for r, lo, hi in ratios)
         row["fit seconds"] = note
         rows.append(row)
 
     obs_all = np.vstack([o for _, _, o in observed])
+    mixture_of_row = np.concatenate([keys for _, keys, _ in observed])  # a mixture's runs at every size resampled together
+    bayes_pred = None
     for label, (fit, seconds) in fits.items():
         first = fit if isinstance(fit, NestedLaw) else next(iter(fit.values())).stage_one
         d = first.diagnostics
@@ -190,10 +202,13 @@ def evaluate(
             np.vstack([x[0] for x in b]),
             np.vstack([x[1] for x in b]),
             np.vstack([x[2] for x in b]),
-            f"{seconds:.0f} ({d.chains}x{d.draws}; {leapfrog_steps(first):.0f} steps/draw; "
+            joint=np.concatenate([x[3] for x in b], axis=1),  # draw s of every size's call: one realisation (same seed)
+            note=f"{seconds:.0f} ({d.chains}x{d.draws}; {leapfrog_steps(first):.0f} steps/draw; "
             f"R-hat {d.max_rhat:.3f}, ESS {d.min_ess_bulk:.0f}, {d.divergences} div.; "
             f"discrepancy learned on: {', '.join(discrepancy_scale.read(first)) or 'no axis'})",
         )
+        if bayes_pred is None:
+            bayes_pred = np.vstack([x[0] for x in b])
     if not point_baseline:
         return rows
     start = time.perf_counter()
