@@ -14,6 +14,8 @@ three parts with LightGBM (a benchmark-only dependency: ``pip install lightgbm``
   every validation domain; the Bayesian fits ``--laws`` names, the paper's point fit and LightGBM.
 - ``near-far``: 5Mix 70M/30k, the 3 mixtures nearest to and the 3 farthest from the others' mean held out, fitted on
   the other 15: MAE, 90% coverage and width at each set.
+- ``near-far-each``: the same question with each of the 21 mixtures held out alone (21 fits), the nearest and the
+  farthest third read together: the MAE ratio to the point fit with a 90% interval resampled by mixture.
 - ``transfer``: fit 5Mix 70M at 30k (all 21 mixtures), rank the 410M runs at 30k (Spearman of the total loss and of
   each domain's).
 
@@ -257,6 +259,63 @@ def near_far(seed: int = 0, n_each: int = 3):
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
 
 
+def near_far_each(seed: int = 0, share: float = 1 / 3):
+    """(b), each mixture in turn: 5Mix 70M/30k, every one of the 21 mixtures held out alone and predicted from the other
+    20 (each fit its own, the compiled model reused), then the nearest and the farthest ``share`` of them from the
+    others' mean (total variation) read together: MAE against the point fit's on the same losses with a 90% interval
+    resampled by mixture (``check_spread.bootstrap_ratio``), 90% coverage and width. Three held-out mixtures a set
+    (``near-far``) leave the ratio to the three drawn; seven a set, each predicted from all the others, say more."""
+    from check_spread import bootstrap_ratio
+
+    runs = datasets.mixinglaws_5mix_70m().select(step=30000)
+    mix, observed = runs.mixtures(), runs.pivot()
+    domains = list(observed.columns)
+    distance = pd.Series({name: 0.5 * np.abs(mix.loc[name] - mix.drop(index=name).mean()).sum() for name in mix.index}).sort_values()
+    n = max(1, round(share * len(distance)))
+    sets = {"nearest": list(distance.index[:n]), "farthest": list(distance.index[-n:]), "all": list(distance.index)}
+    point, bayes, seconds = {}, {name: {} for name in LAWS}, {"point fit (Huber, 64 starts, L-BFGS)": 0.0} | {FITS[name][0]: 0.0 for name in LAWS}
+    for held in distance.index:
+        train = RunsTable(runs.data[runs.data["run"] != held].reset_index(drop=True), runs.source)
+        losses = train.pivot()[domains]
+        t = time.perf_counter()
+        log_c, log_k, tt = fit_point_mixing_laws(train.mixtures().loc[losses.index].to_numpy(), losses.to_numpy(), seed=seed)
+        seconds["point fit (Huber, 64 starts, L-BFGS)"] += time.perf_counter() - t
+        point[held] = mixing_law(mix.loc[[held]].to_numpy(), log_c, log_k, tt)[0]
+        for name in LAWS:
+            law, fit_seconds = _fit(FITS[name][1], train, seed)
+            seconds[FITS[name][0]] += fit_seconds
+            pred = law.predict(mix.loc[[held]].reset_index(drop=True).assign(name=held), ci=0.9)
+            bayes[name][held] = tuple(_wide(pred, c, [held], domains).to_numpy()[0] for c in ("mean", "lower", "upper"))
+            bayes[name][held] += (_problems(law),)
+        print(f"{held} (distance {distance[held]:.2f}) done", flush=True)
+    rows = []
+    for name in LAWS:
+        row = {"method": FITS[name][0], "seconds (21 fits)": seconds[FITS[name][0]]}
+        for which, names in sets.items():
+            obs = observed.loc[names, domains].to_numpy()
+            mean, lo, hi = (np.array([bayes[name][k][i] for k in names]) for i in range(3))
+            ratio, low, high = bootstrap_ratio(
+                np.abs(mean - obs), np.abs(np.array([point[k] for k in names]) - obs), np.repeat(names, len(domains)).reshape(obs.shape), seed=seed
+            )
+            row[f"{which}: MAE"] = np.abs(mean - obs).mean()
+            row[f"{which}: MAE vs point fit [90%]"] = f"{ratio:.3f} [{low:.2f}, {high:.2f}]"
+            row[f"{which}: 90% coverage"] = ((lo <= obs) & (obs <= hi)).mean()
+            row[f"{which}: mean 90% width"] = (hi - lo).mean()
+        unconverged = [k for k in distance.index if bayes[name][k][3].split(" (every")[0] != "none"]
+        row["fits with sampler problems"] = f"{len(unconverged)} of {len(distance)}" + (f" ({', '.join(unconverged)})" if unconverged else "")
+        rows.append(row)
+    point_row = {"method": "point fit (Huber, 64 starts, L-BFGS)", "seconds (21 fits)": seconds["point fit (Huber, 64 starts, L-BFGS)"]}
+    for which, names in sets.items():
+        point_row[f"{which}: MAE"] = np.abs(np.array([point[k] for k in names]) - observed.loc[names, domains].to_numpy()).mean()
+    rows.append(point_row)
+    print(
+        f"\n5Mix 70M/30k, each of {len(distance)} mixtures held out alone, fitted on the other {len(distance) - 1}; nearest {n} "
+        f"(total variation from the others' mean {distance.iloc[0]:.2f}-{distance.iloc[n - 1]:.2f}), farthest {n} "
+        f"({distance.iloc[-n]:.2f}-{distance.iloc[-1]:.2f})\n"
+    )
+    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
+
+
 def transfer(seed: int = 0):
     """(c) Fit 5Mix 70M at 30k on all 21 mixtures, rank the 410M runs at 30k (their mixtures are the same 21)."""
     from scipy.stats import spearmanr
@@ -302,7 +361,7 @@ def transfer(seed: int = 0):
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g"))
 
 
-PARTS = {"5mix": heldout_5mix, "regmix": regmix, "near-far": near_far, "transfer": transfer}
+PARTS = {"5mix": heldout_5mix, "regmix": regmix, "near-far": near_far, "near-far-each": near_far_each, "transfer": transfer}
 
 
 def main():
