@@ -294,9 +294,7 @@ def near_far_each(seed: int = 0, share: float = 1 / 3):
         for which, names in sets.items():
             obs = observed.loc[names, domains].to_numpy()
             mean, lo, hi = (np.array([bayes[name][k][i] for k in names]) for i in range(3))
-            ratio, low, high = bootstrap_ratio(
-                np.abs(mean - obs), np.abs(np.array([point[k] for k in names]) - obs), np.repeat(names, len(domains)).reshape(obs.shape), seed=seed
-            )
+            ratio, low, high = bootstrap_ratio(np.abs(mean - obs), np.abs(np.array([point[k] for k in names]) - obs), np.array(names), seed=seed)
             row[f"{which}: MAE"] = np.abs(mean - obs).mean()
             row[f"{which}: MAE vs point fit [90%]"] = f"{ratio:.3f} [{low:.2f}, {high:.2f}]"
             row[f"{which}: 90% coverage"] = ((lo <= obs) & (obs <= hi)).mean()
