@@ -20,6 +20,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
+from bayes_mixlaw.coverage import coverage_spread
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs, validate_runs
 from bayes_mixlaw.summary import DEFAULT_CI, eti_values, interval_bounds
 
@@ -121,7 +122,9 @@ def log_kernel_density(y: np.ndarray, sample: np.ndarray) -> np.ndarray:
 
 def holdout_score(law, runs, *, ci: float = DEFAULT_CI, seed: int = 0, **fit_kw) -> dict:
     """Fit ``law`` (an unfitted variant) without the held-out pilots (:func:`holdout_split`) and score
-    its predictions of them: MAE, interval coverage and held-out log predictive density per loss."""
+    its predictions of them: MAE, interval coverage and held-out log predictive density per loss, and how the
+    coverage reads against its own spread if the model were right (:func:`bayes_mixlaw.coverage.coverage_spread`:
+    the held-out losses share their error beyond the pilots, so one check's coverage is far from a binomial count)."""
     interval_bounds(ci)  # refuses a bad ci before the fit
     runs = load_runs(runs)
     train, held, what = holdout_split(runs)
@@ -129,7 +132,7 @@ def holdout_score(law, runs, *, ci: float = DEFAULT_CI, seed: int = 0, **fit_kw)
     mix_cols = runs.mix_columns
     data = held.data
     keys = [c for c in ("params", "step", "tokens") if c in data and law.has_scale_axes]
-    errors, inside, log_density = [], [], []
+    errors, inside, log_density, joint, seen = [], [], [], [], []
     for scale, g in data.groupby(keys) if keys else [((), data)]:
         scale = dict(zip(keys, np.atleast_1d(scale)))
         mixtures = g.groupby("run")[mix_cols].first()
@@ -144,12 +147,19 @@ def holdout_score(law, runs, *, ci: float = DEFAULT_CI, seed: int = 0, **fit_kw)
             lower, upper = eti_values(sample, ci)
             inside.append((lower <= y) & (y <= upper))
             log_density.append(log_kernel_density(y, sample))
+            joint.append(
+                sample
+            )  # draw s of every scale's call: one posterior draw, and one draw of the shared errors where the calls' shapes agree (same seed)
+            seen.append(y)
+    spread = coverage_spread(np.concatenate(joint, axis=1), np.concatenate(seen), ci)
     return {
         "held_out": what,
         "MAE": float(np.concatenate(errors).mean()),
         f"{ci:.0%} coverage": float(np.concatenate(inside).mean()),
         "log predictive density": float(np.concatenate(log_density).mean()),
         "n": int(np.concatenate(errors).size),
+        f"P({ci:.0%} coverage within 0.05) if the model is right": spread["within band"],
+        "coverage percentile if the model is right": spread["percentile"],
     }
 
 

@@ -7,8 +7,9 @@ the 20-80 totals of one check are not 20-80 trials of the interval but close to 
 what chance alone makes of them:
 
 * :func:`coverage_under_model`: the predictive's own joint draws taken in turn as the truth (a posterior predictive
-  check of the coverage statistic): the distribution of the check's coverage if the model were right, so the chance
-  that it falls within a target range, and where the observed coverage sits in it;
+  check of the coverage statistic, ``bayes_mixlaw.coverage``, which ``report --holdout`` also reads), the domains and
+  the totals apart: the chance that the check's coverage falls within 0.05 of the nominal level if the model were
+  right, and where the observed coverage sits among the model's;
 * :func:`bootstrap_ratio`: the ratio of two methods' mean absolute errors on the same held-out losses, resampled by
   held-out mixture (a mixture's runs and domains together, paired between the methods): how far a ratio read on one
   check is from 1 by more than the mixtures drawn.
@@ -18,32 +19,21 @@ from __future__ import annotations
 
 import numpy as np
 
+from bayes_mixlaw.coverage import coverage_spread
 
-def coverage_under_model(draws: np.ndarray, observed: np.ndarray, level: float = 0.90, target: tuple[float, float] = (0.85, 0.95), truths: int = 500) -> dict:
-    r"""The check's coverage if each of ``truths`` joint draws were the truth.
 
-    ``draws``: (S, N, K) joint predictive draws of the check's N held-out runs and K quantities (one draw ``s``
-    is one realisation of everything the model leaves uncertain, shared errors included); ``observed``: (N, K).
-    The central ``level`` interval of each loss is the draws' quantiles; draw ``s``'s coverage is the share of
-    its N losses inside them, per quantity column group (all but the last column: domains; the last: totals).
+def coverage_under_model(draws: np.ndarray, observed: np.ndarray, level: float = 0.90, truths: int = 500) -> dict:
+    """The check's coverage if each of ``truths`` joint draws were the truth (``bayes_mixlaw.coverage.coverage_spread``),
+    for its domains' losses and its totals apart. ``draws``: (S, N, K) joint predictive draws of the check's N held-out
+    runs, K quantities (the domains, then the total in the last column); ``observed``: (N, K).
 
-    Returns {``"domains"``, ``"totals"``: {``observed``: the check's coverage, ``mean``: its expectation under the
-    model, ``p_in_target``: P(coverage in ``target``), ``percentile``: where the observed coverage sits among the
-    model's, P(coverage < observed) + P(coverage = observed) / 2 (the mid-percentile: coverage takes few values, and
-    a check's 1.00 is often the model's most likely one)}}."""
-    lower, upper = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    pick = np.unique(np.linspace(0, len(draws) - 1, min(truths, len(draws))).round().astype(int))
-    inside = (lower <= draws[pick]) & (draws[pick] <= upper)  # (truths, N, K)
-    seen = (lower <= observed) & (observed <= upper)
+    Returns {``"domains"``, ``"totals"``: {``observed``, ``mean``: its expectation under the model, ``p_in_target``:
+    P(coverage within 0.05 of ``level``), ``percentile``: the observed coverage's mid-percentile among the model's}}."""
     out = {}
     for name, columns in (("domains", slice(0, -1)), ("totals", slice(-1, None))):
-        simulated, value = inside[:, :, columns].mean(axis=(1, 2)), float(seen[:, columns].mean())
-        out[name] = {
-            "observed": value,
-            "mean": float(simulated.mean()),
-            "p_in_target": float(((simulated >= target[0]) & (simulated <= target[1])).mean()),
-            "percentile": float((simulated < value - 1e-12).mean() + 0.5 * (np.abs(simulated - value) <= 1e-12).mean()),
-        }
+        part = draws[:, :, columns]
+        spread = coverage_spread(part.reshape(len(part), -1), observed[:, columns].ravel(), level, truths=truths)
+        out[name] = {"observed": spread["coverage"], "mean": spread["expected"], "p_in_target": spread["within band"], "percentile": spread["percentile"]}
     return out
 
 

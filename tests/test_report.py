@@ -123,7 +123,8 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
         assert (folder / name).stat().st_size > 0, name
     page = (folder / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 6 and "Diagnostics" in page and "PSIS-LOO" in page
-    assert page.count("<p class='how'>") == 6 and "about 90% of them should lie inside their interval" in page  # how to read each figure
+    assert page.count("<p class='how'>") == 7 and "about 90% of them should lie inside their interval" in page  # each figure, the comparison
+    assert "read it against its spread if the model were right" in page
     tex = (folder / "parameters.tex").read_text()
     assert "\\begin{longtable}" in tex and "log\\_c" in tex and "90\\% credible" in tex and "nan" not in tex.lower()
     markdown = (folder / "parameters.md").read_text()
@@ -138,6 +139,9 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
     comparison = pd.read_csv(folder / "model_comparison.csv")  # PSIS-LOO ranks and the held-out check, one row per variant
     assert set(comparison["variant"]) == {"this fit", "normal.nc"} and list(comparison["rank"]) == [0, 1]
     assert comparison[["elpd_loo", "se", "MAE", "90% coverage", "log predictive density"]].notna().all().all()
+    # the held-out coverage read against its own spread if the model were right (bayes_mixlaw.coverage)
+    spread = comparison[["P(90% coverage within 0.05) if the model is right", "coverage percentile if the model is right"]]
+    assert ((spread >= 0) & (spread <= 1)).all().all()
     result = CliRunner().invoke(app, ["report", str(path), "-o", str(folder), "-q"])
     assert result.exit_code == 2 and "pass --force" in result.output
     result = CliRunner().invoke(app, ["report", str(path), "-o", str(tmp_path / "other"), "--along", "wiki", "-q"])

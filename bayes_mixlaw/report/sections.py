@@ -234,4 +234,12 @@ def _comparison_section(law, folder: Path, compare_with: dict | None, holdout: b
     ranked = compare_variants({"this fit": law, **(compare_with or {})}, holdout=holdout, elpds={"this fit": elpd})
     ranked.to_csv(folder / "model_comparison.csv", index=False)
     title = "Model comparison: PSIS-LOO (best first)" + (" and held-out pilots (each variant refitted without them)" if holdout else "")
-    return f"<h2>{title}</h2>{ranked.round(4).to_html(index=False)}"
+    how = (
+        "<p class='how'>The held-out losses share their error beyond the pilots (the law's discrepancy), so their coverage "
+        "is close to one trial, not a count of independent ones: read it against its spread if the model were right (the "
+        "last two columns: the chance that a check's coverage lands within 0.05 of the nominal level, and where this one "
+        "sits among the model's), not against the nominal level alone.</p>"
+        if holdout
+        else ""
+    )
+    return f"<h2>{title}</h2>{ranked.round(4).to_html(index=False)}{how}"
