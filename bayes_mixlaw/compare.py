@@ -147,9 +147,9 @@ def holdout_score(law, runs, *, ci: float = DEFAULT_CI, seed: int = 0, **fit_kw)
             lower, upper = eti_values(sample, ci)
             inside.append((lower <= y) & (y <= upper))
             log_density.append(log_kernel_density(y, sample))
-            joint.append(
-                sample
-            )  # draw s of every scale's call: one posterior draw, and one draw of the shared errors where the calls' shapes agree (same seed)
+            # draw s of every scale's call: one posterior draw, and one draw of the shared errors where the calls'
+            # shapes agree (the same seed draws the same numbers)
+            joint.append(sample)
             seen.append(y)
     spread = coverage_spread(np.concatenate(joint, axis=1), np.concatenate(seen), ci)
     return {

@@ -14,8 +14,8 @@ everything the model leaves uncertain, shared errors included) is taken in turn 
 :math:`c_s = \frac1N \sum_i 1[l_i \le \tilde y^{(s)}_i \le u_i]` against the same intervals :math:`[l_i, u_i]` gives the
 distribution of a check's coverage under the model. The observed coverage is then placed in it (its mid-percentile
 :math:`P(c < c_{obs}) + P(c = c_{obs})/2`: coverage takes few values), beside the chance that a check's coverage falls
-within ``band`` of the nominal level at all (on RedPajama's and 5Mix's checks 0.02-0.34 for the totals,
-benchmarks/README.md).
+within ``band`` of the nominal level at all (0.02-0.34 for the totals of the nested law's four held-out checks on
+RedPajama, 5Mix and 3Mix, benchmarks/README.md).
 """
 
 from __future__ import annotations
