@@ -31,6 +31,7 @@ import xarray as xr
 
 from bayes_mixlaw import discrepancy_scale
 from bayes_mixlaw.config import NestedLawConfig
+from bayes_mixlaw.coverage import coverage_spread
 from bayes_mixlaw.nested import NestedLaw
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs
 from bayes_mixlaw.targets import Targets
@@ -162,6 +163,17 @@ def coverage_table(rows: pd.DataFrame) -> pd.DataFrame:
     summary["converged"] = rows[rows["converged"]].groupby(["check", "level"])["replicate"].nunique().reindex(summary.index, fill_value=0)
     learned = rows[rows["learned"] == BOTH_AXES]  # the calibration fit converged on both axes: the drift learned
     summary["learned"] = learned.groupby(["check", "level"])["replicate"].nunique().reindex(summary.index, fill_value=0)
+    # each replicate's coverage against its spread if the fit were right: how many replicates land in 0.85-0.95, how
+    # many the fits expected to (the sum of their chances), and the observed coverage's mean mid-percentile (0.5 if
+    # the fits' spread is the truth's)
+    per_replicate = rows.groupby(["check", "level", "replicate"]).agg(
+        covered=("covered", "sum"), n=("n", "sum"), chance=("P(in 0.85-0.95) if right", "first"), percentile=("percentile if right", "first")
+    )
+    per_replicate["in band"] = (per_replicate["covered"] / per_replicate["n"] - 0.9).abs() <= 0.05 + 1e-9
+    by = per_replicate.groupby(["check", "level"])
+    summary["in 0.85-0.95"] = by["in band"].sum()
+    summary["expected in it"] = by["chance"].sum()
+    summary["mean percentile"] = by["percentile"].mean()
     return summary.assign(**{"90% coverage": summary["covered"] / summary["losses"]})
 
 
@@ -217,6 +229,8 @@ def main():
             ("length: 60k at the pilot sizes", (table["params"] < sizes[-1]) & (table["step"] == 60_000)),
         ):
             held = table[mask]
+            joint = {"domains": ([], []), "total": ([], [])}  # level -> (draws per (params, step) call, observed)
+            first_row = len(rows)
             for (n, s), g in held.groupby(["params", "step"]):
                 wide = g.pivot(index="run", columns="valid_domain", values="loss")
                 mix = g.groupby("run")[[c for c in g.columns if c.startswith(MIX_PREFIX)]].first().loc[wide.index]
@@ -225,6 +239,13 @@ def main():
                 names, matrix = law.targets.matrix(list(wide.columns))
                 observed = g.rename(columns={"run": "name", "valid_domain": "target"})[["name", "target", "loss"]]
                 totals = pd.DataFrame({"name": wide.index, "target": "total", "loss": wide.values @ matrix[names.index("total")]})
+                draws = law.predict_draws(mix.reset_index(drop=True), params=n, step=s, seed=rep)  # the draws pred summarises
+                flat = draws.values.reshape(-1, *draws.shape[2:])
+                order = list(draws["target"].values)
+                joint["domains"][0].append(flat[:, :, [order.index(v) for v in wide.columns]].reshape(len(flat), -1))
+                joint["domains"][1].append(wide.to_numpy().ravel())
+                joint["total"][0].append(flat[:, :, order.index("total")])
+                joint["total"][1].append(totals["loss"].to_numpy())
                 for level, truth_rows in (("domains", observed), ("total", totals)):
                     merged = pred.merge(truth_rows, on=["name", "target"])
                     inside = (merged["lower"] <= merged["loss"]) & (merged["loss"] <= merged["upper"])
@@ -244,6 +265,12 @@ def main():
                             "learned": ",".join(discrepancy_scale.read(law)) or "none",
                         }
                     )
+            # the check's coverage against its spread if the fit were right (the calls' draws paired by the same seed)
+            for level, (parts, seen) in joint.items():
+                spread = coverage_spread(np.concatenate(parts, axis=1), np.concatenate(seen))
+                for row in rows[first_row:]:
+                    if row["level"] == level:
+                        row |= {"P(in 0.85-0.95) if right": spread["within band"], "percentile if right": spread["percentile"]}
         # this replicate, per check (its losses share one truth and one law-form error: one draw each, not n)
         print(coverage_table(pd.DataFrame(rows).query("replicate == @rep")).to_markdown(floatfmt=".3f"), flush=True)
     print()
