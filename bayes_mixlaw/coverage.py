@@ -16,6 +16,12 @@ distribution of a check's coverage under the model. The observed coverage is the
 :math:`P(c < c_{obs}) + P(c = c_{obs})/2`: coverage takes few values), beside the chance that a check's coverage falls
 within ``band`` of the nominal level at all (0.02-0.34 for the totals of the nested law's four held-out checks on
 RedPajama, 5Mix and 3Mix, benchmarks/README.md).
+
+The spread is the model's, so it is only as right as the model's joint draws: where the model shares a part of the
+error across losses that the truth does not, the spread is too all-or-nothing. The nested law draws the run part of
+its learned scale discrepancy once for a call's mixtures (each new run should take its own), which on data simulated
+from its own story put the coverage at 60k steps near 0 or 1 where the truth's landed at 0.92-0.98 (mean
+mid-percentile 0.12; the size axis 0.52, as it should be): benchmarks/README.md.
 """
 
 from __future__ import annotations
