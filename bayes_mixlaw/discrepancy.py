@@ -16,7 +16,9 @@ priors), ``z`` standard normal per posterior draw: ``z_a`` shared by every valid
 law misjudges the target scale it misjudges most domains the same way, so a weighted total does
 not average the error away. The discrepancy is a property of the law at a scale: every mixture
 predicted in one call shares it, so it widens every interval (and P(beats reference) honestly
-reflects that both mixtures are predicted by the same law) without reordering mixtures.
+reflects that both mixtures are predicted by the same law) without reordering mixtures. Where the pilots
+calibrated an axis, the part of the error each left-out run had of its own is drawn per run instead
+(:func:`bayes_mixlaw.discrepancy_scale.scale_error`): a new run errs by its own amount beside the law's.
 
 A mixture outside the pilots' convex hull is predicted by the mixing law's form, too, so it carries
 a third factor of the same kind, :math:`\exp(D_m \kappa_m (\sqrt\rho z_r + \sqrt{1-\rho} z_{rv}))`,
@@ -158,7 +160,8 @@ def extrapolation_factor(
     the calibrated drift where an axis was calibrated on the pilots (:mod:`bayes_mixlaw.calibrate`), the
     model discrepancy on the other active axes (``kappas``: their posterior draws, shape ``draws``), with
     the drift the pilots showed where the fit learned it (:func:`bayes_mixlaw.discrepancy_scale.scale_error`).
-    ``rng`` draws what the mixtures share; ``row_rng`` (default ``rng``) a new run's own drift."""
+    ``rng`` draws what the mixtures share; ``row_rng`` (default ``rng``) a new run's own drift and its own part of the
+    learned discrepancy."""
     from bayes_mixlaw.calibrate import discrepancy_factor
     from bayes_mixlaw.discrepancy_scale import read, scale_error
 
@@ -166,7 +169,7 @@ def extrapolation_factor(
     learned, rho = read(law), law.config.discrepancy_correlation
     log = 0.0
     for name, d in active_axes(law, scale).items():
-        log = log + d * scale_error(learned, name.removeprefix("discrepancy_"), kappas[name], shape[-1], rho, rng)
+        log = log + d * scale_error(learned, name.removeprefix("discrepancy_"), kappas[name], shape[-1], rho, rng, row_rng)
     return calibrated * np.exp(log)
 
 

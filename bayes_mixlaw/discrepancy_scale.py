@@ -423,26 +423,36 @@ def _fingerprint(posterior: xr.Dataset, n: int) -> str:
     return hashlib.sha1(np.ascontiguousarray(posterior["noise_sigma"].values[:, :n]).tobytes()).hexdigest()
 
 
-def scale_error(record: dict, axis: str, kappa: np.ndarray, n_valid: int, rho: float, rng: np.random.Generator) -> np.ndarray:
+def scale_error(
+    record: dict, axis: str, kappa: np.ndarray, n_valid: int, rho: float, rng: np.random.Generator, row_rng: np.random.Generator | None = None
+) -> np.ndarray:
     r"""The law's log-error per unit of log-distance on a scale ``axis``, shape (*draws, 1, n_valid):
     :math:`\kappa\xi` with :math:`\xi \sim N(0, C)` where the pilots did not calibrate the axis; where
     they did, :math:`\phi m + \sqrt{1-\phi^2}\,\sigma_m\nu + \kappa\xi` with :math:`m` the calibration's shared drift
     (drawn from its posterior, :class:`GridPosterior`), :math:`\sigma_m^2 = E[m^2]` its scale, :math:`\nu` standard
     normal and the persistence :math:`\phi \sim U(0, 1)` (module docstring); the correlation
     ``rho`` is drawn per draw from its learned posterior where the record has one (else the given ``rho``).
-    ``kappa``: posterior draws (any shape ``draws``); one error per draw, shared by a call's mixtures. A record of
-    the version before (2026-12-05: a drift per domain, ``drift_mean``) is read as that version did."""
+    ``kappa``: posterior draws (any shape ``draws``). What the calibration read as shared by every left-out run (the
+    drift and each domain's part, :math:`\xi_v`) is drawn from ``rng``, shared by a call's mixtures; the part each
+    left-out run had of its own (:math:`\eta`) from ``row_rng``, the row's own generator (default ``rng``), so each
+    new run takes its own (drawn once for a call's mixtures until 2026-12-05, which made a check's joint draws too
+    all-or-nothing: benchmarks/README.md). An axis the pilots did not calibrate has no run part (:math:`\sqrt\rho`
+    of its error is the domains' common part, shared). A record of the version before (2026-12-05: a drift per
+    domain, ``drift_mean``) is read as that version did."""
     kappa = np.asarray(kappa)[..., None, None]
     draws = kappa.shape[:-2]
     entry = record.get(axis, {})
     if "rho_weights" in entry:
         weights = np.asarray(entry["rho_weights"])
         rho = rng.choice(np.asarray(entry["rho_grid"]), p=weights / weights.sum(), size=draws + (1, 1))
-    xi = np.sqrt(rho) * rng.standard_normal(draws + (1, 1)) + np.sqrt(1 - rho) * rng.standard_normal(draws + (1, n_valid))
+    common, own = rng.standard_normal(draws + (1, 1)), rng.standard_normal(draws + (1, n_valid))
     if "drift" in entry:
         (mean, sd), phi = entry["drift"], rng.uniform(size=draws + (1, 1))
         m = mean + sd * rng.standard_normal(draws + (1, 1))
-        return phi * m + np.sqrt((1 - phi**2) * (mean**2 + sd**2)) * rng.standard_normal(draws + (1, 1)) + kappa * xi
+        shared = phi * m + np.sqrt((1 - phi**2) * (mean**2 + sd**2)) * rng.standard_normal(draws + (1, 1))
+        run = (row_rng or rng).standard_normal(draws + (1, 1))  # the row's own: each new run its own part
+        return shared + kappa * (np.sqrt(rho) * run + np.sqrt(1 - rho) * own)
+    xi = np.sqrt(rho) * common + np.sqrt(1 - rho) * own
     if "drift_mean" in entry:  # the version before
         g = np.asarray(entry["drift_mean"]) + rng.standard_normal(draws + (1, n_valid)) @ np.asarray(entry["drift_chol"]).T
         phi = rng.uniform(size=draws + (1, 1))

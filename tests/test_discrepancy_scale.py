@@ -289,6 +289,23 @@ def test_a_learned_axis_moves_the_prediction_by_the_persistent_part_of_the_share
     assert old[..., 1].max() < 0.03 and old[..., 1].min() > -0.08
 
 
+def test_each_new_run_takes_its_own_run_part_and_shares_the_drift_and_the_domains_parts():
+    """Two rows of one call (the same shared generator, each its own): what they share cancels in their difference,
+    which is then each run's own part, the same on every domain, of sd kappa sqrt(rho) sqrt(2)."""
+    kappa = np.full((2, 4000), 0.01)
+    record = {"size": {"drift": [-0.04, 0.002], "rho_grid": [0.5], "rho_weights": [1.0]}}
+    one, other = (discrepancy_scale.scale_error(record, "size", kappa, 3, 0.75, np.random.default_rng(0), np.random.default_rng(row)) for row in (1, 2))
+    difference = one - other
+    np.testing.assert_allclose(difference, np.broadcast_to(difference[..., :1], difference.shape), atol=1e-12)
+    assert difference.std() == pytest.approx(0.01 * np.sqrt(0.5) * np.sqrt(2), rel=0.05)
+    # without a row's generator every row of a call draws the same run part (optimize's target: the law's error)
+    same = discrepancy_scale.scale_error(record, "size", kappa, 3, 0.75, np.random.default_rng(0))
+    assert same.shape == one.shape and np.isfinite(same).all()
+    # an axis the pilots did not calibrate has no run part: the rows share all of it
+    plain = [discrepancy_scale.scale_error({}, "size", kappa, 3, 0.75, np.random.default_rng(0), np.random.default_rng(row)) for row in (1, 2)]
+    np.testing.assert_array_equal(plain[0], plain[1])
+
+
 def test_the_grid_posterior_in_closed_form_is_the_dense_gaussian_one():
     """Woodbury and the determinant lemma on the whole grid: the same weights and drift as slogdet and solve per point,
     with the drift integrated out (flat prior) and a missing cell."""
