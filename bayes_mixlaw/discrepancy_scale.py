@@ -445,6 +445,7 @@ def scale_error(
     if "rho_weights" in entry:
         weights = np.asarray(entry["rho_weights"])
         rho = rng.choice(np.asarray(entry["rho_grid"]), p=weights / weights.sum(), size=draws + (1, 1))
+    # both drawn on either branch, in this order, so that what a call's mixtures share follows the same stream
     common, own = rng.standard_normal(draws + (1, 1)), rng.standard_normal(draws + (1, n_valid))
     if "drift" in entry:
         (mean, sd), phi = entry["drift"], rng.uniform(size=draws + (1, 1))

@@ -23,18 +23,12 @@ from bayes_mixlaw.coverage import coverage_spread
 
 
 def coverage_under_model(draws: np.ndarray, observed: np.ndarray, level: float = 0.90, truths: int = 500) -> dict:
-    """The check's coverage if each of ``truths`` joint draws were the truth (``bayes_mixlaw.coverage.coverage_spread``),
-    for its domains' losses and its totals apart. ``draws``: (S, N, K) joint predictive draws of the check's N held-out
-    runs, K quantities (the domains, then the total in the last column); ``observed``: (N, K).
-
-    Returns {``"domains"``, ``"totals"``: {``observed``, ``mean``: its expectation under the model, ``p_in_target``:
-    P(coverage within 0.05 of ``level``), ``percentile``: the observed coverage's mid-percentile among the model's}}."""
-    out = {}
-    for name, columns in (("domains", slice(0, -1)), ("totals", slice(-1, None))):
-        part = draws[:, :, columns]
-        spread = coverage_spread(part.reshape(len(part), -1), observed[:, columns].ravel(), level, truths=truths)
-        out[name] = {"observed": spread["coverage"], "mean": spread["expected"], "p_in_target": spread["within band"], "percentile": spread["percentile"]}
-    return out
+    """The check's coverage if each of ``truths`` joint draws were the truth, for its domains' losses and its totals
+    apart: {``"domains"``, ``"totals"``: ``bayes_mixlaw.coverage.coverage_spread``'s result}. ``draws``: (S, N, K)
+    joint predictive draws of the check's N held-out runs, K quantities (the domains, then the total in the last
+    column); ``observed``: (N, K)."""
+    parts = {"domains": slice(0, -1), "totals": slice(-1, None)}
+    return {name: coverage_spread(draws[:, :, c].reshape(len(draws), -1), observed[:, c].ravel(), level, truths=truths) for name, c in parts.items()}
 
 
 def bootstrap_ratio(

@@ -180,7 +180,7 @@ def evaluate(
             )
         if joint is not None:  # the predictive's joint draws (draws, held-out runs, domains + total): chance alone
             spread = coverage_under_model(joint, obs_all)
-            row["P(cov. 0.85-0.95) if the model is right (domains / total)"] = f"{spread['domains']['p_in_target']:.2f} / {spread['totals']['p_in_target']:.2f}"
+            row["P(cov. 0.85-0.95) if the model is right (domains / total)"] = f"{spread['domains']['within band']:.2f} / {spread['totals']['within band']:.2f}"
             row["observed cov.'s mid-percentile under the model (domains / total)"] = (
                 f"{spread['domains']['percentile']:.2f} / {spread['totals']['percentile']:.2f}"
             )

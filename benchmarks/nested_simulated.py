@@ -34,6 +34,7 @@ from bayes_mixlaw.config import NestedLawConfig
 from bayes_mixlaw.coverage import coverage_spread
 from bayes_mixlaw.nested import NestedLaw
 from bayes_mixlaw.runs import MIX_PREFIX, RunsTable, load_runs
+from bayes_mixlaw.summary import DEFAULT_CI, summarize_draws
 from bayes_mixlaw.targets import Targets
 
 warnings.simplefilter("ignore")
@@ -234,12 +235,13 @@ def main():
             for (n, s), g in held.groupby(["params", "step"]):
                 wide = g.pivot(index="run", columns="valid_domain", values="loss")
                 mix = g.groupby("run")[[c for c in g.columns if c.startswith(MIX_PREFIX)]].first().loc[wide.index]
-                pred = law.predict(mix.reset_index(drop=True).assign(name=list(wide.index)), params=n, step=s, seed=rep)
+                frame = mix.reset_index(drop=True).assign(name=list(wide.index))
+                draws = law.predict_draws(frame, params=n, step=s, seed=rep)  # the joint draws, read whole below
+                pred = summarize_draws(draws, frame, DEFAULT_CI)  # each loss's interval, as law.predict gives it
                 # the weighted total of each run's observed losses, as the fit's targets weigh its domains
                 names, matrix = law.targets.matrix(list(wide.columns))
                 observed = g.rename(columns={"run": "name", "valid_domain": "target"})[["name", "target", "loss"]]
                 totals = pd.DataFrame({"name": wide.index, "target": "total", "loss": wide.values @ matrix[names.index("total")]})
-                draws = law.predict_draws(mix.reset_index(drop=True), params=n, step=s, seed=rep)  # the draws pred summarises
                 flat = draws.values.reshape(-1, *draws.shape[2:])
                 order = list(draws["target"].values)
                 joint["domains"][0].append(flat[:, :, [order.index(v) for v in wide.columns]].reshape(len(flat), -1))
