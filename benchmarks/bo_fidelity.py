@@ -14,7 +14,8 @@ Pilots: sizes 70M, 160M, 305M, 410M x lengths 10k, 20k, 30k steps; cost = params
 410M x 30k run: 70M x 10k costs 0.021). Every strategy starts from the same initial design per seed (one random
 mixture at each size, 30k steps; ``--initial``), then adds a batch a round. Strategies (``--strategies``):
 
-* ``info``: this package: the nested law refitted each round (fast NUTS) and ``bayes_mixlaw.fidelity.choose_pilots``
+* ``info``: this package: the nested law refitted each round (NUTS until converged; ``--refit fast``: a short NUTS
+  run, recorded as ``info-fast``) and ``bayes_mixlaw.fidelity.choose_pilots``
   with the ``info`` acquisition choosing mixture, size and steps by value per unit cost;
 * ``kg``: the same, with the ``kg`` acquisition: each pilot valued by the expected improvement of the decision (the
   posterior-mean optimum's true-to-the-draws loss at the target) per unit cost, a knowledge gradient on the draws;
@@ -214,7 +215,7 @@ def initial_design(sim: NestedTruth, seed: int, n: int) -> tuple[np.ndarray, lis
 
 
 class PackageStrategy:
-    """This package: the nested law refitted each round (fast NUTS), then ``choose_pilots``."""
+    """This package: the nested law refitted each round (``method``: NUTS until converged, or ``fast``), then ``choose_pilots``."""
 
     def __init__(
         self,
@@ -225,7 +226,7 @@ class PackageStrategy:
         draws: int = 128,
         candidates: int = 200,
         groups: bool = True,
-        method: str = "fast",
+        method: str = "nuts",
     ):
         from bayes_mixlaw import NestedLaw, Targets
         from bayes_mixlaw.config import NestedLawConfig
@@ -542,7 +543,7 @@ def make_strategy(name: str, sim: NestedTruth, args):
     if name in ("info", "kg"):
         return PackageStrategy(sim, name, args.q_info, draws=args.draws, candidates=args.candidates, groups=not args.all_domains, method=args.refit)
     if name == "single":
-        return PackageStrategy(sim, "thompson", args.q_single, single=True, draws=args.draws, groups=not args.all_domains)
+        return PackageStrategy(sim, "thompson", args.q_single, single=True, draws=args.draws, groups=not args.all_domains, method=args.refit)
     if name == "mfkg":
         return DiscreteMultiFidelityKG(sim, args.q_mfkg, pool=args.kg_pool, inner=args.kg_inner)
     if name == "mfkg-oneshot":
@@ -558,6 +559,9 @@ LABELS = {
     "mfkg": "BoTorch SingleTaskMultiFidelityGP + discrete multi-fidelity KG per unit cost",
     "mfkg-oneshot": "BoTorch SingleTaskMultiFidelityGP + qMultiFidelityKnowledgeGradient (one-shot)",
     "single": "this package: single fidelity (Thompson at 410M x 30k)",
+    "info-fast": "this package: nested law + info per unit cost, fast refits (2 x (300 + 250) draws)",
+    "kg-fast": "this package: nested law + knowledge gradient on the draws per unit cost, fast refits",
+    "single-fast": "this package: single fidelity (Thompson at 410M x 30k), fast refits",
     "random": "random Dirichlet at each size (30k steps)",
 }
 
@@ -569,7 +573,7 @@ def main():
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--strategies", default="info,mfkg,single,random")
     parser.add_argument("--budget", type=float, default=6.0, help="cost beyond the initial design, in 410M x 30k runs")
-    parser.add_argument("--rounds", type=int, default=2, help="most rounds (nested refits) a seed of info")
+    parser.add_argument("--rounds", type=int, default=4, help="most rounds (nested refits) a seed of info and kg")
     parser.add_argument("--initial", type=int, default=8)
     parser.add_argument("--q-info", type=int, default=8, help="pilots a round chosen by info (cheap runs come in larger batches)")
     parser.add_argument("--q-single", type=int, default=2)
@@ -584,7 +588,10 @@ def main():
     parser.add_argument("--rounds-single", type=int, default=3, help="most rounds of single (3 rounds of 2 x 410M x 30k spend the default budget)")
     parser.add_argument("--rounds-cheap", type=int, default=30, help="most rounds of the strategies whose refit is a GP or nothing (mfkg, random)")
     parser.add_argument(
-        "--refit", default="fast", choices=["fast", "nuts"], help="how info and kg refit the nested law each round: a short NUTS run or NUTS until converged"
+        "--refit",
+        default="nuts",
+        choices=["fast", "nuts"],
+        help="how info, kg and single refit the nested law each round: NUTS until converged, or a short NUTS run (results as 'info-fast', ...)",
     )
     parser.add_argument("--all-domains", action="store_true", help="fit the nested law on the 22 domains (default: the Pile's 5 groups, 4x faster)")
     parser.add_argument("--results", default="/tmp/bo_fidelity_results.jsonl", help="one line per (strategy, seed): appended, and reused by --report")
@@ -616,7 +623,8 @@ def main():
                     traceback.print_exc()
                     continue
                 seconds = time.perf_counter() - start
-                record = {"strategy": name, "seed": seed, "seconds": seconds, "fit_seconds": strategy.fit_seconds, "choose_seconds": strategy.choose_seconds}
+                key = f"{name}-fast" if name in ("info", "kg", "single") and args.refit == "fast" else name  # fast refits are another strategy
+                record = {"strategy": key, "seed": seed, "seconds": seconds, "fit_seconds": strategy.fit_seconds, "choose_seconds": strategy.choose_seconds}
                 record.update(history=history, args={k: v for k, v in vars(args).items() if k not in ("report", "results", "plot")})
                 with open(args.results, "a") as out:
                     out.write(json.dumps(record) + "\n")

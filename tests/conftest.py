@@ -229,6 +229,7 @@ SMALL = {
     "initial_design": {"runs": 3},
     "batch_size": 1,
     "acquisition": "thompson",
+    "fit": {"method": "fast"},  # these loops test dispatch, state and resume: the rounds' quick fits (the final fit is NUTS)
     "poll_s": 0.2,
 }
 
