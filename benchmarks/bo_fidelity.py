@@ -559,11 +559,14 @@ LABELS = {
     "mfkg": "BoTorch SingleTaskMultiFidelityGP + discrete multi-fidelity KG per unit cost",
     "mfkg-oneshot": "BoTorch SingleTaskMultiFidelityGP + qMultiFidelityKnowledgeGradient (one-shot)",
     "single": "this package: single fidelity (Thompson at 410M x 30k)",
-    "info-fast": "this package: nested law + info per unit cost, fast refits (2 x (300 + 250) draws)",
-    "kg-fast": "this package: nested law + knowledge gradient on the draws per unit cost, fast refits",
-    "single-fast": "this package: single fidelity (Thompson at 410M x 30k), fast refits",
     "random": "random Dirichlet at each size (30k steps)",
 }
+
+
+def label(key: str) -> str:
+    """A results key's label: the strategy's, and its refits' where they were fast (``info-fast``, ...)."""
+    base = key.removesuffix("-fast")
+    return LABELS.get(base, base) + (", fast refits (2 x (300 + 250) draws)" if key != base else "")
 
 
 def main():
@@ -623,7 +626,8 @@ def main():
                     traceback.print_exc()
                     continue
                 seconds = time.perf_counter() - start
-                key = f"{name}-fast" if name in ("info", "kg", "single") and args.refit == "fast" else name  # fast refits are another strategy
+                fast = getattr(strategy, "method", None) == "fast"  # the package's strategies refitted by short runs are another strategy
+                key = f"{name}-fast" if fast else name
                 record = {"strategy": key, "seed": seed, "seconds": seconds, "fit_seconds": strategy.fit_seconds, "choose_seconds": strategy.choose_seconds}
                 record.update(history=history, args={k: v for k, v in vars(args).items() if k not in ("report", "results", "plot")})
                 with open(args.results, "a") as out:
@@ -652,7 +656,7 @@ def report(results: str, threshold: float, plot: str) -> None:
         spent = np.array([r["history"][-1]["cost"] for r in seeds.values()])
         rows.append(
             {
-                "strategy": LABELS.get(name, name),
+                "strategy": label(name),
                 "seeds": len(seeds),
                 "cost to reach 0.5% (median)": float(np.median(reach)),
                 "reached": f"{np.isfinite(reach).sum()}/{len(reach)}",
@@ -692,7 +696,7 @@ def plot_curves(by: dict, threshold: float, plot: str) -> None:
         for i, r in enumerate(seeds.values()):
             cost = [h["cost"] for h in r["history"]]
             regret = [max(h["regret"], 1e-5) for h in r["history"]]
-            ax.step(cost, regret, where="post", color=color, alpha=0.35, lw=1, label=f"{LABELS.get(name, name)} ({len(seeds)} seeds)" if i == 0 else None)
+            ax.step(cost, regret, where="post", color=color, alpha=0.35, lw=1, label=f"{label(name)} ({len(seeds)} seeds)" if i == 0 else None)
             ax.plot(cost, regret, "o", color=color, ms=3, alpha=0.6)
     ax.axhline(threshold, color="k", ls=":", label="0.5% of the optimum")
     ax.set_yscale("log")
