@@ -46,5 +46,6 @@ def test_rounds_refit_until_converged_unless_asked_for_fast_fits():
     from bayes_mixlaw.loop_config import loop_config_from_dict
 
     without = {k: v for k, v in SMALL.items() if k != "fit"}
-    assert loop_config_from_dict(without).fit.method == "nuts" and loop_config_from_dict(without).fit.final == "nuts"
+    default = loop_config_from_dict(without).fit
+    assert default.method == "nuts" and default.final == "nuts"
     assert loop_config_from_dict(SMALL).fit.method == "fast"
