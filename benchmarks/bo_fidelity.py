@@ -237,6 +237,7 @@ class PackageStrategy:
         targets = Targets(weights={g: w for g, (_, w) in self.groups.items()}) if groups else datasets.pile_targets()
         self.law = NestedLaw(targets=targets, config=NestedLawConfig(learn_discrepancy=False))
         self.fit_seconds, self.choose_seconds = [], []
+        self.diagnostics = []  # each refit's sampler diagnostics (``Diagnostics.columns()`` and its draws a chain)
 
     def _table(self, table: pd.DataFrame) -> RunsTable:
         """The runs as the law sees them: every validation domain, or (``groups``) the Pile's five groups, each the
@@ -258,6 +259,8 @@ class PackageStrategy:
         start = time.perf_counter()
         self.law.fit(self._table(table), seed=seed, method=self.method, progress=False)
         self.fit_seconds.append(time.perf_counter() - start)
+        diagnostics = self.law.diagnostics
+        self.diagnostics.append(diagnostics.columns() | {"draws": diagnostics.draws, "restarted": diagnostics.restarted})
         f = self.law.target_function("total", draws=256, seed=seed, **TARGET)
         m = len(self.sim.train)
         starts = torch.as_tensor(np.vstack([self.law.pilot_mixtures.mean(axis=0), random_feasible(7, np.zeros(m), np.ones(m), np.random.default_rng(seed))]))
@@ -629,13 +632,15 @@ def main():
                 fast = getattr(strategy, "method", None) == "fast"  # the package's strategies refitted by short runs are another strategy
                 key = f"{name}-fast" if fast else name
                 record = {"strategy": key, "seed": seed, "seconds": seconds, "fit_seconds": strategy.fit_seconds, "choose_seconds": strategy.choose_seconds}
+                record["diagnostics"] = getattr(strategy, "diagnostics", [])  # the package's refits; a GP's fit has none
                 record.update(history=history, args={k: v for k, v in vars(args).items() if k not in ("report", "results", "plot")})
                 with open(args.results, "a") as out:
                     out.write(json.dumps(record) + "\n")
                 reach = cost_to_reach(history, threshold)
                 print(
                     f"{name} seed {seed}: {seconds:.0f} s (fits {[round(x) for x in strategy.fit_seconds]} s, choices "
-                    f"{[round(x) for x in strategy.choose_seconds]} s); regret by round {[round(r['regret'], 4) for r in history]} at cost "
+                    f"{[round(x) for x in strategy.choose_seconds]} s; divergences {[d['fit_divergences'] for d in record['diagnostics']]}); "
+                    f"regret by round {[round(r['regret'], 4) for r in history]} at cost "
                     f"{[round(r['cost'], 2) for r in history]}; picks {[r.get('picks') for r in history]}; cost to 0.5%: {reach:.2f}",
                     flush=True,
                 )
