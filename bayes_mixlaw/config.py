@@ -252,10 +252,9 @@ class PooledLawConfig(LawConfig):
         sampler = {}
         if self.FEW_DOMAIN_TARGET_ACCEPT is not None and "target_accept" not in self.sampler.model_fields_set:
             sampler["target_accept"] = self.FEW_DOMAIN_TARGET_ACCEPT
-        if self.FEW_DOMAIN_TUNE is not None and "sampler" not in self.model_fields_set:
-            sampler["tune"] = self.FEW_DOMAIN_TUNE
-        if self.FEW_DOMAIN_RETRY_TARGET_ACCEPT is not None and "sampler" not in self.model_fields_set:
-            sampler["retry_target_accept"] = self.FEW_DOMAIN_RETRY_TARGET_ACCEPT
+        if "sampler" not in self.model_fields_set:
+            unless_given = {"tune": self.FEW_DOMAIN_TUNE, "retry_target_accept": self.FEW_DOMAIN_RETRY_TARGET_ACCEPT}
+            sampler |= {name: value for name, value in unless_given.items() if value is not None}
         if sampler:
             update["sampler"] = self.sampler.model_copy(update=sampler)
         return self.model_copy(update=update)
