@@ -242,6 +242,9 @@ class PooledLawConfig(LawConfig):
     # ... and a law with FEW_DOMAIN_RETRY_TARGET_ACCEPT starts again at that target_accept where its draws diverge
     # (SamplerConfig.retry_target_accept), unless the user gave a sampler config
     FEW_DOMAIN_RETRY_TARGET_ACCEPT: ClassVar[float | None] = None
+    # ... and a law with FEW_DOMAIN_ADAPTATION adapts NUTS's mass matrix that way (SamplerConfig.adaptation), unless the
+    # user gave a sampler config
+    FEW_DOMAIN_ADAPTATION: ClassVar[Literal["diag", "low_rank"] | None] = None
 
     def for_domains(self, n_valid: int) -> Self:
         """The config a fit on ``n_valid`` validation domains uses (``few_domains`` above); the fit file keeps it."""
@@ -253,7 +256,7 @@ class PooledLawConfig(LawConfig):
         if self.FEW_DOMAIN_TARGET_ACCEPT is not None and "target_accept" not in self.sampler.model_fields_set:
             sampler["target_accept"] = self.FEW_DOMAIN_TARGET_ACCEPT
         if "sampler" not in self.model_fields_set:
-            unless_given = {"tune": self.FEW_DOMAIN_TUNE, "retry_target_accept": self.FEW_DOMAIN_RETRY_TARGET_ACCEPT}
+            unless_given = {"tune": self.FEW_DOMAIN_TUNE, "retry_target_accept": self.FEW_DOMAIN_RETRY_TARGET_ACCEPT, "adaptation": self.FEW_DOMAIN_ADAPTATION}
             sampler |= {name: value for name, value in unless_given.items() if value is not None}
         if sampler:
             update["sampler"] = self.sampler.model_copy(update=sampler)
@@ -511,6 +514,12 @@ class NestedLawConfig(PooledLawConfig):
     # 0.95 in every seed recorded (7-169 divergent transitions); started again at 0.99, 3 of 4 had none and met the
     # stopping rule (seeds 1, 4, 5: 0 divergences, R-hat <= 1.007, ESS >= 403) and one kept 2 (benchmarks/README.md)
     FEW_DOMAIN_RETRY_TARGET_ACCEPT: ClassVar[float | None] = 0.99
+    # ... and NUTS adapts a low-rank mass matrix beside the diagonal (nutpie's low_rank): the loop's 16-pilot refits
+    # stopped at the 6,000-draw cap with a diagonal one, the mixing law's interactions and their share (t, logit_f)
+    # trading along a ridge the diagonal cannot follow (bulk ESS 145); low-rank met the stopping rule at 2,500-3,750
+    # draws on each of the loop's tables tried (8, 16, 24 pilots; benchmarks/README.md). With few domains a gradient is
+    # cheap and the rank small; with 22 the diagonal stays (5Mix: ~10x the time a draw of the mixing law)
+    FEW_DOMAIN_ADAPTATION: ClassVar[Literal["diag", "low_rank"] | None] = "low_rank"
 
     # a new run of a pilot mixture at a checkpoint its other sizes reached draws its noise given their deviations there
     # (they read the same data in the same order: bayes_mixlaw.checkpoint_noise); off for sweeps whose sizes did not

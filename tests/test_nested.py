@@ -828,6 +828,9 @@ def test_few_validation_domains_get_boundary_avoiding_pooled_scales_and_smaller_
     # and draws that diverge start again at 0.99 (the loop's 8-pilot tables diverged at 0.95), unless the user gave a sampler config
     assert NestedLawConfig().for_domains(5).sampler.retry_target_accept == 0.99 and NestedLawConfig().for_domains(22).sampler.retry_target_accept == 0.95
     assert many.for_domains(3).sampler.retry_target_accept == many.sampler.retry_target_accept
+    # and a low-rank mass matrix (the loop's 16-pilot refits: the interactions' ridge held a diagonal one at the draw cap)
+    assert NestedLawConfig().for_domains(5).sampler.adaptation == "low_rank" and NestedLawConfig().for_domains(22).sampler.adaptation == "diag"
+    assert many.for_domains(3).sampler.adaptation == many.sampler.adaptation
     assert NestedLawConfig(few_domains=0).for_domains(3).priors == {}
     assert set(NestedLawConfig().for_domains(5).priors) == set(FEW_DOMAIN_PRIORS)  # five domains still held a funnel
 
