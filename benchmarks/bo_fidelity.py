@@ -566,10 +566,22 @@ LABELS = {
 }
 
 
+# results keys' suffixes: how a strategy's refits differed from the package's default at the time of the run
+REFIT_SUFFIXES = {
+    "-fast": ", fast refits (2 x (300 + 250) draws)",
+    # the records of sessions 25-26, kept: refits on the 5 groups adapted a diagonal mass matrix (before the few-domain
+    # low-rank default, NestedLawConfig.FEW_DOMAIN_ADAPTATION); 15 of the 20 recorded stopped short of the rule
+    "-diag": ", refits with a diagonal mass matrix (before the low-rank default; most short of the rule)",
+}
+
+
 def label(key: str) -> str:
-    """A results key's label: the strategy's, and its refits' where they were fast (``info-fast``, ...)."""
-    base = key.removesuffix("-fast")
-    return LABELS.get(base, base) + (", fast refits (2 x (300 + 250) draws)" if key != base else "")
+    """A results key's label: the strategy's, and how its refits differed (``info-fast``, ``info-diag``)."""
+    for suffix, refits in REFIT_SUFFIXES.items():
+        if key.endswith(suffix):
+            base = key.removesuffix(suffix)
+            return LABELS.get(base, base) + refits
+    return LABELS.get(key, key)
 
 
 def main():
@@ -602,6 +614,9 @@ def main():
     parser.add_argument("--all-domains", action="store_true", help="fit the nested law on the 22 domains (default: the Pile's 5 groups, 4x faster)")
     parser.add_argument("--results", default="/tmp/bo_fidelity_results.jsonl", help="one line per (strategy, seed): appended, and reused by --report")
     parser.add_argument("--report", action="store_true", help="only print the table and plot from --results")
+    parser.add_argument(
+        "--report-seeds", default=None, help="comma-separated seeds the table and plot read (default: every seed of each strategy in --results)"
+    )
     parser.add_argument("--plot", default="benchmarks/bo_fidelity_regret.png")
     parser.add_argument("--max-minutes", type=float, default=np.inf, help="start no new seed after this many minutes (CPU-bound machines)")
     args = parser.parse_args()
@@ -644,13 +659,17 @@ def main():
                     f"{[round(r['cost'], 2) for r in history]}; picks {[r.get('picks') for r in history]}; cost to 0.5%: {reach:.2f}",
                     flush=True,
                 )
-    report(args.results, threshold, args.plot)
+    report(args.results, threshold, args.plot, seeds=None if args.report_seeds is None else [int(x) for x in args.report_seeds.split(",")])
 
 
-def report(results: str, threshold: float, plot: str) -> None:
+def report(results: str, threshold: float, plot: str, seeds: list[int] | None = None) -> None:
+    """The table and the regret plot of the records in ``results`` (of ``seeds`` only, where given: strategies compared
+    on the same seeds)."""
     records = [json.loads(line) for line in Path(results).read_text().splitlines() if line.strip()]
     by = {}
     for r in records:
+        if seeds is not None and r["seed"] not in seeds:
+            continue
         by.setdefault(r["strategy"], {})[r["seed"]] = r  # a later line for a (strategy, seed) replaces an earlier one
     rows = []
     for name, seeds in by.items():
