@@ -516,9 +516,10 @@ class NestedLawConfig(PooledLawConfig):
     FEW_DOMAIN_RETRY_TARGET_ACCEPT: ClassVar[float | None] = 0.99
     # ... and NUTS adapts a low-rank mass matrix beside the diagonal (nutpie's low_rank): the loop's 16-pilot refits
     # stopped at the 6,000-draw cap with a diagonal one, the mixing law's interactions and their share (t, logit_f)
-    # trading along a ridge the diagonal cannot follow (bulk ESS 145); low-rank met the stopping rule at 2,500-3,750
-    # draws on each of the loop's tables tried (8, 16, 24 pilots; benchmarks/README.md). With few domains a gradient is
-    # cheap and the rank small; with 22 the diagonal stays (5Mix: ~10x the time a draw of the mixing law)
+    # trading along a ridge the diagonal cannot follow (bulk ESS 145); low-rank met the stopping rule at 1,750-3,750
+    # draws on each of the five loop tables probed (8, 16, 24 pilots), and in the benchmark's rerun 28 of 30 refits met
+    # it, none diverging (benchmarks/README.md). With few domains a gradient is cheap and the rank small; with 22 the
+    # diagonal stays (5Mix's mixing law: ~10x the time with low-rank, SamplerConfig.adaptation)
     FEW_DOMAIN_ADAPTATION: ClassVar[Literal["diag", "low_rank"] | None] = "low_rank"
 
     # a new run of a pilot mixture at a checkpoint its other sizes reached draws its noise given their deviations there
