@@ -659,16 +659,16 @@ def main():
                     f"{[round(r['cost'], 2) for r in history]}; picks {[r.get('picks') for r in history]}; cost to 0.5%: {reach:.2f}",
                     flush=True,
                 )
-    report(args.results, threshold, args.plot, seeds=None if args.report_seeds is None else [int(x) for x in args.report_seeds.split(",")])
+    report(args.results, threshold, args.plot, only_seeds=None if args.report_seeds is None else [int(x) for x in args.report_seeds.split(",")])
 
 
-def report(results: str, threshold: float, plot: str, seeds: list[int] | None = None) -> None:
-    """The table and the regret plot of the records in ``results`` (of ``seeds`` only, where given: strategies compared
+def report(results: str, threshold: float, plot: str, only_seeds: list[int] | None = None) -> None:
+    """The table and the regret plot of the records in ``results`` (of ``only_seeds``, where given: strategies compared
     on the same seeds)."""
     records = [json.loads(line) for line in Path(results).read_text().splitlines() if line.strip()]
     by = {}
     for r in records:
-        if seeds is not None and r["seed"] not in seeds:
+        if only_seeds is not None and r["seed"] not in only_seeds:
             continue
         by.setdefault(r["strategy"], {})[r["seed"]] = r  # a later line for a (strategy, seed) replaces an earlier one
     rows = []
