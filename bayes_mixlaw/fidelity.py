@@ -14,6 +14,10 @@ expected to teach about the target-scale decision, divided by its cost:
 * ``kg`` on a nested fit: the same, each run valued by how much it is expected to improve the decision (the
   posterior-mean optimum's loss at the target: ``bayes_mixlaw.acquisitions.kg``) rather than the optimum's spread.
   Any acquisition with a ``value`` of one run at a pool of mixtures and a pilot scale is used this way.
+* A batch of ``n`` is chosen jointly (``batch="joint"``, the default for ``info`` and ``kg``): greedily, each pick
+  valued given the fantasised outcomes of the picks before it (:func:`~bayes_mixlaw.acquisitions.batch.greedy_batch`),
+  so that a round does not buy eight runs that answer one question; ``batch="independent"`` keeps the ``n`` best
+  single-run values.
 * ``thompson`` / ``qlognei`` (or ``info`` / ``kg`` on a one-size mixing-law fit): ``bayes_mixlaw.bo.suggest``'s
   mixtures at the target scale, run at the largest allowed size and longest length (single fidelity).
 """
@@ -40,44 +44,46 @@ def choose_pilots(
     draws: int = 128,
     candidates: int = 200,
     max_cost: float | None = None,
+    batch: str = "joint",
 ) -> list[dict]:
-    """Up to ``n`` pilots, best first: dicts with ``mixture`` ({domain: share}), ``params``, ``steps``,
+    """Up to ``n`` pilots, in the order chosen: dicts with ``mixture`` ({domain: share}), ``params``, ``steps``,
     ``cost``, ``value`` (acquisition per unit cost, or the acquisition value) and ``acquisition``.
-    ``cost(params, steps)`` gives a pilot's cost; ``max_cost`` drops options dearer than what is left."""
+    ``cost(params, steps)`` gives a pilot's cost; ``max_cost`` is what is left to spend (options dearer are dropped;
+    a joint batch's picks add up to at most it). ``batch``: ``"joint"`` (each pick valued given the fantasised
+    outcomes of the picks before it, :func:`~bayes_mixlaw.acquisitions.batch.greedy_batch`, for acquisitions that
+    give the uncertainty a run leaves: ``info``, ``kg``) or ``"independent"`` (each run valued alone, the best ``n``)."""
     from bayes_mixlaw.acquisitions import get_acquisition
+    from bayes_mixlaw.acquisitions.batch import greedy_batch
     from bayes_mixlaw.bo import suggest
 
+    if batch not in ("joint", "independent"):
+        raise ValueError(f"batch: {batch!r} is not a way to value a batch; choose 'joint' or 'independent'")
     domains = law.train_domains
     bounds = bounds or MixtureBounds()
     target_scale = target_scale or {}
     options = [(p, s) for p in sizes for s in steps if max_cost is None or cost(p, s) <= max_cost * (1 + 1e-9)]
     if not options:
         return []
-    value = getattr(get_acquisition(acquisition), "value", None)  # one run's value at a pool of mixtures and a pilot scale
+    acq = get_acquisition(acquisition)
+    value = getattr(acq, "value", None)  # one run's value at a pool of mixtures and a pilot scale
     if value is not None and law.has_scale_axes:
         lo, hi = bounds.arrays(domains)
         rng = np.random.default_rng(seed)
         pool = random_feasible(candidates, lo, hi, rng)
-        rows = []
-        for p, s in options:
-            gain = value(
-                law, pool, target=target, draws=draws, seed=seed, bounds=bounds, candidate_scale={"params": p, law.length_column: s}, target_scale=target_scale
+        scales = [{"params": p, law.length_column: s} for p, s in options]
+        costs = np.array([cost(p, s) for p, s in options], dtype=float)
+        if batch == "joint" and hasattr(acq, "remaining"):
+            chosen = greedy_batch(
+                acq, law, pool, scales, costs, n, target=target, draws=draws, seed=seed, bounds=bounds, target_scale=target_scale, budget=max_cost
             )
-            c = cost(p, s)
-            rows += [{"index": i, "params": p, "steps": s, "cost": c, "gain": float(g), "value": float(g) / c} for i, g in enumerate(gain)]
-        rows.sort(key=lambda r: -r["value"])
-        chosen = []
-        for row in rows:
-            if all(np.abs(pool[row["index"]] - pool[o["index"]]).max() > 0.05 or (o["params"], o["steps"]) != (row["params"], row["steps"]) for o in chosen):
-                chosen.append(row)
-            if len(chosen) == n:
-                break
+        else:  # each run valued alone, the best n kept
+            chosen = _best_independent(law, value, pool, scales, costs, n, target=target, draws=draws, seed=seed, bounds=bounds, target_scale=target_scale)
         return [
             {
                 "mixture": dict(zip(domains, map(float, pool[r["index"]]))),
-                "params": r["params"],
-                "steps": r["steps"],
-                "cost": r["cost"],
+                "params": options[r["scale"]][0],
+                "steps": options[r["scale"]][1],
+                "cost": float(costs[r["scale"]]),
                 "value": r["value"],
                 "acquisition": f"{acquisition} per cost",
             }
@@ -98,3 +104,19 @@ def choose_pilots(
         }
         for _, row in picks.iterrows()
     ]
+
+
+def _best_independent(law, value, pool, scales, costs, n, **kw) -> list[dict]:
+    """The ``n`` best (pool mixture, scale) pairs by one run's value per cost, no two within 0.05 at one scale."""
+    rows = []
+    for k, (scale, c) in enumerate(zip(scales, costs)):
+        gain = value(law, pool, candidate_scale=scale, **kw)
+        rows += [{"index": i, "scale": k, "gain": float(g), "value": float(g) / c} for i, g in enumerate(gain)]
+    rows.sort(key=lambda r: -r["value"])
+    chosen = []
+    for row in rows:
+        if all(np.abs(pool[row["index"]] - pool[o["index"]]).max() > 0.05 or o["scale"] != row["scale"] for o in chosen):
+            chosen.append(row)
+        if len(chosen) == n:
+            break
+    return chosen

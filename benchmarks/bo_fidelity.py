@@ -227,12 +227,13 @@ class PackageStrategy:
         candidates: int = 200,
         groups: bool = True,
         method: str = "nuts",
+        batch: str = "joint",
     ):
         from bayes_mixlaw import NestedLaw, Targets
         from bayes_mixlaw.config import NestedLawConfig
 
         self.sim, self.acquisition, self.q, self.single, self.draws, self.candidates = sim, acquisition, q, single, draws, candidates
-        self.method = method
+        self.method, self.batch = method, batch
         self.groups = pile_groups(sim) if groups else None
         targets = Targets(weights={g: w for g, (_, w) in self.groups.items()}) if groups else datasets.pile_targets()
         self.law = NestedLaw(targets=targets, config=NestedLawConfig(learn_discrepancy=False))
@@ -284,6 +285,7 @@ class PackageStrategy:
             draws=self.draws,
             candidates=self.candidates,
             max_cost=budget_left,
+            batch=self.batch,
         )
         self.choose_seconds.append(time.perf_counter() - start)
         mixtures = np.array([[p["mixture"][d] for d in self.sim.train] for p in picks])
@@ -544,7 +546,9 @@ def regret_at(history: list[dict], cost: float) -> float:
 
 def make_strategy(name: str, sim: NestedTruth, args):
     if name in ("info", "kg"):
-        return PackageStrategy(sim, name, args.q_info, draws=args.draws, candidates=args.candidates, groups=not args.all_domains, method=args.refit)
+        return PackageStrategy(
+            sim, name, args.q_info, draws=args.draws, candidates=args.candidates, groups=not args.all_domains, method=args.refit, batch=args.batch
+        )
     if name == "single":
         return PackageStrategy(sim, "thompson", args.q_single, single=True, draws=args.draws, groups=not args.all_domains, method=args.refit)
     if name == "mfkg":
@@ -566,8 +570,11 @@ LABELS = {
 }
 
 
-# results keys' suffixes: how a strategy's refits differed from the package's default at the time of the run
+# results keys' suffixes: how a strategy's refits or batches differed from the package's default at the time of the run
 REFIT_SUFFIXES = {
+    # batches chosen greedily, each pick valued given the fantasised outcomes of the picks before it (choose_pilots'
+    # batch="joint", the default since session 28); keys without it are the top-q single-run values (independent)
+    "-joint": ", batches chosen jointly (greedy, fantasised outcomes)",
     "-fast": ", fast refits (2 x (300 + 250) draws)",
     # the records of sessions 25-26, kept: refits on the 5 groups adapted a diagonal mass matrix (before the few-domain
     # low-rank default, NestedLawConfig.FEW_DOMAIN_ADAPTATION); 15 of the 20 recorded stopped short of the rule
@@ -576,11 +583,10 @@ REFIT_SUFFIXES = {
 
 
 def label(key: str) -> str:
-    """A results key's label: the strategy's, and how its refits differed (``info-fast``, ``info-diag``)."""
+    """A results key's label: the strategy's, and how its refits or batches differed (``info-fast``, ``kg-joint``)."""
     for suffix, refits in REFIT_SUFFIXES.items():
         if key.endswith(suffix):
-            base = key.removesuffix(suffix)
-            return LABELS.get(base, base) + refits
+            return label(key.removesuffix(suffix)) + refits
     return LABELS.get(key, key)
 
 
@@ -610,6 +616,12 @@ def main():
         default="nuts",
         choices=["fast", "nuts"],
         help="how info, kg and single refit the nested law each round: NUTS until converged, or a short NUTS run (results as 'info-fast', ...)",
+    )
+    parser.add_argument(
+        "--batch",
+        choices=("joint", "independent"),
+        default="joint",
+        help="info and kg: a round's picks chosen jointly (greedy, each given the fantasised outcomes of those before it) or by single-run value",
     )
     parser.add_argument("--all-domains", action="store_true", help="fit the nested law on the 22 domains (default: the Pile's 5 groups, 4x faster)")
     parser.add_argument("--results", default="/tmp/bo_fidelity_results.jsonl", help="one line per (strategy, seed): appended, and reused by --report")
@@ -645,7 +657,8 @@ def main():
                     continue
                 seconds = time.perf_counter() - start
                 fast = getattr(strategy, "method", None) == "fast"  # the package's strategies refitted by short runs are another strategy
-                key = f"{name}-fast" if fast else name
+                joint = getattr(strategy, "batch", None) == "joint" and not getattr(strategy, "single", False)
+                key = name + ("-fast" if fast else "") + ("-joint" if joint else "")
                 record = {"strategy": key, "seed": seed, "seconds": seconds, "fit_seconds": strategy.fit_seconds, "choose_seconds": strategy.choose_seconds}
                 record["diagnostics"] = getattr(strategy, "diagnostics", [])  # the package's refits; a GP's fit has none
                 record.update(history=history, args={k: v for k, v in vars(args).items() if k not in ("report", "results", "plot")})

@@ -33,6 +33,7 @@ def test_value_per_cost_picks_the_size(monkeypatch, big_gain, expected_size):
         bounds=MixtureBounds(caps={"a": 0.6}),
         seed=0,
         candidates=50,
+        batch="independent",
     )
     assert len(seen) == 4 and all(t == {"params": 1e6, "step": 1e4} for _, t in seen)
     assert [p["params"] for p in picks] == [expected_size] * 3 and all(p["steps"] == 100 for p in picks)  # 1.2x the gain for 2x the cost: no
@@ -45,9 +46,11 @@ def test_value_per_cost_picks_the_size(monkeypatch, big_gain, expected_size):
 
 def test_options_beyond_the_budget_left_are_dropped(monkeypatch):
     monkeypatch.setattr(get_acquisition("info"), "value", lambda law, pool, **kw: np.full(len(pool), 5.0 if kw["candidate_scale"]["params"] == 30 else 1.0))
-    picks = choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, max_cost=2000, candidates=20)
+    picks = choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, max_cost=2000, candidates=20, batch="independent")
     assert {p["params"] for p in picks} == {10}
     assert choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, max_cost=10) == []
+    with pytest.raises(ValueError, match="batch: 'greedy' .* choose 'joint' or 'independent'"):
+        choose_pilots(LAW, 2, sizes=[10], steps=[100], cost=lambda p, s: p * s, batch="greedy")
 
 
 class _FakeNestedLaw:
@@ -60,16 +63,17 @@ class _FakeNestedLaw:
         self.target_calls = []
         rng = np.random.default_rng(0)
         self.centres = rng.dirichlet(np.ones(3), size=64)
+        self.offsets = np.zeros(64)  # each draw's best loss above the level
 
     def target_function(self, target, *, draws, seed, **scale):
         import torch
 
         self.target_calls.append(dict(scale))
-        centres = torch.as_tensor(self.centres)
+        centres, offsets = torch.as_tensor(self.centres), torch.as_tensor(self.offsets)
         level = 1.0 + 1.0 / scale["params"]
 
         def f(r):
-            return level + ((r - centres[:, None, :]) ** 2).sum(-1)
+            return level + offsets[:, None] + ((r - centres[:, None, :]) ** 2).sum(-1)
 
         f.n_draws = len(self.centres)
         return f
@@ -148,6 +152,55 @@ def test_choose_pilots_values_runs_by_the_acquisitions_value(monkeypatch):
         return np.full(len(pool), 3.0 if candidate_scale["params"] == 10 else 1.0)
 
     monkeypatch.setattr(get_acquisition("kg"), "value", value)
-    picks = choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, acquisition="kg", candidates=20)
+    picks = choose_pilots(LAW, 2, sizes=[10, 30], steps=[100], cost=lambda p, s: p * s, acquisition="kg", candidates=20, batch="independent")
     assert sorted(calls) == [10, 30] and [p["params"] for p in picks] == [10, 10]
     assert all(p["acquisition"] == "kg per cost" for p in picks)
+
+
+def _two_camps() -> _FakeNestedLaw:
+    """Half the draws put the optimum near corner a, half near corner c, 0.2 higher; a run at either corner tells them
+    apart."""
+    law = _FakeNestedLaw()
+    law.centres = np.array([[0.8, 0.1, 0.1]] * 32 + [[0.1, 0.1, 0.8]] * 32)
+    law.offsets = np.repeat([0.0, 0.2], 32)
+    law.has_scale_axes, law.length_column = True, "step"
+    return law
+
+
+@pytest.mark.parametrize("acquisition", ["kg", "info"])
+def test_a_joint_batch_does_not_buy_the_same_answer_twice(acquisition):
+    """Each run tells the two camps apart, so each alone is worth much; once one is picked, its fantasised outcome has
+    told the camps apart and no other run is worth anything more: the joint batch's second pick adds no value, where
+    the n best single runs seem worth as much as the first. A budget for one run stops the batch at one."""
+    from bayes_mixlaw.acquisitions import info
+    from bayes_mixlaw.acquisitions.batch import greedy_batch
+
+    law = _two_camps()
+    pool = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.45, 0.1, 0.45], [0.3, 0.4, 0.3]])
+    kw = {"draws": 64, "seed": 3, "target_scale": {"params": 1000.0, "step": 10.0}}
+    acq = get_acquisition(acquisition)
+    info._OPTIMA.clear()
+    alone = acq.value(law, pool, candidate_scale={"params": 2.0, "step": 1.0}, **kw)
+    assert alone[0] > 0.05 and alone[1] > 0.05  # either corner, alone (info: the best loss's sd 0.1 -> 0; kg: 0.24)
+    picks = greedy_batch(acq, law, pool, [{"params": 2.0, "step": 1.0}], [1.0], 2, **kw)
+    assert picks[0]["index"] in (0, 1) and picks[0]["gain"] == pytest.approx(alone[picks[0]["index"]], rel=0.05)
+    assert abs(picks[1]["gain"]) < 1e-6  # nothing left to learn
+    assert len(greedy_batch(acq, law, pool, [{"params": 2.0, "step": 1.0}], [1.0], 2, budget=1.5, **kw)) == 1
+
+    independent = choose_pilots(law, 2, sizes=[2], steps=[1], cost=lambda p, s: 1.0, acquisition=acquisition, candidates=4, batch="independent", **kw)
+    joint = choose_pilots(law, 2, sizes=[2], steps=[1], cost=lambda p, s: 1.0, acquisition=acquisition, candidates=4, **kw)
+    assert len(independent) == len(joint) == 2 and independent[1]["value"] > 0.05  # valued alone, the second run seems as good
+    assert joint[1]["value"] < 1e-6 < joint[0]["value"]
+
+
+def test_a_joint_batch_prefers_the_cheaper_scale_for_the_same_answer():
+    """Two pilot scales that tell the camps apart alike (the fake law's scale moves only the level), the second three
+    times dearer: the first pick is at the cheap scale, and its value per cost is the gain over the cheap cost."""
+    from bayes_mixlaw.acquisitions.batch import greedy_batch
+    from bayes_mixlaw.acquisitions.kg import KnowledgeGradient
+
+    law = _two_camps()
+    pool = np.array([[1.0, 0.0, 0.0], [0.45, 0.1, 0.45]])
+    scales = [{"params": 2.0, "step": 1.0}, {"params": 6.0, "step": 1.0}]
+    picks = greedy_batch(KnowledgeGradient, law, pool, scales, np.array([3.0, 1.0]), 1, draws=64, seed=3, target_scale={"params": 1000.0, "step": 10.0})
+    assert picks[0]["scale"] == 1 and picks[0]["index"] == 0 and picks[0]["value"] == pytest.approx(picks[0]["gain"])

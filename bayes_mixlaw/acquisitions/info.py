@@ -53,12 +53,9 @@ def draw_optima(law, *, target: str, draws: int, seed: int, lo: np.ndarray, hi: 
     return _OPTIMA[id(law)][2]
 
 
-def fantasy_weights(
-    law, candidates: np.ndarray, *, target: str, draws: int, seed: int, fantasies: int, rng: np.random.Generator, candidate_scale: dict
-) -> np.ndarray:
-    """Importance weights of the posterior draws after one fantasised run at each candidate mixture, run at
-    ``candidate_scale``: (S, J, C), summing to 1 over the S draws. Fantasy j of candidate c is draw s_j's expected
-    ``target`` there plus a new run's noise (:func:`_observation_noise`); draw s's weight is its likelihood of it."""
+def fantasy_predictions(law, candidates: np.ndarray, *, target: str, draws: int, seed: int, candidate_scale: dict) -> tuple[np.ndarray, np.ndarray]:
+    """What a fantasised run at each candidate mixture, run at ``candidate_scale``, is drawn from: each posterior draw's
+    expected ``target`` there, m (S, C), and a new run's noise around it, sd (C,) (:func:`_observation_noise`)."""
     import torch
 
     f_run = law.target_function(target, draws=draws, seed=seed, **candidate_scale)  # the same draws (same seed)
@@ -66,12 +63,31 @@ def fantasy_weights(
     with torch.no_grad():
         m = f_run(torch.as_tensor(candidates)[None].expand(n_draws, -1, -1)).numpy()  # (S, C)
     frame = pd.DataFrame(candidates, columns=[MIX_PREFIX + d for d in law.train_domains])
-    sd = _observation_noise(law, frame, target, seed, candidate_scale)  # (C,)
-    j = rng.choice(n_draws, size=fantasies)
-    y = m[j] + sd * rng.standard_normal((fantasies, len(sd)))  # (J, C): outcomes under draw j
-    log_w = -0.5 * ((y[None] - m[:, None]) / sd) ** 2  # (S, J, C)
+    return m, _observation_noise(law, frame, target, seed, candidate_scale)
+
+
+def fantasy_log_likelihood(m: np.ndarray, sd: np.ndarray, fantasy_draws: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """log p(y_jc | draw s) up to a constant, (S, J, C): fantasy j of candidate c is draw ``fantasy_draws[j]``'s
+    expectation plus ``sd`` times ``noise`` (J, C), y_jc = m[s_j, c] + sd_c z_jc."""
+    y = m[fantasy_draws] + sd * noise  # (J, C)
+    return -0.5 * ((y[None] - m[:, None]) / sd) ** 2
+
+
+def normalised(log_w: np.ndarray) -> np.ndarray:
+    """Importance weights from log weights (S, ...): exponentiated stably and summing to 1 over the draws (axis 0)."""
     w = np.exp(log_w - log_w.max(axis=0, keepdims=True))
     return w / w.sum(axis=0, keepdims=True)
+
+
+def fantasy_weights(
+    law, candidates: np.ndarray, *, target: str, draws: int, seed: int, fantasies: int, rng: np.random.Generator, candidate_scale: dict
+) -> np.ndarray:
+    """Importance weights of the posterior draws after one fantasised run at each candidate mixture, run at
+    ``candidate_scale``: (S, J, C), summing to 1 over the S draws. Fantasy j of candidate c is draw s_j's expected
+    ``target`` there plus a new run's noise (:func:`fantasy_predictions`); draw s's weight is its likelihood of it."""
+    m, sd = fantasy_predictions(law, candidates, target=target, draws=draws, seed=seed, candidate_scale=candidate_scale)
+    j = rng.choice(len(m), size=fantasies)
+    return normalised(fantasy_log_likelihood(m, sd, j, rng.standard_normal((fantasies, len(sd)))))
 
 
 def optima_and_fantasies(law, candidates: np.ndarray, target: str, draws: int, seed: int, fantasies: int, bounds, candidate_scale, target_scale):
@@ -106,9 +122,7 @@ def information_gain(
     target loss, in loss units) from one run at each candidate mixture, run at ``candidate_scale`` (the
     target scale by default). Returns one value per candidate."""
     _, v, w = optima_and_fantasies(law, candidates, target, draws, seed, fantasies, bounds, candidate_scale, target_scale)
-    mean_v = np.einsum("sjc,s->jc", w, v)
-    var_v = np.einsum("sjc,s->jc", w, v**2) - mean_v**2
-    return v.std() - np.sqrt(np.clip(var_v, 0, None)).mean(axis=0)
+    return v.std() - Info.remaining(w, v).mean(axis=0)
 
 
 @register_acquisition(
@@ -125,8 +139,21 @@ class Info(Acquisition):
     #: the value of one run at each candidate mixture and pilot scale (``fidelity.choose_pilots`` uses it too)
     value = staticmethod(information_gain)
 
+    @staticmethod
+    def basis(law, x: np.ndarray, v: np.ndarray, candidates: np.ndarray, *, target: str, draws: int, seed: int, target_scale: dict) -> np.ndarray:
+        """What :meth:`remaining` reads from the draws: each draw's best target loss v (S,)."""
+        return v
+
+    @staticmethod
+    def remaining(weights: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The uncertainty a run leaves, per fantasy and candidate: the weighted standard deviation of the best target
+        loss, sqrt(sum_s w_s v_s^2 - (sum_s w_s v_s)^2), from weights (S, J, C) to (J, C)."""
+        mean = np.einsum("sjc,s->jc", weights, v)
+        return np.sqrt(np.clip(np.einsum("sjc,s->jc", weights, v**2) - mean**2, 0, None))
+
     def build(self, law, model, *, context):
-        """The value of one run at each pool mixture and each pilot scale: (pool, [(scale, value per unit cost)])."""
+        """What :meth:`optimize` picks from: (pool (C, M), the pilot scales, a run's cost at each relative to the
+        cheapest)."""
         from bayes_mixlaw.optimize import random_feasible
 
         pool = context.choices.numpy() if context.choices is not None else random_feasible(context.option("pool", 400), context.lo, context.hi, context.rng)
@@ -138,36 +165,31 @@ class Info(Acquisition):
             cost = np.array([costs[o["params"]] if costs else o["params"] * o[length] for o in scales], dtype=float)
             cost = cost / cost.min()  # relative to the cheapest pilot
         else:
-            scales, cost = [{}], [1.0]
-        values = [
-            self.value(
-                law,
-                pool,
-                target=context.target,
-                draws=context.draws,
-                seed=context.seed,
-                bounds=context.bounds,
-                candidate_scale=scale,
-                target_scale=context.scale,
-            )
-            / c
-            for scale, c in zip(scales, cost)
-        ]
-        return pool, list(zip(scales, values))
+            scales, cost = [context.scale], np.ones(1)
+        return pool, scales, cost
 
     def optimize(self, acqf, context) -> Proposal:
-        """The best distinct (mixture, scale) pairs: no two mixtures within 0.05 of each other at one scale."""
-        pool, valued = acqf
-        rows = [{"index": i, "scale": scale, "value": v} for scale, values in valued for i, v in enumerate(values)]
-        ranked = sorted(rows, key=lambda row: -row["value"])
-        apart = 1e-9 if context.choices is not None else 0.05
-        chosen = []
-        for row in ranked:
-            if all(np.abs(pool[row["index"]] - pool[o["index"]]).max() > apart or o["scale"] != row["scale"] for o in chosen):
-                chosen.append(row)
-            if len(chosen) == context.n:
-                break
-        return Proposal(np.array([pool[r["index"]] for r in chosen]), np.array([r["value"] for r in chosen]), self.name, [r["scale"] for r in chosen])
+        """A joint batch (:func:`~bayes_mixlaw.acquisitions.batch.greedy_batch`): each pick the best value per cost
+        given the fantasised outcomes of those before it; no two mixtures within 0.05 of each other at one scale."""
+        from bayes_mixlaw.acquisitions.batch import greedy_batch
+
+        pool, scales, cost = acqf
+        chosen = greedy_batch(
+            type(self),
+            context.law,
+            pool,
+            scales,
+            cost,
+            context.n,
+            target=context.target,
+            draws=context.draws,
+            seed=context.seed,
+            bounds=context.bounds,
+            target_scale=context.scale,
+            apart=1e-9 if context.choices is not None else 0.05,
+        )
+        values = np.array([r["value"] for r in chosen])
+        return Proposal(np.array([pool[r["index"]] for r in chosen]), values, self.name, [scales[r["scale"]] for r in chosen])
 
 
 def suggest_informative(

@@ -40,16 +40,9 @@ def knowledge_gradient(
     """Expected drop of the best posterior-mean ``target`` loss at ``target_scale`` (in loss units) from one run at each
     candidate mixture (C, M), run at ``candidate_scale`` (the target scale by default). Returns (C,), each >= 0 up to
     the fantasies' noise."""
-    import torch
-
-    x, _, weights = optima_and_fantasies(law, candidates, target, draws, seed, fantasies, bounds, candidate_scale, target_scale)
-    alternatives = np.vstack([x, candidates])  # (A, M)
-    f_target = law.target_function(target, draws=draws, seed=seed, **(target_scale or {}))
-    with torch.no_grad():
-        losses = f_target(torch.as_tensor(alternatives)[None].expand(f_target.n_draws, -1, -1)).numpy()  # (S, A)
-    n_draws, n_fantasies, n_candidates = weights.shape
-    reweighted = (weights.reshape(n_draws, -1).T @ losses).reshape(n_fantasies, n_candidates, -1)  # (J, C, A)
-    return losses.mean(axis=0).min() - reweighted.min(axis=-1).mean(axis=0)
+    x, v, weights = optima_and_fantasies(law, candidates, target, draws, seed, fantasies, bounds, candidate_scale, target_scale)
+    losses = KnowledgeGradient.basis(law, x, v, candidates, target=target, draws=draws, seed=seed, target_scale=target_scale or {})  # (S, A)
+    return losses.mean(axis=0).min() - KnowledgeGradient.remaining(weights, losses).mean(axis=0)
 
 
 @register_acquisition(
@@ -66,3 +59,21 @@ class KnowledgeGradient(Info):
     """``info``'s candidates, scales and picks, valued by :func:`knowledge_gradient`."""
 
     value = staticmethod(knowledge_gradient)
+
+    @staticmethod
+    def basis(law, x: np.ndarray, v: np.ndarray, candidates: np.ndarray, *, target: str, draws: int, seed: int, target_scale: dict) -> np.ndarray:
+        """What :meth:`remaining` reads from the draws: each draw's target loss at the alternatives (the draws' own optima
+        ``x`` and the candidates), (S, A)."""
+        import torch
+
+        alternatives = np.vstack([x, candidates])  # (A, M)
+        f_target = law.target_function(target, draws=draws, seed=seed, **target_scale)
+        with torch.no_grad():
+            return f_target(torch.as_tensor(alternatives)[None].expand(f_target.n_draws, -1, -1)).numpy()
+
+    @staticmethod
+    def remaining(weights: np.ndarray, losses: np.ndarray) -> np.ndarray:
+        """The decision's expected loss after a run, per fantasy and candidate: min_a sum_s w_s f_s(a), from weights
+        (S, J, C) and losses (S, A) to (J, C) (one (J C, S) x (S, A) product)."""
+        n_draws, n_fantasies, n_candidates = weights.shape
+        return (weights.reshape(n_draws, -1).T @ losses).reshape(n_fantasies, n_candidates, -1).min(axis=-1)
