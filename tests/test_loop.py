@@ -134,7 +134,7 @@ def test_resume_follows_jobs_the_back_end_finds_again_and_requeues_the_rest(tmp_
 
 @pytest.mark.slow  # ~5-9 minutes on 2 cores: every round's nested fit compiles afresh
 def test_nested_loop_of_the_example_chooses_sizes_per_cost(tmp_path):
-    """examples/loop_local.yaml as shipped (budget cut to 6): the nested law and 'info' per unit cost."""
+    """examples/loop_local.yaml as shipped (budget cut to 6): the nested law and 'kg' per unit cost."""
     from bayes_mixlaw.loop import run_loop
 
     config = yaml.safe_load((Path(__file__).parents[1] / "examples" / "loop_local.yaml").read_text())
@@ -142,7 +142,7 @@ def test_nested_loop_of_the_example_chooses_sizes_per_cost(tmp_path):
     result = run_loop(config, tmp_path / "state", live=False)
     assert result.counts["done"] == 6 and result.fit_path.exists()
     pilots = LoopState(tmp_path / "state").pilots()
-    assert set(pilots["params"]) <= {11712, 35712} and (pilots["acquisition"] == "info per cost").sum() == 2
+    assert set(pilots["params"]) <= {11712, 35712} and (pilots["acquisition"] == "kg per cost").sum() == 2
     from bayes_mixlaw.nested import NestedLaw
 
     law = NestedLaw.load(result.fit_path)
