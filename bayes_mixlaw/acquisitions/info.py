@@ -5,8 +5,9 @@ optimum ``v_s = min_r f_s(r)``, by reweighting the draws with fantasised outcome
 weights ``p(y | draw s)``), per unit cost (:func:`information_gain`). For a nested fit the candidates are pool mixtures
 at each pilot size and the longest pilot length, and the cost is parameters x steps (or option ``costs``, per size):
 a cheap small run that says as much about the target as a large one wins, and each suggestion is predicted at its
-pilot's scale. No ``AcquisitionFunction``: :meth:`Info.optimize` ranks a pool (option ``pool`` random feasible
-mixtures, or the grid or candidates) and keeps distinct picks (no two within 0.05 at one scale).
+pilot's scale. No ``AcquisitionFunction``: :meth:`Info.optimize` picks from a pool (option ``pool`` random feasible
+mixtures, or the grid or candidates) a joint batch (:func:`~bayes_mixlaw.acquisitions.batch.greedy_batch`: each pick
+valued given the fantasised outcomes of those before it), distinct (no two within 0.05 at one scale).
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ class Info(Acquisition):
             cost = np.array([costs[o["params"]] if costs else o["params"] * o[length] for o in scales], dtype=float)
             cost = cost / cost.min()  # relative to the cheapest pilot
         else:
-            scales, cost = [context.scale], np.ones(1)
+            scales, cost = [{}], np.ones(1)  # a one-scale fit: its runs are at the target's scale
         return pool, scales, cost
 
     def optimize(self, acqf, context) -> Proposal:
