@@ -571,7 +571,7 @@ LABELS = {
 
 
 # results keys' suffixes: how a strategy's refits or batches differed from the package's default at the time of the run
-REFIT_SUFFIXES = {
+KEY_SUFFIXES = {
     # batches chosen greedily, each pick valued given the fantasised outcomes of the picks before it (choose_pilots'
     # batch="joint", the default since session 28); keys without it are the top-q single-run values (independent)
     "-joint": ", batches chosen jointly (greedy, fantasised outcomes)",
@@ -584,9 +584,9 @@ REFIT_SUFFIXES = {
 
 def label(key: str) -> str:
     """A results key's label: the strategy's, and how its refits or batches differed (``info-fast``, ``kg-joint``)."""
-    for suffix, refits in REFIT_SUFFIXES.items():
+    for suffix, how in KEY_SUFFIXES.items():
         if key.endswith(suffix):
-            return label(key.removesuffix(suffix)) + refits
+            return label(key.removesuffix(suffix)) + how
     return LABELS.get(key, key)
 
 

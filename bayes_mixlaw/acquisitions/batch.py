@@ -20,7 +20,7 @@ import zlib
 
 import numpy as np
 
-from bayes_mixlaw.acquisitions.info import draw_optima, fantasy_log_likelihood, fantasy_predictions, normalised
+from bayes_mixlaw.acquisitions.info import fantasy_log_likelihood, fantasy_predictions, normalised, seeded_optima
 
 
 def greedy_batch(
@@ -48,12 +48,8 @@ def greedy_batch(
     shares); ``budget``: the picks' costs add up to at most this. Returns dicts ``index`` (into ``pool``), ``scale``
     (index into ``scales``), ``gain`` (the drop of U, loss units) and ``value`` (gain / cost), in the order picked; a
     gain below 0 (a run the earlier picks leave nothing to add to, up to the fantasies' noise) is reported as 0."""
-    from bayes_mixlaw.optimize import MixtureBounds
-
     target_scale = target_scale or {}
-    lo, hi = (bounds or MixtureBounds()).arrays(law.train_domains)
-    rng = np.random.default_rng(seed)
-    x, v = draw_optima(law, target=target, draws=draws, seed=seed, lo=lo, hi=hi, rng=rng, target_scale=target_scale)
+    x, v, rng = seeded_optima(law, target=target, draws=draws, seed=seed, bounds=bounds, target_scale=target_scale)
     basis = acquisition.basis(law, x, v, pool, target=target, draws=draws, seed=seed, target_scale=target_scale)
     n_draws = len(v)
     fantasy_draws = rng.choice(n_draws, size=fantasies)  # one posterior draw per fantasy, shared by the batch's runs

@@ -91,18 +91,25 @@ def fantasy_weights(
     return normalised(fantasy_log_likelihood(m, sd, j, rng.standard_normal((fantasies, len(sd)))))
 
 
+def seeded_optima(law, *, target: str, draws: int, seed: int, bounds, target_scale: dict) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """:func:`draw_optima` within ``bounds`` (all of the simplex when None) from a generator seeded with ``seed``: x (S, M),
+    v (S,), and the generator, for the fantasies drawn next (``info``, ``kg`` and their joint batches start alike)."""
+    from bayes_mixlaw.optimize import MixtureBounds
+
+    lo, hi = (bounds or MixtureBounds()).arrays(law.train_domains)
+    rng = np.random.default_rng(seed)
+    x, v = draw_optima(law, target=target, draws=draws, seed=seed, lo=lo, hi=hi, rng=rng, target_scale=target_scale)
+    return x, v, rng
+
+
 def optima_and_fantasies(law, candidates: np.ndarray, target: str, draws: int, seed: int, fantasies: int, bounds, candidate_scale, target_scale):
     """What a run's value is computed from (``info`` and ``kg``): each draw's best mixture and loss at ``target_scale``
     (:func:`draw_optima`: x (S, M), v (S,)) and the draws' weights after a fantasised run at each candidate, run at
     ``candidate_scale`` (the target scale when None; :func:`fantasy_weights`: (S, J, C)), from one generator seeded with
     ``seed``."""
-    from bayes_mixlaw.optimize import MixtureBounds
-
     target_scale = target_scale or {}
     candidate_scale = candidate_scale if candidate_scale is not None else target_scale
-    lo, hi = (bounds or MixtureBounds()).arrays(law.train_domains)
-    rng = np.random.default_rng(seed)
-    x, v = draw_optima(law, target=target, draws=draws, seed=seed, lo=lo, hi=hi, rng=rng, target_scale=target_scale)
+    x, v, rng = seeded_optima(law, target=target, draws=draws, seed=seed, bounds=bounds, target_scale=target_scale)
     w = fantasy_weights(law, candidates, target=target, draws=draws, seed=seed, fantasies=fantasies, rng=rng, candidate_scale=candidate_scale)
     return x, v, w
 
