@@ -629,6 +629,11 @@ def main():
     parser.add_argument(
         "--report-seeds", default=None, help="comma-separated seeds the table and plot read (default: every seed of each strategy in --results)"
     )
+    parser.add_argument(
+        "--report-strategies",
+        default=None,
+        help="comma-separated keys of --results (e.g. kg-joint,mfkg,single,random) the table and plot read, in this order (default: every key)",
+    )
     parser.add_argument("--plot", default="benchmarks/bo_fidelity_regret.png")
     parser.add_argument("--max-minutes", type=float, default=np.inf, help="start no new seed after this many minutes (CPU-bound machines)")
     args = parser.parse_args()
@@ -672,18 +677,29 @@ def main():
                     f"{[round(r['cost'], 2) for r in history]}; picks {[r.get('picks') for r in history]}; cost to 0.5%: {reach:.2f}",
                     flush=True,
                 )
-    report(args.results, threshold, args.plot, only_seeds=None if args.report_seeds is None else [int(x) for x in args.report_seeds.split(",")])
+    report(
+        args.results,
+        threshold,
+        args.plot,
+        only_seeds=None if args.report_seeds is None else [int(x) for x in args.report_seeds.split(",")],
+        only_keys=None if args.report_strategies is None else args.report_strategies.split(","),
+    )
 
 
-def report(results: str, threshold: float, plot: str, only_seeds: list[int] | None = None) -> None:
-    """The table and the regret plot of the records in ``results`` (of ``only_seeds``, where given: strategies compared
-    on the same seeds)."""
+def report(results: str, threshold: float, plot: str, only_seeds: list[int] | None = None, only_keys: list[str] | None = None) -> None:
+    """The table and the regret plot of the records in ``results`` (of ``only_seeds`` and ``only_keys``, where given:
+    strategies compared on the same seeds; the keys in the order given)."""
     records = [json.loads(line) for line in Path(results).read_text().splitlines() if line.strip()]
-    by = {}
+    if only_keys is not None:
+        unknown = sorted(set(only_keys) - {r["strategy"] for r in records})
+        if unknown:
+            raise SystemExit(f"--report-strategies: {unknown} not in {results} (its keys: {sorted({r['strategy'] for r in records})})")
+    by = {} if only_keys is None else {key: {} for key in only_keys}
     for r in records:
-        if only_seeds is not None and r["seed"] not in only_seeds:
+        if (only_seeds is not None and r["seed"] not in only_seeds) or (only_keys is not None and r["strategy"] not in only_keys):
             continue
         by.setdefault(r["strategy"], {})[r["seed"]] = r  # a later line for a (strategy, seed) replaces an earlier one
+    by = {name: seeds for name, seeds in by.items() if seeds}
     rows = []
     for name, seeds in by.items():
         # beyond the initial design, which every strategy shares (1.37 of the default 8 runs): the part a strategy chose
@@ -726,24 +742,32 @@ def plot_curves(by: dict, threshold: float, plot: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    start = min(r["history"][0]["cost"] for seeds in by.values() for r in seeds.values())
+    end = max(r["history"][-1]["cost"] for seeds in by.values() for r in seeds.values())
+    grid = np.geomspace(start, end, 400)
     for k, (name, seeds) in enumerate(by.items()):
         color = f"C{k}"
-        for i, r in enumerate(seeds.values()):
+        for r in seeds.values():  # each seed thin
             cost = [h["cost"] for h in r["history"]]
             regret = [max(h["regret"], 1e-5) for h in r["history"]]
-            ax.step(cost, regret, where="post", color=color, alpha=0.35, lw=1, label=f"{label(name)} ({len(seeds)} seeds)" if i == 0 else None)
-            ax.plot(cost, regret, "o", color=color, ms=3, alpha=0.6)
+            ax.step(cost, regret, where="post", color=color, alpha=0.25, lw=0.8)
+            ax.plot(cost, regret, "o", color=color, ms=2.5, alpha=0.4)
+        # the median over seeds of the regret-vs-cost step curves (a seed that stopped stands by its last recommendation)
+        median = [np.nanmedian([regret_at(r["history"], c) for r in seeds.values()]) for c in grid]
+        ax.step(grid, np.maximum(median, 1e-5), where="post", color=color, lw=2.2, label=f"{label(name)}: median of {len(seeds)} seeds")
     ax.axhline(threshold, color="k", ls=":", label="0.5% of the optimum")
     ax.set_yscale("log")
     ax.set_xscale("log")
+    for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):  # 2, 3, 4 rather than 2 x 10^0
+        axis(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set_xlabel("cost spent (params x steps, in 410M x 30k runs; initial design included)")
     ax.set_ylabel("regret of the recommended mixture at 1B x 100k")
-    ax.set_title("5Mix nested simulator: recommendation's regret against cost (each line a seed)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(plot, dpi=120)
+    ax.set_title("5Mix nested simulator: the recommendation's regret against cost (thin: each seed)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+    fig.savefig(plot, dpi=120, bbox_inches="tight")
     print(f"plot: {plot}")
 
 
