@@ -164,7 +164,9 @@ def holdout_score(law, runs, *, ci: float = DEFAULT_CI, seed: int = 0, **fit_kw)
 def compare_variants(laws: dict, *, holdout: bool = False, runs=None, seed: int = 0, elpds: dict | None = None, **fit_kw) -> pd.DataFrame:
     """One row per fitted variant of the same data ({name: law}), best PSIS-LOO first: ``rank``,
     ``elpd_loo``, ``se``, ``elpd_diff`` and ``dse`` (to the best), ``p_loo``, ``pareto_k > 0.7``
-    (observations where LOO is unreliable) and, with ``holdout``, each variant refitted without the
+    (observations where LOO is unreliable), ``stacking weight`` (Yao et al. 2018, ArviZ's default: the weights w,
+    summing to 1, that maximise sum_i log sum_k w_k p_k(y_i | y_-i) over the pilots' LOO densities; where it is split
+    between variants, none of them predicts every pilot best) and, with ``holdout``, each variant refitted without the
     held-out pilots (:func:`holdout_split`; ``runs`` defaults to the first fit's own runs) with its
     held-out ``MAE``, interval ``coverage`` and ``log predictive density``. ``elpds``: :func:`loo`
     results already computed for some of the variants (by name)."""
@@ -188,6 +190,7 @@ def compare_variants(laws: dict, *, holdout: bool = False, runs=None, seed: int 
             "dse": ranked["dse"].to_numpy(),
             "p_loo": ranked["p"].to_numpy(),
             "pareto_k > 0.7": [unreliable[name] for name in ranked.index],
+            "stacking weight": ranked["weight"].to_numpy(),
         }
     )
     if holdout:

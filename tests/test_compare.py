@@ -11,7 +11,7 @@ from bayes_mixlaw import MixingLaw, MixingLawConfig, datasets
 def test_pointwise_log_likelihood_matches_pymc_and_loo_compares_variants(fitted, runs, mocked_sampling):
     import pymc as pm
 
-    from bayes_mixlaw.compare import loo_compare, pointwise_log_likelihood
+    from bayes_mixlaw.compare import compare_variants, loo_compare, pointwise_log_likelihood
 
     ours = pointwise_log_likelihood(fitted).values
     with fitted.model:
@@ -21,6 +21,10 @@ def test_pointwise_log_likelihood_matches_pymc_and_loo_compares_variants(fitted,
     normal = MixingLaw(MixingLawConfig(likelihood="normal", sampler={"draws": 20, "chains": 2}), datasets.pile_targets()).fit(runs, seed=4, progress=False)
     table = loo_compare({"studentt": fitted, "normal": normal})
     assert set(table.index) == {"studentt", "normal"} and "elpd_diff" in table
+    ranked = compare_variants({"studentt": fitted, "normal": normal})
+    assert list(ranked["variant"]) == list(table.index)  # best first, as ArviZ ranks them
+    weights = ranked["stacking weight"].to_numpy()
+    assert np.all(weights >= 0) and np.isclose(weights.sum(), 1.0)  # stacking weights over the variants
 
 
 def xr_tree(law):

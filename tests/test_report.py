@@ -123,8 +123,11 @@ def test_report_writes_html_figures_and_tables(fitted, tmp_path):
         assert (folder / name).stat().st_size > 0, name
     page = (folder / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 6 and "Diagnostics" in page and "PSIS-LOO" in page
-    assert page.count("<p class='how'>") == 7 and "about 90% of them should lie inside their interval" in page  # each figure, the comparison
-    assert "read it against its spread if the model were right" in page
+    # each figure, the comparison's stacking weights and its held-out check
+    assert page.count("<p class='how'>") == 8 and "about 90% of them should lie inside their interval" in page
+    assert "read it against its spread if the model were right" in page and "Stacking weight" in page
+    weights = pd.read_csv(folder / "model_comparison.csv")["stacking weight"]
+    assert len(weights) == 2 and np.isclose(weights.sum(), 1.0)
     tex = (folder / "parameters.tex").read_text()
     assert "\\begin{longtable}" in tex and "log\\_c" in tex and "90\\% credible" in tex and "nan" not in tex.lower()
     markdown = (folder / "parameters.md").read_text()

@@ -242,4 +242,9 @@ def _comparison_section(law, folder: Path, compare_with: dict | None, holdout: b
         if holdout
         else ""
     )
-    return f"<h2>{title}</h2>{ranked.round(4).to_html(index=False)}{how}"
+    stacking = (
+        "<p class='how'>Stacking weight: the weights, summing to 1, with which the variants' leave-one-out predictive "
+        "densities combine best (Yao et al. 2018); a weight split between variants says none of them predicts every pilot "
+        "best.</p>"
+    )
+    return f"<h2>{title}</h2>{ranked.round(4).to_html(index=False)}{stacking}{how}"
