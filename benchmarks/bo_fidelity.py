@@ -690,16 +690,16 @@ def report(results: str, threshold: float, plot: str, only_seeds: list[int] | No
     """The table and the regret plot of the records in ``results`` (of ``only_seeds`` and ``only_keys``, where given:
     strategies compared on the same seeds; the keys in the order given)."""
     records = [json.loads(line) for line in Path(results).read_text().splitlines() if line.strip()]
-    if only_keys is not None:
-        unknown = sorted(set(only_keys) - {r["strategy"] for r in records})
-        if unknown:
-            raise SystemExit(f"--report-strategies: {unknown} not in {results} (its keys: {sorted({r['strategy'] for r in records})})")
-    by = {} if only_keys is None else {key: {} for key in only_keys}
+    keys = sorted({r["strategy"] for r in records})
+    if only_keys is not None and set(only_keys) - set(keys):
+        raise SystemExit(f"--report-strategies: {sorted(set(only_keys) - set(keys))} not in {results} (its keys: {keys})")
+    by = {}
     for r in records:
-        if (only_seeds is not None and r["seed"] not in only_seeds) or (only_keys is not None and r["strategy"] not in only_keys):
+        if only_seeds is not None and r["seed"] not in only_seeds:
             continue
         by.setdefault(r["strategy"], {})[r["seed"]] = r  # a later line for a (strategy, seed) replaces an earlier one
-    by = {name: seeds for name, seeds in by.items() if seeds}
+    if only_keys is not None:  # those keys, in that order (a key without records of only_seeds has no row)
+        by = {key: by[key] for key in only_keys if key in by}
     rows = []
     for name, seeds in by.items():
         # beyond the initial design, which every strategy shares (1.37 of the default 8 runs): the part a strategy chose
@@ -737,6 +737,9 @@ def report(results: str, threshold: float, plot: str, only_seeds: list[int] | No
     plot_curves(by, threshold, plot)
 
 
+REGRET_FLOOR = 1e-5  # the log-scale plot draws a regret of 0 (the optimum itself) here
+
+
 def plot_curves(by: dict, threshold: float, plot: str) -> None:
     import matplotlib
 
@@ -752,17 +755,17 @@ def plot_curves(by: dict, threshold: float, plot: str) -> None:
         color = f"C{k}"
         for r in seeds.values():  # each seed thin
             cost = [h["cost"] for h in r["history"]]
-            regret = [max(h["regret"], 1e-5) for h in r["history"]]
+            regret = [max(h["regret"], REGRET_FLOOR) for h in r["history"]]
             ax.step(cost, regret, where="post", color=color, alpha=0.25, lw=0.8)
             ax.plot(cost, regret, "o", color=color, ms=2.5, alpha=0.4)
         # the median over seeds of the regret-vs-cost step curves (a seed that stopped stands by its last recommendation)
         median = [np.nanmedian([regret_at(r["history"], c) for r in seeds.values()]) for c in grid]
-        ax.step(grid, np.maximum(median, 1e-5), where="post", color=color, lw=2.2, label=f"{label(name)}: median of {len(seeds)} seeds")
+        ax.step(grid, np.maximum(median, REGRET_FLOOR), where="post", color=color, lw=2.2, label=f"{label(name)}: median of {len(seeds)} seeds")
     ax.axhline(threshold, color="k", ls=":", label="0.5% of the optimum")
     ax.set_yscale("log")
     ax.set_xscale("log")
-    for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):  # 2, 3, 4 rather than 2 x 10^0
-        axis(matplotlib.ticker.FormatStrFormatter("%g"))
+    for set_formatter in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):  # 2, 3, 4 rather than 2 x 10^0
+        set_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set_xlabel("cost spent (params x steps, in 410M x 30k runs; initial design included)")
     ax.set_ylabel("regret of the recommended mixture at 1B x 100k")
     ax.set_title("5Mix nested simulator: the recommendation's regret against cost (thin: each seed)", fontsize=10)
