@@ -3,7 +3,7 @@
 Priors are pymc-extras :class:`~pymc_extras.prior.Prior` objects named by their role. A config
 file (YAML or JSON) overrides any of them in pymc-extras' dictionary form::
 
-    law: explicit            # a registered form: explicit, implicit (K latent validation domains), power_law
+    law: explicit            # a registered form: explicit, implicit (K latent validation domains), power_law, power_law_base
     n_implicit: 4
     likelihood: studentt     # or normal
     priors:
@@ -33,7 +33,7 @@ from bayes_mixlaw.mixing_residual import RESIDUAL_PRIORS
 # Priors of the mixing law, in units of each validation domain's loss scale s_i (its median observed
 # loss), so the same defaults suit any tokenizer or data set. Each form of the law (bayes_mixlaw.mixing_forms)
 # brings its own (``default_priors``: the explicit law's loss_at_mean, f_mu, f_sigma, t_mu, t_sigma, the
-# implicit law's implicit_weights, the power law's power_weights and power_gamma); the likelihood's are here.
+# implicit law's implicit_weights, the power laws' power_weights, power_gamma and power_base_gamma); the likelihood's are here.
 LIKELIHOOD_PRIORS: dict[str, Prior] = {
     # observation noise relative to the loss scale: pilot losses scatter by about a percent
     "noise_sigma": Prior("HalfNormal", sigma=0.02),
@@ -268,7 +268,7 @@ class MixingLawConfig(PooledLawConfig):
 
     DEFAULT_PRIORS: ClassVar[Mapping[str, Prior]] = _MixingPriors()
 
-    # the law's form, one of the registered forms (bayes_mixlaw.mixing_forms: explicit, implicit, power_law, ...)
+    # the law's form, one of the registered forms (bayes_mixlaw.mixing_forms: explicit, implicit, power_law, power_law_base, ...)
     law: str = "explicit"
     n_implicit: int = Field(4, ge=1, description="K, the number of latent domains of the implicit law")
     # Partial pooling of the validation domains' parameters: across all domains, or within the

@@ -2,8 +2,8 @@
 
 The law's form is a registered :class:`~bayes_mixlaw.mixing_forms.MixingForm`, named by the config's
 ``law`` (``explicit``: Ye et al.'s law, one curve per validation domain; ``implicit``: K latent domains;
-``power_law``: Shukor et al.'s additive form; see :mod:`bayes_mixlaw.mixing_forms`). The form builds the
-mean loss of each run and validation domain i in units of the domain's loss scale s_i (its median
+``power_law``: Shukor et al.'s additive form; ``power_law_base``: the same with a term no share moves; see
+:mod:`bayes_mixlaw.mixing_forms`). The form builds the mean loss of each run and validation domain i in units of the domain's loss scale s_i (its median
 observed loss), and the observed losses follow it with noise::
 
     loss / s_i ~ StudentT(nu, L_i(r) / s_i, noise_sigma_i)   (or Normal)
@@ -419,7 +419,7 @@ class MixingLaw(MixtureLaw):
         (centred, as only moves within the simplex are defined; :func:`~bayes_mixlaw.mixing_forms.centred_slopes`).
         Explicit law: ``log_c``, ``log_k`` and ``t`` (rows of t sum to zero). Implicit law: its latent domains
         are identified only up to relabelling, so it reports only the slopes, which relabelling leaves alone.
-        Power law: ``power_e``, ``power_log_c``, ``power_gamma`` and the slopes. Every form reports
+        Power law: ``power_e``, ``power_log_c``, ``power_gamma`` and the slopes (``power_law_base`` also ``power_log_b``). Every form reports
         ``noise_sigma``, the observation noise per validation domain (relative to its scale). With a residual
         (``residual: rff``) also its scale per validation domain ``residual_scale`` (the residual's standard deviation
         relative to the domain's loss scale), ``residual_lengthscale`` per training domain and ``residual_shared``.

@@ -22,7 +22,7 @@ from bayes_mixlaw.mixing_forms import MixingForm, register, unregister
 from bayes_mixlaw.optimize import optimal_mixture
 from conftest import _fake_sample_posterior
 
-PACKAGED = ["explicit", "implicit", "power_law"]
+PACKAGED = ["explicit", "implicit", "power_law", "power_law_base"]
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +44,13 @@ def mixtures(domains):
 
 
 def test_unknown_form_is_an_error_listing_the_registered_forms(tmp_path):
-    with pytest.raises(ValidationError, match="unknown law form 'exponential'; the registered forms are explicit, implicit, power_law"):
+    with pytest.raises(ValidationError, match="unknown law form 'exponential'; the registered forms are explicit, implicit, power_law, power_law_base"):
         MixingLawConfig(law="exponential")
-    with pytest.raises(ValueError, match="registered forms are explicit, implicit, power_law"):
+    with pytest.raises(ValueError, match="registered forms are explicit, implicit, power_law, power_law_base"):
         mixing_forms.get_form("exponential")
     bad = tmp_path / "c.yaml"
     bad.write_text("law: exponential\n")
-    with pytest.raises(ConfigError, match=r"c.yaml: law: .*unknown law form 'exponential'.*explicit, implicit, power_law"):
+    with pytest.raises(ConfigError, match=r"c.yaml: law: .*unknown law form 'exponential'.*explicit, implicit, power_law, power_law_base"):
         MixingLawConfig.from_file(bad)
 
 
@@ -69,7 +69,7 @@ def test_packaged_forms_are_the_modules_named_for_them_and_the_cli_lists_them():
         assert type(form).__module__ == f"bayes_mixlaw.mixing_forms.{name}" and form.lookup_name == name
         assert set(form.default_priors) <= set(MixingLawConfig.DEFAULT_PRIORS)
     fit = typer.main.get_command(app).commands["fit"]
-    assert "law (the mixing law's form: explicit, implicit, power_law;" in next(p.help for p in fit.params if p.name == "config")
+    assert "law (the mixing law's form: explicit, implicit, power_law, power_law_base;" in next(p.help for p in fit.params if p.name == "config")
     assert CliRunner().invoke(app, ["fit", "--help"]).exit_code == 0
 
 
@@ -136,7 +136,7 @@ def test_a_form_registered_outside_the_package_is_found_then_unregistered(runs, 
     assert "linear_in_test" not in mixing_forms.form_names()
     with pytest.raises(ValidationError, match="unknown law form 'linear_in_test'"):
         MixingLawConfig(law="linear_in_test")
-    with pytest.raises(ValueError, match="prior 'f_mu' is .* but form '(explicit|implicit|power_law)' defines it"):
+    with pytest.raises(ValueError, match="prior 'f_mu' is .* but form '(explicit|implicit|power_law|power_law_base)' defines it"):
         register(type("Clash", (Linear,), {"lookup_name": "clash", "default_priors": {"f_mu": Prior("Normal", mu=0.0, sigma=1.0)}}))
     assert "clash" not in mixing_forms.form_names()
 
@@ -182,6 +182,26 @@ def test_mocked_fit_predicts_optimises_and_suggests(name, runs, mocked_sampling)
     assert np.allclose(by_torch, by_numpy)
     assert optimal_mixture(law, draws=20, starts=2, steps=30).optimum.sum() == pytest.approx(1.0)
     assert len(suggest(law, 2, acquisition="thompson", draws=20, seed=0)) == 2
+
+
+def test_power_law_base_gives_the_loss_at_the_pilots_mean_and_without_its_base_the_power_law(runs):
+    """The centred parameterisation in absolute units: at the pilots' mean mixture r̄ the law is m_i s_i (the loss there,
+    ``log_loss_at_mean``) whatever the split between B_i and the terms; with B_i -> 0 it is the power law; with every
+    training domain's share at 0 it is E_i + 1 / B_i, finite."""
+    form, power = mixing_forms.get_form("power_law_base"), mixing_forms.get_form("power_law")
+    model = MixingLaw(MixingLawConfig(law="power_law_base"), datasets.pile_targets()).build_model(runs, generative=True)
+    names = [*form.parameter_names, "log_loss_at_mean", "log_loss_scale", "mixture_center"]
+    params = dict(zip(names, pm.draw([model[n] for n in names], random_seed=4), strict=True))
+    assert "base" in model.coords["power_term"] and (params["power_log_b"] > -30).all()
+    law = {k: params[k] for k in form.parameter_names}
+    at_mean = form.function(np, params["mixture_center"][None, :], **law)[0]
+    assert np.allclose(at_mean, np.exp(params["log_loss_at_mean"] + params["log_loss_scale"]))
+    r = np.random.default_rng(1).dirichlet(np.ones(5), size=4)
+    no_base = form.function(np, r, **{**law, "power_log_b": np.full_like(law["power_log_b"], -60.0)})
+    assert np.allclose(no_base, power.function(np, r, **{k: law[k] for k in power.parameter_names}))
+    empty = form.function(np, np.zeros((1, 5)), **law)[0]
+    assert np.allclose(empty, law["power_e"] + np.exp(-law["power_log_b"]))
+    assert MixingLawConfig(law="power_law_base").prior("power_base_gamma").parameters == {"mu": -0.7, "sigma": 0.5}
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,12 @@ PyMC model with the form's builder and evaluates the posterior draws through the
 else in the package knows which forms there are: ``MixingLawConfig`` checks ``law`` against the
 registry, and the config's ``priors`` are the forms' ``default_priors``. The packaged forms:
 
-==============  ===================================================================================
-``explicit``    Ye et al. (ICLR 2025): L_i(r) = c_i + k_i exp(sum_j t_ij r_j), one curve per domain
-``implicit``    Ye et al.: each validation domain a learnt mix of K latent explicit-law domains
-``power_law``   Shukor et al. (2025): L_i(h) = E_i + 1 / sum_j C_ij h_j^gamma_ij (additive, one scale)
-==============  ===================================================================================
+==================  ===================================================================================
+``explicit``        Ye et al. (ICLR 2025): L_i(r) = c_i + k_i exp(sum_j t_ij r_j), one curve per domain
+``implicit``        Ye et al.: each validation domain a learnt mix of K latent explicit-law domains
+``power_law``       Shukor et al. (2025): L_i(h) = E_i + 1 / sum_j C_ij h_j^gamma_ij (additive, one scale)
+``power_law_base``  the power law with a term B_i in its denominator that no share moves
+==================  ===================================================================================
 
 Adding a form: one new file plus its test
 -----------------------------------------

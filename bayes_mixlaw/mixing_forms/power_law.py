@@ -66,24 +66,53 @@ class PowerLaw(MixingForm):
 
     def function(self, xp, r, power_e, power_log_c, power_gamma):
         # r (..., n, M); power_e (..., V); power_log_c, power_gamma (..., V, M) -> (..., n, V)
-        used = r > 0
-        log_r = xp.log(xp.where(used, r, 1.0))[..., :, None, :]  # (..., n, 1, M): 0 where the share is 0
-        terms = xp.exp(power_log_c[..., None, :, :] + power_gamma[..., None, :, :] * log_r)  # C_ij h_j^gamma_ij
-        terms = xp.where(used[..., :, None, :], terms, 0.0)  # 0^gamma = 0, with finite gradients
-        return power_e[..., None, :] + 1.0 / terms.sum(axis=-1)
+        return power_e[..., None, :] + 1.0 / power_terms(xp, r, power_log_c, power_gamma)
 
     def build(self, pieces: ModelPieces):
-        import pymc as pm
         import pytensor.tensor as pt
 
-        cfg, dims = pieces.config, ("valid_domain", "train_domain")
-        log_m, logit_f, _ = pooled_level_and_share(pieces)
-        w = dirichlet_rows(cfg, "power_weights", "power_weights", dims, len(pm.modelcontext(None).coords["train_domain"]))
-        gamma = cfg.prior("power_gamma", dims=dims).create_variable("power_gamma")
-        log_f = -pt.log1p(pt.exp(-logit_f))
-        log_1mf = -pt.log1p(pt.exp(logit_f))
-        e = pt.exp(log_m + log_1mf)  # in units of the loss scale
-        log_c = pt.log(w) - gamma * pt.log(pieces.center)[None, :] - (log_m + log_f)[:, None]
-        pm.Deterministic("power_e", e * pt.exp(pieces.log_scale), dims="valid_domain")
-        pm.Deterministic("power_log_c", log_c - pieces.log_scale[:, None], dims=dims)
+        e, log_c, gamma, _ = build_power_terms(pieces, base=False)
         return self.function(pt, pieces.mixtures, e, log_c, gamma)
+
+
+def power_terms(xp, r, power_log_c, power_gamma):
+    r""":math:`\sum_j C_{ij} h_j^{\gamma_{ij}}`: ``r`` (..., n, M), ``power_log_c`` and ``power_gamma`` (..., V, M)
+    -> (..., n, V); a share of 0 contributes 0 (``0^gamma = 0``) with finite values and gradients."""
+    used = r > 0
+    log_r = xp.log(xp.where(used, r, 1.0))[..., :, None, :]  # (..., n, 1, M): 0 where the share is 0
+    terms = xp.exp(power_log_c[..., None, :, :] + power_gamma[..., None, :, :] * log_r)  # C_ij h_j^gamma_ij
+    return xp.where(used[..., :, None, :], terms, 0.0).sum(axis=-1)
+
+
+def build_power_terms(pieces: ModelPieces, base: bool, gamma_prior: str = "power_gamma"):
+    """Sample the power law's centred parameters inside the model (see the module docstring) and record its absolute
+    ones; returns ``(E, log C, gamma, log B)`` relative to each domain's loss scale (``log B`` None without a base).
+    The exponents' prior is the config's ``gamma_prior``.
+
+    With ``base``, the reducible loss at r̄ is split by ``w_i`` among the M training domains' terms and one term that
+    no share moves, B_i (a ``power_term`` coord: the training domains, then ``base``): ``B_i s_i = w_i0 / (m_i f_i)``."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    cfg, dims = pieces.config, ("valid_domain", "train_domain")
+    model = pm.modelcontext(None)
+    log_m, logit_f, _ = pooled_level_and_share(pieces)
+    train = list(model.coords["train_domain"])
+    if base:
+        model.add_coord("power_term", [*train, "base"])
+        w_all = dirichlet_rows(cfg, "power_weights", "power_weights", ("valid_domain", "power_term"), len(train) + 1)
+        w, w_base = w_all[:, :-1], w_all[:, -1]
+    else:
+        w, w_base = dirichlet_rows(cfg, "power_weights", "power_weights", dims, len(train)), None
+    gamma = cfg.prior(gamma_prior, dims=dims).create_variable("power_gamma")
+    log_f = -pt.log1p(pt.exp(-logit_f))
+    log_1mf = -pt.log1p(pt.exp(logit_f))
+    e = pt.exp(log_m + log_1mf)  # in units of the loss scale
+    log_c = pt.log(w) - gamma * pt.log(pieces.center)[None, :] - (log_m + log_f)[:, None]
+    pm.Deterministic("power_e", e * pt.exp(pieces.log_scale), dims="valid_domain")
+    pm.Deterministic("power_log_c", log_c - pieces.log_scale[:, None], dims=dims)
+    log_b = None
+    if base:
+        log_b = pt.log(w_base) - (log_m + log_f)
+        pm.Deterministic("power_log_b", log_b - pieces.log_scale, dims="valid_domain")
+    return e, log_c, gamma, log_b
