@@ -20,7 +20,8 @@ three parts with LightGBM (a benchmark-only dependency: ``pip install lightgbm``
   each domain's).
 
 ``--laws`` names the Bayesian fits of the last three parts: ``explicit`` and ``explicit+rff`` (the default),
-``power_law`` (Shukor et al.'s form) and ``power_law+rff``.
+``power_law`` (Shukor et al.'s form), ``power_law+rff`` and ``power_law_base`` (the power law with a term B_i in its
+denominator that no share moves).
 
     python benchmarks/mixing_law.py                        # every part: Markdown tables
     python benchmarks/mixing_law.py --parts regmix,transfer
@@ -165,6 +166,7 @@ FITS = {
     "explicit+rff": ("explicit law + rff residual (NUTS)", MixingLawConfig(**RESIDUAL)),
     "power_law": ("power law, Shukor et al. (NUTS)", MixingLawConfig(law="power_law")),
     "power_law+rff": ("power law + rff residual (NUTS)", MixingLawConfig(law="power_law", **RESIDUAL)),
+    "power_law_base": ("power law + a term no share moves (NUTS)", MixingLawConfig(law="power_law_base")),
 }
 LAWS = ["explicit", "explicit+rff"]
 
