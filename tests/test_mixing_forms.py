@@ -20,6 +20,7 @@ from bayes_mixlaw.compare import compare_variants
 from bayes_mixlaw.config import ConfigError
 from bayes_mixlaw.mixing_forms import MixingForm, register, unregister
 from bayes_mixlaw.optimize import optimal_mixture
+from bayes_mixlaw.runs import RunsTable
 from conftest import _fake_sample_posterior
 
 PACKAGED = ["explicit", "implicit", "power_law", "power_law_base"]
@@ -254,12 +255,6 @@ def test_power_law_fits_5mix_predicts_optimises_reports_and_compares(power_fit, 
     assert table.set_index("variant").loc["power_law", "rank"] == 0  # a real posterior beats prior draws
 
 
-def _without(runs, name):
-    from bayes_mixlaw.runs import RunsTable
-
-    return RunsTable(runs.data[runs.data["run"] != name].reset_index(drop=True), runs.source)
-
-
 def test_power_law_base_fits_for_real_saves_and_reloads(runs, tmp_path):
     """A short real NUTS fit of the form on 5Mix (2 chains x (300 + 150)): B_i is in the posterior and the parameter
     table, predictions are finite at a mixture with a zero share, and a saved fit reloads and predicts the same."""
@@ -285,7 +280,7 @@ def test_power_law_base_extrapolates_to_a_share_no_pilot_had_where_the_power_law
     law removes the internet term there and predicts the 22 losses with MAE 0.26 (the paper's point fit: 0.055);
     with B_i the error falls to about a third of that (0.076; benchmarks/README.md, session 30's probe)."""
     held = next(name for name in runs.runs if name.startswith("70M_2-"))
-    train = _without(runs, held)
+    train = RunsTable(runs.data[runs.data["run"] != held].reset_index(drop=True), runs.source)
     frame = runs.mixtures().loc[[held]].reset_index(drop=True).assign(name=held)
     observed = runs.pivot().loc[held]
     error = {}

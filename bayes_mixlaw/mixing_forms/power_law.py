@@ -60,7 +60,7 @@ class PowerLaw(MixingForm):
     description = "Shukor et al. (2025): L_i(h) = E_i + 1 / sum_j C_ij h_j^gamma_ij, the additive law at one model size and token count"
     parameter_names = ("power_e", "power_log_c", "power_gamma")
     default_priors = POWER_LAW_PRIORS
-    summary_names = ("power_e", "power_log_c", "power_gamma")
+    summary_names = parameter_names
     slope_summary = True
     diagnostic_names = ("power_e",)
 

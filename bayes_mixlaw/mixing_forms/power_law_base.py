@@ -44,7 +44,7 @@ class PowerLawBase(PowerLaw):
     description = "L_i(h) = E_i + 1 / (B_i + sum_j C_ij h_j^gamma_ij): Shukor et al.'s power law with a term no share moves"
     parameter_names = ("power_e", "power_log_c", "power_gamma", "power_log_b")
     default_priors = POWER_LAW_BASE_PRIORS
-    summary_names = ("power_e", "power_log_c", "power_gamma", "power_log_b")
+    summary_names = parameter_names
 
     def function(self, xp, r, power_e, power_log_c, power_gamma, power_log_b):
         # r (..., n, M); power_e, power_log_b (..., V); power_log_c, power_gamma (..., V, M) -> (..., n, V)
