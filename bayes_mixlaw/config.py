@@ -45,14 +45,28 @@ LIKELIHOOD_PRIORS: dict[str, Prior] = {
 DEFAULT_PRIORS: dict[str, Prior] = {**EXPLICIT_PRIORS, **LIKELIHOOD_PRIORS, "implicit_weights": IMPLICIT_PRIORS["implicit_weights"]}
 
 
-class _MixingPriors(Mapping):
-    """The mixing law's priors: the likelihood's and every registered form's, looked up when used (so a
-    form registered after this module was imported brings its priors to the config)."""
+def registered_form(name: str) -> str:
+    """``name`` if it is a registered mixing form's (bayes_mixlaw.mixing_forms); else the error that lists them."""
+    from bayes_mixlaw.mixing_forms import get_form
+
+    get_form(name)
+    return name
+
+
+class _WithFormPriors(Mapping):
+    """A law's own priors (``own``, later ones first) and every registered mixing form's, looked up when used (so a
+    form registered after this module was imported brings its priors to the config); where both name one, the law's."""
+
+    def __init__(self, *own: dict[str, Prior]):
+        self.own = own
 
     def _all(self) -> dict[str, Prior]:
         from bayes_mixlaw.mixing_forms import form_priors
 
-        return {**LIKELIHOOD_PRIORS, **RESIDUAL_PRIORS, **form_priors()}
+        merged = dict(form_priors())
+        for priors in self.own:
+            merged.update(priors)
+        return merged
 
     def __getitem__(self, name):
         return self._all()[name]
@@ -266,7 +280,8 @@ class PooledLawConfig(LawConfig):
 class MixingLawConfig(PooledLawConfig):
     """Everything that defines a mixing-law fit apart from the data."""
 
-    DEFAULT_PRIORS: ClassVar[Mapping[str, Prior]] = _MixingPriors()
+    # the likelihood's, the residual's and every registered form's
+    DEFAULT_PRIORS: ClassVar[Mapping[str, Prior]] = _WithFormPriors(LIKELIHOOD_PRIORS, RESIDUAL_PRIORS)
 
     # the law's form, one of the registered forms (bayes_mixlaw.mixing_forms: explicit, implicit, power_law, power_law_base, ...)
     law: str = "explicit"
@@ -327,13 +342,7 @@ class MixingLawConfig(PooledLawConfig):
             settings = {k: v for k, v in settings.items() if not k.startswith("residual")}
         return settings
 
-    @field_validator("law")
-    @classmethod
-    def _known_form(cls, value: str) -> str:
-        from bayes_mixlaw.mixing_forms import get_form
-
-        get_form(value)  # an unknown name is an error listing the registered forms
-        return value
+    _known_form = field_validator("law")(classmethod(lambda cls, value: registered_form(value)))
 
     # 2 chains, 1000 warm-up steps, then draws until every checked quantity (the fitted losses at the pilots, the
     # noise, the form's identified parameters, nu) has R-hat <= 1.01 and bulk ESS >= 400 (SamplerConfig.check_every),
@@ -449,7 +458,8 @@ NESTED_PRIORS: dict[str, Prior] = {
 class NestedLawConfig(PooledLawConfig):
     """Everything that defines a nested-law fit apart from the data."""
 
-    DEFAULT_PRIORS: ClassVar[dict[str, Prior]] = NESTED_PRIORS
+    # the nested law's and every registered mixing form's (its mixing law at the reference scale, ``law``)
+    DEFAULT_PRIORS: ClassVar[Mapping[str, Prior]] = _WithFormPriors(NESTED_PRIORS)
 
     # Normal on the log loss: the run effects integrate out in closed form, and a prediction
     # (log-normal) has a finite mean; a Student-t on the log loss has none (exp of a t).
@@ -459,6 +469,10 @@ class NestedLawConfig(PooledLawConfig):
     # free: each pilot mixture has its own pooled levels (predicts the pilots' mixtures only: the
     # first stage of the stage-wise pipeline)
     mixture_model: Literal["law", "free"] = "law"
+    # the mixing law at the reference scale (mixture_model: law): a registered form (bayes_mixlaw.mixing_forms), the
+    # explicit law by default; law: power_law_base carries that form's accuracy at new mixtures to the target scale
+    law: str = "explicit"
+    _known_form = field_validator("law")(classmethod(lambda cls, value: registered_form(value)))
     # law: let the mixture move the size and step terms too (u, w above); off, every mixture of a
     # domain shares its scaling shape and the mixture moves only the level
     mixture_scaling: bool = True
@@ -532,15 +546,30 @@ class NestedLawConfig(PooledLawConfig):
     AFTER_SAMPLING: ClassVar[tuple[str, ...]] = ("discrepancy", "discrepancy_correlation", "learn_discrepancy", "shared_checkpoints")
 
     def structure_settings(self) -> dict:
-        """As :meth:`LawConfig.structure_settings`, less :data:`AFTER_SAMPLING`; centred exponents and run effects without a
-        curvature (the defaults) are left out, so the fits made before those options existed keep their structure keys."""
+        """As :meth:`LawConfig.structure_settings`, less :data:`AFTER_SAMPLING`; centred exponents, the explicit law and run
+        effects without a curvature (the defaults) are left out, so the fits made before those options existed keep their structure keys."""
         settings = {k: v for k, v in super().structure_settings().items() if k not in self.AFTER_SAMPLING}
-        if settings.get("exponent_parameterisation") == "centred":
-            del settings["exponent_parameterisation"]
+        for option, default in (("exponent_parameterisation", "centred"), ("law", "explicit")):
+            if settings.get(option) == default:
+                del settings[option]
         for option in ("run_curvature", "mixture_size_slope"):
             if settings.get(option) is False:
                 del settings[option]
         return settings
+
+    @model_validator(mode="after")
+    def _form_builds_in_the_nested_law(self):
+        """A form that reads a mixing-law setting the nested law lacks (the implicit law's ``n_implicit``) is refused."""
+        from bayes_mixlaw.mixing_forms import get_form
+
+        try:
+            get_form(self.law).coords(self)
+        except AttributeError as err:
+            raise ValueError(
+                f"law: {self.law} reads a setting of the mixing law's that the nested law does not have ({err}); fit it with "
+                "the mixing law (MixingLawConfig), or take law: explicit, power_law or power_law_base here"
+            ) from None
+        return self
 
     @model_validator(mode="after")
     def _curvature_needs_run_effects(self):

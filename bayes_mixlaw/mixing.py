@@ -28,7 +28,7 @@ import xarray as xr
 from bayes_mixlaw import discrepancy
 from bayes_mixlaw.config import MixingLawConfig
 from bayes_mixlaw.inference import diagnostic_rows
-from bayes_mixlaw.mixing_forms import MixingForm, ModelPieces, get_form
+from bayes_mixlaw.mixing_forms import ModelPieces
 from bayes_mixlaw.mixing_forms.explicit import (  # noqa: F401  (their home before the forms)
     _BASE_SIGMA,
     _SLOPE_POWER,
@@ -328,11 +328,6 @@ class MixingLaw(MixtureLaw):
 
     # ------------------------------------------------------------------------------------------
     # predict
-
-    @property
-    def form(self) -> MixingForm:
-        """The law's form (:mod:`bayes_mixlaw.mixing_forms`), named by ``config.law``."""
-        return get_form(self.config.law)
 
     @property
     def residual(self) -> MixingResidual | None:

@@ -46,6 +46,14 @@ class MixtureLaw(BayesianLaw):
         self._flagged: set[str] = set()  # mixtures already said to rest on the prior
 
     @property
+    def form(self):
+        """The form of the mixing law (a :class:`~bayes_mixlaw.mixing_forms.base.MixingForm`) the config names (``law``:
+        the mixing law's, the nested law's at its reference scale)."""
+        from bayes_mixlaw.mixing_forms import get_form
+
+        return get_form(self.config.law)
+
+    @property
     def report_sections(self) -> frozenset[str]:
         """:data:`~bayes_mixlaw.mixture_law.MIXTURE_REPORT`, and with scale axes the pilots' curves against them (``curves``)."""
         return MIXTURE_REPORT | ({"curves"} if self.has_scale_axes else set())

@@ -62,7 +62,7 @@ import xarray as xr
 from bayes_mixlaw import checkpoint_noise, discrepancy, discrepancy_scale
 from bayes_mixlaw.calibrate import describe
 from bayes_mixlaw.config import NestedLawConfig
-from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
+from bayes_mixlaw.laws import mixture_log_amplitudes, relative_scaling
 from bayes_mixlaw.mixture_law import MixtureLaw
 from bayes_mixlaw.nested_draws import NestedDraws
 from bayes_mixlaw.nested_layout import NestedLayout
@@ -191,7 +191,7 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
             log_a = post["log_a_mixture"].values[:, :, pilot]
             log_b = post["log_b_mixture"].values[:, :, pilot]
         else:
-            law = np.log(mixing_law(r, post["log_c"].values, post["log_k"].values, post["t"].values))
+            law = np.log(self.reference_law(r))
             sigma = post["mixture_sigma"].values  # per validation domain (a fit before 2026-12-03: one for all)
             sigma = sigma[:, :, None, :] if sigma.ndim == 3 else sigma[:, :, None, None]
             fresh = sigma * rng.standard_normal(law.shape)
@@ -289,14 +289,15 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
         n, length = self._read_scale(params, step, tokens)
         n_rel = self._relative_scale(n, length)[0]
         s_rel, s2_rel = self.step_areas(length, schedule)
-        names = ["log_c", "log_k", "t", "log_a", "log_b", "alpha", "beta", "gamma"] + (["anneal"] if s2_rel else [])
+        law_names = list(self.form.parameter_names)
+        names = [*law_names, "log_a", "log_b", "alpha", "beta", "gamma"] + (["anneal"] if s2_rel else [])
         names += list(self.mixture_effect_names) if self.config.mixture_scaling else []
         axes = discrepancy.active_axes(self, {"params": n, self.length_column: length})
         p = self._torch_posterior(names + list(axes), draws, seed)
         center = torch.as_tensor(self.idata["constant_data"]["mixture_center"].values, dtype=torch.float64)
         weights = self._target_weights(target)
         scaling = self.config.mixture_scaling
-        n_draws, n_valid = len(p["t"]), len(self.valid_domains)
+        n_draws, n_valid = len(p["alpha"]), len(self.valid_domains)
         shape = (n_draws, 1, 1, n_valid)  # one extrapolation factor per draw and domain (ones if none is attached)
         kappas = {k: p[k].numpy()[:, None] for k in axes}
         factor = discrepancy.extrapolation_factor(
@@ -319,16 +320,17 @@ class NestedLaw(NestedLayout, NestedModel, NestedDraws, MixtureLaw):
                 p["gamma"][:, None, :],
                 s2_rel * p["anneal"][:, None, :] if s2_rel else 0.0,
             )
-            return (mixing_law(r, p["log_c"], p["log_k"], p["t"]) * ratio * extrapolation) @ weights
+            return (self.reference_law(r, {k: p[k] for k in law_names}) * ratio * extrapolation) @ weights
 
         f.n_draws = n_draws
         return f
 
     def parameters(self, ci: float = DEFAULT_CI) -> pd.DataFrame:
-        """Posterior mean and interval of the exponents and, for the joint model, of log_c, log_k, t."""
+        """Posterior mean and interval of the exponents and, for the joint model, of the mixing law's parameters (its form's
+        ``summary_names``: log_c, log_k, t for the explicit law) and the mixture's effects on the scaling terms."""
         self._require_fit()
         names = ["alpha", "beta", "gamma", "log_a", "log_b"] + (
-            ["log_c", "log_k", "t", *self.mixture_effect_names] if self.config.mixture_model == "law" else []
+            [*self.form.summary_names, *self.mixture_effect_names] if self.config.mixture_model == "law" else []
         )
         return self._parameter_table(names, ci)
 

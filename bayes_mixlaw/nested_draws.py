@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from bayes_mixlaw import checkpoint_noise, discrepancy
-from bayes_mixlaw.laws import mixing_law
 from bayes_mixlaw.run_effects import CurvedEffects, conditional_effects, draw_effects
 
 # posterior draws the checkpoints' shared share is estimated from (their deviations' medians)
@@ -21,6 +20,19 @@ SAME_MIXTURE = 1e-6
 
 class NestedDraws:
     """The nested law's draws at a target (a base of :class:`~bayes_mixlaw.nested.NestedLaw`)."""
+
+    def reference_law(self, r, params: dict | None = None):
+        """The mixing law at the reference scale, its form ``config.law``'s, in absolute units: ``r`` (..., n, M)
+        mixtures, ``params`` the form's parameters by name (numpy or torch, leading dims the draws'; the posterior's
+        (chain, draw, ...) if None) -> (..., n, V) losses."""
+        post, scale = self.idata["posterior"], self.idata["constant_data"]["loss_scale"].values
+        if params is None:
+            params = {name: post[name].values for name in self.form.parameter_names}
+        else:
+            import torch
+
+            scale = torch.as_tensor(scale) if isinstance(r, torch.Tensor) else scale
+        return self.form.evaluate(r, params, scale)
 
     def _pilot_index(self, r: np.ndarray) -> np.ndarray:
         """Index of the pilot mixture each row of ``r`` is (-1: a new mixture)."""
@@ -35,7 +47,7 @@ class NestedDraws:
         cached = self.__dict__.get("_departures")
         if cached is None or cached[0] is not self.idata:
             post = self.idata["posterior"]
-            law = np.log(mixing_law(self.pilot_mixtures, post["log_c"].values, post["log_k"].values, post["t"].values))
+            law = np.log(self.reference_law(self.pilot_mixtures))
             cached = self._departures = (self.idata, post["log_ref"].values - law)
         return cached[1]
 

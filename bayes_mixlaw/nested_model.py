@@ -13,6 +13,7 @@ from pymc_extras.prior import Prior
 
 from bayes_mixlaw.laws import mixing_law, mixture_log_amplitudes, relative_scaling
 from bayes_mixlaw.mixing import _centred_to_law
+from bayes_mixlaw.mixing_forms.base import ModelPieces
 from bayes_mixlaw.run_effects import curve_sums, integrate_shared_level, integrate_shared_line, integrated_effects
 
 # scale of the interactions' base distribution (cancelled in the model; sets what prior draws look like)
@@ -109,10 +110,14 @@ class NestedModel:
         }
         vt = ("valid_domain", "train_domain")
         mv = ("mixture", "valid_domain")
+        form = None if cfg.mixture_model != "law" or cfg.law == "explicit" else self.form
+        if form is not None:  # the form's own coords, and one pooling group (the mixing law's default: all domains)
+            coords |= {"group": ["all"], **form.coords(cfg)}
         with pm.Model(coords=coords) as model:
             data = {k: pm.Data(k, v, dims=self._DATA_DIMS[k]) for k, v in self._data(lay).items()}
             mixtures, center = data["mixture_proportions"], data["mixture_center"]
-            log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
+            if form is None:  # (another form samples its own level)
+                log_m = cfg.prior("loss_at_mean", dims="valid_domain").create_variable("log_loss_at_mean")
             ab_sigma = cfg.prior("log_ab_sigma").create_variable("log_ab_sigma")
             if cfg.scaling_parameterisation == "stick":
                 log_ab, log_a_dom, log_b_dom = _stick_shares(cfg, ab_sigma)
@@ -128,19 +133,23 @@ class NestedModel:
                 log_b_dom = pm.Normal("log_b", cfg.prior("log_b_mu").create_variable("log_b_mu"), ab_sigma, dims="valid_domain")
             mixture_sigma = cfg.prior("mixture_sigma", dims="valid_domain").create_variable("mixture_sigma")
             if cfg.mixture_model == "law":
-                f_mu = cfg.prior("f_mu").create_variable("f_mu")
-                f_sigma = cfg.prior("f_sigma").create_variable("f_sigma")
-                t_mu = cfg.prior("t_mu", dims="train_domain").create_variable("t_mu")
-                t_sigma = cfg.prior("t_sigma").create_variable("t_sigma")
-                logit_f = pm.Normal("logit_f", f_mu, f_sigma, dims="valid_domain")
-                t = _slope_interactions(t_mu[None, :], t_sigma, logit_f, dims=vt)
-                law_c, law_k = _centred_to_law(log_m, logit_f, t, center)
-                pm.Deterministic("log_c", law_c + data["log_loss_scale"], dims="valid_domain")
-                pm.Deterministic("log_k", law_k + data["log_loss_scale"], dims="valid_domain")
+                if form is None:
+                    f_mu = cfg.prior("f_mu").create_variable("f_mu")
+                    f_sigma = cfg.prior("f_sigma").create_variable("f_sigma")
+                    t_mu = cfg.prior("t_mu", dims="train_domain").create_variable("t_mu")
+                    t_sigma = cfg.prior("t_sigma").create_variable("t_sigma")
+                    logit_f = pm.Normal("logit_f", f_mu, f_sigma, dims="valid_domain")
+                    t = _slope_interactions(t_mu[None, :], t_sigma, logit_f, dims=vt)
+                    law_c, law_k = _centred_to_law(log_m, logit_f, t, center)
+                    pm.Deterministic("log_c", law_c + data["log_loss_scale"], dims="valid_domain")
+                    pm.Deterministic("log_k", law_k + data["log_loss_scale"], dims="valid_domain")
+                    law_ref = pm.math.log(mixing_law(mixtures, law_c, law_k, t))
+                else:  # a registered form (config.law): its parameters and its mean loss at the pilot mixtures
+                    pieces = ModelPieces(cfg, mixtures, center, data["log_loss_scale"], np.zeros(len(lay["valid"]), dtype=int))
+                    law_ref = pm.math.log(form.build(pieces))  # in units of each domain's loss scale, as above
                 # each pilot mixture's departure d from the mixing law is additive in the log loss:
                 # the likelihood integrates it out (_integrate_departures), so the sampler sees no
                 # funnel in mixture_sigma however well the pilots fix d
-                law_ref = pm.math.log(mixing_law(mixtures, law_c, law_k, t))
                 if cfg.mixture_scaling:
                     scale_sigma = cfg.prior("scale_t_sigma").create_variable("scale_t_sigma")
                     u_mu = cfg.prior("size_t_mu", dims="train_domain").create_variable("size_t_mu")

@@ -100,9 +100,11 @@ def evaluate(
     target_step: int = STEP_30K,
     schedule: dict | None = None,
     config: NestedLawConfig | None = None,
+    laws: tuple[str, ...] = (),
 ) -> list[dict]:
     """``schedule``: the pilots' learning-rate schedule and the target's (the nested law's schedule-aware
-    step term, :mod:`bayes_mixlaw.schedule_grid`); ``None``: steps as they come."""
+    step term, :mod:`bayes_mixlaw.schedule_grid`); ``None``: steps as they come. ``laws``: registered mixing forms
+    (``power_law_base``, ...), each one more joint fit with that form as the mixing law at the reference scale."""
     data = runs.data
     train = RunsTable(data[train_mask].reset_index(drop=True), runs.source)
     test = data[test_mask]
@@ -123,6 +125,11 @@ def evaluate(
             start = time.perf_counter()
             calibrate_extrapolation(calibrated, train, axis="params" if "size" in name.split(":")[0] else "length", seed=seed, **sampler)
             fits["Bayesian joint nested law + calibrated extrapolation"] = (calibrated, seconds + time.perf_counter() - start)
+    for form in laws:  # the same law with another registered form as its mixing law at the reference scale (issue 16)
+        law = NestedLaw((config or NestedLawConfig()).model_copy(update={"law": form}), targets=targets)
+        start = time.perf_counter()
+        law.fit(train, seed=seed, schedule=schedule, **sampler)
+        fits[f"Bayesian joint nested law, law: {form}"] = (law, time.perf_counter() - start)
     if "joint-amplitude" in methods:  # the same law sampled in log a, log b (the earlier parameterisation)
         law = NestedLaw(NestedLawConfig(scaling_parameterisation="amplitude"), targets)
         start = time.perf_counter()
@@ -241,8 +248,10 @@ def main():
         help="read the size, steps and 5mix checks' pilots through the stated cosine to 30k (their schedule is not published)",
     )
     parser.add_argument("--config", default=None, help="a NestedLawConfig file (YAML or JSON) for the joint fits (default: the defaults)")
+    parser.add_argument("--laws", default="", help="more joint fits, each with this form as the mixing law at the reference scale (power_law_base, ...)")
     args = parser.parse_args()
-    check = partial(evaluate, config=NestedLawConfig.from_file(args.config) if args.config else None)
+    laws = tuple(name for name in args.laws.split(",") if name)
+    check = partial(evaluate, config=NestedLawConfig.from_file(args.config) if args.config else None, laws=laws)
     if args.assume_schedule:  # the checks that end at 30k: the point pipeline takes steps as they come either way
         check = partial(check, schedule=COSINE_30K)
     runs = redpajama(args.shared)

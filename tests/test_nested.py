@@ -203,6 +203,11 @@ def test_pilot_mixtures_keep_their_departure_new_ones_draw_it(fitted, redpajama)
 
 def test_torch_target_function_matches_numpy_law(fitted, redpajama):
     """The optimiser's torch function and the numpy predictions are the same law (written once)."""
+    assert_torch_matches_numpy(fitted, redpajama)
+
+
+def assert_torch_matches_numpy(fitted, redpajama):
+    """The fit's torch target function at the uniform mixture equals its numpy predictive means there."""
     r = pilot_mixtures(redpajama, 3)
     new = r.copy()
     new.loc[:, [c for c in new.columns if c.startswith("mix:")]] = np.full(7, 1 / 7)
@@ -226,6 +231,38 @@ def test_torch_target_function_matches_numpy_law(fitted, redpajama):
     finally:
         fitted.idata["posterior"] = xr.DataTree(posterior)
     np.testing.assert_allclose(via_torch, via_numpy, rtol=1e-10)
+
+
+@pytest.mark.parametrize("form", ["power_law", "power_law_base"])
+def test_the_mixing_law_at_the_reference_scale_is_a_registered_form(redpajama, mocked_sampling, tmp_path, form):
+    """Issue 16: ``law:`` names the nested law's mixing law at its reference scale, so a form's accuracy at new mixtures
+    reaches the target scale; the form's function is the law there, in numpy and torch alike."""
+    assert "law" not in NestedLawConfig().structure_settings()  # explicit fits keep their structure key
+    law = NestedLaw(NestedLawConfig(law=form, sampler={"draws": 30, "chains": 2}, learn_discrepancy=False), Targets(WEIGHTS))
+    law.fit(redpajama, seed=2, progress=False)
+    post = law.idata["posterior"]
+    assert set(law.form.parameter_names) <= set(post.data_vars) and "t" not in post.data_vars and "log_c" not in post.data_vars
+    # the reference law at the pilots plus each pilot mixture's departure is the fitted log_ref
+    pilots = law.pilot_mixtures
+    expected = law.form.evaluate(pilots, {k: post[k].values for k in law.form.parameter_names}, law.idata["constant_data"]["loss_scale"].values)
+    np.testing.assert_allclose(np.log(law.reference_law(pilots)), np.log(expected))
+    np.testing.assert_allclose(law._pilot_departures(), post["log_ref"].values - np.log(expected))
+    assert {*law.form.summary_names, "alpha"} <= set(law.parameters()["parameter"])
+    uniform = pd.DataFrame([{f"mix:{d}": 1 / 7 for d in redpajama.train_domains}])
+    assert_predicts_and_reloads(law, tmp_path / "power.nc", [(uniform, 1e8, 2.5e4), (pilot_mixtures(redpajama), 3e8, 3e4)])
+    f = law.target_function("total", params=1e8, step=2.5e4)  # one mixture a draw: (draws, 1, M)
+    x = torch.full((f.n_draws, 1, 7), 1 / 7, dtype=torch.float64, requires_grad=True)
+    value = f(x)
+    value.sum().backward()
+    assert torch.isfinite(value).all() and torch.isfinite(x.grad).all()
+    assert_torch_matches_numpy(law, redpajama)
+    if form == "power_law_base":  # the report takes the form's parameter table (no interaction matrix t)
+        from bayes_mixlaw.report import write_report
+
+        page = write_report(law, tmp_path / "report").read_text()
+        assert "power_log_b" in page and (tmp_path / "report" / "optimum.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="n_implicit.*law: explicit, power_law or power_law_base"):
+        NestedLawConfig(law="implicit")
 
 
 def test_save_load_predicts_identically(fitted, redpajama, tmp_path):
