@@ -470,7 +470,8 @@ class NestedLawConfig(PooledLawConfig):
     # first stage of the stage-wise pipeline)
     mixture_model: Literal["law", "free"] = "law"
     # the mixing law at the reference scale (mixture_model: law): a registered form (bayes_mixlaw.mixing_forms), the
-    # explicit law by default; law: power_law_base carries that form's accuracy at new mixtures to the target scale
+    # explicit law by default; power_law_base there fitted 5Mix's size check no better and did not converge (R-hat 1.06
+    # at the draw cap: the pilot mixtures' departures take up what the form does not fix; benchmarks/README.md)
     law: str = "explicit"
     _known_form = field_validator("law")(classmethod(lambda cls, value: registered_form(value)))
     # law: let the mixture move the size and step terms too (u, w above); off, every mixture of a
