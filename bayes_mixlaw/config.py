@@ -54,7 +54,7 @@ def registered_form(name: str) -> str:
 
 
 class _WithFormPriors(Mapping):
-    """A law's own priors (``own``, later ones first) and every registered mixing form's, looked up when used (so a
+    """A law's own priors (``own``; a later dict wins over an earlier) and every registered mixing form's, looked up when used (so a
     form registered after this module was imported brings its priors to the config); where both name one, the law's."""
 
     def __init__(self, *own: dict[str, Prior]):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_mixlaw import checkpoint_noise, discrepancy
+from bayes_mixlaw.laws import array_namespace
 from bayes_mixlaw.run_effects import CurvedEffects, conditional_effects, draw_effects
 
 # posterior draws the checkpoints' shared share is estimated from (their deviations' medians)
@@ -25,13 +26,10 @@ class NestedDraws:
         """The mixing law at the reference scale, its form ``config.law``'s, in absolute units: ``r`` (..., n, M)
         mixtures, ``params`` the form's parameters by name (numpy or torch, leading dims the draws'; the posterior's
         (chain, draw, ...) if None) -> (..., n, V) losses."""
-        post, scale = self.idata["posterior"], self.idata["constant_data"]["loss_scale"].values
         if params is None:
+            post = self.idata["posterior"]
             params = {name: post[name].values for name in self.form.parameter_names}
-        else:
-            import torch
-
-            scale = torch.as_tensor(scale) if isinstance(r, torch.Tensor) else scale
+        scale = array_namespace(r).asarray(self.idata["constant_data"]["loss_scale"].values)  # in r's library
         return self.form.evaluate(r, params, scale)
 
     def _pilot_index(self, r: np.ndarray) -> np.ndarray:
