@@ -261,6 +261,8 @@ def test_the_mixing_law_at_the_reference_scale_is_a_registered_form(redpajama, m
         assert "power_log_b" in page and (tmp_path / "report" / "optimum.png").stat().st_size > 0
     with pytest.raises(ValueError, match="n_implicit.*law: explicit, power_law or power_law_base"):
         NestedLawConfig(law="implicit")
+    with pytest.raises(ValueError, match="unknown law form 'powr'; the registered forms are explicit, implicit, power_law"):
+        NestedLawConfig(law="powr")
 
 
 def test_save_load_predicts_identically(fitted, redpajama, tmp_path):
